@@ -1,0 +1,158 @@
+/**
+ * The commands a client (or the leader) puts into the replicated log, and the results
+ * every replica computes from them. Both are plain readonly data: the codec turns them
+ * into msgpack bytes, `validateCommand` turns untrusted decoded values back into them.
+ */
+import type { Oid, Tid } from './ids.ts'
+
+/** A session id: issued by the `openSession` command, unique because it is that entry's log index. */
+export type SessionId = bigint
+
+/**
+ * What the store knows about an object's data: the oids it references (so pack can
+ * trace reachability) and opaque application bytes.
+ */
+export interface ObjectRecord {
+  readonly refs: readonly Oid[]
+  readonly data: Uint8Array
+}
+
+/** "I read `oid` at `serial`, and my transaction depends on it not having changed." */
+export interface ReadCurrent {
+  readonly oid: Oid
+  readonly serial: Tid
+}
+
+/** "Store `record` as the new revision of `oid`; I read it at `serial` (0 = new object)." */
+export interface Write {
+  readonly oid: Oid
+  readonly serial: Tid
+  readonly record: ObjectRecord
+}
+
+/** Fields every client command carries, for exactly-once application (Raft dissertation §6.3). */
+interface SessionFields {
+  readonly session: SessionId
+  /** Client-chosen, increasing per session; a retry repeats the same seq. */
+  readonly seq: number
+  /** The leader's clock when it proposed the entry, as a TID: the state machine's only notion of time. */
+  readonly proposedTid: Tid
+}
+
+/** Register a client session (dissertation §6.3: sessions are created through the log). */
+export interface OpenSessionCommand {
+  readonly type: 'openSession'
+  readonly proposedTid: Tid
+}
+
+export interface CommitCommand extends SessionFields {
+  readonly type: 'commit'
+  readonly user: string
+  readonly description: string
+  /** Opaque application metadata (ZODB's `extension`), typically msgpack of a map. */
+  readonly extension: Uint8Array
+  readonly reads: readonly ReadCurrent[]
+  readonly writes: readonly Write[]
+}
+
+/** Allocate `count` fresh oids, in one contiguous range. */
+export interface NewOidsCommand extends SessionFields {
+  readonly type: 'newOids'
+  readonly count: number
+}
+
+/** Undo transaction `tid` as a new transaction. */
+export interface UndoCommand extends SessionFields {
+  readonly type: 'undo'
+  readonly tid: Tid
+  readonly user: string
+  readonly description: string
+}
+
+/** Start a pack at `packTid`: it then proceeds in bounded steps on later applies. */
+export interface PackCommand extends SessionFields {
+  readonly type: 'pack'
+  readonly packTid: Tid
+}
+
+/** Do one bounded step of a running pack (the leader proposes these while a pack is running). */
+export interface PackStepCommand {
+  readonly type: 'packStep'
+  readonly proposedTid: Tid
+}
+
+export type Command =
+  | OpenSessionCommand
+  | CommitCommand
+  | NewOidsCommand
+  | UndoCommand
+  | PackCommand
+  | PackStepCommand
+
+export type CommandType = Command['type']
+
+/** Commands that carry (session, seq) and are applied exactly once. */
+export type SessionCommand = CommitCommand | NewOidsCommand | UndoCommand | PackCommand
+
+/** The phase of a pack: see docs/storage.md "Pack". */
+export type PackPhase = 'idle' | 'roots' | 'mark' | 'sweep' | 'txns' | 'cleanup'
+
+export type Result =
+  | { readonly ok: true; readonly code: 'sessionOpened'; readonly session: SessionId }
+  /** A commit or undo landed at `tid`: the invalidation every client must hear about. */
+  | { readonly ok: true; readonly code: 'committed'; readonly tid: Tid; readonly oids: readonly Oid[] }
+  | { readonly ok: true; readonly code: 'oids'; readonly first: Oid; readonly count: number }
+  | { readonly ok: true; readonly code: 'packStarted'; readonly packTid: Tid }
+  | { readonly ok: true; readonly code: 'packProgress'; readonly phase: PackPhase }
+  /** A raft `noop` or `config` entry: nothing for the object store to do. */
+  | { readonly ok: true; readonly code: 'none' }
+  | {
+      readonly ok: false
+      readonly code: 'conflict'
+      /** `write`: a written object changed; `readCurrent`: a read-current object changed; `undo`: an undone object changed since. */
+      readonly reason: 'write' | 'readCurrent' | 'undo'
+      readonly oid: Oid
+      readonly expectedSerial: Tid
+      readonly actualSerial: Tid
+    }
+  | { readonly ok: false; readonly code: 'sessionExpired'; readonly session: SessionId }
+  | {
+      readonly ok: false
+      readonly code: 'staleSequence'
+      readonly session: SessionId
+      readonly seq: number
+      readonly lastSeq: number
+    }
+  | { readonly ok: false; readonly code: 'undoFailed'; readonly tid: Tid; readonly message: string }
+  | { readonly ok: false; readonly code: 'packBusy'; readonly packTid: Tid }
+  | { readonly ok: false; readonly code: 'badCommand'; readonly message: string }
+
+export type ResultCode = Result['code']
+
+/** Bounds on a command: checked by validation before the log and again on apply. */
+export interface CommandLimits {
+  /** Largest record data; bigger records are blobs, stored in chunks. @default 64 MiB */
+  readonly recordBytesMax: number
+  /** Most writes in one commit. @default 10 000 */
+  readonly writesMax: number
+  /** Most read-current checks in one commit. @default 10 000 */
+  readonly readsMax: number
+  /** Most refs in one record. @default 100 000 */
+  readonly refsMax: number
+  /** Longest `user` or `description`, in UTF-16 code units. @default 4096 */
+  readonly textLengthMax: number
+  /** Largest `extension`. @default 64 KiB */
+  readonly extensionBytesMax: number
+  /** Most oids one `newOids` allocates. @default 10 000 */
+  readonly newOidsCountMax: number
+}
+
+export const defaultCommandLimits: CommandLimits = {
+  recordBytesMax: 64 * 1024 * 1024,
+  writesMax: 10_000,
+  readsMax: 10_000,
+  refsMax: 100_000,
+  textLengthMax: 4096,
+  extensionBytesMax: 64 * 1024,
+  newOidsCountMax: 10_000,
+}

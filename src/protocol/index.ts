@@ -1,0 +1,36 @@
+export { decodeCommand, decodeResult, encodeCommand, encodeResult } from './codec.ts'
+export type {
+  Command,
+  CommandLimits,
+  CommandType,
+  CommitCommand,
+  NewOidsCommand,
+  ObjectRecord,
+  OpenSessionCommand,
+  PackCommand,
+  PackPhase,
+  PackStepCommand,
+  ReadCurrent,
+  Result,
+  ResultCode,
+  SessionCommand,
+  SessionId,
+  UndoCommand,
+  Write,
+} from './commands.ts'
+export { defaultCommandLimits } from './commands.ts'
+export type { ZeoqErrorCode } from './errors.ts'
+export { ConflictError, CorruptionError, ProtocolError, TooOldError, ZeoqError } from './errors.ts'
+export type { Oid, Tid } from './ids.ts'
+export {
+  isU64,
+  newObjectSerial,
+  rootOid,
+  tidCounterBits,
+  tidFromTimeMs,
+  tidSpanFromMs,
+  tidTimeMs,
+  u64Max,
+} from './ids.ts'
+export type { Validated } from './validate.ts'
+export { readRecord, validateCommand } from './validate.ts'
