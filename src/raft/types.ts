@@ -181,6 +181,7 @@ export type ProposeResult =
 export type ReadIndexResult =
   | { readonly ok: true }
   | { readonly ok: false; readonly code: 'notLeader'; readonly leader: NodeId }
+  | { readonly ok: false; readonly code: 'overloaded'; readonly pendingReads: number }
 
 /**
  * Known bugs that can be planted in the core, for tests only: each must be caught by
