@@ -162,7 +162,12 @@ export class Cluster {
 
   /** Cuts both directions between the two groups. */
   partition(a: readonly NodeId[], b: readonly NodeId[]): void {
-    for (const x of a) for (const y of b) this.cutLink(x, y), this.cutLink(y, x)
+    for (const x of a) {
+      for (const y of b) {
+        this.cutLink(x, y)
+        this.cutLink(y, x)
+      }
+    }
   }
 
   cutLink(from: NodeId, to: NodeId): void {
