@@ -32,5 +32,14 @@ export {
   tidTimeMs,
   u64Max,
 } from './ids.ts'
+export type { PeerFrame, RaftWireMessage, WireEntry, WireEntryKind } from './peer.ts'
+export {
+  decodePeerFrame,
+  encodePeerFrame,
+  entriesPerAppendMax,
+  peerNonceBytes,
+  peerProtocolVersion,
+  raftMessagesPerFrameMax,
+} from './peer.ts'
 export type { Validated } from './validate.ts'
 export { readRecord, validateCommand } from './validate.ts'

@@ -1,0 +1,261 @@
+/**
+ * The wire schema between members: a mutual-authentication handshake, then batches of
+ * Raft messages. The Raft message shapes mirror src/raft's `Message` union field for
+ * field (src/protocol imports nothing else of the project; the server passes a decoded
+ * message straight to `RaftNode.step`, so the compiler checks that the two agree).
+ */
+import { Packr } from 'msgpackr'
+import { ProtocolError } from './errors.ts'
+import {
+  type Fields,
+  onlyFields,
+  readBoolean,
+  readBytes,
+  readCount,
+  readList,
+  readObject,
+  readOneOf,
+  readString,
+  validated,
+} from './fields.ts'
+
+export const peerProtocolVersion = 1
+
+/** Nonce length of the handshake: 256 bits, so a replayed answer is never accepted. */
+export const peerNonceBytes = 32
+
+/** Raft messages in one frame: enough to batch a Ready's output, small enough to bound a decode. */
+export const raftMessagesPerFrameMax = 1024
+
+/** Entries in one append: far above what appendBytesMax lets the leader put in one. */
+export const entriesPerAppendMax = 100_000
+
+export type WireEntryKind = 'normal' | 'noop' | 'config'
+
+export interface WireEntry {
+  readonly term: number
+  readonly index: number
+  readonly kind: WireEntryKind
+  readonly data: Uint8Array
+}
+
+interface WireEnvelope {
+  readonly from: number
+  readonly to: number
+  readonly term: number
+}
+
+export type RaftWireMessage =
+  | (WireEnvelope & {
+      readonly type: 'preVote' | 'vote'
+      readonly lastLogIndex: number
+      readonly lastLogTerm: number
+    })
+  | (WireEnvelope & { readonly type: 'preVoteResponse' | 'voteResponse'; readonly reject: boolean })
+  | (WireEnvelope & {
+      readonly type: 'append'
+      readonly prevLogIndex: number
+      readonly prevLogTerm: number
+      readonly entries: readonly WireEntry[]
+      readonly commit: number
+    })
+  | (WireEnvelope & {
+      readonly type: 'appendResponse'
+      readonly reject: boolean
+      readonly index: number
+      readonly hintIndex: number
+      readonly hintTerm: number
+    })
+  | (WireEnvelope & { readonly type: 'heartbeat'; readonly commit: number; readonly readSeq: number })
+  | (WireEnvelope & { readonly type: 'heartbeatResponse'; readonly readSeq: number })
+  | (WireEnvelope & { readonly type: 'timeoutNow' })
+
+/**
+ * A frame between members. The dialling member A and the listening member B:
+ * B → A `challenge` (B's id and nonce nB); A → B `auth` (A's id, nonce nA, and
+ * HMAC(secret, "zeoq-peer A→B" ‖ nB ‖ nA)); B → A `authOk` (HMAC(secret, "zeoq-peer B→A" ‖ nA ‖ nB)).
+ * The secret never crosses the wire; each side proves it knows it. Then A sends `raft` frames.
+ */
+export type PeerFrame =
+  | { readonly type: 'challenge'; readonly version: number; readonly id: number; readonly nonce: Uint8Array }
+  | {
+      readonly type: 'auth'
+      readonly version: number
+      readonly id: number
+      readonly to: number
+      readonly nonce: Uint8Array
+      readonly mac: Uint8Array
+    }
+  | { readonly type: 'authOk'; readonly mac: Uint8Array }
+  | { readonly type: 'refused'; readonly reason: string }
+  | { readonly type: 'raft'; readonly messages: readonly RaftWireMessage[] }
+
+const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
+
+export function encodePeerFrame(frame: PeerFrame): Uint8Array {
+  return packr.pack(frame)
+}
+
+export function decodePeerFrame(
+  bytes: Uint8Array,
+  dataBytesMax: number,
+): { readonly ok: true; readonly value: PeerFrame } | { readonly ok: false; readonly error: ProtocolError } {
+  return validated(() => readPeerFrame(unpackOne(bytes), dataBytesMax))
+}
+
+/** Decodes exactly one msgpack value; trailing bytes are refused, not ignored. */
+export function unpackOne(bytes: Uint8Array): unknown {
+  let values: unknown[] | undefined
+  try {
+    values = packr.unpackMultiple(bytes)
+  } catch (error) {
+    throw new ProtocolError('', `not msgpack (${error instanceof Error ? error.message : 'unknown'})`)
+  }
+  if (values === undefined || values.length !== 1) {
+    throw new ProtocolError('', `expected one msgpack value, found ${values?.length ?? 0}`)
+  }
+  return values[0]
+}
+
+const idMax = 0xffff_ffff
+const reasonLengthMax = 1024
+
+function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
+  const f = readObject(value, '')
+  const type = readOneOf(f.type, 'type', ['challenge', 'auth', 'authOk', 'refused', 'raft'] as const)
+  switch (type) {
+    case 'challenge':
+      onlyFields(f, '', ['type', 'version', 'id', 'nonce'])
+      return {
+        type,
+        version: readCount(f.version, 'version', 1, idMax),
+        id: readCount(f.id, 'id', 1, idMax),
+        nonce: readNonce(f.nonce, 'nonce'),
+      }
+    case 'auth':
+      onlyFields(f, '', ['type', 'version', 'id', 'to', 'nonce', 'mac'])
+      return {
+        type,
+        version: readCount(f.version, 'version', 1, idMax),
+        id: readCount(f.id, 'id', 1, idMax),
+        to: readCount(f.to, 'to', 1, idMax),
+        nonce: readNonce(f.nonce, 'nonce'),
+        mac: readBytes(f.mac, 'mac', 64),
+      }
+    case 'authOk':
+      onlyFields(f, '', ['type', 'mac'])
+      return { type, mac: readBytes(f.mac, 'mac', 64) }
+    case 'refused':
+      onlyFields(f, '', ['type', 'reason'])
+      return { type, reason: readString(f.reason, 'reason', reasonLengthMax) }
+    case 'raft':
+      onlyFields(f, '', ['type', 'messages'])
+      return {
+        type,
+        messages: readList(f.messages, 'messages', raftMessagesPerFrameMax, (item, path) =>
+          readRaftMessage(item, path, dataBytesMax),
+        ),
+      }
+    default: {
+      const unreachable: never = type
+      throw new ProtocolError('type', `unknown frame type ${String(unreachable)}`)
+    }
+  }
+}
+
+function readNonce(value: unknown, path: string): Uint8Array {
+  const nonce = readBytes(value, path, peerNonceBytes)
+  if (nonce.byteLength !== peerNonceBytes) throw new ProtocolError(path, `expected ${peerNonceBytes} bytes`)
+  return nonce
+}
+
+const raftTypes = [
+  'preVote',
+  'vote',
+  'preVoteResponse',
+  'voteResponse',
+  'append',
+  'appendResponse',
+  'heartbeat',
+  'heartbeatResponse',
+  'timeoutNow',
+] as const
+
+const envelopeFields = ['type', 'from', 'to', 'term'] as const
+
+function readRaftMessage(value: unknown, path: string, dataBytesMax: number): RaftWireMessage {
+  const f = readObject(value, path)
+  const at = (key: string): string => (path === '' ? key : `${path}.${key}`)
+  const type = readOneOf(f.type, at('type'), raftTypes)
+  const envelope = {
+    from: readCount(f.from, at('from'), 1, idMax),
+    to: readCount(f.to, at('to'), 1, idMax),
+    term: index(f, 'term', at),
+  }
+  switch (type) {
+    case 'preVote':
+    case 'vote':
+      onlyFields(f, path, [...envelopeFields, 'lastLogIndex', 'lastLogTerm'])
+      return {
+        type,
+        ...envelope,
+        lastLogIndex: index(f, 'lastLogIndex', at),
+        lastLogTerm: index(f, 'lastLogTerm', at),
+      }
+    case 'preVoteResponse':
+    case 'voteResponse':
+      onlyFields(f, path, [...envelopeFields, 'reject'])
+      return { type, ...envelope, reject: readBoolean(f.reject, at('reject')) }
+    case 'append':
+      onlyFields(f, path, [...envelopeFields, 'prevLogIndex', 'prevLogTerm', 'entries', 'commit'])
+      return {
+        type,
+        ...envelope,
+        prevLogIndex: index(f, 'prevLogIndex', at),
+        prevLogTerm: index(f, 'prevLogTerm', at),
+        entries: readList(f.entries, at('entries'), entriesPerAppendMax, (item, p) =>
+          readEntry(item, p, dataBytesMax),
+        ),
+        commit: index(f, 'commit', at),
+      }
+    case 'appendResponse':
+      onlyFields(f, path, [...envelopeFields, 'reject', 'index', 'hintIndex', 'hintTerm'])
+      return {
+        type,
+        ...envelope,
+        reject: readBoolean(f.reject, at('reject')),
+        index: index(f, 'index', at),
+        hintIndex: index(f, 'hintIndex', at),
+        hintTerm: index(f, 'hintTerm', at),
+      }
+    case 'heartbeat':
+      onlyFields(f, path, [...envelopeFields, 'commit', 'readSeq'])
+      return { type, ...envelope, commit: index(f, 'commit', at), readSeq: index(f, 'readSeq', at) }
+    case 'heartbeatResponse':
+      onlyFields(f, path, [...envelopeFields, 'readSeq'])
+      return { type, ...envelope, readSeq: index(f, 'readSeq', at) }
+    case 'timeoutNow':
+      onlyFields(f, path, envelopeFields)
+      return { type, ...envelope }
+    default: {
+      const unreachable: never = type
+      throw new ProtocolError(at('type'), `unknown Raft message ${String(unreachable)}`)
+    }
+  }
+}
+
+function index(f: Fields, key: string, at: (key: string) => string): number {
+  return readCount(f[key], at(key), 0, Number.MAX_SAFE_INTEGER)
+}
+
+function readEntry(value: unknown, path: string, dataBytesMax: number): WireEntry {
+  const f = readObject(value, path)
+  onlyFields(f, path, ['term', 'index', 'kind', 'data'])
+  const at = (key: string): string => `${path}.${key}`
+  return {
+    term: index(f, 'term', at),
+    index: readCount(f.index, at('index'), 1, Number.MAX_SAFE_INTEGER),
+    kind: readOneOf(f.kind, at('kind'), ['normal', 'noop', 'config'] as const),
+    data: readBytes(f.data, at('data'), dataBytesMax),
+  }
+}

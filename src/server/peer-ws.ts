@@ -1,0 +1,250 @@
+/**
+ * The peer network over WebSocket: one outbound connection to each peer carries this
+ * member's messages to it; inbound connections from peers carry theirs. Each connection
+ * starts with mutual HMAC challenge-response authentication (src/protocol/peer.ts), so
+ * the cluster secret never crosses the wire and a member outside the configuration, or
+ * one with another secret, is refused.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { Logger } from 'pino'
+import WebSocket from 'ws'
+import {
+  decodePeerFrame,
+  encodePeerFrame,
+  type PeerFrame,
+  peerNonceBytes,
+  peerProtocolVersion,
+  type RaftWireMessage,
+} from '../protocol/index.ts'
+import type { Message, NodeId } from '../raft/index.ts'
+import type { Clock, PeerNetwork, Timer } from './seams.ts'
+
+export interface PeerWsOptions {
+  readonly id: NodeId
+  /** Every member's WebSocket URL, this one's included. */
+  readonly peers: ReadonlyMap<NodeId, string>
+  readonly secret: Uint8Array
+  readonly clock: Clock
+  readonly logger: Logger
+  /** Largest frame accepted from a peer. */
+  readonly frameBytesMax: number
+  /** Bytes buffered on one outbound socket beyond which messages are dropped (Raft retries them). */
+  readonly sendBufferBytesMax: number
+  /** TLS: CA that signed the peers' certificates, for wss:// URLs. */
+  readonly tlsCa?: Uint8Array
+  readonly tlsCert?: Uint8Array
+  readonly tlsKey?: Uint8Array
+}
+
+/** Reconnect backoff: from the first delay, doubling to the cap, with jitter so peers do not dial in lockstep. */
+const reconnectDelayMsFirst = 50
+const reconnectDelayMsMax = 2000
+/** A handshake not finished in this time is abandoned. */
+const handshakeTimeoutMs = 5000
+
+export function peerMac(secret: Uint8Array, label: string, first: Uint8Array, second: Uint8Array): Buffer {
+  return createHmac('sha256', secret).update(label).update(first).update(second).digest()
+}
+
+function sameMac(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && timingSafeEqual(a, b)
+}
+
+class OutboundLink {
+  #socket: WebSocket | undefined
+  #ready = false
+  #closed = false
+  #attempt = 0
+  #retry: Timer | undefined
+  readonly #to: NodeId
+  readonly #url: string
+  readonly #net: PeerWs
+
+  constructor(net: PeerWs, to: NodeId, url: string) {
+    this.#net = net
+    this.#to = to
+    this.#url = url
+    this.#dial()
+  }
+
+  send(messages: readonly Message[]): void {
+    const socket = this.#socket
+    if (!this.#ready || socket === undefined || socket.readyState !== WebSocket.OPEN) return
+    if (socket.bufferedAmount > this.#net.options.sendBufferBytesMax) return
+    socket.send(encodePeerFrame({ type: 'raft', messages }))
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#retry?.cancel()
+    this.#socket?.terminate()
+  }
+
+  #dial(): void {
+    const { options } = this.#net
+    const socket = new WebSocket(`${this.#url.replace(/\/$/, '')}/peer`, {
+      maxPayload: options.frameBytesMax,
+      ...(options.tlsCa ? { ca: Buffer.from(options.tlsCa) } : {}),
+      ...(options.tlsCert ? { cert: Buffer.from(options.tlsCert) } : {}),
+      ...(options.tlsKey ? { key: Buffer.from(options.tlsKey) } : {}),
+    })
+    this.#socket = socket
+    const nonce = randomBytes(peerNonceBytes)
+    let theirNonce: Uint8Array | undefined
+    const handshake = options.clock.setTimer(handshakeTimeoutMs, () => socket.terminate())
+    socket.binaryType = 'nodebuffer'
+    socket.on('message', (data: Buffer) => {
+      const decoded = decodePeerFrame(data, options.frameBytesMax)
+      if (!decoded.ok) {
+        options.logger.warn({ peer: this.#to, err: decoded.error.message }, 'malformed frame from peer')
+        socket.terminate()
+        return
+      }
+      const frame = decoded.value
+      if (frame.type === 'challenge' && theirNonce === undefined) {
+        if (frame.id !== this.#to) {
+          options.logger.error(
+            { peer: this.#to, answered: frame.id },
+            `the member at ${this.#url} is not ${this.#to}`,
+          )
+          socket.terminate()
+          return
+        }
+        theirNonce = frame.nonce
+        const mac = peerMac(options.secret, `zeoq-peer ${options.id}->${this.#to}`, frame.nonce, nonce)
+        socket.send(
+          encodePeerFrame({
+            type: 'auth',
+            version: peerProtocolVersion,
+            id: options.id,
+            to: this.#to,
+            nonce,
+            mac,
+          }),
+        )
+      } else if (frame.type === 'authOk' && theirNonce !== undefined && !this.#ready) {
+        const expected = peerMac(options.secret, `zeoq-peer ${this.#to}->${options.id}`, nonce, theirNonce)
+        if (!sameMac(frame.mac, expected)) {
+          options.logger.error(
+            { peer: this.#to },
+            'peer failed authentication: is the cluster secret the same everywhere?',
+          )
+          socket.terminate()
+          return
+        }
+        handshake.cancel()
+        this.#ready = true
+        this.#attempt = 0
+        options.logger.info({ peer: this.#to }, 'connected to peer')
+      } else if (frame.type === 'refused') {
+        options.logger.error({ peer: this.#to, reason: frame.reason }, 'peer refused this member')
+        socket.terminate()
+      } else {
+        socket.terminate()
+      }
+    })
+    socket.on('error', () => {
+      // 'close' follows and schedules the reconnect; a refused dial is routine while peers start.
+    })
+    socket.on('close', () => {
+      handshake.cancel()
+      if (this.#ready) options.logger.info({ peer: this.#to }, 'lost connection to peer')
+      this.#ready = false
+      this.#socket = undefined
+      if (!this.#closed) this.#scheduleReconnect()
+    })
+  }
+
+  #scheduleReconnect(): void {
+    const base = Math.min(reconnectDelayMsMax, reconnectDelayMsFirst * 2 ** this.#attempt)
+    this.#attempt = Math.min(this.#attempt + 1, 16)
+    const delayMs = base / 2 + this.#net.jitter(base / 2)
+    this.#retry = this.#net.options.clock.setTimer(delayMs, () => {
+      if (!this.#closed) this.#dial()
+    })
+  }
+}
+
+/** The peer network of one member over `ws`. Inbound sockets are handed over by the HTTP server. */
+export class PeerWs implements PeerNetwork {
+  readonly options: PeerWsOptions
+  readonly #links = new Map<NodeId, OutboundLink>()
+  readonly #inbound = new Set<WebSocket>()
+  #handler: (from: NodeId, messages: readonly Message[]) => void = () => {}
+
+  constructor(options: PeerWsOptions) {
+    this.options = options
+    for (const [id, url] of options.peers) {
+      if (id !== options.id) this.#links.set(id, new OutboundLink(this, id, url))
+    }
+  }
+
+  /** Jitter for reconnects: not part of any deterministic core, so crypto randomness is fine. */
+  jitter(maxMs: number): number {
+    return (randomBytes(2).readUInt16BE(0) / 0x1_0000) * maxMs
+  }
+
+  send(to: NodeId, messages: readonly Message[]): void {
+    this.#links.get(to)?.send(messages)
+  }
+
+  onMessages(handler: (from: NodeId, messages: readonly Message[]) => void): void {
+    this.#handler = handler
+  }
+
+  /** A peer dialled us: challenge it, then accept its Raft frames. */
+  acceptInbound(socket: WebSocket): void {
+    const { options } = this
+    this.#inbound.add(socket)
+    const nonce = randomBytes(peerNonceBytes)
+    let peer: NodeId | undefined
+    const refuse = (reason: string): void => {
+      options.logger.warn({ reason }, 'refused a peer connection')
+      socket.send(encodePeerFrame({ type: 'refused', reason }), () => socket.terminate())
+    }
+    const handshake = options.clock.setTimer(handshakeTimeoutMs, () => socket.terminate())
+    socket.on('close', () => {
+      handshake.cancel()
+      this.#inbound.delete(socket)
+    })
+    socket.on('error', () => {})
+    socket.on('message', (data: Buffer) => {
+      const decoded = decodePeerFrame(data, options.frameBytesMax)
+      if (!decoded.ok) {
+        refuse(decoded.error.message)
+        return
+      }
+      const frame: PeerFrame = decoded.value
+      if (peer === undefined) {
+        if (frame.type !== 'auth') return refuse('expected an auth frame first')
+        if (frame.version !== peerProtocolVersion)
+          return refuse(`peer protocol version ${frame.version} is not ${peerProtocolVersion}`)
+        if (frame.to !== options.id) return refuse(`this is member ${options.id}, not ${frame.to}`)
+        if (!options.peers.has(frame.id) || frame.id === options.id) {
+          return refuse(`member ${frame.id} is not in this cluster's configuration`)
+        }
+        const expected = peerMac(options.secret, `zeoq-peer ${frame.id}->${options.id}`, nonce, frame.nonce)
+        if (!sameMac(frame.mac, expected)) return refuse('authentication failed: wrong cluster secret')
+        peer = frame.id
+        handshake.cancel()
+        const mac = peerMac(options.secret, `zeoq-peer ${options.id}->${frame.id}`, frame.nonce, nonce)
+        socket.send(encodePeerFrame({ type: 'authOk', mac }))
+        return
+      }
+      if (frame.type !== 'raft') return refuse(`unexpected ${frame.type} frame after authentication`)
+      const from = peer
+      const misaddressed = frame.messages.find((m: RaftWireMessage) => m.from !== from || m.to !== options.id)
+      if (misaddressed !== undefined)
+        return refuse(`a message from ${misaddressed.from} to ${misaddressed.to} on ${from}'s link`)
+      this.#handler(from, frame.messages)
+    })
+    socket.send(encodePeerFrame({ type: 'challenge', version: peerProtocolVersion, id: options.id, nonce }))
+  }
+
+  async close(): Promise<void> {
+    for (const link of this.#links.values()) link.close()
+    for (const socket of this.#inbound) socket.terminate()
+    this.#links.clear()
+    this.#inbound.clear()
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The seams through which a member meets the world: time and the peer network. In a
+ * real process they are Node's timers and WebSockets; in the simulator they are virtual.
+ * (The other two seams are Random, from src/raft, and Disk, from src/storage.)
+ */
+import type { Message, NodeId } from '../raft/index.ts'
+
+export interface Timer {
+  cancel(): void
+}
+
+export interface Clock {
+  /** Wall-clock time in ms since the Unix epoch: proposals carry it as their TID. */
+  nowMs(): number
+  /** Runs `fn` once after `delayMs`. */
+  setTimer(delayMs: number, fn: () => void): Timer
+}
+
+export const realClock: Clock = {
+  nowMs: () => Date.now(),
+  setTimer: (delayMs, fn) => {
+    const handle = setTimeout(fn, delayMs)
+    return { cancel: () => clearTimeout(handle) }
+  },
+}
+
+/**
+ * Raft messages between members. Delivery is best effort: a message may be dropped when
+ * a link is down or its queue is full, and Raft retries what matters.
+ */
+export interface PeerNetwork {
+  /** Sends a batch of messages to one peer, in order. */
+  send(to: NodeId, messages: readonly Message[]): void
+  /** Installs the handler of authenticated batches from peers. */
+  onMessages(handler: (from: NodeId, messages: readonly Message[]) => void): void
+  close(): Promise<void>
+}
