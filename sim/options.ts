@@ -1,0 +1,74 @@
+import type { PlantedBugs } from '../src/raft/index.ts'
+import type { CheckerName, Violation } from './checkers.ts'
+import { type FaultEvent, type FaultKind, faultKinds } from './faults.ts'
+
+/** Everything one simulated run depends on. The same options give the same run, byte for byte. */
+export interface SimOptions {
+  readonly seed: number
+  /** Cluster size: 3, 5 or 7 voters. */
+  readonly nodes: number
+  /** The fault kinds a seed may draw from. */
+  readonly faultKinds: readonly FaultKind[]
+  /**
+   * Swarm mode (the default): each seed enables a random subset of `faultKinds` at
+   * random intensities. Off: every kind in `faultKinds` is enabled in every seed.
+   */
+  readonly swarm: boolean
+  /** An explicit fault schedule; when given, the swarm is not consulted. */
+  readonly schedule: readonly FaultEvent[] | undefined
+  /** Faults stop here (virtual ms); then everything heals and liveness is checked. */
+  readonly faultsEndMs: number
+  /** After the heal, a leader must commit a new proposal and all members converge within this. */
+  readonly livenessBoundMs: number
+  /** Planted core bugs, for tests of the checkers only. */
+  readonly bugs: PlantedBugs
+  /** Record the event trace (JSONL lines); off by default because it costs time. */
+  readonly trace: boolean
+  /** A hard bound on processed events per seed, so a livelocked run still ends. */
+  readonly eventsMax: number
+}
+
+export const defaultSimOptions: SimOptions = {
+  seed: 1,
+  nodes: 5,
+  faultKinds,
+  swarm: true,
+  schedule: undefined,
+  faultsEndMs: 8_000,
+  livenessBoundMs: 10_000,
+  bugs: {},
+  trace: false,
+  eventsMax: 3_000_000,
+}
+
+export function simOptions(partial: Partial<SimOptions>): SimOptions {
+  const options = { ...defaultSimOptions, ...partial }
+  if (![3, 5, 7].includes(options.nodes)) {
+    throw new RangeError(`The simulator runs 3, 5 or 7 members, not ${options.nodes}.`)
+  }
+  if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
+    throw new RangeError(`A seed is a non-negative integer, not ${options.seed}.`)
+  }
+  return options
+}
+
+/** What one seed did and found. */
+export interface SeedResult {
+  readonly seed: number
+  readonly nodes: number
+  readonly virtualMs: number
+  readonly events: number
+  /** Faults that took effect, by kind (a crash of a member already down does not count). */
+  readonly faults: Readonly<Record<FaultKind, number>>
+  readonly proposals: { readonly acked: number; readonly failed: number; readonly unknown: number }
+  readonly reads: { readonly completed: number; readonly failed: number; readonly unknown: number }
+  readonly messages: { readonly sent: number; readonly delivered: number; readonly dropped: number }
+  readonly violations: readonly Violation[]
+  readonly schedule: readonly FaultEvent[]
+  /** The event trace as JSONL lines, when `trace` was on. */
+  readonly trace: readonly string[] | undefined
+}
+
+export function violatedCheckers(result: SeedResult): CheckerName[] {
+  return [...new Set(result.violations.map((v) => v.checker))]
+}
