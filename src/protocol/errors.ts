@@ -54,8 +54,12 @@ export class ProtocolError extends ZeoqError {
   /** The path of the offending field, e.g. `writes[2].record.refs[0]`; empty for the whole message. */
   readonly path: string
 
+  /** What is wrong there, without the path. */
+  readonly problem: string
+
   constructor(path: string, problem: string) {
     super(path === '' ? `Malformed message: ${problem}.` : `Malformed message at ${path}: ${problem}.`)
+    this.problem = problem
     this.name = 'ProtocolError'
     this.path = path
   }

@@ -1,3 +1,30 @@
+export type {
+  ClientCommand,
+  ClientFrame,
+  ClientOp,
+  ClientOpName,
+  HistoryItem,
+  Invalidation,
+  InvalidationsAnswer,
+  LoadBeforeData,
+  MemberFrame,
+  MemberStatus,
+  OpValues,
+  ReadConsistency,
+  RevisionData,
+  TokenRole,
+  TransactionSummary,
+  WireError,
+  WireErrorCode,
+} from './client.ts'
+export {
+  clientProtocolVersions,
+  decodeClientFrame,
+  decodeMemberFrame,
+  decodeOpValue,
+  encodeFrame,
+  tokenRoles,
+} from './client.ts'
 export { decodeCommand, decodeResult, encodeCommand, encodeResult } from './codec.ts'
 export type {
   Command,

@@ -1,0 +1,489 @@
+/**
+ * The wire schema between a client and a member: a versioned handshake with a token,
+ * then requests answered by id, and invalidations pushed in TID order. The member and
+ * the client library both import this file; neither defines a frame of its own.
+ */
+import { Packr } from 'msgpackr'
+import type { CommitCommand, NewOidsCommand, PackCommand, Result, UndoCommand } from './commands.ts'
+import { ProtocolError } from './errors.ts'
+import {
+  type Fields,
+  join,
+  onlyFields,
+  readBoolean,
+  readBytes,
+  readCount,
+  readList,
+  readObject,
+  readOneOf,
+  readString,
+  readU64,
+  validated,
+} from './fields.ts'
+import type { Oid, Tid } from './ids.ts'
+import { validateCommand } from './validate.ts'
+
+/** The versions this build speaks; the member picks the highest both sides know. */
+export const clientProtocolVersions: readonly number[] = [1]
+
+export type TokenRole = 'readOnly' | 'readWrite' | 'admin'
+export const tokenRoles: readonly TokenRole[] = ['readOnly', 'readWrite', 'admin']
+
+/**
+ * How fresh a read must be:
+ * - `linearizable`: the leader confirms it still leads (ReadIndex) and waits to apply that point;
+ * - `local`: whatever this member has applied, but at least `minTid` (waiting up to a bound),
+ *   so a client's snapshot reads from a follower never go back before its own snapshot.
+ */
+export type ReadConsistency = 'linearizable' | 'local'
+
+/** A session command as a client sends it: the leader stamps `proposedTid` when it proposes. */
+export type ClientCommand =
+  | Omit<CommitCommand, 'proposedTid'>
+  | Omit<NewOidsCommand, 'proposedTid'>
+  | Omit<UndoCommand, 'proposedTid'>
+  | Omit<PackCommand, 'proposedTid'>
+
+export type ClientOp =
+  | { readonly op: 'openSession' }
+  /** `command` is checked by `validateCommand` once the leader stamps it. */
+  | { readonly op: 'command'; readonly command: ClientCommand }
+  | { readonly op: 'load'; readonly oid: Oid; readonly consistency: ReadConsistency; readonly minTid: Tid }
+  | { readonly op: 'loadBefore'; readonly oid: Oid; readonly tid: Tid; readonly minTid: Tid }
+  | { readonly op: 'loadSerial'; readonly oid: Oid; readonly serial: Tid }
+  | { readonly op: 'history'; readonly oid: Oid; readonly size: number }
+  | { readonly op: 'lastTransaction'; readonly consistency: ReadConsistency; readonly minTid: Tid }
+  | { readonly op: 'invalidationsSince'; readonly tid: Tid }
+  | { readonly op: 'transactions'; readonly fromTid: Tid; readonly toTid: Tid; readonly limit: number }
+  | { readonly op: 'status' }
+
+export type ClientOpName = ClientOp['op']
+
+export type ClientFrame =
+  | {
+      readonly type: 'hello'
+      readonly versions: readonly number[]
+      readonly token: string
+      /** Who is connecting, for the member's logs and status. */
+      readonly name: string
+    }
+  | { readonly type: 'request'; readonly id: number; readonly op: ClientOp }
+
+/** An object revision as a read returns it. */
+export interface RevisionData {
+  readonly serial: Tid
+  readonly refs: readonly Oid[]
+  readonly data: Uint8Array
+}
+
+export interface LoadBeforeData extends RevisionData {
+  /** The serial of the revision after this one, or undefined when this one is current. */
+  readonly nextSerial: Tid | undefined
+}
+
+export interface HistoryItem {
+  readonly serial: Tid
+  readonly user: string
+  readonly description: string
+  readonly sizeBytes: number
+}
+
+export interface Invalidation {
+  readonly tid: Tid
+  readonly oids: readonly Oid[]
+}
+
+export type InvalidationsAnswer =
+  | { readonly tooOld: false; readonly invalidations: readonly Invalidation[] }
+  | { readonly tooOld: true; readonly oldestTid: Tid }
+
+export interface TransactionSummary {
+  readonly tid: Tid
+  readonly user: string
+  readonly description: string
+  readonly oids: readonly Oid[]
+}
+
+export interface MemberStatus {
+  readonly id: number
+  readonly url: string
+  readonly role: string
+  readonly term: number
+  readonly leader: number
+  readonly commit: number
+  readonly applied: number
+  readonly lastIndex: number
+  readonly lastTid: Tid
+  readonly clients: number
+  /** On the leader: how many entries each member is behind the leader's last index. */
+  readonly lagEntries: readonly { readonly id: number; readonly lag: number }[]
+}
+
+/** What each operation answers. */
+export interface OpValues {
+  readonly openSession: { readonly session: bigint }
+  readonly command: Result
+  readonly load: RevisionData | undefined
+  readonly loadBefore: LoadBeforeData | undefined
+  readonly loadSerial: RevisionData | undefined
+  readonly history: readonly HistoryItem[]
+  readonly lastTransaction: Tid
+  readonly invalidationsSince: InvalidationsAnswer
+  readonly transactions: readonly TransactionSummary[]
+  readonly status: MemberStatus
+}
+
+/** Why a request failed, as the member says it. The client turns each into a typed error. */
+export type WireError =
+  | {
+      readonly code: 'notLeader'
+      readonly message: string
+      readonly leaderId: number
+      readonly leaderUrl: string
+    }
+  | { readonly code: 'readOnly'; readonly message: string }
+  | { readonly code: 'auth'; readonly message: string }
+  | { readonly code: 'protocol'; readonly message: string }
+  | { readonly code: 'timeout'; readonly message: string }
+  | { readonly code: 'overloaded'; readonly message: string }
+  | { readonly code: 'shuttingDown'; readonly message: string }
+  | { readonly code: 'tooOld'; readonly message: string }
+  | { readonly code: 'corruption'; readonly message: string }
+  | { readonly code: 'internal'; readonly message: string }
+
+export type WireErrorCode = WireError['code']
+
+export type MemberFrame =
+  | {
+      readonly type: 'welcome'
+      readonly version: number
+      readonly memberId: number
+      readonly leaderId: number
+      /** Every member's client URL, so a client can follow the leader beyond its own list. */
+      readonly members: readonly { readonly id: number; readonly url: string }[]
+      readonly role: TokenRole
+      readonly lastTid: Tid
+    }
+  | { readonly type: 'response'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly type: 'response'; readonly id: number; readonly ok: false; readonly error: WireError }
+  /** Pushed for every committed transaction, in TID order, before any reply that shows its data. */
+  | { readonly type: 'invalidate'; readonly tid: Tid; readonly oids: readonly Oid[] }
+  /** The member closes the connection after this, saying why. */
+  | { readonly type: 'goodbye'; readonly error: WireError }
+
+const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
+
+export function encodeFrame(frame: ClientFrame | MemberFrame): Uint8Array {
+  return packr.pack(frame)
+}
+
+type Decoded<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: ProtocolError }
+
+function unpackOne(bytes: Uint8Array): unknown {
+  let values: unknown[] | undefined
+  try {
+    values = packr.unpackMultiple(bytes)
+  } catch (error) {
+    throw new ProtocolError('', `not msgpack (${error instanceof Error ? error.message : 'unknown'})`)
+  }
+  if (values === undefined || values.length !== 1) {
+    throw new ProtocolError('', `expected one msgpack value, found ${values?.length ?? 0}`)
+  }
+  return values[0]
+}
+
+const tokenLengthMax = 4096
+const nameLengthMax = 256
+const messageLengthMax = 4096
+const oidsPerInvalidationMax = 1_000_000
+const historySizeMax = 10_000
+const transactionsLimitMax = 10_000
+const requestIdMax = Number.MAX_SAFE_INTEGER
+
+/** Checks a frame from a client. Commands inside are checked again by `validateCommand` when stamped. */
+export function decodeClientFrame(bytes: Uint8Array): Decoded<ClientFrame> {
+  return validated(() => {
+    const f = readObject(unpackOne(bytes), '')
+    const type = readOneOf(f.type, 'type', ['hello', 'request'] as const)
+    if (type === 'hello') {
+      onlyFields(f, '', ['type', 'versions', 'token', 'name'])
+      return {
+        type,
+        versions: readList(f.versions, 'versions', 16, (v, p) => readCount(v, p, 1, 0xffff)),
+        token: readString(f.token, 'token', tokenLengthMax),
+        name: readString(f.name, 'name', nameLengthMax),
+      }
+    }
+    onlyFields(f, '', ['type', 'id', 'op'])
+    return { type, id: readCount(f.id, 'id', 0, requestIdMax), op: readOp(f.op, 'op') }
+  })
+}
+
+const opNames = [
+  'openSession',
+  'command',
+  'load',
+  'loadBefore',
+  'loadSerial',
+  'history',
+  'lastTransaction',
+  'invalidationsSince',
+  'transactions',
+  'status',
+] as const satisfies readonly ClientOpName[]
+
+function readOp(value: unknown, path: string): ClientOp {
+  const f = readObject(value, path)
+  const at = (key: string): string => join(path, key)
+  const op = readOneOf(f.op, at('op'), opNames)
+  const only = (...keys: string[]): void => onlyFields(f, path, ['op', ...keys])
+  switch (op) {
+    case 'openSession':
+    case 'status':
+      only()
+      return { op }
+    case 'command':
+      only('command')
+      return { op, command: readClientCommand(f.command, at('command')) }
+    case 'load':
+      only('oid', 'consistency', 'minTid')
+      return {
+        op,
+        oid: readU64(f.oid, at('oid')),
+        consistency: readOneOf(f.consistency, at('consistency'), ['linearizable', 'local'] as const),
+        minTid: readU64(f.minTid, at('minTid')),
+      }
+    case 'loadBefore':
+      only('oid', 'tid', 'minTid')
+      return {
+        op,
+        oid: readU64(f.oid, at('oid')),
+        tid: readU64(f.tid, at('tid')),
+        minTid: readU64(f.minTid, at('minTid')),
+      }
+    case 'loadSerial':
+      only('oid', 'serial')
+      return { op, oid: readU64(f.oid, at('oid')), serial: readU64(f.serial, at('serial')) }
+    case 'history':
+      only('oid', 'size')
+      return { op, oid: readU64(f.oid, at('oid')), size: readCount(f.size, at('size'), 1, historySizeMax) }
+    case 'lastTransaction':
+      only('consistency', 'minTid')
+      return {
+        op,
+        consistency: readOneOf(f.consistency, at('consistency'), ['linearizable', 'local'] as const),
+        minTid: readU64(f.minTid, at('minTid')),
+      }
+    case 'invalidationsSince':
+      only('tid')
+      return { op, tid: readU64(f.tid, at('tid')) }
+    case 'transactions':
+      only('fromTid', 'toTid', 'limit')
+      return {
+        op,
+        fromTid: readU64(f.fromTid, at('fromTid')),
+        toTid: readU64(f.toTid, at('toTid')),
+        limit: readCount(f.limit, at('limit'), 1, transactionsLimitMax),
+      }
+    default: {
+      const unreachable: never = op
+      throw new ProtocolError(at('op'), `unknown operation ${String(unreachable)}`)
+    }
+  }
+}
+
+/**
+ * A session command as the client sent it, checked in full by `validateCommand` (the one
+ * place commands are checked) with a placeholder TID that the leader later replaces.
+ */
+function readClientCommand(value: unknown, path: string): ClientCommand {
+  const f = readObject(value, path)
+  if ('proposedTid' in f)
+    throw new ProtocolError(join(path, 'proposedTid'), 'is set by the leader, not the client')
+  const checked = validateCommand({ ...f, proposedTid: 0n })
+  if (!checked.ok) throw new ProtocolError(join(path, checked.error.path), checked.error.problem)
+  const command = checked.value
+  switch (command.type) {
+    case 'commit':
+    case 'newOids':
+    case 'undo':
+    case 'pack': {
+      const { proposedTid: _stamp, ...rest } = command
+      return rest
+    }
+    default:
+      throw new ProtocolError(join(path, 'type'), `${command.type} is not a client command`)
+  }
+}
+
+/** Checks a frame from a member. The value of a response is checked by `decodeOpValue` for its op. */
+export function decodeMemberFrame(bytes: Uint8Array): Decoded<MemberFrame> {
+  return validated(() => {
+    const f = readObject(unpackOne(bytes), '')
+    const type = readOneOf(f.type, 'type', ['welcome', 'response', 'invalidate', 'goodbye'] as const)
+    switch (type) {
+      case 'welcome':
+        onlyFields(f, '', ['type', 'version', 'memberId', 'leaderId', 'members', 'role', 'lastTid'])
+        return {
+          type,
+          version: readCount(f.version, 'version', 1, 0xffff),
+          memberId: readCount(f.memberId, 'memberId', 1, 0xffff_ffff),
+          leaderId: readCount(f.leaderId, 'leaderId', 0, 0xffff_ffff),
+          members: readList(f.members, 'members', 1024, (item, p) => {
+            const m = readObject(item, p)
+            onlyFields(m, p, ['id', 'url'])
+            return {
+              id: readCount(m.id, join(p, 'id'), 1, 0xffff_ffff),
+              url: readString(m.url, join(p, 'url'), 2048),
+            }
+          }),
+          role: readOneOf(f.role, 'role', tokenRoles),
+          lastTid: readU64(f.lastTid, 'lastTid'),
+        }
+      case 'response': {
+        onlyFields(f, '', ['type', 'id', 'ok', 'value', 'error'])
+        const id = readCount(f.id, 'id', 0, requestIdMax)
+        if (readBoolean(f.ok, 'ok')) return { type, id, ok: true, value: f.value }
+        return { type, id, ok: false, error: readWireError(f.error, 'error') }
+      }
+      case 'invalidate':
+        onlyFields(f, '', ['type', 'tid', 'oids'])
+        return {
+          type,
+          tid: readU64(f.tid, 'tid'),
+          oids: readList(f.oids, 'oids', oidsPerInvalidationMax, readU64),
+        }
+      case 'goodbye':
+        onlyFields(f, '', ['type', 'error'])
+        return { type, error: readWireError(f.error, 'error') }
+      default: {
+        const unreachable: never = type
+        throw new ProtocolError('type', `unknown frame ${String(unreachable)}`)
+      }
+    }
+  })
+}
+
+const wireErrorCodes = [
+  'notLeader',
+  'readOnly',
+  'auth',
+  'protocol',
+  'timeout',
+  'overloaded',
+  'shuttingDown',
+  'tooOld',
+  'corruption',
+  'internal',
+] as const satisfies readonly WireErrorCode[]
+
+function readWireError(value: unknown, path: string): WireError {
+  const f = readObject(value, path)
+  const code = readOneOf(f.code, join(path, 'code'), wireErrorCodes)
+  const message = readString(f.message, join(path, 'message'), messageLengthMax)
+  if (code === 'notLeader') {
+    onlyFields(f, path, ['code', 'message', 'leaderId', 'leaderUrl'])
+    return {
+      code,
+      message,
+      leaderId: readCount(f.leaderId, join(path, 'leaderId'), 0, 0xffff_ffff),
+      leaderUrl: readString(f.leaderUrl, join(path, 'leaderUrl'), 2048),
+    }
+  }
+  onlyFields(f, path, ['code', 'message'])
+  return { code, message }
+}
+
+function readRevision(f: Fields, path: string): RevisionData {
+  return {
+    serial: readU64(f.serial, join(path, 'serial')),
+    refs: readList(f.refs, join(path, 'refs'), Number.MAX_SAFE_INTEGER, readU64),
+    data: readBytes(f.data, join(path, 'data'), Number.MAX_SAFE_INTEGER),
+  }
+}
+
+function readOptional<T>(value: unknown, read: () => T): T | undefined {
+  return value === null || value === undefined ? undefined : read()
+}
+
+function readTransaction(value: unknown, path: string): TransactionSummary {
+  const f = readObject(value, path)
+  return {
+    tid: readU64(f.tid, join(path, 'tid')),
+    user: readString(f.user, join(path, 'user'), messageLengthMax),
+    description: readString(f.description, join(path, 'description'), messageLengthMax),
+    oids: readList(f.oids, join(path, 'oids'), oidsPerInvalidationMax, readU64),
+  }
+}
+
+/** Checks the value of a response to operation `op`. */
+export function decodeOpValue<K extends ClientOpName>(
+  op: K,
+  value: unknown,
+  decodeResult: (value: unknown) => Result,
+): Decoded<OpValues[K]> {
+  return validated(() => readOpValue(op, value, decodeResult) as OpValues[K])
+}
+
+function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unknown) => Result): unknown {
+  switch (op) {
+    case 'openSession':
+      return { session: readU64(readObject(value, 'value').session, 'value.session') }
+    case 'command':
+      return decodeResult(value)
+    case 'load':
+    case 'loadSerial':
+      return readOptional(value, () => readRevision(readObject(value, 'value'), 'value'))
+    case 'loadBefore':
+      return readOptional(value, () => {
+        const f = readObject(value, 'value')
+        return {
+          ...readRevision(f, 'value'),
+          nextSerial: readOptional(f.nextSerial, () => readU64(f.nextSerial, 'value.nextSerial')),
+        }
+      })
+    case 'history':
+      return readList(value, 'value', historySizeMax, (item, p) => {
+        const f = readObject(item, p)
+        return {
+          serial: readU64(f.serial, join(p, 'serial')),
+          user: readString(f.user, join(p, 'user'), messageLengthMax),
+          description: readString(f.description, join(p, 'description'), messageLengthMax),
+          sizeBytes: readCount(f.sizeBytes, join(p, 'sizeBytes'), 0, Number.MAX_SAFE_INTEGER),
+        }
+      })
+    case 'lastTransaction':
+      return readU64(value, 'value')
+    case 'invalidationsSince': {
+      const f = readObject(value, 'value')
+      if (readBoolean(f.tooOld, 'value.tooOld'))
+        return { tooOld: true, oldestTid: readU64(f.oldestTid, 'value.oldestTid') }
+      return {
+        tooOld: false,
+        invalidations: readList(
+          f.invalidations,
+          'value.invalidations',
+          Number.MAX_SAFE_INTEGER,
+          (item, p) => {
+            const i = readObject(item, p)
+            return {
+              tid: readU64(i.tid, join(p, 'tid')),
+              oids: readList(i.oids, join(p, 'oids'), oidsPerInvalidationMax, readU64),
+            }
+          },
+        ),
+      }
+    }
+    case 'transactions':
+      return readList(value, 'value', transactionsLimitMax, readTransaction)
+    case 'status':
+      // Status is for people and dashboards: checked as a map, passed through.
+      return readObject(value, 'value')
+    default: {
+      const unreachable: never = op
+      throw new ProtocolError('op', `unknown operation ${String(unreachable)}`)
+    }
+  }
+}
