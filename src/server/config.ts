@@ -1,0 +1,296 @@
+/**
+ * A member's configuration: gathered from flags, environment variables (ZEOQ_*) and a
+ * JSON file, flags winning over the environment winning over the file, then checked as
+ * a whole. A bad value is refused with a `ConfigError` that names the field and says why.
+ */
+import { readFileSync } from 'node:fs'
+import { type TokenRole, tokenRoles } from '../protocol/index.ts'
+import type { NodeId } from '../raft/index.ts'
+
+export class ConfigError extends Error {
+  readonly field: string
+
+  constructor(field: string, problem: string) {
+    super(`Invalid configuration: ${field} ${problem}.`)
+    this.name = 'ConfigError'
+    this.field = field
+  }
+}
+
+/** Raw settings as strings, the way flags, variables and JSON files give them. */
+export interface RawConfig {
+  readonly id?: string | number
+  readonly listen?: string
+  readonly peers?: string
+  readonly data?: string
+  readonly secretFile?: string
+  readonly tokensFile?: string
+  readonly tlsCert?: string
+  readonly tlsKey?: string
+  readonly tlsCa?: string
+  readonly logLevel?: string
+  readonly tickMs?: string | number
+  readonly electionTicks?: string | number
+}
+
+export const rawConfigFields = [
+  'id',
+  'listen',
+  'peers',
+  'data',
+  'secretFile',
+  'tokensFile',
+  'tlsCert',
+  'tlsKey',
+  'tlsCa',
+  'logLevel',
+  'tickMs',
+  'electionTicks',
+] as const satisfies readonly (keyof RawConfig)[]
+
+export interface TokenGrant {
+  readonly role: TokenRole
+  /** Who holds the token, for logs. */
+  readonly name: string
+}
+
+export interface MemberConfig {
+  readonly id: NodeId
+  readonly host: string
+  readonly port: number
+  /** Every member's URL (ws:// or wss://), this one's included. */
+  readonly peers: ReadonlyMap<NodeId, string>
+  readonly dataDir: string
+  readonly secret: Uint8Array
+  /** Client tokens and their roles; undefined when client authentication is off. */
+  readonly tokens: ReadonlyMap<string, TokenGrant> | undefined
+  readonly tls:
+    | { readonly cert: Uint8Array; readonly key: Uint8Array; readonly ca: Uint8Array | undefined }
+    | undefined
+  readonly logLevel: string
+  /** One Raft tick. The election timeout is electionTicks ticks, drawn again from [t, 2t). */
+  readonly tickMs: number
+  readonly electionTicks: number
+}
+
+export const configDefaults = {
+  logLevel: 'info',
+  // 50 ms ticks and a 10-tick election timeout: a dead leader is noticed in 0.5–1 s.
+  tickMs: 50,
+  electionTicks: 10,
+} as const
+
+const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+const secretBytesMin = 16
+
+/** Settings from ZEOQ_* variables: ZEOQ_ID, ZEOQ_LISTEN, ZEOQ_PEERS, ZEOQ_DATA, ZEOQ_SECRET_FILE, … */
+export function configFromEnv(env: NodeJS.ProcessEnv): RawConfig {
+  const out: Record<string, string> = {}
+  for (const field of rawConfigFields) {
+    const name = `ZEOQ_${field.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
+    const value = env[name]
+    if (value !== undefined && value !== '') out[field] = value
+  }
+  return out
+}
+
+export function configFromFile(path: string): RawConfig {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    throw new ConfigError('config', `file ${path} could not be read as JSON (${(error as Error).message})`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('config', `file ${path} must hold a JSON object`)
+  }
+  const out: Record<string, string | number> = {}
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(rawConfigFields as readonly string[]).includes(key)) {
+      throw new ConfigError(key, `is not a known setting (known: ${rawConfigFields.join(', ')})`)
+    }
+    if (typeof value !== 'string' && typeof value !== 'number') {
+      throw new ConfigError(key, 'must be a string or a number in the config file')
+    }
+    out[key] = value
+  }
+  return out
+}
+
+/** Later sources win: `mergeConfig(file, env, flags)`. */
+export function mergeConfig(...sources: readonly RawConfig[]): RawConfig {
+  const out: Record<string, string | number> = {}
+  for (const source of sources) {
+    for (const [key, value] of Object.entries(source)) if (value !== undefined) out[key] = value
+  }
+  return out
+}
+
+export function parsePeers(text: string, field = 'peers'): Map<NodeId, string> {
+  const peers = new Map<NodeId, string>()
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
+    const match = /^(\d+)=(.+)$/.exec(part)
+    if (!match)
+      throw new ConfigError(field, `entry "${part}" is not of the form ID=URL (e.g. 1=ws://127.0.0.1:7001)`)
+    const id = Number(match[1])
+    const url = match[2] ?? ''
+    if (!Number.isSafeInteger(id) || id < 1)
+      throw new ConfigError(field, `id in "${part}" must be a positive integer`)
+    if (!/^wss?:\/\/[^/\s]+\/?$/.test(url)) {
+      throw new ConfigError(field, `URL "${url}" must be ws://host:port or wss://host:port`)
+    }
+    if (peers.has(id)) throw new ConfigError(field, `name member ${id} twice`)
+    peers.set(id, url.replace(/\/$/, ''))
+  }
+  if (peers.size === 0) throw new ConfigError(field, 'must name at least one member')
+  return peers
+}
+
+export function parseTokens(text: string, path: string): Map<string, TokenGrant> {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError('tokensFile', `${path} is not JSON (${(error as Error).message})`)
+  }
+  const list = typeof parsed === 'object' && parsed !== null && 'tokens' in parsed ? parsed.tokens : undefined
+  if (!Array.isArray(list)) {
+    throw new ConfigError(
+      'tokensFile',
+      `${path} must be {"tokens": [{"token": "…", "role": "readWrite", "name": "…"}]}`,
+    )
+  }
+  const tokens = new Map<string, TokenGrant>()
+  list.forEach((item: unknown, i) => {
+    const at = `tokensFile ${path} tokens[${i}]`
+    if (typeof item !== 'object' || item === null) throw new ConfigError(at, 'must be an object')
+    const { token, role, name } = item as Record<string, unknown>
+    if (typeof token !== 'string' || token.length < 16)
+      throw new ConfigError(`${at}.token`, 'must be a string of 16 or more characters')
+    const grant = tokenRoles.find((r) => r === role)
+    if (grant === undefined) throw new ConfigError(`${at}.role`, `must be one of ${tokenRoles.join(', ')}`)
+    if (tokens.has(token)) throw new ConfigError(`${at}.token`, 'repeats an earlier token')
+    tokens.set(token, { role: grant, name: typeof name === 'string' ? name : `token ${i}` })
+  })
+  return tokens
+}
+
+function readFileField(field: string, path: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (error) {
+    throw new ConfigError(
+      field,
+      `file ${path} could not be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    )
+  }
+}
+
+function positiveInt(
+  field: string,
+  value: string | number | undefined,
+  fallback: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback
+  const n = typeof value === 'number' ? value : Number(value)
+  if (!Number.isSafeInteger(n) || n < 1 || n > max)
+    throw new ConfigError(field, `must be an integer from 1 to ${max}, got "${value}"`)
+  return n
+}
+
+/** Checks raw settings as a whole and reads the files they name. */
+export function resolveConfig(raw: RawConfig): MemberConfig {
+  const id = positiveInt(
+    'id',
+    raw.id ??
+      (() => {
+        throw new ConfigError('id', 'is required (--id, ZEOQ_ID or "id" in the config file)')
+      })(),
+    0,
+    0xffff_ffff,
+  )
+  if (raw.peers === undefined)
+    throw new ConfigError(
+      'peers',
+      'is required, e.g. 1=ws://127.0.0.1:7001,2=ws://127.0.0.1:7002,3=ws://127.0.0.1:7003',
+    )
+  const peers = parsePeers(raw.peers)
+  const own = peers.get(id)
+  if (own === undefined) throw new ConfigError('peers', `does not name this member's own id ${id}`)
+  const listen = raw.listen ?? new URL(own).host
+  const match = /^(.*):(\d+)$/.exec(listen)
+  if (!match) throw new ConfigError('listen', `"${listen}" must be host:port, e.g. 127.0.0.1:7001`)
+  const host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1')
+  const port = positiveInt('listen', match[2], 0, 65535)
+  if (raw.data === undefined || raw.data === '')
+    throw new ConfigError('data', "is required: the directory that holds this member's database")
+
+  let secret: Uint8Array
+  if (raw.secretFile === undefined) {
+    if (peers.size > 1)
+      throw new ConfigError(
+        'secretFile',
+        'is required when there is more than one member: a file with the cluster secret',
+      )
+    secret = new Uint8Array(secretBytesMin)
+  } else {
+    secret = readFileField('secretFile', raw.secretFile)
+    const text = Buffer.from(secret).toString('utf8').trim()
+    secret = Buffer.from(text, 'utf8')
+    if (secret.byteLength < secretBytesMin) {
+      throw new ConfigError(
+        'secretFile',
+        `${raw.secretFile} holds ${secret.byteLength} bytes; a secret has at least ${secretBytesMin}`,
+      )
+    }
+  }
+
+  const tokens =
+    raw.tokensFile === undefined
+      ? undefined
+      : parseTokens(readFileField('tokensFile', raw.tokensFile).toString('utf8'), raw.tokensFile)
+
+  let tls: MemberConfig['tls']
+  if (raw.tlsCert !== undefined || raw.tlsKey !== undefined) {
+    if (raw.tlsCert === undefined || raw.tlsKey === undefined) {
+      throw new ConfigError(
+        raw.tlsCert === undefined ? 'tlsCert' : 'tlsKey',
+        'is required when the other TLS file is given',
+      )
+    }
+    tls = {
+      cert: readFileField('tlsCert', raw.tlsCert),
+      key: readFileField('tlsKey', raw.tlsKey),
+      ca: raw.tlsCa === undefined ? undefined : readFileField('tlsCa', raw.tlsCa),
+    }
+  }
+  const scheme = tls === undefined ? 'ws:' : 'wss:'
+  for (const [peerId, url] of peers) {
+    if (new URL(url).protocol !== scheme) {
+      throw new ConfigError(
+        'peers',
+        `member ${peerId}'s URL ${url} must use ${scheme}// ${tls ? 'since TLS files are given' : 'without TLS files (give --tls-cert and --tls-key for wss://)'}`,
+      )
+    }
+  }
+  const logLevel = raw.logLevel ?? configDefaults.logLevel
+  if (!(logLevels as readonly string[]).includes(logLevel))
+    throw new ConfigError('logLevel', `must be one of ${logLevels.join(', ')}`)
+  return {
+    id,
+    host,
+    port,
+    peers,
+    dataDir: raw.data,
+    secret,
+    tokens,
+    tls,
+    logLevel,
+    tickMs: positiveInt('tickMs', raw.tickMs, configDefaults.tickMs, 10_000),
+    electionTicks: positiveInt('electionTicks', raw.electionTicks, configDefaults.electionTicks, 1000),
+  }
+}
