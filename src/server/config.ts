@@ -204,15 +204,9 @@ function positiveInt(
 
 /** Checks raw settings as a whole and reads the files they name. */
 export function resolveConfig(raw: RawConfig): MemberConfig {
-  const id = positiveInt(
-    'id',
-    raw.id ??
-      (() => {
-        throw new ConfigError('id', 'is required (--id, ZEOQ_ID or "id" in the config file)')
-      })(),
-    0,
-    0xffff_ffff,
-  )
+  if (raw.id === undefined)
+    throw new ConfigError('id', 'is required (--id, ZEOQ_ID or "id" in the config file)')
+  const id = positiveInt('id', raw.id, 0, 0xffff_ffff)
   if (raw.peers === undefined)
     throw new ConfigError(
       'peers',
