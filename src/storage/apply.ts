@@ -1,0 +1,298 @@
+/**
+ * Applying one committed command: a pure function of (stored state, command), computed
+ * into one list of writes that the store commits as one atomic batch together with the
+ * new meta (applied index included). Nothing here reads a clock or draws randomness;
+ * time is the proposed TID carried in the command.
+ */
+import assert from 'node:assert/strict'
+import type {
+  Command,
+  CommitCommand,
+  NewOidsCommand,
+  Oid,
+  PackCommand,
+  Result,
+  SessionCommand,
+  SessionId,
+  Tid,
+  UndoCommand,
+} from '../protocol/index.ts'
+import { decodeResult, encodeResult, tidSpanFromMs, u64Max } from '../protocol/index.ts'
+import { seal } from './checksum.ts'
+import { sessionExpiryKey, sessionExpiryKeySession, sessionKey, transactionKey } from './keys.ts'
+import type { ResolvedOptions } from './options.ts'
+import type { Operation } from './records.ts'
+import { revisionOperations } from './records.ts'
+import type { Space } from './space.ts'
+import type { StoreMeta, TransactionMeta } from './values.ts'
+import { decodeSession, encodeSession, encodeTransaction } from './values.ts'
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/** The working state of one apply: the writes so far and the meta they lead to. */
+export interface ApplyContext {
+  readonly space: Space
+  readonly options: ResolvedOptions
+  readonly meta: Mutable<StoreMeta>
+  readonly operations: Operation[]
+  /** Oids written, and oids referenced by written records: a running pack must keep them (write barrier). */
+  readonly barrier: Oid[]
+  /** The log index of the entry being applied. */
+  readonly index: number
+}
+
+export function put(ctx: ApplyContext, key: Uint8Array, payload: Uint8Array): void {
+  ctx.operations.push({ type: 'put', key, value: seal(key, payload) })
+}
+
+export function del(ctx: ApplyContext, key: Uint8Array): void {
+  ctx.operations.push({ type: 'del', key })
+}
+
+const noneResult: Result = { ok: true, code: 'none' }
+
+/** Executes a validated command; session bookkeeping included. */
+export async function executeCommand(ctx: ApplyContext, command: Command): Promise<Result> {
+  if (command.proposedTid > ctx.meta.clockTid) ctx.meta.clockTid = command.proposedTid
+  let touched: SessionId | undefined
+  let result: Result
+  switch (command.type) {
+    case 'openSession':
+      touched = BigInt(ctx.index)
+      writeSession(ctx, touched, 0, undefined, noneResult)
+      result = { ok: true, code: 'sessionOpened', session: touched }
+      break
+    case 'packStep':
+      result = noneResult // replaced by the pack's progress once the step has run
+      break
+    case 'commit':
+    case 'newOids':
+    case 'undo':
+    case 'pack':
+      touched = command.session
+      result = await executeOnce(ctx, command)
+      break
+    default: {
+      const unreachable: never = command
+      return unreachable
+    }
+  }
+  await expireSessions(ctx, touched)
+  return result
+}
+
+function expiryCutoffTid(ctx: ApplyContext): Tid {
+  const span = tidSpanFromMs(ctx.options.sessionExpiryMs)
+  return ctx.meta.clockTid > span ? ctx.meta.clockTid - span : 0n
+}
+
+/** Exactly-once execution (Raft dissertation §6.3): a repeated seq returns the first result. */
+async function executeOnce(ctx: ApplyContext, command: SessionCommand): Promise<Result> {
+  const payload = await ctx.space.get(sessionKey(command.session))
+  const entry = payload === undefined ? undefined : decodeSession(payload, `session ${command.session}`)
+  if (entry === undefined || entry.activeTid < expiryCutoffTid(ctx)) {
+    if (entry !== undefined) {
+      del(ctx, sessionKey(entry.session))
+      del(ctx, sessionExpiryKey(entry.activeTid, entry.session))
+    }
+    return { ok: false, code: 'sessionExpired', session: command.session }
+  }
+  if (command.seq < entry.seq) {
+    return {
+      ok: false,
+      code: 'staleSequence',
+      session: command.session,
+      seq: command.seq,
+      lastSeq: entry.seq,
+    }
+  }
+  if (command.seq === entry.seq) {
+    const first = decodeResult(entry.result)
+    // The stored result was encoded by this code and is checksummed; failing to decode it is a bug.
+    assert.ok(first.ok, 'a stored session result must decode')
+    return first.value
+  }
+  const result = await executeSessionCommand(ctx, command)
+  writeSession(ctx, command.session, command.seq, entry.activeTid, result)
+  return result
+}
+
+function writeSession(
+  ctx: ApplyContext,
+  session: SessionId,
+  seq: number,
+  previousActiveTid: Tid | undefined,
+  result: Result,
+): void {
+  if (previousActiveTid !== undefined) del(ctx, sessionExpiryKey(previousActiveTid, session))
+  const activeTid = ctx.meta.clockTid
+  put(ctx, sessionKey(session), encodeSession({ session, seq, activeTid, result: encodeResult(result) }))
+  put(ctx, sessionExpiryKey(activeTid, session), new Uint8Array(0))
+}
+
+/** Deletes up to `sessionExpiryPerApplyMax` sessions idle past the expiry, by log time. */
+async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined): Promise<void> {
+  const cutoff = expiryCutoffTid(ctx)
+  if (cutoff === 0n) return
+  const expired = await ctx.space.keys(
+    { gte: sessionExpiryKey(0n, 0n), lt: sessionExpiryKey(cutoff, 0n) },
+    ctx.options.sessionExpiryPerApplyMax,
+  )
+  for (const key of expired) {
+    const session = sessionExpiryKeySession(key)
+    del(ctx, key)
+    // The session this apply used is active now: its new expiry key is already written.
+    if (session !== touched) del(ctx, sessionKey(session))
+  }
+}
+
+async function executeSessionCommand(ctx: ApplyContext, command: SessionCommand): Promise<Result> {
+  switch (command.type) {
+    case 'commit':
+      return commit(ctx, command)
+    case 'newOids':
+      return newOids(ctx, command)
+    case 'undo':
+      return undo(ctx, command)
+    case 'pack':
+      return startPack(ctx, command)
+    default: {
+      const unreachable: never = command
+      return unreachable
+    }
+  }
+}
+
+function nextTid(ctx: ApplyContext, proposedTid: Tid): Tid | undefined {
+  const last = ctx.meta.lastTid
+  if (last === u64Max) return undefined
+  return proposedTid > last ? proposedTid : last + 1n
+}
+
+async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result> {
+  for (const write of command.writes) {
+    if (write.oid !== 0n && write.oid >= ctx.meta.nextOid) {
+      return {
+        ok: false,
+        code: 'badCommand',
+        message: `Object ${write.oid} was never allocated (use newOids).`,
+      }
+    }
+  }
+  for (const write of command.writes) {
+    const actual = await ctx.space.currentSerial(write.oid)
+    if (actual !== write.serial) {
+      return {
+        ok: false,
+        code: 'conflict',
+        reason: 'write',
+        oid: write.oid,
+        expectedSerial: write.serial,
+        actualSerial: actual,
+      }
+    }
+  }
+  for (const read of command.reads) {
+    const actual = await ctx.space.currentSerial(read.oid)
+    if (actual !== read.serial) {
+      return {
+        ok: false,
+        code: 'conflict',
+        reason: 'readCurrent',
+        oid: read.oid,
+        expectedSerial: read.serial,
+        actualSerial: actual,
+      }
+    }
+  }
+  const tid = nextTid(ctx, command.proposedTid)
+  if (tid === undefined) return { ok: false, code: 'badCommand', message: 'The TID space is exhausted.' }
+  const oids = command.writes.map((write) => write.oid)
+  for (const write of command.writes) {
+    ctx.operations.push(...revisionOperations(write.oid, tid, write.record, ctx.options))
+    ctx.barrier.push(write.oid, ...write.record.refs)
+  }
+  writeTransaction(ctx, tid, {
+    user: command.user,
+    description: command.description,
+    extension: command.extension,
+    oids,
+    undoOf: undefined,
+  })
+  return { ok: true, code: 'committed', tid, oids }
+}
+
+function writeTransaction(ctx: ApplyContext, tid: Tid, meta: TransactionMeta): void {
+  put(ctx, transactionKey(tid), encodeTransaction(meta))
+  ctx.meta.lastTid = tid
+}
+
+function newOids(ctx: ApplyContext, command: NewOidsCommand): Result {
+  const first = ctx.meta.nextOid
+  const next = first + BigInt(command.count)
+  if (next > u64Max) return { ok: false, code: 'badCommand', message: 'The OID space is exhausted.' }
+  ctx.meta.nextOid = next
+  return { ok: true, code: 'oids', first, count: command.count }
+}
+
+/**
+ * Undo (ZODB's transactional undo without conflict resolution): every object the
+ * transaction wrote must still be at the revision it wrote; each goes back to its
+ * revision before, in a new transaction. An object the transaction created gets a
+ * tombstone. Transactions at or before the last pack time are not undoable: their
+ * earlier revisions may be gone.
+ */
+async function undo(ctx: ApplyContext, command: UndoCommand): Promise<Result> {
+  const target = command.tid
+  if (target <= ctx.meta.lastPackTid) {
+    return {
+      ok: false,
+      code: 'undoFailed',
+      tid: target,
+      message: 'The transaction is at or before the last pack time.',
+    }
+  }
+  const txn = target > ctx.meta.lastTid ? undefined : await ctx.space.transaction(target)
+  if (txn === undefined)
+    return { ok: false, code: 'undoFailed', tid: target, message: 'No such transaction.' }
+  for (const oid of txn.oids) {
+    const actual = await ctx.space.currentSerial(oid)
+    if (actual !== target) {
+      return {
+        ok: false,
+        code: 'conflict',
+        reason: 'undo',
+        oid,
+        expectedSerial: target,
+        actualSerial: actual,
+      }
+    }
+  }
+  const tid = nextTid(ctx, command.proposedTid)
+  if (tid === undefined) return { ok: false, code: 'badCommand', message: 'The TID space is exhausted.' }
+  for (const oid of txn.oids) {
+    const previous = await ctx.space.revisionBefore(oid, target)
+    const record = previous === undefined ? undefined : await ctx.space.record(oid, previous)
+    ctx.operations.push(...revisionOperations(oid, tid, record, ctx.options))
+    ctx.barrier.push(oid, ...(record?.refs ?? []))
+  }
+  writeTransaction(ctx, tid, {
+    user: command.user,
+    description: command.description,
+    extension: new Uint8Array(0),
+    oids: txn.oids,
+    undoOf: target,
+  })
+  return { ok: true, code: 'committed', tid, oids: txn.oids }
+}
+
+function startPack(ctx: ApplyContext, command: PackCommand): Result {
+  const running = ctx.meta.pack
+  if (running !== undefined) return { ok: false, code: 'packBusy', packTid: running.packTid }
+  // Packing "in the future" would drop revisions current now; clamp to the last commit.
+  let packTid = command.packTid
+  if (packTid > ctx.meta.lastTid) packTid = ctx.meta.lastTid
+  ctx.meta.pack = { packTid, phase: 'roots', cursor: undefined }
+  if (packTid > ctx.meta.lastPackTid) ctx.meta.lastPackTid = packTid
+  return { ok: true, code: 'packStarted', packTid }
+}

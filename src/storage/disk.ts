@@ -1,0 +1,196 @@
+/**
+ * The Disk seam (DESIGN "Determinism seams"): an abstract-level database plus an explicit
+ * `sync()`. Production uses classic-level (LevelDB); tests and the simulator use
+ * `MemoryDisk`, which loses every write since the last sync on `crash()`, exactly what a
+ * power cut may do to LevelDB's unsynced write-ahead log, and can damage stored bytes
+ * on request. MemoryDisk uses no timers, clocks or randomness: the same calls give the
+ * same results.
+ */
+import assert from 'node:assert/strict'
+import type { AbstractLevel } from 'abstract-level'
+import { ClassicLevel } from 'classic-level'
+import { MemoryLevel } from 'memory-level'
+
+/** The root database of one member: binary keys and values. */
+export type DiskDb = AbstractLevel<string | Buffer | Uint8Array, Uint8Array, Uint8Array>
+
+export interface Disk {
+  readonly db: DiskDb
+  /**
+   * Makes every write completed so far durable. A write passed `{ sync: true }` is
+   * durable, with everything before it, once it resolves.
+   */
+  sync(): Promise<void>
+  close(): Promise<void>
+}
+
+const dbOptions = { keyEncoding: 'view', valueEncoding: 'view' } as const
+
+/** A key outside every sublevel (their prefixes start with `!`), written only to flush the log. */
+const syncKey = new TextEncoder().encode('~sync')
+const syncValue = new Uint8Array(0)
+
+/** Opens (creating if missing) a LevelDB database at `path`. */
+export async function openClassicDisk(path: string): Promise<Disk> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(path, dbOptions)
+  await db.open()
+  return {
+    db,
+    // LevelDB appends every write to one write-ahead log; a synced write fsyncs that log,
+    // and so every earlier write with it.
+    sync: () => db.put(syncKey, syncValue, { sync: true }),
+    close: () => db.close(),
+  }
+}
+
+/** One journalled write call: the previous value of each key it touched, in order. */
+type UndoRecord = readonly { readonly key: Uint8Array; readonly previous: Uint8Array | undefined }[]
+
+interface RawOperation {
+  readonly type: 'put' | 'del'
+  readonly key: Uint8Array
+  readonly value?: Uint8Array
+}
+
+interface RawOptions {
+  readonly sync?: boolean
+}
+
+/**
+ * memory-level's private write methods, which abstract-level calls with prefixed,
+ * encoded keys for the root and every sublevel alike: journalling there sees all writes.
+ * They are synchronous inside an async shell, so each write lands in one microtask.
+ */
+interface MemoryInternals {
+  _put(key: Uint8Array, value: Uint8Array, options: RawOptions): Promise<void>
+  _del(key: Uint8Array, options: RawOptions): Promise<void>
+  _batch(operations: readonly RawOperation[], options: RawOptions): Promise<void>
+  _getSync(key: Uint8Array, options: object): Uint8Array | undefined
+}
+
+const base = MemoryLevel.prototype as unknown as MemoryInternals
+
+/** A memory-level database that journals the previous value of every key written since the last sync. */
+class JournaledMemoryLevel extends MemoryLevel<Uint8Array, Uint8Array> {
+  /** One undo record per write call since the last sync, oldest first. */
+  journal: UndoRecord[] = []
+
+  constructor() {
+    super(dbOptions)
+  }
+
+  /** Called just before the base method applies the write, synchronously. */
+  #record(keys: readonly Uint8Array[], options: RawOptions): void {
+    // A synced write makes itself and everything before it durable: nothing left to lose.
+    if (options.sync === true) this.journal = []
+    else this.journal.push(keys.map((key) => ({ key, previous: base._getSync.call(this, key, {}) })))
+  }
+
+  _put(key: Uint8Array, value: Uint8Array, options: RawOptions): Promise<void> {
+    this.#record([key], options)
+    return base._put.call(this, key, value, options)
+  }
+
+  _del(key: Uint8Array, options: RawOptions): Promise<void> {
+    this.#record([key], options)
+    return base._del.call(this, key, options)
+  }
+
+  _batch(operations: readonly RawOperation[], options: RawOptions): Promise<void> {
+    this.#record(
+      operations.map((op) => op.key),
+      options,
+    )
+    return base._batch.call(this, operations, options)
+  }
+
+  // `clear` is a range delete: turned into one journalled batch of deletes.
+  async _clear(options: object): Promise<void> {
+    const keys = await this.keys({ ...options, keyEncoding: 'view' }).all()
+    await this._batch(
+      keys.map((key) => ({ type: 'del', key })),
+      {},
+    )
+  }
+
+  /** Restores the previous values of the newest write calls, keeping the oldest `keepWrites`. */
+  rollBack(keepWrites: number): void {
+    assert.ok(Number.isSafeInteger(keepWrites) && keepWrites >= 0 && keepWrites <= this.journal.length)
+    for (let i = this.journal.length - 1; i >= keepWrites; i--) {
+      const record = this.journal[i]!
+      const restore: RawOperation[] = []
+      for (let j = record.length - 1; j >= 0; j--) {
+        const { key, previous } = record[j]!
+        restore.push(previous === undefined ? { type: 'del', key } : { type: 'put', key, value: previous })
+      }
+      // The base batch runs synchronously: the store is rolled back before this returns.
+      void base._batch.call(this, restore, {})
+    }
+    this.journal = []
+  }
+
+  /** Overwrites a stored value without journalling: damage on the medium is durable. */
+  poke(key: Uint8Array, value: Uint8Array): void {
+    void base._put.call(this, key, value, {})
+  }
+
+  peek(key: Uint8Array): Uint8Array | undefined {
+    return base._getSync.call(this, key, {})
+  }
+}
+
+/**
+ * An in-memory Disk for tests and the simulator. Writes are visible at once; `sync()`
+ * (or a write with `{ sync: true }`) makes them survive `crash()`.
+ *
+ * @example
+ * const disk = new MemoryDisk()
+ * await disk.db.put(key, value)
+ * disk.crash() // the put is gone: it was never synced
+ */
+export class MemoryDisk implements Disk {
+  readonly #level = new JournaledMemoryLevel()
+  readonly db: DiskDb = this.#level
+
+  /** Opens the database; call once before use (memory-level also opens lazily on first use). */
+  async open(): Promise<void> {
+    await this.#level.open()
+  }
+
+  async sync(): Promise<void> {
+    this.#level.journal = []
+  }
+
+  async close(): Promise<void> {
+    await this.#level.close()
+  }
+
+  /** Write calls (put, del, batch, clear) since the last sync: what a crash may lose. */
+  get unsyncedWrites(): number {
+    return this.#level.journal.length
+  }
+
+  /**
+   * Power cut: every write since the last sync is lost, except the oldest `keepWrites`
+   * of them (LevelDB's log is sequential, so a crash keeps some prefix of the unsynced
+   * writes; a test picks which). Each write call is kept or lost whole, as LevelDB's
+   * batches are atomic. The database stays open; open new stores over it as a restart.
+   */
+  crash(keepWrites = 0): void {
+    this.#level.rollBack(keepWrites)
+  }
+
+  /**
+   * Damages the stored value of the raw (prefixed) key `key` by XOR-ing `mask` into byte
+   * `byteIndex`, durably. For corruption tests.
+   */
+  flipByte(key: Uint8Array, byteIndex: number, mask = 0x01): void {
+    const value = this.#level.peek(key)
+    assert.ok(value !== undefined, 'flipByte: no such key')
+    assert.ok(byteIndex >= 0 && byteIndex < value.byteLength, 'flipByte: byte index out of range')
+    assert.ok(mask > 0 && mask <= 0xff)
+    const damaged = Uint8Array.from(value)
+    damaged[byteIndex] = damaged[byteIndex]! ^ mask
+    this.#level.poke(key, damaged)
+  }
+}

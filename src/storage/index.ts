@@ -1,0 +1,19 @@
+export type { Disk, DiskDb } from './disk.ts'
+export { MemoryDisk, openClassicDisk } from './disk.ts'
+export type { LoadedLog } from './log-store.ts'
+export { LogStore } from './log-store.ts'
+export type { SnapshotImage } from './object-store.ts'
+export { ObjectStore } from './object-store.ts'
+export type { ObjectStoreOptions } from './options.ts'
+export type {
+  HistoryEntry,
+  Invalidation,
+  Loaded,
+  LoadedBefore,
+  PackStatus,
+  StoredEntry,
+  StoredEntryKind,
+  StoredHardState,
+  TransactionRecord,
+  UndoLogEntry,
+} from './types.ts'

@@ -1,0 +1,67 @@
+/**
+ * Key layout of the state machine (see docs/storage.md "Key layout"). All integers are
+ * big-endian, so byte order equals numeric order: the revisions of one object are
+ * contiguous and sorted by TID, and `loadBefore(oid, tid)` is one reverse seek from
+ * `r ‖ oid ‖ tid`.
+ */
+import assert from 'node:assert/strict'
+import type { Oid, SessionId, Tid } from '../protocol/index.ts'
+import { u64Max } from '../protocol/index.ts'
+
+const tag = {
+  meta: 0x6d, // 'm'  meta                          → state (applied index, last TID, next oid, pack)
+  revision: 0x72, // 'r' ‖ oid ‖ tid              → record header (+ inline data)
+  blobChunk: 0x62, // 'b' ‖ oid ‖ tid ‖ u32 index → one chunk of a large record
+  transaction: 0x74, // 't' ‖ tid                 → transaction metadata and oids
+  session: 0x73, // 's' ‖ session                 → last seq, its result, last active TID
+  sessionExpiry: 0x78, // 'x' ‖ tid ‖ session     → (empty): sessions by last activity
+  packMark: 0x6b, // 'k' ‖ oid                    → (empty): reachable in the running pack
+  packGray: 0x67, // 'g' ‖ oid                    → (empty): reachable, refs not yet traced
+} as const
+
+export const metaKey: Uint8Array = Uint8Array.of(tag.meta)
+
+function u64Key(prefix: number, ...values: readonly bigint[]): Uint8Array {
+  const key = new Uint8Array(1 + 8 * values.length)
+  const view = new DataView(key.buffer)
+  key[0] = prefix
+  values.forEach((value, i) => {
+    assert.ok(value >= 0n && value <= u64Max)
+    view.setBigUint64(1 + 8 * i, value)
+  })
+  return key
+}
+
+function readU64(key: Uint8Array, offset: number): bigint {
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(offset)
+}
+
+export const revisionKey = (oid: Oid, tid: Tid): Uint8Array => u64Key(tag.revision, oid, tid)
+export const revisionPrefixStart: Uint8Array = Uint8Array.of(tag.revision)
+export const revisionPrefixEnd: Uint8Array = Uint8Array.of(tag.revision + 1)
+export const revisionKeyOid = (key: Uint8Array): Oid => readU64(key, 1)
+export const revisionKeyTid = (key: Uint8Array): Tid => readU64(key, 9)
+export const isRevisionKey = (key: Uint8Array): boolean => key.byteLength === 17 && key[0] === tag.revision
+
+export function blobChunkKey(oid: Oid, tid: Tid, index: number): Uint8Array {
+  const key = new Uint8Array(21)
+  key.set(u64Key(tag.blobChunk, oid, tid))
+  new DataView(key.buffer).setUint32(17, index)
+  return key
+}
+
+export const transactionKey = (tid: Tid): Uint8Array => u64Key(tag.transaction, tid)
+export const transactionKeyTid = (key: Uint8Array): Tid => readU64(key, 1)
+
+export const sessionKey = (session: SessionId): Uint8Array => u64Key(tag.session, session)
+export const sessionExpiryKey = (activeTid: Tid, session: SessionId): Uint8Array =>
+  u64Key(tag.sessionExpiry, activeTid, session)
+export const sessionExpiryKeySession = (key: Uint8Array): SessionId => readU64(key, 9)
+
+export const packMarkKey = (oid: Oid): Uint8Array => u64Key(tag.packMark, oid)
+export const packMarkPrefixStart: Uint8Array = Uint8Array.of(tag.packMark)
+export const packMarkPrefixEnd: Uint8Array = Uint8Array.of(tag.packMark + 1)
+export const packGrayKey = (oid: Oid): Uint8Array => u64Key(tag.packGray, oid)
+export const packGrayPrefixStart: Uint8Array = Uint8Array.of(tag.packGray)
+export const packGrayPrefixEnd: Uint8Array = Uint8Array.of(tag.packGray + 1)
+export const packGrayKeyOid = (key: Uint8Array): Oid => readU64(key, 1)

@@ -1,0 +1,391 @@
+/**
+ * The object store: the state machine every member applies the committed log to, and
+ * the reads it answers (ZODB storage semantics; docs/storage.md).
+ *
+ * Apply calls must be sequential (await each); reads may run at any time beside them.
+ * Each apply is one atomic batch that includes the new applied index, so after a crash
+ * the store is exactly at some applied index and the driver replays the log from there.
+ */
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import type { ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
+import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
+import type { ApplyContext } from './apply.ts'
+import { executeCommand, put } from './apply.ts'
+import { seal, unseal } from './checksum.ts'
+import type { Disk, DiskDb } from './disk.ts'
+import { metaKey, revisionKey, revisionKeyTid, transactionKey, transactionKeyTid } from './keys.ts'
+import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
+import { resolveOptions } from './options.ts'
+import { packStep } from './pack.ts'
+import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
+import { describeKey, Space } from './space.ts'
+import type {
+  HistoryEntry,
+  Invalidation,
+  Loaded,
+  LoadedBefore,
+  PackStatus,
+  StoredEntry,
+  TransactionRecord,
+  UndoLogEntry,
+} from './types.ts'
+import type { StoreMeta } from './values.ts'
+import { decodeMeta, decodeTransaction, encodeMeta, initialMeta } from './values.ts'
+
+const dbOptions = { keyEncoding: 'view', valueEncoding: 'view' } as const
+type Half = 'a' | 'b'
+const activeKey = new TextEncoder().encode('active')
+
+/** Entries read per iterator call when scanning (snapshot, hash, transaction iterator). */
+const scanPageEntriesMax = 256
+/** Entries written per batch while installing a snapshot. */
+const installBatchEntriesMax = 1024
+
+export interface SnapshotImage {
+  /** The applied index (and term) the image is at. */
+  readonly appliedIndex: number
+  readonly appliedTerm: number
+  /** The image, in chunks of at most `chunkBytesMax` bytes. Consume it once. */
+  readonly chunks: AsyncIterable<Uint8Array>
+}
+
+export class ObjectStore {
+  readonly #db: DiskDb
+  readonly #pointer: DiskDb
+  readonly #options: ResolvedOptions
+  #half: Half
+  #space: Space
+  #meta: StoreMeta
+  #applying = false
+
+  private constructor(db: DiskDb, pointer: DiskDb, options: ResolvedOptions, half: Half, meta: StoreMeta) {
+    this.#db = db
+    this.#pointer = pointer
+    this.#options = options
+    this.#half = half
+    this.#space = new Space(halfDb(db, half))
+    this.#meta = meta
+  }
+
+  /** Opens the state machine of `disk` (empty if new). All members must pass the same options. */
+  static async open(disk: Disk, options: ObjectStoreOptions = {}): Promise<ObjectStore> {
+    const pointer = disk.db.sublevel<Uint8Array, Uint8Array>('sm', dbOptions) as unknown as DiskDb
+    const stored = await pointer.get(activeKey)
+    const half: Half =
+      stored === undefined
+        ? 'a'
+        : new TextDecoder().decode(unseal(activeKey, stored, () => 'active half')) === 'b'
+          ? 'b'
+          : 'a'
+    const space = new Space(halfDb(disk.db, half))
+    const payload = await space.get(metaKey)
+    const meta = payload === undefined ? initialMeta : decodeMeta(payload)
+    return new ObjectStore(disk.db, pointer, resolveOptions(options), half, meta)
+  }
+
+  get appliedIndex(): number {
+    return this.#meta.appliedIndex
+  }
+
+  get appliedTerm(): number {
+    return this.#meta.appliedTerm
+  }
+
+  /**
+   * Applies committed entry `entry.index` (which must be `appliedIndex + 1`). Never throws
+   * on a bad command: it becomes a `badCommand` result, identical on every replica. Throws
+   * `CorruptionError` if stored state it needs is damaged.
+   */
+  async apply(entry: StoredEntry): Promise<Result> {
+    assert.ok(!this.#applying, 'apply calls must not overlap')
+    assert.equal(entry.index, this.#meta.appliedIndex + 1, 'entries are applied in log order')
+    this.#applying = true
+    try {
+      const ctx: ApplyContext = {
+        space: this.#space,
+        options: this.#options,
+        meta: { ...this.#meta, appliedIndex: entry.index, appliedTerm: entry.term },
+        operations: [],
+        barrier: [],
+        index: entry.index,
+      }
+      let result: Result = { ok: true, code: 'none' }
+      if (entry.kind === 'normal') {
+        const decoded = decodeCommand(entry.data, this.#options.limits)
+        if (decoded.ok) {
+          result = await executeCommand(ctx, decoded.value)
+          const phase = await packStep(ctx)
+          if (decoded.value.type === 'packStep') result = { ok: true, code: 'packProgress', phase }
+        } else {
+          result = { ok: false, code: 'badCommand', message: decoded.error.message }
+        }
+      }
+      put(ctx, metaKey, encodeMeta(ctx.meta))
+      await this.#space.db.batch(ctx.operations)
+      this.#meta = ctx.meta
+      return result
+    } finally {
+      this.#applying = false
+    }
+  }
+
+  /** The current revision of `oid`, or undefined if it has none (or its creation was undone). */
+  async load(oid: Oid): Promise<Loaded | undefined> {
+    const found = await this.loadBefore(oid, u64Max)
+    return found === undefined ? undefined : { record: found.record, serial: found.serial }
+  }
+
+  /** The revision of `oid` current just before `tid` (MVCC snapshot read at `tid - 1`). */
+  async loadBefore(oid: Oid, tid: Tid): Promise<LoadedBefore | undefined> {
+    const space = this.#space
+    const revision = await space.revisionBefore(oid, tid)
+    if (revision === undefined) return undefined
+    const record = await space.record(oid, revision)
+    if (record === undefined) return undefined
+    const nextSerial = await space.revisionTidFrom(oid, tid)
+    return { record, serial: revision.tid, nextSerial }
+  }
+
+  /** The revision of `oid` written at exactly `serial`. */
+  async loadSerial(oid: Oid, serial: Tid): Promise<ObjectRecord | undefined> {
+    const revision = await this.#space.revision(oid, serial)
+    return revision === undefined ? undefined : this.#space.record(oid, revision)
+  }
+
+  /** Up to `size` revisions of `oid`, newest first. */
+  async history(oid: Oid, size: number): Promise<HistoryEntry[]> {
+    assert.ok(Number.isSafeInteger(size) && size >= 0)
+    const space = this.#space
+    const found = await space.entries(
+      { gte: revisionKey(oid, 0n), lte: revisionKey(oid, u64Max) },
+      size,
+      true,
+    )
+    const entries: HistoryEntry[] = []
+    for (const [key] of found) {
+      const serial = revisionKeyTid(key)
+      const revision = await space.revision(oid, serial)
+      const txn = await space.transaction(serial)
+      if (revision === undefined || txn === undefined) continue
+      const sizeBytes =
+        revision.header.kind === 'inline'
+          ? revision.header.data.byteLength
+          : revision.header.kind === 'chunked'
+            ? revision.header.dataBytes
+            : 0
+      entries.push({ serial, user: txn.user, description: txn.description, sizeBytes })
+    }
+    return entries
+  }
+
+  /** The TID of the last committed transaction, 0 before the first. */
+  lastTransaction(): Tid {
+    return this.#meta.lastTid
+  }
+
+  /** The last allocated oid + 1. */
+  nextOid(): Oid {
+    return this.#meta.nextOid
+  }
+
+  /** Committed transactions with `fromTid ≤ tid ≤ toTid`, oldest first, with their records. */
+  async *transactions(fromTid: Tid, toTid: Tid): AsyncGenerator<TransactionRecord> {
+    const space = this.#space
+    let cursor: Uint8Array | undefined
+    for (;;) {
+      const range = cursor === undefined ? { gte: transactionKey(fromTid) } : { gt: cursor }
+      const page = await space.entries({ ...range, lte: transactionKey(toTid) }, scanPageEntriesMax)
+      for (const [key, payload] of page) {
+        const tid = transactionKeyTid(key)
+        const txn = decodeTransaction(payload, `transaction ${tid}`)
+        const records: { oid: Oid; record: ObjectRecord | undefined }[] = []
+        for (const oid of txn.oids) {
+          const revision = await space.revision(oid, tid)
+          if (revision !== undefined) records.push({ oid, record: await space.record(oid, revision) })
+        }
+        yield {
+          tid,
+          user: txn.user,
+          description: txn.description,
+          extension: txn.extension,
+          undoOf: txn.undoOf,
+          records,
+        }
+      }
+      if (page.length < scanPageEntriesMax) return
+      cursor = page.at(-1)?.[0]
+    }
+  }
+
+  /**
+   * The transactions committed after `tid`, oldest first: what a reconnecting client must
+   * invalidate. Throws `TooOldError` when `tid` is before the last pack time or more than
+   * `invalidationWindowTxnsMax` transactions ago.
+   */
+  async invalidationsSince(tid: Tid): Promise<Invalidation[]> {
+    const windowMax = this.#options.invalidationWindowTxnsMax
+    const lastPackTid = this.#meta.lastPackTid
+    if (tid < lastPackTid) throw new TooOldError(tid, lastPackTid)
+    const found = await this.#space.entries(
+      { gt: transactionKey(tid), lte: transactionKey(u64Max) },
+      windowMax + 1,
+    )
+    if (found.length > windowMax) {
+      // The oldest answerable TID: the one with exactly `windowMax` transactions after it.
+      const recent = await this.#space.db
+        .keys({ gt: transactionKey(tid), lte: transactionKey(u64Max), reverse: true, limit: windowMax + 1 })
+        .all()
+      const oldest = recent.at(-1)
+      throw new TooOldError(tid, oldest === undefined ? lastPackTid : transactionKeyTid(oldest))
+    }
+    return found.map(([key, payload]) => {
+      const txnTid = transactionKeyTid(key)
+      return { tid: txnTid, oids: decodeTransaction(payload, `transaction ${txnTid}`).oids }
+    })
+  }
+
+  /** Up to `countMax` undoable transactions (after the last pack time), newest first. */
+  async undoLog(countMax: number): Promise<UndoLogEntry[]> {
+    assert.ok(Number.isSafeInteger(countMax) && countMax >= 0)
+    const found = await this.#space.entries(
+      { gt: transactionKey(this.#meta.lastPackTid), lte: transactionKey(u64Max) },
+      countMax,
+      true,
+    )
+    return found.map(([key, payload]) => {
+      const tid = transactionKeyTid(key)
+      const txn = decodeTransaction(payload, `transaction ${tid}`)
+      return { tid, user: txn.user, description: txn.description, undoOf: txn.undoOf }
+    })
+  }
+
+  packStatus(): PackStatus {
+    const pack = this.#meta.pack
+    return pack === undefined
+      ? { phase: 'idle', packTid: this.#meta.lastPackTid }
+      : { phase: pack.phase, packTid: pack.packTid }
+  }
+
+  /**
+   * SHA-256 (hex) over every key and value of the state machine, in key order: equal on
+   * replicas at the same applied index. Reads one consistent snapshot.
+   */
+  async stateHash(): Promise<string> {
+    const hash = createHash('sha256')
+    const length = new Uint8Array(4)
+    const view = new DataView(length.buffer)
+    for await (const [key, value] of this.#entries()) {
+      view.setUint32(0, key.byteLength)
+      hash.update(length).update(key)
+      view.setUint32(0, value.byteLength)
+      hash.update(length).update(value)
+    }
+    return hash.digest('hex')
+  }
+
+  /** All stored entries (sealed values, checked), in key order, from one implicit snapshot. */
+  async *#entries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    const iterator = this.#space.db.iterator()
+    try {
+      for (;;) {
+        const page = await iterator.nextv(scanPageEntriesMax)
+        if (page.length === 0) return
+        for (const [key, value] of page) {
+          unseal(key, value, () => describeKey(key))
+          yield [key, value]
+        }
+      }
+    } finally {
+      await iterator.close()
+    }
+  }
+
+  /**
+   * A consistent image of the state machine at the current applied index, as a stream of
+   * chunks of at most `chunkBytesMax` bytes. Commits may go on while it is read: the image
+   * reads from a database snapshot taken now.
+   */
+  async snapshot(chunkBytesMax: number): Promise<SnapshotImage> {
+    const snapshot = this.#db.snapshot()
+    const db = this.#space.db
+    const payload = await db.get(metaKey, { snapshot })
+    const meta =
+      payload === undefined ? initialMeta : decodeMeta(unseal(metaKey, payload, () => 'state machine meta'))
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      const writer = new ChunkWriter(chunkBytesMax)
+      const hash = createHash('sha256')
+      let count = 0
+      const iterator = db.iterator({ snapshot })
+      try {
+        writer.write(snapshotMagic)
+        for (;;) {
+          const page = await iterator.nextv(scanPageEntriesMax)
+          if (page.length === 0) break
+          for (const [key, value] of page) {
+            unseal(key, value, () => describeKey(key))
+            const frame = encodeEntryFrame(key, value)
+            hash.update(frame)
+            count += 1
+            writer.write(frame)
+          }
+          yield* writer.take(false)
+        }
+        writer.write(encodeEndFrame(count, hash.digest()))
+        yield* writer.take(true)
+      } finally {
+        await iterator.close()
+        await snapshot.close()
+      }
+    }
+    return { appliedIndex: meta.appliedIndex, appliedTerm: meta.appliedTerm, chunks: chunks() }
+  }
+
+  /**
+   * Replaces the whole state machine with the image in `chunks` (from `snapshot` on
+   * another member). The image is staged in the inactive half and switched in with one
+   * synced write, so a crash or a bad stream mid-install leaves the old state intact.
+   * Throws `CorruptionError` for a damaged stream. Must not overlap `apply`.
+   */
+  async installSnapshot(chunks: AsyncIterable<Uint8Array>, sync: () => Promise<void>): Promise<void> {
+    assert.ok(!this.#applying, 'installSnapshot must not overlap apply')
+    this.#applying = true
+    try {
+      const staging: Half = this.#half === 'a' ? 'b' : 'a'
+      const stagingDb = halfDb(this.#db, staging)
+      await stagingDb.clear()
+      const reader = new FrameReader()
+      let batch: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = []
+      for await (const chunk of chunks) {
+        for (const frame of reader.push(chunk)) {
+          if (frame.type !== 'entry') continue
+          unseal(frame.key, frame.value, () => `snapshot ${describeKey(frame.key)}`)
+          batch.push({ type: 'put', key: frame.key, value: frame.value })
+          if (batch.length >= installBatchEntriesMax) {
+            await stagingDb.batch(batch)
+            batch = []
+          }
+        }
+      }
+      reader.finish()
+      await stagingDb.batch(batch)
+      const space = new Space(stagingDb)
+      const payload = await space.get(metaKey)
+      if (payload === undefined) throw new CorruptionError('snapshot stream', 'the image has no meta entry')
+      const meta = decodeMeta(payload)
+      await this.#pointer.put(activeKey, seal(activeKey, new TextEncoder().encode(staging)))
+      await sync()
+      const old = halfDb(this.#db, this.#half)
+      this.#half = staging
+      this.#space = space
+      this.#meta = meta
+      await old.clear()
+    } finally {
+      this.#applying = false
+    }
+  }
+}
+
+function halfDb(db: DiskDb, half: Half): DiskDb {
+  return db.sublevel<Uint8Array, Uint8Array>(`sm-${half}`, dbOptions) as unknown as DiskDb
+}

@@ -1,0 +1,46 @@
+/**
+ * Store options. Every option that changes what apply writes (all but none) must be the
+ * same on every member of a cluster, or replicas diverge: they are cluster constants.
+ */
+import assert from 'node:assert/strict'
+import type { CommandLimits } from '../protocol/index.ts'
+import { defaultCommandLimits } from '../protocol/index.ts'
+
+export interface ObjectStoreOptions {
+  /** Bounds on commands; also bounds record size (blobs). @default defaultCommandLimits (64 MiB records) */
+  readonly limits?: CommandLimits
+  /** A session idle for this long in log time (proposed TIDs) is expired. @default 3 600 000 (1 hour) */
+  readonly sessionExpiryMs?: number
+  /** Expired sessions deleted per apply: bounds the extra work of one apply. @default 16 */
+  readonly sessionExpiryPerApplyMax?: number
+  /** Most transactions `invalidationsSince` reports before answering "too old". @default 10 000 */
+  readonly invalidationWindowTxnsMax?: number
+  /** Units of pack work (transactions, revisions or keys visited) per apply. @default 256 */
+  readonly packStepWorkMax?: number
+  /** Records up to this size are stored inline. @default 65 536 */
+  readonly inlineRecordBytesMax?: number
+  /** Chunk size of larger records (blobs). @default 1 048 576 */
+  readonly blobChunkBytes?: number
+}
+
+export type ResolvedOptions = Required<ObjectStoreOptions>
+
+export function resolveOptions(options: ObjectStoreOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    limits: options.limits ?? defaultCommandLimits,
+    sessionExpiryMs: options.sessionExpiryMs ?? 3_600_000,
+    sessionExpiryPerApplyMax: options.sessionExpiryPerApplyMax ?? 16,
+    invalidationWindowTxnsMax: options.invalidationWindowTxnsMax ?? 10_000,
+    packStepWorkMax: options.packStepWorkMax ?? 256,
+    inlineRecordBytesMax: options.inlineRecordBytesMax ?? 64 * 1024,
+    blobChunkBytes: options.blobChunkBytes ?? 1024 * 1024,
+  }
+  assert.ok(resolved.sessionExpiryMs > 0)
+  assert.ok(resolved.sessionExpiryPerApplyMax > 0)
+  assert.ok(resolved.invalidationWindowTxnsMax > 0)
+  assert.ok(resolved.packStepWorkMax > 0)
+  assert.ok(resolved.blobChunkBytes > 0 && resolved.inlineRecordBytesMax >= 0)
+  // A record's size is stored as u32 and one chunk must fit in one snapshot chunk.
+  assert.ok(resolved.limits.recordBytesMax < 2 ** 32)
+  return resolved
+}

@@ -1,0 +1,225 @@
+/**
+ * Pack, in bounded steps (see docs/storage.md "Pack"). A `pack` command records the pack
+ * time; from then on every apply runs one step of at most `packStepWorkMax` units of
+ * work after its own command, in the same batch, until the pack is done. The leader
+ * proposes `packStep` commands to keep a pack moving while no commits arrive.
+ *
+ * It is an incremental mark and sweep (tri-colour, with a write barrier):
+ * - roots: the root object, and every object written after the pack time (those
+ *   revisions are all kept, so whatever they reference must be kept too);
+ * - mark: trace refs of the kept revisions (the one current at the pack time and all
+ *   later ones) of each gray object, marking what they reach;
+ * - sweep: walk every revision; delete all revisions of unmarked objects and, of marked
+ *   ones, those older than the revision current at the pack time;
+ * - txns: delete transaction metadata whose revisions are all gone;
+ * - cleanup: delete the marks.
+ * The write barrier: while roots, mark or sweep run, a commit marks the objects it
+ * writes and references (they turn gray), and sweep only proceeds when nothing is gray.
+ * So an object a new commit references is never swept, as long as it still existed
+ * when the commit applied (a client holding a reference to garbage across a pack is
+ * the same hazard as in ZODB).
+ */
+import type { Oid, PackPhase, Tid } from '../protocol/index.ts'
+import { rootOid, u64Max } from '../protocol/index.ts'
+import type { ApplyContext } from './apply.ts'
+import { del, put } from './apply.ts'
+import {
+  packGrayKey,
+  packGrayKeyOid,
+  packGrayPrefixEnd,
+  packGrayPrefixStart,
+  packMarkKey,
+  packMarkPrefixEnd,
+  packMarkPrefixStart,
+  revisionKey,
+  revisionKeyOid,
+  revisionKeyTid,
+  revisionPrefixEnd,
+  revisionPrefixStart,
+  transactionKey,
+  transactionKeyTid,
+} from './keys.ts'
+import { decodeRevisionHeader, revisionDeletions } from './records.ts'
+import { describeKey } from './space.ts'
+import type { PackState } from './values.ts'
+import { decodeTransaction } from './values.ts'
+
+/** Marks and grays added during this apply: not yet visible to reads of the store. */
+interface Overlay {
+  readonly marked: Set<Oid>
+  readonly gray: Oid[]
+}
+
+const empty = new Uint8Array(0)
+
+/** Runs one bounded pack step if a pack is running. Returns the phase after the step. */
+export async function packStep(ctx: ApplyContext): Promise<PackPhase> {
+  const pack = ctx.meta.pack
+  if (pack === undefined) return 'idle'
+  const overlay: Overlay = { marked: new Set(), gray: [] }
+  if (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep') {
+    for (const oid of ctx.barrier) await markGray(ctx, overlay, oid)
+  }
+  const next = await runPhase(ctx, overlay, pack)
+  ctx.meta.pack = next
+  return next?.phase ?? 'idle'
+}
+
+async function runPhase(
+  ctx: ApplyContext,
+  overlay: Overlay,
+  pack: PackState,
+): Promise<PackState | undefined> {
+  switch (pack.phase) {
+    case 'roots':
+      return roots(ctx, overlay, pack)
+    case 'mark':
+      return (await mark(ctx, overlay)) ? { ...pack, phase: 'sweep', cursor: undefined } : pack
+    case 'sweep':
+      return sweep(ctx, overlay, pack)
+    case 'txns':
+      return txns(ctx, pack)
+    case 'cleanup':
+      return cleanup(ctx, pack)
+    default: {
+      const unreachable: never = pack.phase
+      return unreachable
+    }
+  }
+}
+
+async function markGray(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<void> {
+  if (overlay.marked.has(oid)) return
+  overlay.marked.add(oid)
+  if ((await ctx.space.get(packMarkKey(oid))) !== undefined) return
+  put(ctx, packMarkKey(oid), empty)
+  put(ctx, packGrayKey(oid), empty)
+  overlay.gray.push(oid)
+}
+
+/** Roots: the root object and every object written after the pack time. */
+async function roots(ctx: ApplyContext, overlay: Overlay, pack: PackState): Promise<PackState> {
+  if (pack.cursor === undefined) await markGray(ctx, overlay, rootOid)
+  const limit = ctx.options.packStepWorkMax
+  const found = await ctx.space.entries(
+    { gt: pack.cursor ?? transactionKey(pack.packTid), lt: transactionKey(u64Max) },
+    limit,
+  )
+  for (const [key, payload] of found) {
+    const txn = decodeTransaction(payload, `transaction ${transactionKeyTid(key)}`)
+    for (const oid of txn.oids) await markGray(ctx, overlay, oid)
+  }
+  const last = found.at(-1)
+  if (found.length < limit) return { ...pack, phase: 'mark', cursor: undefined }
+  return { ...pack, cursor: last?.[0] }
+}
+
+/** Traces gray objects; returns true when no gray object is left. */
+async function mark(ctx: ApplyContext, overlay: Overlay): Promise<boolean> {
+  const workMax = ctx.options.packStepWorkMax
+  const stored = await ctx.space.keys({ gte: packGrayPrefixStart, lt: packGrayPrefixEnd }, workMax)
+  const packTid = ctx.meta.pack?.packTid ?? 0n
+  let work = 0
+  for (const key of stored) {
+    del(ctx, key)
+    work += await trace(ctx, overlay, packGrayKeyOid(key), packTid)
+  }
+  // Grays found during this apply are traced now while work remains; the rest stay stored.
+  while (work < workMax) {
+    const oid = overlay.gray.pop()
+    if (oid === undefined) break
+    del(ctx, packGrayKey(oid))
+    work += await trace(ctx, overlay, oid, packTid)
+  }
+  return stored.length < workMax && overlay.gray.length === 0
+}
+
+/** Marks what the kept revisions of `oid` reference. Returns the work done (revisions read). */
+async function trace(ctx: ApplyContext, overlay: Overlay, oid: Oid, packTid: Tid): Promise<number> {
+  const keep = await ctx.space.revisionBefore(oid, packTid + 1n)
+  const fromTid = keep?.tid ?? packTid + 1n
+  // All kept revisions of one object are read in one go: an object's history after the
+  // pack time is bounded by the commits since, so one step may exceed its budget by that.
+  const revisions = await ctx.space.entries(
+    { gte: revisionKey(oid, fromTid), lte: revisionKey(oid, u64Max) },
+    Number.POSITIVE_INFINITY,
+  )
+  for (const [key, payload] of revisions) {
+    const header = decodeRevisionHeader(payload, () => describeKey(key))
+    if (header.kind === 'tombstone') continue
+    for (const ref of header.refs) await markGray(ctx, overlay, ref)
+  }
+  return 1 + revisions.length
+}
+
+async function isMarked(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<boolean> {
+  return overlay.marked.has(oid) || (await ctx.space.get(packMarkKey(oid))) !== undefined
+}
+
+async function sweep(ctx: ApplyContext, overlay: Overlay, pack: PackState): Promise<PackState> {
+  // Nothing may be swept while anything is gray: a gray object's refs are not yet marked.
+  const gray = await ctx.space.keys({ gte: packGrayPrefixStart, lt: packGrayPrefixEnd }, 1)
+  if (gray.length > 0 || overlay.gray.length > 0) {
+    await mark(ctx, overlay)
+    return pack
+  }
+  const limit = ctx.options.packStepWorkMax
+  const found = await ctx.space.entries(
+    { gt: pack.cursor ?? revisionPrefixStart, lt: revisionPrefixEnd },
+    limit,
+  )
+  const keepTids = new Map<Oid, Tid | undefined>()
+  for (const [key, payload] of found) {
+    const oid = revisionKeyOid(key)
+    const tid = revisionKeyTid(key)
+    if (!keepTids.has(oid)) {
+      // undefined keep tid: the object is garbage, every revision goes.
+      const keep = (await isMarked(ctx, overlay, oid))
+        ? ((await ctx.space.revisionBefore(oid, pack.packTid + 1n))?.tid ?? 0n)
+        : undefined
+      keepTids.set(oid, keep)
+    }
+    const keepTid = keepTids.get(oid)
+    if (keepTid === undefined || tid < keepTid) {
+      ctx.operations.push(
+        ...revisionDeletions(
+          oid,
+          tid,
+          decodeRevisionHeader(payload, () => describeKey(key)),
+        ),
+      )
+    }
+  }
+  if (found.length < limit) return { ...pack, phase: 'txns', cursor: undefined }
+  return { ...pack, cursor: found.at(-1)?.[0] }
+}
+
+/** Deletes metadata of transactions up to the pack time whose revisions are all gone. */
+async function txns(ctx: ApplyContext, pack: PackState): Promise<PackState> {
+  const limit = ctx.options.packStepWorkMax
+  const found = await ctx.space.entries(
+    { gt: pack.cursor ?? transactionKey(0n), lte: transactionKey(pack.packTid) },
+    limit,
+  )
+  for (const [key, payload] of found) {
+    const tid = transactionKeyTid(key)
+    const txn = decodeTransaction(payload, `transaction ${tid}`)
+    let anyLeft = false
+    for (const oid of txn.oids) {
+      if (await ctx.space.db.has(revisionKey(oid, tid))) {
+        anyLeft = true
+        break
+      }
+    }
+    if (!anyLeft) del(ctx, key)
+  }
+  if (found.length < limit) return { ...pack, phase: 'cleanup', cursor: undefined }
+  return { ...pack, cursor: found.at(-1)?.[0] }
+}
+
+async function cleanup(ctx: ApplyContext, pack: PackState): Promise<PackState | undefined> {
+  const limit = ctx.options.packStepWorkMax
+  const marks = await ctx.space.keys({ gte: packMarkPrefixStart, lt: packMarkPrefixEnd }, limit)
+  for (const key of marks) del(ctx, key)
+  return marks.length < limit ? undefined : pack
+}

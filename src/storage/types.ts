@@ -1,0 +1,69 @@
+/**
+ * Shapes the storage room shares with its callers. `StoredEntry` and `StoredHardState`
+ * are structurally identical to src/raft's `Entry` and `HardState` (this room may not
+ * import src/raft), so the driver passes one for the other without conversion.
+ */
+import type { ObjectRecord, Oid, PackPhase, Tid } from '../protocol/index.ts'
+
+export type StoredEntryKind = 'normal' | 'noop' | 'config'
+
+export interface StoredEntry {
+  readonly term: number
+  readonly index: number
+  readonly kind: StoredEntryKind
+  readonly data: Uint8Array
+}
+
+export interface StoredHardState {
+  readonly term: number
+  readonly vote: number
+  readonly commit: number
+}
+
+/** `load`: the current revision. */
+export interface Loaded {
+  readonly record: ObjectRecord
+  readonly serial: Tid
+}
+
+/** `loadBefore`: the revision current just before a TID, and when it stopped being current. */
+export interface LoadedBefore extends Loaded {
+  /** The serial of the next revision, or undefined if this one is still current. */
+  readonly nextSerial: Tid | undefined
+}
+
+export interface HistoryEntry {
+  readonly serial: Tid
+  readonly user: string
+  readonly description: string
+  /** Size of the record's data; 0 for a tombstone (undone creation). */
+  readonly sizeBytes: number
+}
+
+export interface TransactionRecord {
+  readonly tid: Tid
+  readonly user: string
+  readonly description: string
+  readonly extension: Uint8Array
+  readonly undoOf: Tid | undefined
+  /** The revisions still stored (pack may have removed some); record undefined = tombstone. */
+  readonly records: readonly { readonly oid: Oid; readonly record: ObjectRecord | undefined }[]
+}
+
+export interface Invalidation {
+  readonly tid: Tid
+  readonly oids: readonly Oid[]
+}
+
+export interface UndoLogEntry {
+  readonly tid: Tid
+  readonly user: string
+  readonly description: string
+  readonly undoOf: Tid | undefined
+}
+
+export interface PackStatus {
+  readonly phase: PackPhase
+  /** The pack time of the running pack, or of the last one started (0 if none). */
+  readonly packTid: Tid
+}

@@ -1,0 +1,160 @@
+/**
+ * msgpack encodings of the small state-machine values: the meta state, transaction
+ * metadata and session entries. They are stored sealed (checksum.ts); a value that
+ * decodes to the wrong shape is reported as corruption.
+ */
+import { Packr } from 'msgpackr'
+import type { Oid, PackPhase, SessionId, Tid } from '../protocol/index.ts'
+import { CorruptionError } from '../protocol/index.ts'
+
+// Plain maps and arrays (no record extension): the same value always encodes to the same bytes.
+const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
+
+export type RunningPackPhase = Exclude<PackPhase, 'idle'>
+
+export interface PackState {
+  readonly packTid: Tid
+  readonly phase: RunningPackPhase
+  /** Where the phase's scan resumes (exclusive), or undefined at the start of the phase. */
+  readonly cursor: Uint8Array | undefined
+}
+
+/** Everything the state machine keeps outside its tables, rewritten by every apply. */
+export interface StoreMeta {
+  readonly appliedIndex: number
+  readonly appliedTerm: number
+  /** TID of the last committed transaction (0 before the first). */
+  readonly lastTid: Tid
+  /** Log time: the largest proposed TID applied so far. Drives session expiry. */
+  readonly clockTid: Tid
+  /** The next oid `newOids` hands out; oids below it (and the root) are allocated. */
+  readonly nextOid: Oid
+  /** The pack time of the last pack started (0 if none): history before it may be gone. */
+  readonly lastPackTid: Tid
+  readonly pack: PackState | undefined
+}
+
+export const initialMeta: StoreMeta = {
+  appliedIndex: 0,
+  appliedTerm: 0,
+  lastTid: 0n,
+  clockTid: 0n,
+  nextOid: 1n,
+  lastPackTid: 0n,
+  pack: undefined,
+}
+
+export interface TransactionMeta {
+  readonly user: string
+  readonly description: string
+  readonly extension: Uint8Array
+  /** The objects written, in command order. */
+  readonly oids: readonly Oid[]
+  /** For an undo transaction: the TID it undid. */
+  readonly undoOf: Tid | undefined
+}
+
+export interface SessionEntry {
+  readonly session: SessionId
+  /** The last applied seq (0 before the first command). */
+  readonly seq: number
+  /** Log time of the session's last command: expiry counts from here. */
+  readonly activeTid: Tid
+  /** The encoded result of command `seq`, returned again on a retry. */
+  readonly result: Uint8Array
+}
+
+const phases: readonly RunningPackPhase[] = ['roots', 'mark', 'sweep', 'txns', 'cleanup']
+
+export function encodeMeta(meta: StoreMeta): Uint8Array {
+  const pack = meta.pack === undefined ? null : [meta.pack.packTid, meta.pack.phase, meta.pack.cursor ?? null]
+  return packr.pack([
+    meta.appliedIndex,
+    meta.appliedTerm,
+    meta.lastTid,
+    meta.clockTid,
+    meta.nextOid,
+    meta.lastPackTid,
+    pack,
+  ])
+}
+
+export function decodeMeta(payload: Uint8Array): StoreMeta {
+  const where = 'state machine meta'
+  const v = unpackArray(payload, where, 7)
+  const pack = v[6]
+  let packState: PackState | undefined
+  if (pack !== null) {
+    if (!Array.isArray(pack) || pack.length !== 3) throw new CorruptionError(where, 'bad pack state')
+    const phase = phases.find((p) => p === pack[1])
+    const cursor: unknown = pack[2]
+    if (phase === undefined) throw new CorruptionError(where, 'bad pack phase')
+    if (cursor !== null && !(cursor instanceof Uint8Array))
+      throw new CorruptionError(where, 'bad pack cursor')
+    packState = { packTid: big(pack[0], where), phase, cursor: cursor ?? undefined }
+  }
+  return {
+    appliedIndex: num(v[0], where),
+    appliedTerm: num(v[1], where),
+    lastTid: big(v[2], where),
+    clockTid: big(v[3], where),
+    nextOid: big(v[4], where),
+    lastPackTid: big(v[5], where),
+    pack: packState,
+  }
+}
+
+export function encodeTransaction(meta: TransactionMeta): Uint8Array {
+  return packr.pack([meta.user, meta.description, meta.extension, meta.oids, meta.undoOf ?? null])
+}
+
+export function decodeTransaction(payload: Uint8Array, where: string): TransactionMeta {
+  const v = unpackArray(payload, where, 5)
+  const [user, description, extension, oids, undoOf] = v
+  if (typeof user !== 'string' || typeof description !== 'string' || !(extension instanceof Uint8Array)) {
+    throw new CorruptionError(where, 'bad transaction metadata')
+  }
+  if (!Array.isArray(oids)) throw new CorruptionError(where, 'bad transaction oids')
+  return {
+    user,
+    description,
+    extension,
+    oids: oids.map((oid: unknown) => big(oid, where)),
+    undoOf: undoOf === null ? undefined : big(undoOf, where),
+  }
+}
+
+export function encodeSession(entry: SessionEntry): Uint8Array {
+  return packr.pack([entry.session, entry.seq, entry.activeTid, entry.result])
+}
+
+export function decodeSession(payload: Uint8Array, where: string): SessionEntry {
+  const v = unpackArray(payload, where, 4)
+  const result = v[3]
+  if (!(result instanceof Uint8Array)) throw new CorruptionError(where, 'bad session result')
+  return { session: big(v[0], where), seq: num(v[1], where), activeTid: big(v[2], where), result }
+}
+
+function unpackArray(payload: Uint8Array, where: string, length: number): unknown[] {
+  let value: unknown
+  try {
+    value = packr.unpack(payload)
+  } catch {
+    throw new CorruptionError(where, 'undecodable value')
+  }
+  if (!Array.isArray(value) || value.length !== length)
+    throw new CorruptionError(where, 'value has the wrong shape')
+  return value
+}
+
+function big(value: unknown, where: string): bigint {
+  if (typeof value === 'bigint') return value
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
+  throw new CorruptionError(where, 'expected a 64-bit integer')
+}
+
+function num(value: unknown, where: string): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value
+  if (typeof value === 'bigint' && value <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(value)
+  throw new CorruptionError(where, 'expected an integer')
+}
