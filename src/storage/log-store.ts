@@ -25,7 +25,8 @@ const loadPageEntriesMax = 1024
 const compactBatchEntriesMax = 4096
 
 export interface LoadedLog {
-  readonly hardState: StoredHardState | undefined
+  /** The saved hard state; all zero (term 0, no vote, commit 0) on a new disk. */
+  readonly hardState: StoredHardState
   /** Index and term of the last entry discarded by compaction, i.e. of the snapshot (0, 0 if none). */
   readonly snapshotIndex: number
   readonly snapshotTerm: number
@@ -69,7 +70,7 @@ export class LogStore {
     const hardSealed = await this.#hard.get(hardStateKey)
     const hardState =
       hardSealed === undefined
-        ? undefined
+        ? { term: 0, vote: 0, commit: 0 }
         : decodeHardState(unseal(hardStateKey, hardSealed, () => 'hard state'))
     const compactedSealed = await this.#hard.get(compactedKey)
     if (compactedSealed !== undefined) {
