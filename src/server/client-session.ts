@@ -1,0 +1,320 @@
+/**
+ * One client connection to a member: the versioned handshake with a token, then requests
+ * answered by id, and every committed transaction's invalidation pushed in TID order.
+ * A malformed frame is answered with a protocol error and the connection is closed; the
+ * member goes on serving everyone else.
+ */
+import type { Logger } from 'pino'
+import {
+  type ClientOp,
+  clientProtocolVersions,
+  decodeClientFrame,
+  encodeFrame,
+  type InvalidationsAnswer,
+  type MemberFrame,
+  type OpValues,
+  type Tid,
+  type TokenRole,
+  TooOldError,
+  type TransactionSummary,
+  type WireError,
+  ZeoqError,
+} from '../protocol/index.ts'
+import type { TokenGrant } from './config.ts'
+import { MemberError } from './errors.ts'
+import type { Member } from './member.ts'
+import type { Clock, Timer } from './seams.ts'
+
+/** A client's byte pipe: a WebSocket in a real process, a simulated link in the simulator. */
+export interface ClientLink {
+  send(bytes: Uint8Array): void
+  /** Bytes accepted by `send` and not yet written out. */
+  bufferedBytes(): number
+  close(): void
+  onFrame(handler: (bytes: Uint8Array) => void): void
+  onClose(handler: () => void): void
+  /** Who is on the other end, for logs. */
+  readonly remote: string
+}
+
+export interface ClientSessionOptions {
+  readonly member: Member
+  /** Client tokens; undefined turns client authentication off (every client is admin). */
+  readonly tokens: ReadonlyMap<string, TokenGrant> | undefined
+  readonly members: readonly { readonly id: number; readonly url: string }[]
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly onRequestDone?: (op: ClientOp['op'], ok: boolean, durationMs: number, result?: unknown) => void
+}
+
+/** A client that has not said hello in this time is disconnected. */
+const helloTimeoutMs = 10_000
+/** Requests one connection may have in progress; more get `overloaded`. */
+export const requestsInFlightMax = 4096
+/** Unsent bytes to one client beyond which it is disconnected: invalidations may not be dropped, so a client that cannot keep up must reconnect and verify its cache. */
+export const clientBufferBytesMax = 64 * 1024 * 1024
+
+const roleRank: Readonly<Record<TokenRole, number>> = { readOnly: 0, readWrite: 1, admin: 2 }
+
+export class ClientSession {
+  readonly #options: ClientSessionOptions
+  readonly #link: ClientLink
+  #role: TokenRole | undefined
+  #name = ''
+  #inFlight = 0
+  #closed = false
+  #unsubscribe: (() => void) | undefined
+  readonly #helloTimer: Timer
+
+  constructor(options: ClientSessionOptions, link: ClientLink) {
+    this.#options = options
+    this.#link = link
+    this.#helloTimer = options.clock.setTimer(helloTimeoutMs, () => {
+      this.#goodbye({ code: 'protocol', message: `No hello within ${helloTimeoutMs} ms.` })
+    })
+    link.onFrame((bytes) => this.#onFrame(bytes))
+    link.onClose(() => this.#cleanUp())
+  }
+
+  get role(): TokenRole | undefined {
+    return this.#role
+  }
+
+  #onFrame(bytes: Uint8Array): void {
+    if (this.#closed) return
+    const decoded = decodeClientFrame(bytes)
+    if (!decoded.ok) {
+      this.#goodbye({ code: 'protocol', message: decoded.error.message })
+      return
+    }
+    const frame = decoded.value
+    if (frame.type === 'hello') {
+      this.#hello(frame.versions, frame.token, frame.name)
+      return
+    }
+    if (this.#role === undefined) {
+      this.#goodbye({ code: 'protocol', message: 'The first frame must be a hello with a token.' })
+      return
+    }
+    if (this.#inFlight >= requestsInFlightMax) {
+      this.#respondError(frame.id, {
+        code: 'overloaded',
+        message: `More than ${requestsInFlightMax} requests in flight on one connection; wait for answers.`,
+      })
+      return
+    }
+    this.#inFlight++
+    const started = this.#options.clock.nowMs()
+    this.#execute(frame.op).then(
+      (value) => {
+        this.#inFlight--
+        this.#options.onRequestDone?.(frame.op.op, true, this.#options.clock.nowMs() - started, value)
+        this.#send({ type: 'response', id: frame.id, ok: true, value })
+      },
+      (error: unknown) => {
+        this.#inFlight--
+        this.#options.onRequestDone?.(frame.op.op, false, this.#options.clock.nowMs() - started)
+        this.#respondError(frame.id, this.#toWireError(error))
+      },
+    )
+  }
+
+  #hello(versions: readonly number[], token: string, name: string): void {
+    if (this.#role !== undefined) {
+      this.#goodbye({ code: 'protocol', message: 'Hello was already said on this connection.' })
+      return
+    }
+    const version = Math.max(...versions.filter((v) => clientProtocolVersions.includes(v)))
+    if (!Number.isFinite(version)) {
+      this.#goodbye({
+        code: 'protocol',
+        message: `This member speaks protocol versions ${clientProtocolVersions.join(', ')}, the client ${versions.join(', ')}: upgrade one of them.`,
+      })
+      return
+    }
+    const { tokens, member } = this.#options
+    const grant: TokenGrant | undefined = tokens === undefined ? { role: 'admin', name } : tokens.get(token)
+    if (grant === undefined) {
+      this.#options.logger.warn({ remote: this.#link.remote }, 'refused a client with an unknown token')
+      this.#goodbye({
+        code: 'auth',
+        message: 'The token is not known to this cluster; check the client token.',
+      })
+      return
+    }
+    this.#helloTimer.cancel()
+    this.#role = grant.role
+    this.#name = name || grant.name
+    this.#unsubscribe = member.onInvalidation((inv) => {
+      this.#send({ type: 'invalidate', tid: inv.tid, oids: inv.oids })
+    })
+    this.#send({
+      type: 'welcome',
+      version,
+      memberId: member.id,
+      leaderId: member.leaderHint().leaderId,
+      members: this.#options.members,
+      role: grant.role,
+      lastTid: member.publishedTid(),
+    })
+    this.#options.logger.debug({ client: this.#name, role: grant.role }, 'client connected')
+  }
+
+  #require(role: TokenRole, what: string): void {
+    const held = this.#role ?? 'readOnly'
+    if (roleRank[held] >= roleRank[role]) return
+    if (held === 'readOnly')
+      throw new MemberError('readOnly', `This client's token is read-only; ${what} needs a read-write token.`)
+    throw new MemberError('auth', `${what} needs an ${role} token.`)
+  }
+
+  async #execute(op: ClientOp): Promise<OpValues[ClientOp['op']]> {
+    const { member } = this.#options
+    const store = member.store
+    switch (op.op) {
+      case 'openSession': {
+        this.#require('readWrite', 'opening a write session')
+        const result = await member.propose({ type: 'openSession', proposedTid: 0n })
+        if (!result.ok || result.code !== 'sessionOpened')
+          throw new MemberError('internal', `Opening a session answered ${result.code}.`)
+        return { session: result.session }
+      }
+      case 'command':
+        this.#require(
+          op.command.type === 'pack' ? 'admin' : 'readWrite',
+          op.command.type === 'pack' ? 'packing' : 'committing',
+        )
+        return await member.propose({ ...op.command, proposedTid: 0n })
+      case 'load': {
+        await this.#readPoint(op.consistency, op.minTid)
+        const loaded = await store.load(op.oid)
+        if (loaded === undefined) return undefined
+        await member.published(loaded.serial)
+        return { serial: loaded.serial, refs: loaded.record.refs, data: loaded.record.data }
+      }
+      case 'loadBefore': {
+        await member.waitForTid(op.minTid)
+        const loaded = await store.loadBefore(op.oid, op.tid)
+        if (loaded === undefined) return undefined
+        await member.published(maxTid(loaded.serial, loaded.nextSerial ?? 0n))
+        return {
+          serial: loaded.serial,
+          refs: loaded.record.refs,
+          data: loaded.record.data,
+          nextSerial: loaded.nextSerial,
+        }
+      }
+      case 'loadSerial': {
+        const record = await store.loadSerial(op.oid, op.serial)
+        return record === undefined ? undefined : { serial: op.serial, refs: record.refs, data: record.data }
+      }
+      case 'history': {
+        const items = await store.history(op.oid, op.size)
+        await member.published(items.reduce((m, i) => maxTid(m, i.serial), 0n))
+        return items
+      }
+      case 'lastTransaction': {
+        await this.#readPoint(op.consistency, op.minTid)
+        const tid = store.lastTransaction()
+        await member.published(tid)
+        return tid
+      }
+      case 'invalidationsSince':
+        return await this.#invalidationsSince(op.tid)
+      case 'transactions': {
+        const summaries: TransactionSummary[] = []
+        for await (const txn of store.transactions(op.fromTid, op.toTid)) {
+          summaries.push({
+            tid: txn.tid,
+            user: txn.user,
+            description: txn.description,
+            oids: txn.records.map((r) => r.oid),
+          })
+          if (summaries.length >= op.limit) break
+        }
+        return summaries
+      }
+      case 'status':
+        return member.memberStatus(this.#options.members)
+      default: {
+        const unreachable: never = op
+        throw new MemberError('internal', `Unknown operation ${JSON.stringify(unreachable)}.`)
+      }
+    }
+  }
+
+  async #readPoint(consistency: 'linearizable' | 'local', minTid: Tid): Promise<void> {
+    if (consistency === 'linearizable') await this.#options.member.readBarrier()
+    else await this.#options.member.waitForTid(minTid)
+  }
+
+  async #invalidationsSince(tid: Tid): Promise<InvalidationsAnswer> {
+    const { member } = this.#options
+    try {
+      const invalidations = await member.store.invalidationsSince(tid)
+      await member.published(invalidations.reduce((m, i) => maxTid(m, i.tid), 0n))
+      return { tooOld: false, invalidations }
+    } catch (error) {
+      if (error instanceof TooOldError) return { tooOld: true, oldestTid: error.oldestTid }
+      throw error
+    }
+  }
+
+  #toWireError(error: unknown): WireError {
+    if (error instanceof MemberError) {
+      if (error.code === 'notLeader') {
+        return {
+          code: 'notLeader',
+          message: error.message,
+          leaderId: error.hint?.leaderId ?? 0,
+          leaderUrl: error.hint?.leaderUrl ?? '',
+        }
+      }
+      return { code: error.code, message: error.message }
+    }
+    if (error instanceof ZeoqError) {
+      if (error.code === 'corruption' || error.code === 'tooOld' || error.code === 'protocol')
+        return { code: error.code, message: error.message }
+      return { code: 'internal', message: error.message }
+    }
+    this.#options.logger.error({ err: error }, 'a request failed unexpectedly')
+    return {
+      code: 'internal',
+      message: `The member failed to answer: ${error instanceof Error ? error.message : String(error)}.`,
+    }
+  }
+
+  #respondError(id: number, error: WireError): void {
+    this.#send({ type: 'response', id, ok: false, error })
+  }
+
+  #send(frame: MemberFrame): void {
+    if (this.#closed) return
+    if (this.#link.bufferedBytes() > clientBufferBytesMax) {
+      this.#goodbye({
+        code: 'overloaded',
+        message: 'The client is not reading fast enough; reconnect and verify the cache.',
+      })
+      return
+    }
+    this.#link.send(encodeFrame(frame))
+  }
+
+  #goodbye(error: WireError): void {
+    if (this.#closed) return
+    this.#link.send(encodeFrame({ type: 'goodbye', error }))
+    this.#cleanUp()
+    this.#link.close()
+  }
+
+  #cleanUp(): void {
+    this.#closed = true
+    this.#helloTimer.cancel()
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
+  }
+}
+
+function maxTid(a: Tid, b: Tid): Tid {
+  return a > b ? a : b
+}
