@@ -1,10 +1,12 @@
 /**
  * A scripted network of Raft cores for interaction tests, in the spirit of etcd's
  * raft `testdata` scripts: nothing moves unless the test says so. Persistence is
- * instant and perfect (a test that needs crashes keeps the durable state itself).
+ * instant and perfect unless a test crashes a member in the middle of a Ready
+ * (`crashBeforePersist`); `restart` rebuilds a member from what it persisted.
  */
 import assert from 'node:assert/strict'
 import {
+  type AppendMessage,
   type Entry,
   type HardState,
   initialRestore,
@@ -13,7 +15,10 @@ import {
   type PlantedBugs,
   RaftNode,
   type RaftRestore,
+  type Random,
   type ReadState,
+  type Ready,
+  type Role,
   seededRandom,
 } from '../../src/raft/index.ts'
 
@@ -25,6 +30,8 @@ export interface Member {
   applied: Entry[]
   readStates: ReadState[]
   droppedReads: number[]
+  /** Every Ready this member produced since it (re)started, in order. */
+  readies: Ready[]
 }
 
 export interface ClusterOptions {
@@ -33,14 +40,40 @@ export interface ClusterOptions {
   readonly checkQuorum?: boolean
   readonly bugs?: PlantedBugs
   readonly seed?: number
+  readonly appendBytesMax?: number
+  readonly inflightAppendsMax?: number
+  readonly uncommittedBytesMax?: number
+  readonly applyBytesMax?: number
+  /**
+   * Exact election timeouts, in ticks, per member (each in [t, 2t)), instead of seeded
+   * jitter: scripts then know who times out first.
+   */
+  readonly timeoutTicks?: Readonly<Record<NodeId, number>>
+  /** A member's persisted state at the start, instead of a brand-new cluster. */
+  readonly restore?: (id: NodeId) => RaftRestore | undefined
 }
 
 const stabilizeRoundsMax = 1000
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** A generator whose every draw is `offset`: the election timeout is then exactly t + offset. */
+function fixedJitter(offset: number): Random {
+  return {
+    next: () => 0,
+    int: (maxExclusive: number) => {
+      assert.ok(offset >= 0 && offset < maxExclusive, `a timeout offset of ${offset} is outside [0, t)`)
+      return offset
+    },
+  }
+}
 
 export class Cluster {
   readonly members = new Map<NodeId, Member>()
   /** Messages sent and not yet delivered, in order. */
   inFlight: Message[] = []
+  /** Every message any member ever sent, in order: what scripts count round trips with. */
+  readonly sent: Message[] = []
   /** Links that drop everything: "from->to". */
   readonly #cut = new Set<string>()
   readonly #options: ClusterOptions
@@ -49,19 +82,35 @@ export class Cluster {
   constructor(ids: readonly NodeId[], options: ClusterOptions = {}) {
     this.ids = ids
     this.#options = options
-    for (const id of ids) this.#start(id, initialRestore(ids))
+    for (const id of ids) this.#start(id, options.restore?.(id) ?? initialRestore(ids))
+  }
+
+  get electionTimeoutTicks(): number {
+    return this.#options.electionTimeoutTicks ?? 10
+  }
+
+  #random(id: NodeId): Random {
+    const t = this.electionTimeoutTicks
+    const fixed = this.#options.timeoutTicks?.[id]
+    if (fixed !== undefined) return fixedJitter(fixed - t)
+    return seededRandom((this.#options.seed ?? 1) * 100 + id)
   }
 
   #start(id: NodeId, restore: RaftRestore): void {
+    const o = this.#options
     const node = new RaftNode(
       {
         id,
-        electionTimeoutTicks: this.#options.electionTimeoutTicks ?? 10,
+        electionTimeoutTicks: this.electionTimeoutTicks,
         heartbeatIntervalTicks: 1,
-        random: seededRandom((this.#options.seed ?? 1) * 100 + id),
-        preVote: this.#options.preVote ?? true,
-        checkQuorum: this.#options.checkQuorum ?? true,
-        bugs: this.#options.bugs ?? {},
+        random: this.#random(id),
+        preVote: o.preVote ?? true,
+        checkQuorum: o.checkQuorum ?? true,
+        bugs: o.bugs ?? {},
+        ...(o.appendBytesMax === undefined ? {} : { appendBytesMax: o.appendBytesMax }),
+        ...(o.inflightAppendsMax === undefined ? {} : { inflightAppendsMax: o.inflightAppendsMax }),
+        ...(o.uncommittedBytesMax === undefined ? {} : { uncommittedBytesMax: o.uncommittedBytesMax }),
+        ...(o.applyBytesMax === undefined ? {} : { applyBytesMax: o.applyBytesMax }),
       },
       restore,
     )
@@ -73,6 +122,7 @@ export class Cluster {
       applied: previous?.applied.slice(0, restore.applied) ?? [],
       readStates: [],
       droppedReads: [],
+      readies: [],
     })
   }
 
@@ -86,21 +136,27 @@ export class Cluster {
     return this.member(id).node
   }
 
+  role(id: NodeId): Role {
+    return this.node(id).status().role
+  }
+
+  term(id: NodeId): number {
+    return this.node(id).status().term
+  }
+
   /** Runs every member's Ready: persist, collect messages, apply, advance. */
   process(): void {
     for (const [id, m] of this.members) {
       while (m.node.hasReady()) {
         const rd = m.node.ready()
+        m.readies.push(rd)
         const first = rd.entries[0]
         if (first !== undefined) {
           m.log.length = first.index - 1
           m.log.push(...rd.entries)
         }
         if (rd.hardState) m.hardState = rd.hardState
-        for (const msg of [...rd.messages, ...rd.messagesAfterPersist]) {
-          assert.equal(msg.from, id)
-          this.inFlight.push(msg)
-        }
+        for (const msg of [...rd.messages, ...rd.messagesAfterPersist]) this.#send(id, msg)
         m.applied.push(...rd.committedEntries)
         m.readStates.push(...rd.readStates)
         m.droppedReads.push(...rd.droppedReads)
@@ -109,8 +165,23 @@ export class Cluster {
     }
   }
 
-  /** Delivers the messages in flight now (not those they cause). Returns how many were delivered. */
-  deliver(filter: (m: Message) => boolean = () => true): number {
+  #send(from: NodeId, msg: Message): void {
+    assert.equal(msg.from, from)
+    this.inFlight.push(msg)
+    this.sent.push(msg)
+  }
+
+  /** Steps a message into its addressee now, as if the network delivered it. */
+  inject(msg: Message): void {
+    this.node(msg.to).step(msg)
+    this.process()
+  }
+
+  /**
+   * Delivers the messages in flight now that match (not those they cause), each as
+   * `rewrite` makes it. Returns how many were delivered.
+   */
+  deliver(filter: (m: Message) => boolean = () => true, rewrite: (m: Message) => Message = (m) => m): number {
     this.process()
     const batch = this.inFlight
     this.inFlight = []
@@ -121,11 +192,32 @@ export class Cluster {
         continue
       }
       if (this.#cut.has(`${msg.from}->${msg.to}`)) continue
-      this.node(msg.to).step(msg)
+      this.node(msg.to).step(rewrite(msg))
       delivered++
     }
     this.process()
     return delivered
+  }
+
+  /** Delivers the in-flight message at `index` (the network reorders freely). */
+  deliverAt(index: number): void {
+    const [msg] = this.inFlight.splice(index, 1)
+    assert.ok(msg !== undefined, `no message in flight at ${index}`)
+    if (!this.#cut.has(`${msg.from}->${msg.to}`)) this.node(msg.to).step(msg)
+    this.process()
+  }
+
+  /** Loses the in-flight message at `index`. */
+  dropAt(index: number): void {
+    assert.ok(index < this.inFlight.length, `no message in flight at ${index}`)
+    this.inFlight.splice(index, 1)
+  }
+
+  /** The network delivers the message at `index` twice: a copy joins the queue. */
+  duplicateAt(index: number): void {
+    const msg = this.inFlight[index]
+    assert.ok(msg !== undefined, `no message in flight at ${index}`)
+    this.inFlight.push(msg)
   }
 
   /** Drops every message in flight that matches. */
@@ -149,13 +241,33 @@ export class Cluster {
     this.process()
   }
 
+  /**
+   * Ticks `ids` one tick at a time, delivering everything after each tick, until
+   * `done` holds. Returns the ticks it took; fails after `ticksMax`.
+   */
+  tickUntil(done: () => boolean, ids: readonly NodeId[] = this.ids, ticksMax = 100): number {
+    for (let ticks = 1; ticks <= ticksMax; ticks++) {
+      this.tick(ids)
+      this.stabilize()
+      if (done()) return ticks
+    }
+    assert.fail(`still not done after ${ticksMax} ticks`)
+  }
+
   campaign(id: NodeId): void {
     this.node(id).campaign()
     this.process()
   }
 
+  /** `id` campaigns and everything is delivered; it must win. */
+  elect(id: NodeId): void {
+    this.campaign(id)
+    this.stabilize()
+    assert.equal(this.role(id), 'leader', `member ${id} did not win its election`)
+  }
+
   propose(id: NodeId, text: string): ReturnType<RaftNode['propose']> {
-    const result = this.node(id).propose([new TextEncoder().encode(text)])
+    const result = this.node(id).propose([encoder.encode(text)])
     this.process()
     return result
   }
@@ -170,6 +282,14 @@ export class Cluster {
     }
   }
 
+  /** Cuts `id` off from everyone else. */
+  isolate(id: NodeId): void {
+    this.partition(
+      [id],
+      this.ids.filter((x) => x !== id),
+    )
+  }
+
   cutLink(from: NodeId, to: NodeId): void {
     this.#cut.add(`${from}->${to}`)
   }
@@ -178,30 +298,95 @@ export class Cluster {
     this.#cut.clear()
   }
 
-  /** Restarts a member from what it persisted (volatile state lost). */
-  restart(id: NodeId): void {
+  /**
+   * Restarts a member from what it persisted (volatile state lost). The state machine
+   * durably holds the first `applied` entries it applied; the rest are applied again.
+   * Messages to and from it are forgotten unless `keepInFlight` (the network may
+   * still deliver them, as a real one would).
+   */
+  restart(id: NodeId, options: { readonly applied?: number; readonly keepInFlight?: boolean } = {}): void {
     const m = this.member(id)
-    this.inFlight = this.inFlight.filter((msg) => msg.to !== id && msg.from !== id)
+    if (options.keepInFlight !== true) {
+      this.inFlight = this.inFlight.filter((msg) => msg.to !== id && msg.from !== id)
+    }
+    const applied = Math.min(options.applied ?? 0, m.applied.length)
     this.#start(id, {
       hardState: m.hardState,
       entries: m.log,
       snapshot: { index: 0, term: 0, conf: { voters: [...this.ids], learners: [] } },
-      applied: 0,
+      applied,
     })
-    // The state machine is rebuilt from the log: applied starts empty.
-    this.member(id).applied = []
+  }
+
+  /**
+   * The member's driver takes a Ready, sends what may leave before the persist
+   * (`messages`), and crashes before the write lands: it restarts from its old disk.
+   */
+  crashBeforePersist(id: NodeId): void {
+    const node = this.node(id)
+    assert.ok(node.hasReady(), `member ${id} has nothing to persist`)
+    const rd = node.ready()
+    for (const msg of rd.messages) this.#send(id, msg)
+    this.restart(id, { keepInFlight: true })
   }
 
   leader(): NodeId | undefined {
-    const leaders = this.ids.filter((id) => this.node(id).status().role === 'leader')
-    const terms = new Set(leaders.map((id) => this.node(id).status().term))
+    const leaders = this.ids.filter((id) => this.role(id) === 'leader')
+    const terms = new Set(leaders.map((id) => this.term(id)))
     assert.equal(terms.size, leaders.length, 'two leaders in one term')
-    return leaders.sort((a, b) => this.node(b).status().term - this.node(a).status().term)[0]
+    return leaders.sort((a, b) => this.term(b) - this.term(a))[0]
   }
 
   appliedData(id: NodeId): string[] {
     return this.member(id)
       .applied.filter((e) => e.kind === 'normal')
-      .map((e) => new TextDecoder().decode(e.data))
+      .map((e) => decoder.decode(e.data))
+  }
+
+  /** The terms of a member's persisted log, index 1 first: the way the paper draws logs. */
+  logTerms(id: NodeId): number[] {
+    return this.member(id).log.map((e) => e.term)
+  }
+
+  /** Messages of one type from `from` to `to` in flight now. */
+  inFlightOf(type: Message['type'], from?: NodeId, to?: NodeId): Message[] {
+    return this.inFlight.filter(
+      (m) => m.type === type && (from === undefined || m.from === from) && (to === undefined || m.to === to),
+    )
   }
 }
+
+/** A log whose entry i+1 has term terms[i]: the paper's way of drawing logs. */
+export function logOfTerms(terms: readonly number[], kind: Entry['kind'] = 'normal'): Entry[] {
+  return terms.map((term, i) => ({ term, index: i + 1, kind, data: encoder.encode(`${i + 1}@${term}`) }))
+}
+
+/** A persisted state: a log of the given terms, at `term`, with a vote and commit. */
+export function persisted(
+  voters: readonly NodeId[],
+  terms: readonly number[],
+  hard: Partial<HardState> = {},
+): RaftRestore {
+  const base = initialRestore(voters)
+  return {
+    ...base,
+    hardState: { term: hard.term ?? terms.at(-1) ?? 0, vote: hard.vote ?? 0, commit: hard.commit ?? 0 },
+    entries: logOfTerms(terms),
+  }
+}
+
+/** The same append carrying only its entries up to `lastIndex` (what a smaller byte budget would send). */
+export function appendUpTo(m: Message, lastIndex: number): Message {
+  if (m.type !== 'append') return m
+  const trimmed: AppendMessage = { ...m, entries: m.entries.filter((e) => e.index <= lastIndex) }
+  return trimmed
+}
+
+/** Data bytes an append carries. */
+export function appendBytes(m: AppendMessage): number {
+  let bytes = 0
+  for (const e of m.entries) bytes += e.data.byteLength
+  return bytes
+}
+
+export const bytesOf = (text: string): Uint8Array => encoder.encode(text)
