@@ -96,6 +96,7 @@ export class Member {
   #stopped = false
   #tickTimer: Timer | undefined
   #packStepPending = false
+  #leaderChanges = 0
   /** Set once the loop hits an error it cannot go on from (a disk failure): the member stops serving. */
   #fatal: Error | undefined
 
@@ -329,6 +330,7 @@ export class Member {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
+    if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
     // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
     this.#send(rd.messages)
     if (rd.entries.length > 0 || rd.hardState !== undefined) {
@@ -476,6 +478,15 @@ export class Member {
       waiter.reject(error)
     }
     this.#tidWaiters.length = 0
+  }
+
+  /** False once the member has stopped serving after a disk or state machine failure. */
+  healthy(): boolean {
+    return this.#fatal === undefined
+  }
+
+  counters(): { readonly leaderChanges: number } {
+    return { leaderChanges: this.#leaderChanges }
   }
 
   /** The newest TID whose invalidation every client of this member has been handed. */

@@ -1,0 +1,15 @@
+/**
+ * The `zeoq` command. Each group of subcommands lives in its own file and registers
+ * itself here.
+ */
+import { Command } from 'commander'
+import { registerMemberCommands } from './member-commands.ts'
+
+const program = new Command()
+program
+  .name('zeoq')
+  .description('a replicated object database for Node.js application servers')
+  .showHelpAfterError()
+registerMemberCommands(program)
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,292 @@
+/**
+ * `zeoq start`, `zeoq quorum` and `zeoq status`: running members and looking at them.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Command } from 'commander'
+import type { MemberStatus } from '../protocol/index.ts'
+import {
+  ConfigError,
+  configFromEnv,
+  configFromFile,
+  mergeConfig,
+  parsePeers,
+  type RawConfig,
+  resolveConfig,
+  runMember,
+  toJson,
+} from '../server/index.ts'
+
+const zeoqBin = fileURLToPath(new URL('../../bin/zeoq.js', import.meta.url))
+
+/** How long `zeoq quorum` waits for a leader before giving up. */
+const quorumLeaderWaitMs = 30_000
+/** How long `zeoq status` waits for each member. */
+const statusTimeoutMs = 3000
+
+function fail(message: string, exitCode = 2): never {
+  process.stderr.write(`zeoq: ${message}\n`)
+  process.exit(exitCode)
+}
+
+export function registerMemberCommands(program: Command): void {
+  program
+    .command('start')
+    .description('run one member of a quorum')
+    .option('--id <id>', "this member's id, a positive integer (ZEOQ_ID)")
+    .option(
+      '--listen <host:port>',
+      "address to listen on (default: the host:port of this member's URL in --peers)",
+    )
+    .option(
+      '--peers <list>',
+      'every member as ID=URL, comma-separated, e.g. 1=ws://127.0.0.1:7001,2=ws://127.0.0.1:7002 (ZEOQ_PEERS)',
+    )
+    .option('--data <dir>', "directory of this member's database (ZEOQ_DATA)")
+    .option(
+      '--secret-file <path>',
+      'file holding the cluster secret, the same on every member (ZEOQ_SECRET_FILE)',
+    )
+    .option(
+      '--tokens-file <path>',
+      'JSON file of client tokens and their roles; without it, client authentication is off (ZEOQ_TOKENS_FILE)',
+    )
+    .option('--tls-cert <path>', 'TLS certificate (PEM): serve wss:// (ZEOQ_TLS_CERT)')
+    .option('--tls-key <path>', 'TLS private key (PEM) (ZEOQ_TLS_KEY)')
+    .option('--tls-ca <path>', "CA certificate (PEM) that signed the peers' certificates (ZEOQ_TLS_CA)")
+    .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (ZEOQ_LOG_LEVEL)')
+    .option('--tick-ms <ms>', 'length of one Raft tick (ZEOQ_TICK_MS, default 50)')
+    .option('--election-ticks <n>', 'election timeout in ticks (ZEOQ_ELECTION_TICKS, default 10)')
+    .option(
+      '--config <file>',
+      'JSON file with any of the settings above (camelCase keys); flags and ZEOQ_* variables win',
+    )
+    .action(async (flags: RawConfig & { readonly config?: string }) => {
+      const { config: configFile, ...fromFlags } = flags
+      let config: ReturnType<typeof resolveConfig>
+      try {
+        const file = configFile === undefined ? {} : configFromFile(configFile)
+        config = resolveConfig(mergeConfig(file, configFromEnv(process.env), fromFlags))
+      } catch (error) {
+        if (error instanceof ConfigError) fail(error.message)
+        throw error
+      }
+      const running = await runMember(config)
+      const shutdown = (signal: string): void => {
+        running.logger.info({ signal }, 'shutting down')
+        running.stop().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            running.logger.error({ err: error }, 'shutdown failed')
+            process.exit(1)
+          },
+        )
+      }
+      process.once('SIGTERM', () => shutdown('SIGTERM'))
+      process.once('SIGINT', () => shutdown('SIGINT'))
+    })
+
+  program
+    .command('quorum')
+    .description('start a local quorum of member processes on 127.0.0.1 and wait for a leader')
+    .option('--nodes <n>', 'how many members (an odd number is best)', '3')
+    .option('--dir <dir>', "directory for the members' data, secret, tokens and logs", './data')
+    .option('--base-port <port>', 'port of member 1; member i listens on base-port + i - 1', '7001')
+    .option('--log-level <level>', "members' log level", 'info')
+    .action(async (flags: { nodes: string; dir: string; basePort: string; logLevel: string }) => {
+      const nodes = Number(flags.nodes)
+      const basePort = Number(flags.basePort)
+      if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > 15)
+        fail('--nodes must be an integer from 1 to 15')
+      if (!Number.isSafeInteger(basePort) || basePort < 1 || basePort + nodes - 1 > 65535)
+        fail('--base-port must leave room for every member below 65536')
+      await runQuorum(resolve(flags.dir), nodes, basePort, flags.logLevel)
+    })
+
+  program
+    .command('status')
+    .description(
+      "the quorum at a glance: each member's role, term, leader, indexes, last TID, lag and clients",
+    )
+    .requiredOption('--peers <list>', 'member URLs, comma-separated: ws://host:port,… or ID=URL,…')
+    .option('--json', 'print JSON')
+    .action(async (flags: { peers: string; json?: boolean }) => {
+      const urls = peerUrls(flags.peers)
+      const statuses = await Promise.all(urls.map((url) => fetchStatus(url)))
+      if (flags.json) {
+        process.stdout.write(`${toJson(statuses.map((s, i) => ({ url: urls[i], ...s })))}\n`)
+      } else {
+        process.stdout.write(`${statusTable(urls, statuses)}\n`)
+      }
+      if (statuses.every((s) => 'error' in s)) process.exit(1)
+    })
+}
+
+/** Accepts `ws://a,ws://b` or `1=ws://a,2=ws://b`. */
+export function peerUrls(text: string): string[] {
+  if (/\d+=/.test(text)) return [...parsePeers(text).values()]
+  const urls = text
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
+  for (const url of urls)
+    if (!/^wss?:\/\/[^/\s]+\/?$/.test(url)) fail(`"${url}" is not a member URL (ws://host:port)`)
+  return urls.map((u) => u.replace(/\/$/, ''))
+}
+
+type StatusOrError = MemberStatus | { readonly error: string }
+
+export async function fetchStatus(url: string): Promise<StatusOrError> {
+  const httpUrl = `${url.replace(/^ws/, 'http')}/status`
+  try {
+    const response = await fetch(httpUrl, { signal: AbortSignal.timeout(statusTimeoutMs) })
+    if (!response.ok) return { error: `HTTP ${response.status}` }
+    return (await response.json()) as MemberStatus
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) }
+  }
+}
+
+function statusTable(urls: readonly string[], statuses: readonly StatusOrError[]): string {
+  const leader = statuses.find((s): s is MemberStatus => !('error' in s) && s.role === 'leader')
+  const header = ['url', 'id', 'role', 'term', 'leader', 'commit', 'applied', 'last tid', 'lag', 'clients']
+  const rows = statuses.map((s, i) => {
+    const url = urls[i] ?? ''
+    if ('error' in s) return [url, '-', `unreachable: ${s.error}`, '', '', '', '', '', '', '']
+    const lag = leader === undefined ? '?' : String(Math.max(0, leader.commit - s.applied))
+    return [
+      url,
+      String(s.id),
+      s.role,
+      String(s.term),
+      String(s.leader || '-'),
+      String(s.commit),
+      String(s.applied),
+      String(s.lastTid),
+      lag,
+      String(s.clients),
+    ]
+  })
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)))
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, c) => cell.padEnd(widths[c] ?? 0))
+      .join('  ')
+      .trimEnd()
+  return [line(header), ...rows.map(line)].join('\n')
+}
+
+/** Writes the cluster secret and a tokens file once; later runs reuse them. */
+function ensureQuorumFiles(dir: string): {
+  secretFile: string
+  tokensFile: string
+  tokens: Record<string, string>
+} {
+  mkdirSync(dir, { recursive: true })
+  const secretFile = join(dir, 'cluster.secret')
+  const tokensFile = join(dir, 'tokens.json')
+  if (!existsSync(secretFile))
+    writeFileSync(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 })
+  if (!existsSync(tokensFile)) {
+    const tokens = ['admin', 'readWrite', 'readOnly'].map((role) => ({
+      token: randomBytes(24).toString('base64url'),
+      role,
+      name: `local ${role}`,
+    }))
+    writeFileSync(tokensFile, `${JSON.stringify({ tokens }, null, 2)}\n`, { mode: 0o600 })
+  }
+  const parsed = JSON.parse(readFileSync(tokensFile, 'utf8')) as { tokens: { token: string; role: string }[] }
+  return { secretFile, tokensFile, tokens: Object.fromEntries(parsed.tokens.map((t) => [t.role, t.token])) }
+}
+
+async function runQuorum(dir: string, nodes: number, basePort: number, logLevel: string): Promise<void> {
+  const { secretFile, tokensFile, tokens } = ensureQuorumFiles(dir)
+  const urls = Array.from({ length: nodes }, (_, i) => `ws://127.0.0.1:${basePort + i}`)
+  const peers = urls.map((url, i) => `${i + 1}=${url}`).join(',')
+  const children: ChildProcess[] = []
+  let stopping = false
+  const stopAll = (): void => {
+    if (stopping) return
+    stopping = true
+    process.stdout.write('\nstopping the quorum…\n')
+    for (const child of children) child.kill('SIGTERM')
+  }
+  process.once('SIGINT', stopAll)
+  process.once('SIGTERM', stopAll)
+  for (let i = 1; i <= nodes; i++) {
+    const log = createWriteStream(join(dir, `member-${i}.log`), { flags: 'a' })
+    const child = spawn(
+      process.execPath,
+      [
+        zeoqBin,
+        'start',
+        '--id',
+        String(i),
+        '--peers',
+        peers,
+        '--data',
+        join(dir, String(i)),
+        '--secret-file',
+        secretFile,
+        '--tokens-file',
+        tokensFile,
+        '--log-level',
+        logLevel,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    child.stdout?.pipe(log)
+    child.stderr?.pipe(log)
+    child.on('exit', (code, signal) => {
+      if (!stopping) {
+        process.stderr.write(
+          `member ${i} exited (${signal ?? `code ${code}`}); see ${join(dir, `member-${i}.log`)}\n`,
+        )
+        stopAll()
+      }
+    })
+    children.push(child)
+  }
+  const deadline = Date.now() + quorumLeaderWaitMs
+  let leader: MemberStatus | undefined
+  while (!stopping && leader === undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200))
+    const statuses = await Promise.all(urls.map((u) => fetchStatus(u)))
+    leader = statuses.find((s): s is MemberStatus => !('error' in s) && s.role === 'leader')
+  }
+  if (leader === undefined) {
+    if (!stopping)
+      process.stderr.write(`zeoq: no leader within ${quorumLeaderWaitMs / 1000} s; see the logs in ${dir}\n`)
+    stopAll()
+  } else {
+    process.stdout.write(
+      [
+        `zeoq quorum of ${nodes} is up; member ${leader.id} leads (term ${leader.term}).`,
+        '',
+        `peers:   ${urls.join(',')}`,
+        `tokens:  read-write ${tokens.readWrite}`,
+        `         read-only  ${tokens.readOnly}`,
+        `         admin      ${tokens.admin}`,
+        `data and logs: ${dir}`,
+        '',
+        'connect from an application server:',
+        `  import { connect } from 'zeoq'`,
+        `  const db = await connect({ peers: ${JSON.stringify(urls)}, token: '${tokens.readWrite}' })`,
+        'look at it:',
+        `  npx zeoq status --peers ${urls.join(',')}`,
+        '',
+        'Ctrl-C stops all members.',
+        '',
+      ].join('\n'),
+    )
+  }
+  await Promise.all(
+    children.map(
+      (child) => new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r()))),
+    ),
+  )
+  if (leader === undefined) process.exit(1)
+}

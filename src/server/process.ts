@@ -1,0 +1,110 @@
+/**
+ * A member as a real process: classic-level on disk, Node's timers, WebSockets, pino.
+ * `runMember` wires the seams and returns a handle whose `stop` shuts down in order:
+ * stop accepting, fail what is in flight with a clear error, close the network, flush
+ * and close the database.
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import pino, { type Logger } from 'pino'
+import { seededRandom } from '../raft/index.ts'
+import { openClassicDisk } from '../storage/index.ts'
+import type { MemberConfig } from './config.ts'
+import { serveMember } from './http.ts'
+import { Member } from './member.ts'
+import { PeerWs } from './peer-ws.ts'
+import { realClock } from './seams.ts'
+
+/** Largest frame on any socket: a 64 MiB record plus its commit's other fields. */
+export const frameBytesMaxDefault = 96 * 1024 * 1024
+/** Bytes queued on one peer link before Raft messages to it are dropped (Raft resends). */
+const peerSendBufferBytesMax = 32 * 1024 * 1024
+
+export interface RunningMember {
+  readonly member: Member
+  readonly port: number
+  readonly logger: Logger
+  stop(): Promise<void>
+}
+
+export function memberLogger(level: string, id: number): Logger {
+  const pretty = process.stdout.isTTY === true
+  return pino({
+    level,
+    base: { member: id },
+    ...(pretty
+      ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } }
+      : {}),
+  })
+}
+
+export async function runMember(
+  config: MemberConfig,
+  logger = memberLogger(config.logLevel, config.id),
+): Promise<RunningMember> {
+  mkdirSync(config.dataDir, { recursive: true })
+  const disk = await openClassicDisk(join(config.dataDir, 'db'))
+  const peers = new PeerWs({
+    id: config.id,
+    peers: config.peers,
+    secret: config.secret,
+    clock: realClock,
+    logger,
+    frameBytesMax: frameBytesMaxDefault,
+    sendBufferBytesMax: peerSendBufferBytesMax,
+    ...(config.tls?.ca ? { tlsCa: config.tls.ca } : {}),
+  })
+  // Election jitter only needs to differ between members; the seed is not a secret.
+  const random = seededRandom((Date.now() ^ (process.pid << 8) ^ config.id) >>> 0)
+  let member: Member
+  try {
+    member = await Member.open({
+      id: config.id,
+      urls: config.peers,
+      clock: realClock,
+      random,
+      disk,
+      network: peers,
+      logger,
+      tickMs: config.tickMs,
+      electionTicks: config.electionTicks,
+    })
+  } catch (error) {
+    await peers.close()
+    await disk.close()
+    throw error
+  }
+  const members = [...config.peers].map(([id, url]) => ({ id, url }))
+  const http = await serveMember({
+    member,
+    peers,
+    host: config.host,
+    port: config.port,
+    members,
+    tokens: config.tokens,
+    tls: config.tls,
+    frameBytesMax: frameBytesMaxDefault,
+    clock: realClock,
+    logger,
+  })
+  member.start()
+  logger.info({ port: http.port, peers: members, data: config.dataDir }, `member ${config.id} serving`)
+  let stopping: Promise<void> | undefined
+  return {
+    member,
+    port: http.port,
+    logger,
+    stop: () => {
+      stopping ??= (async () => {
+        logger.info('stopping: no new connections, failing requests in flight, flushing')
+        await member.stop()
+        await http.close()
+        await peers.close()
+        await disk.sync()
+        await disk.close()
+        logger.info('stopped')
+      })()
+      return stopping
+    },
+  }
+}
