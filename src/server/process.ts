@@ -28,14 +28,15 @@ export interface RunningMember {
 }
 
 export function memberLogger(level: string, id: number): Logger {
-  const pretty = process.stdout.isTTY === true
-  return pino({
-    level,
-    base: { member: id },
-    ...(pretty
-      ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } }
-      : {}),
-  })
+  const options = { level, base: { member: id } }
+  if (process.stdout.isTTY === true) {
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } },
+    })
+  }
+  // Synchronous writes: the last lines before an exit (a shutdown, a fatal error) are not lost.
+  return pino(options, pino.destination({ dest: 1, sync: true }))
 }
 
 export async function runMember(
