@@ -347,7 +347,10 @@ export class ObjectStore {
    * synced write, so a crash or a bad stream mid-install leaves the old state intact.
    * Throws `CorruptionError` for a damaged stream. Must not overlap `apply`.
    */
-  async installSnapshot(chunks: AsyncIterable<Uint8Array>, sync: () => Promise<void>): Promise<void> {
+  async installSnapshot(
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    sync: () => Promise<void>,
+  ): Promise<void> {
     assert.ok(!this.#applying, 'installSnapshot must not overlap apply')
     this.#applying = true
     try {
