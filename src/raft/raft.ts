@@ -767,7 +767,10 @@ export class RaftNode {
     pr.recentActive = true
     pr.probeSent = false
     if (pr.state === 'replicate' && pr.inflightFull()) pr.freeFirstInflight()
-    if (pr.match < this.#log.lastIndex()) this.#sendAppends(m.from, pr.state === 'probe')
+    // A follower still behind gets an append even if it is empty: in replicate state
+    // `next` may already be past the log end because the appends that carried the
+    // rest were lost. It rejects the empty append, and the leader falls back to probing.
+    if (pr.match < this.#log.lastIndex()) this.#sendAppends(m.from, true)
     this.#ackReads(m.from, m.readSeq)
   }
 

@@ -271,7 +271,7 @@ test('§5.4.1: a member votes only for a candidate whose log is at least as up t
     [1, 3, true], // shorter, but a newer last term
   ]
   for (const [lastLogIndex, lastLogTerm, granted] of cases) {
-    const c = new Cluster([1, 2, 3], { ...noPreVote, restore: (id) => persisted([1, 2, 3], [1, 1, 2]) })
+    const c = new Cluster([1, 2, 3], { ...noPreVote, restore: () => persisted([1, 2, 3], [1, 1, 2]) })
     c.inject({ type: 'vote', from: 2, to: 1, term: 3, lastLogIndex, lastLogTerm })
     const answer = c.inFlightOf('voteResponse', 1, 2)[0]
     assert.ok(answer?.type === 'voteResponse')
