@@ -1,0 +1,105 @@
+/**
+ * Storage throughput on classic-level (LevelDB) in a temporary directory:
+ * apply of small commits (1 object of 100 bytes; 10 objects of 100 bytes), each without
+ * and with a sync per apply, and loadBefore. Run: npx tsx bench/storage.ts
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { encodeCommand } from '../src/protocol/index.ts'
+import type { Disk } from '../src/storage/index.ts'
+import { ObjectStore, openClassicDisk } from '../src/storage/index.ts'
+
+/** Commits per run without sync; with sync each costs an fsync, so fewer. */
+const commitsNoSync = 5000
+const commitsSync = 500
+const loadsCount = 20_000
+const objectsMax = 1000
+
+interface Row {
+  readonly name: string
+  readonly ops: number
+  readonly seconds: number
+}
+
+async function applyRun(disk: Disk, objectsPerCommit: number, count: number, sync: boolean): Promise<Row> {
+  const store = await ObjectStore.open(disk)
+  let index = store.appliedIndex
+  const apply = (data: Uint8Array) => store.apply({ term: 1, index: ++index, kind: 'normal', data })
+  const opened = await apply(encodeCommand({ type: 'openSession', proposedTid: 1n }))
+  if (opened.code !== 'sessionOpened') throw new Error('no session')
+  const session = opened.session
+  let seq = 0
+  await apply(encodeCommand({ type: 'newOids', session, seq: ++seq, proposedTid: 1n, count: objectsMax }))
+  const serials = new Map<bigint, bigint>()
+  const data = new Uint8Array(100).fill(7)
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < count; i++) {
+    const writes = Array.from({ length: objectsPerCommit }, (_, j) => {
+      const oid = BigInt(1 + ((i * objectsPerCommit + j) % (objectsMax - 1)))
+      return { oid, serial: serials.get(oid) ?? 0n, record: { refs: [], data } }
+    })
+    const result = await apply(
+      encodeCommand({
+        type: 'commit',
+        session,
+        seq: ++seq,
+        proposedTid: BigInt(i + 1) << 16n,
+        user: 'bench',
+        description: '',
+        extension: new Uint8Array(0),
+        reads: [],
+        writes,
+      }),
+    )
+    if (result.code !== 'committed') throw new Error(`commit failed: ${result.code}`)
+    for (const oid of result.oids) serials.set(oid, result.tid)
+    if (sync) await disk.sync()
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  return { name: `apply ${objectsPerCommit} × 100 B${sync ? ', sync each' : ''}`, ops: count, seconds }
+}
+
+async function loadRun(disk: Disk): Promise<Row> {
+  const store = await ObjectStore.open(disk)
+  const last = store.lastTransaction()
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < loadsCount; i++) {
+    const oid = BigInt(1 + (i % (objectsMax - 1)))
+    const found = await store.loadBefore(oid, last - BigInt(i % 1000))
+    if (found === undefined && i % 1000 === 0) throw new Error('loadBefore found nothing')
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  return { name: 'loadBefore', ops: loadsCount, seconds }
+}
+
+async function withDisk<T>(run: (disk: Disk) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'zeoq-bench-'))
+  const disk = await openClassicDisk(join(dir, 'db'))
+  try {
+    return await run(disk)
+  } finally {
+    await disk.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const rows: Row[] = []
+rows.push(await withDisk((disk) => applyRun(disk, 1, commitsNoSync, false)))
+rows.push(await withDisk((disk) => applyRun(disk, 10, commitsNoSync, false)))
+rows.push(await withDisk((disk) => applyRun(disk, 1, commitsSync, true)))
+rows.push(await withDisk((disk) => applyRun(disk, 10, commitsSync, true)))
+rows.push(
+  await withDisk(async (disk) => {
+    await applyRun(disk, 10, commitsNoSync, false)
+    return loadRun(disk)
+  }),
+)
+
+console.log(`${'workload'.padEnd(28)} ${'ops'.padStart(8)} ${'seconds'.padStart(9)} ${'ops/s'.padStart(10)}`)
+for (const row of rows) {
+  const rate = Math.round(row.ops / row.seconds)
+  console.log(
+    `${row.name.padEnd(28)} ${String(row.ops).padStart(8)} ${row.seconds.toFixed(3).padStart(9)} ${String(rate).padStart(10)}`,
+  )
+}
