@@ -9,6 +9,7 @@ export const faultKinds = [
   'partition',
   'oneWay',
   'isolateLeader',
+  'isolateNewLeader',
   'majoritiesRing',
   'bridge',
   'crash',
@@ -72,13 +73,25 @@ export type FaultEvent =
   | { readonly kind: 'crash'; readonly atMs: number; readonly who: readonly Who[]; readonly downMs: number }
   /** A stop-the-world pause: receives nothing, ticks nothing, for `durationMs`. */
   | { readonly kind: 'pause'; readonly atMs: number; readonly who: Who; readonly durationMs: number }
-  /** Each sync of the member takes about `syncMs`. */
+  /** Each sync of the members in `who` takes about `syncMs` (between half and one and a half times). */
   | {
       readonly kind: 'slowDisk'
       readonly atMs: number
-      readonly who: Who
+      /** `followers`: every member but the leader at that moment. */
+      readonly who: readonly Who[] | 'followers'
       readonly durationMs: number
       readonly syncMs: number
+    }
+  /**
+   * A reactive fault: the next member to become leader after `atMs` is cut off from
+   * everyone `delayMs` after its election, for `durationMs`. Fresh leaders that lose
+   * their first entries leave the divergent log tails of the Raft paper's Figure 8.
+   */
+  | {
+      readonly kind: 'isolateNewLeader'
+      readonly atMs: number
+      readonly delayMs: number
+      readonly durationMs: number
     }
   /** The member's clock runs slow: each tick takes `factor` times as long. */
   | {
@@ -110,7 +123,12 @@ const scheduleEventsMax = 2_000
  * random intensities. Runs with few fault kinds reach deep states that a constant
  * storm of everything would keep interrupting.
  */
-export function swarmIntensities(seed: number, allowed: readonly FaultKind[], swarm: boolean): FaultIntensity[] {
+export function swarmIntensities(
+  seed: number,
+  allowed: readonly FaultKind[],
+  swarm: boolean,
+  override?: Partial<Omit<FaultIntensity, 'kind'>>,
+): FaultIntensity[] {
   const random = streamRandom(seed, stream.swarm)
   const chosen: FaultIntensity[] = []
   for (const kind of allowed) {
@@ -118,7 +136,7 @@ export function swarmIntensities(seed: number, allowed: readonly FaultKind[], sw
     const enabled = chance(random, 0.5)
     const meanGapMs = pick(random, [150, 400, 800, 1_500, 3_000])
     const meanDurationMs = pick(random, [50, 150, 400, 1_000, 2_000])
-    if (enabled || !swarm) chosen.push({ kind, meanGapMs, meanDurationMs })
+    if (enabled || !swarm) chosen.push({ kind, meanGapMs, meanDurationMs, ...override })
   }
   return chosen
 }
@@ -172,18 +190,34 @@ function makeFault(random: Random, kind: FaultKind, atMs: number, durationMs: nu
     case 'bridge':
       return { kind, atMs, durationMs, order: shuffled(random, ids) }
     case 'crash': {
-      // Mostly one member; sometimes a majority at once (a rack losing power), which is
-      // what exposes writes acknowledged before they were durable.
-      const count = chance(random, 0.25) ? Math.floor(nodes / 2) + 1 : 1
-      const targets: Who[] = [who()]
-      for (const id of shuffled(random, ids).slice(0, count - 1)) targets.push(id)
-      return { kind, atMs, who: targets, downMs: durationMs }
+      // Mostly one member; sometimes a majority or everyone at once (a rack or a room
+      // losing power), which is what exposes writes acknowledged before they were durable.
+      const roll = random.next()
+      const count = roll < 0.5 ? 1 : roll < 0.8 ? Math.floor(nodes / 2) + 1 : nodes
+      return { kind, atMs, who: count === nodes ? ids : [who(), ...shuffled(random, ids).slice(0, count - 1)], downMs: durationMs }
     }
     case 'pause':
       return { kind, atMs, who: who(), durationMs }
     case 'slowDisk':
-      return { kind, atMs, who: who(), durationMs, syncMs: pick(random, [10, 40, 150]) }
+      return {
+        kind,
+        atMs,
+        // One member, the followers of a fast leader (the case where acknowledging
+        // before the sync loses data), or everyone.
+        who: slowDiskTargets(random, ids, who),
+        durationMs,
+        syncMs: pick(random, [10, 40, 150]),
+      }
+    case 'isolateNewLeader':
+      return { kind, atMs, durationMs, delayMs: pick(random, [0, 3, 10, 30, 80]) }
     case 'clockSkew':
       return { kind, atMs, who: who(), durationMs, factor: pick(random, [2, 3, 5]) }
   }
+}
+
+function slowDiskTargets(random: Random, ids: readonly number[], who: () => Who): readonly Who[] | 'followers' {
+  const roll = random.next()
+  if (roll < 0.3) return [who()]
+  if (roll < 0.8) return 'followers'
+  return [...ids]
 }

@@ -1,6 +1,7 @@
 import type { PlantedBugs } from '../src/raft/index.ts'
 import type { CheckerName, Violation } from './checkers.ts'
-import { type FaultEvent, type FaultKind, faultKinds } from './faults.ts'
+import { type FaultEvent, type FaultIntensity, type FaultKind, faultKinds } from './faults.ts'
+import { chance, pick, stream, streamRandom } from './rng.ts'
 
 /** Everything one simulated run depends on. The same options give the same run, byte for byte. */
 export interface SimOptions {
@@ -14,12 +15,16 @@ export interface SimOptions {
    * random intensities. Off: every kind in `faultKinds` is enabled in every seed.
    */
   readonly swarm: boolean
+  /** Fixes the intensity of every enabled fault kind instead of drawing it (targeted runs). */
+  readonly intensity: Partial<Omit<FaultIntensity, 'kind'>> | undefined
   /** An explicit fault schedule; when given, the swarm is not consulted. */
   readonly schedule: readonly FaultEvent[] | undefined
   /** Faults stop here (virtual ms); then everything heals and liveness is checked. */
   readonly faultsEndMs: number
   /** After the heal, a leader must commit a new proposal and all members converge within this. */
   readonly livenessBoundMs: number
+  /** The core's tuning knobs; when not given, drawn from the seed (see `coreTuning`). */
+  readonly core: Partial<CoreTuning> | undefined
   /** Planted core bugs, for tests of the checkers only. */
   readonly bugs: PlantedBugs
   /** Record the event trace (JSONL lines); off by default because it costs time. */
@@ -33,12 +38,17 @@ export const defaultSimOptions: SimOptions = {
   nodes: 5,
   faultKinds,
   swarm: true,
+  intensity: undefined,
   schedule: undefined,
+  core: undefined,
   faultsEndMs: 8_000,
   livenessBoundMs: 10_000,
   bugs: {},
   trace: false,
-  eventsMax: 3_000_000,
+  // Typical seeds process 10–60 thousand events; a livelocked core (say, an append
+  // rejected forever) would otherwise burn minutes of wall time before the liveness
+  // bound in virtual time is reached.
+  eventsMax: 400_000,
 }
 
 export function simOptions(partial: Partial<SimOptions>): SimOptions {
@@ -50,6 +60,29 @@ export function simOptions(partial: Partial<SimOptions>): SimOptions {
     throw new RangeError(`A seed is a non-negative integer, not ${options.seed}.`)
   }
   return options
+}
+
+/**
+ * The core's tuning knobs, drawn per seed like the faults: tiny append messages and a
+ * window of one make the leader replicate entry by entry, which opens the windows in
+ * which commit-rule bugs show; pre-vote and check-quorum off reach other elections.
+ */
+export interface CoreTuning {
+  readonly appendBytesMax: number
+  readonly inflightAppendsMax: number
+  readonly preVote: boolean
+  readonly checkQuorum: boolean
+}
+
+export function coreTuning(seed: number, override: Partial<CoreTuning> | undefined): CoreTuning {
+  const random = streamRandom(seed, stream.core, 0)
+  const drawn: CoreTuning = {
+    appendBytesMax: pick(random, [1, 300, 1024 * 1024]),
+    inflightAppendsMax: pick(random, [1, 4, 64]),
+    preVote: chance(random, 0.8),
+    checkQuorum: chance(random, 0.8),
+  }
+  return { ...drawn, ...override }
 }
 
 /** What one seed did and found. */

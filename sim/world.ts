@@ -4,7 +4,7 @@ import { Checkers } from './checkers.ts'
 import { type FaultEvent, type FaultKind, faultKinds, swarmIntensities, swarmSchedule, type Who } from './faults.ts'
 import { type MemberHost, SimMember } from './member.ts'
 import { bridgeCut, groupsCut, majoritiesRingCut, Network } from './network.ts'
-import type { SeedResult, SimOptions } from './options.ts'
+import { type CoreTuning, coreTuning, type SeedResult, type SimOptions } from './options.ts'
 import { EventQueue } from './queue.ts'
 import { exponential, stream, streamRandom } from './rng.ts'
 import { chooseTarget, encodeProposal, type Op, outstandingOpsMax, type Reply, workloadParams } from './workload.ts'
@@ -15,6 +15,8 @@ const electionTimeoutTicks = 10
 const heartbeatIntervalTicks = 1
 /** How often the heal phase looks for convergence, in virtual ms. */
 const convergeCheckMs = 25
+/** Armed isolateNewLeader faults waiting for an election. */
+const armedMax = 4
 
 type LinkSlot = 'loss' | 'duplicate' | 'reorder'
 
@@ -33,6 +35,7 @@ type SimEvent =
   | { readonly type: 'resume'; readonly member: NodeId; readonly token: number }
   | { readonly type: 'diskEnd'; readonly member: NodeId; readonly token: number }
   | { readonly type: 'clockEnd'; readonly member: NodeId; readonly token: number }
+  | { readonly type: 'isolateMember'; readonly member: NodeId; readonly term: number; readonly durationMs: number }
   | { readonly type: 'heal' }
   | { readonly type: 'convergeCheck' }
 
@@ -62,7 +65,9 @@ export class World implements MemberHost {
   readonly #trace: string[] | undefined
   readonly #faults = Object.fromEntries(faultKinds.map((k) => [k, 0])) as Record<FaultKind, number>
   readonly #voters: NodeId[]
+  readonly tuning: CoreTuning
   #nextOpId = 1
+  readonly #armed: Extract<FaultEvent, { kind: 'isolateNewLeader' }>[] = []
   #healMs = Number.POSITIVE_INFINITY
   #tokens = 0
   #partitionToken = 0
@@ -96,9 +101,10 @@ export class World implements MemberHost {
     this.#hints = Array.from({ length: this.#params.clients }, () => 0)
     this.#trace = options.trace ? [] : undefined
     this.#voters = Array.from({ length: nodes }, (_, i) => i + 1)
+    this.tuning = coreTuning(seed, options.core)
     this.schedule =
       options.schedule ??
-      swarmSchedule(seed, nodes, swarmIntensities(seed, options.faultKinds, options.swarm), options.faultsEndMs)
+      swarmSchedule(seed, nodes, swarmIntensities(seed, options.faultKinds, options.swarm, options.intensity), options.faultsEndMs)
   }
 
   /** Runs the seed to its end: converged after the heal, out of time, or out of events. */
@@ -182,6 +188,7 @@ export class World implements MemberHost {
       heartbeatIntervalTicks,
       random: streamRandom(this.options.seed, stream.core, member.id, member.incarnation),
       bugs: this.options.bugs,
+      ...this.tuning,
     }
     member.boot(config, this.#voters)
     this.#log({ e: 'boot', m: member.id, inc: member.incarnation, term: member.durable.hardState.term })
@@ -236,6 +243,19 @@ export class World implements MemberHost {
       case 'clockEnd':
         if (this.#clockTokens.get(event.member) === event.token) this.#member(event.member).tickMs = tickMs
         return
+      case 'isolateMember': {
+        // Only if it still leads the term it was elected in: the fault is about fresh leaders.
+        const status = this.#member(event.member).node?.status()
+        if (this.phase !== 'faults' || status?.role !== 'leader' || status.term !== event.term) return
+        const others = this.#voters.filter((id) => id !== event.member)
+        this.#partition(
+          'isolateNewLeader',
+          groupsCut([[event.member], others]),
+          this.nowMs + Math.max(1, event.durationMs),
+          [[event.member], others],
+        )
+        return
+      }
       case 'heal':
         return this.#onHeal()
       case 'convergeCheck':
@@ -316,6 +336,15 @@ export class World implements MemberHost {
   onLeader(member: SimMember, term: number): void {
     this.#log({ e: 'leader', m: member.id, term })
     this.checkers.onLeader(member.id, term, this.nowMs)
+    const armed = this.phase === 'faults' ? this.#armed.shift() : undefined
+    if (armed !== undefined) {
+      this.#queue.push(this.nowMs + armed.delayMs, {
+        type: 'isolateMember',
+        member: member.id,
+        term,
+        durationMs: armed.durationMs,
+      })
+    }
   }
 
   onLeaderLog(member: SimMember, term: number): void {
@@ -474,6 +503,7 @@ export class World implements MemberHost {
   #onFault(fault: FaultEvent): void {
     if (this.phase !== 'faults' || fault.atMs >= this.options.faultsEndMs) return
     const endMs = this.nowMs + Math.max(1, fault.kind === 'crash' ? fault.downMs : fault.durationMs)
+    this.#log({ e: 'fault', kind: fault.kind })
     switch (fault.kind) {
       case 'loss':
         return this.#linkFault('loss', fault.rate, endMs)
@@ -520,15 +550,25 @@ export class World implements MemberHost {
         return
       }
       case 'slowDisk': {
-        const member = this.#member(this.#resolve(fault.who))
         this.#faults.slowDisk++
-        member.slowSyncMs = Math.max(1, fault.syncMs)
-        const token = ++this.#tokens
-        this.#diskTokens.set(member.id, token)
-        this.#log({ e: 'slowDisk', m: member.id, syncMs: fault.syncMs })
-        this.#queue.push(endMs, { type: 'diskEnd', member: member.id, token })
+        const leader = this.#currentLeader()
+        const targets =
+          fault.who === 'followers' ? this.#voters.filter((id) => id !== leader) : fault.who.map((w) => this.#resolve(w))
+        for (const id of targets) {
+          const member = this.#member(id)
+          member.slowSyncMs = Math.max(1, fault.syncMs)
+          const token = ++this.#tokens
+          this.#diskTokens.set(member.id, token)
+          this.#log({ e: 'slowDisk', m: member.id, syncMs: fault.syncMs })
+          this.#queue.push(endMs, { type: 'diskEnd', member: member.id, token })
+        }
         return
       }
+      case 'isolateNewLeader':
+        // Armed now, fired by the next election (see onLeader). Bounded: a schedule
+        // that arms faster than leaders are elected keeps only the latest few.
+        if (this.#armed.length < armedMax) this.#armed.push(fault)
+        return
       case 'clockSkew': {
         const member = this.#member(this.#resolve(fault.who))
         this.#faults.clockSkew++
