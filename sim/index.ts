@@ -4,6 +4,6 @@
  */
 export { type CheckerName, Checkers, checkerNames, type Violation } from './checkers.ts'
 export { type FaultEvent, type FaultKind, faultKinds, isFaultKind, swarmIntensities, swarmSchedule, type Who } from './faults.ts'
-export { defaultSimOptions, type SeedResult, type SimOptions, simOptions, violatedCheckers } from './options.ts'
+export { type CoreTuning, coreTuning, defaultSimOptions, type SeedResult, type SimOptions, simOptions, violatedCheckers } from './options.ts'
 export { replayCommand, RunTotals, runSeed, runSeeds, type RunSeedsOptions, traceHash, writeTrace } from './runner.ts'
 export { tickMs, World } from './world.ts'

@@ -30,6 +30,13 @@ export function replayCommand(options: SimOptions): string {
   if (options.livenessBoundMs !== defaultSimOptions.livenessBoundMs) {
     parts.push(`--liveness-bound-ms ${options.livenessBoundMs}`)
   }
+  if (options.intensity?.meanGapMs !== undefined) parts.push(`--fault-gap-ms ${options.intensity.meanGapMs}`)
+  if (options.intensity?.meanDurationMs !== undefined) {
+    parts.push(`--fault-duration-ms ${options.intensity.meanDurationMs}`)
+  }
+  const core = Object.entries(options.core ?? {}).map(([k, v]) => `${k}=${String(v)}`)
+  if (core.length > 0) parts.push(`--core ${core.join(',')}`)
+  if (options.schedule !== undefined) parts.push('(with an explicit fault schedule: see the test that made it)')
   for (const [bug, on] of Object.entries(options.bugs)) if (on === true) parts.push(`--bug ${bug}`)
   return parts.join(' ')
 }

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander'
 import { registerMemberCommands } from './member-commands.ts'
+import { registerSimCommand } from './sim-command.ts'
 
 const program = new Command()
 program
@@ -11,5 +12,6 @@ program
   .description('a replicated object database for Node.js application servers')
   .showHelpAfterError()
 registerMemberCommands(program)
+registerSimCommand(program)
 
 await program.parseAsync(process.argv)
