@@ -34,7 +34,7 @@ function electHoldingAppends(c: Cluster, id: number): void {
 
 test('§5.4.2, §8: a new leader appends a no-op of its term at once, and committing it commits earlier entries', () => {
   // Entries 1–2 of term 1 are on everyone but were never known committed.
-  const c = new Cluster([1, 2, 3], { restore: (id) => persisted([1, 2, 3], [1, 1], { term: 1 }) })
+  const c = new Cluster([1, 2, 3], { restore: () => persisted([1, 2, 3], [1, 1], { term: 1 }) })
   electHoldingAppends(c, 1)
   assert.deepEqual(c.logTerms(1), [1, 1, 2])
   assert.equal(c.member(1).log[2]?.kind, 'noop')
