@@ -199,6 +199,20 @@ export class Cluster {
     return delivered
   }
 
+  /**
+   * Steps the matching in-flight messages into their addressees without running their
+   * Readies: what they answer is decided, not yet persisted or sent.
+   */
+  receive(filter: (m: Message) => boolean): number {
+    this.process()
+    const batch = this.inFlight.filter(filter)
+    this.inFlight = this.inFlight.filter((m) => !filter(m))
+    for (const msg of batch) {
+      if (!this.#cut.has(`${msg.from}->${msg.to}`)) this.node(msg.to).step(msg)
+    }
+    return batch.length
+  }
+
   /** Delivers the in-flight message at `index` (the network reorders freely). */
   deliverAt(index: number): void {
     const [msg] = this.inFlight.splice(index, 1)
