@@ -5,20 +5,20 @@
  */
 import { SingleBar } from 'cli-progress'
 import { type Command, InvalidArgumentError, Option } from 'commander'
-import type { PlantedBugName, PlantedBugs } from '../raft/index.ts'
 import {
   type CoreTuning,
   type FaultKind,
   faultKinds,
   isFaultKind,
-  replayCommand,
   RunTotals,
+  replayCommand,
   runSeed,
   type SeedResult,
   type SimOptions,
   simOptions,
   writeTrace,
 } from '../../sim/index.ts'
+import type { PlantedBugName, PlantedBugs } from '../raft/index.ts'
 
 const plantedBugNames: readonly PlantedBugName[] = [
   'commitOldTermByCounting',
@@ -51,9 +51,16 @@ interface SimFlags {
 function integer(name: string, min: number): (value: string) => number {
   return (value) => {
     const n = Number(value)
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}.`)
+    if (!Number.isSafeInteger(n) || n < min)
+      throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}.`)
     return n
   }
+}
+
+function parseNodes(value: string): number {
+  const n = Number(value)
+  if (n !== 3 && n !== 5 && n !== 7) throw new InvalidArgumentError('the simulator runs 3, 5 or 7 members.')
+  return n
 }
 
 function parseFaults(value: string): FaultKind[] {
@@ -61,14 +68,16 @@ function parseFaults(value: string): FaultKind[] {
   if (value === 'none') return []
   const kinds = value.split(',').map((k) => k.trim())
   for (const kind of kinds) {
-    if (!isFaultKind(kind)) throw new InvalidArgumentError(`unknown fault kind "${kind}"; known: ${faultKinds.join(', ')}.`)
+    if (!isFaultKind(kind))
+      throw new InvalidArgumentError(`unknown fault kind "${kind}"; known: ${faultKinds.join(', ')}.`)
   }
   return kinds as FaultKind[]
 }
 
 function parseBug(value: string, previous: readonly PlantedBugName[]): PlantedBugName[] {
   const bug = plantedBugNames.find((b) => b === value)
-  if (bug === undefined) throw new InvalidArgumentError(`unknown bug "${value}"; known: ${plantedBugNames.join(', ')}.`)
+  if (bug === undefined)
+    throw new InvalidArgumentError(`unknown bug "${value}"; known: ${plantedBugNames.join(', ')}.`)
   return [...previous, bug]
 }
 
@@ -93,23 +102,52 @@ function parseCore(value: string): Partial<CoreTuning> {
 export function registerSimCommand(program: Command): void {
   program
     .command('sim')
-    .description('run the deterministic simulator: a seeded cluster under faults, checked for safety and liveness')
+    .description(
+      'run the deterministic simulator: a seeded cluster under faults, checked for safety and liveness',
+    )
     .option('--seed <n>', 'run (or replay) exactly this seed', integer('--seed', 0))
     .option('--seeds <n>', 'run this many seeds', integer('--seeds', 1))
     .option('--from <n>', 'first seed of a --seeds run', integer('--from', 0), 1)
+    .option('--nodes <n>', 'cluster size: 3, 5 or 7', parseNodes, 5)
     .addOption(
-      new Option('--nodes <n>', 'cluster size').choices(['3', '5', '7']).default(5).argParser(integer('--nodes', 3)),
+      new Option(
+        '--faults <kinds>',
+        `fault kinds a seed may draw from: all, none or a list of ${faultKinds.join(', ')}`,
+      )
+        .argParser(parseFaults)
+        .default([...faultKinds], 'all'),
     )
-    .option('--faults <kinds>', `fault kinds a seed may draw from: all, none or a list of ${faultKinds.join(', ')}`, parseFaults, [
-      ...faultKinds,
-    ])
     .option('--no-swarm', 'enable every allowed fault kind in every seed instead of a random subset')
-    .option('--faults-end-ms <ms>', 'virtual time at which faults stop and the heal starts', integer('--faults-end-ms', 0))
-    .option('--liveness-bound-ms <ms>', 'virtual time after the heal to elect, commit and converge', integer('--liveness-bound-ms', 1))
-    .option('--fault-gap-ms <ms>', 'fix the mean gap between faults of each kind (targeted runs)', integer('--fault-gap-ms', 1))
-    .option('--fault-duration-ms <ms>', 'fix the mean duration of a fault (targeted runs)', integer('--fault-duration-ms', 1))
-    .option('--core <settings>', 'fix core tuning, e.g. appendBytesMax=1,inflightAppendsMax=1,preVote=false', parseCore)
-    .option('--bug <name>', `TEST ONLY: plant a known bug in the core (${plantedBugNames.join(', ')})`, parseBug, [])
+    .option(
+      '--faults-end-ms <ms>',
+      'virtual time at which faults stop and the heal starts',
+      integer('--faults-end-ms', 0),
+    )
+    .option(
+      '--liveness-bound-ms <ms>',
+      'virtual time after the heal to elect, commit and converge',
+      integer('--liveness-bound-ms', 1),
+    )
+    .option(
+      '--fault-gap-ms <ms>',
+      'fix the mean gap between faults of each kind (targeted runs)',
+      integer('--fault-gap-ms', 1),
+    )
+    .option(
+      '--fault-duration-ms <ms>',
+      'fix the mean duration of a fault (targeted runs)',
+      integer('--fault-duration-ms', 1),
+    )
+    .option(
+      '--core <settings>',
+      'fix core tuning, e.g. appendBytesMax=1,inflightAppendsMax=1,preVote=false',
+      parseCore,
+    )
+    .addOption(
+      new Option('--bug <name>', `TEST ONLY: plant a known bug in the core (${plantedBugNames.join(', ')})`)
+        .argParser(parseBug)
+        .default([], 'none'),
+    )
     .option('--trace', 'write the event trace of every seed run, not only of failing ones', false)
     .option('--out <dir>', 'where traces go', 'sim-out')
     .option('--json', 'print the results as JSON instead of the summary', false)
@@ -198,7 +236,8 @@ export function runSimCommand(flags: SimFlags): number {
 
 function describeFailure(options: SimOptions, result: SeedResult, tracePath: string | undefined): string[] {
   const lines = [`FAIL seed ${result.seed} (${result.nodes} members)`]
-  for (const v of result.violations.slice(0, 3)) lines.push(`  ${v.checker} at ${v.atMs} ms: ${v.message.split('\n')[0]}`)
+  for (const v of result.violations.slice(0, 3))
+    lines.push(`  ${v.checker} at ${v.atMs} ms: ${v.message.split('\n')[0]}`)
   lines.push(`  replay: ${replayCommand(options)}`)
   if (tracePath !== undefined) lines.push(`  trace:  ${tracePath}`)
   return lines
