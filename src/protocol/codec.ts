@@ -65,6 +65,14 @@ function unpack(bytes: Uint8Array): Validated<unknown> {
 const packPhases: readonly PackPhase[] = ['idle', 'roots', 'mark', 'sweep', 'txns', 'cleanup']
 const conflictReasons = ['write', 'readCurrent', 'undo'] as const
 
+/**
+ * Checks an already-decoded value (e.g. the value of a `command` response) as a `Result`.
+ * Throws a `ProtocolError` naming the offending field.
+ */
+export function resultFromValue(value: unknown): Result {
+  return readResult(value)
+}
+
 function readResult(value: unknown): Result {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ProtocolError('', 'expected a result map')

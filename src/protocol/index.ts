@@ -25,7 +25,7 @@ export {
   encodeFrame,
   tokenRoles,
 } from './client.ts'
-export { decodeCommand, decodeResult, encodeCommand, encodeResult } from './codec.ts'
+export { decodeCommand, decodeResult, encodeCommand, encodeResult, resultFromValue } from './codec.ts'
 export type {
   Command,
   CommandLimits,

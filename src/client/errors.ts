@@ -1,0 +1,144 @@
+/**
+ * The errors the client library raises on top of the shared ones of src/protocol
+ * (ConflictError, ProtocolError, TooOldError, CorruptionError). Each message says what
+ * happened and what to do; each class carries a `code` to switch on.
+ *
+ * They share `ClientError` rather than `ZeoqError`: the protocol's error codes are a
+ * closed union that the member's wire codes do not extend.
+ */
+
+export type ClientErrorCode =
+  | 'notLeader'
+  | 'readOnly'
+  | 'auth'
+  | 'timeout'
+  | 'unavailable'
+  | 'overloaded'
+  | 'memberFailed'
+  | 'closed'
+  | 'rejected'
+
+export abstract class ClientError extends Error {
+  abstract readonly code: ClientErrorCode
+}
+
+/** The member asked is not the leader. The client follows the hint on its own; seen only as a `cause`. */
+export class NotLeaderError extends ClientError {
+  readonly code = 'notLeader'
+  /** The member the answering member believes leads, 0 when it knows of none. */
+  readonly leaderId: number
+  /** That member's client URL, '' when unknown. */
+  readonly leaderUrl: string
+
+  constructor(message: string, leaderId: number, leaderUrl: string) {
+    super(message)
+    this.name = 'NotLeaderError'
+    this.leaderId = leaderId
+    this.leaderUrl = leaderUrl
+  }
+}
+
+/** A write from a read-only client (its token, or `readOnly: true` in the options). */
+export class ReadOnlyError extends ClientError {
+  readonly code = 'readOnly'
+
+  constructor(what: string) {
+    super(`This client is read-only, so ${what} was refused; connect with a read-write token to write.`)
+    this.name = 'ReadOnlyError'
+  }
+}
+
+/** The cluster refused the token (or the role it carries is not enough for the operation). */
+export class AuthError extends ClientError {
+  readonly code = 'auth'
+
+  constructor(detail: string) {
+    super(`Authentication failed: ${detail} Check the token the client is given.`)
+    this.name = 'AuthError'
+  }
+}
+
+/** One request got no answer in time (the member may be slow or cut off); the client retries it elsewhere. */
+export class TimeoutError extends ClientError {
+  readonly code = 'timeout'
+
+  constructor(message: string) {
+    super(message)
+    this.name = 'TimeoutError'
+  }
+}
+
+/** A member refused work because its queues are full; the client backs off and retries. */
+export class OverloadedError extends ClientError {
+  readonly code = 'overloaded'
+
+  constructor(message: string) {
+    super(message)
+    this.name = 'OverloadedError'
+  }
+}
+
+/**
+ * A call could not complete within its overall timeout: no member that could serve it
+ * answered. Names the members tried and the last reason; `cause` holds the last error.
+ */
+export class UnavailableError extends ClientError {
+  readonly code = 'unavailable'
+  /** The member URLs tried during the call, each with its last failure. */
+  readonly tried: readonly { readonly url: string; readonly reason: string }[]
+  /**
+   * True when a write was sent and may have applied: its outcome is unknown. Read the
+   * data again before deciding to repeat it.
+   */
+  readonly outcomeUnknown: boolean
+
+  constructor(
+    what: string,
+    timeoutMs: number,
+    tried: readonly { readonly url: string; readonly reason: string }[],
+    outcomeUnknown: boolean,
+    cause: unknown,
+  ) {
+    const members =
+      tried.length === 0 ? 'no member could be tried' : tried.map((t) => `${t.url} (${t.reason})`).join('; ')
+    super(
+      `${what} did not complete within ${timeoutMs} ms: ${members}.` +
+        (outcomeUnknown ? ' The write was sent and may have applied; read before repeating it.' : '') +
+        ' Check that a majority of the members are running and reachable, or raise timeoutMs.',
+      { cause },
+    )
+    this.name = 'UnavailableError'
+    this.tried = tried
+    this.outcomeUnknown = outcomeUnknown
+  }
+}
+
+/** A member failed to answer because of a fault of its own ('internal'); another member may serve. */
+export class MemberFailedError extends ClientError {
+  readonly code = 'memberFailed'
+
+  constructor(message: string) {
+    super(message)
+    this.name = 'MemberFailedError'
+  }
+}
+
+/** The client was closed: no more calls are accepted. Connect again to continue. */
+export class ClosedError extends ClientError {
+  readonly code = 'closed'
+
+  constructor(what: string) {
+    super(`${what} was refused: the client is closed. Call connect() again to get a new one.`)
+    this.name = 'ClosedError'
+  }
+}
+
+/** The store refused a command as invalid (e.g. a write to an oid never allocated with newOids). */
+export class RejectedError extends ClientError {
+  readonly code = 'rejected'
+
+  constructor(message: string) {
+    super(`The store refused the command: ${message} Fix the call; nothing was written.`)
+    this.name = 'RejectedError'
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Where the client meets the world: time, randomness (for jittered backoff) and the
+ * byte pipe to a member. Real implementations are the defaults; tests and the simulator
+ * pass their own, so that one process can run many clients deterministically.
+ */
+import WebSocket from 'ws'
+
+export interface ClientTimer {
+  cancel(): void
+}
+
+export interface ClientClock {
+  /** Milliseconds on a monotonic-enough clock (deadlines are differences of it). */
+  nowMs(): number
+  /** Runs `fn` once after `delayMs`. The timer must not keep the process alive on its own. */
+  setTimer(delayMs: number, fn: () => void): ClientTimer
+}
+
+/** A number in [0, 1), for jitter. */
+export type ClientRandom = () => number
+
+/** An open pipe to one member, carrying whole binary frames in order. */
+export interface ClientLink {
+  send(bytes: Uint8Array): void
+  close(): void
+}
+
+export interface LinkHandlers {
+  onOpen(): void
+  onFrame(bytes: Uint8Array): void
+  /** Called once, whether the pipe failed to open or closed later. */
+  onClose(reason: string): void
+}
+
+/** Opens pipes to members: WebSockets in a real process, simulated links in the simulator. */
+export interface ClientTransport {
+  open(url: string, handlers: LinkHandlers): ClientLink
+}
+
+export const realClock: ClientClock = {
+  nowMs: () => performance.now(),
+  setTimer: (delayMs, fn) => {
+    const handle = setTimeout(fn, delayMs)
+    handle.unref()
+    return { cancel: () => clearTimeout(handle) }
+  },
+}
+
+export const realRandom: ClientRandom = Math.random
+
+/** The largest frame the client accepts: a record may be 64 MiB, and a frame carries one. */
+export const frameBytesMax = 128 * 1024 * 1024
+
+/** WebSockets (ws, or wss when the URL says so) to `${url}/client`. */
+export const webSocketTransport: ClientTransport = {
+  open(url, handlers) {
+    let closed = false
+    const finish = (reason: string): void => {
+      if (closed) return
+      closed = true
+      handlers.onClose(reason)
+    }
+    const socket = new WebSocket(`${url.replace(/\/+$/, '')}/client`, { maxPayload: frameBytesMax })
+    socket.binaryType = 'nodebuffer'
+    socket.on('open', () => handlers.onOpen())
+    socket.on('message', (data, isBinary) => {
+      if (!isBinary || !Buffer.isBuffer(data)) {
+        finish('the member sent a frame that is not one binary message')
+        socket.terminate()
+        return
+      }
+      handlers.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    })
+    socket.on('error', (error) => finish(error.message))
+    socket.on('close', (code) => finish(`connection closed (code ${code})`))
+    return {
+      send: (bytes) => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(bytes)
+      },
+      close: () => {
+        finish('closed by the client')
+        socket.terminate()
+      },
+    }
+  },
+}
