@@ -193,7 +193,10 @@ export class Checkers {
         const ack = acks[ackCursor++]!
         if (maxAck === undefined || ack.index > maxAck.index) maxAck = ack
       }
-      while (completionCursor < byCompletion.length && byCompletion[completionCursor]!.completedMs < read.invokedMs) {
+      while (
+        completionCursor < byCompletion.length &&
+        byCompletion[completionCursor]!.completedMs < read.invokedMs
+      ) {
         const done = byCompletion[completionCursor++]!
         if (maxRead === undefined || done.appliedIndex > maxRead.appliedIndex) maxRead = done
       }

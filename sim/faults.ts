@@ -43,7 +43,12 @@ export type Who = number | 'leader' | 'random'
 export type FaultEvent =
   | { readonly kind: 'loss'; readonly atMs: number; readonly durationMs: number; readonly rate: number }
   | { readonly kind: 'duplicate'; readonly atMs: number; readonly durationMs: number; readonly rate: number }
-  | { readonly kind: 'reorder'; readonly atMs: number; readonly durationMs: number; readonly jitterMs: number }
+  | {
+      readonly kind: 'reorder'
+      readonly atMs: number
+      readonly durationMs: number
+      readonly jitterMs: number
+    }
   /** Symmetric: members in different groups cannot talk. Members in no group are alone. */
   | {
       readonly kind: 'partition'
@@ -68,7 +73,12 @@ export type FaultEvent =
       readonly order: readonly number[]
     }
   /** Two halves that cannot talk, and the middle member of `order` that talks to both. */
-  | { readonly kind: 'bridge'; readonly atMs: number; readonly durationMs: number; readonly order: readonly number[] }
+  | {
+      readonly kind: 'bridge'
+      readonly atMs: number
+      readonly durationMs: number
+      readonly order: readonly number[]
+    }
   /** Power loss: each member in `who` stops at once, losing unsynced writes, and restarts after `downMs`. */
   | { readonly kind: 'crash'; readonly atMs: number; readonly who: readonly Who[]; readonly downMs: number }
   /** A stop-the-world pause: receives nothing, ticks nothing, for `durationMs`. */
@@ -163,7 +173,13 @@ export function swarmSchedule(
   return events
 }
 
-function makeFault(random: Random, kind: FaultKind, atMs: number, durationMs: number, nodes: number): FaultEvent {
+function makeFault(
+  random: Random,
+  kind: FaultKind,
+  atMs: number,
+  durationMs: number,
+  nodes: number,
+): FaultEvent {
   const ids = Array.from({ length: nodes }, (_, i) => i + 1)
   const who = (): Who => (chance(random, 0.4) ? 'leader' : pick(random, ids))
   switch (kind) {
@@ -194,7 +210,12 @@ function makeFault(random: Random, kind: FaultKind, atMs: number, durationMs: nu
       // losing power), which is what exposes writes acknowledged before they were durable.
       const roll = random.next()
       const count = roll < 0.5 ? 1 : roll < 0.8 ? Math.floor(nodes / 2) + 1 : nodes
-      return { kind, atMs, who: count === nodes ? ids : [who(), ...shuffled(random, ids).slice(0, count - 1)], downMs: durationMs }
+      return {
+        kind,
+        atMs,
+        who: count === nodes ? ids : [who(), ...shuffled(random, ids).slice(0, count - 1)],
+        downMs: durationMs,
+      }
     }
     case 'pause':
       return { kind, atMs, who: who(), durationMs }
@@ -215,7 +236,11 @@ function makeFault(random: Random, kind: FaultKind, atMs: number, durationMs: nu
   }
 }
 
-function slowDiskTargets(random: Random, ids: readonly number[], who: () => Who): readonly Who[] | 'followers' {
+function slowDiskTargets(
+  random: Random,
+  ids: readonly number[],
+  who: () => Who,
+): readonly Who[] | 'followers' {
   const roll = random.next()
   if (roll < 0.3) return [who()]
   if (roll < 0.8) return 'followers'

@@ -3,7 +3,31 @@
  * See docs/simulator.md.
  */
 export { type CheckerName, Checkers, checkerNames, type Violation } from './checkers.ts'
-export { type FaultEvent, type FaultKind, faultKinds, isFaultKind, swarmIntensities, swarmSchedule, type Who } from './faults.ts'
-export { type CoreTuning, coreTuning, defaultSimOptions, type SeedResult, type SimOptions, simOptions, violatedCheckers } from './options.ts'
-export { replayCommand, RunTotals, runSeed, runSeeds, type RunSeedsOptions, traceHash, writeTrace } from './runner.ts'
+export {
+  type FaultEvent,
+  type FaultKind,
+  faultKinds,
+  isFaultKind,
+  swarmIntensities,
+  swarmSchedule,
+  type Who,
+} from './faults.ts'
+export {
+  type CoreTuning,
+  coreTuning,
+  defaultSimOptions,
+  type SeedResult,
+  type SimOptions,
+  simOptions,
+  violatedCheckers,
+} from './options.ts'
+export {
+  type RunSeedsOptions,
+  RunTotals,
+  replayCommand,
+  runSeed,
+  runSeeds,
+  traceHash,
+  writeTrace,
+} from './runner.ts'
 export { tickMs, World } from './world.ts'

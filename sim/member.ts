@@ -1,5 +1,5 @@
-import { RaftNode } from '../src/raft/index.ts'
 import type { Entry, HardState, Message, NodeId, RaftConfig, Ready } from '../src/raft/index.ts'
+import { RaftNode } from '../src/raft/index.ts'
 import { proposalIdOf } from './workload.ts'
 
 /** What a member asks of the world it lives in. */

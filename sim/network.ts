@@ -1,5 +1,5 @@
-import type { NodeId } from '../src/raft/types.ts'
 import type { Random } from '../src/raft/random.ts'
+import type { NodeId } from '../src/raft/types.ts'
 import { exponential } from './rng.ts'
 
 /** The network's latency shape for one seed: a floor plus an exponential tail. */

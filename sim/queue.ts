@@ -53,7 +53,10 @@ export class EventQueue<T> {
         if (left >= size) break
         const right = left + 1
         let child = left
-        if (right < size && this.#less(this.#times[right]!, this.#seqs[right]!, this.#times[left]!, this.#seqs[left]!)) {
+        if (
+          right < size &&
+          this.#less(this.#times[right]!, this.#seqs[right]!, this.#times[left]!, this.#seqs[left]!)
+        ) {
           child = right
         }
         if (!this.#less(this.#times[child]!, this.#seqs[child]!, lastTime, lastSeq)) break

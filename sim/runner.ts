@@ -4,7 +4,13 @@ import { join } from 'node:path'
 import type { PlantedBugName } from '../src/raft/index.ts'
 import type { CheckerName } from './checkers.ts'
 import { type FaultKind, faultKinds } from './faults.ts'
-import { defaultSimOptions, type SeedResult, type SimOptions, simOptions, violatedCheckers } from './options.ts'
+import {
+  defaultSimOptions,
+  type SeedResult,
+  type SimOptions,
+  simOptions,
+  violatedCheckers,
+} from './options.ts'
 import { World } from './world.ts'
 
 /** Runs one seed to its end and returns what it did and found. */
@@ -22,11 +28,15 @@ export function traceHash(trace: readonly string[]): string {
 /** The exact command that replays one seed with the same settings. */
 export function replayCommand(options: SimOptions): string {
   const parts = ['npx zeoq sim', `--seed ${options.seed}`, `--nodes ${options.nodes}`]
-  if (options.faultKinds.length !== faultKinds.length || options.faultKinds.some((k, i) => k !== faultKinds[i])) {
+  if (
+    options.faultKinds.length !== faultKinds.length ||
+    options.faultKinds.some((k, i) => k !== faultKinds[i])
+  ) {
     parts.push(`--faults ${options.faultKinds.length === 0 ? 'none' : options.faultKinds.join(',')}`)
   }
   if (!options.swarm) parts.push('--no-swarm')
-  if (options.faultsEndMs !== defaultSimOptions.faultsEndMs) parts.push(`--faults-end-ms ${options.faultsEndMs}`)
+  if (options.faultsEndMs !== defaultSimOptions.faultsEndMs)
+    parts.push(`--faults-end-ms ${options.faultsEndMs}`)
   if (options.livenessBoundMs !== defaultSimOptions.livenessBoundMs) {
     parts.push(`--liveness-bound-ms ${options.livenessBoundMs}`)
   }
@@ -36,7 +46,8 @@ export function replayCommand(options: SimOptions): string {
   }
   const core = Object.entries(options.core ?? {}).map(([k, v]) => `${k}=${String(v)}`)
   if (core.length > 0) parts.push(`--core ${core.join(',')}`)
-  if (options.schedule !== undefined) parts.push('(with an explicit fault schedule: see the test that made it)')
+  if (options.schedule !== undefined)
+    parts.push('(with an explicit fault schedule: see the test that made it)')
   for (const [bug, on] of Object.entries(options.bugs)) if (on === true) parts.push(`--bug ${bug}`)
   return parts.join(' ')
 }

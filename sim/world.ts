@@ -1,13 +1,27 @@
 import type { Entry, Message, NodeId, RaftConfig } from '../src/raft/index.ts'
 import type { Random } from '../src/raft/random.ts'
 import { Checkers } from './checkers.ts'
-import { type FaultEvent, type FaultKind, faultKinds, swarmIntensities, swarmSchedule, type Who } from './faults.ts'
+import {
+  type FaultEvent,
+  type FaultKind,
+  faultKinds,
+  swarmIntensities,
+  swarmSchedule,
+  type Who,
+} from './faults.ts'
 import { type MemberHost, SimMember } from './member.ts'
 import { bridgeCut, groupsCut, majoritiesRingCut, Network } from './network.ts'
 import { type CoreTuning, coreTuning, type SeedResult, type SimOptions } from './options.ts'
 import { EventQueue } from './queue.ts'
 import { exponential, stream, streamRandom } from './rng.ts'
-import { chooseTarget, encodeProposal, type Op, outstandingOpsMax, type Reply, workloadParams } from './workload.ts'
+import {
+  chooseTarget,
+  encodeProposal,
+  type Op,
+  outstandingOpsMax,
+  type Reply,
+  workloadParams,
+} from './workload.ts'
 
 /** One tick of a member's logical clock, in virtual ms (heartbeat = 1 tick, election = 10). */
 export const tickMs = 10
@@ -35,7 +49,12 @@ type SimEvent =
   | { readonly type: 'resume'; readonly member: NodeId; readonly token: number }
   | { readonly type: 'diskEnd'; readonly member: NodeId; readonly token: number }
   | { readonly type: 'clockEnd'; readonly member: NodeId; readonly token: number }
-  | { readonly type: 'isolateMember'; readonly member: NodeId; readonly term: number; readonly durationMs: number }
+  | {
+      readonly type: 'isolateMember'
+      readonly member: NodeId
+      readonly term: number
+      readonly durationMs: number
+    }
   | { readonly type: 'heal' }
   | { readonly type: 'convergeCheck' }
 
@@ -104,7 +123,12 @@ export class World implements MemberHost {
     this.tuning = coreTuning(seed, options.core)
     this.schedule =
       options.schedule ??
-      swarmSchedule(seed, nodes, swarmIntensities(seed, options.faultKinds, options.swarm, options.intensity), options.faultsEndMs)
+      swarmSchedule(
+        seed,
+        nodes,
+        swarmIntensities(seed, options.faultKinds, options.swarm, options.intensity),
+        options.faultsEndMs,
+      )
   }
 
   /** Runs the seed to its end: converged after the heal, out of time, or out of events. */
@@ -150,7 +174,8 @@ export class World implements MemberHost {
       const finals = new Map(this.members.map((m) => [m.id, new Set(m.appliedIds)] as const))
       this.checkers.checkDurability(finals, this.nowMs)
     }
-    for (const v of this.checkers.violations) this.#log({ e: 'violation', checker: v.checker, message: v.message })
+    for (const v of this.checkers.violations)
+      this.#log({ e: 'violation', checker: v.checker, message: v.message })
     const c = this.#counts
     return {
       seed: this.options.seed,
@@ -199,9 +224,11 @@ export class World implements MemberHost {
   #dispatch(event: SimEvent): void {
     switch (event.type) {
       case 'tick':
-        return this.#onTick(event.member, event.incarnation)
+        this.#onTick(event.member, event.incarnation)
+        return
       case 'deliver':
-        return this.#onDeliver(event.message)
+        this.#onDeliver(event.message)
+        return
       case 'syncDone': {
         const member = this.#member(event.member)
         if (member.incarnation !== event.incarnation) return
@@ -210,15 +237,20 @@ export class World implements MemberHost {
         return
       }
       case 'clientArrive':
-        return this.#onClientArrive(event.member, event.opId)
+        this.#onClientArrive(event.member, event.opId)
+        return
       case 'clientReply':
-        return this.#onClientReply(event.opId, event.reply)
+        this.#onClientReply(event.opId, event.reply)
+        return
       case 'opTimeout':
-        return this.#onOpTimeout(event.opId)
+        this.#onOpTimeout(event.opId)
+        return
       case 'issue':
-        return this.#onIssue()
+        this.#onIssue()
+        return
       case 'fault':
-        return this.#onFault(event.fault)
+        this.#onFault(event.fault)
+        return
       case 'linkEnd':
         if (this.#linkTokens[event.slot] === event.token) this.#setLink(event.slot, 0)
         return
@@ -257,9 +289,11 @@ export class World implements MemberHost {
         return
       }
       case 'heal':
-        return this.#onHeal()
+        this.#onHeal()
+        return
       case 'convergeCheck':
-        return this.#onConvergeCheck()
+        this.#onConvergeCheck()
+        return
     }
   }
 
@@ -302,7 +336,11 @@ export class World implements MemberHost {
   startSync(member: SimMember): void {
     const slow = member.slowSyncMs
     const delayMs = slow > 0 ? Math.ceil(slow / 2) + this.#disk.int(slow) : 1 + this.#disk.int(3)
-    this.#queue.push(this.nowMs + delayMs, { type: 'syncDone', member: member.id, incarnation: member.incarnation })
+    this.#queue.push(this.nowMs + delayMs, {
+      type: 'syncDone',
+      member: member.id,
+      incarnation: member.incarnation,
+    })
   }
 
   onPersisted(member: SimMember, written: readonly Entry[]): void {
@@ -318,10 +356,13 @@ export class World implements MemberHost {
     const pending = member.pendingProposals.get(entry.index)
     if (pending === undefined) return
     member.pendingProposals.delete(entry.index)
-    const ours = entry.kind === 'normal' && entry.term === pending.term && member.appliedIds.at(-1) === pending.opId
+    const ours =
+      entry.kind === 'normal' && entry.term === pending.term && member.appliedIds.at(-1) === pending.opId
     this.#reply(
       pending.opId,
-      ours ? { type: 'acked', index: entry.index } : { type: 'failed', reason: 'another entry took its index' },
+      ours
+        ? { type: 'acked', index: entry.index }
+        : { type: 'failed', reason: 'another entry took its index' },
     )
   }
 
@@ -373,10 +414,16 @@ export class World implements MemberHost {
         }
         this.#ops.set(op.id, op)
         this.#log({ e: 'invoke', op: op.id, kind: op.kind, client, m: op.member })
-        this.#queue.push(this.nowMs + this.#network.latencyMs(), { type: 'clientArrive', member: op.member, opId: op.id })
+        this.#queue.push(this.nowMs + this.#network.latencyMs(), {
+          type: 'clientArrive',
+          member: op.member,
+          opId: op.id,
+        })
         this.#queue.push(this.nowMs + params.opTimeoutMs, { type: 'opTimeout', opId: op.id })
       }
-      this.#queue.push(this.nowMs + 1 + exponential(this.#workload, params.meanGapMs, 1_000), { type: 'issue' })
+      this.#queue.push(this.nowMs + 1 + exponential(this.#workload, params.meanGapMs, 1_000), {
+        type: 'issue',
+      })
     }
   }
 
@@ -506,27 +553,35 @@ export class World implements MemberHost {
     this.#log({ e: 'fault', kind: fault.kind })
     switch (fault.kind) {
       case 'loss':
-        return this.#linkFault('loss', fault.rate, endMs)
+        this.#linkFault('loss', fault.rate, endMs)
+        return
       case 'duplicate':
-        return this.#linkFault('duplicate', fault.rate, endMs)
+        this.#linkFault('duplicate', fault.rate, endMs)
+        return
       case 'reorder':
-        return this.#linkFault('reorder', fault.jitterMs, endMs)
+        this.#linkFault('reorder', fault.jitterMs, endMs)
+        return
       case 'partition':
-        return this.#partition(fault.kind, groupsCut(fault.groups.map((g) => this.#ids(g))), endMs, fault.groups)
+        this.#partition(fault.kind, groupsCut(fault.groups.map((g) => this.#ids(g))), endMs, fault.groups)
+        return
       case 'oneWay': {
         const from = new Set(this.#ids(fault.from))
         const to = new Set(this.#ids(fault.to))
-        return this.#partition(fault.kind, (a, b) => from.has(a) && to.has(b), endMs, [fault.from, fault.to])
+        this.#partition(fault.kind, (a, b) => from.has(a) && to.has(b), endMs, [fault.from, fault.to])
+        return
       }
       case 'isolateLeader': {
         const leader = this.#resolve('leader')
         const others = this.#voters.filter((id) => id !== leader)
-        return this.#partition(fault.kind, groupsCut([[leader], others]), endMs, [[leader], others])
+        this.#partition(fault.kind, groupsCut([[leader], others]), endMs, [[leader], others])
+        return
       }
       case 'majoritiesRing':
-        return this.#partition(fault.kind, majoritiesRingCut(this.#ids(fault.order)), endMs, [fault.order])
+        this.#partition(fault.kind, majoritiesRingCut(this.#ids(fault.order)), endMs, [fault.order])
+        return
       case 'bridge':
-        return this.#partition(fault.kind, bridgeCut(this.#ids(fault.order)), endMs, [fault.order])
+        this.#partition(fault.kind, bridgeCut(this.#ids(fault.order)), endMs, [fault.order])
+        return
       case 'crash': {
         for (const who of fault.who) {
           const member = this.#member(this.#resolve(who))
@@ -553,7 +608,9 @@ export class World implements MemberHost {
         this.#faults.slowDisk++
         const leader = this.#currentLeader()
         const targets =
-          fault.who === 'followers' ? this.#voters.filter((id) => id !== leader) : fault.who.map((w) => this.#resolve(w))
+          fault.who === 'followers'
+            ? this.#voters.filter((id) => id !== leader)
+            : fault.who.map((w) => this.#resolve(w))
         for (const id of targets) {
           const member = this.#member(id)
           member.slowSyncMs = Math.max(1, fault.syncMs)

@@ -21,8 +21,22 @@ describe('a seed replays byte for byte', () => {
 
   it('a failing seed replays to the same violations', () => {
     const bugs = { readIndexWithoutHeartbeat: true }
-    const a = runSeed({ seed: 1, nodes: 3, bugs, faultKinds: ['isolateLeader', 'pause'], swarm: false, trace: true })
-    const b = runSeed({ seed: 1, nodes: 3, bugs, faultKinds: ['isolateLeader', 'pause'], swarm: false, trace: true })
+    const a = runSeed({
+      seed: 1,
+      nodes: 3,
+      bugs,
+      faultKinds: ['isolateLeader', 'pause'],
+      swarm: false,
+      trace: true,
+    })
+    const b = runSeed({
+      seed: 1,
+      nodes: 3,
+      bugs,
+      faultKinds: ['isolateLeader', 'pause'],
+      swarm: false,
+      trace: true,
+    })
     assert.ok(a.violations.length > 0)
     assert.deepEqual(a.violations, b.violations)
     assert.equal(traceHash(a.trace ?? []), traceHash(b.trace ?? []))

@@ -4,8 +4,9 @@
  * bug needs to become visible, not a tuning to one lucky seed: the test accepts any
  * seed among the first `seedsMax`.
  */
-import type { PlantedBugName } from '../../src/raft/index.ts'
+
 import type { CheckerName, SimOptions } from '../../sim/index.ts'
+import type { PlantedBugName } from '../../src/raft/index.ts'
 
 export interface BugHunt {
   readonly bug: PlantedBugName

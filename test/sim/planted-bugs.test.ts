@@ -15,7 +15,9 @@ describe('planted core bugs are caught by the simulator', () => {
         if (checkers.some((c) => hunt.expected.includes(c))) return
         if (checkers.length > 0) tried.push(`seed ${seed}: ${checkers.join('+')}`)
       }
-      assert.fail(`${hunt.bug} not caught by ${hunt.expected.join('/')} (${hunt.why}); other catches: ${tried.join(', ') || 'none'}`)
+      assert.fail(
+        `${hunt.bug} not caught by ${hunt.expected.join('/')} (${hunt.why}); other catches: ${tried.join(', ') || 'none'}`,
+      )
     })
   }
 
