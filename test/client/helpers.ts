@@ -49,3 +49,14 @@ export function nextEvent<K extends ClientEventName>(
     })
   })
 }
+
+/** Resolves once `db` holds the invalidations through `tid` (its snapshot includes `tid`). */
+export async function caughtUp(db: Database, tid: bigint, timeoutMs = 2_000): Promise<void> {
+  if (db.stats().lastTid >= tid) return
+  const heard = nextEvent(db, 'invalidate', (e) => e.tid >= tid, timeoutMs)
+  if (db.stats().lastTid >= tid) {
+    heard.catch(() => {})
+    return
+  }
+  await heard
+}
