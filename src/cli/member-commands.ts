@@ -61,6 +61,10 @@ export function registerMemberCommands(program: Command): void {
     .option('--tick-ms <ms>', 'length of one Raft tick (ZEOQ_TICK_MS, default 50)')
     .option('--election-ticks <n>', 'election timeout in ticks (ZEOQ_ELECTION_TICKS, default 10)')
     .option(
+      '--frame-bytes-max <bytes>',
+      'largest frame accepted from a peer or a client (ZEOQ_FRAME_BYTES_MAX, default 96 MiB)',
+    )
+    .option(
       '--config <file>',
       'JSON file with any of the settings above (camelCase keys); flags and ZEOQ_* variables win',
     )

@@ -31,6 +31,7 @@ export interface RawConfig {
   readonly logLevel?: string
   readonly tickMs?: string | number
   readonly electionTicks?: string | number
+  readonly frameBytesMax?: string | number
 }
 
 export const rawConfigFields = [
@@ -46,6 +47,7 @@ export const rawConfigFields = [
   'logLevel',
   'tickMs',
   'electionTicks',
+  'frameBytesMax',
 ] as const satisfies readonly (keyof RawConfig)[]
 
 export interface TokenGrant {
@@ -71,6 +73,8 @@ export interface MemberConfig {
   /** One Raft tick. The election timeout is electionTicks ticks, drawn again from [t, 2t). */
   readonly tickMs: number
   readonly electionTicks: number
+  /** Largest WebSocket frame accepted from a peer or a client. */
+  readonly frameBytesMax: number
 }
 
 export const configDefaults = {
@@ -78,6 +82,8 @@ export const configDefaults = {
   // 50 ms ticks and a 10-tick election timeout: a dead leader is noticed in 0.5–1 s.
   tickMs: 50,
   electionTicks: 10,
+  // A 64 MiB record (the largest) plus the rest of its commit.
+  frameBytesMax: 96 * 1024 * 1024,
 } as const
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -286,5 +292,6 @@ export function resolveConfig(raw: RawConfig): MemberConfig {
     logLevel,
     tickMs: positiveInt('tickMs', raw.tickMs, configDefaults.tickMs, 10_000),
     electionTicks: positiveInt('electionTicks', raw.electionTicks, configDefaults.electionTicks, 1000),
+    frameBytesMax: positiveInt('frameBytesMax', raw.frameBytesMax, configDefaults.frameBytesMax, 2 ** 31 - 1),
   }
 }

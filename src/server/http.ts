@@ -42,7 +42,9 @@ export interface MemberHttp {
   close(): Promise<void>
 }
 
-function wsLink(socket: WebSocket, remote: string): ClientLink {
+function wsLink(socket: WebSocket, remote: string, logger: Logger): ClientLink {
+  // A socket error (an oversized frame, a reset) closes that one connection, never the member.
+  socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'client connection failed'))
   return {
     remote,
     send: (bytes) => socket.send(bytes),
@@ -166,6 +168,13 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
         }
       case '/metrics':
         return { status: 200, type: registry.contentType, body: await registry.metrics() }
+      case '/state-hash': {
+        // A digest of the whole state machine at the index it has applied: replicas at the
+        // same index must agree. It reads every key, so it is for tests and audits.
+        const appliedIndex = member.store.appliedIndex
+        const hash = await member.store.stateHash()
+        return { status: 200, type: 'application/json', body: `${toJson({ appliedIndex, hash })}\n` }
+      }
       case '/healthz':
         return member.healthy() ? text(200, 'ok\n') : text(503, 'failed\n')
       case '/readyz': {
@@ -201,7 +210,10 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
     const path = (req.url ?? '/').split('?')[0]
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
     if (path === '/peer') {
-      peerServer.handleUpgrade(req, socket, head, (ws) => options.peers.acceptInbound(ws))
+      peerServer.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('error', (error) => logger.debug({ remote, err: error.message }, 'peer connection failed'))
+        options.peers.acceptInbound(ws)
+      })
     } else if (path === '/client') {
       clientServer.handleUpgrade(req, socket, head, (ws) => {
         const session = new ClientSession(
@@ -213,7 +225,7 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
             logger,
             onRequestDone: observe,
           },
-          wsLink(ws, remote),
+          wsLink(ws, remote, logger),
         )
         sessions.add(session)
         ws.on('close', () => sessions.delete(session))

@@ -15,8 +15,6 @@ import { Member } from './member.ts'
 import { PeerWs } from './peer-ws.ts'
 import { realClock } from './seams.ts'
 
-/** Largest frame on any socket: a 64 MiB record plus its commit's other fields. */
-export const frameBytesMaxDefault = 96 * 1024 * 1024
 /** Bytes queued on one peer link before Raft messages to it are dropped (Raft resends). */
 const peerSendBufferBytesMax = 32 * 1024 * 1024
 
@@ -51,7 +49,7 @@ export async function runMember(
     secret: config.secret,
     clock: realClock,
     logger,
-    frameBytesMax: frameBytesMaxDefault,
+    frameBytesMax: config.frameBytesMax,
     sendBufferBytesMax: peerSendBufferBytesMax,
     ...(config.tls?.ca ? { tlsCa: config.tls.ca } : {}),
   })
@@ -84,7 +82,7 @@ export async function runMember(
     members,
     tokens: config.tokens,
     tls: config.tls,
-    frameBytesMax: frameBytesMaxDefault,
+    frameBytesMax: config.frameBytesMax,
     clock: realClock,
     logger,
   })

@@ -1,0 +1,209 @@
+/**
+ * Real `zeoq start` processes on 127.0.0.1 for end-to-end tests: a temporary directory,
+ * free ports, a cluster secret and tokens, and ways to kill, pause and restart members.
+ * Every wait is bounded and polls a condition; nothing sleeps to hide a race.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { MemberStatus } from '../../src/protocol/index.ts'
+
+const zeoqBin = fileURLToPath(new URL('../../bin/zeoq.js', import.meta.url))
+const pollIntervalMs = 50
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Polls `probe` until it returns a value, or fails after `timeoutMs` saying what it waited for. */
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, pollIntervalMs))
+  }
+}
+
+export interface ClusterOptions {
+  readonly members?: number
+  readonly extraArgs?: readonly string[]
+}
+
+export class ProcessCluster {
+  readonly dir: string
+  readonly urls: ReadonlyMap<number, string>
+  readonly secretFile: string
+  readonly tokensFile: string
+  readonly tokens: { readonly admin: string; readonly readWrite: string; readonly readOnly: string }
+  readonly #procs = new Map<number, ChildProcess>()
+  readonly #logs = new Map<number, string[]>()
+  readonly #extraArgs: readonly string[]
+  readonly #expectedExits = new WeakSet<ChildProcess>()
+  /** Members stopped with SIGSTOP: alive, but they answer nothing. */
+  readonly #paused = new Set<number>()
+
+  private constructor(dir: string, urls: Map<number, string>, extraArgs: readonly string[]) {
+    this.dir = dir
+    this.urls = urls
+    this.#extraArgs = extraArgs
+    this.secretFile = join(dir, 'secret')
+    this.tokensFile = join(dir, 'tokens.json')
+    this.tokens = {
+      admin: randomBytes(18).toString('base64url'),
+      readWrite: randomBytes(18).toString('base64url'),
+      readOnly: randomBytes(18).toString('base64url'),
+    }
+    writeFileSync(this.secretFile, randomBytes(32).toString('hex'))
+    const tokens = Object.entries(this.tokens).map(([role, token]) => ({ token, role, name: role }))
+    writeFileSync(this.tokensFile, JSON.stringify({ tokens }))
+  }
+
+  static async start(options: ClusterOptions = {}): Promise<ProcessCluster> {
+    const count = options.members ?? 3
+    const dir = mkdtempSync(join(tmpdir(), 'zeoq-test-'))
+    const urls = new Map<number, string>()
+    for (let id = 1; id <= count; id++) urls.set(id, `ws://127.0.0.1:${await freePort()}`)
+    const cluster = new ProcessCluster(dir, urls, options.extraArgs ?? [])
+    for (const id of urls.keys()) cluster.startMember(id)
+    return cluster
+  }
+
+  get peers(): string {
+    return [...this.urls].map(([id, url]) => `${id}=${url}`).join(',')
+  }
+
+  url(id: number): string {
+    const url = this.urls.get(id)
+    assert.ok(url, `no member ${id}`)
+    return url
+  }
+
+  startMember(id: number, extraArgs: readonly string[] = []): ChildProcess {
+    const child = spawn(
+      process.execPath,
+      [
+        zeoqBin,
+        'start',
+        '--id',
+        String(id),
+        '--peers',
+        this.peers,
+        '--data',
+        join(this.dir, String(id)),
+        '--secret-file',
+        this.secretFile,
+        '--tokens-file',
+        this.tokensFile,
+        '--log-level',
+        process.env.ZEOQ_TEST_LOG_LEVEL ?? 'warn',
+        ...this.#extraArgs,
+        ...extraArgs,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    const log: string[] = []
+    this.#logs.set(id, log)
+    child.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
+    child.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
+    child.on('exit', (code, signal) => {
+      // A member that dies on its own is a bug: show what it said.
+      if (this.#procs.get(id) === child && !this.#expectedExits.has(child)) {
+        process.stderr.write(
+          `member ${id} exited by itself (${signal ?? `code ${code}`}):\n${log.join('')}\n`,
+        )
+      }
+    })
+    this.#procs.set(id, child)
+    return child
+  }
+
+  log(id: number): string {
+    return (this.#logs.get(id) ?? []).join('')
+  }
+
+  /** Sends a signal; for SIGKILL and SIGTERM waits until the process is gone. */
+  async signal(id: number, signal: NodeJS.Signals): Promise<void> {
+    const child = this.#procs.get(id)
+    assert.ok(child, `member ${id} is not running`)
+    const exited = new Promise<void>((r) =>
+      child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()),
+    )
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') this.#expectedExits.add(child)
+    if (signal === 'SIGSTOP') this.#paused.add(id)
+    if (signal === 'SIGCONT') this.#paused.delete(id)
+    child.kill(signal)
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') {
+      await exited
+      this.#procs.delete(id)
+    }
+  }
+
+  async status(id: number): Promise<MemberStatus | undefined> {
+    try {
+      const response = await fetch(`${this.url(id).replace(/^ws/, 'http')}/status`, {
+        signal: AbortSignal.timeout(1000),
+      })
+      return response.ok ? ((await response.json()) as MemberStatus) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  async stateHash(id: number): Promise<{ appliedIndex: number; hash: string }> {
+    const response = await fetch(`${this.url(id).replace(/^ws/, 'http')}/state-hash`)
+    assert.ok(response.ok)
+    return (await response.json()) as { appliedIndex: number; hash: string }
+  }
+
+  /** Waits until the running members agree on one leader, and returns its id. */
+  async waitForLeader(
+    timeoutMs = 15_000,
+    among: readonly number[] = [...this.#procs.keys()].filter((id) => !this.#paused.has(id)),
+  ): Promise<number> {
+    let seen = ''
+    try {
+      return await waitFor('a leader', timeoutMs, async () => {
+        const statuses = await Promise.all(among.map((id) => this.status(id)))
+        seen = statuses
+          .map((s, i) => (s ? `${s.id}:${s.role}/term ${s.term}/leader ${s.leader}` : `${among[i]}:down`))
+          .join(', ')
+        const leader = statuses.find((s) => s?.role === 'leader')
+        if (leader === undefined) return undefined
+        const agree = statuses.every(
+          (s) => s !== undefined && s.leader === leader.id && s.term === leader.term,
+        )
+        return agree ? leader.id : undefined
+      })
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; last seen ${seen}`)
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (process.env.ZEOQ_TEST_LOG_DIR) {
+      for (const id of this.urls.keys())
+        writeFileSync(join(process.env.ZEOQ_TEST_LOG_DIR, `member-${id}-${Date.now()}.log`), this.log(id))
+    }
+    await Promise.all([...this.#procs.keys()].map((id) => this.signal(id, 'SIGKILL')))
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}

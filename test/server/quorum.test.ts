@@ -1,0 +1,274 @@
+/**
+ * End-to-end tests of members as real processes on 127.0.0.1: `zeoq start` three times,
+ * then commits, kills, pauses, bad peers, bad clients and bad frames.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import fc from 'fast-check'
+import { Packr } from 'msgpackr'
+import WebSocket from 'ws'
+import { type ClientCommand, encodePeerFrame, type Oid, peerNonceBytes } from '../../src/protocol/index.ts'
+import { peerMac } from '../../src/server/index.ts'
+import { ProcessCluster, waitFor } from './processes.ts'
+import { RawClient } from './raw-client.ts'
+
+const encoder = new TextEncoder()
+
+interface Committed {
+  readonly ok: true
+  readonly code: 'committed'
+  readonly tid: bigint
+  readonly oids: readonly bigint[]
+}
+
+function commitOf(session: bigint, seq: number, oid: Oid, serial: bigint, text: string): ClientCommand {
+  return {
+    type: 'commit',
+    session,
+    seq,
+    user: 'test',
+    description: text,
+    extension: new Uint8Array(0),
+    reads: [],
+    writes: [{ oid, serial, record: { refs: [], data: encoder.encode(text) } }],
+  }
+}
+
+/** The value of a successful response, or a failed assertion that shows the error. */
+function valueOf(response: Awaited<ReturnType<RawClient['request']>>): unknown {
+  assert.ok(response.ok, response.ok ? '' : `${response.error.code}: ${response.error.message}`)
+  return response.value
+}
+
+async function openSession(client: RawClient): Promise<bigint> {
+  const value = valueOf(await client.request({ op: 'openSession' })) as { session: bigint }
+  return BigInt(value.session)
+}
+
+async function commit(client: RawClient, command: ClientCommand): Promise<Committed> {
+  const result = valueOf(await client.request({ op: 'command', command })) as Committed
+  assert.equal(
+    result.code,
+    'committed',
+    `commit answered ${JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+  )
+  return { ...result, tid: BigInt(result.tid) }
+}
+
+async function serialOf(cluster: ProcessCluster, id: number, oid: Oid, minTid: bigint): Promise<bigint> {
+  const client = await RawClient.connect(cluster.url(id), cluster.tokens.readOnly)
+  try {
+    const value = valueOf(await client.request({ op: 'load', oid, consistency: 'local', minTid })) as {
+      serial: bigint
+    }
+    return BigInt(value.serial)
+  } finally {
+    client.close()
+  }
+}
+
+describe('a quorum of three member processes', () => {
+  let cluster: ProcessCluster
+  let leader: number
+  before(async () => {
+    cluster = await ProcessCluster.start({ extraArgs: ['--frame-bytes-max', '65536'] })
+    leader = await cluster.waitForLeader()
+  })
+  after(async () => {
+    await cluster.stop()
+  })
+
+  test('a commit sent to a follower is redirected to the leader and is then readable from every member', async () => {
+    const follower = [...cluster.urls.keys()].find((id) => id !== leader) ?? 0
+    const atFollower = await RawClient.connect(cluster.url(follower), cluster.tokens.readWrite)
+    const refused = await atFollower.request({ op: 'openSession' })
+    atFollower.close()
+    assert.equal(refused.ok, false)
+    assert.ok(!refused.ok && refused.error.code === 'notLeader')
+    assert.equal(refused.error.leaderId, leader)
+    assert.equal(refused.error.leaderUrl, cluster.url(leader))
+
+    const client = await RawClient.connect(refused.error.leaderUrl, cluster.tokens.readWrite)
+    const session = await openSession(client)
+    const committed = await commit(client, commitOf(session, 1, 0n, 0n, 'root v1'))
+    assert.deepEqual(committed.oids, [0n])
+    assert.ok(
+      client.invalidations.some((inv) => inv.tid === committed.tid),
+      'the committing client heard the invalidation too',
+    )
+    client.close()
+    for (const id of cluster.urls.keys()) {
+      assert.equal(
+        await serialOf(cluster, id, 0n, committed.tid),
+        committed.tid,
+        `member ${id} serves the commit`,
+      )
+    }
+  })
+
+  test('the same session and sequence number committed twice applies once and answers the first result', async () => {
+    const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
+    const session = await openSession(client)
+    const oids = valueOf(
+      await client.request({ op: 'command', command: { type: 'newOids', session, seq: 1, count: 1 } }),
+    ) as {
+      first: bigint
+    }
+    const oid = BigInt(oids.first)
+    const command = commitOf(session, 2, oid, 0n, 'once')
+    const first = await commit(client, command)
+    const second = await commit(client, command)
+    assert.equal(second.tid, first.tid)
+    const history = valueOf(await client.request({ op: 'history', oid, size: 10 })) as unknown[]
+    assert.equal(history.length, 1, 'one revision, not two')
+    client.close()
+  })
+
+  test('a client with an unknown token is refused, and a read-only token cannot commit', async () => {
+    const stranger = await RawClient.connect(cluster.url(leader), 'not-a-token-of-this-cluster')
+    assert.equal(stranger.goodbye?.code, 'auth')
+    await stranger.closed
+
+    const reader = await RawClient.connect(cluster.url(leader), cluster.tokens.readOnly)
+    const refused = await reader.request({ op: 'openSession' })
+    assert.ok(!refused.ok)
+    assert.equal(refused.error.code, 'readOnly')
+    const read = await reader.request({ op: 'lastTransaction', consistency: 'linearizable', minTid: 0n })
+    assert.ok(read.ok, 'a read-only token can still read')
+    reader.close()
+  })
+
+  test('a peer with the wrong cluster secret, or not in the configuration, is refused', async () => {
+    const attempt = async (claimedId: number, secret: Uint8Array): Promise<string> => {
+      const socket = new WebSocket(`${cluster.url(leader)}/peer`)
+      const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
+      return await new Promise<string>((resolve, reject) => {
+        socket.on('error', reject)
+        socket.on('message', (data: Buffer) => {
+          const frame = packr.unpack(data) as { type: string; nonce?: Uint8Array; reason?: string }
+          if (frame.type === 'challenge' && frame.nonce) {
+            const nonce = new Uint8Array(peerNonceBytes).fill(7)
+            const mac = peerMac(secret, `zeoq-peer ${claimedId}->${leader}`, frame.nonce, nonce)
+            socket.send(encodePeerFrame({ type: 'auth', version: 1, id: claimedId, to: leader, nonce, mac }))
+          } else {
+            resolve(`${frame.type}: ${frame.reason ?? ''}`)
+            socket.close()
+          }
+        })
+      })
+    }
+    const other = [...cluster.urls.keys()].find((id) => id !== leader) ?? 0
+    assert.match(
+      await attempt(other, encoder.encode('a-secret-that-is-wrong-and-long')),
+      /^refused: authentication failed/,
+    )
+    assert.match(
+      await attempt(99, encoder.encode('a-secret-that-is-wrong-and-long')),
+      /^refused: member 99 is not in/,
+    )
+  })
+
+  test('random malformed frames each get an error and a closed connection, and the quorum keeps committing', async () => {
+    const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+    const frames = fc.oneof(
+      fc.uint8Array({ maxLength: 256 }),
+      fc.anything().map((value) => {
+        try {
+          return new Uint8Array(packr.pack(value))
+        } catch {
+          return new Uint8Array([0xc1])
+        }
+      }),
+      fc
+        .record({ type: fc.constantFrom('hello', 'request', 'auth'), id: fc.anything(), op: fc.anything() })
+        .map((v) => new Uint8Array(packr.pack(v))),
+    )
+    await fc.assert(
+      fc.asyncProperty(frames, fc.constantFrom('/client', '/peer'), async (bytes, path) => {
+        const socket = new WebSocket(`${cluster.url(leader)}${path}`)
+        await new Promise<void>((resolve, reject) => {
+          socket.once('open', () => resolve())
+          socket.once('error', reject)
+        })
+        // The member may reset the connection after its error frame: an error here is an answer too.
+        socket.on('error', () => {})
+        const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+        socket.send(bytes)
+        await closed
+      }),
+      { numRuns: 40 },
+    )
+    const big = await RawClient.open(cluster.url(leader))
+    big.send(new Uint8Array(100_000))
+    assert.equal(await big.closed, 1009, 'a frame over --frame-bytes-max closes the connection as too big')
+
+    const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
+    const session = await openSession(client)
+    await commit(
+      client,
+      commitOf(session, 1, 0n, await serialOf(cluster, leader, 0n, 0n), 'still committing'),
+    )
+    client.close()
+    for (const id of cluster.urls.keys()) assert.ok(await cluster.status(id), `member ${id} is still up`)
+  })
+})
+
+describe('a quorum losing members', () => {
+  let cluster: ProcessCluster
+  before(async () => {
+    cluster = await ProcessCluster.start()
+  })
+  after(async () => {
+    await cluster.stop()
+  })
+
+  async function commitStream(count: number, label: string): Promise<bigint> {
+    const leader = await cluster.waitForLeader()
+    const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
+    const session = await openSession(client)
+    let serial = await serialOf(cluster, leader, 0n, 0n).catch(() => 0n)
+    for (let i = 0; i < count; i++)
+      serial = (await commit(client, commitOf(session, i + 1, 0n, serial, `${label} ${i}`))).tid
+    client.close()
+    return serial
+  }
+
+  async function caughtUp(id: number, leader: number): Promise<true | undefined> {
+    const [mine, theirs] = await Promise.all([cluster.status(id), cluster.status(leader)])
+    return mine !== undefined &&
+      theirs !== undefined &&
+      mine.applied === theirs.applied &&
+      mine.applied === theirs.commit
+      ? true
+      : undefined
+  }
+
+  test('SIGKILL of the leader: a new leader is elected, commits go on, and the restarted member catches up to the same state', async () => {
+    await commitStream(5, 'before')
+    const oldLeader = await cluster.waitForLeader()
+    await cluster.signal(oldLeader, 'SIGKILL')
+    const survivors = [...cluster.urls.keys()].filter((id) => id !== oldLeader)
+    const newLeader = await cluster.waitForLeader(10_000, survivors)
+    assert.notEqual(newLeader, oldLeader)
+    const lastTid = await commitStream(5, 'after')
+
+    cluster.startMember(oldLeader)
+    await waitFor(`member ${oldLeader} to catch up`, 20_000, () => caughtUp(oldLeader, newLeader))
+    assert.equal(await serialOf(cluster, oldLeader, 0n, lastTid), lastTid)
+    const hashes = await Promise.all([...cluster.urls.keys()].map((id) => cluster.stateHash(id)))
+    assert.equal(new Set(hashes.map((h) => h.appliedIndex)).size, 1, 'every member applied the same index')
+    assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, 'every member holds the same state')
+  })
+
+  test('SIGSTOP of a follower does not stall the quorum, and after SIGCONT it catches up', async () => {
+    const leader = await cluster.waitForLeader()
+    const follower = [...cluster.urls.keys()].find((id) => id !== leader) ?? 0
+    await cluster.signal(follower, 'SIGSTOP')
+    try {
+      await commitStream(5, 'while paused')
+    } finally {
+      await cluster.signal(follower, 'SIGCONT')
+    }
+    await waitFor(`member ${follower} to catch up`, 20_000, () => caughtUp(follower, leader))
+  })
+})

@@ -1,0 +1,98 @@
+/**
+ * A bare client that speaks the wire schema of src/protocol directly: for member tests
+ * that must not depend on the client library, and for sending bad frames on purpose.
+ */
+import assert from 'node:assert/strict'
+import WebSocket from 'ws'
+import {
+  type ClientOp,
+  clientProtocolVersions,
+  decodeMemberFrame,
+  encodeFrame,
+  type Invalidation,
+  type MemberFrame,
+  type WireError,
+} from '../../src/protocol/index.ts'
+
+type Response =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: WireError }
+
+export class RawClient {
+  readonly socket: WebSocket
+  readonly invalidations: Invalidation[] = []
+  /** Every frame in arrival order, to check that invalidations precede the replies that show their data. */
+  readonly frames: MemberFrame[] = []
+  welcome: Extract<MemberFrame, { type: 'welcome' }> | undefined
+  goodbye: WireError | undefined
+  readonly #pending = new Map<number, (response: Response) => void>()
+  #nextId = 1
+  readonly closed: Promise<number>
+  #handshakeDone: () => void = () => {}
+  readonly #handshake = new Promise<void>((resolve) => {
+    this.#handshakeDone = resolve
+  })
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket
+    this.closed = new Promise((resolve) => socket.on('close', (code) => resolve(code)))
+    socket.on('message', (data: Buffer) => {
+      const decoded = decodeMemberFrame(data)
+      assert.ok(decoded.ok, decoded.ok ? '' : decoded.error.message)
+      const frame = decoded.value
+      this.frames.push(frame)
+      if (frame.type === 'welcome') {
+        this.welcome = frame
+        this.#handshakeDone()
+      } else if (frame.type === 'goodbye') {
+        this.goodbye = frame.error
+        this.#handshakeDone()
+      } else if (frame.type === 'invalidate') this.invalidations.push({ tid: frame.tid, oids: frame.oids })
+      else {
+        const resolve = this.#pending.get(frame.id)
+        this.#pending.delete(frame.id)
+        resolve?.(frame.ok ? { ok: true, value: frame.value } : { ok: false, error: frame.error })
+      }
+    })
+  }
+
+  /** Opens a socket to `url`/client without saying hello. */
+  static async open(url: string): Promise<RawClient> {
+    const socket = new WebSocket(`${url}/client`)
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve())
+      socket.once('error', reject)
+    })
+    return new RawClient(socket)
+  }
+
+  /** Opens a socket and completes the handshake. */
+  static async connect(url: string, token: string): Promise<RawClient> {
+    const client = await RawClient.open(url)
+    client.send(
+      encodeFrame({ type: 'hello', versions: [...clientProtocolVersions], token, name: 'raw test client' }),
+    )
+    await Promise.race([client.#handshake, client.closed])
+    return client
+  }
+
+  send(bytes: Uint8Array): void {
+    this.socket.send(bytes)
+  }
+
+  request(op: ClientOp): Promise<Response> {
+    const id = this.#nextId++
+    const answer = new Promise<Response>((resolve) => this.#pending.set(id, resolve))
+    this.send(encodeFrame({ type: 'request', id, op }))
+    return Promise.race([
+      answer,
+      this.closed.then(
+        (code): Response => ({ ok: false, error: { code: 'internal', message: `closed ${code}` } }),
+      ),
+    ])
+  }
+
+  close(): void {
+    this.socket.close()
+  }
+}
