@@ -35,18 +35,18 @@ function commitOf(session: bigint, seq: number, oid: Oid, serial: bigint, text: 
 }
 
 /** The value of a successful response, or a failed assertion that shows the error. */
-function valueOf(response: Awaited<ReturnType<RawClient['request']>>): unknown {
+function answerOf(response: Awaited<ReturnType<RawClient['request']>>): unknown {
   assert.ok(response.ok, response.ok ? '' : `${response.error.code}: ${response.error.message}`)
   return response.value
 }
 
 async function openSession(client: RawClient): Promise<bigint> {
-  const value = valueOf(await client.request({ op: 'openSession' })) as { session: bigint }
+  const value = answerOf(await client.request({ op: 'openSession' })) as { session: bigint }
   return BigInt(value.session)
 }
 
 async function commit(client: RawClient, command: ClientCommand): Promise<Committed> {
-  const result = valueOf(await client.request({ op: 'command', command })) as Committed
+  const result = answerOf(await client.request({ op: 'command', command })) as Committed
   assert.equal(
     result.code,
     'committed',
@@ -58,7 +58,7 @@ async function commit(client: RawClient, command: ClientCommand): Promise<Commit
 async function serialOf(cluster: ProcessCluster, id: number, oid: Oid, minTid: bigint): Promise<bigint> {
   const client = await RawClient.connect(cluster.url(id), cluster.tokens.readOnly)
   try {
-    const value = valueOf(await client.request({ op: 'load', oid, consistency: 'local', minTid })) as {
+    const value = answerOf(await client.request({ op: 'load', oid, consistency: 'local', minTid })) as {
       serial: bigint
     }
     return BigInt(value.serial)
@@ -109,7 +109,7 @@ describe('a quorum of three member processes', () => {
   test('the same session and sequence number committed twice applies once and answers the first result', async () => {
     const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
     const session = await openSession(client)
-    const oids = valueOf(
+    const oids = answerOf(
       await client.request({ op: 'command', command: { type: 'newOids', session, seq: 1, count: 1 } }),
     ) as {
       first: bigint
@@ -119,7 +119,7 @@ describe('a quorum of three member processes', () => {
     const first = await commit(client, command)
     const second = await commit(client, command)
     assert.equal(second.tid, first.tid)
-    const history = valueOf(await client.request({ op: 'history', oid, size: 10 })) as unknown[]
+    const history = answerOf(await client.request({ op: 'history', oid, size: 10 })) as unknown[]
     assert.equal(history.length, 1, 'one revision, not two')
     client.close()
   })
