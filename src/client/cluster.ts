@@ -291,10 +291,11 @@ export class Cluster {
       )
       if (this.#closed) throw new ClosedError('Connecting')
       if (answer.tooOld) {
+        const since = cache.lastTid
         cache.clear()
         cache.advanceEmpty(connection.welcome.lastTid)
         this.#options.onCacheDropped(
-          `${connection.url} no longer keeps invalidations since TID ${cache.lastTid} (oldest ${answer.oldestTid})`,
+          `${connection.url} no longer keeps invalidations since TID ${since} (oldest ${answer.oldestTid})`,
         )
       } else {
         for (const invalidation of answer.invalidations) this.#apply(invalidation)
