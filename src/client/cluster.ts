@@ -21,7 +21,7 @@ import {
   RequestTimeoutError,
   type Welcome,
 } from './connection.ts'
-import { AuthError, ClosedError, NotLeaderError, UnavailableError } from './errors.ts'
+import { AuthError, ClosedError, NotLeaderError, TimeoutError, UnavailableError } from './errors.ts'
 import type { ClientClock, ClientRandom, ClientTransport } from './seams.ts'
 
 export interface ClusterOptions {
@@ -342,8 +342,13 @@ export class Cluster {
       if (error.leaderUrl !== '') this.#hintUrl = error.leaderUrl
       return
     }
-    // No answer at all in time: the connection may be half-open; a fresh one finds out.
-    if (error instanceof RequestTimeoutError) {
+    // No answer in time from the client's side (the connection may be half-open), or the
+    // leader could not commit or confirm its leadership in time (it may be cut off from a
+    // majority): a fresh connection, found through the member list, finds out.
+    if (
+      error instanceof RequestTimeoutError ||
+      (error instanceof TimeoutError && connection === this.#primary)
+    ) {
       if (connection === this.#reader) this.#reader = undefined
       if (connection === this.#primary) {
         this.#primary = undefined
