@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { get as httpGetPlain } from 'node:http'
+import { get as httpsGet } from 'node:https'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -46,6 +48,32 @@ export async function waitFor<T>(
 export interface ClusterOptions {
   readonly members?: number
   readonly extraArgs?: readonly string[]
+  /** Serve wss:// with the test certificate in test/fixtures/tls. */
+  readonly tls?: boolean
+}
+
+const fixtures = fileURLToPath(new URL('../fixtures/tls/', import.meta.url))
+/** The CA that signed the test members' certificate. */
+export const testCa: Buffer = readFileSync(join(fixtures, 'ca.pem'))
+
+/** GET a member's HTTP endpoint (https with the test CA for wss:// members). */
+export async function httpGet(
+  memberUrl: string,
+  path: string,
+  timeoutMs = 1000,
+): Promise<{ status: number; body: string }> {
+  const url = `${memberUrl.replace(/^ws/, 'http')}${path}`
+  const get = url.startsWith('https:') ? httpsGet : httpGetPlain
+  return await new Promise((resolve, reject) => {
+    const req = get(url, { ca: testCa, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} in ${timeoutMs} ms`)))
+    req.on('error', reject)
+  })
 }
 
 export class ProcessCluster {
@@ -81,8 +109,19 @@ export class ProcessCluster {
     const count = options.members ?? 3
     const dir = mkdtempSync(join(tmpdir(), 'zeoq-test-'))
     const urls = new Map<number, string>()
-    for (let id = 1; id <= count; id++) urls.set(id, `ws://127.0.0.1:${await freePort()}`)
-    const cluster = new ProcessCluster(dir, urls, options.extraArgs ?? [])
+    const scheme = options.tls ? 'wss' : 'ws'
+    for (let id = 1; id <= count; id++) urls.set(id, `${scheme}://127.0.0.1:${await freePort()}`)
+    const tlsArgs = options.tls
+      ? [
+          '--tls-cert',
+          join(fixtures, 'member.pem'),
+          '--tls-key',
+          join(fixtures, 'member.key'),
+          '--tls-ca',
+          join(fixtures, 'ca.pem'),
+        ]
+      : []
+    const cluster = new ProcessCluster(dir, urls, [...tlsArgs, ...(options.extraArgs ?? [])])
     for (const id of urls.keys()) cluster.startMember(id)
     return cluster
   }
@@ -159,19 +198,17 @@ export class ProcessCluster {
 
   async status(id: number): Promise<MemberStatus | undefined> {
     try {
-      const response = await fetch(`${this.url(id).replace(/^ws/, 'http')}/status`, {
-        signal: AbortSignal.timeout(1000),
-      })
-      return response.ok ? ((await response.json()) as MemberStatus) : undefined
+      const response = await httpGet(this.url(id), '/status')
+      return response.status === 200 ? (JSON.parse(response.body) as MemberStatus) : undefined
     } catch {
       return undefined
     }
   }
 
   async stateHash(id: number): Promise<{ appliedIndex: number; hash: string }> {
-    const response = await fetch(`${this.url(id).replace(/^ws/, 'http')}/state-hash`)
-    assert.ok(response.ok)
-    return (await response.json()) as { appliedIndex: number; hash: string }
+    const response = await httpGet(this.url(id), '/state-hash', 10_000)
+    assert.equal(response.status, 200)
+    return JSON.parse(response.body) as { appliedIndex: number; hash: string }
   }
 
   /** Waits until the running members agree on one leader, and returns its id. */

@@ -57,8 +57,8 @@ export class RawClient {
   }
 
   /** Opens a socket to `url`/client without saying hello. */
-  static async open(url: string): Promise<RawClient> {
-    const socket = new WebSocket(`${url}/client`)
+  static async open(url: string, options: { readonly ca?: Uint8Array } = {}): Promise<RawClient> {
+    const socket = new WebSocket(`${url}/client`, options.ca ? { ca: Buffer.from(options.ca) } : {})
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve())
       socket.once('error', reject)
@@ -67,8 +67,12 @@ export class RawClient {
   }
 
   /** Opens a socket and completes the handshake. */
-  static async connect(url: string, token: string): Promise<RawClient> {
-    const client = await RawClient.open(url)
+  static async connect(
+    url: string,
+    token: string,
+    options: { readonly ca?: Uint8Array } = {},
+  ): Promise<RawClient> {
+    const client = await RawClient.open(url, options)
     client.send(
       encodeFrame({ type: 'hello', versions: [...clientProtocolVersions], token, name: 'raw test client' }),
     )

@@ -1,0 +1,79 @@
+/**
+ * A quorum over TLS (wss://, certificates verified against a CA), and the member's HTTP
+ * endpoints for monitors.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import WebSocket from 'ws'
+import { httpGet, ProcessCluster, testCa } from './processes.ts'
+import { RawClient } from './raw-client.ts'
+
+describe('a quorum over TLS', () => {
+  let cluster: ProcessCluster
+  before(async () => {
+    cluster = await ProcessCluster.start({ tls: true })
+  })
+  after(async () => {
+    await cluster.stop()
+  })
+
+  test('members elect a leader over wss:// and a client that trusts the CA commits', async () => {
+    const leader = await cluster.waitForLeader()
+    const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite, { ca: testCa })
+    const opened = await client.request({ op: 'openSession' })
+    assert.ok(opened.ok, 'a session opens over TLS')
+    client.close()
+  })
+
+  test('a client that does not trust the CA is refused by its own TLS check', async () => {
+    const socket = new WebSocket(`${cluster.url(1)}/client`)
+    const error = await new Promise<Error>((resolve) => socket.once('error', resolve))
+    assert.match(error.message, /self[- ]signed|unable to (get|verify)/i)
+  })
+})
+
+describe('the HTTP endpoints of a member', () => {
+  let cluster: ProcessCluster
+  before(async () => {
+    cluster = await ProcessCluster.start()
+  })
+  after(async () => {
+    await cluster.stop()
+  })
+
+  test('/healthz, /readyz, /status and /metrics answer for monitors', async () => {
+    const leader = await cluster.waitForLeader()
+    const url = cluster.url(leader)
+    assert.deepEqual(await httpGet(url, '/healthz'), { status: 200, body: 'ok\n' })
+    assert.equal((await httpGet(url, '/readyz')).status, 200)
+    const status = JSON.parse((await httpGet(url, '/status')).body) as { id: number; role: string }
+    assert.equal(status.id, leader)
+    assert.equal(status.role, 'leader')
+
+    const client = await RawClient.connect(url, cluster.tokens.readWrite)
+    const opened = await client.request({ op: 'openSession' })
+    assert.ok(opened.ok)
+    const session = BigInt((opened.value as { session: bigint }).session)
+    const committed = await client.request({
+      op: 'command',
+      command: {
+        type: 'commit',
+        session,
+        seq: 1,
+        user: 'u',
+        description: 'd',
+        extension: new Uint8Array(0),
+        reads: [],
+        writes: [{ oid: 0n, serial: 0n, record: { refs: [], data: new Uint8Array([1]) } }],
+      },
+    })
+    assert.ok(committed.ok)
+    const metrics = (await httpGet(url, '/metrics')).body
+    assert.match(metrics, /^zeoq_commits_total\{member="\d+"\} 1$/m)
+    assert.match(metrics, /^zeoq_commit_latency_seconds_count\{member="\d+"\} 1$/m)
+    assert.match(metrics, /^zeoq_is_leader\{member="\d+"\} 1$/m)
+    assert.match(metrics, /^zeoq_clients\{member="\d+"\} 1$/m)
+    client.close()
+    assert.equal((await httpGet(url, '/nowhere')).status, 404)
+  })
+})
