@@ -30,8 +30,8 @@ export interface Received {
   readonly op: ClientOp
 }
 
-/** What to do with a request: answer it, or apply it and then drop the connection unanswered. */
-export type Interception = 'answer' | 'applyThenDrop'
+/** What to do with a request: answer it, apply it and drop the connection unanswered, or never answer. */
+export type Interception = 'answer' | 'applyThenDrop' | 'ignore'
 
 export class FakeMember {
   readonly id: number
@@ -116,6 +116,7 @@ export class FakeMember {
       }
       this.cluster.received.push({ memberId: this.id, op: frame.op })
       const interception = this.cluster.intercept?.(this, frame.op) ?? 'answer'
+      if (interception === 'ignore') return
       let reply: { ok: true; value: unknown } | { ok: false; error: WireError }
       try {
         reply = { ok: true, value: this.#execute(frame.op, role ?? 'readOnly') }

@@ -90,6 +90,30 @@ describe('client: finding and following the leader', () => {
     }
   })
 
+  it('a commit that is never answered ends in an UnavailableError that says its outcome is unknown', async () => {
+    cluster.leaderId = 1
+    const db = await open([cluster.member(1).url], { timeoutMs: 400, requestTimeoutMs: 100 })
+    clients.push(db)
+    cluster.intercept = (_member, op) => (op.op === 'command' ? 'ignore' : 'answer')
+    try {
+      await assert.rejects(
+        db.transact(async (tx) => tx.store(0n, encode('lost in the void'))),
+        (error: unknown) => {
+          assert.ok(error instanceof UnavailableError, String(error))
+          assert.equal(error.outcomeUnknown, true)
+          assert.deepEqual(
+            error.tried.map((t) => t.url),
+            [cluster.member(1).url],
+          )
+          assert.match(error.message, /may have applied/)
+          return true
+        },
+      )
+    } finally {
+      cluster.intercept = undefined
+    }
+  })
+
   it('refuses an unknown token with an AuthError, without retrying for the whole timeout', async () => {
     const started = performance.now()
     await assert.rejects(open(cluster.urls, { token: 'nope', timeoutMs: 5_000 }), AuthError)
