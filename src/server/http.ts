@@ -38,7 +38,9 @@ export interface MemberHttpOptions {
 
 export interface MemberHttp {
   readonly port: number
-  /** Stops accepting connections and closes the open ones. */
+  /** Stops accepting new connections; open ones go on. */
+  stopAccepting(): void
+  /** Closes the open connections too. */
   close(): Promise<void>
 }
 
@@ -243,13 +245,18 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
   })
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : options.port
+  let closed: Promise<void> | undefined
   return {
     port,
+    stopAccepting: () => {
+      closed ??= new Promise<void>((resolve) => server.close(() => resolve()))
+    },
     close: async () => {
+      closed ??= new Promise<void>((resolve) => server.close(() => resolve()))
       for (const ws of clientServer.clients) ws.close(1001, 'member shutting down')
       for (const ws of peerServer.clients) ws.terminate()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeAllConnections()
+      await closed
     },
   }
 }

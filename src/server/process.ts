@@ -96,6 +96,7 @@ export async function runMember(
     stop: () => {
       stopping ??= (async () => {
         logger.info('stopping: no new connections, failing requests in flight, flushing')
+        http.stopAccepting()
         await member.stop()
         await http.close()
         await peers.close()

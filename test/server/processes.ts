@@ -179,21 +179,23 @@ export class ProcessCluster {
     return (this.#logs.get(id) ?? []).join('')
   }
 
-  /** Sends a signal; for SIGKILL and SIGTERM waits until the process is gone. */
-  async signal(id: number, signal: NodeJS.Signals): Promise<void> {
+  /** Sends a signal; for SIGKILL and SIGTERM waits until the process is gone and returns its exit code. */
+  async signal(id: number, signal: NodeJS.Signals): Promise<number | null> {
     const child = this.#procs.get(id)
     assert.ok(child, `member ${id} is not running`)
-    const exited = new Promise<void>((r) =>
-      child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()),
+    const exited = new Promise<number | null>((r) =>
+      child.exitCode !== null || child.signalCode !== null
+        ? r(child.exitCode)
+        : child.once('exit', (code) => r(code)),
     )
     if (signal === 'SIGKILL' || signal === 'SIGTERM') this.#expectedExits.add(child)
     if (signal === 'SIGSTOP') this.#paused.add(id)
     if (signal === 'SIGCONT') this.#paused.delete(id)
     child.kill(signal)
-    if (signal === 'SIGKILL' || signal === 'SIGTERM') {
-      await exited
-      this.#procs.delete(id)
-    }
+    if (signal !== 'SIGKILL' && signal !== 'SIGTERM') return null
+    const code = await exited
+    this.#procs.delete(id)
+    return code
   }
 
   async status(id: number): Promise<MemberStatus | undefined> {

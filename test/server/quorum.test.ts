@@ -119,6 +119,11 @@ describe('a quorum of three member processes', () => {
     const first = await commit(client, command)
     const second = await commit(client, command)
     assert.equal(second.tid, first.tid)
+    // Once more after a later commit, so a re-published invalidation would also arrive out of order.
+    const later = await commit(client, commitOf(session, 3, oid, first.tid, 'later'))
+    await commit(client, command)
+    const tids = client.invalidations.map((inv) => inv.tid).filter((tid) => tid >= first.tid)
+    assert.deepEqual(tids, [first.tid, later.tid], 'each transaction is announced once, in TID order')
     const history = answerOf(await client.request({ op: 'history', oid, size: 10 })) as unknown[]
     assert.equal(history.length, 1, 'one revision, not two')
     client.close()
@@ -269,6 +274,15 @@ describe('a quorum losing members', () => {
     } finally {
       await cluster.signal(follower, 'SIGCONT')
     }
+    await waitFor(`member ${follower} to catch up`, 20_000, () => caughtUp(follower, leader))
+  })
+
+  test('SIGTERM shuts a member down cleanly (exit 0), and it restarts from its data and catches up', async () => {
+    const leader = await cluster.waitForLeader()
+    const follower = [...cluster.urls.keys()].find((id) => id !== leader) ?? 0
+    assert.equal(await cluster.signal(follower, 'SIGTERM'), 0)
+    await commitStream(3, 'while stopped')
+    cluster.startMember(follower)
     await waitFor(`member ${follower} to catch up`, 20_000, () => caughtUp(follower, leader))
   })
 })
