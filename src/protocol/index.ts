@@ -59,8 +59,16 @@ export {
   tidTimeMs,
   u64Max,
 } from './ids.ts'
-export type { PeerFrame, RaftWireMessage, WireEntry, WireEntryKind } from './peer.ts'
+export type {
+  PeerFrame,
+  RaftWireMessage,
+  WireConfState,
+  WireEntry,
+  WireEntryKind,
+  WireSnapshotMeta,
+} from './peer.ts'
 export {
+  confMembersMax,
   decodePeerFrame,
   encodePeerFrame,
   entriesPerAppendMax,

@@ -45,11 +45,32 @@ interface WireEnvelope {
   readonly term: number
 }
 
+/** Members in one snapshot's configuration: far above any real cluster, small enough to bound a decode. */
+export const confMembersMax = 1024
+
+export interface WireConfState {
+  readonly voters: readonly number[]
+  readonly learners: readonly number[]
+}
+
+/** The metadata of a snapshot; the image itself travels outside Raft messages, in chunks. */
+export interface WireSnapshotMeta {
+  readonly index: number
+  readonly term: number
+  readonly conf: WireConfState
+}
+
 export type RaftWireMessage =
   | (WireEnvelope & {
-      readonly type: 'preVote' | 'vote'
+      readonly type: 'preVote'
       readonly lastLogIndex: number
       readonly lastLogTerm: number
+    })
+  | (WireEnvelope & {
+      readonly type: 'vote'
+      readonly lastLogIndex: number
+      readonly lastLogTerm: number
+      readonly transfer: boolean
     })
   | (WireEnvelope & { readonly type: 'preVoteResponse' | 'voteResponse'; readonly reject: boolean })
   | (WireEnvelope & {
@@ -69,6 +90,7 @@ export type RaftWireMessage =
   | (WireEnvelope & { readonly type: 'heartbeat'; readonly commit: number; readonly readSeq: number })
   | (WireEnvelope & { readonly type: 'heartbeatResponse'; readonly readSeq: number })
   | (WireEnvelope & { readonly type: 'timeoutNow' })
+  | (WireEnvelope & { readonly type: 'snapshot'; readonly snapshot: WireSnapshotMeta })
 
 /**
  * A frame between members. The dialling member A and the listening member B:
@@ -179,6 +201,7 @@ const raftTypes = [
   'heartbeat',
   'heartbeatResponse',
   'timeoutNow',
+  'snapshot',
 ] as const
 
 const envelopeFields = ['type', 'from', 'to', 'term'] as const
@@ -194,13 +217,21 @@ function readRaftMessage(value: unknown, path: string, dataBytesMax: number): Ra
   }
   switch (type) {
     case 'preVote':
-    case 'vote':
       onlyFields(f, path, [...envelopeFields, 'lastLogIndex', 'lastLogTerm'])
       return {
         type,
         ...envelope,
         lastLogIndex: index(f, 'lastLogIndex', at),
         lastLogTerm: index(f, 'lastLogTerm', at),
+      }
+    case 'vote':
+      onlyFields(f, path, [...envelopeFields, 'lastLogIndex', 'lastLogTerm', 'transfer'])
+      return {
+        type,
+        ...envelope,
+        lastLogIndex: index(f, 'lastLogIndex', at),
+        lastLogTerm: index(f, 'lastLogTerm', at),
+        transfer: readBoolean(f.transfer, at('transfer')),
       }
     case 'preVoteResponse':
     case 'voteResponse':
@@ -237,11 +268,30 @@ function readRaftMessage(value: unknown, path: string, dataBytesMax: number): Ra
     case 'timeoutNow':
       onlyFields(f, path, envelopeFields)
       return { type, ...envelope }
+    case 'snapshot':
+      onlyFields(f, path, [...envelopeFields, 'snapshot'])
+      return { type, ...envelope, snapshot: readSnapshotMeta(f.snapshot, at('snapshot')) }
     default: {
       const unreachable: never = type
       throw new ProtocolError(at('type'), `unknown Raft message ${String(unreachable)}`)
     }
   }
+}
+
+function readSnapshotMeta(value: unknown, path: string): WireSnapshotMeta {
+  const f = readObject(value, path)
+  onlyFields(f, path, ['index', 'term', 'conf'])
+  const at = (key: string): string => `${path}.${key}`
+  const c = readObject(f.conf, at('conf'))
+  onlyFields(c, at('conf'), ['voters', 'learners'])
+  const ids = (key: string): number[] =>
+    readList(c[key], `${at('conf')}.${key}`, confMembersMax, (item, p) => readCount(item, p, 1, idMax))
+  const conf = { voters: ids('voters'), learners: ids('learners') }
+  if (conf.voters.length === 0)
+    throw new ProtocolError(at('conf.voters'), 'a snapshot configuration has voters')
+  const all = [...conf.voters, ...conf.learners]
+  if (new Set(all).size !== all.length) throw new ProtocolError(at('conf'), 'a member appears twice')
+  return { index: index(f, 'index', at), term: index(f, 'term', at), conf }
 }
 
 function index(f: Fields, key: string, at: (key: string) => string): number {

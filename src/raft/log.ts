@@ -66,6 +66,9 @@ export class RaftLog {
   get snapshotIndex(): number {
     return this.#snapshotIndex
   }
+  get snapshotTerm(): number {
+    return this.#snapshotTerm
+  }
 
   firstIndex(): number {
     return this.#snapshotIndex + 1
@@ -219,6 +222,45 @@ export class RaftLog {
       'apply cursor moves forward within the commit',
     )
     this.#applying = index
+  }
+
+  /**
+   * Log compaction (dissertation §5.1): entries up to `index` are covered by a snapshot of
+   * the state machine and leave memory. Only applied entries may go.
+   */
+  compact(index: number): void {
+    if (index <= this.#snapshotIndex) return
+    assert.ok(index <= this.#applied, `cannot compact to ${index}: only ${this.#applied} is applied`)
+    const term = this.term(index)
+    assert.ok(term !== undefined)
+    this.#entries = this.#entries.slice(index - this.#snapshotIndex)
+    this.#snapshotIndex = index
+    this.#snapshotTerm = term
+  }
+
+  /**
+   * Installs a snapshot from the leader (dissertation §5.1): the log is discarded and now
+   * starts after (index, term), which the driver persists in the same write as the image.
+   * `applied` stays until the driver reports the install (`snapshotApplied`), so that
+   * entries handed out earlier still finish applying in order.
+   */
+  restore(index: number, term: number): void {
+    assert.ok(index >= this.#committed, 'a snapshot never replaces committed entries it does not cover')
+    this.#entries = []
+    this.#snapshotIndex = index
+    this.#snapshotTerm = term
+    this.#stable = index
+    this.#committed = index
+    this.#applying = index
+  }
+
+  /** The driver installed the snapshot at `index`: the state machine is there now. */
+  snapshotApplied(index: number): void {
+    assert.ok(
+      index >= this.#applied && index <= this.#applying,
+      'a snapshot installs within the apply cursor',
+    )
+    this.#applied = index
   }
 
   appliedTo(index: number): void {

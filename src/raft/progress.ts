@@ -6,9 +6,11 @@ import assert from 'node:assert/strict'
  *   stepping back on each rejection;
  * - `replicate`: the logs match at `match`; appends stream optimistically, up to
  *   `inflightAppendsMax` unacknowledged messages (pipelining, dissertation §10.2.2).
- * A third state, `snapshot`, comes with log compaction.
+ * - `snapshot`: the entries the follower needs are compacted away; a snapshot is on its
+ *   way (dissertation §5.1) and nothing else is sent until the driver reports how the
+ *   transfer went (`reportSnapshot`) or the follower acknowledges the snapshot index.
  */
-export type ProgressState = 'probe' | 'replicate'
+export type ProgressState = 'probe' | 'replicate' | 'snapshot'
 
 /** The leader's view of one member's log. */
 export class Progress {
@@ -19,7 +21,9 @@ export class Progress {
   probeSent = false
   /** Heard from since the last check-quorum round (Raft dissertation §6.2). */
   recentActive = false
-  readonly isLearner: boolean
+  isLearner: boolean
+  /** In snapshot state: the index of the snapshot being sent. */
+  pendingSnapshot = 0
   /** Last indexes of the appends in flight, oldest first; bounded by the window. */
   readonly #inflight: number[] = []
   readonly #inflightMax: number
@@ -49,6 +53,27 @@ export class Progress {
     this.next = this.match + 1
   }
 
+  /** A snapshot at `index` is on its way: stop sending appends until it lands or fails. */
+  becomeSnapshot(index: number): void {
+    this.state = 'snapshot'
+    this.probeSent = false
+    this.#inflight.length = 0
+    this.pendingSnapshot = index
+  }
+
+  /**
+   * The driver reports a snapshot transfer: on success probe from after the snapshot (the
+   * follower's acknowledgement may still be on its way), on failure from `match` again,
+   * which sends a fresh snapshot if the entries are still compacted.
+   */
+  snapshotDone(ok: boolean): void {
+    if (this.state !== 'snapshot') return
+    const after = ok ? this.pendingSnapshot + 1 : 0
+    this.becomeProbe()
+    this.next = Math.max(this.match + 1, after)
+    this.pendingSnapshot = 0
+  }
+
   /** An acknowledgement up to `index`. Returns true when it tells us something new. */
   maybeUpdate(index: number): boolean {
     const updated = index > this.match
@@ -65,6 +90,8 @@ export class Progress {
    * highest index at which the logs may still match. Returns false for a stale rejection.
    */
   maybeDecrTo(rejected: number, matchHint: number): boolean {
+    // While a snapshot is on its way, rejections of earlier appends say nothing new.
+    if (this.state === 'snapshot') return false
     if (this.state === 'replicate') {
       // In replicate state only a rejection above `match` is news: the pipeline broke.
       if (rejected <= this.match) return false
@@ -102,7 +129,14 @@ export class Progress {
   }
 
   isPaused(): boolean {
-    return this.state === 'probe' ? this.probeSent : this.#inflight.length >= this.#inflightMax
+    switch (this.state) {
+      case 'probe':
+        return this.probeSent
+      case 'replicate':
+        return this.#inflight.length >= this.#inflightMax
+      case 'snapshot':
+        return true
+    }
   }
 
   inflightFull(): boolean {

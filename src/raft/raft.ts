@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { applyConfChange, confChangeProblem, decodeConfChange, encodeConfChange } from './confchange.ts'
 import { RaftLog } from './log.ts'
 import { Progress } from './progress.ts'
 import { committedIndex, isQuorum, voteOutcome } from './quorum.ts'
@@ -6,6 +7,8 @@ import type { Random } from './random.ts'
 import type {
   AppendMessage,
   AppendResponseMessage,
+  ConfChange,
+  ConfChangeResult,
   ConfState,
   Entry,
   HardState,
@@ -20,8 +23,10 @@ import type {
   ReadState,
   Ready,
   Role,
+  SnapshotMessage,
   SnapshotMeta,
   SoftState,
+  TransferResult,
   VoteMessage,
   VoteResponseMessage,
 } from './types.ts'
@@ -53,7 +58,10 @@ export interface RaftConfig {
   readonly bugs?: PlantedBugs
 }
 
-/** What a member recovers from its disk on start. A new member starts from `initialRestore`. */
+/**
+ * What a member recovers from its disk on start. A member of a brand-new cluster starts
+ * from `initialRestore`, a member joining a running cluster from `joinRestore`.
+ */
 export interface RaftRestore {
   readonly hardState: HardState
   /** The persisted log after the snapshot, contiguous from snapshot.index + 1. */
@@ -70,6 +78,8 @@ export interface FollowerStatus {
   readonly state: string
   readonly learner: boolean
   readonly recentActive: boolean
+  /** In snapshot state: the index of the snapshot on its way. */
+  readonly pendingSnapshot: number
 }
 
 export interface RaftStatus {
@@ -84,6 +94,12 @@ export interface RaftStatus {
   readonly lastTerm: number
   readonly voters: readonly NodeId[]
   readonly learners: readonly NodeId[]
+  /** Where the log starts: the last compaction or installed snapshot. */
+  readonly snapshotIndex: number
+  /** The index of the latest config entry, committed or not (0 when the configuration comes from the snapshot). */
+  readonly confIndex: number
+  /** The member a leadership transfer is under way to, or 0. */
+  readonly transferee: NodeId
   /** The leader's view of each member (empty on non-leaders). */
   readonly progress: readonly FollowerStatus[]
 }
@@ -96,6 +112,26 @@ export function initialRestore(voters: readonly NodeId[], learners: readonly Nod
     snapshot: { index: 0, term: 0, conf: { voters: [...voters], learners: [...learners] } },
     applied: 0,
   }
+}
+
+/**
+ * The state of a member joining a running cluster (a new server, or one whose disk was
+ * wiped): no log and no configuration. It learns both from the leader's first snapshot;
+ * until then it rejects appends (asking for that snapshot) and never campaigns.
+ */
+export function joinRestore(): RaftRestore {
+  return {
+    hardState: { term: 0, vote: noNode, commit: 0 },
+    entries: [],
+    snapshot: { index: 0, term: 0, conf: { voters: [], learners: [] } },
+    applied: 0,
+  }
+}
+
+/** One config entry of the log after the snapshot, with the configuration it leads to. */
+interface ConfRecord {
+  readonly index: number
+  readonly conf: ConfState
 }
 
 export const raftDefaults = {
@@ -141,8 +177,20 @@ export class RaftNode {
   #role: Role = 'follower'
   #leader: NodeId = noNode
   readonly #log: RaftLog
+  /** The configuration in force: the latest in the log (§4.1: it takes effect on append). */
   #voters: NodeId[]
   #learners: NodeId[]
+  /** The configuration at the log's snapshot index. */
+  #snapshotConf: ConfState
+  /** Config entries after the snapshot, in log order: where each configuration began. */
+  #confs: ConfRecord[] = []
+  /** The leader's last config entry: no other change is accepted until it commits (§4.1). */
+  #pendingConfIndex = 0
+  /** Leadership transfer (dissertation §3.10): the member being brought up to date, or nobody. */
+  #transferee: NodeId = noNode
+  #transferElapsedTicks = 0
+  /** A snapshot stepped in from the leader, for the next Ready. */
+  #pendingSnapshot: SnapshotMeta | undefined
   readonly #progress = new Map<NodeId, Progress>()
   readonly #votes = new Map<NodeId, boolean>()
 
@@ -193,9 +241,15 @@ export class RaftNode {
     this.#term = hardState.term
     this.#vote = hardState.vote
     this.#log = new RaftLog(snapshot.index, snapshot.term, restore.entries, hardState.commit, restore.applied)
+    assert.ok(
+      snapshot.conf.voters.length > 0 || snapshot.conf.learners.length === 0,
+      'a configuration has at least one voter (or is empty: a member joining)',
+    )
+    this.#snapshotConf = snapshot.conf
     this.#voters = [...snapshot.conf.voters]
     this.#learners = [...snapshot.conf.learners]
-    assert.ok(this.#voters.length > 0, 'a cluster has at least one voter')
+    // After a restart the configuration is the latest in the log, as before the crash.
+    this.#confsFrom(this.#log.firstIndex())
     this.#lastHardState = hardState
     this.#resetTimers()
     this.#lastSoftState = this.#softState()
@@ -208,6 +262,10 @@ export class RaftNode {
     this.#electionElapsedTicks++
     if (this.#role === 'leader') {
       this.#heartbeatElapsedTicks++
+      if (this.#transferee !== noNode && ++this.#transferElapsedTicks >= this.#electionTimeoutTicks) {
+        // The target did not take over within an election timeout: give up (§3.10).
+        this.#transferee = noNode
+      }
       if (this.#electionElapsedTicks >= this.#electionTimeoutTicks) {
         this.#electionElapsedTicks = 0
         if (this.#checkQuorum && !this.#quorumActive()) {
@@ -237,6 +295,7 @@ export class RaftNode {
   /** Appends commands to the log if this member leads. Entries are sent at the next Ready. */
   propose(commands: readonly Uint8Array[]): ProposeResult {
     if (this.#role !== 'leader') return { ok: false, code: 'notLeader', leader: this.#leader }
+    if (this.#transferee !== noNode) return { ok: false, code: 'transferring', to: this.#transferee }
     assert.ok(commands.length > 0, 'propose takes at least one command')
     let bytes = 0
     for (const command of commands) bytes += command.byteLength
@@ -247,6 +306,79 @@ export class RaftNode {
     this.#appendAsLeader(commands.map((data) => ({ kind: 'normal', data })))
     this.#uncommittedBytes += bytes
     return { ok: true, term: this.#term, firstIndex, lastIndex: this.#log.lastIndex() }
+  }
+
+  /**
+   * Proposes one membership change (dissertation §4.1, one server at a time). The new
+   * configuration takes effect on every member as soon as the entry is in its log; the
+   * change is done when the entry commits. Refused while an earlier change is
+   * uncommitted, and — the dissertation's errata fix — until this leader has committed
+   * an entry of its own term (its no-op): otherwise a change appended by a new leader
+   * could coexist with an uncommitted change of an earlier leader, and the two
+   * configurations might have disjoint majorities.
+   */
+  proposeConfChange(change: ConfChange): ConfChangeResult {
+    if (this.#role !== 'leader') return { ok: false, code: 'notLeader', leader: this.#leader }
+    if (this.#transferee !== noNode) return { ok: false, code: 'transferring', to: this.#transferee }
+    if (!this.#committedInTerm() && this.#bugs.confChangeWithoutErrataFix !== true) {
+      return { ok: false, code: 'leaderNotReady' }
+    }
+    if (this.#pendingConfIndex > this.#log.committed) {
+      return { ok: false, code: 'changePending', index: this.#pendingConfIndex }
+    }
+    const problem = confChangeProblem(this.conf(), change)
+    if (problem !== undefined) return { ok: false, code: 'invalid', reason: problem }
+    this.#appendAsLeader([{ kind: 'config', data: encodeConfChange(change) }])
+    this.#pendingConfIndex = this.#log.lastIndex()
+    return { ok: true, term: this.#term, index: this.#pendingConfIndex }
+  }
+
+  /**
+   * Hands leadership to voter `to` (dissertation §3.10): this leader stops accepting
+   * proposals, brings `to` up to date, then tells it to campaign at once (`timeoutNow`).
+   * If `to` has not taken over within an election timeout, the transfer is abandoned and
+   * proposals are accepted again.
+   */
+  transferLeadership(to: NodeId): TransferResult {
+    if (this.#role !== 'leader') return { ok: false, code: 'notLeader', leader: this.#leader }
+    if (!this.#voters.includes(to)) return { ok: false, code: 'notVoter', id: to }
+    if (to === this.id) return { ok: true }
+    this.#transferee = to
+    this.#transferElapsedTicks = 0
+    const pr = this.#progress.get(to)
+    assert.ok(pr !== undefined, 'the leader tracks every voter')
+    if (pr.match === this.#log.lastIndex()) this.#sendTimeoutNow(to)
+    else this.#sendAppends(to, pr.state === 'probe')
+    return { ok: true }
+  }
+
+  /**
+   * Log compaction (dissertation §5.1): the driver has applied `index` and keeps a
+   * snapshot of the state machine there; the core drops the entries up to it. Returns the
+   * snapshot's metadata, which the driver persists with the log's new start. A follower
+   * that needs a compacted entry is sent this snapshot.
+   */
+  compact(index: number): SnapshotMeta {
+    if (index > this.#log.snapshotIndex) {
+      this.#snapshotConf = this.#confAt(index)
+      this.#confs = this.#confs.filter((record) => record.index > index)
+      this.#log.compact(index)
+    }
+    return this.#snapshotMeta()
+  }
+
+  /**
+   * The driver's report of a snapshot transfer to `to` (after the `snapshot` message):
+   * `ok` once the follower's driver has the whole image, `false` when the transfer broke
+   * (a fault mid-transfer), which makes the leader probe again and, if needed, send a
+   * fresh snapshot.
+   */
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    if (this.#role !== 'leader') return
+    const pr = this.#progress.get(to)
+    if (pr === undefined || pr.state !== 'snapshot') return
+    pr.snapshotDone(ok)
+    this.#broadcastPending = true
   }
 
   /**
@@ -266,7 +398,9 @@ export class RaftNode {
   /** Delivers a message from another member. */
   step(m: Message): void {
     assert.equal(m.to, this.id, 'a message is stepped into the member it is addressed to')
-    if (!this.#knows(m.from)) return
+    // A member that is not a voter here cannot be elected: its vote requests are dropped
+    // before their term is looked at, so a removed member cannot disrupt the rest (§4.2.3).
+    if ((m.type === 'vote' || m.type === 'preVote') && !this.#voters.includes(m.from)) return
     if (m.term > this.#term) {
       if (!this.#acceptHigherTerm(m)) return
     } else if (m.term < this.#term) {
@@ -280,6 +414,7 @@ export class RaftNode {
         return
       case 'append':
       case 'heartbeat':
+      case 'snapshot':
         if (this.#role === 'leader') {
           // Two leaders in one term is impossible (election safety): a bug, loud and early.
           assert.fail(`member ${this.id} leads term ${this.#term} and got an append from ${m.from}`)
@@ -288,7 +423,8 @@ export class RaftNode {
         this.#electionElapsedTicks = 0
         this.#leader = m.from
         if (m.type === 'append') this.#handleAppend(m)
-        else this.#handleHeartbeat(m)
+        else if (m.type === 'heartbeat') this.#handleHeartbeat(m)
+        else this.#handleSnapshot(m)
         return
       case 'preVoteResponse':
         if (this.#role === 'preCandidate') this.#handleVoteResponse(m.from, !m.reject)
@@ -303,7 +439,9 @@ export class RaftNode {
         if (this.#role === 'leader') this.#handleHeartbeatResponse(m)
         return
       case 'timeoutNow':
-        if (this.#promotable()) this.#campaignVote()
+        // Leadership transfer (§3.10): campaign at once, skipping pre-vote, with requests
+        // that pass the lease check of members still hearing from the old leader.
+        if (this.#role === 'follower' && this.#promotable()) this.#campaignVote(true)
         return
       default: {
         const unknown: never = m
@@ -326,6 +464,7 @@ export class RaftNode {
       this.#log.hasNextCommittedEntries() ||
       this.#readStates.length > 0 ||
       this.#droppedReads.length > 0 ||
+      this.#pendingSnapshot !== undefined ||
       !sameHardState(this.#hardState(), this.#lastHardState) ||
       !sameSoftState(this.#softState(), this.#lastSoftState)
     )
@@ -351,6 +490,7 @@ export class RaftNode {
     if (lastCommitted !== undefined) this.#log.applyingTo(lastCommitted.index)
 
     const rd: Ready = {
+      snapshot: this.#pendingSnapshot,
       softState: sameSoftState(softState, this.#lastSoftState) ? undefined : softState,
       hardState: sameHardState(hardState, this.#lastHardState) ? undefined : hardState,
       entries: this.#log.unstableEntries(),
@@ -366,6 +506,7 @@ export class RaftNode {
     this.#messagesAfterPersist = []
     this.#readStates = []
     this.#droppedReads = []
+    this.#pendingSnapshot = undefined
     this.#readyOutstanding = rd
     return rd
   }
@@ -374,6 +515,7 @@ export class RaftNode {
   advance(rd: Ready): void {
     assert.equal(rd, this.#readyOutstanding, 'advance() takes the Ready that ready() returned last')
     this.#readyOutstanding = undefined
+    if (rd.snapshot !== undefined) this.#log.snapshotApplied(rd.snapshot.index)
     const lastEntry = rd.entries.at(-1)
     if (lastEntry !== undefined) this.#log.stableTo(lastEntry.index, lastEntry.term)
     const lastApplied = rd.committedEntries.at(-1)
@@ -383,6 +525,11 @@ export class RaftNode {
       this.#progress.get(this.id)?.maybeUpdate(this.#log.stable)
       if (this.#maybeCommit()) this.#commitPending = true
     }
+  }
+
+  /** The snapshot a follower that needs compacted entries gets: the log's start. */
+  #snapshotMeta(): SnapshotMeta {
+    return { index: this.#log.snapshotIndex, term: this.#log.snapshotTerm, conf: this.#snapshotConf }
   }
 
   status(): RaftStatus {
@@ -396,6 +543,7 @@ export class RaftNode {
           state: pr.state,
           learner: pr.isLearner,
           recentActive: pr.recentActive,
+          pendingSnapshot: pr.pendingSnapshot,
         })
       }
     }
@@ -411,13 +559,80 @@ export class RaftNode {
       lastTerm: this.#log.lastTerm(),
       voters: [...this.#voters],
       learners: [...this.#learners],
+      snapshotIndex: this.#log.snapshotIndex,
+      confIndex: this.#confs.at(-1)?.index ?? 0,
+      transferee: this.#transferee,
       progress,
     }
   }
 
-  /** The configuration in force. */
+  /** The configuration in force: the latest in the log, committed or not. */
   conf(): ConfState {
     return { voters: [...this.#voters], learners: [...this.#learners] }
+  }
+
+  // ───────────────────────────── configuration ─────────────────────────────
+
+  /** The configuration in force at log position `index` (at or after the snapshot). */
+  #confAt(index: number): ConfState {
+    let conf = this.#snapshotConf
+    for (const record of this.#confs) {
+      if (record.index > index) break
+      conf = record.conf
+    }
+    return conf
+  }
+
+  /**
+   * The log changed from `from` on (appended, or a conflicting suffix replaced): forget
+   * the configurations that began there and read them again from the log (§4.1: a
+   * member uses the latest configuration in its log, so a truncated change is undone).
+   */
+  #confsFrom(from: number): void {
+    const kept = this.#confs.filter((record) => record.index < from)
+    const changed = kept.length !== this.#confs.length
+    this.#confs = kept
+    let conf = this.#confs.at(-1)?.conf ?? this.#snapshotConf
+    let added = false
+    for (let index = Math.max(from, this.#log.firstIndex()); index <= this.#log.lastIndex(); index++) {
+      const entry = this.#log.entry(index)
+      if (entry?.kind !== 'config') continue
+      conf = applyConfChange(conf, decodeConfChange(entry.data))
+      this.#confs.push({ index, conf })
+      added = true
+    }
+    if (changed || added) this.#useConf(conf)
+  }
+
+  /** Puts `conf` in force: the leader starts or stops tracking members accordingly. */
+  #useConf(conf: ConfState): void {
+    this.#voters = [...conf.voters]
+    this.#learners = [...conf.learners]
+    if (this.#role !== 'leader') return
+    for (const id of [...this.#progress.keys()]) {
+      if (id !== this.id && !this.#knows(id)) this.#progress.delete(id)
+    }
+    for (const id of [...this.#voters, ...this.#learners]) {
+      const known = this.#progress.get(id)
+      if (known !== undefined) {
+        known.isLearner = this.#learners.includes(id)
+        continue
+      }
+      const pr = new Progress(
+        this.#log.lastIndex() + 1,
+        this.#learners.includes(id),
+        this.#inflightAppendsMax,
+      )
+      // A new member counts as heard from, so that check-quorum gives it a round to answer.
+      pr.recentActive = true
+      this.#progress.set(id, pr)
+    }
+    if (this.#transferee !== noNode && !this.#voters.includes(this.#transferee)) this.#transferee = noNode
+  }
+
+  /** The members every quorum is counted over: the voters (and, with the planted bug, the learners). */
+  #quorumMembers(): readonly NodeId[] {
+    return this.#bugs.learnerCountedInQuorum === true ? [...this.#voters, ...this.#learners] : this.#voters
   }
 
   // ───────────────────────────── terms and votes ─────────────────────────────
@@ -430,20 +645,22 @@ export class RaftNode {
   #acceptHigherTerm(m: Message): boolean {
     if (m.type === 'preVote' || m.type === 'vote') {
       const inLease = this.#leader !== noNode && this.#electionElapsedTicks < this.#electionTimeoutTicks
-      if (inLease && (m.type === 'preVote' || this.#checkQuorum)) return false
+      // A transfer's election was asked for by the leader itself (§3.10): it passes.
+      const transfer = m.type === 'vote' && m.transfer
+      if (inLease && !transfer && (m.type === 'preVote' || this.#checkQuorum)) return false
     }
     // A pre-vote asks about a future term and changes nothing; a granted pre-vote
     // response carries the future term the pre-candidate asked about.
     if (m.type === 'preVote') return true
     if (m.type === 'preVoteResponse' && !m.reject) return true
-    const leader = m.type === 'append' || m.type === 'heartbeat' ? m.from : noNode
+    const leader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' ? m.from : noNode
     this.#becomeFollower(m.term, leader)
     return true
   }
 
   /** A message from an older term: tell its sender our term where that helps it step down. */
   #answerLowerTerm(m: Message): void {
-    if (m.type === 'append' || m.type === 'heartbeat') {
+    if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
       // A deposed leader (for example one that was partitioned) learns the new term.
       this.#send({
         type: 'appendResponse',
@@ -469,7 +686,7 @@ export class RaftNode {
       (isPreVote && m.term > this.#term)
     const upToDate =
       this.#bugs.voteWithoutLogCheck === true || this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)
-    const grant = canVote && upToDate && this.#voters.includes(m.from)
+    const grant = canVote && upToDate && this.#quorumMembers().includes(m.from)
     if (isPreVote) {
       // A granted pre-vote answers at the asked-for term; a refusal at ours.
       const term = grant ? m.term : this.#term
@@ -499,31 +716,29 @@ export class RaftNode {
     this.#requestVotes('preVote', this.#term + 1)
   }
 
-  #campaignVote(): void {
+  #campaignVote(transfer = false): void {
     this.#reset(this.#term + 1)
     this.#role = 'candidate'
     this.#vote = this.id
-    this.#requestVotes('vote', this.#term)
+    this.#requestVotes('vote', this.#term, transfer)
   }
 
-  #requestVotes(type: 'preVote' | 'vote', term: number): void {
+  #requestVotes(type: 'preVote' | 'vote', term: number, transfer = false): void {
     this.#votes.set(this.id, true)
     if (this.#decideElection()) return
     const lastLogIndex = this.#log.lastIndex()
     const lastLogTerm = this.#log.lastTerm()
-    for (const to of this.#voters) {
+    for (const to of this.#quorumMembers()) {
       if (to === this.id) continue
-      const request: PreVoteMessage | VoteMessage = {
-        type,
-        from: this.id,
-        to,
-        term,
-        lastLogIndex,
-        lastLogTerm,
-      }
+      const base = { from: this.id, to, term, lastLogIndex, lastLogTerm }
       // A vote request carries our own vote for ourselves: it must be durable first.
-      if (type === 'vote') this.#messagesAfterPersist.push(request)
-      else this.#messages.push(request)
+      if (type === 'vote') {
+        const request: VoteMessage = { type, ...base, transfer }
+        this.#messagesAfterPersist.push(request)
+      } else {
+        const request: PreVoteMessage = { type, ...base }
+        this.#messages.push(request)
+      }
     }
   }
 
@@ -534,7 +749,7 @@ export class RaftNode {
 
   /** Acts on the votes so far. Returns true when the election is over. */
   #decideElection(): boolean {
-    const outcome = voteOutcome(this.#voters, this.#votes)
+    const outcome = voteOutcome(this.#quorumMembers(), this.#votes)
     if (outcome === 'pending') return false
     if (outcome === 'lost') {
       this.#becomeFollower(this.#term, noNode)
@@ -561,6 +776,9 @@ export class RaftNode {
     this.#heartbeatPending = false
     this.#commitPending = false
     this.#uncommittedBytes = 0
+    this.#pendingConfIndex = 0
+    this.#transferee = noNode
+    this.#transferElapsedTicks = 0
     this.#resetTimers()
   }
 
@@ -576,7 +794,7 @@ export class RaftNode {
     this.#role = 'leader'
     this.#leader = this.id
     const next = this.#log.lastIndex() + 1
-    for (const id of [...this.#voters, ...this.#learners]) {
+    for (const id of [this.id, ...this.#voters, ...this.#learners]) {
       const pr = new Progress(next, this.#learners.includes(id), this.#inflightAppendsMax)
       pr.recentActive = true
       this.#progress.set(id, pr)
@@ -585,6 +803,8 @@ export class RaftNode {
     assert.ok(self !== undefined)
     self.maybeUpdate(this.#log.stable)
     self.becomeReplicate()
+    // Any change in the uncommitted tail counts as pending; the no-op below commits it anyway.
+    this.#pendingConfIndex = this.#log.lastIndex()
     // The no-op of the new term lets entries of earlier terms commit (Raft paper §5.4.2, §8).
     this.#appendAsLeader([{ kind: 'noop', data: emptyBytes }])
   }
@@ -606,7 +826,7 @@ export class RaftNode {
 
   #quorumActive(): boolean {
     const active = isQuorum(
-      this.#voters,
+      this.#quorumMembers(),
       (id) => id === this.id || this.#progress.get(id)?.recentActive === true,
     )
     for (const [id, pr] of this.#progress) pr.recentActive = id === this.id
@@ -624,6 +844,8 @@ export class RaftNode {
       data: item.data,
     }))
     this.#log.truncateAndAppend(entries)
+    const first = entries[0]
+    if (first !== undefined && items.some((item) => item.kind === 'config')) this.#confsFrom(first.index)
     this.#broadcastPending = true
     // A lone voter commits as soon as its own log is durable (in advance()).
   }
@@ -649,8 +871,11 @@ export class RaftNode {
     if (pr === undefined || pr.isPaused()) return false
     const prevLogIndex = pr.next - 1
     const prevLogTerm = this.#log.term(prevLogIndex)
-    // Log compaction (and with it InstallSnapshot) comes later; until then the log starts at 1.
-    assert.ok(prevLogTerm !== undefined, `the entry before ${pr.next} is compacted: a snapshot is needed`)
+    if (prevLogTerm === undefined) {
+      // The entries this follower needs are compacted away: it gets the snapshot (§5.1).
+      this.#sendSnapshot(to, pr)
+      return false
+    }
     const entries =
       pr.next <= this.#log.lastIndex()
         ? this.#log.slice(pr.next, this.#log.lastIndex() + 1, this.#appendBytesMax)
@@ -669,6 +894,17 @@ export class RaftNode {
     this.#messages.push(message)
     pr.sentAppend(entries.length, prevLogIndex + entries.length)
     return true
+  }
+
+  #sendSnapshot(to: NodeId, pr: Progress): void {
+    const snapshot = this.#snapshotMeta()
+    const message: SnapshotMessage = { type: 'snapshot', from: this.id, to, term: this.#term, snapshot }
+    this.#messages.push(message)
+    pr.becomeSnapshot(snapshot.index)
+  }
+
+  #sendTimeoutNow(to: NodeId): void {
+    this.#send({ type: 'timeoutNow', from: this.id, to, term: this.#term })
   }
 
   #broadcastHeartbeat(skip: ReadonlySet<NodeId>): void {
@@ -703,6 +939,12 @@ export class RaftNode {
       if (fields.reject || this.#bugs.ackBeforePersist === true) this.#messages.push(response)
       else this.#messagesAfterPersist.push(response)
     }
+    if (this.#joining()) {
+      // We know neither the log nor the configuration it starts from: ask for the
+      // snapshot (the leader answers a rejection at or below its snapshot index with it).
+      respond({ reject: true, index: m.prevLogIndex, hintIndex: 0, hintTerm: 0 })
+      return
+    }
     let prevLogIndex = m.prevLogIndex
     let prevLogTerm = m.prevLogTerm
     let entries = m.entries
@@ -721,11 +963,60 @@ export class RaftNode {
     }
     const lastNew = this.#log.maybeAppend(prevLogIndex, prevLogTerm, m.commit, entries)
     if (lastNew !== undefined) {
+      if (entries.length > 0) this.#confsFrom(prevLogIndex + 1)
       respond({ reject: false, index: lastNew, hintIndex: 0, hintTerm: 0 })
       return
     }
     const hint = this.#log.findConflictByTerm(Math.min(m.prevLogIndex, this.#log.lastIndex()), m.prevLogTerm)
     respond({ reject: true, index: m.prevLogIndex, hintIndex: hint.index, hintTerm: hint.term })
+  }
+
+  /**
+   * InstallSnapshot on the follower (§5.1). The driver stepped this message in only after
+   * staging the whole image. A snapshot we already cover only moves the commit index;
+   * otherwise the log is discarded, the configuration is the snapshot's, and the next
+   * Ready asks the driver to install the image. The acknowledgement waits for that persist.
+   */
+  #handleSnapshot(m: SnapshotMessage): void {
+    const meta = m.snapshot
+    const ack = (index: number): void => {
+      const response: AppendResponseMessage = {
+        type: 'appendResponse',
+        from: this.id,
+        to: m.from,
+        term: this.#term,
+        reject: false,
+        index,
+        hintIndex: 0,
+        hintTerm: 0,
+      }
+      this.#messagesAfterPersist.push(response)
+    }
+    if (!this.#joining()) {
+      if (meta.index <= this.#log.committed) {
+        ack(this.#log.committed)
+        return
+      }
+      if (this.#log.matchTerm(meta.index, meta.term)) {
+        // Our log already holds the snapshot's last entry: by log matching, everything
+        // before it too. Keep the log; only the commit index moves.
+        this.#log.commitTo(meta.index)
+        ack(meta.index)
+        return
+      }
+    }
+    assert.ok(meta.conf.voters.length > 0, 'a snapshot carries a configuration with voters')
+    this.#log.restore(meta.index, meta.term)
+    this.#snapshotConf = meta.conf
+    this.#confs = []
+    this.#useConf(meta.conf)
+    this.#pendingSnapshot = meta
+    ack(meta.index)
+  }
+
+  /** A member started by `joinRestore` that has not yet received its first snapshot. */
+  #joining(): boolean {
+    return this.#voters.length === 0 && this.#learners.length === 0
   }
 
   #handleHeartbeat(m: HeartbeatMessage): void {
@@ -749,16 +1040,21 @@ export class RaftNode {
       if (m.hintTerm > 0) nextProbe = this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index
       if (pr.maybeDecrTo(m.index, nextProbe)) {
         if (pr.state === 'replicate') pr.becomeProbe()
-        this.#sendAppends(m.from, true)
+        // A follower that cannot take the log even from our snapshot point (a member
+        // joining with nothing) gets the snapshot.
+        if (m.index <= this.#log.snapshotIndex) this.#sendSnapshot(m.from, pr)
+        else this.#sendAppends(m.from, true)
       }
       return
     }
     const wasPaused = pr.isPaused()
     if (!pr.maybeUpdate(m.index)) return
-    if (pr.state === 'probe') pr.becomeReplicate()
+    if (pr.state === 'probe' || pr.state === 'snapshot') pr.becomeReplicate()
     else pr.freeInflightTo(m.index)
     if (this.#maybeCommit()) this.#commitPending = true
+    if (this.#role !== 'leader') return
     if (wasPaused || pr.next <= this.#log.lastIndex()) this.#sendAppends(m.from, false)
+    if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) this.#sendTimeoutNow(m.from)
   }
 
   #handleHeartbeatResponse(m: HeartbeatResponseMessage): void {
@@ -777,7 +1073,7 @@ export class RaftNode {
   /** Moves the commit index to what a quorum holds. Returns true when it moved. */
   #maybeCommit(): boolean {
     const before = this.#log.committed
-    const index = committedIndex(this.#voters, (id) => this.#progress.get(id)?.match ?? 0)
+    const index = committedIndex(this.#quorumMembers(), (id) => this.#progress.get(id)?.match ?? 0)
     if (this.#bugs.commitOldTermByCounting === true) {
       if (index > before) this.#log.commitTo(index)
     } else {
@@ -793,6 +1089,12 @@ export class RaftNode {
       this.#readsAwaitingCommit = []
       for (const requestId of waiting) this.#addRead(requestId)
     }
+    const confIndex = this.#confs.at(-1)?.index ?? 0
+    if (!this.#voters.includes(this.id) && confIndex <= after) {
+      // The configuration that removes this leader is committed: it steps down (§4.2.2),
+      // and the remaining voters elect a leader among themselves.
+      this.#becomeFollower(this.#term, noNode)
+    }
     return true
   }
 
@@ -805,7 +1107,8 @@ export class RaftNode {
 
   #addRead(requestId: number): void {
     const index = this.#log.committed
-    if (this.#bugs.readIndexWithoutHeartbeat === true || this.#voters.length === 1) {
+    const alone = this.#voters.length === 1 && this.#voters[0] === this.id && this.#learners.length === 0
+    if (this.#bugs.readIndexWithoutHeartbeat === true || alone) {
       this.#readStates.push({ requestId, index })
       return
     }
@@ -822,7 +1125,7 @@ export class RaftNode {
     }
     while (this.#pendingReads.length > 0) {
       const head = this.#pendingReads[0]
-      if (head === undefined || !isQuorum(this.#voters, (id) => head.acks.has(id))) break
+      if (head === undefined || !isQuorum(this.#quorumMembers(), (id) => head.acks.has(id))) break
       this.#pendingReads.shift()
       this.#readStates.push({ requestId: head.requestId, index: head.index })
     }

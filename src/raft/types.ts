@@ -15,8 +15,9 @@ export const noNode: NodeId = 0
 
 /**
  * What a log entry carries. `noop` is the empty entry a new leader appends so that
- * entries of earlier terms commit (Raft paper §5.4.2, §8); `config` is reserved for
- * membership changes; `normal` carries the application's command bytes.
+ * entries of earlier terms commit (Raft paper §5.4.2, §8); `config` carries one
+ * membership change (`ConfChange`, encoded by `encodeConfChange`); `normal` carries the
+ * application's command bytes.
  */
 export type EntryKind = 'normal' | 'noop' | 'config'
 
@@ -48,7 +49,22 @@ export interface ConfState {
   readonly learners: readonly NodeId[]
 }
 
-/** Where the log starts after compaction: the last index and term the snapshot covers. */
+/**
+ * One membership change (dissertation §4.1–§4.3, one server at a time): a new member
+ * joins as a learner, is promoted to voter once it has caught up, and any member is
+ * removed. A `config` entry carries exactly one change.
+ */
+export interface ConfChange {
+  readonly type: ConfChangeType
+  readonly id: NodeId
+}
+
+export type ConfChangeType = 'addLearner' | 'promote' | 'remove'
+
+/**
+ * Where the log starts after compaction: the last index and term the snapshot covers,
+ * and the configuration in force at that index (the latest one in the log up to it).
+ */
 export interface SnapshotMeta {
   readonly index: number
   readonly term: number
@@ -73,11 +89,16 @@ export interface PreVoteResponseMessage extends Envelope {
   readonly reject: boolean
 }
 
-/** RequestVote (Raft paper §5.2, Figure 2). */
+/**
+ * RequestVote (Raft paper §5.2, Figure 2). `transfer` marks the election a leader asked
+ * for with `timeoutNow` (dissertation §3.10): it passes the lease check that otherwise
+ * makes members who hear from a leader ignore vote requests (§4.2.3).
+ */
 export interface VoteMessage extends Envelope {
   readonly type: 'vote'
   readonly lastLogIndex: number
   readonly lastLogTerm: number
+  readonly transfer: boolean
 }
 
 export interface VoteResponseMessage extends Envelope {
@@ -129,6 +150,17 @@ export interface TimeoutNowMessage extends Envelope {
   readonly type: 'timeoutNow'
 }
 
+/**
+ * InstallSnapshot (dissertation §5.1, Figure 5.3), reduced to its metadata: the image
+ * of the state machine at `snapshot.index` never passes through the core. The leader's
+ * driver streams it in bounded chunks over its own transport; the follower's driver
+ * stages and verifies the whole image, and only then steps this message into its core.
+ */
+export interface SnapshotMessage extends Envelope {
+  readonly type: 'snapshot'
+  readonly snapshot: SnapshotMeta
+}
+
 export type Message =
   | PreVoteMessage
   | PreVoteResponseMessage
@@ -139,6 +171,7 @@ export type Message =
   | HeartbeatMessage
   | HeartbeatResponseMessage
   | TimeoutNowMessage
+  | SnapshotMessage
 
 export type MessageType = Message['type']
 
@@ -150,6 +183,9 @@ export interface ReadState {
 
 /**
  * Everything the driver must do, in this order:
+ * 0. if `snapshot` is set, install the staged state machine image at `snapshot.index`
+ *    (atomically, replacing the state machine) and, in the same write as step 1, store
+ *    `snapshot` as the start of the log, dropping every stored entry;
  * 1. persist `entries` (replacing any stored entries from `entries[0].index` on) and
  *    `hardState`, in one atomic, synced write;
  * 2. send `messagesAfterPersist` (vote grants, append acknowledgements and vote requests:
@@ -160,6 +196,8 @@ export interface ReadState {
  * own log in parallel with replicating it, dissertation §10.2.1).
  */
 export interface Ready {
+  /** A snapshot to install (a follower that was too far behind): the log now starts after it. */
+  readonly snapshot: SnapshotMeta | undefined
   readonly softState: SoftState | undefined
   readonly hardState: HardState | undefined
   readonly entries: readonly Entry[]
@@ -176,6 +214,26 @@ export type ProposeResult =
   | { readonly ok: true; readonly term: number; readonly firstIndex: number; readonly lastIndex: number }
   | { readonly ok: false; readonly code: 'notLeader'; readonly leader: NodeId }
   | { readonly ok: false; readonly code: 'overloaded'; readonly uncommittedBytes: number }
+  /** A leadership transfer is under way (dissertation §3.10): retry on the new leader. */
+  | { readonly ok: false; readonly code: 'transferring'; readonly to: NodeId }
+
+/** The answer to `proposeConfChange`. */
+export type ConfChangeResult =
+  | { readonly ok: true; readonly term: number; readonly index: number }
+  | { readonly ok: false; readonly code: 'notLeader'; readonly leader: NodeId }
+  | { readonly ok: false; readonly code: 'transferring'; readonly to: NodeId }
+  /** This leader has not yet committed an entry of its own term (the errata fix of §4.1): retry shortly. */
+  | { readonly ok: false; readonly code: 'leaderNotReady' }
+  /** Another change is appended and not yet committed: one at a time (§4.1). */
+  | { readonly ok: false; readonly code: 'changePending'; readonly index: number }
+  /** The change makes no sense in the configuration in force; `reason` says why. */
+  | { readonly ok: false; readonly code: 'invalid'; readonly reason: string }
+
+/** The answer to `transferLeadership`. The transfer itself shows later as a new leader, or not. */
+export type TransferResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly code: 'notLeader'; readonly leader: NodeId }
+  | { readonly ok: false; readonly code: 'notVoter'; readonly id: NodeId }
 
 /** The answer to `readIndex`. Accepted reads come out later in `Ready.readStates` or `Ready.droppedReads`. */
 export type ReadIndexResult =
@@ -196,6 +254,13 @@ export interface PlantedBugs {
   readonly ackBeforePersist?: boolean
   /** Answer a ReadIndex request without confirming leadership with a heartbeat round (§6.4). */
   readonly readIndexWithoutHeartbeat?: boolean
+  /**
+   * Accept a membership change before this leader has committed an entry of its own term
+   * (the bug in single-server changes that the dissertation's errata fixes, §4.1).
+   */
+  readonly confChangeWithoutErrataFix?: boolean
+  /** Count learners in every quorum: commit, votes, check-quorum and ReadIndex (violates §4.2.1). */
+  readonly learnerCountedInQuorum?: boolean
 }
 
 export type PlantedBugName = keyof PlantedBugs

@@ -201,7 +201,8 @@ export class Member {
     const stamped = this.#stamp(command)
     const proposed = this.#node.propose([encodeCommand(stamped)])
     if (!proposed.ok) {
-      if (proposed.code === 'notLeader') return Promise.reject(this.#notLeader())
+      if (proposed.code === 'notLeader' || proposed.code === 'transferring')
+        return Promise.reject(this.#notLeader())
       return Promise.reject(
         new MemberError(
           'overloaded',
@@ -330,6 +331,9 @@ export class Member {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
+    // Snapshot streaming is not integrated yet: this member never compacts and never
+    // starts as a joining member, so no follower installs a snapshot here.
+    if (rd.snapshot !== undefined) throw new Error('snapshot install is not supported by this member yet')
     if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
     // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
     this.#send(rd.messages)
@@ -350,6 +354,11 @@ export class Member {
     if (messages.length === 0) return
     const byPeer = new Map<NodeId, Message[]>()
     for (const m of messages) {
+      if (m.type === 'snapshot') {
+        // The image is not streamed yet: report the transfer failed, so the leader retries later.
+        this.#node.reportSnapshot(m.to, false)
+        continue
+      }
       const batch = byPeer.get(m.to)
       if (batch) batch.push(m)
       else byPeer.set(m.to, [m])
@@ -360,7 +369,7 @@ export class Member {
   async #applyEntry(entry: Entry): Promise<void> {
     const result = await this.store.apply(entry)
     // A retried command answers its first result again: its invalidation went out back then.
-    if (result.ok && result.code === 'committed' && result.tid > this.#publishedTid) {
+    if (result.ok && result.code === 'committed') {
       const invalidation = { tid: result.tid, oids: result.oids }
       for (const listener of this.#listeners) listener(invalidation)
       this.#publishedTid = result.tid

@@ -272,7 +272,7 @@ test('§5.4.1: a member votes only for a candidate whose log is at least as up t
   ]
   for (const [lastLogIndex, lastLogTerm, granted] of cases) {
     const c = new Cluster([1, 2, 3], { ...noPreVote, restore: () => persisted([1, 2, 3], [1, 1, 2]) })
-    c.inject({ type: 'vote', from: 2, to: 1, term: 3, lastLogIndex, lastLogTerm })
+    c.inject({ type: 'vote', from: 2, to: 1, term: 3, lastLogIndex, lastLogTerm, transfer: false })
     const answer = c.inFlightOf('voteResponse', 1, 2)[0]
     assert.ok(answer?.type === 'voteResponse')
     assert.equal(answer.reject, !granted, `candidate log (${lastLogIndex}, ${lastLogTerm})`)
