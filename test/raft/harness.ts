@@ -3,6 +3,12 @@
  * raft `testdata` scripts: nothing moves unless the test says so. Persistence is
  * instant and perfect unless a test crashes a member in the middle of a Ready
  * (`crashBeforePersist`); `restart` rebuilds a member from what it persisted.
+ *
+ * Snapshots: `compact` compacts a member's log at an applied index and persists the
+ * snapshot meta; the state machine image is the applied prefix. Delivering a `snapshot`
+ * message plays both drivers: the image is "streamed" (copied) to the follower, staged,
+ * the message stepped in, and the transfer reported to the leader as done. A snapshot
+ * message that is lost (dropped, or sent over a cut link) is reported as failed.
  */
 import assert from 'node:assert/strict'
 import {
@@ -10,6 +16,7 @@ import {
   type Entry,
   type HardState,
   initialRestore,
+  joinRestore,
   type Message,
   type NodeId,
   type PlantedBugs,
@@ -19,15 +26,20 @@ import {
   type ReadState,
   type Ready,
   type Role,
+  type SnapshotMeta,
   seededRandom,
 } from '../../src/raft/index.ts'
 
 export interface Member {
   node: RaftNode
-  /** Durable state as the driver persisted it. */
+  /** Durable state as the driver persisted it: the snapshot meta, then the log after it. */
   hardState: HardState
+  snapshot: SnapshotMeta
   log: Entry[]
+  /** The state machine: every entry applied, in order (a snapshot's image is a prefix of it). */
   applied: Entry[]
+  /** An image received in full and not yet installed (the follower's driver staged it). */
+  staged: Entry[] | undefined
   readStates: ReadState[]
   droppedReads: number[]
   /** Every Ready this member produced since it (re)started, in order. */
@@ -77,12 +89,20 @@ export class Cluster {
   /** Links that drop everything: "from->to". */
   readonly #cut = new Set<string>()
   readonly #options: ClusterOptions
-  readonly ids: readonly NodeId[]
+  /** Every member started, in order, including members added later (`join`). */
+  readonly ids: NodeId[]
 
   constructor(ids: readonly NodeId[], options: ClusterOptions = {}) {
-    this.ids = ids
+    this.ids = [...ids]
     this.#options = options
     for (const id of ids) this.#start(id, options.restore?.(id) ?? initialRestore(ids))
+  }
+
+  /** Starts member `id` as a new server joining the cluster (`joinRestore`): no log, no configuration. */
+  join(id: NodeId): void {
+    assert.ok(!this.members.has(id), `member ${id} already exists`)
+    this.ids.push(id)
+    this.#start(id, joinRestore())
   }
 
   get electionTimeoutTicks(): number {
@@ -118,8 +138,10 @@ export class Cluster {
     this.members.set(id, {
       node,
       hardState: restore.hardState,
+      snapshot: restore.snapshot,
       log: [...restore.entries],
       applied: previous?.applied.slice(0, restore.applied) ?? [],
+      staged: undefined,
       readStates: [],
       droppedReads: [],
       readies: [],
@@ -150,9 +172,18 @@ export class Cluster {
       while (m.node.hasReady()) {
         const rd = m.node.ready()
         m.readies.push(rd)
+        if (rd.snapshot !== undefined) {
+          // Install the staged image and reset the log, in the same write as the entries.
+          assert.ok(m.staged !== undefined, `member ${id} installs a snapshot it never received`)
+          assert.equal(m.staged.length, rd.snapshot.index, 'the staged image is the snapshot')
+          m.applied = m.staged
+          m.staged = undefined
+          m.snapshot = rd.snapshot
+          m.log = []
+        }
         const first = rd.entries[0]
         if (first !== undefined) {
-          m.log.length = first.index - 1
+          m.log.length = first.index - 1 - m.snapshot.index
           m.log.push(...rd.entries)
         }
         if (rd.hardState) m.hardState = rd.hardState
@@ -173,8 +204,48 @@ export class Cluster {
 
   /** Steps a message into its addressee now, as if the network delivered it. */
   inject(msg: Message): void {
-    this.node(msg.to).step(msg)
+    this.#step(msg)
     this.process()
+  }
+
+  /**
+   * Steps one message into its addressee. A snapshot is first streamed: the follower's
+   * driver stages the sender's image at the snapshot index, steps the message in, and the
+   * sender's driver learns that the transfer is done.
+   */
+  #step(msg: Message): void {
+    if (msg.type === 'snapshot') {
+      const image = this.member(msg.from).applied.slice(0, msg.snapshot.index)
+      assert.equal(
+        image.length,
+        msg.snapshot.index,
+        `member ${msg.from} has no image at ${msg.snapshot.index}`,
+      )
+      this.member(msg.to).staged = image
+      this.node(msg.to).step(msg)
+      this.node(msg.from).reportSnapshot(msg.to, true)
+      return
+    }
+    this.node(msg.to).step(msg)
+  }
+
+  /** A message is lost. The sender's driver notices a lost snapshot stream and reports it. */
+  #lose(msg: Message): void {
+    if (msg.type === 'snapshot' && this.members.has(msg.from))
+      this.node(msg.from).reportSnapshot(msg.to, false)
+  }
+
+  /**
+   * Compacts member `id`'s log at `index` (which it applied) and persists the snapshot meta,
+   * as a driver does after its state machine applied `index`.
+   */
+  compact(id: NodeId, index: number): SnapshotMeta {
+    const m = this.member(id)
+    const meta = m.node.compact(index)
+    m.log = m.log.slice(meta.index - m.snapshot.index)
+    m.snapshot = meta
+    this.process()
+    return meta
   }
 
   /**
@@ -191,8 +262,11 @@ export class Cluster {
         this.inFlight.push(msg)
         continue
       }
-      if (this.#cut.has(`${msg.from}->${msg.to}`)) continue
-      this.node(msg.to).step(rewrite(msg))
+      if (this.#cut.has(`${msg.from}->${msg.to}`)) {
+        this.#lose(msg)
+        continue
+      }
+      this.#step(rewrite(msg))
       delivered++
     }
     this.process()
@@ -208,7 +282,8 @@ export class Cluster {
     const batch = this.inFlight.filter(filter)
     this.inFlight = this.inFlight.filter((m) => !filter(m))
     for (const msg of batch) {
-      if (!this.#cut.has(`${msg.from}->${msg.to}`)) this.node(msg.to).step(msg)
+      if (!this.#cut.has(`${msg.from}->${msg.to}`)) this.#step(msg)
+      else this.#lose(msg)
     }
     return batch.length
   }
@@ -217,14 +292,15 @@ export class Cluster {
   deliverAt(index: number): void {
     const [msg] = this.inFlight.splice(index, 1)
     assert.ok(msg !== undefined, `no message in flight at ${index}`)
-    if (!this.#cut.has(`${msg.from}->${msg.to}`)) this.node(msg.to).step(msg)
+    if (!this.#cut.has(`${msg.from}->${msg.to}`)) this.#step(msg)
+    else this.#lose(msg)
     this.process()
   }
 
   /** Loses the in-flight message at `index`. */
   dropAt(index: number): void {
     assert.ok(index < this.inFlight.length, `no message in flight at ${index}`)
-    this.inFlight.splice(index, 1)
+    for (const msg of this.inFlight.splice(index, 1)) this.#lose(msg)
   }
 
   /** The network delivers the message at `index` twice: a copy joins the queue. */
@@ -237,6 +313,7 @@ export class Cluster {
   /** Drops every message in flight that matches. */
   drop(filter: (m: Message) => boolean = () => true): void {
     this.process()
+    for (const msg of this.inFlight.filter(filter)) this.#lose(msg)
     this.inFlight = this.inFlight.filter((m) => !filter(m))
   }
 
@@ -323,13 +400,9 @@ export class Cluster {
     if (options.keepInFlight !== true) {
       this.inFlight = this.inFlight.filter((msg) => msg.to !== id && msg.from !== id)
     }
-    const applied = Math.min(options.applied ?? 0, m.applied.length)
-    this.#start(id, {
-      hardState: m.hardState,
-      entries: m.log,
-      snapshot: { index: 0, term: 0, conf: { voters: [...this.ids], learners: [] } },
-      applied,
-    })
+    // The state machine holds at least the snapshot it was restored from.
+    const applied = Math.max(Math.min(options.applied ?? 0, m.applied.length), m.snapshot.index)
+    this.#start(id, { hardState: m.hardState, entries: m.log, snapshot: m.snapshot, applied })
   }
 
   /**
@@ -359,7 +432,14 @@ export class Cluster {
 
   /** The terms of a member's persisted log, index 1 first: the way the paper draws logs. */
   logTerms(id: NodeId): number[] {
+    assert.equal(this.member(id).snapshot.index, 0, 'a compacted log has no terms before its snapshot')
     return this.member(id).log.map((e) => e.term)
+  }
+
+  /** The persisted entry at `index`, if it is in the log after the snapshot. */
+  entryAt(id: NodeId, index: number): Entry | undefined {
+    const m = this.member(id)
+    return m.log[index - m.snapshot.index - 1]
   }
 
   /** Messages of one type from `from` to `to` in flight now. */
