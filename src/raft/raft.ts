@@ -609,9 +609,7 @@ export class RaftNode {
     this.#voters = [...conf.voters]
     this.#learners = [...conf.learners]
     if (this.#role !== 'leader') return
-    for (const id of [...this.#progress.keys()]) {
-      if (id !== this.id && !this.#knows(id)) this.#progress.delete(id)
-    }
+    this.#pruneProgress()
     for (const id of [...this.#voters, ...this.#learners]) {
       const known = this.#progress.get(id)
       if (known !== undefined) {
@@ -630,7 +628,21 @@ export class RaftNode {
     if (this.#transferee !== noNode && !this.#voters.includes(this.#transferee)) this.#transferee = noNode
   }
 
-  /** The members every quorum is counted over: the voters (and, with the planted bug, the learners). */
+  /**
+   * The leader stops tracking a removed member once its removal is committed: until then
+   * it goes on replicating to it, so that the member learns it is removed and stays quiet.
+   */
+  #pruneProgress(): void {
+    if ((this.#confs.at(-1)?.index ?? 0) > this.#log.committed) return
+    for (const id of [...this.#progress.keys()]) {
+      if (id !== this.id && !this.#knows(id)) this.#progress.delete(id)
+    }
+  }
+
+  /**
+   * The members the leader's quorums (commit, check-quorum, ReadIndex) are counted over:
+   * the voters, and with the planted bug the learners too. Elections always count voters.
+   */
   #quorumMembers(): readonly NodeId[] {
     return this.#bugs.learnerCountedInQuorum === true ? [...this.#voters, ...this.#learners] : this.#voters
   }
@@ -686,7 +698,7 @@ export class RaftNode {
       (isPreVote && m.term > this.#term)
     const upToDate =
       this.#bugs.voteWithoutLogCheck === true || this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)
-    const grant = canVote && upToDate && this.#quorumMembers().includes(m.from)
+    const grant = canVote && upToDate && this.#voters.includes(m.from)
     if (isPreVote) {
       // A granted pre-vote answers at the asked-for term; a refusal at ours.
       const term = grant ? m.term : this.#term
@@ -728,7 +740,7 @@ export class RaftNode {
     if (this.#decideElection()) return
     const lastLogIndex = this.#log.lastIndex()
     const lastLogTerm = this.#log.lastTerm()
-    for (const to of this.#quorumMembers()) {
+    for (const to of this.#voters) {
       if (to === this.id) continue
       const base = { from: this.id, to, term, lastLogIndex, lastLogTerm }
       // A vote request carries our own vote for ourselves: it must be durable first.
@@ -749,7 +761,7 @@ export class RaftNode {
 
   /** Acts on the votes so far. Returns true when the election is over. */
   #decideElection(): boolean {
-    const outcome = voteOutcome(this.#quorumMembers(), this.#votes)
+    const outcome = voteOutcome(this.#voters, this.#votes)
     if (outcome === 'pending') return false
     if (outcome === 'lost') {
       this.#becomeFollower(this.#term, noNode)
@@ -1089,6 +1101,7 @@ export class RaftNode {
       this.#readsAwaitingCommit = []
       for (const requestId of waiting) this.#addRead(requestId)
     }
+    this.#pruneProgress()
     const confIndex = this.#confs.at(-1)?.index ?? 0
     if (!this.#voters.includes(this.id) && confIndex <= after) {
       // The configuration that removes this leader is committed: it steps down (§4.2.2),

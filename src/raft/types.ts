@@ -259,7 +259,11 @@ export interface PlantedBugs {
    * (the bug in single-server changes that the dissertation's errata fixes, §4.1).
    */
   readonly confChangeWithoutErrataFix?: boolean
-  /** Count learners in every quorum: commit, votes, check-quorum and ReadIndex (violates §4.2.1). */
+  /**
+   * Count learners in the leader's quorums — commit, check-quorum and ReadIndex — while
+   * elections count voters only (violates §4.2.1: an entry held by the leader and
+   * learners is "committed" though a majority of voters may elect a leader without it).
+   */
   readonly learnerCountedInQuorum?: boolean
 }
 

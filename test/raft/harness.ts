@@ -214,6 +214,11 @@ export class Cluster {
    * sender's driver learns that the transfer is done.
    */
   #step(msg: Message): void {
+    if (!this.members.has(msg.to)) {
+      // A member that has not been started yet: nobody listens at that address.
+      this.#lose(msg)
+      return
+    }
     if (msg.type === 'snapshot') {
       const image = this.member(msg.from).applied.slice(0, msg.snapshot.index)
       assert.equal(
