@@ -369,7 +369,7 @@ export class Member {
   async #applyEntry(entry: Entry): Promise<void> {
     const result = await this.store.apply(entry)
     // A retried command answers its first result again: its invalidation went out back then.
-    if (result.ok && result.code === 'committed') {
+    if (result.ok && result.code === 'committed' && result.tid > this.#publishedTid) {
       const invalidation = { tid: result.tid, oids: result.oids }
       for (const listener of this.#listeners) listener(invalidation)
       this.#publishedTid = result.tid

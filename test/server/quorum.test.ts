@@ -119,9 +119,10 @@ describe('a quorum of three member processes', () => {
     const first = await commit(client, command)
     const second = await commit(client, command)
     assert.equal(second.tid, first.tid)
-    // Once more after a later commit, so a re-published invalidation would also arrive out of order.
-    const later = await commit(client, commitOf(session, 3, oid, first.tid, 'later'))
-    await commit(client, command)
+    // Once more after another session's commit, so a re-announced transaction would also be out of order.
+    const otherSession = await openSession(client)
+    const later = await commit(client, commitOf(otherSession, 1, oid, first.tid, 'later'))
+    assert.equal((await commit(client, command)).tid, first.tid)
     const tids = client.invalidations.map((inv) => inv.tid).filter((tid) => tid >= first.tid)
     assert.deepEqual(tids, [first.tid, later.tid], 'each transaction is announced once, in TID order')
     const history = answerOf(await client.request({ op: 'history', oid, size: 10 })) as unknown[]
