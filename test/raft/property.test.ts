@@ -1,6 +1,7 @@
 /**
  * Random schedules (fast-check) of ticks, proposals, deliveries in any order, drops,
- * duplicates, partitions, restarts and crashes in the middle of a persist over 3 and 5 members, with the Raft safety
+ * duplicates, partitions, restarts and crashes in the middle of a persist over 3 and 5 members,
+ * log compactions (and so snapshot installs), membership changes and leadership transfers, with the Raft safety
  * properties (paper Figure 3) checked after every step:
  * - election safety: at most one leader per term, ever;
  * - log matching: two persisted logs with an entry of the same index and term are
@@ -13,7 +14,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import type { NodeId, PlantedBugs } from '../../src/raft/index.ts'
+import type { ConfChange, ConfState, NodeId, PlantedBugs } from '../../src/raft/index.ts'
 import { Cluster } from './harness.ts'
 
 type Action =
@@ -28,6 +29,9 @@ type Action =
   | { readonly kind: 'heal' }
   | { readonly kind: 'restart'; readonly who: number; readonly keepApplied: number }
   | { readonly kind: 'crashMidReady'; readonly who: number }
+  | { readonly kind: 'compact'; readonly who: number }
+  | { readonly kind: 'confChange'; readonly pick: number }
+  | { readonly kind: 'transfer'; readonly pick: number }
 
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 8, arbitrary: fc.constant<Action>({ kind: 'tickAll' }) },
@@ -46,6 +50,9 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
       .map(({ who, keepApplied }): Action => ({ kind: 'restart', who, keepApplied })),
   },
   { weight: 2, arbitrary: fc.nat(4).map((who): Action => ({ kind: 'crashMidReady', who })) },
+  { weight: 3, arbitrary: fc.nat(9).map((who): Action => ({ kind: 'compact', who })) },
+  { weight: 3, arbitrary: fc.nat(63).map((pick): Action => ({ kind: 'confChange', pick })) },
+  { weight: 1, arbitrary: fc.nat(63).map((pick): Action => ({ kind: 'transfer', pick })) },
 )
 
 const scheduleArb = fc.record({
@@ -81,9 +88,9 @@ class SafetyChecker {
         )
         this.#leaderOfTerm.set(s.term, id)
       }
-      const log = c.member(id).log
-      for (let index = 1; index <= s.commit; index++) {
-        const term = log[index - 1]?.term
+      const first = c.member(id).snapshot.index + 1
+      for (let index = first; index <= s.commit; index++) {
+        const term = c.entryAt(id, index)?.term
         assert.ok(term !== undefined, `step ${step}: member ${id} committed ${index} it does not hold`)
         const known = this.#committed.get(index)
         assert.ok(
@@ -110,15 +117,18 @@ class SafetyChecker {
     for (const a of c.ids) {
       for (const b of c.ids) {
         if (a >= b) continue
-        const la = c.member(a).log
-        const lb = c.member(b).log
-        for (let i = Math.min(la.length, lb.length); i >= 1; i--) {
-          if (la[i - 1]?.term !== lb[i - 1]?.term) continue
-          for (let j = 0; j < i; j++) {
+        // Compared where both logs hold entries: after the later of the two snapshots.
+        const ma = c.member(a)
+        const mb = c.member(b)
+        const from = Math.max(ma.snapshot.index, mb.snapshot.index) + 1
+        const to = Math.min(ma.snapshot.index + ma.log.length, mb.snapshot.index + mb.log.length)
+        for (let i = to; i >= from; i--) {
+          if (c.entryAt(a, i)?.term !== c.entryAt(b, i)?.term) continue
+          for (let j = from; j < i; j++) {
             assert.equal(
-              la[j]?.term,
-              lb[j]?.term,
-              `step ${step}: logs of ${a} and ${b} agree at ${i} but differ at ${j + 1}`,
+              c.entryAt(a, j)?.term,
+              c.entryAt(b, j)?.term,
+              `step ${step}: logs of ${a} and ${b} agree at ${i} but differ at ${j}`,
             )
           }
           break
@@ -145,6 +155,31 @@ class SafetyChecker {
   get committedEntries(): number {
     return this.#committed.size
   }
+
+  /** Snapshots sent and config entries committed (on any member), for the guard against tame schedules. */
+  exercised(): { readonly snapshots: number; readonly confChanges: number; readonly transfers: number } {
+    const c = this.#c
+    const confs = new Set<number>()
+    for (const id of c.ids) for (const e of c.member(id).applied) if (e.kind === 'config') confs.add(e.index)
+    return {
+      snapshots: c.sent.filter((m) => m.type === 'snapshot').length,
+      confChanges: confs.size,
+      transfers: c.sent.filter((m) => m.type === 'timeoutNow').length,
+    }
+  }
+}
+
+/**
+ * A change that makes sense in `conf`: promote a learner, add back a removed member as a
+ * learner, or remove a voter while at least three remain (so that a majority can go on).
+ */
+function nextChange(ids: readonly NodeId[], conf: ConfState, pick: number): ConfChange {
+  const learner = conf.learners[0]
+  if (learner !== undefined) return { type: 'promote', id: learner }
+  const outside = ids.find((id) => !conf.voters.includes(id))
+  if (outside !== undefined && (pick % 2 === 0 || conf.voters.length <= 2))
+    return { type: 'addLearner', id: outside }
+  return { type: 'remove', id: conf.voters[pick % conf.voters.length] ?? 1 }
 }
 
 function run(schedule: Schedule, bugs: PlantedBugs = {}): SafetyChecker {
@@ -208,6 +243,28 @@ function run(schedule: Schedule, bugs: PlantedBugs = {}): SafetyChecker {
         if (c.node(id).hasReady()) c.crashBeforePersist(id)
         break
       }
+      case 'compact': {
+        // The driver compacts at what its state machine applied (keeping no tail); half the
+        // time it is the leader, so that lagging followers need its snapshot.
+        const leader = ids.find((x) => c.role(x) === 'leader')
+        const id = action.who >= 5 && leader !== undefined ? leader : (ids[action.who % ids.length] ?? 1)
+        c.compact(id, c.node(id).status().applied)
+        break
+      }
+      case 'confChange': {
+        const leader = ids.find((id) => c.role(id) === 'leader')
+        if (leader === undefined) break
+        c.node(leader).proposeConfChange(nextChange(ids, c.node(leader).conf(), action.pick))
+        c.process()
+        break
+      }
+      case 'transfer': {
+        const leader = ids.find((id) => c.role(id) === 'leader')
+        if (leader === undefined) break
+        c.node(leader).transferLeadership(ids[action.pick % ids.length] ?? 1)
+        c.process()
+        break
+      }
       default: {
         const unknown: never = action
         throw new TypeError(`unknown action ${JSON.stringify(unknown)}`)
@@ -219,21 +276,34 @@ function run(schedule: Schedule, bugs: PlantedBugs = {}): SafetyChecker {
 }
 
 const seed = Number(process.env.RAFT_PROPERTY_SEED ?? 20_240_601)
-const numRuns = Number(process.env.RAFT_PROPERTY_RUNS ?? 150)
+const numRuns = Number(process.env.RAFT_PROPERTY_RUNS ?? 300)
 /** A planted bug must show within this many schedules; the search stops at the first. */
 const bugRunsMax = 1000
 
 test('random schedules over 3 and 5 members keep election safety, log matching and state machine safety', () => {
   let elections = 0
   let committed = 0
+  let snapshots = 0
+  let confChanges = 0
+  let transfers = 0
   fc.assert(
     fc.property(scheduleArb, (schedule) => {
       const checker = run(schedule)
       elections += checker.leaderTerms
       committed += checker.committedEntries
+      const exercised = checker.exercised()
+      snapshots += exercised.snapshots
+      confChanges += exercised.confChanges
+      transfers += exercised.transfers
     }),
     { seed, numRuns },
   )
+  assert.ok(snapshots > numRuns / 4, `only ${snapshots} snapshots sent over ${numRuns} runs`)
+  assert.ok(
+    confChanges > numRuns / 3,
+    `only ${confChanges} membership changes committed over ${numRuns} runs`,
+  )
+  assert.ok(transfers > numRuns / 4, `only ${transfers} transfers reached timeoutNow over ${numRuns} runs`)
   // Guard against a generator that stops exercising anything.
   assert.ok(elections > numRuns, `only ${elections} leaders over ${numRuns} runs: the schedules are too tame`)
   assert.ok(committed > 3 * numRuns, `only ${committed} entries committed over ${numRuns} runs`)
