@@ -19,7 +19,7 @@ export {
 export { MemberError } from './errors.ts'
 export type { MemberHttp, MemberHttpOptions } from './http.ts'
 export { serveMember, toJson } from './http.ts'
-export type { MemberEvents, MemberOptions } from './member.ts'
+export type { MemberBugs, MemberEvents, MemberOptions } from './member.ts'
 export { Member } from './member.ts'
 export type { PeerWsOptions } from './peer-ws.ts'
 export { PeerWs, peerMac } from './peer-ws.ts'

@@ -47,6 +47,25 @@ export interface MemberOptions {
   readonly requestTimeoutMs?: number
   /** Test-only: bugs planted in the Raft core. */
   readonly raftBugs?: PlantedBugs
+  /** TEST ONLY: bugs planted in the member and its store, to prove the simulator's checkers can fail. */
+  readonly bugs?: MemberBugs
+}
+
+/**
+ * TEST ONLY: bugs the system simulator plants (sim/system). Each breaks one promise the
+ * checkers hold the cluster to; never set them outside tests of the checkers.
+ */
+export interface MemberBugs {
+  /** Linearizable reads skip the ReadIndex round: a deposed leader that still believes it leads answers stale data. */
+  readonly staleReads?: boolean
+  /** Append acknowledgements and vote grants leave before the Ready's write is synced. */
+  readonly ackBeforeSync?: boolean
+  /** Invalidations reach this member's clients a millisecond after the replies that show their data. */
+  readonly invalidateAfterReply?: boolean
+  /** The store applies a commit whose written objects changed since its snapshot (a lost update). */
+  readonly skipConflictCheck?: boolean
+  /** The store runs a retried command again instead of answering its first result. */
+  readonly ignoreSessionTable?: boolean
 }
 
 export interface MemberEvents {
@@ -113,7 +132,18 @@ export class Member {
   /** Opens a member from its disk: the Raft log and hard state, and the store's applied index. */
   static async open(options: MemberOptions): Promise<Member> {
     const logStore = await LogStore.open(options.disk)
-    const store = await ObjectStore.open(options.disk)
+    const bugs = options.bugs ?? {}
+    const store = await ObjectStore.open(
+      options.disk,
+      bugs.skipConflictCheck === true || bugs.ignoreSessionTable === true
+        ? {
+            bugs: {
+              skipConflictCheck: bugs.skipConflictCheck === true,
+              ignoreSessionTable: bugs.ignoreSessionTable === true,
+            },
+          }
+        : {},
+    )
     const persisted = await logStore.load()
     const voters = [...options.urls.keys()].sort((a, b) => a - b)
     const node = new RaftNode(
@@ -229,6 +259,7 @@ export class Member {
   /** Waits for a linearizable read point (ReadIndex) and for this member to apply it. */
   readBarrier(): Promise<void> {
     this.#checkServing()
+    if (this.#options.bugs?.staleReads === true && this.isLeader()) return Promise.resolve()
     if (this.#reads.size >= pendingReadsMax)
       return Promise.reject(new MemberError('overloaded', 'Too many reads waiting; retry later.'))
     const requestId = this.#nextReadId++
@@ -337,10 +368,12 @@ export class Member {
     if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
     // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
     this.#send(rd.messages)
+    const ackEarly = this.#options.bugs?.ackBeforeSync === true
+    if (ackEarly) this.#send(rd.messagesAfterPersist)
     if (rd.entries.length > 0 || rd.hardState !== undefined) {
       await this.#logStore.save(rd.entries, rd.hardState)
     }
-    this.#send(rd.messagesAfterPersist)
+    if (!ackEarly) this.#send(rd.messagesAfterPersist)
     for (const entry of rd.committedEntries) await this.#applyEntry(entry)
     for (const read of rd.readStates)
       this.#readsAtIndex.push({ index: read.index, requestId: read.requestId })
@@ -371,7 +404,14 @@ export class Member {
     // A retried command answers its first result again: its invalidation went out back then.
     if (result.ok && result.code === 'committed' && result.tid > this.#publishedTid) {
       const invalidation = { tid: result.tid, oids: result.oids }
-      for (const listener of this.#listeners) listener(invalidation)
+      if (this.#options.bugs?.invalidateAfterReply === true) {
+        const listeners = [...this.#listeners]
+        this.#options.clock.setTimer(1, () => {
+          for (const listener of listeners) listener(invalidation)
+        })
+      } else {
+        for (const listener of this.#listeners) listener(invalidation)
+      }
       this.#publishedTid = result.tid
       this.#releasePublishWaiters()
       this.#releaseTidWaiters()

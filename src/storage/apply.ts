@@ -106,7 +106,8 @@ async function executeOnce(ctx: ApplyContext, command: SessionCommand): Promise<
       lastSeq: entry.seq,
     }
   }
-  if (command.seq === entry.seq) {
+  // Test only: the planted bug re-executes a retried command as if the session table were empty.
+  if (command.seq === entry.seq && ctx.options.bugs.ignoreSessionTable !== true) {
     const first = decodeResult(entry.result)
     // The stored result was encoded by this code and is checksummed; failing to decode it is a bug.
     assert.ok(first.ok, 'a stored session result must decode')
@@ -181,7 +182,8 @@ async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result
   }
   for (const write of command.writes) {
     const actual = await ctx.space.currentSerial(write.oid)
-    if (actual !== write.serial) {
+    // Test only: the planted bug lets a stale write through.
+    if (actual !== write.serial && ctx.options.bugs.skipConflictCheck !== true) {
       return {
         ok: false,
         code: 'conflict',

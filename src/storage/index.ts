@@ -4,7 +4,7 @@ export type { LoadedLog } from './log-store.ts'
 export { LogStore } from './log-store.ts'
 export type { SnapshotImage } from './object-store.ts'
 export { ObjectStore } from './object-store.ts'
-export type { ObjectStoreOptions } from './options.ts'
+export type { ObjectStoreOptions, StoreBugs } from './options.ts'
 export type {
   HistoryEntry,
   Invalidation,

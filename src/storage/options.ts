@@ -21,6 +21,16 @@ export interface ObjectStoreOptions {
   readonly inlineRecordBytesMax?: number
   /** Chunk size of larger records (blobs). @default 1 048 576 */
   readonly blobChunkBytes?: number
+  /** TEST ONLY: planted bugs, for proving the simulator's checkers can fail. Never set them otherwise. @default {} */
+  readonly bugs?: StoreBugs
+}
+
+/** Bugs the simulator plants in the state machine (test only). */
+export interface StoreBugs {
+  /** A commit whose written object changed since its snapshot applies anyway (a lost update). */
+  readonly skipConflictCheck?: boolean
+  /** A retried command (same session and seq) runs again instead of answering its first result. */
+  readonly ignoreSessionTable?: boolean
 }
 
 export type ResolvedOptions = Required<ObjectStoreOptions>
@@ -34,6 +44,7 @@ export function resolveOptions(options: ObjectStoreOptions): ResolvedOptions {
     packStepWorkMax: options.packStepWorkMax ?? 256,
     inlineRecordBytesMax: options.inlineRecordBytesMax ?? 64 * 1024,
     blobChunkBytes: options.blobChunkBytes ?? 1024 * 1024,
+    bugs: options.bugs ?? {},
   }
   assert.ok(resolved.sessionExpiryMs > 0)
   assert.ok(resolved.sessionExpiryPerApplyMax > 0)
