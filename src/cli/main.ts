@@ -3,6 +3,7 @@
  * itself here.
  */
 import { Command } from 'commander'
+import { registerDataCommands } from './data-commands.ts'
 import { registerMemberCommands } from './member-commands.ts'
 import { registerSimCommand } from './sim-command.ts'
 
@@ -13,5 +14,6 @@ program
   .showHelpAfterError()
 registerMemberCommands(program)
 registerSimCommand(program)
+registerDataCommands(program)
 
 await program.parseAsync(process.argv)
