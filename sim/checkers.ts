@@ -1,4 +1,12 @@
 import type { Entry, NodeId } from '../src/raft/types.ts'
+
+/** A member's persisted log as the checkers read it: terms and entries by index, after its snapshot. */
+export interface LogView {
+  readonly snapshotIndex: number
+  termAt(index: number): number | undefined
+  entryAt(index: number): Entry | undefined
+}
+
 import { proposalIdOf } from './workload.ts'
 
 /** The checkers, by name. A violation always names the checker that found it. */
@@ -93,11 +101,12 @@ export class Checkers {
    * Log Matching over persisted logs: two entries with the same index and term have the
    * same content and the same predecessor term. By induction on the index this is the
    * paper's property (identical logs up to that index), checked in constant time per
-   * persisted entry. `log[i - 1]` is the entry at index i.
+   * persisted entry (the predecessor of the first entry after a snapshot is the snapshot's
+   * last entry, whose term the snapshot meta keeps).
    */
-  onPersist(member: NodeId, log: readonly Entry[], written: readonly Entry[], atMs: number): void {
+  onPersist(member: NodeId, log: LogView, written: readonly Entry[], atMs: number): void {
     for (const entry of written) {
-      const prevTerm = entry.index === 1 ? 0 : (log[entry.index - 2]?.term ?? -1)
+      const prevTerm = entry.index === 1 ? 0 : (log.termAt(entry.index - 1) ?? -1)
       const id = `${entry.index}:${entry.term}`
       const value = `${prevTerm}:${entryKey(entry)}`
       const known = this.#persisted.get(id)
@@ -114,13 +123,14 @@ export class Checkers {
 
   /**
    * Leader Completeness: called when a leader of `term` has persisted its own log with
-   * the no-op of its term on it, so `log` is the whole log it leads with.
+   * the no-op of its term on it, so `log` is the whole log it leads with. Entries below the
+   * leader's snapshot are in its state machine's image; they were checked when applied.
    */
-  onLeaderLog(member: NodeId, term: number, log: readonly Entry[], atMs: number): void {
-    for (let index = 1; index < this.#committed.length; index++) {
+  onLeaderLog(member: NodeId, term: number, log: LogView, atMs: number): void {
+    for (let index = log.snapshotIndex + 1; index < this.#committed.length; index++) {
       const committed = this.#committed[index]
       if (committed === undefined || committed.minApplierTerm >= term) continue
-      const mine = log[index - 1]
+      const mine = log.entryAt(index)
       if (mine === undefined || mine.term !== committed.term || entryKey(mine) !== committed.key) {
         const had = mine === undefined ? 'nothing' : `term ${mine.term} ${entryKey(mine)}`
         this.report(

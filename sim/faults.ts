@@ -16,6 +16,8 @@ export const faultKinds = [
   'pause',
   'slowDisk',
   'clockSkew',
+  'membership',
+  'transfer',
 ] as const
 
 export type FaultKind = (typeof faultKinds)[number]
@@ -103,6 +105,14 @@ export type FaultEvent =
       readonly delayMs: number
       readonly durationMs: number
     }
+  /**
+   * The operator changes the membership, one server at a time (see the world's operator):
+   * if a member is out of the configuration it is wiped and rejoins as a new member
+   * (a learner, promoted once caught up); otherwise voter `who` is removed.
+   */
+  | { readonly kind: 'membership'; readonly atMs: number; readonly who: Who }
+  /** The operator asks the leader to hand leadership to voter `who` (dissertation §3.10). */
+  | { readonly kind: 'transfer'; readonly atMs: number; readonly who: Who }
   /** The member's clock runs slow: each tick takes `factor` times as long. */
   | {
       readonly kind: 'clockSkew'
@@ -233,6 +243,10 @@ function makeFault(
       return { kind, atMs, durationMs, delayMs: pick(random, [0, 3, 10, 30, 80]) }
     case 'clockSkew':
       return { kind, atMs, who: who(), durationMs, factor: pick(random, [2, 3, 5]) }
+    case 'membership':
+      return { kind, atMs, who: who() }
+    case 'transfer':
+      return { kind, atMs, who: pick(random, ids) }
   }
 }
 

@@ -2,7 +2,7 @@
  * The deterministic simulator: one process, one event queue in virtual time, one seed.
  * See docs/simulator.md.
  */
-export { type CheckerName, Checkers, checkerNames, type Violation } from './checkers.ts'
+export { type CheckerName, Checkers, checkerNames, type LogView, type Violation } from './checkers.ts'
 export {
   type FaultEvent,
   type FaultKind,

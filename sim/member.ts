@@ -1,5 +1,15 @@
-import type { Entry, HardState, Message, NodeId, RaftConfig, Ready } from '../src/raft/index.ts'
+import type {
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  RaftConfig,
+  Ready,
+  SnapshotMeta,
+} from '../src/raft/index.ts'
 import { RaftNode } from '../src/raft/index.ts'
+import type { LogView } from './checkers.ts'
 import { proposalIdOf } from './workload.ts'
 
 /** What a member asks of the world it lives in. */
@@ -15,13 +25,38 @@ export interface MemberHost {
   /** A leader of `term` has made its log, with the no-op of its term, durable. */
   onLeaderLog(member: SimMember, term: number): void
   onContractBroken(member: SimMember, message: string): void
+  /** The member's state machine was replaced by a snapshot's image (it applied nothing one by one). */
+  onSnapshotInstalled(member: SimMember, snapshot: SnapshotMeta): void
 }
 
-/** A member's disk: what survives a crash. */
+/**
+ * A member's disk: what survives a crash. The state machine's image at the snapshot
+ * index is durable with the snapshot meta; the log holds the entries after it.
+ */
 export interface DurableStore {
   hardState: HardState
-  /** log[i - 1] is the entry at index i (no compaction yet, so the log starts at 1). */
+  snapshot: SnapshotMeta
+  /** The state machine at `snapshot.index`: the proposal ids applied up to there. */
+  image: readonly number[]
+  /** log[i] is the entry at index snapshot.index + 1 + i. */
   log: Entry[]
+}
+
+/** When a member compacts its log (drawn per seed): never (0), or every so many applied entries. */
+export interface CompactionPolicy {
+  readonly everyEntries: number
+  /** Entries kept below the applied index for slow followers (the driver's choice of index). */
+  readonly tailEntries: number
+}
+
+/** The disk of a member that has never run: a brand-new cluster of `voters`, or a joining member (no voters). */
+export function emptyStore(conf: ConfState): DurableStore {
+  return {
+    hardState: { term: 0, vote: 0, commit: 0 },
+    snapshot: { index: 0, term: 0, conf },
+    image: [],
+    log: [],
+  }
 }
 
 /**
@@ -32,9 +67,9 @@ export interface DurableStore {
  * `committedEntries`, then `advance`. Between `ready()` and `advance()` the core may
  * still be stepped and ticked, but `ready()` is not called again.
  */
-export class SimMember {
+export class SimMember implements LogView {
   readonly id: NodeId
-  readonly durable: DurableStore = { hardState: { term: 0, vote: 0, commit: 0 }, log: [] }
+  durable: DurableStore
   /** Bumped on every crash: events of an earlier life are ignored. */
   incarnation = 0
   node: RaftNode | undefined
@@ -46,6 +81,14 @@ export class SimMember {
   /** Volatile state machine, rebuilt from the log after a restart (restore `applied: 0`). */
   appliedIndex = 0
   readonly appliedIds: number[] = []
+  /** appliedIdIndexes[i] is the log index at which appliedIds[i] was applied. */
+  readonly appliedIdIndexes: number[] = []
+  /**
+   * Snapshot images received in full and not yet installed, by index (a newer one may
+   * arrive while the core's Ready for an older one is being persisted).
+   */
+  readonly staged = new Map<number, readonly number[]>()
+  compaction: CompactionPolicy = { everyEntries: 0, tailEntries: 0 }
   /** index → the proposal a client made here, waiting to be applied. */
   readonly pendingProposals = new Map<number, { readonly opId: number; readonly term: number }>()
   /** Read requests whose read index is known, waiting for the state machine to reach it. */
@@ -60,25 +103,71 @@ export class SimMember {
   #leaderTerm = 0
   readonly #checkedLeaderTerms = new Set<number>()
 
-  constructor(id: NodeId, tickMs: number, host: MemberHost) {
+  constructor(id: NodeId, tickMs: number, host: MemberHost, durable: DurableStore) {
     this.id = id
     this.tickMs = tickMs
     this.#host = host
+    this.durable = durable
+  }
+
+  get snapshotIndex(): number {
+    return this.durable.snapshot.index
+  }
+
+  /** The persisted entry at `index`, if the log after the snapshot holds it. */
+  entryAt(index: number): Entry | undefined {
+    return this.durable.log[index - this.durable.snapshot.index - 1]
+  }
+
+  /** The term of the persisted entry at `index` (the snapshot's term at its index). */
+  termAt(index: number): number | undefined {
+    if (index === this.durable.snapshot.index) return this.durable.snapshot.term
+    return this.entryAt(index)?.term
+  }
+
+  lastDurableIndex(): number {
+    return this.durable.snapshot.index + this.durable.log.length
+  }
+
+  /** The state machine's image at `index` (which it has applied). */
+  imageAt(index: number): number[] {
+    const ids: number[] = []
+    for (let i = 0; i < this.appliedIds.length && (this.appliedIdIndexes[i] ?? 0) <= index; i++) {
+      ids.push(this.appliedIds[i] ?? 0)
+    }
+    return ids
   }
 
   get up(): boolean {
     return this.node !== undefined
   }
 
-  /** Builds a fresh core from the durable store: first boot and every restart. */
-  boot(config: RaftConfig, voters: readonly NodeId[]): void {
+  /**
+   * Builds a fresh core from the durable store: first boot and every restart. The state
+   * machine starts from the durable image; the core hands out the log after it again.
+   */
+  boot(config: RaftConfig): void {
+    const { snapshot, image } = this.durable
     this.node = new RaftNode(config, {
       hardState: this.durable.hardState,
       entries: [...this.durable.log],
-      snapshot: { index: 0, term: 0, conf: { voters, learners: [] } },
-      applied: 0,
+      snapshot,
+      applied: snapshot.index,
     })
+    this.appliedIndex = snapshot.index
+    this.appliedIds.length = 0
+    this.appliedIdIndexes.length = 0
+    for (const id of image) {
+      this.appliedIds.push(id)
+      this.appliedIdIndexes.push(snapshot.index)
+    }
     this.#leaderTerm = 0
+  }
+
+  /** The operator wipes the disk: the member will rejoin as a new one. */
+  wipe(): void {
+    this.crash()
+    this.durable = emptyStore({ voters: [], learners: [] })
   }
 
   /** Power loss: the core, the sync in flight and all volatile state are gone. */
@@ -90,6 +179,8 @@ export class SimMember {
     this.syncDoneWhilePaused = false
     this.appliedIndex = 0
     this.appliedIds.length = 0
+    this.appliedIdIndexes.length = 0
+    this.staged.clear()
     this.pendingProposals.clear()
     this.pendingReads = []
     this.pausedInbox.length = 0
@@ -115,7 +206,7 @@ export class SimMember {
       if (node === undefined || this.paused || this.syncing !== undefined || !node.hasReady()) return
       const ready = node.ready()
       for (const message of ready.messages) this.#host.send(message)
-      if (ready.entries.length > 0 || ready.hardState !== undefined) {
+      if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
         this.syncing = ready
         this.#host.startSync(this)
         return
@@ -135,16 +226,18 @@ export class SimMember {
     }
     this.syncing = undefined
     this.syncDoneWhilePaused = false
+    if (ready.snapshot !== undefined) this.#install(ready.snapshot)
     const first = ready.entries[0]
     if (first !== undefined) {
-      if (first.index > this.durable.log.length + 1) {
+      const base = this.durable.snapshot.index
+      if (first.index > this.lastDurableIndex() + 1 || first.index <= base) {
         this.#host.onContractBroken(
           this,
-          `Ready.entries start at index ${first.index} but the persisted log ends at ${this.durable.log.length}`,
+          `Ready.entries start at index ${first.index} but the persisted log holds ${base + 1}..${this.lastDurableIndex()}`,
         )
       }
       // Replace any stored entries from the first written index on.
-      this.durable.log.length = Math.min(this.durable.log.length, first.index - 1)
+      this.durable.log.length = Math.max(0, Math.min(this.durable.log.length, first.index - 1 - base))
       for (const entry of ready.entries) this.durable.log.push(entry)
     }
     if (ready.hardState !== undefined) this.durable.hardState = ready.hardState
@@ -163,6 +256,52 @@ export class SimMember {
     this.#host.onLeaderLog(this, term)
   }
 
+  /**
+   * Installs the staged image as the state machine and resets the durable log to start
+   * after the snapshot, in the same atomic write as the Ready's entries and hard state.
+   */
+  #install(snapshot: SnapshotMeta): void {
+    const image = this.staged.get(snapshot.index)
+    if (image === undefined) {
+      this.#host.onContractBroken(this, `installs snapshot ${snapshot.index} without its staged image`)
+      return
+    }
+    for (const index of [...this.staged.keys()]) if (index <= snapshot.index) this.staged.delete(index)
+    this.durable = { hardState: this.durable.hardState, snapshot, image, log: [] }
+    this.appliedIndex = snapshot.index
+    this.appliedIds.length = 0
+    this.appliedIdIndexes.length = 0
+    for (const id of image) {
+      this.appliedIds.push(id)
+      this.appliedIdIndexes.push(snapshot.index)
+    }
+    for (const index of [...this.pendingProposals.keys()]) {
+      // Covered by the snapshot: this member cannot tell whose entry it was; the client times out.
+      if (index <= snapshot.index) this.pendingProposals.delete(index)
+    }
+    this.#host.onSnapshotInstalled(this, snapshot)
+  }
+
+  /**
+   * The driver's compaction policy: once `everyEntries` entries are applied past the last
+   * snapshot, keep an image at (applied - tail) durably and compact the core's log there.
+   */
+  #maybeCompact(): void {
+    const node = this.node
+    const { everyEntries, tailEntries } = this.compaction
+    if (node === undefined || everyEntries === 0) return
+    const index = this.appliedIndex - tailEntries
+    if (index - this.durable.snapshot.index < everyEntries) return
+    const snapshot = node.compact(index)
+    const drop = snapshot.index - this.durable.snapshot.index
+    this.durable = {
+      hardState: this.durable.hardState,
+      snapshot,
+      image: this.imageAt(snapshot.index),
+      log: this.durable.log.slice(drop),
+    }
+  }
+
   #finish(ready: Ready): void {
     const node = this.node
     if (node === undefined) return
@@ -173,13 +312,17 @@ export class SimMember {
         continue
       }
       this.appliedIndex = entry.index
-      if (entry.kind === 'normal') this.appliedIds.push(proposalIdOf(entry.data))
+      if (entry.kind === 'normal') {
+        this.appliedIds.push(proposalIdOf(entry.data))
+        this.appliedIdIndexes.push(entry.index)
+      }
       this.#host.onApplied(this, entry)
     }
     for (const requestId of ready.droppedReads) this.#host.onReadDropped(this, requestId)
     for (const read of ready.readStates) this.pendingReads.push(read)
     this.#serveReads()
     node.advance(ready)
+    this.#maybeCompact()
   }
 
   /** A read is served once the state machine has applied its read index (dissertation §6.4). */

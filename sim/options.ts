@@ -72,6 +72,10 @@ export interface CoreTuning {
   readonly inflightAppendsMax: number
   readonly preVote: boolean
   readonly checkQuorum: boolean
+  /** The drivers compact their logs every so many applied entries (0: never), keeping a tail of… */
+  readonly compactEveryEntries: number
+  /** …this many entries below the applied index, for slow followers. */
+  readonly compactTailEntries: number
 }
 
 export function coreTuning(seed: number, override: Partial<CoreTuning> | undefined): CoreTuning {
@@ -81,6 +85,8 @@ export function coreTuning(seed: number, override: Partial<CoreTuning> | undefin
     inflightAppendsMax: pick(random, [1, 4, 64]),
     preVote: chance(random, 0.8),
     checkQuorum: chance(random, 0.8),
+    compactEveryEntries: pick(random, [0, 8, 32, 128]),
+    compactTailEntries: pick(random, [0, 4, 16]),
   }
   return { ...drawn, ...override }
 }

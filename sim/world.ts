@@ -1,4 +1,12 @@
-import type { Entry, Message, NodeId, RaftConfig } from '../src/raft/index.ts'
+import type {
+  ConfChangeResult,
+  Entry,
+  Message,
+  NodeId,
+  RaftConfig,
+  SnapshotMessage,
+  SnapshotMeta,
+} from '../src/raft/index.ts'
 import type { Random } from '../src/raft/random.ts'
 import { Checkers } from './checkers.ts'
 import {
@@ -9,7 +17,7 @@ import {
   swarmSchedule,
   type Who,
 } from './faults.ts'
-import { type MemberHost, SimMember } from './member.ts'
+import { emptyStore, type MemberHost, SimMember } from './member.ts'
 import { bridgeCut, groupsCut, majoritiesRingCut, Network } from './network.ts'
 import { type CoreTuning, coreTuning, type SeedResult, type SimOptions } from './options.ts'
 import { EventQueue } from './queue.ts'
@@ -31,6 +39,27 @@ const heartbeatIntervalTicks = 1
 const convergeCheckMs = 25
 /** Armed isolateNewLeader faults waiting for an election. */
 const armedMax = 4
+/** How often the operator looks at the membership (promotes caught-up learners, retries a change), in virtual ms. */
+const operateMs = 50
+/**
+ * Proposal ids per snapshot chunk: the image streams in bounded chunks, each crossing the
+ * network like a message, so a fault mid-transfer breaks it.
+ */
+const snapshotChunkIds = 64
+/** Snapshot transfers in flight at once, over all members: a bound on the world's state. */
+const snapshotTransfersMax = 64
+
+/** A snapshot image streaming from a leader's driver to a follower's. */
+interface SnapshotTransfer {
+  readonly message: SnapshotMessage
+  readonly image: readonly number[]
+  readonly fromIncarnation: number
+  readonly toIncarnation: number
+  chunksLeft: number
+}
+
+/** What the operator was asked to do and has not done yet. */
+type MembershipWant = { readonly type: 'add' | 'remove'; readonly id: NodeId }
 
 type LinkSlot = 'loss' | 'duplicate' | 'reorder'
 
@@ -57,6 +86,8 @@ type SimEvent =
     }
   | { readonly type: 'heal' }
   | { readonly type: 'convergeCheck' }
+  | { readonly type: 'snapshotChunk'; readonly transfer: number }
+  | { readonly type: 'operate' }
 
 type Phase = 'faults' | 'heal' | 'quiesce' | 'done'
 
@@ -94,6 +125,11 @@ export class World implements MemberHost {
   readonly #pauseTokens = new Map<NodeId, number>()
   readonly #diskTokens = new Map<NodeId, number>()
   readonly #clockTokens = new Map<NodeId, number>()
+  readonly #transfers = new Map<number, SnapshotTransfer>()
+  #nextTransfer = 1
+  #want: MembershipWant | undefined
+  /** Counts of what the membership machinery did, for the trace and the result. */
+  readonly #membership = { changes: 0, snapshots: 0, snapshotsFailed: 0, installs: 0, transfers: 0 }
   readonly #counts = {
     acked: 0,
     failed: 0,
@@ -134,8 +170,10 @@ export class World implements MemberHost {
   /** Runs the seed to its end: converged after the heal, out of time, or out of events. */
   run(): SeedResult {
     const clock = streamRandom(this.options.seed, stream.clock)
+    const { compactEveryEntries, compactTailEntries } = this.tuning
     for (const id of this.#voters) {
-      const member = new SimMember(id, tickMs, this)
+      const member = new SimMember(id, tickMs, this, emptyStore({ voters: this.#voters, learners: [] }))
+      member.compaction = { everyEntries: compactEveryEntries, tailEntries: compactTailEntries }
       this.members.push(member)
       this.#boot(member)
       this.#queue.push(1 + clock.int(tickMs), { type: 'tick', member: id, incarnation: member.incarnation })
@@ -143,6 +181,7 @@ export class World implements MemberHost {
     for (const fault of this.schedule) this.#queue.push(Math.max(0, fault.atMs), { type: 'fault', fault })
     this.#queue.push(this.options.faultsEndMs, { type: 'heal' })
     this.#queue.push(1, { type: 'issue' })
+    this.#queue.push(operateMs, { type: 'operate' })
     const endMs = this.options.faultsEndMs + this.options.livenessBoundMs
     while (this.phase !== 'done' && this.#queue.size > 0) {
       if (this.events >= this.options.eventsMax) {
@@ -171,9 +210,11 @@ export class World implements MemberHost {
   #result(): SeedResult {
     this.checkers.checkReads()
     if (this.phase === 'done') {
-      const finals = new Map(this.members.map((m) => [m.id, new Set(m.appliedIds)] as const))
+      // Durability covers the members of the final configuration: the removed ones may lag forever.
+      const finals = new Map(this.#finalMembers().map((m) => [m.id, new Set(m.appliedIds)] as const))
       this.checkers.checkDurability(finals, this.nowMs)
     }
+    this.#log({ e: 'membership', ...this.#membership })
     for (const v of this.checkers.violations)
       this.#log({ e: 'violation', checker: v.checker, message: v.message })
     const c = this.#counts
@@ -207,15 +248,19 @@ export class World implements MemberHost {
   }
 
   #boot(member: SimMember): void {
+    const { appendBytesMax, inflightAppendsMax, preVote, checkQuorum } = this.tuning
     const config: RaftConfig = {
       id: member.id,
       electionTimeoutTicks,
       heartbeatIntervalTicks,
       random: streamRandom(this.options.seed, stream.core, member.id, member.incarnation),
       bugs: this.options.bugs,
-      ...this.tuning,
+      appendBytesMax,
+      inflightAppendsMax,
+      preVote,
+      checkQuorum,
     }
-    member.boot(config, this.#voters)
+    member.boot(config)
     this.#log({ e: 'boot', m: member.id, inc: member.incarnation, term: member.durable.hardState.term })
   }
 
@@ -294,6 +339,13 @@ export class World implements MemberHost {
       case 'convergeCheck':
         this.#onConvergeCheck()
         return
+      case 'snapshotChunk':
+        this.#onSnapshotChunk(event.transfer)
+        return
+      case 'operate':
+        this.#operate()
+        if (this.phase !== 'done') this.#queue.push(this.nowMs + operateMs, { type: 'operate' })
+        return
     }
   }
 
@@ -327,6 +379,10 @@ export class World implements MemberHost {
   // ---- what members ask of the world (MemberHost) ---------------------------------
 
   send(message: Message): void {
+    if (message.type === 'snapshot') {
+      this.#startSnapshot(message)
+      return
+    }
     this.#counts.sent++
     for (const atMs of this.#network.plan(this.nowMs, message.from, message.to)) {
       this.#queue.push(atMs, { type: 'deliver', message })
@@ -348,7 +404,7 @@ export class World implements MemberHost {
       const last = written[written.length - 1]!
       this.#log({ e: 'persist', m: member.id, from: written[0]!.index, to: last.index, term: last.term })
     }
-    this.checkers.onPersist(member.id, member.durable.log, written, this.nowMs)
+    this.checkers.onPersist(member.id, member, written, this.nowMs)
   }
 
   onApplied(member: SimMember, entry: Entry): void {
@@ -377,6 +433,9 @@ export class World implements MemberHost {
   onLeader(member: SimMember, term: number): void {
     this.#log({ e: 'leader', m: member.id, term })
     this.checkers.onLeader(member.id, term, this.nowMs)
+    // The operator retries a waiting change against a fresh leader at once: with the errata
+    // fix the leader refuses until its no-op commits; without it, this is where it bites.
+    if (this.#want !== undefined) this.#queue.push(this.nowMs, { type: 'operate' })
     const armed = this.phase === 'faults' ? this.#armed.shift() : undefined
     if (armed !== undefined) {
       this.#queue.push(this.nowMs + armed.delayMs, {
@@ -389,7 +448,12 @@ export class World implements MemberHost {
   }
 
   onLeaderLog(member: SimMember, term: number): void {
-    this.checkers.onLeaderLog(member.id, term, member.durable.log, this.nowMs)
+    this.checkers.onLeaderLog(member.id, term, member, this.nowMs)
+  }
+
+  onSnapshotInstalled(member: SimMember, snapshot: SnapshotMeta): void {
+    this.#membership.installs++
+    this.#log({ e: 'installed', m: member.id, index: snapshot.index, term: snapshot.term })
   }
 
   onContractBroken(member: SimMember, message: string): void {
@@ -549,7 +613,9 @@ export class World implements MemberHost {
 
   #onFault(fault: FaultEvent): void {
     if (this.phase !== 'faults' || fault.atMs >= this.options.faultsEndMs) return
-    const endMs = this.nowMs + Math.max(1, fault.kind === 'crash' ? fault.downMs : fault.durationMs)
+    const endMs =
+      this.nowMs +
+      Math.max(1, fault.kind === 'crash' ? fault.downMs : 'durationMs' in fault ? fault.durationMs : 1)
     this.#log({ e: 'fault', kind: fault.kind })
     switch (fault.kind) {
       case 'loss':
@@ -626,6 +692,22 @@ export class World implements MemberHost {
         // that arms faster than leaders are elected keeps only the latest few.
         if (this.#armed.length < armedMax) this.#armed.push(fault)
         return
+      case 'membership':
+        this.#onMembershipFault(this.#resolve(fault.who))
+        return
+      case 'transfer': {
+        const leader = this.#currentLeader()
+        if (leader === undefined) return
+        const to = this.#resolve(fault.who)
+        const result = this.#member(leader).node?.transferLeadership(to)
+        this.#log({ e: 'transfer', m: leader, to, ok: result?.ok })
+        if (result?.ok === true) {
+          this.#faults.transfer++
+          this.#membership.transfers++
+        }
+        this.#member(leader).afterInput()
+        return
+      }
       case 'clockSkew': {
         const member = this.#member(this.#resolve(fault.who))
         this.#faults.clockSkew++
@@ -724,17 +806,173 @@ export class World implements MemberHost {
     this.#queue.push(this.nowMs + convergeCheckMs, { type: 'convergeCheck' })
   }
 
+  /** The members of the current leader's configuration (every member when there is no leader). */
+  #finalMembers(): SimMember[] {
+    const leaderId = this.#currentLeader()
+    const conf = leaderId === undefined ? undefined : this.#member(leaderId).node?.conf()
+    if (conf === undefined) return this.members
+    return this.members.filter((m) => conf.voters.includes(m.id) || conf.learners.includes(m.id))
+  }
+
   #converged(): boolean {
     const leaderId = this.#currentLeader()
     if (leaderId === undefined) return false
     const leader = this.#member(leaderId).node!.status()
-    if (leader.commit !== leader.lastIndex) return false
-    for (const member of this.members) {
+    if (leader.commit !== leader.lastIndex || leader.learners.length > 0) return false
+    for (const member of this.#finalMembers()) {
       const status = member.node?.status()
       if (status === undefined || member.syncing !== undefined) return false
       if (status.lastIndex !== leader.lastIndex || member.appliedIndex !== leader.lastIndex) return false
     }
     return true
+  }
+
+  // ---- snapshot streaming (the drivers' side of InstallSnapshot) ---------------------
+
+  /**
+   * The leader's driver streams the image at the snapshot's index in chunks; each chunk
+   * crosses the network like a message. Only when the whole image has arrived does the
+   * follower's driver stage it and step the `snapshot` message into its core; the leader's
+   * driver then reports the transfer done. Any fault on the way reports it failed.
+   */
+  #startSnapshot(message: SnapshotMessage): void {
+    const from = this.#member(message.from)
+    const to = this.#member(message.to)
+    // The driver keeps one image, at its last compaction: a snapshot message built before a
+    // newer compaction cannot be streamed; the leader is told, and sends a fresh one.
+    if (
+      from.durable.snapshot.index !== message.snapshot.index ||
+      this.#transfers.size >= snapshotTransfersMax
+    ) {
+      from.node?.reportSnapshot(to.id, false)
+      return
+    }
+    const image = from.durable.image
+    const id = this.#nextTransfer++
+    this.#transfers.set(id, {
+      message,
+      image,
+      fromIncarnation: from.incarnation,
+      toIncarnation: to.incarnation,
+      chunksLeft: Math.max(1, Math.ceil(image.length / snapshotChunkIds)),
+    })
+    this.#membership.snapshots++
+    this.#log({ e: 'snapshotStart', from: from.id, to: to.id, index: message.snapshot.index })
+    this.#sendChunk(id, message)
+  }
+
+  #sendChunk(id: number, message: SnapshotMessage): void {
+    const arrivals = this.#network.plan(this.nowMs, message.from, message.to)
+    const first = arrivals[0]
+    if (first === undefined) this.#snapshotFailed(id)
+    else this.#queue.push(first, { type: 'snapshotChunk', transfer: id })
+  }
+
+  #onSnapshotChunk(id: number): void {
+    const transfer = this.#transfers.get(id)
+    if (transfer === undefined) return
+    const { message } = transfer
+    const from = this.#member(message.from)
+    const to = this.#member(message.to)
+    const intact =
+      from.incarnation === transfer.fromIncarnation &&
+      to.incarnation === transfer.toIncarnation &&
+      from.node !== undefined &&
+      to.node !== undefined &&
+      !to.paused &&
+      this.#network.canDeliver(from.id, to.id)
+    if (!intact) {
+      this.#snapshotFailed(id)
+      return
+    }
+    transfer.chunksLeft--
+    if (transfer.chunksLeft > 0) {
+      this.#sendChunk(id, message)
+      return
+    }
+    this.#transfers.delete(id)
+    this.#log({ e: 'snapshotStaged', from: from.id, to: to.id, index: message.snapshot.index })
+    to.staged.set(message.snapshot.index, transfer.image)
+    to.node?.step(message)
+    to.afterInput()
+    from.node?.reportSnapshot(to.id, true)
+    from.afterInput()
+  }
+
+  #snapshotFailed(id: number): void {
+    const transfer = this.#transfers.get(id)
+    if (transfer === undefined) return
+    this.#transfers.delete(id)
+    this.#membership.snapshotsFailed++
+    const from = this.#member(transfer.message.from)
+    this.#log({ e: 'snapshotFailed', from: from.id, to: transfer.message.to })
+    if (from.incarnation !== transfer.fromIncarnation || from.node === undefined) return
+    from.node.reportSnapshot(transfer.message.to, false)
+    from.afterInput()
+  }
+
+  // ---- the operator: membership changes one server at a time ------------------------
+
+  /**
+   * A membership fault: if a member is out of the configuration, it comes back as a new
+   * member (wiped disk, a learner first); otherwise voter `who` is removed, as long as
+   * enough voters remain to tolerate a failure (two for three members).
+   */
+  #onMembershipFault(who: NodeId): void {
+    const leader = this.#currentLeader()
+    const conf = leader === undefined ? undefined : this.#member(leader).node?.conf()
+    if (conf === undefined || this.#want !== undefined || conf.learners.length > 0) return
+    const out = this.#voters.find((id) => !conf.voters.includes(id))
+    if (out !== undefined) this.#want = { type: 'add', id: out }
+    else if (conf.voters.length > Math.max(2, this.options.nodes - 2))
+      this.#want = { type: 'remove', id: who }
+    else return
+    this.#faults.membership++
+    this.#log({ e: 'want', ...this.#want })
+    this.#operate()
+  }
+
+  /** Promotes a caught-up learner, or proposes the change that was asked for. */
+  #operate(): void {
+    const leaderId = this.#currentLeader()
+    if (leaderId === undefined) return
+    const leader = this.#member(leaderId)
+    const node = leader.node
+    if (node === undefined || leader.paused) return
+    const status = node.status()
+    const learner = status.learners[0]
+    let result: ConfChangeResult | undefined
+    if (learner !== undefined) {
+      // Caught up: the learner's match has reached the leader's commit index.
+      const progress = status.progress.find((p) => p.id === learner)
+      if (progress !== undefined && progress.match >= status.commit) {
+        result = node.proposeConfChange({ type: 'promote', id: learner })
+        this.#log({ e: 'confChange', m: leaderId, type: 'promote', id: learner, ok: result.ok })
+      }
+    } else if (this.#want !== undefined) {
+      const want = this.#want
+      const member = status.voters.includes(want.id) || status.learners.includes(want.id)
+      if (want.type === 'add' ? member : !member) {
+        this.#want = undefined
+        return
+      }
+      // The configuration in force must be committed first: a member is wiped only once its
+      // removal can no longer be undone (and the leader refuses a second change until then).
+      if (status.confIndex > status.commit) return
+      if (want.type === 'add') {
+        const joining = this.#member(want.id)
+        if (joining.durable.snapshot.conf.voters.length > 0 || joining.node === undefined) {
+          // A new member: its old disk is wiped, and it starts knowing nothing.
+          joining.wipe()
+          this.#restart(joining)
+        }
+      }
+      result = node.proposeConfChange({ type: want.type === 'add' ? 'addLearner' : 'remove', id: want.id })
+      this.#log({ e: 'confChange', m: leaderId, ...want, ok: result.ok, code: result.ok ? '' : result.code })
+      if (result.ok) this.#want = undefined
+    }
+    if (result?.ok === true) this.#membership.changes++
+    leader.afterInput()
   }
 
   #livenessStory(): string {
@@ -774,6 +1012,8 @@ function describe(message: Message): Record<string, unknown> {
     case 'voteResponse':
     case 'preVoteResponse':
       return { ...base, reject: message.reject }
+    case 'snapshot':
+      return { ...base, index: message.snapshot.index }
     default:
       return base
   }

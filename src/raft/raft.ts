@@ -398,9 +398,10 @@ export class RaftNode {
   /** Delivers a message from another member. */
   step(m: Message): void {
     assert.equal(m.to, this.id, 'a message is stepped into the member it is addressed to')
-    // A member that is not a voter here cannot be elected: its vote requests are dropped
-    // before their term is looked at, so a removed member cannot disrupt the rest (§4.2.3).
-    if ((m.type === 'vote' || m.type === 'preVote') && !this.#voters.includes(m.from)) return
+    // Messages from members outside our configuration are processed (§4.1: our log may be
+    // behind, and the candidate a legitimate voter). A removed member cannot disrupt the
+    // rest: it does not campaign once it knows, and the lease check below ignores its
+    // vote requests while a leader is heard from (§4.2.3).
     if (m.term > this.#term) {
       if (!this.#acceptHigherTerm(m)) return
     } else if (m.term < this.#term) {
@@ -698,7 +699,7 @@ export class RaftNode {
       (isPreVote && m.term > this.#term)
     const upToDate =
       this.#bugs.voteWithoutLogCheck === true || this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)
-    const grant = canVote && upToDate && this.#voters.includes(m.from)
+    const grant = canVote && upToDate
     if (isPreVote) {
       // A granted pre-vote answers at the asked-for term; a refusal at ours.
       const term = grant ? m.term : this.#term

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Checkers } from '../../sim/index.ts'
+import { Checkers, type LogView } from '../../sim/index.ts'
 import { encodeProposal } from '../../sim/workload.ts'
 import type { Entry } from '../../src/raft/index.ts'
 
@@ -8,6 +8,13 @@ const entry = (index: number, term: number, id?: number): Entry =>
   id === undefined
     ? { index, term, kind: 'noop', data: new Uint8Array(0) }
     : { index, term, kind: 'normal', data: encodeProposal(id, 0) }
+
+/** A log from index 1 (no snapshot), as the checkers read persisted logs. */
+const view = (entries: readonly Entry[]): LogView => ({
+  snapshotIndex: 0,
+  termAt: (index) => (index === 0 ? 0 : entries[index - 1]?.term),
+  entryAt: (index) => entries[index - 1],
+})
 
 const checkersOf = (c: Checkers): string[] => c.violations.map((v) => v.checker)
 
@@ -26,11 +33,11 @@ describe('the checkers fail on broken histories', () => {
   it('logMatching: same index and term, different content or predecessor', () => {
     const c = new Checkers()
     const a = [entry(1, 1), entry(2, 1, 10)]
-    c.onPersist(1, a, a, 0)
-    c.onPersist(2, a, a, 0)
+    c.onPersist(1, view(a), a, 0)
+    c.onPersist(2, view(a), a, 0)
     assert.deepEqual(checkersOf(c), [])
     const b = [entry(1, 1), entry(2, 1, 11)]
-    c.onPersist(3, b, b, 1)
+    c.onPersist(3, view(b), b, 1)
     assert.deepEqual(checkersOf(c), ['logMatching'])
   })
 
@@ -38,9 +45,9 @@ describe('the checkers fail on broken histories', () => {
     const c = new Checkers()
     c.onApply(1, entry(1, 1), 1, 0)
     c.onApply(1, entry(2, 1, 7), 1, 0)
-    c.onLeaderLog(2, 2, [entry(1, 1), entry(2, 1, 7), entry(3, 2)], 1)
+    c.onLeaderLog(2, 2, view([entry(1, 1), entry(2, 1, 7), entry(3, 2)]), 1)
     assert.deepEqual(checkersOf(c), [])
-    c.onLeaderLog(3, 3, [entry(1, 1), entry(2, 2)], 2)
+    c.onLeaderLog(3, 3, view([entry(1, 1), entry(2, 2)]), 2)
     assert.deepEqual(checkersOf(c), ['leaderCompleteness'])
   })
 
