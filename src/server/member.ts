@@ -374,7 +374,15 @@ export class Member {
       await this.#logStore.save(rd.entries, rd.hardState)
     }
     if (!ackEarly) this.#send(rd.messagesAfterPersist)
-    for (const entry of rd.committedEntries) await this.#applyEntry(entry)
+    if (rd.committedEntries.length > 0) {
+      // One batch for the Ready's committed entries (src/storage applyAll), then answers in order.
+      const results = await this.store.applyAll(rd.committedEntries)
+      rd.committedEntries.forEach((entry, i) => {
+        const result = results[i]
+        assert.ok(result !== undefined, 'one result per applied entry')
+        this.#settleEntry(entry, result)
+      })
+    }
     for (const read of rd.readStates)
       this.#readsAtIndex.push({ index: read.index, requestId: read.requestId })
     for (const requestId of rd.droppedReads) this.#settleRead(requestId, this.#notLeader())
@@ -399,8 +407,8 @@ export class Member {
     for (const [to, batch] of byPeer) this.#options.network.send(to, batch)
   }
 
-  async #applyEntry(entry: Entry): Promise<void> {
-    const result = await this.store.apply(entry)
+  /** Publishes what an applied entry changed and answers whoever waits for it. */
+  #settleEntry(entry: Entry, result: Result): void {
     // A retried command answers its first result again: its invalidation went out back then.
     if (result.ok && result.code === 'committed' && result.tid > this.#publishedTid) {
       const invalidation = { tid: result.tid, oids: result.oids }

@@ -24,8 +24,9 @@ import type { ResolvedOptions } from './options.ts'
 import type { Operation } from './records.ts'
 import { revisionOperations } from './records.ts'
 import type { Space } from './space.ts'
+import type { StateCache } from './state-cache.ts'
 import type { StoreMeta, TransactionMeta } from './values.ts'
-import { decodeSession, encodeSession, encodeTransaction } from './values.ts'
+import { encodeSession, encodeTransaction } from './values.ts'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -39,6 +40,8 @@ export interface ApplyContext {
   readonly barrier: Oid[]
   /** The log index of the entry being applied. */
   readonly index: number
+  /** Current serials and sessions, written through as apply computes them. */
+  readonly cache: StateCache
 }
 
 export function put(ctx: ApplyContext, key: Uint8Array, payload: Uint8Array): void {
@@ -88,12 +91,12 @@ function expiryCutoffTid(ctx: ApplyContext): Tid {
 
 /** Exactly-once execution (Raft dissertation §6.3): a repeated seq returns the first result. */
 async function executeOnce(ctx: ApplyContext, command: SessionCommand): Promise<Result> {
-  const payload = await ctx.space.get(sessionKey(command.session))
-  const entry = payload === undefined ? undefined : decodeSession(payload, `session ${command.session}`)
+  const entry = await ctx.cache.session(ctx.space, command.session)
   if (entry === undefined || entry.activeTid < expiryCutoffTid(ctx)) {
     if (entry !== undefined) {
       del(ctx, sessionKey(entry.session))
       del(ctx, sessionExpiryKey(entry.activeTid, entry.session))
+      ctx.cache.forgetSession(entry.session)
     }
     return { ok: false, code: 'sessionExpired', session: command.session }
   }
@@ -127,14 +130,28 @@ function writeSession(
 ): void {
   if (previousActiveTid !== undefined) del(ctx, sessionExpiryKey(previousActiveTid, session))
   const activeTid = ctx.meta.clockTid
-  put(ctx, sessionKey(session), encodeSession({ session, seq, activeTid, result: encodeResult(result) }))
+  const entry = { session, seq, activeTid, result: encodeResult(result) }
+  put(ctx, sessionKey(session), encodeSession(entry))
+  ctx.cache.noteSession(entry)
   put(ctx, sessionExpiryKey(activeTid, session), new Uint8Array(0))
 }
 
-/** Deletes up to `sessionExpiryPerApplyMax` sessions idle past the expiry, by log time. */
+/** Log time between scans for expired sessions: expiry is hourly, so a second is plenty. */
+const expiryScanIntervalMs = 1000
+
+/** A scan for expired sessions is due at this apply (a function of the log alone). */
+function expiryScanDue(meta: StoreMeta, clockTid: Tid, options: ResolvedOptions): boolean {
+  return clockTid > tidSpanFromMs(options.sessionExpiryMs) && clockTid >= meta.nextExpiryScanTid
+}
+
+/**
+ * Deletes up to `sessionExpiryPerApplyMax` sessions idle past the expiry, by log time.
+ * Scans are throttled to one per `expiryScanIntervalMs` of log time (or the next apply
+ * while more are left), recorded in the meta so every replica scans at the same entries.
+ */
 async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined): Promise<void> {
+  if (!expiryScanDue(ctx.meta, ctx.meta.clockTid, ctx.options)) return
   const cutoff = expiryCutoffTid(ctx)
-  if (cutoff === 0n) return
   const expired = await ctx.space.keys(
     { gte: sessionExpiryKey(0n, 0n), lt: sessionExpiryKey(cutoff, 0n) },
     ctx.options.sessionExpiryPerApplyMax,
@@ -143,8 +160,29 @@ async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined)
     const session = sessionExpiryKeySession(key)
     del(ctx, key)
     // The session this apply used is active now: its new expiry key is already written.
-    if (session !== touched) del(ctx, sessionKey(session))
+    if (session !== touched) {
+      del(ctx, sessionKey(session))
+      ctx.cache.forgetSession(session)
+    }
   }
+  const more = expired.length >= ctx.options.sessionExpiryPerApplyMax
+  const interval = tidSpanFromMs(expiryScanIntervalMs)
+  const later = ctx.meta.clockTid > u64Max - interval ? u64Max : ctx.meta.clockTid + interval
+  ctx.meta.nextExpiryScanTid = more ? ctx.meta.clockTid : later
+}
+
+/**
+ * Whether `command` must be applied in a batch of its own, after the pending batch is
+ * written: anything that scans the keyspace (undo, pack, a due session-expiry scan) must
+ * see every earlier write on disk, since scans do not see a pending batch.
+ */
+export function mustApplyAlone(meta: StoreMeta, command: Command, options: ResolvedOptions): boolean {
+  if (meta.pack !== undefined) return true
+  if (command.type === 'undo' || command.type === 'pack' || command.type === 'packStep') return true
+  // Log time as executeCommand will advance it for this command.
+  let clockTid = meta.clockTid
+  if (command.proposedTid > clockTid) clockTid = command.proposedTid
+  return expiryScanDue(meta, clockTid, options)
 }
 
 async function executeSessionCommand(ctx: ApplyContext, command: SessionCommand): Promise<Result> {
@@ -181,7 +219,7 @@ async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result
     }
   }
   for (const write of command.writes) {
-    const actual = await ctx.space.currentSerial(write.oid)
+    const actual = await ctx.cache.serial(ctx.space, write.oid)
     // Test only: the planted bug lets a stale write through.
     if (actual !== write.serial && ctx.options.bugs.skipConflictCheck !== true) {
       return {
@@ -195,7 +233,7 @@ async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result
     }
   }
   for (const read of command.reads) {
-    const actual = await ctx.space.currentSerial(read.oid)
+    const actual = await ctx.cache.serial(ctx.space, read.oid)
     if (actual !== read.serial) {
       return {
         ok: false,
@@ -213,6 +251,7 @@ async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result
   for (const write of command.writes) {
     ctx.operations.push(...revisionOperations(write.oid, tid, write.record, ctx.options))
     ctx.barrier.push(write.oid, ...write.record.refs)
+    ctx.cache.noteSerial(write.oid, tid)
   }
   writeTransaction(ctx, tid, {
     user: command.user,
@@ -258,7 +297,7 @@ async function undo(ctx: ApplyContext, command: UndoCommand): Promise<Result> {
   if (txn === undefined)
     return { ok: false, code: 'undoFailed', tid: target, message: 'No such transaction.' }
   for (const oid of txn.oids) {
-    const actual = await ctx.space.currentSerial(oid)
+    const actual = await ctx.cache.serial(ctx.space, oid)
     if (actual !== target) {
       return {
         ok: false,
@@ -277,6 +316,8 @@ async function undo(ctx: ApplyContext, command: UndoCommand): Promise<Result> {
     const record = previous === undefined ? undefined : await ctx.space.record(oid, previous)
     ctx.operations.push(...revisionOperations(oid, tid, record, ctx.options))
     ctx.barrier.push(oid, ...(record?.refs ?? []))
+    // A tombstone is a revision too: the object's current serial is the undo's TID.
+    ctx.cache.noteSerial(oid, tid)
   }
   writeTransaction(ctx, tid, {
     user: command.user,

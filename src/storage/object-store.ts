@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto'
 import type { ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
-import { executeCommand, put } from './apply.ts'
+import { executeCommand, mustApplyAlone, put } from './apply.ts'
 import { seal, unseal } from './checksum.ts'
 import type { Disk, DiskDb } from './disk.ts'
 import { metaKey, revisionKey, revisionKeyTid, transactionKey, transactionKeyTid } from './keys.ts'
@@ -20,6 +20,7 @@ import { resolveOptions } from './options.ts'
 import { packStep } from './pack.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
 import { describeKey, Space } from './space.ts'
+import { StateCache } from './state-cache.ts'
 import type {
   HistoryEntry,
   Invalidation,
@@ -50,6 +51,9 @@ export interface SnapshotImage {
   readonly chunks: AsyncIterable<Uint8Array>
 }
 
+/** An apply batch in progress: the context shared by the entries it holds. */
+type ApplyBatch = Omit<ApplyContext, 'index'> & { written: boolean }
+
 export class ObjectStore {
   readonly #db: DiskDb
   readonly #pointer: DiskDb
@@ -58,6 +62,7 @@ export class ObjectStore {
   #space: Space
   #meta: StoreMeta
   #applying = false
+  readonly #cache = new StateCache()
 
   private constructor(db: DiskDb, pointer: DiskDb, options: ResolvedOptions, half: Half, meta: StoreMeta) {
     this.#db = db
@@ -98,36 +103,82 @@ export class ObjectStore {
    * `CorruptionError` if stored state it needs is damaged.
    */
   async apply(entry: StoredEntry): Promise<Result> {
+    const [result] = await this.applyAll([entry])
+    assert.ok(result !== undefined)
+    return result
+  }
+
+  /**
+   * Applies consecutive committed entries, in order, returning one result per entry.
+   * Entries share one atomic batch (with the last one's applied index) as far as they
+   * can: the common commands check against the state cache and need no disk read, so a
+   * Ready's worth of commits costs one write. Commands that scan the keyspace (undo, pack
+   * steps, a due session-expiry scan) each get a batch of their own.
+   */
+  async applyAll(entries: readonly StoredEntry[]): Promise<Result[]> {
     assert.ok(!this.#applying, 'apply calls must not overlap')
-    assert.equal(entry.index, this.#meta.appliedIndex + 1, 'entries are applied in log order')
     this.#applying = true
     try {
-      const ctx: ApplyContext = {
-        space: this.#space,
-        options: this.#options,
-        meta: { ...this.#meta, appliedIndex: entry.index, appliedTerm: entry.term },
-        operations: [],
-        barrier: [],
-        index: entry.index,
-      }
-      let result: Result = { ok: true, code: 'none' }
-      if (entry.kind === 'normal') {
-        const decoded = decodeCommand(entry.data, this.#options.limits)
-        if (decoded.ok) {
+      const results: Result[] = []
+      let batch = this.#newBatch()
+      for (const entry of entries) {
+        assert.equal(entry.index, batch.meta.appliedIndex + 1, 'entries are applied in log order')
+        const decoded = entry.kind === 'normal' ? decodeCommand(entry.data, this.#options.limits) : undefined
+        const alone = decoded?.ok === true && mustApplyAlone(batch.meta, decoded.value, this.#options)
+        if (alone && batch.operations.length > 0) {
+          await this.#write(batch)
+          batch = this.#newBatch()
+        }
+        const ctx: ApplyContext = { ...batch, index: entry.index }
+        ctx.meta.appliedIndex = entry.index
+        ctx.meta.appliedTerm = entry.term
+        let result: Result = { ok: true, code: 'none' }
+        if (decoded?.ok === true) {
           result = await executeCommand(ctx, decoded.value)
           const phase = await packStep(ctx)
           if (decoded.value.type === 'packStep') result = { ok: true, code: 'packProgress', phase }
-        } else {
+        } else if (decoded !== undefined && !decoded.ok) {
           result = { ok: false, code: 'badCommand', message: decoded.error.message }
         }
+        results.push(result)
+        batch.written = true
+        if (alone) {
+          await this.#write(batch)
+          batch = this.#newBatch()
+        }
       }
-      put(ctx, metaKey, encodeMeta(ctx.meta))
-      await this.#space.db.batch(ctx.operations)
-      this.#meta = ctx.meta
-      return result
+      if (batch.written) await this.#write(batch)
+      return results
+    } catch (error) {
+      // The cache may hold writes of a batch that never landed: forget it all.
+      this.#cache.clear()
+      throw error
     } finally {
       this.#applying = false
     }
+  }
+
+  #newBatch(): ApplyBatch {
+    return {
+      space: this.#space,
+      options: this.#options,
+      meta: { ...this.#meta },
+      operations: [],
+      barrier: [],
+      cache: this.#cache,
+      written: false,
+    }
+  }
+
+  /** Writes a batch with its meta (the applied index) atomically, then makes it the store's state. */
+  async #write(batch: ApplyBatch): Promise<void> {
+    const packing = this.#meta.pack !== undefined || batch.meta.pack !== undefined
+    put({ ...batch, index: batch.meta.appliedIndex }, metaKey, encodeMeta(batch.meta))
+    await this.#space.db.batch(batch.operations)
+    this.#meta = batch.meta
+    // A pack step may delete whole objects: their serials are no longer what the cache says.
+    if (packing) this.#cache.forgetSerials()
+    this.#cache.trim()
   }
 
   /** The current revision of `oid`, or undefined if it has none (or its creation was undone). */
@@ -382,6 +433,7 @@ export class ObjectStore {
       this.#half = staging
       this.#space = space
       this.#meta = meta
+      this.#cache.clear()
       await old.clear()
     } finally {
       this.#applying = false

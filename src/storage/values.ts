@@ -32,6 +32,8 @@ export interface StoreMeta {
   /** The pack time of the last pack started (0 if none): history before it may be gone. */
   readonly lastPackTid: Tid
   readonly pack: PackState | undefined
+  /** Log time at which the next scan for expired sessions is due (scans are throttled). */
+  readonly nextExpiryScanTid: Tid
 }
 
 export const initialMeta: StoreMeta = {
@@ -42,6 +44,7 @@ export const initialMeta: StoreMeta = {
   nextOid: 1n,
   lastPackTid: 0n,
   pack: undefined,
+  nextExpiryScanTid: 0n,
 }
 
 export interface TransactionMeta {
@@ -76,12 +79,13 @@ export function encodeMeta(meta: StoreMeta): Uint8Array {
     meta.nextOid,
     meta.lastPackTid,
     pack,
+    meta.nextExpiryScanTid,
   ])
 }
 
 export function decodeMeta(payload: Uint8Array): StoreMeta {
   const where = 'state machine meta'
-  const v = unpackArray(payload, where, 7)
+  const v = unpackArray(payload, where, 8)
   const pack = v[6]
   let packState: PackState | undefined
   if (pack !== null) {
@@ -101,6 +105,7 @@ export function decodeMeta(payload: Uint8Array): StoreMeta {
     nextOid: big(v[4], where),
     lastPackTid: big(v[5], where),
     pack: packState,
+    nextExpiryScanTid: big(v[7], where),
   }
 }
 
