@@ -72,6 +72,8 @@ export class SimMember implements LogView {
   durable: DurableStore
   /** Bumped on every crash: events of an earlier life are ignored. */
   incarnation = 0
+  /** Bumped when the disk is wiped: the member is a new identity, and its old messages are void. */
+  generation = 0
   node: RaftNode | undefined
   paused = false
   /** The Ready whose sync is in flight, if any. */
@@ -167,6 +169,7 @@ export class SimMember implements LogView {
   /** The operator wipes the disk: the member will rejoin as a new one. */
   wipe(): void {
     this.crash()
+    this.generation++
     this.durable = emptyStore({ voters: [], learners: [] })
   }
 

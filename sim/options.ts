@@ -8,6 +8,11 @@ export interface SimOptions {
   readonly seed: number
   /** Cluster size: 3, 5 or 7 voters. */
   readonly nodes: number
+  /**
+   * Permanent learners beside the voters (ids nodes + 1 …): replicas that never count in
+   * a quorum. Drawn per seed (0–2) when not given.
+   */
+  readonly learners: number | undefined
   /** The fault kinds a seed may draw from. */
   readonly faultKinds: readonly FaultKind[]
   /**
@@ -36,6 +41,7 @@ export interface SimOptions {
 export const defaultSimOptions: SimOptions = {
   seed: 1,
   nodes: 5,
+  learners: undefined,
   faultKinds,
   swarm: true,
   intensity: undefined,

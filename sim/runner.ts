@@ -28,6 +28,7 @@ export function traceHash(trace: readonly string[]): string {
 /** The exact command that replays one seed with the same settings. */
 export function replayCommand(options: SimOptions): string {
   const parts = ['npx zeoq sim', `--seed ${options.seed}`, `--nodes ${options.nodes}`]
+  if (options.learners !== undefined) parts.push(`(with ${options.learners} permanent learners)`)
   if (
     options.faultKinds.length !== faultKinds.length ||
     options.faultKinds.some((k, i) => k !== faultKinds[i])

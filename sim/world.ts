@@ -21,7 +21,7 @@ import { emptyStore, type MemberHost, SimMember } from './member.ts'
 import { bridgeCut, groupsCut, majoritiesRingCut, Network } from './network.ts'
 import { type CoreTuning, coreTuning, type SeedResult, type SimOptions } from './options.ts'
 import { EventQueue } from './queue.ts'
-import { exponential, stream, streamRandom } from './rng.ts'
+import { exponential, pick, stream, streamRandom } from './rng.ts'
 import {
   chooseTarget,
   encodeProposal,
@@ -65,7 +65,8 @@ type LinkSlot = 'loss' | 'duplicate' | 'reorder'
 
 type SimEvent =
   | { readonly type: 'tick'; readonly member: NodeId; readonly incarnation: number }
-  | { readonly type: 'deliver'; readonly message: Message }
+  /** `generation`: the sender's identity when it sent (a wiped member is a new identity). */
+  | { readonly type: 'deliver'; readonly message: Message; readonly generation: number }
   | { readonly type: 'syncDone'; readonly member: NodeId; readonly incarnation: number }
   | { readonly type: 'clientArrive'; readonly member: NodeId; readonly opId: number }
   | { readonly type: 'clientReply'; readonly opId: number; readonly reply: Reply }
@@ -114,7 +115,10 @@ export class World implements MemberHost {
   readonly #hints: NodeId[]
   readonly #trace: string[] | undefined
   readonly #faults = Object.fromEntries(faultKinds.map((k) => [k, 0])) as Record<FaultKind, number>
+  /** Every member slot: the voter slots 1..nodes, then the permanent learners. */
   readonly #voters: NodeId[]
+  /** The permanent learners (non-voting replicas, like mirrors far away), after the voter slots. */
+  readonly #learners: NodeId[]
   readonly tuning: CoreTuning
   #nextOpId = 1
   readonly #armed: Extract<FaultEvent, { kind: 'isolateNewLeader' }>[] = []
@@ -144,24 +148,30 @@ export class World implements MemberHost {
   constructor(options: SimOptions) {
     this.options = options
     const { seed, nodes } = options
-    this.#network = new Network(nodes, streamRandom(seed, stream.network), {
-      minMs: 1,
-      meanExtraMs: [1, 2, 5][seed % 3]!,
-      capMs: 50,
-    })
+    this.#network = new Network(
+      nodes + (options.learners ?? drawLearners(seed)),
+      streamRandom(seed, stream.network),
+      {
+        minMs: 1,
+        meanExtraMs: [1, 2, 5][seed % 3]!,
+        capMs: 50,
+      },
+    )
     this.#disk = streamRandom(seed, stream.disk)
     this.#workload = streamRandom(seed, stream.workload, 1)
     this.#nemesis = streamRandom(seed, stream.nemesis, 1_000)
     this.#params = workloadParams(seed)
     this.#hints = Array.from({ length: this.#params.clients }, () => 0)
     this.#trace = options.trace ? [] : undefined
-    this.#voters = Array.from({ length: nodes }, (_, i) => i + 1)
+    const learners = options.learners ?? drawLearners(seed)
+    this.#voters = Array.from({ length: nodes + learners }, (_, i) => i + 1)
+    this.#learners = this.#voters.slice(nodes)
     this.tuning = coreTuning(seed, options.core)
     this.schedule =
       options.schedule ??
       swarmSchedule(
         seed,
-        nodes,
+        this.#voters.length,
         swarmIntensities(seed, options.faultKinds, options.swarm, options.intensity),
         options.faultsEndMs,
       )
@@ -172,7 +182,11 @@ export class World implements MemberHost {
     const clock = streamRandom(this.options.seed, stream.clock)
     const { compactEveryEntries, compactTailEntries } = this.tuning
     for (const id of this.#voters) {
-      const member = new SimMember(id, tickMs, this, emptyStore({ voters: this.#voters, learners: [] }))
+      const conf = {
+        voters: this.#voters.filter((v) => !this.#learners.includes(v)),
+        learners: this.#learners,
+      }
+      const member = new SimMember(id, tickMs, this, emptyStore(conf))
       member.compaction = { everyEntries: compactEveryEntries, tailEntries: compactTailEntries }
       this.members.push(member)
       this.#boot(member)
@@ -272,7 +286,7 @@ export class World implements MemberHost {
         this.#onTick(event.member, event.incarnation)
         return
       case 'deliver':
-        this.#onDeliver(event.message)
+        this.#onDeliver(event.message, event.generation)
         return
       case 'syncDone': {
         const member = this.#member(event.member)
@@ -361,8 +375,14 @@ export class World implements MemberHost {
     this.#queue.push(this.nowMs + member.tickMs, { type: 'tick', member: id, incarnation })
   }
 
-  #onDeliver(message: Message): void {
+  #onDeliver(message: Message, generation: number): void {
     const member = this.#member(message.to)
+    if (this.#member(message.from).generation !== generation) {
+      // Sent by the member's previous identity, before its disk was wiped: the peer links
+      // of that identity are gone. (An old acknowledgement must never vouch for the new one.)
+      this.#counts.dropped++
+      return
+    }
     // Messages to a paused member are dropped, like a peer connection that timed out;
     // Raft retransmits, and the member wakes to whatever the others say next.
     if (!this.#network.canDeliver(message.from, message.to) || member.node === undefined || member.paused) {
@@ -384,8 +404,9 @@ export class World implements MemberHost {
       return
     }
     this.#counts.sent++
+    const generation = this.#member(message.from).generation
     for (const atMs of this.#network.plan(this.nowMs, message.from, message.to)) {
-      this.#queue.push(atMs, { type: 'deliver', message })
+      this.#queue.push(atMs, { type: 'deliver', message, generation })
     }
   }
 
@@ -590,9 +611,10 @@ export class World implements MemberHost {
   // ---- faults -----------------------------------------------------------------------
 
   #resolve(who: Who): NodeId {
-    if (who === 'leader') return this.#currentLeader() ?? 1 + this.#nemesis.int(this.options.nodes)
-    if (who === 'random') return 1 + this.#nemesis.int(this.options.nodes)
-    return ((((who - 1) % this.options.nodes) + this.options.nodes) % this.options.nodes) + 1
+    const n = this.#voters.length
+    if (who === 'leader') return this.#currentLeader() ?? 1 + this.#nemesis.int(n)
+    if (who === 'random') return 1 + this.#nemesis.int(n)
+    return ((((who - 1) % n) + n) % n) + 1
   }
 
   #ids(ids: readonly number[]): NodeId[] {
@@ -818,7 +840,8 @@ export class World implements MemberHost {
     const leaderId = this.#currentLeader()
     if (leaderId === undefined) return false
     const leader = this.#member(leaderId).node!.status()
-    if (leader.commit !== leader.lastIndex || leader.learners.length > 0) return false
+    const joining = leader.learners.some((id) => !this.#learners.includes(id))
+    if (leader.commit !== leader.lastIndex || joining) return false
     for (const member of this.#finalMembers()) {
       const status = member.node?.status()
       if (status === undefined || member.syncing !== undefined) return false
@@ -921,12 +944,13 @@ export class World implements MemberHost {
   #onMembershipFault(who: NodeId): void {
     const leader = this.#currentLeader()
     const conf = leader === undefined ? undefined : this.#member(leader).node?.conf()
-    if (conf === undefined || this.#want !== undefined || conf.learners.length > 0) return
-    const out = this.#voters.find((id) => !conf.voters.includes(id))
+    if (conf === undefined || this.#want !== undefined) return
+    if (conf.learners.some((id) => !this.#learners.includes(id))) return
+    const out = this.#voters.find((id) => !this.#learners.includes(id) && !conf.voters.includes(id))
     if (out !== undefined) this.#want = { type: 'add', id: out }
-    else if (conf.voters.length > Math.max(2, this.options.nodes - 2))
+    else if (conf.voters.length > Math.max(2, this.options.nodes - 2) && !this.#learners.includes(who)) {
       this.#want = { type: 'remove', id: who }
-    else return
+    } else return
     this.#faults.membership++
     this.#log({ e: 'want', ...this.#want })
     this.#operate()
@@ -940,7 +964,8 @@ export class World implements MemberHost {
     const node = leader.node
     if (node === undefined || leader.paused) return
     const status = node.status()
-    const learner = status.learners[0]
+    // Only a rejoining member is promoted; the permanent learners stay learners.
+    const learner = status.learners.find((id) => !this.#learners.includes(id))
     let result: ConfChangeResult | undefined
     if (learner !== undefined) {
       // Caught up: the learner's match has reached the leader's commit index.
@@ -988,6 +1013,11 @@ export class World implements MemberHost {
         : 'the members did not converge on one log'
     return `${this.options.livenessBoundMs} ms after the heal, ${what} (${statuses.join('; ')})`
   }
+}
+
+/** Permanent learners per seed when not given: most seeds have none, some one or two. */
+export function drawLearners(seed: number): number {
+  return pick(streamRandom(seed, stream.swarm, 7), [0, 0, 1, 2])
 }
 
 /** A message as a trace line shows it: enough to follow the run, not the payload bytes. */
