@@ -3,7 +3,9 @@
  * endpoints for monitors.
  */
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { httpGet, ProcessCluster, testCa } from './processes.ts'
 import { RawClient } from './raw-client.ts'
@@ -75,5 +77,39 @@ describe('the HTTP endpoints of a member', () => {
     assert.match(metrics, /^zeoq_clients\{member="\d+"\} 1$/m)
     client.close()
     assert.equal((await httpGet(url, '/nowhere')).status, 404)
+  })
+})
+
+describe('zeoq status', () => {
+  let cluster: ProcessCluster
+  before(async () => {
+    cluster = await ProcessCluster.start()
+  })
+  after(async () => {
+    await cluster.stop()
+  })
+
+  test('shows every member with its role and the one leader, as a table and as JSON', async () => {
+    const leader = await cluster.waitForLeader()
+    const bin = fileURLToPath(new URL('../../bin/zeoq.js', import.meta.url))
+    const urls = [...cluster.urls.values()].join(',')
+    const json = spawnSync(process.execPath, [bin, 'status', '--peers', urls, '--json'], { encoding: 'utf8' })
+    assert.equal(json.status, 0, json.stderr)
+    const rows = JSON.parse(json.stdout) as { id: number; role: string; leader: number }[]
+    assert.deepEqual(rows.map((r) => r.id).sort(), [1, 2, 3])
+    assert.deepEqual(
+      rows.filter((r) => r.role === 'leader').map((r) => r.id),
+      [leader],
+    )
+    assert.ok(rows.every((r) => r.leader === leader))
+    const table = spawnSync(process.execPath, [bin, 'status', '--peers', urls], { encoding: 'utf8' })
+    assert.equal(table.status, 0)
+    assert.match(table.stdout, /^url\s+id\s+role\s+term\s+leader/m)
+    const roles = table.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(/\s+/)[2])
+    assert.deepEqual(roles.filter((role) => role === 'leader').length, 1, table.stdout)
   })
 })
