@@ -1,0 +1,166 @@
+/**
+ * One simulated member: the real src/server Member over simulated seams. The disk (a
+ * MemoryDisk) outlives incarnations; each boot opens a new Member over it with a fresh
+ * clock, peer endpoint and Raft random stream. A crash ends the incarnation at once:
+ * its timers never fire again, its links close, and the disk loses what was not synced.
+ */
+import { type Logger, pino } from 'pino'
+import type { Message, NodeId, PlantedBugs } from '../../src/raft/index.ts'
+import { Member, type MemberBugs } from '../../src/server/index.ts'
+import type { Clock, PeerNetwork, Timer } from '../../src/server/seams.ts'
+import { type Disk, MemoryDisk } from '../../src/storage/index.ts'
+import { stream, streamRandom } from '../rng.ts'
+import type { SimLoop } from './loop.ts'
+
+/** TIDs are times: the simulated wall clock starts at a fixed date so TIDs read as dates. */
+export const epochMs = Date.UTC(2025, 0, 1)
+export const tickMs = 10
+export const electionTicks = 10
+
+const silent: Logger = pino({ level: 'silent' })
+
+/** The part of the world a member needs: the loop, and a way to deliver its peer messages. */
+export interface MemberHost {
+  readonly loop: SimLoop
+  readonly seed: number
+  readonly urls: ReadonlyMap<NodeId, string>
+  sendPeers(from: NodeId, to: NodeId, messages: readonly Message[]): void
+  syncDelayMs(id: NodeId): number
+  readonly raftBugs: PlantedBugs
+  readonly memberBugs: MemberBugs
+  readonly requestTimeoutMs: number
+}
+
+/** A boot: one Member object and the seams only it uses. */
+export class Incarnation {
+  readonly number: number
+  alive = true
+  paused = false
+  /** Work that arrived while paused: timers that fired, client frames; run at resume in order. */
+  readonly deferred: (() => void)[] = []
+  member: Member | undefined
+  clock: Clock | undefined
+  peerHandler: ((from: NodeId, messages: readonly Message[]) => void) | undefined
+  /** Close functions of the client links this incarnation serves. */
+  readonly links = new Set<() => void>()
+
+  constructor(number: number) {
+    this.number = number
+  }
+
+  /** Runs `fn` now, later if paused, never if dead. */
+  gate(fn: () => void): void {
+    if (!this.alive) return
+    if (this.paused) this.deferred.push(fn)
+    else fn()
+  }
+}
+
+export class SimMember {
+  readonly id: NodeId
+  readonly memoryDisk = new MemoryDisk()
+  readonly #host: MemberHost
+  incarnation: Incarnation | undefined
+  #boots = 0
+  /** Clock skew: timers take `rate` times as long; `offsetMs` is added to the wall clock (jumps). */
+  rate = 1
+  offsetMs = 0
+  /** Set when the member refused to start or failed (corruption): it stays down, with the reason. */
+  failed: string | undefined
+
+  constructor(id: NodeId, host: MemberHost) {
+    this.id = id
+    this.#host = host
+  }
+
+  get up(): boolean {
+    return this.incarnation?.alive === true && this.incarnation.member !== undefined
+  }
+
+  get member(): Member | undefined {
+    return this.up ? this.incarnation?.member : undefined
+  }
+
+  /** Opens a Member over the disk and starts it; resolves once it ticks. */
+  async boot(): Promise<void> {
+    this.#boots++
+    const inc = new Incarnation(this.#boots)
+    this.incarnation = inc
+    const loop = this.#host.loop
+    const clock: Clock = {
+      nowMs: () => epochMs + loop.nowMs + this.offsetMs,
+      setTimer: (delayMs, fn): Timer => loop.setTimer(delayMs * this.rate, () => inc.gate(fn)),
+    }
+    inc.clock = clock
+    const disk: Disk = {
+      db: this.memoryDisk.db,
+      sync: () =>
+        new Promise<void>((resolve) => {
+          const started = this.memoryDisk.unsyncedWrites
+          clock.setTimer(this.#host.syncDelayMs(this.id) / this.rate, () => {
+            // The sync covers what was written when it started; a crash before now loses it.
+            if (started > 0 || this.memoryDisk.unsyncedWrites > 0) void this.memoryDisk.sync()
+            resolve()
+          })
+        }),
+      close: async () => {},
+    }
+    const network: PeerNetwork = {
+      send: (to, messages) => {
+        if (inc.alive) this.#host.sendPeers(this.id, to, messages)
+      },
+      onMessages: (handler) => {
+        inc.peerHandler = handler
+      },
+      close: async () => {},
+    }
+    const member = await Member.open({
+      id: this.id,
+      urls: this.#host.urls,
+      clock,
+      random: streamRandom(this.#host.seed, stream.core, this.id, this.#boots),
+      disk,
+      network,
+      logger: silent,
+      tickMs,
+      electionTicks,
+      requestTimeoutMs: this.#host.requestTimeoutMs,
+      ...(Object.keys(this.#host.raftBugs).length > 0 ? { raftBugs: this.#host.raftBugs } : {}),
+      ...(Object.keys(this.#host.memberBugs).length > 0 ? { bugs: this.#host.memberBugs } : {}),
+    })
+    if (!inc.alive) return
+    inc.member = member
+    member.start()
+  }
+
+  /** Power loss: the incarnation ends now; the disk keeps the synced writes and a prefix of the rest. */
+  crash(keepWrites: number): void {
+    const inc = this.incarnation
+    if (inc === undefined || !inc.alive) return
+    inc.alive = false
+    inc.deferred.length = 0
+    for (const close of inc.links) close()
+    inc.links.clear()
+    this.memoryDisk.crash(Math.min(keepWrites, this.memoryDisk.unsyncedWrites))
+  }
+
+  pause(): void {
+    if (this.incarnation?.alive === true) this.incarnation.paused = true
+  }
+
+  resume(): void {
+    const inc = this.incarnation
+    if (inc === undefined || !inc.paused) return
+    inc.paused = false
+    const work = inc.deferred.splice(0)
+    for (const fn of work) inc.gate(fn)
+  }
+
+  deliver(from: NodeId, messages: readonly Message[]): boolean {
+    const inc = this.incarnation
+    // A paused member's peer connections time out: what arrives meanwhile is lost (Raft retransmits).
+    if (inc === undefined || !inc.alive || inc.paused || inc.peerHandler === undefined) return false
+    inc.peerHandler(from, messages)
+    return true
+  }
+}

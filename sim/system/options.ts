@@ -1,0 +1,83 @@
+/**
+ * Everything one system run depends on: the same options give the same run, byte for byte.
+ */
+import type { MemberBugs } from '../../src/server/index.ts'
+import { type SystemFault, type SystemFaultKind, systemFaultKinds } from './faults.ts'
+import type { SystemViolation } from './checkers.ts'
+import { type WorkloadName, workloadNames } from './workloads.ts'
+
+export const systemBugNames = [
+  'staleReads',
+  'skipConflictCheck',
+  'ackBeforeSync',
+  'ignoreSessionTable',
+  'invalidateAfterReply',
+] as const satisfies readonly (keyof MemberBugs)[]
+
+export type SystemBugName = (typeof systemBugNames)[number]
+
+export function isSystemBugName(name: string): name is SystemBugName {
+  return (systemBugNames as readonly string[]).includes(name)
+}
+
+export interface SystemOptions {
+  readonly seed: number
+  /** 3, 5 or 7 members. */
+  readonly members: number
+  readonly clients: number
+  readonly workload: WorkloadName
+  readonly faultKinds: readonly SystemFaultKind[]
+  /** Swarm: each seed enables a random subset of `faultKinds`; off: all of them. */
+  readonly swarm: boolean
+  /** An explicit schedule replaces the swarm's (tests, shrinking). */
+  readonly schedule: readonly SystemFault[] | undefined
+  readonly faultsEndMs: number
+  /** After the heal, commits must resume and every member converge within this. */
+  readonly livenessBoundMs: number
+  /** TEST ONLY: planted bugs. */
+  readonly bugs: readonly SystemBugName[]
+  readonly trace: boolean
+  /** A hard bound on events per run, so that a livelock still ends. */
+  readonly eventsMax: number
+}
+
+export const defaultSystemOptions: SystemOptions = {
+  seed: 1,
+  members: 3,
+  clients: 4,
+  workload: 'registers',
+  faultKinds: systemFaultKinds,
+  swarm: true,
+  schedule: undefined,
+  faultsEndMs: 4_000,
+  livenessBoundMs: 10_000,
+  bugs: [],
+  trace: false,
+  eventsMax: 1_500_000,
+}
+
+export function systemOptions(partial: Partial<SystemOptions>): SystemOptions {
+  const options = { ...defaultSystemOptions, ...partial }
+  if (![3, 5, 7].includes(options.members))
+    throw new RangeError(`The system simulator runs 3, 5 or 7 members, not ${options.members}.`)
+  if (!Number.isSafeInteger(options.clients) || options.clients < 1 || options.clients > 32)
+    throw new RangeError(`Clients must be an integer from 1 to 32, not ${options.clients}.`)
+  if (!workloadNames.includes(options.workload)) throw new RangeError(`Unknown workload ${options.workload}.`)
+  return options
+}
+
+export interface SystemResult {
+  readonly seed: number
+  readonly workload: WorkloadName
+  readonly members: number
+  readonly virtualMs: number
+  readonly events: number
+  readonly ops: { readonly ok: number; readonly fail: number; readonly info: number }
+  readonly commits: number
+  readonly conflicts: number
+  readonly retries: number
+  readonly faults: Readonly<Partial<Record<SystemFaultKind, number>>>
+  readonly violations: readonly SystemViolation[]
+  readonly schedule: readonly SystemFault[]
+  readonly trace: readonly string[] | undefined
+}

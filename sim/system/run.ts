@@ -1,0 +1,7 @@
+/** Runs one system seed: `runSystemSeed({ seed: 7, workload: 'bank' })`. */
+import { type SystemOptions, type SystemResult, systemOptions } from './options.ts'
+import { SystemWorld } from './world.ts'
+
+export async function runSystemSeed(options: Partial<SystemOptions>): Promise<SystemResult> {
+  return new SystemWorld(systemOptions(options)).run()
+}
