@@ -93,6 +93,9 @@ function settings(): Settings {
 async function main(): Promise<void> {
   const config = settings()
   const server: Server = { name: config.name, port: config.port }
+  // The client's own timers do not keep the process alive: hold it until the site listens,
+  // so that a quorum still starting is waited for rather than silently given up on.
+  const keepAlive = setInterval(() => undefined, 60_000)
   const db = await connect({ peers: config.peers, token: config.token, name: `guestbook ${config.name}` })
   const oids = await ensureSite(db, config.name)
 
@@ -144,7 +147,12 @@ async function main(): Promise<void> {
     send(response, status, 'text/html', errorPage(server, status, title, detail), server)
   }
 
+  http.once('error', (error) => {
+    process.stderr.write(`guestbook: cannot listen on ${config.host}:${config.port}: ${error.message}\n`)
+    process.exit(1)
+  })
   http.listen(config.port, config.host, () => {
+    clearInterval(keepAlive)
     process.stdout.write(
       `app server ${config.name} listening on http://${config.host}:${config.port}/ (quorum ${config.peers.join(',')})\n`,
     )

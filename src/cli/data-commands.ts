@@ -171,6 +171,9 @@ type Body = (db: Database) => Promise<void>
 async function run(flags: ConnectionFlags, plan: () => Body): Promise<never> {
   let db: Database | undefined
   let exitCode = 0
+  // The client's timers are unref'd, so while it retries an unreachable cluster nothing
+  // else would keep the process alive until its timeout: it would end with the call unsettled.
+  const keepAlive = setInterval(() => undefined, 60_000)
   try {
     const body = plan()
     const options = connectionOptions(flags)
@@ -181,6 +184,7 @@ async function run(flags: ConnectionFlags, plan: () => Body): Promise<never> {
     await write(process.stderr, `zeoq: ${describe(error)}\n`)
   } finally {
     await db?.close()
+    clearInterval(keepAlive)
   }
   process.exit(exitCode)
 }
