@@ -100,12 +100,6 @@ export function checkRegister(ops: readonly RegisterOp[], initial: number | unde
   let bestStuck: number[] = []
   let bestState = initial
   let steps = 0
-  // Returns at the end of time (unknown outcomes) need not be reached: done when only they remain.
-  const onlyUnknownLeft = (): boolean => {
-    for (let i = nodes[0]!.next; i >= 0; i = nodes[i]!.next)
-      if (nodes[i]!.time !== Number.POSITIVE_INFINITY) return false
-    return true
-  }
   while (entry >= 0) {
     if (++steps > searchStepsMax)
       return { ok: 'unknown', reason: `gave up after ${searchStepsMax} search steps` }
@@ -121,7 +115,6 @@ export function checkRegister(ops: readonly RegisterOp[], initial: number | unde
           stack.push({ node: entry, state })
           state = next.state
           lift(entry)
-          if (onlyUnknownLeft()) return { ok: true }
           entry = nodes[0]!.next
           continue
         }
@@ -129,6 +122,8 @@ export function checkRegister(ops: readonly RegisterOp[], initial: number | unde
       }
       entry = node.next
     } else {
+      // Only returns at the end of time are left: every completed operation is ordered.
+      if (node.time === Number.POSITIVE_INFINITY) return { ok: true }
       // A return with its call not linearized: backtrack.
       if (stack.length >= best.length) {
         best = stack.map((s) => nodes[s.node]!.op!.id)

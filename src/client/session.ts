@@ -10,7 +10,7 @@
  */
 import type { ClientCommand, Result, SessionId } from '../protocol/index.ts'
 import type { Cluster } from './cluster.ts'
-import { MemberFailedError, OverloadedError, ReadOnlyError } from './errors.ts'
+import { MemberFailedError, OverloadedError, ReadOnlyError, UnavailableError } from './errors.ts'
 
 export interface SessionOptions {
   readonly cluster: Cluster
@@ -77,17 +77,30 @@ export class SessionCommands {
       const seq = ++this.#seq
       // Every retry inside `call` resends this same (session, seq).
       const command = withSession(body, session, seq)
+      let sends = 0
       const result = await cluster.call(
         what,
         { target: 'primary', write: true, deadlineMs },
         (connection, ms) => {
           this.#checkRole(connection.welcome.role, what)
+          sends++
           return connection.request({ op: 'command', command }, ms)
         },
       )
       if (result.code !== 'sessionExpired' && result.code !== 'staleSequence') return result
-      // Safe to send again: had this seq applied, the session would be active and at this seq.
       this.#session = undefined
+      // An earlier send may have applied before the session expired (expiry runs on log
+      // time, which a leader's clock can move an hour at once): sending the command again
+      // under a new session could apply it twice. Found by the system simulator.
+      if (result.code === 'sessionExpired' && sends > 1)
+        throw new UnavailableError(
+          what,
+          timeoutMs,
+          [{ url: 'the leader', reason: `session ${session} expired after an earlier send of this command` }],
+          true,
+          undefined,
+        )
+      // Safe to send again: this only send found the session expired or stale, so it did not apply.
     }
     throw new MemberFailedError(
       `${what} failed: ${sessionOpensPerCommandMax} fresh sessions in a row were refused as expired or stale.`,
