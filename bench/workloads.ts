@@ -1,0 +1,363 @@
+/**
+ * The measurements, each written once for both systems against a BenchCluster: commits
+ * at several concurrencies, reads, failover, restart with a large data set, catch-up,
+ * and the memory figures taken along the way.
+ */
+import { type BenchCluster, inParallel, type Keys, seedKeys } from './clusters.ts'
+import { measureClientMemory, runGenerators } from './generators.ts'
+import { memoryOf, sleep, waitFor } from './processes.ts'
+import type {
+  CatchUpResult,
+  CommitPoint,
+  FailoverResult,
+  MemberMemory,
+  ReadRow,
+  RecoveryResult,
+} from './results.ts'
+import { median } from './stats.ts'
+import { type BenchClient, openClient, type ReadKind } from './systems.ts'
+
+export interface Settings {
+  readonly quick: boolean
+  /** Objects the small commits spread over. */
+  readonly objects: number
+  readonly commitClients: readonly number[]
+  readonly readClients: readonly number[]
+  readonly warmupMs: number
+  readonly measureMs: number
+  readonly readMeasureMs: number
+  /** Load-generator processes the clients are spread over. */
+  readonly generators: number
+  readonly failoverTrials: number
+  readonly failoverClients: number
+  readonly dataBytes: number
+  readonly recordBytes: number
+  readonly catchUpCommits: number
+  readonly simSeeds: number
+  readonly profileMeasureMs: number
+}
+
+/** A restarted member serving or catching up: generous, for a loaded machine and 1 GB. */
+const memberWaitMs = 600_000
+/** Time for commits to flow again after a leader is killed before the trial is given up. */
+const failoverGiveUpMs = 60_000
+/** Commits flowing before each kill, so the stream is steady. */
+const failoverSteadyMs = 1_000
+/** Concurrent writers of the catch-up commits. */
+const catchUpWriters = 16
+
+export function memberPids(cluster: BenchCluster): number[] {
+  return cluster.memberIds().flatMap((id) => {
+    const pid = cluster.pid(id)
+    return pid === undefined ? [] : [pid]
+  })
+}
+
+export function memberMemory(cluster: BenchCluster): MemberMemory[] {
+  return cluster.memberIds().flatMap((id) => {
+    const pid = cluster.pid(id)
+    const memory = pid === undefined ? undefined : memoryOf(pid)
+    return memory === undefined ? [] : [{ id, ...memory }]
+  })
+}
+
+export async function seedSmallObjects(
+  cluster: BenchCluster,
+  token: string,
+  settings: Settings,
+): Promise<Keys> {
+  return await seedKeys(cluster, token, settings.objects)
+}
+
+export async function commitRuns(
+  cluster: BenchCluster,
+  keys: Keys,
+  settings: Settings,
+  clientCounts: readonly number[],
+  log: (line: string) => void,
+): Promise<CommitPoint[]> {
+  const points: CommitPoint[] = []
+  for (const clients of clientCounts) {
+    const outcome = await runGenerators(
+      {
+        kind: 'commits',
+        target: keys.target(cluster.endpoints),
+        clients,
+        warmupMs: settings.warmupMs,
+        measureMs: settings.measureMs,
+      },
+      settings.generators,
+      memberPids(cluster),
+    )
+    log(
+      `  ${cluster.system} commits, ${clients} clients: ${outcome.opsPerS.toFixed(0)}/s, p50 ${outcome.latency.p50Ms.toFixed(2)} ms, p99 ${outcome.latency.p99Ms.toFixed(2)} ms, ${outcome.conflicts} conflicts, ${outcome.errors} errors`,
+    )
+    points.push({ system: cluster.system, outcome })
+  }
+  return points
+}
+
+interface ReadPlan {
+  readonly label: string
+  readonly kind: ReadKind
+  readonly endpoints: readonly string[]
+  readonly reads?: 'leader' | 'nearest'
+  readonly cacheBytesMax?: number
+  readonly clients: readonly number[]
+}
+
+/** The read kinds of each system, pointed at the leader or at a follower. */
+function readPlans(cluster: BenchCluster, leader: number, settings: Settings): ReadPlan[] {
+  const follower = cluster.memberIds().find((id) => id !== leader) ?? leader
+  const leaderFirst = [
+    cluster.endpoint(leader),
+    ...cluster.endpoints.filter((e) => e !== cluster.endpoint(leader)),
+  ]
+  const followerFirst = [
+    cluster.endpoint(follower),
+    ...cluster.endpoints.filter((e) => e !== cluster.endpoint(follower)),
+  ]
+  const clients = settings.readClients
+  if (cluster.system === 'zeoq') {
+    return [
+      { label: 'cached (tx.load, in process)', kind: 'cached', endpoints: leaderFirst, clients: [1] },
+      {
+        label: 'snapshot, not cached, from the leader',
+        kind: 'snapshot',
+        endpoints: leaderFirst,
+        reads: 'leader',
+        cacheBytesMax: 0,
+        clients,
+      },
+      {
+        label: "snapshot, not cached, from a follower (reads: 'nearest')",
+        kind: 'snapshot',
+        endpoints: followerFirst,
+        reads: 'nearest',
+        cacheBytesMax: 0,
+        clients,
+      },
+      {
+        label: 'linearizable (db.load, ReadIndex on the leader)',
+        kind: 'linearizable',
+        endpoints: leaderFirst,
+        clients,
+      },
+    ]
+  }
+  return [
+    {
+      label: 'serializable get from the leader',
+      kind: 'serializable',
+      endpoints: [cluster.endpoint(leader)],
+      clients,
+    },
+    {
+      label: 'serializable get from a follower',
+      kind: 'serializable',
+      endpoints: [cluster.endpoint(follower)],
+      clients,
+    },
+    {
+      label: 'linearizable get (the leader)',
+      kind: 'linearizable',
+      endpoints: [cluster.endpoint(leader)],
+      clients,
+    },
+  ]
+}
+
+export async function readRuns(
+  cluster: BenchCluster,
+  keys: Keys,
+  settings: Settings,
+  log: (line: string) => void,
+): Promise<ReadRow[]> {
+  const leader = await cluster.waitForLeader()
+  const rows: ReadRow[] = []
+  for (const plan of readPlans(cluster, leader, settings)) {
+    for (const clients of plan.clients) {
+      const options = {
+        ...(plan.reads === undefined ? {} : { reads: plan.reads }),
+        ...(plan.cacheBytesMax === undefined ? {} : { cacheBytesMax: plan.cacheBytesMax }),
+      }
+      const outcome = await runGenerators(
+        {
+          kind: 'reads',
+          read: plan.kind,
+          target: keys.target(plan.endpoints, options),
+          clients,
+          warmupMs: Math.min(settings.warmupMs, 1000),
+          measureMs: settings.readMeasureMs,
+        },
+        1,
+        memberPids(cluster),
+      )
+      log(
+        `  ${cluster.system} ${plan.label}, ${clients} clients: ${outcome.opsPerS.toFixed(0)}/s, p50 ${(outcome.latency.p50Ms * 1000).toFixed(1)} µs, p99 ${(outcome.latency.p99Ms * 1000).toFixed(1)} µs`,
+      )
+      rows.push({ system: cluster.system, label: plan.label, outcome })
+    }
+  }
+  return rows
+}
+
+/**
+ * SIGKILL of the leader while clients commit without pause; each trial measures from the
+ * kill to the first acknowledged commit that began after it, then restarts the member and
+ * waits until it has caught up before the next trial.
+ */
+export async function failoverRuns(
+  cluster: BenchCluster,
+  keys: Keys,
+  settings: Settings,
+  log: (line: string) => void,
+): Promise<FailoverResult> {
+  const clients: BenchClient[] = []
+  for (let i = 0; i < settings.failoverClients; i++)
+    clients.push(await openClient(keys.target(cluster.endpoints), `bench-failover-${i}`))
+  let running = true
+  let killedAtMs = Number.POSITIVE_INFINITY
+  let recoveredAtMs: number | undefined
+  let errors = 0
+  const stream = async (client: BenchClient): Promise<void> => {
+    // Bounded by `running`, which the trials below end.
+    while (running) {
+      const startMs = performance.now()
+      try {
+        await client.commit(Math.floor(Math.random() * keys.count))
+        const endMs = performance.now()
+        if (startMs >= killedAtMs && recoveredAtMs === undefined) recoveredAtMs = endMs
+      } catch {
+        errors++
+        await sleep(5)
+      }
+    }
+  }
+  const streams = clients.map(stream)
+  const trialsMs: number[] = []
+  try {
+    for (let trial = 0; trial < settings.failoverTrials; trial++) {
+      await sleep(failoverSteadyMs)
+      const leader = await cluster.waitForLeader()
+      recoveredAtMs = undefined
+      killedAtMs = performance.now()
+      await cluster.kill(leader)
+      const recovered = await waitFor(
+        `${cluster.system} commits after killing the leader`,
+        failoverGiveUpMs,
+        async () => recoveredAtMs,
+      )
+      trialsMs.push(recovered - killedAtMs)
+      log(`  ${cluster.system} failover trial ${trial + 1}: ${(recovered - killedAtMs).toFixed(0)} ms`)
+      killedAtMs = Number.POSITIVE_INFINITY
+      cluster.start(leader)
+      await cluster.waitServing(leader, memberWaitMs)
+      await cluster.waitCaughtUp(leader, memberWaitMs)
+    }
+  } finally {
+    running = false
+    await Promise.all(streams)
+    await Promise.all(clients.map((c) => c.close()))
+  }
+  return {
+    system: cluster.system,
+    streamClients: settings.failoverClients,
+    trialsMs,
+    medianMs: median(trialsMs),
+    maxMs: Math.max(...trialsMs),
+    errors,
+  }
+}
+
+/** Writes `count` commits with `concurrency` clients (the same small conditional commits). */
+async function writeCommits(
+  cluster: BenchCluster,
+  keys: Keys,
+  count: number,
+  concurrency: number,
+): Promise<void> {
+  const clients: BenchClient[] = []
+  for (let i = 0; i < concurrency; i++)
+    clients.push(await openClient(keys.target(cluster.endpoints), `bench-bulk-${i}`))
+  try {
+    await inParallel(
+      Array.from({ length: count }, (_, i) => i),
+      concurrency,
+      async (i) => {
+        const client = clients[i % concurrency]
+        await client?.commit(Math.floor(Math.random() * keys.count))
+      },
+    )
+  } finally {
+    await Promise.all(clients.map((c) => c.close()))
+  }
+}
+
+/** Stops a follower, commits `commits` transactions without it, restarts it and times its catch-up. */
+export async function catchUpRun(
+  cluster: BenchCluster,
+  keys: Keys,
+  commits: number,
+  log: (line: string) => void,
+): Promise<CatchUpResult> {
+  const leader = await cluster.waitForLeader()
+  const follower = cluster.memberIds().find((id) => id !== leader) ?? leader
+  await cluster.kill(follower)
+  const writeStartMs = performance.now()
+  await writeCommits(cluster, keys, commits, catchUpWriters)
+  const writeSeconds = (performance.now() - writeStartMs) / 1000
+  const startMs = performance.now()
+  cluster.start(follower)
+  await cluster.waitCaughtUp(follower, memberWaitMs)
+  const catchUpMs = performance.now() - startMs
+  log(
+    `  ${cluster.system} catch-up of ${commits} commits: ${catchUpMs.toFixed(0)} ms (written in ${writeSeconds.toFixed(1)} s)`,
+  )
+  return { system: cluster.system, commits, writeSeconds, catchUpMs }
+}
+
+/**
+ * Writes a large data set (records of `recordBytes`), then SIGKILLs a follower, restarts
+ * it and times until it serves; takes the members' memory along the way.
+ */
+export async function recoveryRun(
+  cluster: BenchCluster,
+  token: string,
+  settings: Settings,
+  log: (line: string) => void,
+): Promise<{ readonly result: RecoveryResult; readonly keys: Keys }> {
+  const records = Math.max(1, Math.round(settings.dataBytes / settings.recordBytes))
+  const loadStartMs = performance.now()
+  const keys = await seedKeys(cluster, token, records, settings.recordBytes, 1)
+  const loadSeconds = (performance.now() - loadStartMs) / 1000
+  log(
+    `  ${cluster.system}: wrote ${records} records of ${settings.recordBytes} bytes in ${loadSeconds.toFixed(1)} s`,
+  )
+  const loadMemory = memberMemory(cluster)
+  const leader = await cluster.waitForLeader()
+  const follower = cluster.memberIds().find((id) => id !== leader) ?? leader
+  await cluster.waitCaughtUp(follower, memberWaitMs)
+  await cluster.kill(follower)
+  const startMs = performance.now()
+  cluster.start(follower)
+  await cluster.waitServing(follower, memberWaitMs)
+  const restartMs = performance.now() - startMs
+  await cluster.waitCaughtUp(follower, memberWaitMs)
+  const restarted = memberMemory(cluster).find((m) => m.id === follower)
+  log(`  ${cluster.system}: restart of a member holding ${records} records: ${restartMs.toFixed(0)} ms`)
+  return {
+    keys,
+    result: {
+      system: cluster.system,
+      dataBytes: records * settings.recordBytes,
+      recordBytes: settings.recordBytes,
+      loadSeconds,
+      restartMs,
+      ...(restarted === undefined ? {} : { restartedMemory: restarted }),
+      loadMemory,
+    },
+  }
+}
+
+export { measureClientMemory }
