@@ -446,6 +446,7 @@ function history(oidText: string, flags: ConnectionFlags & { readonly limit: str
 
 async function showHistory(db: Database, oid: Oid, limit: number, flags: ConnectionFlags): Promise<void> {
   const items = await db.history(oid, limit)
+  if (items.length === 0) throw new NotFoundError(`Object ${oid} does not exist.`)
   if (flags.json) {
     await printJson(
       items.map((item) => ({
@@ -458,7 +459,6 @@ async function showHistory(db: Database, oid: Oid, limit: number, flags: Connect
     )
     return
   }
-  if (items.length === 0) throw new NotFoundError(`Object ${oid} does not exist.`)
   const rows = items.map((item) => [
     String(item.serial),
     isoTime(item.serial),
