@@ -108,7 +108,9 @@ async function registerOperation(ctx: ClientContext): Promise<void> {
   const { random, history, db } = ctx
   const key = random.int(workloadShape('registers').keys)
   const oid = oidOf(ctx, key)
-  const roll = random.next()
+  // Every fourth client only reads (application servers mostly read): it stays with the
+  // member it believes leads while writers move on, which is how stale reads show.
+  const roll = ctx.client % 4 === 3 ? 0 : random.next()
   if (roll < 0.4) {
     const op = history.invoke(ctx.client, ctx.nowMs(), { type: 'read', key, value: undefined })
     await record(ctx, op, false, async () => {

@@ -62,6 +62,8 @@ export class SystemWorld {
   readonly #dbs: (Database | undefined)[] = []
   #stopClients = false
   #runningClients = 0
+  /** When the setup ended and the fault schedule's clock started (virtual ms). */
+  faultsStartMs = 0
   #nextValue = 1
   #healedAtMs = Number.POSITIVE_INFINITY
   #corrupted = new Set<NodeId>()
@@ -507,6 +509,7 @@ export class SystemWorld {
     }
     this.#oids = ready.value
     const startMs = this.loop.nowMs
+    this.faultsStartMs = startMs
     for (const fault of this.schedule) this.loop.setTimer(fault.atMs, () => this.#inject(fault))
     const faultsEndMs = startMs + o.faultsEndMs
     this.loop.setTimer(o.faultsEndMs, () => this.#heal())

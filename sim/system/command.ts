@@ -1,0 +1,208 @@
+/**
+ * `zeoq sim --workload …`: runs the system simulator over seeds and workloads, prints
+ * a progress bar and a summary table, and for each failing seed its explanation, the
+ * replay command, a JSONL trace and an HTML timeline under the output folder.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { SingleBar } from 'cli-progress'
+import { type SystemFaultKind, systemFaultKinds } from './faults.ts'
+import { defaultSystemOptions, type SystemBugName, type SystemOptions, type SystemResult, systemOptions } from './options.ts'
+import { htmlReport } from './report.ts'
+import { shrinkSchedule } from './shrink.ts'
+import { SystemWorld } from './world.ts'
+import { type WorkloadName, workloadNames, workloadShape } from './workloads.ts'
+
+export interface SystemFlags {
+  readonly seed?: number
+  readonly seeds?: number
+  readonly from: number
+  readonly nodes: number
+  readonly clients: number
+  /** A workload name or 'all'. */
+  readonly workload: string
+  readonly faults: readonly SystemFaultKind[]
+  readonly swarm: boolean
+  readonly faultsEndMs?: number
+  readonly livenessBoundMs?: number
+  readonly bugs: readonly SystemBugName[]
+  readonly out: string
+  readonly shrink: boolean
+  readonly json: boolean
+}
+
+/** Failing seeds whose trace and report are written per run. */
+const reportsWrittenMax = 5
+
+export function systemReplayCommand(o: SystemOptions): string {
+  const parts = ['npx zeoq sim', `--workload ${o.workload}`, `--seed ${o.seed}`, `--nodes ${o.members}`, `--clients ${o.clients}`]
+  if (o.faultKinds.length !== systemFaultKinds.length || o.faultKinds.some((k, i) => k !== systemFaultKinds[i]))
+    parts.push(`--faults ${o.faultKinds.length === 0 ? 'none' : o.faultKinds.join(',')}`)
+  if (!o.swarm) parts.push('--no-swarm')
+  if (o.faultsEndMs !== defaultSystemOptions.faultsEndMs) parts.push(`--faults-end-ms ${o.faultsEndMs}`)
+  if (o.livenessBoundMs !== defaultSystemOptions.livenessBoundMs) parts.push(`--liveness-bound-ms ${o.livenessBoundMs}`)
+  for (const bug of o.bugs) parts.push(`--bug ${bug}`)
+  if (o.schedule !== undefined) parts.push('(with an explicit fault schedule: see the JSONL trace)')
+  return parts.join(' ')
+}
+
+class Totals {
+  runs = 0
+  virtualMs = 0
+  events = 0
+  ok = 0
+  fail = 0
+  info = 0
+  commits = 0
+  conflicts = 0
+  retries = 0
+  readonly faults = new Map<string, number>()
+  readonly failing: SystemResult[] = []
+  readonly byChecker = new Map<string, number>()
+
+  add(r: SystemResult): void {
+    this.runs++
+    this.virtualMs += r.virtualMs
+    this.events += r.events
+    this.ok += r.ops.ok
+    this.fail += r.ops.fail
+    this.info += r.ops.info
+    this.commits += r.commits
+    this.conflicts += r.conflicts
+    this.retries += r.retries
+    for (const [k, n] of Object.entries(r.faults)) this.faults.set(k, (this.faults.get(k) ?? 0) + (n ?? 0))
+    if (r.violations.length > 0) {
+      this.failing.push(r)
+      for (const c of new Set(r.violations.map((v) => v.checker))) this.byChecker.set(c, (this.byChecker.get(c) ?? 0) + 1)
+    }
+  }
+
+  format(wallMs: number): string[] {
+    const virtualS = this.virtualMs / 1000
+    const wallS = Math.max(wallMs, 1) / 1000
+    const faults = systemFaultKinds
+      .filter((k) => (this.faults.get(k) ?? 0) > 0)
+      .map((k) => `${k} ${this.faults.get(k)}`)
+      .join(', ')
+    const violations =
+      this.failing.length === 0 ? 'none' : `${this.failing.length} run(s): ${[...this.byChecker].map(([c, n]) => `${c} ${n}`).join(', ')}`
+    return [
+      `runs (seed × workload)  ${this.runs}`,
+      `operations              ${this.ok} ok, ${this.fail} failed, ${this.info} unknown`,
+      `commits                 ${this.commits}`,
+      `conflicts               ${this.conflicts}`,
+      `retries                 ${this.retries}`,
+      `faults                  ${faults || 'none'}`,
+      `events                  ${this.events}`,
+      `virtual time            ${virtualS.toFixed(1)} s`,
+      `violations              ${violations}`,
+      `wall time               ${wallS.toFixed(1)} s`,
+      `speed                   ${(virtualS / wallS).toFixed(1)} virtual s per wall s, ${(this.runs / wallS).toFixed(2)} runs/s`,
+    ]
+  }
+}
+
+/** Writes the JSONL trace and the HTML report of one run (run again with tracing: same seed, same run). */
+export async function writeReports(dir: string, options: SystemOptions): Promise<{ trace: string; html: string; result: SystemResult }> {
+  const world = new SystemWorld({ ...options, trace: true })
+  const result = await world.run()
+  mkdirSync(dir, { recursive: true })
+  const bugs = options.bugs.length > 0 ? `-${options.bugs.join('-')}` : ''
+  const base = join(dir, `system-${options.workload}-seed-${options.seed}-n${options.members}${bugs}`)
+  writeFileSync(`${base}.jsonl`, `${(result.trace ?? []).join('\n')}\n`)
+  writeFileSync(
+    `${base}.html`,
+    htmlReport(options, result, world.history.ops, workloadShape(options.workload).keys, systemReplayCommand(options), world.faultsStartMs),
+  )
+  return { trace: `${base}.jsonl`, html: `${base}.html`, result }
+}
+
+export async function runSystemCommand(flags: SystemFlags): Promise<number> {
+  const workloads: readonly WorkloadName[] =
+    flags.workload === 'all' ? workloadNames : workloadNames.filter((w) => w === flags.workload)
+  if (workloads.length === 0) throw new Error(`Unknown workload "${flags.workload}"; known: all, ${workloadNames.join(', ')}.`)
+  const from = flags.seed ?? flags.from
+  const count = flags.seed !== undefined ? 1 : (flags.seeds ?? 1)
+  const totals = new Totals()
+  const started = performance.now() // wall time, for the summary only
+  const bar =
+    process.stderr.isTTY && count * workloads.length > 1
+      ? new SingleBar({
+          stream: process.stderr,
+          format: 'sim [{bar}] {value}/{total} runs | {violations} failing | {speed} virtual s/s | eta {eta}s',
+          hideCursor: true,
+        })
+      : undefined
+  bar?.start(count * workloads.length, 0, { violations: 0, speed: '0' })
+  const lines: string[] = []
+  let reports = 0
+  for (let i = 0; i < count; i++) {
+    for (const workload of workloads) {
+      const options = systemOptions({
+        seed: from + i,
+        members: flags.nodes,
+        clients: flags.clients,
+        workload,
+        faultKinds: flags.faults,
+        swarm: flags.swarm,
+        bugs: flags.bugs,
+        ...(flags.faultsEndMs === undefined ? {} : { faultsEndMs: flags.faultsEndMs }),
+        ...(flags.livenessBoundMs === undefined ? {} : { livenessBoundMs: flags.livenessBoundMs }),
+      })
+      const result = await new SystemWorld(options).run()
+      totals.add(result)
+      if (result.violations.length > 0) lines.push(...(await describeFailure(flags, options, result, reports++ < reportsWrittenMax)))
+      bar?.increment(1, {
+        violations: totals.failing.length,
+        speed: (totals.virtualMs / Math.max(1, performance.now() - started)).toFixed(1),
+      })
+    }
+  }
+  bar?.stop()
+  const wallMs = performance.now() - started
+  if (flags.json) {
+    process.stdout.write(
+      `${JSON.stringify({
+        runs: totals.runs,
+        virtualMs: totals.virtualMs,
+        operations: { ok: totals.ok, fail: totals.fail, info: totals.info },
+        commits: totals.commits,
+        conflicts: totals.conflicts,
+        retries: totals.retries,
+        faults: Object.fromEntries(totals.faults),
+        failing: totals.failing.map((r) => ({ seed: r.seed, workload: r.workload, violations: r.violations })),
+        wallMs,
+      })}\n`,
+    )
+  } else {
+    for (const line of lines) process.stdout.write(`${line}\n`)
+    if (lines.length > 0) process.stdout.write('\n')
+    for (const line of totals.format(wallMs)) process.stdout.write(`${line}\n`)
+  }
+  return totals.failing.length > 0 ? 1 : 0
+}
+
+async function describeFailure(
+  flags: SystemFlags,
+  options: SystemOptions,
+  result: SystemResult,
+  writeFiles: boolean,
+): Promise<string[]> {
+  const out = [`FAIL ${options.workload} seed ${options.seed} (${options.members} members)`]
+  for (const v of result.violations.slice(0, 3)) out.push(`  ${v.checker} at ${v.atMs} ms: ${v.message}`)
+  out.push(`  replay: ${systemReplayCommand(options)}`)
+  if (writeFiles) {
+    const files = await writeReports(flags.out, options)
+    out.push(`  trace:  ${files.trace}`, `  report: ${files.html}`)
+  }
+  if (flags.shrink) {
+    const shrunk = await shrinkSchedule(options, result.schedule)
+    out.push(`  shrunk: ${shrunk.length} of ${result.schedule.length} faults still fail:`)
+    for (const fault of shrunk) out.push(`    ${JSON.stringify(fault)}`)
+    if (writeFiles) {
+      const files = await writeReports(flags.out, { ...options, schedule: shrunk, seed: options.seed })
+      out.push(`  shrunk report: ${files.html}`)
+    }
+  }
+  return out
+}
