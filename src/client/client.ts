@@ -24,6 +24,7 @@ import {
   realClock,
   realRandom,
   webSocketTransport,
+  webSocketTransportWith,
 } from './seams.ts'
 import { type CommandBody, SessionCommands } from './session.ts'
 import { type LoadedObject, Transaction } from './transaction.ts'
@@ -71,6 +72,11 @@ export interface ConnectOptions {
   readonly backoffMsMin?: number
   /** The largest retry delay (also between reconnection rounds). @default 1 000 */
   readonly backoffMsMax?: number
+  /**
+   * PEM certificate authority that signed the members' certificates, for `wss://` members
+   * whose certificates the system does not trust. Ignored when `transport` is given.
+   */
+  readonly ca?: string | Uint8Array
   /** Seams for tests and the simulator: time, jitter, and the pipe to members. */
   readonly clock?: ClientClock
   readonly random?: ClientRandom
@@ -196,7 +202,9 @@ export class Database {
       token: options.token,
       name: options.name ?? defaults.name,
       reads: options.reads ?? 'leader',
-      transport: options.transport ?? webSocketTransport,
+      transport:
+        options.transport ??
+        (options.ca === undefined ? webSocketTransport : webSocketTransportWith({ ca: options.ca })),
       clock: this.#clock,
       random: this.#random,
       cache: this.#cache,

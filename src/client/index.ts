@@ -51,6 +51,6 @@ export type {
   ClientTransport,
   LinkHandlers,
 } from './seams.ts'
-export { realClock, webSocketTransport } from './seams.ts'
+export { realClock, webSocketTransport, webSocketTransportWith } from './seams.ts'
 export type { LoadedObject } from './transaction.ts'
 export { Transaction } from './transaction.ts'

@@ -12,7 +12,7 @@ export interface ClientTimer {
 export interface ClientClock {
   /** Milliseconds on a monotonic-enough clock (deadlines are differences of it). */
   nowMs(): number
-  /** Runs `fn` once after `delayMs`. The timer must not keep the process alive on its own. */
+  /** Runs `fn` once after `delayMs`. */
   setTimer(delayMs: number, fn: () => void): ClientTimer
 }
 
@@ -40,8 +40,9 @@ export interface ClientTransport {
 export const realClock: ClientClock = {
   nowMs: () => performance.now(),
   setTimer: (delayMs, fn) => {
+    // Referenced: a call that is retrying keeps the process alive until it settles
+    // (`db.close()` cancels every timer of the client).
     const handle = setTimeout(fn, delayMs)
-    handle.unref()
     return { cancel: () => clearTimeout(handle) }
   },
 }
@@ -52,35 +53,44 @@ export const realRandom: ClientRandom = Math.random
 export const frameBytesMax = 128 * 1024 * 1024
 
 /** WebSockets (ws, or wss when the URL says so) to `${url}/client`. */
-export const webSocketTransport: ClientTransport = {
-  open(url, handlers) {
-    let closed = false
-    const finish = (reason: string): void => {
-      if (closed) return
-      closed = true
-      handlers.onClose(reason)
-    }
-    const socket = new WebSocket(`${url.replace(/\/+$/, '')}/client`, { maxPayload: frameBytesMax })
-    socket.binaryType = 'nodebuffer'
-    socket.on('open', () => handlers.onOpen())
-    socket.on('message', (data, isBinary) => {
-      if (!isBinary || !Buffer.isBuffer(data)) {
-        finish('the member sent a frame that is not one binary message')
-        socket.terminate()
-        return
+export const webSocketTransport: ClientTransport = webSocketTransportWith({})
+
+/** WebSockets as above; `ca` is the PEM certificate authority that signed the members' certificates (wss://). */
+export function webSocketTransportWith(tls: { readonly ca?: string | Uint8Array }): ClientTransport {
+  const ca = tls.ca === undefined ? undefined : typeof tls.ca === 'string' ? tls.ca : Buffer.from(tls.ca)
+  return {
+    open(url, handlers) {
+      let closed = false
+      const finish = (reason: string): void => {
+        if (closed) return
+        closed = true
+        handlers.onClose(reason)
       }
-      handlers.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-    })
-    socket.on('error', (error) => finish(error.message))
-    socket.on('close', (code) => finish(`connection closed (code ${code})`))
-    return {
-      send: (bytes) => {
-        if (socket.readyState === WebSocket.OPEN) socket.send(bytes)
-      },
-      close: () => {
-        finish('closed by the client')
-        socket.terminate()
-      },
-    }
-  },
+      const socket = new WebSocket(`${url.replace(/\/+$/, '')}/client`, {
+        maxPayload: frameBytesMax,
+        ...(ca === undefined ? {} : { ca }),
+      })
+      socket.binaryType = 'nodebuffer'
+      socket.on('open', () => handlers.onOpen())
+      socket.on('message', (data, isBinary) => {
+        if (!isBinary || !Buffer.isBuffer(data)) {
+          finish('the member sent a frame that is not one binary message')
+          socket.terminate()
+          return
+        }
+        handlers.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      })
+      socket.on('error', (error) => finish(error.message))
+      socket.on('close', (code) => finish(`connection closed (code ${code})`))
+      return {
+        send: (bytes) => {
+          if (socket.readyState === WebSocket.OPEN) socket.send(bytes)
+        },
+        close: () => {
+          finish('closed by the client')
+          socket.terminate()
+        },
+      }
+    },
+  }
 }

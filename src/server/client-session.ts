@@ -138,7 +138,7 @@ export class ClientSession {
       this.#options.logger.warn({ remote: this.#link.remote }, 'refused a client with an unknown token')
       this.#goodbye({
         code: 'auth',
-        message: 'The token is not known to this cluster; check the client token.',
+        message: 'The token is not known to this cluster.',
       })
       return
     }

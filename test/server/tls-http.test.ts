@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
+import { connect } from '../../src/client/index.ts'
 import { httpGet, ProcessCluster, testCa } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 
@@ -25,6 +26,24 @@ describe('a quorum over TLS', () => {
     const opened = await client.request({ op: 'openSession' })
     assert.ok(opened.ok, 'a session opens over TLS')
     client.close()
+  })
+
+  test('the client library, given the CA, commits and reads over wss://', async () => {
+    const db = await connect({
+      peers: [...cluster.urls.values()],
+      token: cluster.tokens.readWrite,
+      ca: testCa,
+    })
+    try {
+      const { tid } = await db.transact(async (tx) => {
+        tx.store(0n, new TextEncoder().encode('over TLS'))
+      })
+      const loaded = await db.load(0n)
+      assert.equal(loaded?.serial, tid)
+      assert.equal(new TextDecoder().decode(loaded?.data), 'over TLS')
+    } finally {
+      await db.close()
+    }
   })
 
   test('a client that does not trust the CA is refused by its own TLS check', async () => {
