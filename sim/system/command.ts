@@ -7,11 +7,17 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SingleBar } from 'cli-progress'
 import { type SystemFaultKind, systemFaultKinds } from './faults.ts'
-import { defaultSystemOptions, type SystemBugName, type SystemOptions, type SystemResult, systemOptions } from './options.ts'
+import {
+  defaultSystemOptions,
+  type SystemBugName,
+  type SystemOptions,
+  type SystemResult,
+  systemOptions,
+} from './options.ts'
 import { htmlReport } from './report.ts'
 import { shrinkSchedule } from './shrink.ts'
-import { SystemWorld } from './world.ts'
 import { type WorkloadName, workloadNames, workloadShape } from './workloads.ts'
+import { SystemWorld } from './world.ts'
 
 export interface SystemFlags {
   readonly seed?: number
@@ -35,12 +41,22 @@ export interface SystemFlags {
 const reportsWrittenMax = 5
 
 export function systemReplayCommand(o: SystemOptions): string {
-  const parts = ['npx zeoq sim', `--workload ${o.workload}`, `--seed ${o.seed}`, `--nodes ${o.members}`, `--clients ${o.clients}`]
-  if (o.faultKinds.length !== systemFaultKinds.length || o.faultKinds.some((k, i) => k !== systemFaultKinds[i]))
+  const parts = [
+    'npx zeoq sim',
+    `--workload ${o.workload}`,
+    `--seed ${o.seed}`,
+    `--nodes ${o.members}`,
+    `--clients ${o.clients}`,
+  ]
+  if (
+    o.faultKinds.length !== systemFaultKinds.length ||
+    o.faultKinds.some((k, i) => k !== systemFaultKinds[i])
+  )
     parts.push(`--faults ${o.faultKinds.length === 0 ? 'none' : o.faultKinds.join(',')}`)
   if (!o.swarm) parts.push('--no-swarm')
   if (o.faultsEndMs !== defaultSystemOptions.faultsEndMs) parts.push(`--faults-end-ms ${o.faultsEndMs}`)
-  if (o.livenessBoundMs !== defaultSystemOptions.livenessBoundMs) parts.push(`--liveness-bound-ms ${o.livenessBoundMs}`)
+  if (o.livenessBoundMs !== defaultSystemOptions.livenessBoundMs)
+    parts.push(`--liveness-bound-ms ${o.livenessBoundMs}`)
   for (const bug of o.bugs) parts.push(`--bug ${bug}`)
   if (o.schedule !== undefined) parts.push('(with an explicit fault schedule: see the JSONL trace)')
   return parts.join(' ')
@@ -73,7 +89,8 @@ class Totals {
     for (const [k, n] of Object.entries(r.faults)) this.faults.set(k, (this.faults.get(k) ?? 0) + (n ?? 0))
     if (r.violations.length > 0) {
       this.failing.push(r)
-      for (const c of new Set(r.violations.map((v) => v.checker))) this.byChecker.set(c, (this.byChecker.get(c) ?? 0) + 1)
+      for (const c of new Set(r.violations.map((v) => v.checker)))
+        this.byChecker.set(c, (this.byChecker.get(c) ?? 0) + 1)
     }
   }
 
@@ -85,7 +102,9 @@ class Totals {
       .map((k) => `${k} ${this.faults.get(k)}`)
       .join(', ')
     const violations =
-      this.failing.length === 0 ? 'none' : `${this.failing.length} run(s): ${[...this.byChecker].map(([c, n]) => `${c} ${n}`).join(', ')}`
+      this.failing.length === 0
+        ? 'none'
+        : `${this.failing.length} run(s): ${[...this.byChecker].map(([c, n]) => `${c} ${n}`).join(', ')}`
     return [
       `runs (seed × workload)  ${this.runs}`,
       `operations              ${this.ok} ok, ${this.fail} failed, ${this.info} unknown`,
@@ -103,7 +122,10 @@ class Totals {
 }
 
 /** Writes the JSONL trace and the HTML report of one run (run again with tracing: same seed, same run). */
-export async function writeReports(dir: string, options: SystemOptions): Promise<{ trace: string; html: string; result: SystemResult }> {
+export async function writeReports(
+  dir: string,
+  options: SystemOptions,
+): Promise<{ trace: string; html: string; result: SystemResult }> {
   const world = new SystemWorld({ ...options, trace: true })
   const result = await world.run()
   mkdirSync(dir, { recursive: true })
@@ -112,7 +134,14 @@ export async function writeReports(dir: string, options: SystemOptions): Promise
   writeFileSync(`${base}.jsonl`, `${(result.trace ?? []).join('\n')}\n`)
   writeFileSync(
     `${base}.html`,
-    htmlReport(options, result, world.history.ops, workloadShape(options.workload).keys, systemReplayCommand(options), world.faultsStartMs),
+    htmlReport(
+      options,
+      result,
+      world.history.ops,
+      workloadShape(options.workload).keys,
+      systemReplayCommand(options),
+      world.faultsStartMs,
+    ),
   )
   return { trace: `${base}.jsonl`, html: `${base}.html`, result }
 }
@@ -120,7 +149,8 @@ export async function writeReports(dir: string, options: SystemOptions): Promise
 export async function runSystemCommand(flags: SystemFlags): Promise<number> {
   const workloads: readonly WorkloadName[] =
     flags.workload === 'all' ? workloadNames : workloadNames.filter((w) => w === flags.workload)
-  if (workloads.length === 0) throw new Error(`Unknown workload "${flags.workload}"; known: all, ${workloadNames.join(', ')}.`)
+  if (workloads.length === 0)
+    throw new Error(`Unknown workload "${flags.workload}"; known: all, ${workloadNames.join(', ')}.`)
   const from = flags.seed ?? flags.from
   const count = flags.seed !== undefined ? 1 : (flags.seeds ?? 1)
   const totals = new Totals()
@@ -129,7 +159,8 @@ export async function runSystemCommand(flags: SystemFlags): Promise<number> {
     process.stderr.isTTY && count * workloads.length > 1
       ? new SingleBar({
           stream: process.stderr,
-          format: 'sim [{bar}] {value}/{total} runs | {violations} failing | {speed} virtual s/s | eta {eta}s',
+          format:
+            'sim [{bar}] {value}/{total} runs | {violations} failing | {speed} virtual s/s | eta {eta}s',
           hideCursor: true,
         })
       : undefined
@@ -151,7 +182,8 @@ export async function runSystemCommand(flags: SystemFlags): Promise<number> {
       })
       const result = await new SystemWorld(options).run()
       totals.add(result)
-      if (result.violations.length > 0) lines.push(...(await describeFailure(flags, options, result, reports++ < reportsWrittenMax)))
+      if (result.violations.length > 0)
+        lines.push(...(await describeFailure(flags, options, result, reports++ < reportsWrittenMax)))
       bar?.increment(1, {
         violations: totals.failing.length,
         speed: (totals.virtualMs / Math.max(1, performance.now() - started)).toFixed(1),
@@ -170,7 +202,11 @@ export async function runSystemCommand(flags: SystemFlags): Promise<number> {
         conflicts: totals.conflicts,
         retries: totals.retries,
         faults: Object.fromEntries(totals.faults),
-        failing: totals.failing.map((r) => ({ seed: r.seed, workload: r.workload, violations: r.violations })),
+        failing: totals.failing.map((r) => ({
+          seed: r.seed,
+          workload: r.workload,
+          violations: r.violations,
+        })),
         wallMs,
       })}\n`,
     )

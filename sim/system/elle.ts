@@ -104,9 +104,15 @@ export function checkListAppend(
     byId.set(from.id, from)
     byId.set(to.id, to)
     let out = edges.get(from.id)
-    if (out === undefined) edges.set(from.id, (out = new Map()))
+    if (out === undefined) {
+      out = new Map()
+      edges.set(from.id, out)
+    }
     let kinds = out.get(to.id)
-    if (kinds === undefined) out.set(to.id, (kinds = new Set()))
+    if (kinds === undefined) {
+      kinds = new Set()
+      out.set(to.id, kinds)
+    }
     kinds.add(kind)
   }
   for (const [key, list] of order) {

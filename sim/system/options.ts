@@ -2,8 +2,8 @@
  * Everything one system run depends on: the same options give the same run, byte for byte.
  */
 import type { MemberBugs } from '../../src/server/index.ts'
-import { type SystemFault, type SystemFaultKind, systemFaultKinds } from './faults.ts'
 import type { SystemViolation } from './checkers.ts'
+import { type SystemFault, type SystemFaultKind, systemFaultKinds } from './faults.ts'
 import { type WorkloadName, workloadNames } from './workloads.ts'
 
 export const systemBugNames = [

@@ -20,7 +20,7 @@ const faultColors: Readonly<Record<string, string>> = {
   client: '#fdd0a2',
 }
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c)
 }
 
@@ -60,7 +60,9 @@ function label(op: Op): string {
     case 'counterRead':
       return `read ${String(d.value)}`
     case 'txn':
-      return d.mops.map((m) => (m.f === 'r' ? `r ${m.key} [${m.list?.join(' ') ?? '?'}]` : `append ${m.key} ${m.value}`)).join('; ')
+      return d.mops
+        .map((m) => (m.f === 'r' ? `r ${m.key} [${m.list?.join(' ') ?? '?'}]` : `append ${m.key} ${m.value}`))
+        .join('; ')
   }
 }
 
@@ -101,21 +103,27 @@ export function htmlReport(
   const height = 30 + lanes.reduce((s, l) => s + l.height, 0)
   const x = (ms: number): number => leftPx + ms * pxPerMs
   const svg: string[] = []
-  svg.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="10">`)
+  svg.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="10">`,
+  )
   // Fault windows, shaded across every lane, with their kind on top.
   result.schedule.forEach((fault, i) => {
     const from = x(startMs + fault.atMs)
     const to = Math.max(from + 2, x(startMs + Math.min(faultEndMs(fault), options.faultsEndMs)))
     svg.push(
-      `<rect x="${from}" y="20" width="${to - from}" height="${height - 20}" fill="${faultColors[family(fault)]}" opacity="0.35"><title>${escape(JSON.stringify(fault))}</title></rect>`,
+      `<rect x="${from}" y="20" width="${to - from}" height="${height - 20}" fill="${faultColors[family(fault)]}" opacity="0.35"><title>${escapeHtml(JSON.stringify(fault))}</title></rect>`,
     )
     if (i % 3 === 0) svg.push(`<text x="${from}" y="${10 + (i % 2) * 8}" fill="#555">${fault.kind}</text>`)
   })
   const heal = x(startMs + options.faultsEndMs)
-  svg.push(`<line x1="${heal}" y1="0" x2="${heal}" y2="${height}" stroke="#2ca02c" stroke-dasharray="4 2"/><text x="${heal + 3}" y="18" fill="#2ca02c">heal</text>`)
+  svg.push(
+    `<line x1="${heal}" y1="0" x2="${heal}" y2="${height}" stroke="#2ca02c" stroke-dasharray="4 2"/><text x="${heal + 3}" y="18" fill="#2ca02c">heal</text>`,
+  )
   let y = 30
   for (const lane of lanes) {
-    svg.push(`<line x1="0" y1="${y - 4}" x2="${width}" y2="${y - 4}" stroke="#ddd"/><text x="4" y="${y + 8}">object ${lane.key}</text>`)
+    svg.push(
+      `<line x1="0" y1="${y - 4}" x2="${width}" y2="${y - 4}" stroke="#ddd"/><text x="4" y="${y + 8}">object ${lane.key}</text>`,
+    )
     for (const { op, row } of lane.rows) {
       const from = x(op.invokeMs)
       const end = op.outcome === 'info' || op.completeMs === undefined ? endMs : op.completeMs
@@ -124,23 +132,23 @@ export function htmlReport(
       const stroke = named.has(op.id) ? ' stroke="#d62728" stroke-width="2"' : ''
       const tip = `op ${op.id}, client ${op.client}: ${label(op)} — ${op.outcome ?? 'running'} [${op.invokeMs}–${op.completeMs ?? '?'} ms]${op.error === undefined ? '' : ` (${op.error})`}`
       svg.push(
-        `<rect x="${from}" y="${y + row * laneRowPx}" width="${w}" height="${laneRowPx - 2}" fill="${color}"${stroke}><title>${escape(tip)}</title></rect>`,
+        `<rect x="${from}" y="${y + row * laneRowPx}" width="${w}" height="${laneRowPx - 2}" fill="${color}"${stroke}><title>${escapeHtml(tip)}</title></rect>`,
       )
     }
     y += lane.height
   }
   svg.push('</svg>')
   const violations = result.violations
-    .map((v) => `<li><b>${v.checker}</b> at ${v.atMs} ms: ${escape(v.message)}</li>`)
+    .map((v) => `<li><b>${v.checker}</b> at ${v.atMs} ms: ${escapeHtml(v.message)}</li>`)
     .join('\n')
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>zeoq sim: seed ${result.seed} (${result.workload})</title>
 <style>body{font-family:sans-serif;margin:16px;color:#222}code{background:#f4f4f4;padding:2px 4px}
 .legend span{display:inline-block;width:12px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
 .scroll{overflow-x:auto;border:1px solid #ddd}</style></head><body>
-<h1>Seed ${result.seed}: ${escape(result.workload)}, ${result.members} members</h1>
+<h1>Seed ${result.seed}: ${escapeHtml(result.workload)}, ${result.members} members</h1>
 <h2>Violations</h2><ul>${violations || '<li>none</li>'}</ul>
-<p>Replay: <code>${escape(replay)}</code></p>
+<p>Replay: <code>${escapeHtml(replay)}</code></p>
 <p>${result.ops.ok} ok, ${result.ops.fail} failed, ${result.ops.info} unknown operations; ${result.schedule.length} faults; ${(result.virtualMs / 1000).toFixed(1)} virtual s.</p>
 <p class="legend">Operations: <span style="background:#31a354"></span>ok <span style="background:#bdbdbd"></span>failed
 <span style="background:#fd8d3c"></span>unknown (drawn to the end) <span style="border:2px solid #d62728"></span>named by a violation.

@@ -13,7 +13,10 @@ import { SystemWorld } from './world.ts'
 /** Schedules tried while shrinking, at most: each is a whole run. */
 const shrinkRunsMax = 300
 
-export async function shrinkSchedule(options: SystemOptions, schedule: readonly SystemFault[]): Promise<SystemFault[]> {
+export async function shrinkSchedule(
+  options: SystemOptions,
+  schedule: readonly SystemFault[],
+): Promise<SystemFault[]> {
   let runs = 0
   let smallest: SystemFault[] = [...schedule]
   const fails = async (sub: readonly SystemFault[]): Promise<boolean> => {

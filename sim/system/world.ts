@@ -3,11 +3,11 @@
  * simulated network, disks and clocks, one workload, one fault schedule, then the heal,
  * the liveness wait, convergence and the checkers.
  */
-import { type Database, connect } from '../../src/client/index.ts'
+import { connect, type Database } from '../../src/client/index.ts'
+import type { Oid } from '../../src/protocol/index.ts'
 import type { Message, NodeId } from '../../src/raft/index.ts'
 import type { MemberBugs } from '../../src/server/index.ts'
-import type { Oid } from '../../src/protocol/index.ts'
-import { Network, bridgeCut, groupsCut, majoritiesRingCut } from '../network.ts'
+import { bridgeCut, groupsCut, majoritiesRingCut, Network } from '../network.ts'
 import { between, pick, streamRandom } from '../rng.ts'
 import {
   checkBank,
@@ -64,6 +64,8 @@ export class SystemWorld {
   #runningClients = 0
   /** When the setup ended and the fault schedule's clock started (virtual ms). */
   faultsStartMs = 0
+  /** The heal's virtual time (absolute): faults start after the setup. */
+  #faultsEndAbsMs = Number.POSITIVE_INFINITY
   #nextValue = 1
   #healedAtMs = Number.POSITIVE_INFINITY
   #corrupted = new Set<NodeId>()
@@ -74,7 +76,11 @@ export class SystemWorld {
   constructor(options: SystemOptions) {
     this.options = options
     const net = streamRandom(options.seed, streams.network)
-    this.network = new Network(options.members, net, { minMs: 1, meanExtraMs: pick(net, [1, 2, 4]), capMs: 50 })
+    this.network = new Network(options.members, net, {
+      minMs: 1,
+      meanExtraMs: pick(net, [1, 2, 4]),
+      capMs: 50,
+    })
     this.#diskRandom = streamRandom(options.seed, streams.disk)
     this.#clientRandom = streamRandom(options.seed, streams.client)
     this.#urls = new Map()
@@ -165,11 +171,11 @@ export class SystemWorld {
   }
 
   #inject(fault: SystemFault): void {
-    if (this.loop.nowMs >= this.options.faultsEndMs) return
+    if (this.loop.nowMs >= this.#faultsEndAbsMs) return
     this.#count(fault.kind)
     const later = (ms: number, fn: () => void): void => {
       // Every fault's undo also happens at the heal at the latest.
-      this.loop.setTimer(Math.min(ms, Math.max(0, this.options.faultsEndMs - this.loop.nowMs)), fn)
+      this.loop.setTimer(Math.min(ms, Math.max(0, this.#faultsEndAbsMs - this.loop.nowMs)), fn)
     }
     this.#log('fault', { fault })
     switch (fault.kind) {
@@ -213,7 +219,7 @@ export class SystemWorld {
         const key = `${Math.min(fault.a, fault.b)}-${Math.max(fault.a, fault.b)}`
         const endMs = this.loop.nowMs + fault.durationMs
         const toggle = (): void => {
-          if (this.loop.nowMs >= endMs || this.loop.nowMs >= this.options.faultsEndMs) {
+          if (this.loop.nowMs >= endMs || this.loop.nowMs >= this.#faultsEndAbsMs) {
             this.#flapping.delete(key)
             this.#applyCuts()
             return
@@ -289,7 +295,7 @@ export class SystemWorld {
       }
       default: {
         const unreachable: never = fault
-        return unreachable
+        throw new Error(`unknown fault ${JSON.stringify(unreachable)}`)
       }
     }
   }
@@ -341,7 +347,8 @@ export class SystemWorld {
         // A member that cannot open its disk (a corrupt entry) stays down and says why.
         m.failed = error instanceof Error ? error.message : String(error)
         this.#log('bootFailed', { member: m.id, reason: m.failed })
-        if (!this.#corrupted.has(m.id)) this.violation('simulator', `member ${m.id} failed to start: ${m.failed}`)
+        if (!this.#corrupted.has(m.id))
+          this.violation('simulator', `member ${m.id} failed to start: ${m.failed}`)
       },
     )
   }
@@ -409,8 +416,11 @@ export class SystemWorld {
         this.#runningClients--
       })
       .catch((error: unknown) => {
-      this.violation('simulator', `client ${clientId} crashed: ${error instanceof Error ? error.stack : String(error)}`)
-    })
+        this.violation(
+          'simulator',
+          `client ${clientId} crashed: ${error instanceof Error ? error.stack : String(error)}`,
+        )
+      })
   }
 
   #oids: readonly Oid[] = []
@@ -510,6 +520,7 @@ export class SystemWorld {
     this.#oids = ready.value
     const startMs = this.loop.nowMs
     this.faultsStartMs = startMs
+    this.#faultsEndAbsMs = startMs + o.faultsEndMs
     for (const fault of this.schedule) this.loop.setTimer(fault.atMs, () => this.#inject(fault))
     const faultsEndMs = startMs + o.faultsEndMs
     this.loop.setTimer(o.faultsEndMs, () => this.#heal())
@@ -523,7 +534,10 @@ export class SystemWorld {
       )
     await this.loop.run(bound, o.eventsMax, resumed)
     if (!resumed() && this.loop.failure === undefined)
-      this.violation('liveness', `no commit invoked after the heal at ${this.#healedAtMs} ms was acknowledged within ${o.livenessBoundMs} ms; ${this.#describeMembers()}`)
+      this.violation(
+        'liveness',
+        `no commit invoked after the heal at ${this.#healedAtMs} ms was acknowledged within ${o.livenessBoundMs} ms; ${this.#describeMembers()}`,
+      )
     this.#stopClients = true
     // Let the clients finish what they are doing (bounded by their own timeouts).
     await this.loop.run(this.loop.nowMs + clientsDrainMs, o.eventsMax, () => this.#runningClients === 0)
@@ -536,7 +550,8 @@ export class SystemWorld {
     return this.members
       .map((m) => {
         const member = m.member
-        if (member === undefined) return `member ${m.id} ${m.failed === undefined ? 'down' : `failed (${m.failed})`}`
+        if (member === undefined)
+          return `member ${m.id} ${m.failed === undefined ? 'down' : `failed (${m.failed})`}`
         const s = member.status()
         return `member ${m.id} ${s.role} term ${s.term} commit ${s.commit} applied ${member.store.appliedIndex}${member.healthy() ? '' : ' (stopped serving)'}`
       })
@@ -561,7 +576,10 @@ export class SystemWorld {
     }
     const done = await this.drive(poll(), deadlineMs)
     if (done === undefined) {
-      this.violation('liveness', `the members did not converge within ${deadlineMs - this.#healedAtMs} ms of the heal: ${this.#describeMembers()}`)
+      this.violation(
+        'liveness',
+        `the members did not converge within ${deadlineMs - this.#healedAtMs} ms of the heal: ${this.#describeMembers()}`,
+      )
       return
     }
     this.#log('converged')
@@ -603,7 +621,9 @@ export class SystemWorld {
       }
       await this.drive(collect(), this.loop.nowMs + 1)
       // A read-only attempt reports its snapshot TID: only commits carry their own.
-      const missing = acked.filter((op) => op.tid !== undefined && op.tid > 0n && !tids.has(op.tid) && writes(op))
+      const missing = acked.filter(
+        (op) => op.tid !== undefined && op.tid > 0n && !tids.has(op.tid) && writes(op),
+      )
       if (missing.length > 0) {
         this.violation(
           'durability',
@@ -654,13 +674,19 @@ export class SystemWorld {
   }
 
   #result(): SystemResult {
-    if (this.loop.failure !== undefined) this.violation('simulator', `an event threw: ${this.loop.failure.stack ?? this.loop.failure.message}`)
-    if (this.loop.events >= this.options.eventsMax) this.violation('liveness', `the run hit ${this.options.eventsMax} events`)
+    if (this.loop.failure !== undefined)
+      this.violation('simulator', `an event threw: ${this.loop.failure.stack ?? this.loop.failure.message}`)
+    if (this.loop.events >= this.options.eventsMax)
+      this.violation('liveness', `the run hit ${this.options.eventsMax} events`)
     const ops = { ok: 0, fail: 0, info: 0 }
     for (const op of this.history.ops) if (op.outcome !== undefined) ops[op.outcome]++
     if (this.options.trace)
       for (const op of this.history.ops)
-        this.trace.push(JSON.stringify({ t: op.invokeMs, e: 'op', op }, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)))
+        this.trace.push(
+          JSON.stringify({ t: op.invokeMs, e: 'op', op }, (_, v: unknown) =>
+            typeof v === 'bigint' ? v.toString() : v,
+          ),
+        )
     return {
       seed: this.options.seed,
       workload: this.options.workload,
