@@ -18,6 +18,15 @@ import {
   simOptions,
   writeTrace,
 } from '../../sim/index.ts'
+import {
+  isSystemBugName,
+  isSystemFaultKind,
+  isWorkloadName,
+  runSystemCommand,
+  type SystemBugName,
+  systemBugNames,
+  systemFaultKinds,
+} from '../../sim/system/index.ts'
 import type { PlantedBugName, PlantedBugs } from '../raft/index.ts'
 
 const plantedBugNames: readonly PlantedBugName[] = [
@@ -46,6 +55,10 @@ interface SimFlags {
   readonly trace: boolean
   readonly out: string
   readonly json: boolean
+  /** Set: run the system simulator (real members and clients) with this workload or 'all'. */
+  readonly workload?: string
+  readonly clients: number
+  readonly shrink: boolean
 }
 
 function integer(name: string, min: number): (value: string) => number {
@@ -68,17 +81,22 @@ function parseFaults(value: string): FaultKind[] {
   if (value === 'none') return []
   const kinds = value.split(',').map((k) => k.trim())
   for (const kind of kinds) {
-    if (!isFaultKind(kind))
-      throw new InvalidArgumentError(`unknown fault kind "${kind}"; known: ${faultKinds.join(', ')}.`)
+    // Kinds of either simulator parse here; each keeps its own (see runSimCommand).
+    if (!isFaultKind(kind) && !isSystemFaultKind(kind))
+      throw new InvalidArgumentError(
+        `unknown fault kind "${kind}"; known: ${faultKinds.join(', ')}; with --workload: ${systemFaultKinds.join(', ')}.`,
+      )
   }
   return kinds as FaultKind[]
 }
 
 function parseBug(value: string, previous: readonly PlantedBugName[]): PlantedBugName[] {
   const bug = plantedBugNames.find((b) => b === value)
-  if (bug === undefined)
-    throw new InvalidArgumentError(`unknown bug "${value}"; known: ${plantedBugNames.join(', ')}.`)
-  return [...previous, bug]
+  if (bug === undefined && !isSystemBugName(value))
+    throw new InvalidArgumentError(
+      `unknown bug "${value}"; known: ${plantedBugNames.join(', ')}; with --workload: ${systemBugNames.join(', ')}.`,
+    )
+  return [...previous, value as PlantedBugName]
 }
 
 function parseCore(value: string): Partial<CoreTuning> {
@@ -151,8 +169,38 @@ export function registerSimCommand(program: Command): void {
     .option('--trace', 'write the event trace of every seed run, not only of failing ones', false)
     .option('--out <dir>', 'where traces go', 'sim-out')
     .option('--json', 'print the results as JSON instead of the summary', false)
-    .action((flags: SimFlags) => {
-      process.exitCode = runSimCommand(flags)
+    .option(
+      '--workload <name>',
+      'run the system simulator (real members and clients): registers, bank, counters, listAppend or all',
+    )
+    .option('--clients <n>', 'clients of a --workload run', integer('--clients', 1), 4)
+    .option('--shrink', 'with --workload: shrink each failing fault schedule with fast-check', false)
+    .action(async (flags: SimFlags, command: Command) => {
+      if (flags.workload === undefined) {
+        const other = flags.faults.find((k) => !isFaultKind(k))
+        if (other !== undefined) throw new InvalidArgumentError(`fault kind "${other}" needs --workload.`)
+        process.exitCode = runSimCommand(flags)
+        return
+      }
+      if (flags.workload !== 'all' && !isWorkloadName(flags.workload))
+        throw new InvalidArgumentError(`unknown workload "${flags.workload}".`)
+      const explicit = command.getOptionValueSource('faults') === 'cli'
+      process.exitCode = await runSystemCommand({
+        ...(flags.seed === undefined ? {} : { seed: flags.seed }),
+        ...(flags.seeds === undefined ? {} : { seeds: flags.seeds }),
+        from: flags.from,
+        nodes: command.getOptionValueSource('nodes') === 'cli' ? flags.nodes : 3,
+        clients: flags.clients,
+        workload: flags.workload,
+        faults: explicit ? (flags.faults as readonly string[]).filter(isSystemFaultKind) : systemFaultKinds,
+        swarm: flags.swarm,
+        ...(flags.faultsEndMs === undefined ? {} : { faultsEndMs: flags.faultsEndMs }),
+        ...(flags.livenessBoundMs === undefined ? {} : { livenessBoundMs: flags.livenessBoundMs }),
+        bugs: (flags.bug as readonly string[]).filter(isSystemBugName) as SystemBugName[],
+        out: flags.out,
+        shrink: flags.shrink,
+        json: flags.json,
+      })
     })
 }
 
