@@ -68,7 +68,9 @@ export function emptyStore(conf: ConfState): DurableStore {
  * still be stepped and ticked, but `ready()` is not called again.
  */
 export class SimMember implements LogView {
-  readonly id: NodeId
+  /** The member's identity; a new one each time its disk is wiped (see `wipe`). */
+  id: NodeId
+  readonly slot: number
   durable: DurableStore
   /** Bumped on every crash: events of an earlier life are ignored. */
   incarnation = 0
@@ -107,6 +109,7 @@ export class SimMember implements LogView {
 
   constructor(id: NodeId, tickMs: number, host: MemberHost, durable: DurableStore) {
     this.id = id
+    this.slot = id
     this.tickMs = tickMs
     this.#host = host
     this.durable = durable
@@ -166,10 +169,11 @@ export class SimMember implements LogView {
     this.#leaderTerm = 0
   }
 
-  /** The operator wipes the disk: the member will rejoin as a new one. */
-  wipe(): void {
+  /** The operator wipes the disk: the member will rejoin as a new one, with a new identity `newId`. */
+  wipe(newId: NodeId): void {
     this.crash()
     this.generation++
+    this.id = newId
     this.durable = emptyStore({ voters: [], learners: [] })
   }
 

@@ -59,14 +59,14 @@ interface SnapshotTransfer {
 }
 
 /** What the operator was asked to do and has not done yet. */
-type MembershipWant = { readonly type: 'add' | 'remove'; readonly id: NodeId }
+/** `fresh`: for an add, the slot's disk is already wiped and `id` is the new identity. */
+type MembershipWant = { readonly type: 'add' | 'remove'; readonly id: NodeId; readonly fresh: boolean }
 
 type LinkSlot = 'loss' | 'duplicate' | 'reorder'
 
 type SimEvent =
   | { readonly type: 'tick'; readonly member: NodeId; readonly incarnation: number }
-  /** `generation`: the sender's identity when it sent (a wiped member is a new identity). */
-  | { readonly type: 'deliver'; readonly message: Message; readonly generation: number }
+  | { readonly type: 'deliver'; readonly message: Message }
   | { readonly type: 'syncDone'; readonly member: NodeId; readonly incarnation: number }
   | { readonly type: 'clientArrive'; readonly member: NodeId; readonly opId: number }
   | { readonly type: 'clientReply'; readonly opId: number; readonly reply: Reply }
@@ -255,10 +255,17 @@ export class World implements MemberHost {
     this.#trace?.push(JSON.stringify({ t: this.nowMs, ...fields }))
   }
 
+  /** The member in the slot of `id` (whatever identity it has now). */
   #member(id: NodeId): SimMember {
-    const member = this.members[id - 1]
+    const member = this.members[slotOf(id) - 1]
     if (member === undefined) throw new Error(`No member ${id}.`)
     return member
+  }
+
+  /** The member whose identity is `id` now, or undefined for an identity wiped away. */
+  #current(id: NodeId): SimMember | undefined {
+    const member = this.#member(id)
+    return member.id === id ? member : undefined
   }
 
   #boot(member: SimMember): void {
@@ -286,7 +293,7 @@ export class World implements MemberHost {
         this.#onTick(event.member, event.incarnation)
         return
       case 'deliver':
-        this.#onDeliver(event.message, event.generation)
+        this.#onDeliver(event.message)
         return
       case 'syncDone': {
         const member = this.#member(event.member)
@@ -338,12 +345,13 @@ export class World implements MemberHost {
         // Only if it still leads the term it was elected in: the fault is about fresh leaders.
         const status = this.#member(event.member).node?.status()
         if (this.phase !== 'faults' || status?.role !== 'leader' || status.term !== event.term) return
-        const others = this.#voters.filter((id) => id !== event.member)
+        const slot = slotOf(event.member)
+        const others = this.#voters.filter((id) => id !== slot)
         this.#partition(
           'isolateNewLeader',
-          groupsCut([[event.member], others]),
+          groupsCut([[slot], others]),
           this.nowMs + Math.max(1, event.durationMs),
-          [[event.member], others],
+          [[slot], others],
         )
         return
       }
@@ -375,17 +383,21 @@ export class World implements MemberHost {
     this.#queue.push(this.nowMs + member.tickMs, { type: 'tick', member: id, incarnation })
   }
 
-  #onDeliver(message: Message, generation: number): void {
+  #onDeliver(message: Message): void {
     const member = this.#member(message.to)
-    if (this.#member(message.from).generation !== generation) {
-      // Sent by the member's previous identity, before its disk was wiped: the peer links
-      // of that identity are gone. (An old acknowledgement must never vouch for the new one.)
+    if (this.#current(message.from) === undefined || member.id !== message.to) {
+      // From or to an identity whose disk was wiped: its peer links are gone. (An old
+      // acknowledgement must never vouch for the new member in that slot.)
       this.#counts.dropped++
       return
     }
     // Messages to a paused member are dropped, like a peer connection that timed out;
     // Raft retransmits, and the member wakes to whatever the others say next.
-    if (!this.#network.canDeliver(message.from, message.to) || member.node === undefined || member.paused) {
+    if (
+      !this.#network.canDeliver(slotOf(message.from), slotOf(message.to)) ||
+      member.node === undefined ||
+      member.paused
+    ) {
       this.#counts.dropped++
       this.#log({ e: 'drop', ...describe(message) })
       return
@@ -404,9 +416,8 @@ export class World implements MemberHost {
       return
     }
     this.#counts.sent++
-    const generation = this.#member(message.from).generation
-    for (const atMs of this.#network.plan(this.nowMs, message.from, message.to)) {
-      this.#queue.push(atMs, { type: 'deliver', message, generation })
+    for (const atMs of this.#network.plan(this.nowMs, slotOf(message.from), slotOf(message.to))) {
+      this.#queue.push(atMs, { type: 'deliver', message })
     }
   }
 
@@ -612,7 +623,8 @@ export class World implements MemberHost {
 
   #resolve(who: Who): NodeId {
     const n = this.#voters.length
-    if (who === 'leader') return this.#currentLeader() ?? 1 + this.#nemesis.int(n)
+    const leader = this.#currentLeader()
+    if (who === 'leader') return leader === undefined ? 1 + this.#nemesis.int(n) : slotOf(leader)
     if (who === 'random') return 1 + this.#nemesis.int(n)
     return ((((who - 1) % n) + n) % n) + 1
   }
@@ -697,7 +709,7 @@ export class World implements MemberHost {
         const leader = this.#currentLeader()
         const targets =
           fault.who === 'followers'
-            ? this.#voters.filter((id) => id !== leader)
+            ? this.#voters.filter((id) => leader === undefined || id !== slotOf(leader))
             : fault.who.map((w) => this.#resolve(w))
         for (const id of targets) {
           const member = this.#member(id)
@@ -720,7 +732,7 @@ export class World implements MemberHost {
       case 'transfer': {
         const leader = this.#currentLeader()
         if (leader === undefined) return
-        const to = this.#resolve(fault.who)
+        const to = this.#member(this.#resolve(fault.who)).id
         const result = this.#member(leader).node?.transferLeadership(to)
         this.#log({ e: 'transfer', m: leader, to, ok: result?.ok })
         if (result?.ok === true) {
@@ -885,7 +897,7 @@ export class World implements MemberHost {
   }
 
   #sendChunk(id: number, message: SnapshotMessage): void {
-    const arrivals = this.#network.plan(this.nowMs, message.from, message.to)
+    const arrivals = this.#network.plan(this.nowMs, slotOf(message.from), slotOf(message.to))
     const first = arrivals[0]
     if (first === undefined) this.#snapshotFailed(id)
     else this.#queue.push(first, { type: 'snapshotChunk', transfer: id })
@@ -903,7 +915,9 @@ export class World implements MemberHost {
       from.node !== undefined &&
       to.node !== undefined &&
       !to.paused &&
-      this.#network.canDeliver(from.id, to.id)
+      from.id === message.from &&
+      to.id === message.to &&
+      this.#network.canDeliver(slotOf(from.id), slotOf(to.id))
     if (!intact) {
       this.#snapshotFailed(id)
       return
@@ -945,11 +959,14 @@ export class World implements MemberHost {
     const leader = this.#currentLeader()
     const conf = leader === undefined ? undefined : this.#member(leader).node?.conf()
     if (conf === undefined || this.#want !== undefined) return
-    if (conf.learners.some((id) => !this.#learners.includes(id))) return
-    const out = this.#voters.find((id) => !this.#learners.includes(id) && !conf.voters.includes(id))
-    if (out !== undefined) this.#want = { type: 'add', id: out }
+    const ids = this.#voters.map((slot) => this.#member(slot).id)
+    const out = ids.find(
+      (id) => !this.#learners.includes(id) && !conf.voters.includes(id) && !conf.learners.includes(id),
+    )
+    const whoId = this.#member(who).id
+    if (out !== undefined) this.#want = { type: 'add', id: out, fresh: false }
     else if (conf.voters.length > Math.max(2, this.options.nodes - 2) && !this.#learners.includes(who)) {
-      this.#want = { type: 'remove', id: who }
+      this.#want = { type: 'remove', id: whoId, fresh: false }
     } else return
     this.#faults.membership++
     this.#log({ e: 'want', ...this.#want })
@@ -964,17 +981,13 @@ export class World implements MemberHost {
     const node = leader.node
     if (node === undefined || leader.paused) return
     const status = node.status()
-    // Only a rejoining member is promoted; the permanent learners stay learners.
+    // Only a rejoining member is promoted; the permanent learners stay learners. A learner
+    // whose slot has been wiped again since (two leaders raced to add it) is a ghost: removed.
+    const ghost = status.learners.find((id) => this.#current(id) === undefined)
     const learner = status.learners.find((id) => !this.#learners.includes(id))
     let result: ConfChangeResult | undefined
-    if (learner !== undefined) {
-      // Caught up: the learner's match has reached the leader's commit index.
-      const progress = status.progress.find((p) => p.id === learner)
-      if (progress !== undefined && progress.match >= status.commit) {
-        result = node.proposeConfChange({ type: 'promote', id: learner })
-        this.#log({ e: 'confChange', m: leaderId, type: 'promote', id: learner, ok: result.ok })
-      }
-    } else if (this.#want !== undefined) {
+    // What was asked for goes first, so that a fresh leader is asked at once (the errata's window).
+    if (this.#want !== undefined) {
       const want = this.#want
       const member = status.voters.includes(want.id) || status.learners.includes(want.id)
       if (want.type === 'add' ? member : !member) {
@@ -984,17 +997,39 @@ export class World implements MemberHost {
       // The configuration in force must be committed first: a member is wiped only once its
       // removal can no longer be undone (and the leader refuses a second change until then).
       if (status.confIndex > status.commit) return
+      let id = want.id
       if (want.type === 'add') {
+        // A new member in the slot of the removed one: its disk is wiped, it starts knowing
+        // nothing, and it has a new identity (a wiped server reusing its id could vote twice
+        // in one term: in configurations that still list the old one, and as itself).
         const joining = this.#member(want.id)
-        if (joining.durable.snapshot.conf.voters.length > 0 || joining.node === undefined) {
-          // A new member: its old disk is wiped, and it starts knowing nothing.
-          joining.wipe()
+        if (!want.fresh) {
+          joining.wipe(identityOf(joining.slot, joining.generation + 1))
           this.#restart(joining)
+          this.#want = { type: 'add', id: joining.id, fresh: true }
         }
+        id = joining.id
       }
-      result = node.proposeConfChange({ type: want.type === 'add' ? 'addLearner' : 'remove', id: want.id })
-      this.#log({ e: 'confChange', m: leaderId, ...want, ok: result.ok, code: result.ok ? '' : result.code })
+      result = node.proposeConfChange({ type: want.type === 'add' ? 'addLearner' : 'remove', id })
+      this.#log({
+        e: 'confChange',
+        m: leaderId,
+        type: want.type,
+        id,
+        ok: result.ok,
+        code: result.ok ? '' : result.code,
+      })
       if (result.ok) this.#want = undefined
+    } else if (ghost !== undefined) {
+      result = node.proposeConfChange({ type: 'remove', id: ghost })
+      this.#log({ e: 'confChange', m: leaderId, type: 'remove', id: ghost, ok: result.ok })
+    } else if (learner !== undefined) {
+      // Caught up: the learner's match has reached the leader's commit index.
+      const progress = status.progress.find((p) => p.id === learner)
+      if (progress !== undefined && progress.match >= status.commit) {
+        result = node.proposeConfChange({ type: 'promote', id: learner })
+        this.#log({ e: 'confChange', m: leaderId, type: 'promote', id: learner, ok: result.ok })
+      }
     }
     if (result?.ok === true) this.#membership.changes++
     leader.afterInput()
@@ -1013,6 +1048,21 @@ export class World implements MemberHost {
         : 'the members did not converge on one log'
     return `${this.options.livenessBoundMs} ms after the heal, ${what} (${statuses.join('; ')})`
   }
+}
+
+/**
+ * Member identities: a slot's first member has the slot's number as its id; each time the
+ * slot's disk is wiped, the new member gets a new id, `slot + idStride × generation`.
+ * The stride exceeds the largest slot (7 voters + 2 learners).
+ */
+const idStride = 100
+
+export function slotOf(id: NodeId): number {
+  return id % idStride
+}
+
+export function identityOf(slot: number, generation: number): NodeId {
+  return slot + idStride * generation
 }
 
 /** Permanent learners per seed when not given: most seeds have none, some one or two. */

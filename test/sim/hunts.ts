@@ -55,4 +55,22 @@ export const bugHunts: readonly BugHunt[] = [
     options: { nodes: 3, faultKinds: ['isolateLeader', 'pause'], swarm: false },
     expected: ['linearizableReads'],
   },
+  {
+    bug: 'confChangeWithoutErrataFix',
+    why: "membership changes asked for every ~150 ms and retried against each fresh leader at once, while fresh leaders are cut off: a new leader appends a change before its no-op commits, beside an earlier leader's uncommitted change, and the two configurations have disjoint majorities (the dissertation's counterexample, with 4 voters between removals and re-adds)",
+    options: {
+      nodes: 5,
+      learners: 0,
+      faultKinds: ['membership', 'isolateNewLeader', 'isolateLeader'],
+      swarm: false,
+      intensity: { meanGapMs: 150 },
+    },
+    expected: ['leaderCompleteness', 'stateMachineSafety', 'electionSafety'],
+  },
+  {
+    bug: 'learnerCountedInQuorum',
+    why: 'three voters and two learners: a leader cut off from the other voters but not from the learners "commits" with them, and the two voters elect a leader without those entries',
+    options: { nodes: 3, learners: 2, faultKinds: ['isolateLeader', 'partition', 'crash'], swarm: false },
+    expected: ['leaderCompleteness', 'stateMachineSafety', 'durability'],
+  },
 ]
