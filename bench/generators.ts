@@ -28,6 +28,11 @@ export interface RunOutcome {
   readonly generatorCpuPct: number
   /** CPU used in the window by each member, as a percentage of one core. */
   readonly memberCpuPct: readonly number[]
+  /**
+   * The measured window on the monotonic clock, in µs (process.hrtime): the clock V8's
+   * CPU profiles use on Linux, so a profile can be cut to the window.
+   */
+  readonly windowMonotonicUs: readonly [number, number]
 }
 
 class Generator {
@@ -103,25 +108,26 @@ export async function runGenerators(
     for (const g of generators) await expect(g, 'ready', 'its clients to connect', setupTimeoutMs)
     for (const g of generators) g.send({ type: 'go' })
     let memberCpuAt: number[] = memberPids.map(cpuMsOf)
-    let generatorCpuAt: number[] = generators.map((g) => cpuMsOf(g.child.pid ?? 0))
     let windowStartMs = performance.now()
+    let windowStartNs = process.hrtime.bigint()
     const sampler = setTimeout(() => {
       memberCpuAt = memberPids.map(cpuMsOf)
-      generatorCpuAt = generators.map((g) => cpuMsOf(g.child.pid ?? 0))
       windowStartMs = performance.now()
+      windowStartNs = process.hrtime.bigint()
     }, task.warmupMs)
     const results: LoadResult[] = []
     const timeoutMs = task.warmupMs + task.measureMs + finishSlackMs
-    // Generators end their windows together; the first to report closes the CPU window.
+    // Generators end their windows together; the first to report closes the members' CPU
+    // window. Each generator measures its own CPU (it may have exited when this one reports).
     let memberCpuEnd: number[] | undefined
-    let generatorCpuEnd: number[] | undefined
     let windowEndMs = 0
+    let windowEndNs = 0n
     for (const g of generators) {
       const message = await expect(g, 'done', 'its samples', timeoutMs)
       if (memberCpuEnd === undefined) {
         memberCpuEnd = memberPids.map(cpuMsOf)
-        generatorCpuEnd = generators.map((x) => cpuMsOf(x.child.pid ?? 0))
         windowEndMs = performance.now()
+        windowEndNs = process.hrtime.bigint()
       }
       if (message.type === 'done') results.push(message.result)
     }
@@ -140,8 +146,9 @@ export async function runGenerators(
       conflicts: results.reduce((s, r) => s + r.conflicts, 0),
       errors: results.reduce((s, r) => s + r.errors, 0),
       ...(firstError === undefined ? {} : { firstError }),
-      generatorCpuPct: (generatorCpuEnd ?? []).reduce((s, end, i) => s + pct(end, generatorCpuAt[i]), 0),
+      generatorCpuPct: results.reduce((s, r) => s + (r.cpuMs / Math.max(1, r.cpuWindowMs)) * 100, 0),
       memberCpuPct: (memberCpuEnd ?? []).map((end, i) => pct(end, memberCpuAt[i])),
+      windowMonotonicUs: [Number(windowStartNs / 1000n), Number(windowEndNs / 1000n)],
     }
   } finally {
     for (const g of generators) g.child.kill('SIGKILL')

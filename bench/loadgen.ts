@@ -33,8 +33,10 @@ export interface LoadResult {
   readonly firstError?: string
   readonly latenciesMs: readonly number[]
   readonly measuredMs: number
-  /** CPU time this process used during the window (user + system). */
+  /** CPU time this process used from the end of the warm-up until its clients stopped (user + system). */
   readonly cpuMs: number
+  /** The wall time `cpuMs` was measured over. */
+  readonly cpuWindowMs: number
 }
 
 export interface ClientMemory {
@@ -90,8 +92,10 @@ async function runLoops(
   const measureFromMs = startMs + task.warmupMs
   const endMs = measureFromMs + task.measureMs
   let cpuAtStart = process.cpuUsage()
+  let cpuFromMs = startMs
   setTimeout(() => {
     cpuAtStart = process.cpuUsage()
+    cpuFromMs = performance.now()
   }, task.warmupMs)
   const loop = async (client: BenchClient): Promise<void> => {
     // Bounded by the clock: the loop ends at `endMs`.
@@ -113,6 +117,7 @@ async function runLoops(
   }
   await Promise.all(clients.map(loop))
   const cpu = process.cpuUsage(cpuAtStart)
+  const cpuWindowMs = performance.now() - cpuFromMs
   return {
     ops,
     conflicts,
@@ -121,6 +126,7 @@ async function runLoops(
     latenciesMs,
     measuredMs: task.measureMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuWindowMs,
   }
 }
 
@@ -148,8 +154,10 @@ async function cachedReads(
   const measureFromMs = startMs + task.warmupMs
   const endMs = measureFromMs + task.measureMs
   let cpuAtStart = process.cpuUsage()
+  let cpuFromMs = startMs
   setTimeout(() => {
     cpuAtStart = process.cpuUsage()
+    cpuFromMs = performance.now()
   }, task.warmupMs)
   const loop = async (client: BenchClient): Promise<void> => {
     const db = client.zeoq
@@ -171,6 +179,7 @@ async function cachedReads(
   }
   await Promise.all(clients.map(loop))
   const cpu = process.cpuUsage(cpuAtStart)
+  const cpuWindowMs = performance.now() - cpuFromMs
   const misses = clients.reduce((sum, c) => sum + (c.zeoq?.stats().cacheMisses ?? 0), 0)
   return {
     ops,
@@ -181,6 +190,7 @@ async function cachedReads(
     latenciesMs,
     measuredMs: task.measureMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuWindowMs,
   }
 }
 

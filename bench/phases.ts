@@ -98,6 +98,7 @@ export async function profilePhase(plan: Plan, results: BenchResults): Promise<v
   const cluster = await startZeoq({ nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] })
   let leaderPid: number | undefined
   let opsPerS = 0
+  let windowUs: readonly [number, number] | undefined
   const clients = 16
   try {
     const keys = await seedKeys(cluster, cluster.token, settings.objects)
@@ -113,6 +114,7 @@ export async function profilePhase(plan: Plan, results: BenchResults): Promise<v
       memberPids(cluster),
     )
     opsPerS = outcome.opsPerS
+    windowUs = outcome.windowMonotonicUs
     leaderPid = cluster.pid(await cluster.waitForLeader())
   } finally {
     // A clean shutdown writes the profiles; SIGKILL would lose them.
@@ -123,7 +125,7 @@ export async function profilePhase(plan: Plan, results: BenchResults): Promise<v
     results.notes.push('The profile of the leader was not written (did it exit cleanly?).')
     return
   }
-  const summary = summarizeProfile(join(profileDir, file))
+  const summary = summarizeProfile(join(profileDir, file), 15, windowUs)
   results.profile = { role: 'leader', clients, opsPerS, ...summary }
   log(`  leader profile: ${summary.busyMs.toFixed(0)} ms busy, top: ${summary.functions[0]?.name ?? '?'}`)
 }

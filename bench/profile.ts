@@ -15,13 +15,19 @@ interface CallFrame {
 interface ProfileNode {
   readonly id: number
   readonly callFrame: CallFrame
+  readonly children?: readonly number[]
 }
 
 interface CpuProfile {
   readonly nodes: readonly ProfileNode[]
+  readonly startTime: number
+  readonly endTime: number
   readonly samples: readonly number[]
   readonly timeDeltas: readonly number[]
 }
+
+/** Frames walked up a stack looking for project code: deeper stacks are cut there. */
+const stackDepthMax = 200
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url))
 
@@ -43,20 +49,81 @@ export function fileOf(url: string): string {
 export interface ProfileSummary {
   readonly busyMs: number
   readonly idleMs: number
+  /** True when the samples were cut to the measured window; false when the whole profile was used. */
+  readonly windowed: boolean
+  /** Self time by function. */
   readonly functions: readonly ProfileRow[]
+  /** Self time by file or package. */
   readonly files: readonly ProfileRow[]
+  /** Time charged to the nearest project function on the stack (src/…): who asked for the work. */
+  readonly projectCallers: readonly ProfileRow[]
 }
 
-/** Self time per function (name, file, line) and per file, the top `top` of each, idle excluded. */
-export function summarizeProfile(path: string, top = 15): ProfileSummary {
+function isProjectFile(file: string): boolean {
+  return file.startsWith('src/') || file.startsWith('bin/')
+}
+
+function nameOf(frame: CallFrame): string {
+  return frame.functionName === '' ? '(anonymous)' : frame.functionName
+}
+
+function whereOf(frame: CallFrame): string {
+  const file = fileOf(frame.url)
+  // Code run through tsx reports line 0 for every function: then the file alone says more.
+  return frame.url === '' || frame.lineNumber <= 0 ? file : `${file}:${frame.lineNumber + 1}`
+}
+
+class Tally {
+  readonly #rows = new Map<string, { name: string; file: string; us: number }>()
+
+  add(name: string, file: string, us: number): void {
+    const key = `${name}\u0000${file}`
+    const row = this.#rows.get(key) ?? { name, file, us: 0 }
+    row.us += us
+    this.#rows.set(key, row)
+  }
+
+  top(count: number, busyUs: number): ProfileRow[] {
+    return [...this.#rows.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, count)
+      .map((r) => ({
+        name: r.name,
+        file: r.file,
+        selfMs: r.us / 1000,
+        pct: busyUs === 0 ? 0 : (r.us / busyUs) * 100,
+      }))
+  }
+}
+
+/**
+ * Self time per function and per file, and time per nearest project caller, the top
+ * `top` of each, idle excluded. With `windowUs` (monotonic µs, V8's profile clock on
+ * Linux) only samples inside it count, so start-up and shutdown are left out.
+ */
+export function summarizeProfile(
+  path: string,
+  top = 15,
+  windowUs?: readonly [number, number],
+): ProfileSummary {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile
   const frames = new Map<number, CallFrame>()
-  for (const node of profile.nodes) frames.set(node.id, node.callFrame)
-  const byFunction = new Map<string, { name: string; file: string; us: number }>()
-  const byFile = new Map<string, number>()
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) {
+    frames.set(node.id, node.callFrame)
+    for (const child of node.children ?? []) parents.set(child, node.id)
+  }
+  const windowed =
+    windowUs !== undefined && windowUs[0] >= profile.startTime && windowUs[1] <= profile.endTime + 1_000_000
+  const functions = new Tally()
+  const files = new Tally()
+  const callers = new Tally()
   let idleUs = 0
   let busyUs = 0
+  let atUs = profile.startTime
   profile.samples.forEach((id, i) => {
+    atUs += profile.timeDeltas[i] ?? 0
+    if (windowed && windowUs !== undefined && (atUs < windowUs[0] || atUs > windowUs[1])) return
     // timeDeltas[i + 1] is the time until the next sample: the time spent in this one.
     const us = profile.timeDeltas[i + 1] ?? 0
     const frame = frames.get(id)
@@ -66,26 +133,27 @@ export function summarizeProfile(path: string, top = 15): ProfileSummary {
       return
     }
     busyUs += us
-    const file = fileOf(frame.url)
-    const name = frame.functionName === '' ? '(anonymous)' : frame.functionName
-    const key = `${name}\u0000${file}\u0000${frame.lineNumber}`
-    const entry = byFunction.get(key) ?? {
-      name,
-      file: frame.url === '' ? file : `${file}:${frame.lineNumber + 1}`,
-      us: 0,
+    functions.add(nameOf(frame), whereOf(frame), us)
+    files.add(fileOf(frame.url), fileOf(frame.url), us)
+    let caller: CallFrame | undefined
+    let node: number | undefined = id
+    for (let depth = 0; depth < stackDepthMax && node !== undefined; depth++) {
+      const f = frames.get(node)
+      if (f !== undefined && isProjectFile(fileOf(f.url))) {
+        caller = f
+        break
+      }
+      node = parents.get(node)
     }
-    entry.us += us
-    byFunction.set(key, entry)
-    byFile.set(file, (byFile.get(file) ?? 0) + us)
+    if (caller === undefined) callers.add('(no project code on the stack)', fileOf(frame.url), us)
+    else callers.add(nameOf(caller), whereOf(caller), us)
   })
-  const pct = (us: number): number => (busyUs === 0 ? 0 : (us / busyUs) * 100)
-  const functions = [...byFunction.values()]
-    .sort((a, b) => b.us - a.us)
-    .slice(0, top)
-    .map((f) => ({ name: f.name, file: f.file, selfMs: f.us / 1000, pct: pct(f.us) }))
-  const files = [...byFile]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, top)
-    .map(([file, us]) => ({ name: file, file, selfMs: us / 1000, pct: pct(us) }))
-  return { busyMs: busyUs / 1000, idleMs: idleUs / 1000, functions, files }
+  return {
+    busyMs: busyUs / 1000,
+    idleMs: idleUs / 1000,
+    windowed,
+    functions: functions.top(top, busyUs),
+    files: files.top(top, busyUs),
+    projectCallers: callers.top(top, busyUs),
+  }
 }

@@ -39,6 +39,8 @@ export interface RecoveryResult {
   readonly loadSeconds: number
   /** SIGKILL of a follower holding the data set, restart, until it serves. */
   readonly restartMs: number
+  /** The same restart before the data set was written: process start and joining alone. */
+  readonly emptyRestartMs: number
   /** The restarted member once serving, and the members while the data set was written. */
   readonly restartedMemory?: MemberMemory
   readonly loadMemory: readonly MemberMemory[]
@@ -73,8 +75,10 @@ export interface ProfileResult {
   readonly clients: number
   readonly busyMs: number
   readonly idleMs: number
+  readonly windowed: boolean
   readonly functions: readonly ProfileRow[]
   readonly files: readonly ProfileRow[]
+  readonly projectCallers: readonly ProfileRow[]
   readonly opsPerS: number
 }
 

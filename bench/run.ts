@@ -146,6 +146,7 @@ async function main(): Promise<void> {
   if (plan.etcd) await bigDataPhase('etcd', plan, results)
   await profilePhase(plan, results)
   await simPhase(plan, results)
+  results.notes.push(...observations(results))
   const finished: BenchResults = { ...results, machine: { ...results.machine, loadAfter: loadAverage() } }
   process.stdout.write(`${consoleSummary(finished)}\n`)
   if (outDir !== undefined) {
@@ -157,6 +158,31 @@ async function main(): Promise<void> {
     writeFileSync(join(outDir, 'benchmarks.json'), JSON.stringify(finished, null, 2))
     log(`bench: wrote ${join(outDir, 'benchmarks.md')} and ${chartFile}`)
   }
+}
+
+/** Notes the figures need beside them: shared cores, failed commits, outliers. */
+function observations(results: BenchResults): string[] {
+  const notes: string[] = []
+  const cores = results.machine.cores
+  if (cores <= 4)
+    notes.push(
+      `This machine has ${cores} cores: the three members, the load generators and (in its turn) etcd share them,` +
+        ' so throughput here is bounded by CPU as much as by either system. The CPU columns show the shares.',
+    )
+  for (const point of results.commits) {
+    const o = point.outcome
+    if (o.errors > 0)
+      notes.push(
+        `${point.system}, ${o.clients} clients: ${o.errors} commits failed (not counted in the throughput); the first: ${o.firstError ?? '?'}`,
+      )
+  }
+  for (const f of results.failover) {
+    if (f.trialsMs.length >= 2 && f.maxMs > 3 * f.medianMs)
+      notes.push(
+        `${f.system} failover: the slowest trial (${f.maxMs.toFixed(0)} ms) took more than three times the median; the client's retry and reconnection pauses add to the election.`,
+      )
+  }
+  return notes
 }
 
 process.on('exit', cleanupAll)

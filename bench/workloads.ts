@@ -317,6 +317,24 @@ export async function catchUpRun(
   return { system: cluster.system, commits, writeSeconds, catchUpMs }
 }
 
+/** The follower the restart measurements use: the lowest id that does not lead. */
+function restartedFollower(cluster: BenchCluster, leader: number): number {
+  return cluster.memberIds().find((id) => id !== leader) ?? leader
+}
+
+/** SIGKILLs a caught-up follower, restarts it and returns the time until it serves (then waits for catch-up). */
+async function restartFollower(cluster: BenchCluster): Promise<{ readonly id: number; readonly ms: number }> {
+  const follower = restartedFollower(cluster, await cluster.waitForLeader())
+  await cluster.waitCaughtUp(follower, memberWaitMs)
+  await cluster.kill(follower)
+  const startMs = performance.now()
+  cluster.start(follower)
+  await cluster.waitServing(follower, memberWaitMs)
+  const ms = performance.now() - startMs
+  await cluster.waitCaughtUp(follower, memberWaitMs)
+  return { id: follower, ms }
+}
+
 /**
  * Writes a large data set (records of `recordBytes`), then SIGKILLs a follower, restarts
  * it and times until it serves; takes the members' memory along the way.
@@ -328,6 +346,8 @@ export async function recoveryRun(
   log: (line: string) => void,
 ): Promise<{ readonly result: RecoveryResult; readonly keys: Keys }> {
   const records = Math.max(1, Math.round(settings.dataBytes / settings.recordBytes))
+  // The same restart with no data first: what process start and joining cost by themselves.
+  const emptyRestartMs = (await restartFollower(cluster)).ms
   const loadStartMs = performance.now()
   const keys = await seedKeys(cluster, token, records, settings.recordBytes, 1)
   const loadSeconds = (performance.now() - loadStartMs) / 1000
@@ -335,15 +355,7 @@ export async function recoveryRun(
     `  ${cluster.system}: wrote ${records} records of ${settings.recordBytes} bytes in ${loadSeconds.toFixed(1)} s`,
   )
   const loadMemory = memberMemory(cluster)
-  const leader = await cluster.waitForLeader()
-  const follower = cluster.memberIds().find((id) => id !== leader) ?? leader
-  await cluster.waitCaughtUp(follower, memberWaitMs)
-  await cluster.kill(follower)
-  const startMs = performance.now()
-  cluster.start(follower)
-  await cluster.waitServing(follower, memberWaitMs)
-  const restartMs = performance.now() - startMs
-  await cluster.waitCaughtUp(follower, memberWaitMs)
+  const { ms: restartMs, id: follower } = await restartFollower(cluster)
   const restarted = memberMemory(cluster).find((m) => m.id === follower)
   log(`  ${cluster.system}: restart of a member holding ${records} records: ${restartMs.toFixed(0)} ms`)
   return {
@@ -354,6 +366,7 @@ export async function recoveryRun(
       recordBytes: settings.recordBytes,
       loadSeconds,
       restartMs,
+      emptyRestartMs,
       ...(restarted === undefined ? {} : { restartedMemory: restarted }),
       loadMemory,
     },
