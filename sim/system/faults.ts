@@ -37,8 +37,11 @@ export function isSystemFaultKind(name: string): name is SystemFaultKind {
   return (systemFaultKinds as readonly string[]).includes(name)
 }
 
-/** A member id (modulo the cluster size), whoever leads when the fault fires, or a random member. */
-export type Target = number | 'leader'
+/**
+ * A member id (modulo the cluster size), whoever leads when the fault fires, or the
+ * n-th member (by id, from 0) among those that do not lead then (for hand-made schedules).
+ */
+export type Target = number | 'leader' | { readonly follower: number }
 
 export type SystemFault =
   | {

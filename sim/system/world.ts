@@ -161,6 +161,11 @@ export class SystemWorld {
 
   #resolve(target: Target): SimMember {
     if (target === 'leader') return this.leader() ?? this.members[0]!
+    if (typeof target === 'object') {
+      const leader = this.leader()
+      const others = this.members.filter((m) => m !== leader)
+      return others[target.follower % others.length]!
+    }
     return this.members[(((target - 1) % this.members.length) + this.members.length) % this.members.length]!
   }
 
