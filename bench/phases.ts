@@ -46,12 +46,13 @@ export async function mainPhase(system: 'zeoq' | 'etcd', plan: Plan, results: Be
   const zeoq = system === 'zeoq' ? await startZeoq() : undefined
   const cluster: BenchCluster = zeoq ?? (await startEtcd())
   try {
+    const idle = memberMemory(cluster)
     const keys = await seedKeys(cluster, zeoq?.token ?? '', settings.objects)
     const clientCounts = wants('commits') ? settings.commitClients : wants('memory') ? [64] : []
     if (clientCounts.length > 0) {
       results.commits.push(...(await commitRuns(cluster, keys, settings, clientCounts, log)))
       // VmHWM is the peak since the process started: the runs above end with the largest.
-      results.commitMemory.push({ system, members: memberMemory(cluster) })
+      results.commitMemory.push({ system, members: memberMemory(cluster), idle })
     }
     if (wants('reads')) results.reads.push(...(await readRuns(cluster, keys, settings, log)))
     if (wants('failover')) results.failover.push(await failoverRuns(cluster, keys, settings, log))

@@ -23,6 +23,9 @@ export interface FailoverResult {
   readonly trialsMs: readonly number[]
   readonly medianMs: number
   readonly maxMs: number
+  /** Per trial: SIGKILL until the surviving members agree on a new leader (polled every 25 ms). */
+  readonly electedMs: readonly number[]
+  readonly electedMedianMs: number
   readonly errors: number
 }
 
@@ -106,7 +109,12 @@ export interface BenchResults {
   readonly recovery: RecoveryResult[]
   readonly catchUp: CatchUpResult[]
   /** Peak memory of each member after the 64-client run. */
-  readonly commitMemory: { readonly system: SystemName; readonly members: readonly MemberMemory[] }[]
+  readonly commitMemory: {
+    readonly system: SystemName
+    readonly members: readonly MemberMemory[]
+    /** The same members just after start (elected, nothing written): the runtime's own share. */
+    readonly idle: readonly MemberMemory[]
+  }[]
   clientMemory?: ClientMemory
   sim?: SimResult
   profile?: ProfileResult

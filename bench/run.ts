@@ -36,7 +36,7 @@ const repoRoot = fileURLToPath(new URL('../', import.meta.url))
 const mib = 2 ** 20
 
 const usage = `Usage: npm run bench -- [--quick] [--only ${phaseNames.join(',')}] [--generators N]
-       [--data-mb N] [--catch-up-commits N] [--trials N] [--measure-s N] [--out DIR]
+       [--data-mb N] [--catch-up-commits N] [--trials N] [--measure-s N] [--out DIR] [--json FILE]
 Writes DIR/benchmarks.md and DIR/benchmarks.svg (DIR: docs for a run of every phase; none with --only unless --out is given).`
 
 function settingsFrom(values: Record<string, string | boolean | undefined>): Settings {
@@ -92,6 +92,7 @@ async function main(): Promise<void> {
       trials: { type: 'string' },
       'measure-s': { type: 'string' },
       out: { type: 'string' },
+      json: { type: 'string' },
       help: { type: 'boolean' },
     },
   })
@@ -155,9 +156,9 @@ async function main(): Promise<void> {
     const subtitle = `${finished.machine.cores} cores, ${finished.quick ? 'quick run' : 'full run'}, ${finished.startedAt}`
     writeFileSync(join(outDir, chartFile), commitChart(finished.commits, subtitle))
     writeFileSync(join(outDir, 'benchmarks.md'), markdown(finished, chartFile))
-    writeFileSync(join(outDir, 'benchmarks.json'), JSON.stringify(finished, null, 2))
     log(`bench: wrote ${join(outDir, 'benchmarks.md')} and ${chartFile}`)
   }
+  if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(finished, null, 2))
 }
 
 /** Notes the figures need beside them: shared cores, failed commits, outliers. */
