@@ -4,7 +4,7 @@
  * the liveness wait, convergence and the checkers.
  */
 import { connect, type Database } from '../../src/client/index.ts'
-import type { Oid } from '../../src/protocol/index.ts'
+import { CorruptionError, type Oid } from '../../src/protocol/index.ts'
 import type { Message, NodeId } from '../../src/raft/index.ts'
 import type { MemberBugs } from '../../src/server/index.ts'
 import { bridgeCut, groupsCut, majoritiesRingCut, Network } from '../network.ts'
@@ -640,26 +640,54 @@ export class SystemWorld {
     }
   }
 
+  /**
+   * The final linearizable reads. A member that detected a corrupt record answers
+   * CorruptionError for it and serves nothing damaged; the operator then takes that
+   * member out (here: it stays down) and the reads go to the others.
+   */
+  async #finalReads(deadlineMs: number): Promise<Awaited<ReturnType<typeof finalValues>> | undefined> {
+    for (let attempt = 0; attempt <= this.members.length; attempt++) {
+      const reader = this.#connect(`final-${attempt}`)
+      try {
+        const final = await this.drive(
+          (async () => {
+            const db = await reader.db
+            try {
+              return await finalValues(db, this.#oids)
+            } finally {
+              await db.close()
+            }
+          })(),
+          deadlineMs,
+        )
+        if (final === undefined) {
+          this.violation('liveness', 'the final reads did not finish after the heal')
+          return undefined
+        }
+        return final.value
+      } catch (error) {
+        const damaged =
+          error instanceof CorruptionError
+            ? this.members.find((m) => String(error.message).includes(memberUrl(m.id)))
+            : undefined
+        if (damaged === undefined || !this.#corrupted.has(damaged.id)) {
+          this.violation('liveness', `the final reads failed after the heal: ${String(error)}`)
+          return undefined
+        }
+        this.#log('takenOut', { member: damaged.id, reason: 'it reported a corrupt record' })
+        damaged.crash(0)
+        damaged.failed = 'taken out by the operator after it reported corruption'
+      }
+    }
+    this.violation('liveness', 'the final reads kept failing on corrupt members')
+    return undefined
+  }
+
   async #checkWorkload(deadlineMs: number): Promise<void> {
     const o = this.options
     const shape = workloadShape(o.workload)
-    const reader = this.#connect('final')
-    const final = await this.drive(
-      (async () => {
-        const db = await reader.db
-        const values = await finalValues(db, this.#oids)
-        await db.close()
-        return values
-      })(),
-      deadlineMs,
-    ).catch((error: unknown) => {
-      this.violation('liveness', `the final reads failed after the heal: ${String(error)}`)
-      return undefined
-    })
-    if (final === undefined) {
-      this.violation('liveness', 'the final reads did not finish after the heal')
-      return
-    }
+    const final = await this.#finalReads(deadlineMs)
+    if (final === undefined) return
     const ops = this.history.ops
     const found =
       o.workload === 'registers'
@@ -667,11 +695,11 @@ export class SystemWorld {
         : o.workload === 'bank'
           ? checkBank(
               ops,
-              Array.from({ length: shape.keys }, (_, k) => final.value.numbers.get(k)),
+              Array.from({ length: shape.keys }, (_, k) => final.numbers.get(k)),
             )
           : o.workload === 'counters'
-            ? checkCounters(ops, shape.keys, final.value.numbers)
-            : checkListAppendHistory(ops, final.value.lists)
+            ? checkCounters(ops, shape.keys, final.numbers)
+            : checkListAppendHistory(ops, final.lists)
     for (const v of found) {
       this.violations.push(v)
       this.#log('violation', { checker: v.checker, message: v.message })
