@@ -56,6 +56,8 @@ interface SnapshotTransfer {
   readonly fromIncarnation: number
   readonly toIncarnation: number
   chunksLeft: number
+  /** The driver could not stream it (no image at that index, or too many streams): it fails at its first chunk. */
+  readonly refused: boolean
 }
 
 /** What the operator was asked to do and has not done yet. */
@@ -874,14 +876,11 @@ export class World implements MemberHost {
     const from = this.#member(message.from)
     const to = this.#member(message.to)
     // The driver keeps one image, at its last compaction: a snapshot message built before a
-    // newer compaction cannot be streamed; the leader is told, and sends a fresh one.
-    if (
-      from.durable.snapshot.index !== message.snapshot.index ||
-      this.#transfers.size >= snapshotTransfersMax
-    ) {
-      from.node?.reportSnapshot(to.id, false)
-      return
-    }
+    // newer compaction cannot be streamed; neither can one past the bound on streams. The
+    // leader is told, one network latency later (never within the same Ready: a failure
+    // reported at once would be answered by the same snapshot at once, forever).
+    const refused =
+      from.durable.snapshot.index !== message.snapshot.index || this.#streaming() >= snapshotTransfersMax
     const image = from.durable.image
     const id = this.#nextTransfer++
     this.#transfers.set(id, {
@@ -890,10 +889,22 @@ export class World implements MemberHost {
       fromIncarnation: from.incarnation,
       toIncarnation: to.incarnation,
       chunksLeft: Math.max(1, Math.ceil(image.length / snapshotChunkIds)),
+      refused,
     })
+    if (refused) {
+      this.#queue.push(this.nowMs + this.#network.latencyMs(), { type: 'snapshotChunk', transfer: id })
+      return
+    }
     this.#membership.snapshots++
     this.#log({ e: 'snapshotStart', from: from.id, to: to.id, index: message.snapshot.index })
     this.#sendChunk(id, message)
+  }
+
+  /** Transfers actually streaming (refused ones only wait to be reported). */
+  #streaming(): number {
+    let count = 0
+    for (const transfer of this.#transfers.values()) if (!transfer.refused) count++
+    return count
   }
 
   #sendChunk(id: number, message: SnapshotMessage): void {
@@ -910,6 +921,7 @@ export class World implements MemberHost {
     const from = this.#member(message.from)
     const to = this.#member(message.to)
     const intact =
+      !transfer.refused &&
       from.incarnation === transfer.fromIncarnation &&
       to.incarnation === transfer.toIncarnation &&
       from.node !== undefined &&

@@ -1062,7 +1062,12 @@ export class RaftNode {
     }
     const wasPaused = pr.isPaused()
     if (!pr.maybeUpdate(m.index)) return
-    if (pr.state === 'probe' || pr.state === 'snapshot') pr.becomeReplicate()
+    if (pr.state === 'snapshot') {
+      // An acknowledgement of an earlier append: the snapshot is still needed (and on its
+      // way) unless the follower now holds everything it covers.
+      if (pr.match < pr.pendingSnapshot) return
+      pr.becomeReplicate()
+    } else if (pr.state === 'probe') pr.becomeReplicate()
     else pr.freeInflightTo(m.index)
     if (this.#maybeCommit()) this.#commitPending = true
     if (this.#role !== 'leader') return

@@ -171,3 +171,27 @@ test('§5.1: a snapshot the follower already covers only moves its commit index;
     false,
   )
 })
+
+test('§5.1: an acknowledgement of an older append does not end the snapshot state nor send another snapshot', () => {
+  const c = laggingFollower()
+  snapshotInFlight(c)
+  const sentBefore = c.sent.filter(isSnapshot).length
+  c.inject({
+    type: 'appendResponse',
+    from: 3,
+    to: 1,
+    term: 1,
+    reject: false,
+    index: 2,
+    hintIndex: 0,
+    hintTerm: 0,
+  })
+  const progress = c
+    .node(1)
+    .status()
+    .progress.find((p) => p.id === 3)
+  assert.deepEqual([progress?.state, progress?.match, progress?.pendingSnapshot], ['snapshot', 2, 6])
+  assert.equal(c.sent.filter(isSnapshot).length, sentBefore)
+  c.stabilize()
+  assert.equal(c.member(3).snapshot.index, 6)
+})
