@@ -130,7 +130,8 @@ export async function writeReports(
   const result = await world.run()
   mkdirSync(dir, { recursive: true })
   const bugs = options.bugs.length > 0 ? `-${options.bugs.join('-')}` : ''
-  const base = join(dir, `system-${options.workload}-seed-${options.seed}-n${options.members}${bugs}`)
+  const shrunk = options.schedule === undefined ? '' : '-schedule'
+  const base = join(dir, `system-${options.workload}-seed-${options.seed}-n${options.members}${bugs}${shrunk}`)
   writeFileSync(`${base}.jsonl`, `${(result.trace ?? []).join('\n')}\n`)
   writeFileSync(
     `${base}.html`,
