@@ -31,3 +31,4 @@ export {
   writeTrace,
 } from './runner.ts'
 export { tickMs, World } from './world.ts'
+export * as system from './system/index.ts'
