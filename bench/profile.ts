@@ -67,8 +67,15 @@ function nameOf(frame: CallFrame): string {
   return frame.functionName === '' ? '(anonymous)' : frame.functionName
 }
 
+/** Like fileOf, but keeps the file inside a package (node_modules/classic-level/iterator.js). */
+function sourceOf(url: string): string {
+  const path = url.startsWith('file://') ? fileURLToPath(url) : url
+  const modules = path.lastIndexOf('/node_modules/')
+  return modules >= 0 ? path.slice(modules + 1) : fileOf(url)
+}
+
 function whereOf(frame: CallFrame): string {
-  const file = fileOf(frame.url)
+  const file = sourceOf(frame.url)
   // Code run through tsx reports line 0 for every function: then the file alone says more.
   return frame.url === '' || frame.lineNumber <= 0 ? file : `${file}:${frame.lineNumber + 1}`
 }
