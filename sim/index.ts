@@ -30,5 +30,5 @@ export {
   traceHash,
   writeTrace,
 } from './runner.ts'
-export { tickMs, World } from './world.ts'
 export * as system from './system/index.ts'
+export { tickMs, World } from './world.ts'

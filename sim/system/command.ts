@@ -131,7 +131,10 @@ export async function writeReports(
   mkdirSync(dir, { recursive: true })
   const bugs = options.bugs.length > 0 ? `-${options.bugs.join('-')}` : ''
   const shrunk = options.schedule === undefined ? '' : '-schedule'
-  const base = join(dir, `system-${options.workload}-seed-${options.seed}-n${options.members}${bugs}${shrunk}`)
+  const base = join(
+    dir,
+    `system-${options.workload}-seed-${options.seed}-n${options.members}${bugs}${shrunk}`,
+  )
   writeFileSync(`${base}.jsonl`, `${(result.trace ?? []).join('\n')}\n`)
   writeFileSync(
     `${base}.html`,
