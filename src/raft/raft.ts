@@ -816,8 +816,9 @@ export class RaftNode {
     assert.ok(self !== undefined)
     self.maybeUpdate(this.#log.stable)
     self.becomeReplicate()
-    // Any change in the uncommitted tail counts as pending; the no-op below commits it anyway.
-    this.#pendingConfIndex = this.#log.lastIndex()
+    // A change in the log we lead with is pending until it commits (one at a time, §4.1).
+    // Whether the tail holds one or not, the errata fix waits for the no-op below to commit.
+    this.#pendingConfIndex = this.#confs.at(-1)?.index ?? 0
     // The no-op of the new term lets entries of earlier terms commit (Raft paper §5.4.2, §8).
     this.#appendAsLeader([{ kind: 'noop', data: emptyBytes }])
   }

@@ -57,15 +57,16 @@ export const bugHunts: readonly BugHunt[] = [
   },
   {
     bug: 'confChangeWithoutErrataFix',
-    why: "membership changes asked for every ~150 ms and retried against each fresh leader at once, while fresh leaders are cut off: a new leader appends a change before its no-op commits, beside an earlier leader's uncommitted change, and the two configurations have disjoint majorities (the dissertation's counterexample, with 4 voters between removals and re-adds)",
+    why: "changes asked for every ~100 ms and retried against each fresh leader at once, fresh leaders cut off, leadership transfers, and one-entry appends that leave changes half replicated: a new leader appends a change before its no-op commits, beside an earlier leader's uncommitted change, and the two configurations have disjoint majorities (the dissertation's counterexample, with 4 voters between removals and re-adds)",
     options: {
       nodes: 5,
       learners: 0,
-      faultKinds: ['membership', 'isolateNewLeader', 'isolateLeader'],
+      faultKinds: ['membership', 'isolateNewLeader', 'transfer'],
       swarm: false,
-      intensity: { meanGapMs: 150 },
+      intensity: { meanGapMs: 100, meanDurationMs: 400 },
+      core: { appendBytesMax: 1, inflightAppendsMax: 1 },
     },
-    expected: ['leaderCompleteness', 'stateMachineSafety', 'electionSafety'],
+    expected: ['electionSafety', 'logMatching', 'leaderCompleteness', 'stateMachineSafety'],
   },
   {
     bug: 'learnerCountedInQuorum',
