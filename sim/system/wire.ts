@@ -114,8 +114,10 @@ export function simTransport(host: WireHost, clientName: string): ClientTranspor
         if (!decoded.ok) return
         const frame = decoded.value
         if (frame.type === 'welcome') knownTid = frame.lastTid
-        else if (frame.type === 'invalidate') knownTid = frame.tid > knownTid ? frame.tid : knownTid
-        else if (frame.type === 'response' && frame.ok) {
+        else if (frame.type === 'invalidate') {
+          const newest = frame.invalidations.at(-1)?.tid ?? knownTid
+          knownTid = newest > knownTid ? newest : knownTid
+        } else if (frame.type === 'response' && frame.ok) {
           const shown = shownTid(frame.value)
           if (shown > knownTid && id !== undefined)
             host.onBreach({ atMs: loop.nowMs, member: id, client: clientName, shownTid: shown, knownTid })

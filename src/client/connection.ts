@@ -209,7 +209,7 @@ export class Connection {
     const frame: MemberFrame = decoded.value
     switch (frame.type) {
       case 'invalidate':
-        this.#options.onInvalidate(this, { tid: frame.tid, oids: frame.oids })
+        for (const invalidation of frame.invalidations) this.#options.onInvalidate(this, invalidation)
         return
       case 'response': {
         const pending = this.#pending.get(frame.id)

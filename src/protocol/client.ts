@@ -166,8 +166,11 @@ export type MemberFrame =
     }
   | { readonly type: 'response'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly type: 'response'; readonly id: number; readonly ok: false; readonly error: WireError }
-  /** Pushed for every committed transaction, in TID order, before any reply that shows its data. */
-  | { readonly type: 'invalidate'; readonly tid: Tid; readonly oids: readonly Oid[] }
+  /**
+   * Pushed for every committed transaction, in TID order, before any reply that shows its
+   * data; the transactions one Ready applied travel in one frame.
+   */
+  | { readonly type: 'invalidate'; readonly invalidations: readonly Invalidation[] }
   /** The member closes the connection after this, saying why. */
   | { readonly type: 'goodbye'; readonly error: WireError }
 
@@ -349,12 +352,8 @@ export function decodeMemberFrame(bytes: Uint8Array): Decoded<MemberFrame> {
         return { type, id, ok: false, error: readWireError(f.error, 'error') }
       }
       case 'invalidate':
-        onlyFields(f, '', ['type', 'tid', 'oids'])
-        return {
-          type,
-          tid: readU64(f.tid, 'tid'),
-          oids: readList(f.oids, 'oids', oidsPerInvalidationMax, readU64),
-        }
+        onlyFields(f, '', ['type', 'invalidations'])
+        return { type, invalidations: readInvalidations(f.invalidations, 'invalidations') }
       case 'goodbye':
         onlyFields(f, '', ['type', 'error'])
         return { type, error: readWireError(f.error, 'error') }
@@ -406,6 +405,25 @@ function readRevision(f: Fields, path: string): RevisionData {
 
 function readOptional<T>(value: unknown, read: () => T): T | undefined {
   return value === null || value === undefined ? undefined : read()
+}
+
+/** A list of invalidations, checked to be in strictly increasing TID order. */
+function readInvalidations(value: unknown, path: string): Invalidation[] {
+  const list = readList(value, path, Number.MAX_SAFE_INTEGER, (item, p) => {
+    const i = readObject(item, p)
+    onlyFields(i, p, ['tid', 'oids'])
+    return {
+      tid: readU64(i.tid, join(p, 'tid')),
+      oids: readList(i.oids, join(p, 'oids'), oidsPerInvalidationMax, readU64),
+    }
+  })
+  list.forEach((inv, k) => {
+    const previous = list[k - 1]
+    if (previous !== undefined && inv.tid <= previous.tid) {
+      throw new ProtocolError(`${path}[${k}].tid`, 'invalidations must be in increasing TID order')
+    }
+  })
+  return list
 }
 
 function readTransaction(value: unknown, path: string): TransactionSummary {
@@ -462,18 +480,7 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
         return { tooOld: true, oldestTid: readU64(f.oldestTid, 'value.oldestTid') }
       return {
         tooOld: false,
-        invalidations: readList(
-          f.invalidations,
-          'value.invalidations',
-          Number.MAX_SAFE_INTEGER,
-          (item, p) => {
-            const i = readObject(item, p)
-            return {
-              tid: readU64(i.tid, join(p, 'tid')),
-              oids: readList(i.oids, join(p, 'oids'), oidsPerInvalidationMax, readU64),
-            }
-          },
-        ),
+        invalidations: readInvalidations(f.invalidations, 'value.invalidations'),
       }
     }
     case 'transactions':

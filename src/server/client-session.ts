@@ -145,8 +145,8 @@ export class ClientSession {
     this.#helloTimer.cancel()
     this.#role = grant.role
     this.#name = name || grant.name
-    this.#unsubscribe = member.onInvalidation((inv) => {
-      this.#send({ type: 'invalidate', tid: inv.tid, oids: inv.oids })
+    this.#unsubscribe = member.onInvalidation((invalidations) => {
+      this.#send({ type: 'invalidate', invalidations })
     })
     this.#send({
       type: 'welcome',

@@ -70,7 +70,7 @@ export interface MemberBugs {
 
 export interface MemberEvents {
   /** A transaction committed at `tid`: pushed to every client of this member, in TID order. */
-  invalidation(invalidation: Invalidation): void
+  invalidation(invalidations: readonly Invalidation[]): void
 }
 
 interface ProposalWaiter {
@@ -377,6 +377,8 @@ export class Member {
     if (rd.committedEntries.length > 0) {
       // One batch for the Ready's committed entries (src/storage applyAll), then answers in order.
       const results = await this.store.applyAll(rd.committedEntries)
+      // Invalidations go out before any answer: replies are sent from promise callbacks.
+      this.#publish(results)
       rd.committedEntries.forEach((entry, i) => {
         const result = results[i]
         assert.ok(result !== undefined, 'one result per applied entry')
@@ -407,23 +409,36 @@ export class Member {
     for (const [to, batch] of byPeer) this.#options.network.send(to, batch)
   }
 
-  /** Publishes what an applied entry changed and answers whoever waits for it. */
-  #settleEntry(entry: Entry, result: Result): void {
-    // A retried command answers its first result again: its invalidation went out back then.
-    if (result.ok && result.code === 'committed' && result.tid > this.#publishedTid) {
-      const invalidation = { tid: result.tid, oids: result.oids }
-      if (this.#options.bugs?.invalidateAfterReply === true) {
-        const listeners = [...this.#listeners]
-        this.#options.clock.setTimer(1, () => {
-          for (const listener of listeners) listener(invalidation)
-        })
-      } else {
-        for (const listener of this.#listeners) listener(invalidation)
+  /**
+   * Hands every client of this member the invalidations of one Ready's transactions, as
+   * one batch in TID order. A retried command answers its first result again: its
+   * invalidation went out back then, so only TIDs past the last published one count.
+   */
+  #publish(results: readonly Result[]): void {
+    const invalidations: Invalidation[] = []
+    let last = this.#publishedTid
+    for (const result of results) {
+      if (result.ok && result.code === 'committed' && result.tid > last) {
+        invalidations.push({ tid: result.tid, oids: result.oids })
+        last = result.tid
       }
-      this.#publishedTid = result.tid
-      this.#releasePublishWaiters()
-      this.#releaseTidWaiters()
     }
+    if (invalidations.length === 0) return
+    if (this.#options.bugs?.invalidateAfterReply === true) {
+      const listeners = [...this.#listeners]
+      this.#options.clock.setTimer(1, () => {
+        for (const listener of listeners) listener(invalidations)
+      })
+    } else {
+      for (const listener of this.#listeners) listener(invalidations)
+    }
+    this.#publishedTid = last
+    this.#releasePublishWaiters()
+    this.#releaseTidWaiters()
+  }
+
+  /** Answers whoever waits for an applied entry. */
+  #settleEntry(entry: Entry, result: Result): void {
     if (result.ok && result.code === 'packProgress') this.#packStepPending = false
     const waiter = this.#proposals.get(entry.index)
     if (waiter === undefined) return

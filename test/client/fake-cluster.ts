@@ -76,7 +76,7 @@ export class FakeMember {
   }
 
   push(invalidation: Invalidation): void {
-    for (const socket of this.welcomed) send(socket, { type: 'invalidate', ...invalidation })
+    for (const socket of this.welcomed) send(socket, { type: 'invalidate', invalidations: [invalidation] })
   }
 
   #accept(socket: WebSocket): void {

@@ -47,7 +47,7 @@ export class RawClient {
       } else if (frame.type === 'goodbye') {
         this.goodbye = frame.error
         this.#handshakeDone()
-      } else if (frame.type === 'invalidate') this.invalidations.push({ tid: frame.tid, oids: frame.oids })
+      } else if (frame.type === 'invalidate') this.invalidations.push(...frame.invalidations)
       else {
         const resolve = this.#pending.get(frame.id)
         this.#pending.delete(frame.id)
