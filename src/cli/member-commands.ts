@@ -20,7 +20,16 @@ import {
   toJson,
 } from '../server/index.ts'
 
-const zeoqBin = fileURLToPath(new URL('../../bin/zeoq.js', import.meta.url))
+/** The `zeoq` launcher, found from here whether this runs from src/ or from the build in dist/. */
+function zeoqBinPath(): string {
+  let dir = new URL('.', import.meta.url)
+  for (let depth = 0; depth < 6; depth++) {
+    const candidate = new URL('bin/zeoq.js', dir)
+    if (existsSync(candidate) && existsSync(new URL('package.json', dir))) return fileURLToPath(candidate)
+    dir = new URL('..', dir)
+  }
+  throw new Error('bin/zeoq.js was not found above the CLI module: is the package complete?')
+}
 
 /** How long `zeoq quorum` waits for a leader before giving up. */
 const quorumLeaderWaitMs = 30_000
@@ -225,7 +234,7 @@ async function runQuorum(dir: string, nodes: number, basePort: number, logLevel:
     const child = spawn(
       process.execPath,
       [
-        zeoqBin,
+        zeoqBinPath(),
         'start',
         '--id',
         String(i),
