@@ -104,6 +104,7 @@ export function commitChart(points: readonly CommitPoint[], subtitle: string): s
     .join('\n')
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    '<title>Commit throughput and p99 latency against concurrent clients, zeoq beside etcd</title>',
     `<rect width="${width}" height="${height}" fill="white"/>`,
     panel(
       'Commit throughput',
