@@ -3,7 +3,6 @@
  * then requests answered by id, and invalidations pushed in TID order. The member and
  * the client library both import this file; neither defines a frame of its own.
  */
-import { Packr } from 'msgpackr'
 import type { CommitCommand, NewOidsCommand, PackCommand, Result, UndoCommand } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
@@ -21,6 +20,7 @@ import {
   validated,
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
+import { pack, unpackOne } from './msgpack.ts'
 import { validateCommand } from './validate.ts'
 
 /** The versions this build speaks; the member picks the highest both sides know. */
@@ -174,28 +174,13 @@ export type MemberFrame =
   /** The member closes the connection after this, saying why. */
   | { readonly type: 'goodbye'; readonly error: WireError }
 
-const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
-
 export function encodeFrame(frame: ClientFrame | MemberFrame): Uint8Array {
-  return packr.pack(frame)
+  return pack(frame)
 }
 
 type Decoded<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly error: ProtocolError }
-
-function unpackOne(bytes: Uint8Array): unknown {
-  let values: unknown[] | undefined
-  try {
-    values = packr.unpackMultiple(bytes)
-  } catch (error) {
-    throw new ProtocolError('', `not msgpack (${error instanceof Error ? error.message : 'unknown'})`)
-  }
-  if (values === undefined || values.length !== 1) {
-    throw new ProtocolError('', `expected one msgpack value, found ${values?.length ?? 0}`)
-  }
-  return values[0]
-}
 
 const tokenLengthMax = 4096
 const nameLengthMax = 256

@@ -1,65 +1,35 @@
 /**
- * msgpack encoding of commands and results (msgpackr, plain maps: no record extension,
- * so any msgpack decoder can read them). OIDs and TIDs travel as uint64. Decoding always
- * validates: the result is a typed value or a `ProtocolError`, never an exception.
+ * Encoding of commands and results (the msgpack of msgpack.ts). OIDs and TIDs travel as
+ * uint64. Decoding always validates: the result is a typed value or a `ProtocolError`,
+ * never an exception.
  */
-import { Packr } from 'msgpackr'
 import type { Command, CommandLimits, PackPhase, Result } from './commands.ts'
 import { defaultCommandLimits } from './commands.ts'
 import { ProtocolError } from './errors.ts'
+import { validated } from './fields.ts'
 import { u64Max } from './ids.ts'
+import { pack, unpackOne } from './msgpack.ts'
 import type { Validated } from './validate.ts'
 import { validateCommand } from './validate.ts'
 
-// `useRecords: false` keeps the encoding standard msgpack and the same bytes for the same
-// value on every replica (the session table stores encoded results, and replicas compare
-// state hashes). Integers beyond 2^53 decode as bigint.
-const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
-
 export function encodeCommand(command: Command): Uint8Array {
-  return packr.pack(command)
+  return pack(command)
 }
 
 export function decodeCommand(
   bytes: Uint8Array,
   limits: CommandLimits = defaultCommandLimits,
 ): Validated<Command> {
-  const decoded = unpack(bytes)
+  const decoded = validated(() => unpackOne(bytes))
   return decoded.ok ? validateCommand(decoded.value, limits) : decoded
 }
 
 export function encodeResult(result: Result): Uint8Array {
-  return packr.pack(result)
+  return pack(result)
 }
 
 export function decodeResult(bytes: Uint8Array): Validated<Result> {
-  const decoded = unpack(bytes)
-  if (!decoded.ok) return decoded
-  try {
-    return { ok: true, value: readResult(decoded.value) }
-  } catch (error) {
-    if (error instanceof ProtocolError) return { ok: false, error }
-    return { ok: false, error: new ProtocolError('', `unexpected validation failure (${String(error)})`) }
-  }
-}
-
-function unpack(bytes: Uint8Array): Validated<unknown> {
-  try {
-    // `unpackMultiple`, so that trailing bytes after the one value are refused, not ignored.
-    const values = packr.unpackMultiple(bytes)
-    if (values === undefined || values.length !== 1) {
-      return {
-        ok: false,
-        error: new ProtocolError('', `expected one msgpack value, found ${values?.length ?? 0}`),
-      }
-    }
-    return { ok: true, value: values[0] }
-  } catch (error) {
-    return {
-      ok: false,
-      error: new ProtocolError('', `not msgpack (${error instanceof Error ? error.message : 'unknown'})`),
-    }
-  }
+  return validated(() => readResult(unpackOne(bytes)))
 }
 
 const packPhases: readonly PackPhase[] = ['idle', 'roots', 'mark', 'sweep', 'txns', 'cleanup']

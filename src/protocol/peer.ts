@@ -4,7 +4,6 @@
  * field (src/protocol imports nothing else of the project; the server passes a decoded
  * message straight to `RaftNode.step`, so the compiler checks that the two agree).
  */
-import { Packr } from 'msgpackr'
 import { ProtocolError } from './errors.ts'
 import {
   type Fields,
@@ -18,6 +17,7 @@ import {
   readString,
   validated,
 } from './fields.ts'
+import { pack, unpackOne } from './msgpack.ts'
 
 export const peerProtocolVersion = 1
 
@@ -112,10 +112,8 @@ export type PeerFrame =
   | { readonly type: 'refused'; readonly reason: string }
   | { readonly type: 'raft'; readonly messages: readonly RaftWireMessage[] }
 
-const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
-
 export function encodePeerFrame(frame: PeerFrame): Uint8Array {
-  return packr.pack(frame)
+  return pack(frame)
 }
 
 export function decodePeerFrame(
@@ -123,20 +121,6 @@ export function decodePeerFrame(
   dataBytesMax: number,
 ): { readonly ok: true; readonly value: PeerFrame } | { readonly ok: false; readonly error: ProtocolError } {
   return validated(() => readPeerFrame(unpackOne(bytes), dataBytesMax))
-}
-
-/** Decodes exactly one msgpack value; trailing bytes are refused, not ignored. */
-export function unpackOne(bytes: Uint8Array): unknown {
-  let values: unknown[] | undefined
-  try {
-    values = packr.unpackMultiple(bytes)
-  } catch (error) {
-    throw new ProtocolError('', `not msgpack (${error instanceof Error ? error.message : 'unknown'})`)
-  }
-  if (values === undefined || values.length !== 1) {
-    throw new ProtocolError('', `expected one msgpack value, found ${values?.length ?? 0}`)
-  }
-  return values[0]
 }
 
 const idMax = 0xffff_ffff
