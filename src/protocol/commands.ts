@@ -81,8 +81,24 @@ export interface PackStepCommand {
   readonly proposedTid: Tid
 }
 
+/**
+ * Record the URL of member `id` in the replicated member directory (docs/operations.md,
+ * "Growing"): every member learns a new member's URL from the log or a snapshot, so
+ * URLs never depend on a flag after the first start. `learner` says the member stays a
+ * non-voting learner (a read mirror) instead of being promoted once caught up. An empty
+ * `url` retires the id: member ids are never reused.
+ */
+export interface MemberUrlCommand {
+  readonly type: 'memberUrl'
+  readonly proposedTid: Tid
+  readonly id: number
+  readonly url: string
+  readonly learner: boolean
+}
+
 export type Command =
   | OpenSessionCommand
+  | MemberUrlCommand
   | CommitCommand
   | NewOidsCommand
   | UndoCommand

@@ -31,6 +31,7 @@ export type {
   CommandLimits,
   CommandType,
   CommitCommand,
+  MemberUrlCommand,
   NewOidsCommand,
   ObjectRecord,
   OpenSessionCommand,
@@ -77,4 +78,4 @@ export {
   raftMessagesPerFrameMax,
 } from './peer.ts'
 export type { Validated } from './validate.ts'
-export { readRecord, validateCommand } from './validate.ts'
+export { memberIdMax, memberUrlLengthMax, readMemberUrl, readRecord, validateCommand } from './validate.ts'

@@ -7,6 +7,7 @@
 import type { Command, CommandLimits, ObjectRecord, ReadCurrent, SessionCommand, Write } from './commands.ts'
 import { defaultCommandLimits } from './commands.ts'
 import { ProtocolError } from './errors.ts'
+import { readBoolean, readString } from './fields.ts'
 import { u64Max } from './ids.ts'
 
 export type Validated<T> =
@@ -42,6 +43,15 @@ function readCommand(value: unknown, limits: CommandLimits): Command {
     case 'packStep':
       onlyFields(fields, '', ['type', 'proposedTid'])
       return { type, proposedTid: readU64(fields.proposedTid, 'proposedTid') }
+    case 'memberUrl':
+      onlyFields(fields, '', ['type', 'proposedTid', 'id', 'url', 'learner'])
+      return {
+        type,
+        proposedTid: readU64(fields.proposedTid, 'proposedTid'),
+        id: readCount(fields.id, 'id', 1, memberIdMax),
+        url: readMemberUrl(fields.url, 'url'),
+        learner: readBoolean(fields.learner, 'learner'),
+      }
     case 'commit':
     case 'newOids':
     case 'undo':
@@ -200,4 +210,17 @@ function describe(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
     return String(value)
   return typeof value
+}
+
+/** Member ids travel as 32-bit integers in Raft's config entries. */
+export const memberIdMax = 0xffff_ffff
+/** Longest member URL accepted. */
+export const memberUrlLengthMax = 2048
+
+/** A member URL (`ws://host:port` or `wss://…`), or '' to retire the id. */
+export function readMemberUrl(value: unknown, path: string): string {
+  const url = readString(value, path, memberUrlLengthMax)
+  if (url !== '' && !/^wss?:\/\/[^/\s]+\/?$/.test(url))
+    throw new ProtocolError(path, `"${url}" is not a member URL (ws://host:port or wss://host:port)`)
+  return url.replace(/\/$/, '')
 }

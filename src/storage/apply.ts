@@ -19,14 +19,20 @@ import type {
 } from '../protocol/index.ts'
 import { decodeResult, encodeResult, tidSpanFromMs, u64Max } from '../protocol/index.ts'
 import { seal } from './checksum.ts'
-import { sessionExpiryKey, sessionExpiryKeySession, sessionKey, transactionKey } from './keys.ts'
+import {
+  memberUrlKey,
+  sessionExpiryKey,
+  sessionExpiryKeySession,
+  sessionKey,
+  transactionKey,
+} from './keys.ts'
 import type { ResolvedOptions } from './options.ts'
 import type { Operation } from './records.ts'
 import { revisionOperations } from './records.ts'
 import type { Space } from './space.ts'
 import type { StateCache } from './state-cache.ts'
 import type { StoreMeta, TransactionMeta } from './values.ts'
-import { encodeSession, encodeTransaction } from './values.ts'
+import { encodeMemberUrl, encodeSession, encodeTransaction } from './values.ts'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -67,6 +73,11 @@ export async function executeCommand(ctx: ApplyContext, command: Command): Promi
       break
     case 'packStep':
       result = noneResult // replaced by the pack's progress once the step has run
+      break
+    case 'memberUrl':
+      // The member directory is replicated state: in every snapshot, the same on every replica.
+      put(ctx, memberUrlKey(command.id), encodeMemberUrl(command.url, command.learner))
+      result = noneResult
       break
     case 'commit':
     case 'newOids':

@@ -1,8 +1,14 @@
 export type { Disk, DiskDb } from './disk.ts'
 export { MemoryDisk, openClassicDisk } from './disk.ts'
-export type { LoadedLog } from './log-store.ts'
+export type { LoadedLog, StoredConf, StoredSnapshotMeta } from './log-store.ts'
 export { LogStore } from './log-store.ts'
-export type { SnapshotImage } from './object-store.ts'
+export type {
+  ExtraOperation,
+  MemberDirectoryEntry,
+  SnapshotImage,
+  SnapshotStager,
+  StagedSnapshot,
+} from './object-store.ts'
 export { ObjectStore } from './object-store.ts'
 export type { ObjectStoreOptions, StoreBugs } from './options.ts'
 export type {

@@ -17,6 +17,7 @@ const tag = {
   sessionExpiry: 0x78, // 'x' ‖ tid ‖ session     → (empty): sessions by last activity
   packMark: 0x6b, // 'k' ‖ oid                    → (empty): reachable in the running pack
   packGray: 0x67, // 'g' ‖ oid                    → (empty): reachable, refs not yet traced
+  memberUrl: 0x75, // 'u' ‖ u32 id                → u8 learner ‖ URL (empty URL: the id is retired)
 } as const
 
 export const metaKey: Uint8Array = Uint8Array.of(tag.meta)
@@ -65,3 +66,17 @@ export const packGrayKey = (oid: Oid): Uint8Array => u64Key(tag.packGray, oid)
 export const packGrayPrefixStart: Uint8Array = Uint8Array.of(tag.packGray)
 export const packGrayPrefixEnd: Uint8Array = Uint8Array.of(tag.packGray + 1)
 export const packGrayKeyOid = (key: Uint8Array): Oid => readU64(key, 1)
+
+export function memberUrlKey(id: number): Uint8Array {
+  const key = new Uint8Array(5)
+  key[0] = tag.memberUrl
+  new DataView(key.buffer).setUint32(1, id)
+  return key
+}
+export const memberUrlPrefixStart: Uint8Array = Uint8Array.of(tag.memberUrl)
+export const memberUrlPrefixEnd: Uint8Array = Uint8Array.of(tag.memberUrl + 1)
+export const memberUrlKeyId = (key: Uint8Array): number =>
+  new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
+/** Keys of the session table (sessions and their expiry index): what a snapshot must carry for exactly-once. */
+export const isSessionTableKey = (key: Uint8Array): boolean =>
+  key[0] === tag.session || key[0] === tag.sessionExpiry

@@ -24,12 +24,33 @@ const loadPageEntriesMax = 1024
 /** Entries deleted per batch when compacting. */
 const compactBatchEntriesMax = 4096
 
+/** Who votes and who only learns: the configuration a snapshot carries (src/raft's ConfState). */
+export interface StoredConf {
+  readonly voters: readonly number[]
+  readonly learners: readonly number[]
+}
+
+/** Where the log starts: the snapshot's index, term and configuration (src/raft's SnapshotMeta). */
+export interface StoredSnapshotMeta {
+  readonly index: number
+  readonly term: number
+  readonly conf: StoredConf
+}
+
+/** Members in a stored configuration: far above any real cluster, a bound on a decode. */
+const confMembersMax = 4096
+
 export interface LoadedLog {
   /** The saved hard state; all zero (term 0, no vote, commit 0) on a new disk. */
   readonly hardState: StoredHardState
   /** Index and term of the last entry discarded by compaction, i.e. of the snapshot (0, 0 if none). */
   readonly snapshotIndex: number
   readonly snapshotTerm: number
+  /**
+   * The configuration at the snapshot index, or undefined when none was ever stored (a
+   * new disk, or a log written before configurations were stored).
+   */
+  readonly snapshotConf: StoredConf | undefined
   /** `snapshotIndex + 1`: the index of `entries[0]` when there are entries. */
   readonly firstIndex: number
   /** Every stored entry, from `firstIndex` on, checked. */
@@ -37,6 +58,9 @@ export interface LoadedLog {
 }
 
 type Sublevel = AbstractSublevel<DiskDb, string | Buffer | Uint8Array, Uint8Array, Uint8Array>
+type Operation =
+  | { type: 'put'; sublevel: Sublevel; key: Uint8Array; value: Uint8Array }
+  | { type: 'del'; sublevel: Sublevel; key: Uint8Array }
 
 export class LogStore {
   readonly #disk: Disk
@@ -44,6 +68,7 @@ export class LogStore {
   readonly #hard: Sublevel
   #compactedIndex = 0
   #compactedTerm = 0
+  #compactedConf: StoredConf | undefined
   #lastIndex = 0
 
   private constructor(disk: Disk) {
@@ -75,10 +100,10 @@ export class LogStore {
     const compactedSealed = await this.#hard.get(compactedKey)
     if (compactedSealed !== undefined) {
       const payload = unseal(compactedKey, compactedSealed, () => 'log compaction mark')
-      if (payload.byteLength !== 16) throw new CorruptionError('log compaction mark', 'wrong length')
-      const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
-      this.#compactedIndex = Number(view.getBigUint64(0))
-      this.#compactedTerm = Number(view.getBigUint64(8))
+      const mark = decodeMark(payload)
+      this.#compactedIndex = mark.index
+      this.#compactedTerm = mark.term
+      this.#compactedConf = mark.conf
     }
     const entries: StoredEntry[] = []
     const iterator = this.#log.iterator({ gt: indexKey(this.#compactedIndex) })
@@ -108,6 +133,7 @@ export class LogStore {
       hardState,
       snapshotIndex: this.#compactedIndex,
       snapshotTerm: this.#compactedTerm,
+      snapshotConf: this.#compactedConf,
       firstIndex: this.#compactedIndex + 1,
       entries,
     }
@@ -128,16 +154,26 @@ export class LogStore {
    * on, and saves `hardState` if given: one atomic batch, one sync.
    */
   async save(entries: readonly StoredEntry[], hardState: StoredHardState | undefined): Promise<void> {
-    type Operation =
-      | { type: 'put'; sublevel: Sublevel; key: Uint8Array; value: Uint8Array }
-      | { type: 'del'; sublevel: Sublevel; key: Uint8Array }
+    const { operations, lastIndex } = this.#saveOperations(entries, hardState, this.#lastIndex)
+    if (operations.length === 0) return
+    // One batch across both sublevels, then one sync: entries and vote become durable together.
+    await this.#disk.db.batch(operations)
+    await this.#disk.sync()
+    this.#lastIndex = lastIndex
+  }
+
+  #saveOperations(
+    entries: readonly StoredEntry[],
+    hardState: StoredHardState | undefined,
+    storedLastIndex: number,
+  ): { operations: Operation[]; lastIndex: number } {
     const operations: Operation[] = []
     const log = this.#log
-    let lastIndex = this.#lastIndex
+    let lastIndex = storedLastIndex
     const first = entries[0]
     if (first !== undefined) {
       assert.ok(first.index > this.#compactedIndex, 'cannot overwrite compacted entries')
-      assert.ok(first.index <= this.#lastIndex + 1, 'entries must not leave a gap')
+      assert.ok(first.index <= storedLastIndex + 1, 'entries must not leave a gap')
       entries.forEach((entry, i) => {
         assert.equal(entry.index, first.index + i, 'entries must be contiguous')
         const key = indexKey(entry.index)
@@ -145,7 +181,7 @@ export class LogStore {
       })
       const newLast = first.index + entries.length - 1
       // A stale suffix of an old term beyond the new entries must go (Raft paper §5.3).
-      for (let index = newLast + 1; index <= this.#lastIndex; index++) {
+      for (let index = newLast + 1; index <= storedLastIndex; index++) {
         operations.push({ type: 'del', sublevel: log, key: indexKey(index) })
       }
       lastIndex = newLast
@@ -154,23 +190,70 @@ export class LogStore {
       const value = seal(hardStateKey, encodeHardState(hardState))
       operations.push({ type: 'put', sublevel: this.#hard, key: hardStateKey, value })
     }
-    if (operations.length === 0) return
-    // One batch across both sublevels, then one sync: entries and vote become durable together.
-    await this.#disk.db.batch(operations)
+    return { operations, lastIndex }
+  }
+
+  /**
+   * The operations that restart the log at an installed snapshot `meta`, plus the Ready's
+   * `entries` (after the snapshot) and `hardState`: the caller adds them to the batch that
+   * switches in the state machine image (ObjectStore.switchToStaged), so that the image
+   * and the log change in one atomic write. Call `snapshotInstalled` once it is durable.
+   * Entries at or below the new mark are left for `load` and `snapshotInstalled` to delete.
+   */
+  snapshotOperations(
+    meta: StoredSnapshotMeta,
+    entries: readonly StoredEntry[],
+    hardState: StoredHardState | undefined,
+  ): Operation[] {
+    const operations: Operation[] = [
+      { type: 'put', sublevel: this.#hard, key: compactedKey, value: seal(compactedKey, encodeMark(meta)) },
+    ]
+    // Entries past the snapshot belong to the old log: they must not survive beside the new image.
+    for (let index = Math.max(meta.index + 1, this.firstIndex); index <= this.#lastIndex; index++) {
+      operations.push({ type: 'del', sublevel: this.#log, key: indexKey(index) })
+    }
+    const oldMark = this.#compactedIndex
+    this.#compactedIndex = meta.index
+    try {
+      operations.push(...this.#saveOperations(entries, hardState, meta.index).operations)
+    } finally {
+      this.#compactedIndex = oldMark
+    }
+    return operations
+  }
+
+  /** The batch of `snapshotOperations(meta, entries, …)` is durable: the log now starts after `meta`. */
+  async snapshotInstalled(meta: StoredSnapshotMeta, entries: readonly StoredEntry[]): Promise<void> {
+    const oldCompacted = this.#compactedIndex
+    const oldLast = this.#lastIndex
+    this.#compactedIndex = meta.index
+    this.#compactedTerm = meta.term
+    this.#compactedConf = meta.conf
+    this.#lastIndex = entries.at(-1)?.index ?? meta.index
+    await this.#deleteRange(oldCompacted + 1, Math.min(meta.index, oldLast))
+  }
+
+  /**
+   * Records the configuration of a brand-new cluster (at index 0), so that later starts
+   * take the voters from the disk, not from the command line. Synced.
+   */
+  async saveInitialConf(conf: StoredConf): Promise<void> {
+    assert.equal(this.#compactedIndex, 0, 'the initial configuration is recorded before any compaction')
+    await this.#hard.put(compactedKey, seal(compactedKey, encodeMark({ index: 0, term: 0, conf })))
     await this.#disk.sync()
-    this.#lastIndex = lastIndex
+    this.#compactedConf = conf
   }
 
   /**
    * Discards entries up to `index` (of term `term`), after a snapshot at `index`. If the
    * log ends before `index` (a snapshot from the leader was installed), the whole log goes.
    */
-  async compact(index: number, term: number): Promise<void> {
+  async compact(index: number, term: number, conf?: StoredConf): Promise<void> {
     if (index <= this.#compactedIndex) return
-    const payload = new Uint8Array(16)
-    const view = new DataView(payload.buffer)
-    view.setBigUint64(0, BigInt(index))
-    view.setBigUint64(8, BigInt(term))
+    const payload =
+      conf === undefined
+        ? encodeMark({ index, term, conf: { voters: [], learners: [] } }).subarray(0, 16)
+        : encodeMark({ index, term, conf })
     // The mark goes first and durably: a crash before the deletes leaves entries that
     // `load` ignores and removes.
     await this.#hard.put(compactedKey, seal(compactedKey, payload))
@@ -179,6 +262,7 @@ export class LogStore {
     const lastToDelete = Math.min(index, this.#lastIndex)
     this.#compactedIndex = index
     this.#compactedTerm = term
+    if (conf !== undefined) this.#compactedConf = conf
     if (this.#lastIndex < index) this.#lastIndex = index
     await this.#deleteRange(oldCompacted + 1, lastToDelete)
   }
@@ -234,4 +318,50 @@ function decodeHardState(payload: Uint8Array): StoredHardState {
     vote: Number(view.getBigUint64(8)),
     commit: Number(view.getBigUint64(16)),
   }
+}
+
+/**
+ * The compaction mark: u64 index ‖ u64 term, then (since configurations are stored)
+ * u32 voters ‖ voter ids (u32) ‖ u32 learners ‖ learner ids. A 16-byte mark is an older
+ * log's and has no configuration.
+ */
+function encodeMark(meta: StoredSnapshotMeta): Uint8Array {
+  const { voters, learners } = meta.conf
+  const payload = new Uint8Array(16 + 8 + 4 * (voters.length + learners.length))
+  const view = new DataView(payload.buffer)
+  view.setBigUint64(0, BigInt(meta.index))
+  view.setBigUint64(8, BigInt(meta.term))
+  let at = 16
+  for (const ids of [voters, learners]) {
+    view.setUint32(at, ids.length)
+    at += 4
+    for (const id of ids) {
+      view.setUint32(at, id)
+      at += 4
+    }
+  }
+  return payload
+}
+
+function decodeMark(payload: Uint8Array): { index: number; term: number; conf: StoredConf | undefined } {
+  const bad = (): CorruptionError => new CorruptionError('log compaction mark', 'wrong length')
+  if (payload.byteLength < 16) throw bad()
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  const index = Number(view.getBigUint64(0))
+  const term = Number(view.getBigUint64(8))
+  if (payload.byteLength === 16) return { index, term, conf: undefined }
+  let at = 16
+  const lists: number[][] = []
+  for (let list = 0; list < 2; list++) {
+    if (payload.byteLength < at + 4) throw bad()
+    const count = view.getUint32(at)
+    at += 4
+    if (count > confMembersMax || payload.byteLength < at + 4 * count) throw bad()
+    const ids: number[] = []
+    for (let i = 0; i < count; i++) ids.push(view.getUint32(at + 4 * i))
+    at += 4 * count
+    lists.push(ids)
+  }
+  if (at !== payload.byteLength) throw bad()
+  return { index, term, conf: { voters: lists[0] ?? [], learners: lists[1] ?? [] } }
 }

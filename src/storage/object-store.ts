@@ -8,13 +8,24 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import type { AbstractSublevel } from 'abstract-level'
 import type { ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
 import { executeCommand, mustApplyAlone, put } from './apply.ts'
 import { seal, unseal } from './checksum.ts'
 import type { Disk, DiskDb } from './disk.ts'
-import { metaKey, revisionKey, revisionKeyTid, transactionKey, transactionKeyTid } from './keys.ts'
+import {
+  isSessionTableKey,
+  memberUrlKeyId,
+  memberUrlPrefixEnd,
+  memberUrlPrefixStart,
+  metaKey,
+  revisionKey,
+  revisionKeyTid,
+  transactionKey,
+  transactionKeyTid,
+} from './keys.ts'
 import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
 import { resolveOptions } from './options.ts'
 import { packStep } from './pack.ts'
@@ -32,7 +43,7 @@ import type {
   UndoLogEntry,
 } from './types.ts'
 import type { StoreMeta } from './values.ts'
-import { decodeMeta, decodeTransaction, encodeMeta, initialMeta } from './values.ts'
+import { decodeMemberUrl, decodeMeta, decodeTransaction, encodeMeta, initialMeta } from './values.ts'
 
 const dbOptions = { keyEncoding: 'view', valueEncoding: 'view' } as const
 type Half = 'a' | 'b'
@@ -51,22 +62,68 @@ export interface SnapshotImage {
   readonly chunks: AsyncIterable<Uint8Array>
 }
 
+/** One entry of the replicated member directory. */
+export interface MemberDirectoryEntry {
+  readonly id: number
+  /** '' once the id is retired (the member was removed; ids are never reused). */
+  readonly url: string
+  /** The member stays a non-voting learner (a read mirror) rather than being promoted. */
+  readonly learner: boolean
+}
+
+/**
+ * An operation another store (the Raft log) adds to the batch that switches in a
+ * snapshot, so that both change in one atomic write.
+ */
+export type ExtraOperation =
+  | {
+      readonly type: 'put'
+      readonly sublevel: StoreSublevel
+      readonly key: Uint8Array
+      readonly value: Uint8Array
+    }
+  | { readonly type: 'del'; readonly sublevel: StoreSublevel; readonly key: Uint8Array }
+
+type StoreSublevel = AbstractSublevel<DiskDb, string | Buffer | Uint8Array, Uint8Array, Uint8Array>
+
+/** A snapshot image written into the inactive half, verified, waiting to be switched in. */
+export interface StagedSnapshot {
+  readonly appliedIndex: number
+  readonly appliedTerm: number
+  /** Belongs to this store's current staging round; a stale one is refused. */
+  readonly round: number
+}
+
+/**
+ * Receives a snapshot image chunk by chunk (as it arrives over the network) into the
+ * inactive half. Nothing is visible until `switchToStaged`.
+ */
+export interface SnapshotStager {
+  push(chunk: Uint8Array): Promise<void>
+  /** Checks the end of the stream and the image's meta; throws `CorruptionError` if damaged. */
+  finish(): Promise<StagedSnapshot>
+}
+
+/** Most members the directory holds; far above any real cluster. */
+const memberDirectoryMax = 4096
+
 /** An apply batch in progress: the context shared by the entries it holds. */
 type ApplyBatch = Omit<ApplyContext, 'index'> & { written: boolean }
 
 export class ObjectStore {
   readonly #db: DiskDb
-  readonly #pointer: DiskDb
   readonly #options: ResolvedOptions
   #half: Half
   #space: Space
   #meta: StoreMeta
   #applying = false
+  /** Bumped whenever the staging half is reset: a staged image of an earlier round is gone. */
+  #stagingRound = 0
+  #stagerOpen = false
   readonly #cache = new StateCache()
 
-  private constructor(db: DiskDb, pointer: DiskDb, options: ResolvedOptions, half: Half, meta: StoreMeta) {
+  private constructor(db: DiskDb, options: ResolvedOptions, half: Half, meta: StoreMeta) {
     this.#db = db
-    this.#pointer = pointer
     this.#options = options
     this.#half = half
     this.#space = new Space(halfDb(db, half))
@@ -86,7 +143,7 @@ export class ObjectStore {
     const space = new Space(halfDb(disk.db, half))
     const payload = await space.get(metaKey)
     const meta = payload === undefined ? initialMeta : decodeMeta(payload)
-    return new ObjectStore(disk.db, pointer, resolveOptions(options), half, meta)
+    return new ObjectStore(disk.db, resolveOptions(options), half, meta)
   }
 
   get appliedIndex(): number {
@@ -360,6 +417,7 @@ export class ObjectStore {
   async snapshot(chunkBytesMax: number): Promise<SnapshotImage> {
     const snapshot = this.#db.snapshot()
     const db = this.#space.db
+    const withoutSessions = this.#options.bugs.snapshotWithoutSessions === true
     const payload = await db.get(metaKey, { snapshot })
     const meta =
       payload === undefined ? initialMeta : decodeMeta(unseal(metaKey, payload, () => 'state machine meta'))
@@ -375,6 +433,7 @@ export class ObjectStore {
           if (page.length === 0) break
           for (const [key, value] of page) {
             unseal(key, value, () => describeKey(key))
+            if (withoutSessions && isSessionTableKey(key)) continue
             const frame = encodeEntryFrame(key, value)
             hash.update(frame)
             count += 1
@@ -392,52 +451,141 @@ export class ObjectStore {
     return { appliedIndex: meta.appliedIndex, appliedTerm: meta.appliedTerm, chunks: chunks() }
   }
 
+  /** The replicated member directory (URLs by id, retired ids with an empty URL). */
+  async memberDirectory(): Promise<MemberDirectoryEntry[]> {
+    const found = await this.#space.entries(
+      { gte: memberUrlPrefixStart, lt: memberUrlPrefixEnd },
+      memberDirectoryMax,
+    )
+    return found.map(([key, payload]) => {
+      const id = memberUrlKeyId(key)
+      return { id, ...decodeMemberUrl(payload, `member directory entry ${id}`) }
+    })
+  }
+
   /**
-   * Replaces the whole state machine with the image in `chunks` (from `snapshot` on
-   * another member). The image is staged in the inactive half and switched in with one
-   * synced write, so a crash or a bad stream mid-install leaves the old state intact.
-   * Throws `CorruptionError` for a damaged stream. Must not overlap `apply`.
+   * Starts receiving a snapshot image into the inactive half (cleared first). One stager at
+   * a time; opening one abandons any image staged earlier and not switched in.
    */
-  async installSnapshot(
-    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    sync: () => Promise<void>,
-  ): Promise<void> {
-    assert.ok(!this.#applying, 'installSnapshot must not overlap apply')
-    this.#applying = true
+  async beginStaging(): Promise<SnapshotStager> {
+    assert.ok(!this.#stagerOpen, 'one snapshot stager at a time')
+    this.#stagerOpen = true
+    const round = ++this.#stagingRound
+    const stagingDb = halfDb(this.#db, this.#half === 'a' ? 'b' : 'a')
     try {
-      const staging: Half = this.#half === 'a' ? 'b' : 'a'
-      const stagingDb = halfDb(this.#db, staging)
       await stagingDb.clear()
-      const reader = new FrameReader()
-      let batch: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = []
-      for await (const chunk of chunks) {
+    } catch (error) {
+      this.#stagerOpen = false
+      throw error
+    }
+    const reader = new FrameReader()
+    let batch: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = []
+    let closed = false
+    const close = (): void => {
+      if (closed) return
+      closed = true
+      this.#stagerOpen = false
+    }
+    const push = async (chunk: Uint8Array): Promise<void> => {
+      assert.ok(!closed, 'the stager is closed')
+      try {
         for (const frame of reader.push(chunk)) {
           if (frame.type !== 'entry') continue
           unseal(frame.key, frame.value, () => `snapshot ${describeKey(frame.key)}`)
           batch.push({ type: 'put', key: frame.key, value: frame.value })
-          if (batch.length >= installBatchEntriesMax) {
-            await stagingDb.batch(batch)
-            batch = []
-          }
         }
+        if (batch.length >= installBatchEntriesMax) {
+          const writing = batch
+          batch = []
+          await stagingDb.batch(writing)
+        }
+      } catch (error) {
+        close()
+        throw error
       }
-      reader.finish()
-      await stagingDb.batch(batch)
+    }
+    const finish = async (): Promise<StagedSnapshot> => {
+      assert.ok(!closed, 'the stager is closed')
+      try {
+        reader.finish()
+        await stagingDb.batch(batch)
+        const payload = await new Space(stagingDb).get(metaKey)
+        if (payload === undefined) throw new CorruptionError('snapshot stream', 'the image has no meta entry')
+        const meta = decodeMeta(payload)
+        return { appliedIndex: meta.appliedIndex, appliedTerm: meta.appliedTerm, round }
+      } finally {
+        close()
+      }
+    }
+    return { push, finish }
+  }
+
+  /** True while `staged` is still in the inactive half, ready to switch in. */
+  holdsStaged(staged: StagedSnapshot): boolean {
+    return staged.round === this.#stagingRound && !this.#stagerOpen
+  }
+
+  /**
+   * Makes a staged image the state machine: one batch switches the active half and
+   * carries `extra` (the Raft log's reset to start at the snapshot, and the Ready's hard
+   * state), then one sync. A crash before it leaves the old state machine with the old
+   * log; after it, the new state machine with the log starting at the snapshot. Must not
+   * overlap `apply`.
+   */
+  async switchToStaged(
+    staged: StagedSnapshot,
+    extra: readonly ExtraOperation[],
+    sync: () => Promise<void>,
+  ): Promise<void> {
+    assert.ok(this.holdsStaged(staged), 'the staged image was replaced or is still being written')
+    assert.ok(!this.#applying, 'switchToStaged must not overlap apply')
+    this.#applying = true
+    try {
+      const staging: Half = this.#half === 'a' ? 'b' : 'a'
+      const stagingDb = halfDb(this.#db, staging)
       const space = new Space(stagingDb)
       const payload = await space.get(metaKey)
       if (payload === undefined) throw new CorruptionError('snapshot stream', 'the image has no meta entry')
       const meta = decodeMeta(payload)
-      await this.#pointer.put(activeKey, seal(activeKey, new TextEncoder().encode(staging)))
+      await this.#db.batch([
+        {
+          type: 'put',
+          sublevel: this.#db.sublevel<Uint8Array, Uint8Array>('sm', dbOptions),
+          key: activeKey,
+          value: seal(activeKey, new TextEncoder().encode(staging)),
+        },
+        ...extra,
+      ])
       await sync()
       const old = halfDb(this.#db, this.#half)
       this.#half = staging
       this.#space = space
       this.#meta = meta
       this.#cache.clear()
+      this.#stagingRound++
       await old.clear()
     } finally {
       this.#applying = false
     }
+  }
+
+  /**
+   * Replaces the whole state machine with the image in `chunks` (from `snapshot` on
+   * another member): stages it in the inactive half, then switches it in with one synced
+   * write (with `extra` operations in the same batch), so a crash or a bad stream
+   * mid-install leaves the old state intact. Throws `CorruptionError` for a damaged
+   * stream. Must not overlap `apply`.
+   */
+  async installSnapshot(
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    sync: () => Promise<void>,
+    extra: readonly ExtraOperation[] = [],
+  ): Promise<StagedSnapshot> {
+    const stager = await this.beginStaging()
+    for await (const chunk of chunks) await stager.push(chunk)
+    const staged = await stager.finish()
+    await this.switchToStaged(staged, extra, sync)
+    return staged
   }
 }
 

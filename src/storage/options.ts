@@ -31,6 +31,8 @@ export interface StoreBugs {
   readonly skipConflictCheck?: boolean
   /** A retried command (same session and seq) runs again instead of answering its first result. */
   readonly ignoreSessionTable?: boolean
+  /** Snapshot images leave out the session table: a member that installs one answers a retried command again. */
+  readonly snapshotWithoutSessions?: boolean
 }
 
 export type ResolvedOptions = Required<ObjectStoreOptions>

@@ -163,3 +163,18 @@ function num(value: unknown, where: string): number {
   if (typeof value === 'bigint' && value <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(value)
   throw new CorruptionError(where, 'expected an integer')
 }
+
+/** A member directory entry: u8 learner flag ‖ UTF-8 URL. */
+export function encodeMemberUrl(url: string, learner: boolean): Uint8Array {
+  const text = new TextEncoder().encode(url)
+  const payload = new Uint8Array(1 + text.byteLength)
+  payload[0] = learner ? 1 : 0
+  payload.set(text, 1)
+  return payload
+}
+
+export function decodeMemberUrl(payload: Uint8Array, where: string): { url: string; learner: boolean } {
+  if (payload.byteLength < 1 || (payload[0] !== 0 && payload[0] !== 1))
+    throw new CorruptionError(where, 'malformed member directory entry')
+  return { url: new TextDecoder().decode(payload.subarray(1)), learner: payload[0] === 1 }
+}
