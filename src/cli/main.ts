@@ -3,6 +3,7 @@
  * itself here.
  */
 import { Command } from 'commander'
+import { registerAdminCommands } from './admin-commands.ts'
 import { registerDataCommands } from './data-commands.ts'
 import { registerMemberCommands } from './member-commands.ts'
 import { registerSimCommand } from './sim-command.ts'
@@ -13,6 +14,7 @@ program
   .description('a replicated object database for Node.js application servers')
   .showHelpAfterError()
 registerMemberCommands(program)
+registerAdminCommands(program)
 registerSimCommand(program)
 registerDataCommands(program)
 

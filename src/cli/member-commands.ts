@@ -33,6 +33,8 @@ function zeoqBinPath(): string {
 
 /** How long `zeoq quorum` waits for a leader before giving up. */
 const quorumLeaderWaitMs = 30_000
+/** How long a removed member keeps its connections before it stops. */
+const removedExitDelayMs = 1000
 /** How long `zeoq status` waits for each member. */
 const statusTimeoutMs = 3000
 
@@ -74,6 +76,19 @@ export function registerMemberCommands(program: Command): void {
       'largest frame accepted from a peer or a client (ZEOQ_FRAME_BYTES_MAX, default 96 MiB)',
     )
     .option(
+      '--join <list>',
+      'start an empty data directory as a new member of a running cluster: its members as ID=URL,… (add it with `zeoq member add`) (ZEOQ_JOIN)',
+    )
+    .option('--url <url>', "with --join: this member's own URL (default ws://<listen>) (ZEOQ_URL)")
+    .option(
+      '--compact-entries <n>',
+      'compact the Raft log once this many applied entries lie past the kept tail (ZEOQ_COMPACT_ENTRIES, default 10000)',
+    )
+    .option(
+      '--compact-tail-entries <n>',
+      'applied entries kept below the applied index for slow followers (ZEOQ_COMPACT_TAIL_ENTRIES, default 1000)',
+    )
+    .option(
       '--config <file>',
       'JSON file with any of the settings above (camelCase keys); flags and ZEOQ_* variables win',
     )
@@ -100,6 +115,11 @@ export function registerMemberCommands(program: Command): void {
       }
       process.once('SIGTERM', () => shutdown('SIGTERM'))
       process.once('SIGINT', () => shutdown('SIGINT'))
+      // A removed member stops serving; a moment first, so the answers in flight go out.
+      running.removed.then(
+        () => setTimeout(() => shutdown('removed from the cluster'), removedExitDelayMs),
+        () => {},
+      )
     })
 
   program

@@ -21,7 +21,7 @@ import {
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
 import { pack, unpackOne } from './msgpack.ts'
-import { validateCommand } from './validate.ts'
+import { memberIdMax, readMemberUrl, validateCommand } from './validate.ts'
 
 /** The versions this build speaks; the member picks the highest both sides know. */
 export const clientProtocolVersions: readonly number[] = [1]
@@ -56,6 +56,14 @@ export type ClientOp =
   | { readonly op: 'invalidationsSince'; readonly tid: Tid }
   | { readonly op: 'transactions'; readonly fromTid: Tid; readonly toTid: Tid; readonly limit: number }
   | { readonly op: 'status' }
+  /** Admin: add member `id` at `url` as a learner; the leader promotes it once caught up unless `mirror`. */
+  | { readonly op: 'memberAdd'; readonly id: number; readonly url: string; readonly mirror: boolean }
+  /** Admin: remove member `id` (the leader too); its id is retired. */
+  | { readonly op: 'memberRemove'; readonly id: number }
+  /** Admin: the configuration, with URLs and (on the leader) how far each member is. */
+  | { readonly op: 'memberList' }
+  /** Admin: hand leadership to voter `to` and wait until it leads. */
+  | { readonly op: 'transferLeader'; readonly to: number }
 
 export type ClientOpName = ClientOp['op']
 
@@ -119,6 +127,22 @@ export interface MemberStatus {
   readonly lagEntries: readonly { readonly id: number; readonly lag: number }[]
 }
 
+/** One member as the admin operations show it. */
+export interface MemberListItem {
+  readonly id: number
+  readonly url: string
+  readonly role: 'voter' | 'learner'
+  /** Added as a read mirror: stays a learner. */
+  readonly mirror: boolean
+  /** On the leader: the last log index known to be on the member's disk; -1 elsewhere. */
+  readonly match: number
+}
+
+export interface MemberList {
+  readonly leader: number
+  readonly members: readonly MemberListItem[]
+}
+
 /** What each operation answers. */
 export interface OpValues {
   readonly openSession: { readonly session: bigint }
@@ -131,6 +155,10 @@ export interface OpValues {
   readonly invalidationsSince: InvalidationsAnswer
   readonly transactions: readonly TransactionSummary[]
   readonly status: MemberStatus
+  readonly memberAdd: MemberList
+  readonly memberRemove: MemberList
+  readonly memberList: MemberList
+  readonly transferLeader: { readonly leader: number }
 }
 
 /** Why a request failed, as the member says it. The client turns each into a typed error. */
@@ -220,6 +248,10 @@ const opNames = [
   'invalidationsSince',
   'transactions',
   'status',
+  'memberAdd',
+  'memberRemove',
+  'memberList',
+  'transferLeader',
 ] as const satisfies readonly ClientOpName[]
 
 function readOp(value: unknown, path: string): ClientOp {
@@ -230,8 +262,23 @@ function readOp(value: unknown, path: string): ClientOp {
   switch (op) {
     case 'openSession':
     case 'status':
+    case 'memberList':
       only()
       return { op }
+    case 'memberAdd':
+      only('id', 'url', 'mirror')
+      return {
+        op,
+        id: readCount(f.id, at('id'), 1, memberIdMax),
+        url: readNonEmptyMemberUrl(f.url, at('url')),
+        mirror: readBoolean(f.mirror, at('mirror')),
+      }
+    case 'memberRemove':
+      only('id')
+      return { op, id: readCount(f.id, at('id'), 1, memberIdMax) }
+    case 'transferLeader':
+      only('to')
+      return { op, to: readCount(f.to, at('to'), 1, memberIdMax) }
     case 'command':
       only('command')
       return { op, command: readClientCommand(f.command, at('command')) }
@@ -473,9 +520,46 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
     case 'status':
       // Status is for people and dashboards: checked as a map, passed through.
       return readObject(value, 'value')
+    case 'memberAdd':
+    case 'memberRemove':
+    case 'memberList':
+      return readMemberList(value, 'value')
+    case 'transferLeader': {
+      const f = readObject(value, 'value')
+      onlyFields(f, 'value', ['leader'])
+      return { leader: readCount(f.leader, 'value.leader', 0, memberIdMax) }
+    }
     default: {
       const unreachable: never = op
       throw new ProtocolError('op', `unknown operation ${String(unreachable)}`)
     }
+  }
+}
+
+function readNonEmptyMemberUrl(value: unknown, path: string): string {
+  const url = readMemberUrl(value, path)
+  if (url === '') throw new ProtocolError(path, "is empty: give the new member's URL, ws://host:port")
+  return url
+}
+
+/** Members in a list answer: far above any real cluster. */
+const memberListMax = 4096
+
+function readMemberList(value: unknown, path: string): MemberList {
+  const f = readObject(value, path)
+  onlyFields(f, path, ['leader', 'members'])
+  return {
+    leader: readCount(f.leader, join(path, 'leader'), 0, memberIdMax),
+    members: readList(f.members, join(path, 'members'), memberListMax, (item, p) => {
+      const m = readObject(item, p)
+      onlyFields(m, p, ['id', 'url', 'role', 'mirror', 'match'])
+      return {
+        id: readCount(m.id, join(p, 'id'), 1, memberIdMax),
+        url: readString(m.url, join(p, 'url'), 2048),
+        role: readOneOf(m.role, join(p, 'role'), ['voter', 'learner'] as const),
+        mirror: readBoolean(m.mirror, join(p, 'mirror')),
+        match: readCount(m.match, join(p, 'match'), -1, Number.MAX_SAFE_INTEGER),
+      }
+    }),
   }
 }

@@ -8,6 +8,8 @@ export type {
   InvalidationsAnswer,
   LoadBeforeData,
   MemberFrame,
+  MemberList,
+  MemberListItem,
   MemberStatus,
   OpValues,
   ReadConsistency,
@@ -63,6 +65,8 @@ export {
 export type {
   PeerFrame,
   RaftWireMessage,
+  SnapshotAckFrame,
+  SnapshotChunkFrame,
   WireConfState,
   WireEntry,
   WireEntryKind,
@@ -76,6 +80,7 @@ export {
   peerNonceBytes,
   peerProtocolVersion,
   raftMessagesPerFrameMax,
+  snapshotChunkBytesMax,
 } from './peer.ts'
 export type { Validated } from './validate.ts'
 export { memberIdMax, memberUrlLengthMax, readMemberUrl, readRecord, validateCommand } from './validate.ts'

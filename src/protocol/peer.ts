@@ -111,6 +111,40 @@ export type PeerFrame =
   | { readonly type: 'authOk'; readonly mac: Uint8Array }
   | { readonly type: 'refused'; readonly reason: string }
   | { readonly type: 'raft'; readonly messages: readonly RaftWireMessage[] }
+  | SnapshotChunkFrame
+  | SnapshotAckFrame
+
+/**
+ * One chunk of a state machine image on its way from the leader to a follower, on the
+ * leader's own link (InstallSnapshot, dissertation §5.1, streamed). `transfer` numbers the
+ * leader's transfers, `seq` the chunks of one from 0; the last frame has `last` set and
+ * no data. `meta` is the snapshot the image is at; `term` the leader's term when it sent
+ * the `snapshot` message. At most `snapshotChunkBytesMax` bytes of data.
+ */
+export interface SnapshotChunkFrame {
+  readonly type: 'snapshotChunk'
+  readonly transfer: number
+  readonly seq: number
+  readonly term: number
+  readonly meta: WireSnapshotMeta
+  readonly data: Uint8Array
+  readonly last: boolean
+}
+
+/**
+ * The follower's answer to one chunk, on its own link back: `ok` once the chunk is
+ * staged (the last one: once the whole image is verified). A refusal ends the transfer.
+ */
+export interface SnapshotAckFrame {
+  readonly type: 'snapshotAck'
+  readonly transfer: number
+  readonly seq: number
+  readonly ok: boolean
+  readonly reason: string
+}
+
+/** Data bytes in one snapshot chunk: big enough to stream fast, small enough to keep few in memory. */
+export const snapshotChunkBytesMax = 1024 * 1024
 
 export function encodePeerFrame(frame: PeerFrame): Uint8Array {
   return pack(frame)
@@ -128,7 +162,15 @@ const reasonLengthMax = 1024
 
 function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
   const f = readObject(value, '')
-  const type = readOneOf(f.type, 'type', ['challenge', 'auth', 'authOk', 'refused', 'raft'] as const)
+  const type = readOneOf(f.type, 'type', [
+    'challenge',
+    'auth',
+    'authOk',
+    'refused',
+    'raft',
+    'snapshotChunk',
+    'snapshotAck',
+  ] as const)
   switch (type) {
     case 'challenge':
       onlyFields(f, '', ['type', 'version', 'id', 'nonce'])
@@ -161,6 +203,31 @@ function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
         messages: readList(f.messages, 'messages', raftMessagesPerFrameMax, (item, path) =>
           readRaftMessage(item, path, dataBytesMax),
         ),
+      }
+    case 'snapshotChunk': {
+      onlyFields(f, '', ['type', 'transfer', 'seq', 'term', 'meta', 'data', 'last'])
+      const last = readBoolean(f.last, 'last')
+      const data = readBytes(f.data, 'data', Math.min(dataBytesMax, snapshotChunkBytesMax))
+      if (last && data.byteLength > 0)
+        throw new ProtocolError('data', 'the last frame of a transfer has no data')
+      return {
+        type,
+        transfer: readCount(f.transfer, 'transfer', 1, Number.MAX_SAFE_INTEGER),
+        seq: readCount(f.seq, 'seq', 0, Number.MAX_SAFE_INTEGER),
+        term: readCount(f.term, 'term', 0, Number.MAX_SAFE_INTEGER),
+        meta: readSnapshotMeta(f.meta, 'meta'),
+        data,
+        last,
+      }
+    }
+    case 'snapshotAck':
+      onlyFields(f, '', ['type', 'transfer', 'seq', 'ok', 'reason'])
+      return {
+        type,
+        transfer: readCount(f.transfer, 'transfer', 1, Number.MAX_SAFE_INTEGER),
+        seq: readCount(f.seq, 'seq', 0, Number.MAX_SAFE_INTEGER),
+        ok: readBoolean(f.ok, 'ok'),
+        reason: readString(f.reason, 'reason', reasonLengthMax),
       }
     default: {
       const unreachable: never = type

@@ -236,6 +236,21 @@ export class ClientSession {
       }
       case 'status':
         return member.memberStatus(this.#options.members)
+      case 'memberAdd':
+        this.#require('admin', 'adding a member')
+        await member.addMember(op.id, op.url, op.mirror)
+        return member.members()
+      case 'memberRemove':
+        this.#require('admin', 'removing a member')
+        await member.removeMember(op.id)
+        return member.members()
+      case 'memberList':
+        this.#require('admin', 'listing the members')
+        return member.members()
+      case 'transferLeader':
+        this.#require('admin', 'transferring leadership')
+        await member.transferLeadership(op.to)
+        return { leader: op.to }
       default: {
         const unreachable: never = op
         throw new MemberError('internal', `Unknown operation ${JSON.stringify(unreachable)}.`)

@@ -32,6 +32,12 @@ export interface RawConfig {
   readonly tickMs?: string | number
   readonly electionTicks?: string | number
   readonly frameBytesMax?: string | number
+  /** The running cluster's members (ID=URL,…) that a new member joins. */
+  readonly join?: string
+  /** This member's own URL when joining (default ws://<listen>). */
+  readonly url?: string
+  readonly compactEntries?: string | number
+  readonly compactTailEntries?: string | number
 }
 
 export const rawConfigFields = [
@@ -48,6 +54,10 @@ export const rawConfigFields = [
   'tickMs',
   'electionTicks',
   'frameBytesMax',
+  'join',
+  'url',
+  'compactEntries',
+  'compactTailEntries',
 ] as const satisfies readonly (keyof RawConfig)[]
 
 export interface TokenGrant {
@@ -75,6 +85,12 @@ export interface MemberConfig {
   readonly electionTicks: number
   /** Largest WebSocket frame accepted from a peer or a client. */
   readonly frameBytesMax: number
+  /** Start an empty data directory as a new member of a running cluster (`--join`). */
+  readonly join: boolean
+  /** Compact the Raft log once this many applied entries lie past the kept tail. */
+  readonly compactEntries: number
+  /** Applied entries kept below the applied index for slow followers. */
+  readonly compactTailEntries: number
 }
 
 export const configDefaults = {
@@ -84,6 +100,9 @@ export const configDefaults = {
   electionTicks: 10,
   // A 64 MiB record (the largest) plus the rest of its commit.
   frameBytesMax: 96 * 1024 * 1024,
+  // Compact past 10,000 applied entries, keeping 1,000 for followers slightly behind.
+  compactEntries: 10_000,
+  compactTailEntries: 1_000,
 } as const
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -208,17 +227,40 @@ function positiveInt(
   return n
 }
 
+function nonNegativeInt(field: string, value: string | number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = typeof value === 'number' ? value : Number(value)
+  if (!Number.isSafeInteger(n) || n < 0 || n > 2 ** 31 - 1)
+    throw new ConfigError(field, `must be an integer from 0 to ${2 ** 31 - 1}, got "${value}"`)
+  return n
+}
+
 /** Checks raw settings as a whole and reads the files they name. */
 export function resolveConfig(raw: RawConfig): MemberConfig {
   if (raw.id === undefined)
     throw new ConfigError('id', 'is required (--id, ZEOQ_ID or "id" in the config file)')
   const id = positiveInt('id', raw.id, 0, 0xffff_ffff)
-  if (raw.peers === undefined)
+  if (raw.peers === undefined && raw.join === undefined)
     throw new ConfigError(
       'peers',
-      'is required, e.g. 1=ws://127.0.0.1:7001,2=ws://127.0.0.1:7002,3=ws://127.0.0.1:7003',
+      'is required, e.g. 1=ws://127.0.0.1:7001,2=ws://127.0.0.1:7002,3=ws://127.0.0.1:7003 (or --join with the running members, for a new member)',
     )
-  const peers = parsePeers(raw.peers)
+  const joining = raw.join !== undefined
+  const peers = parsePeers(raw.join ?? raw.peers ?? '', joining ? 'join' : 'peers')
+  if (joining && raw.peers !== undefined)
+    throw new ConfigError(
+      'join',
+      'and peers exclude each other: a new member names the running members with --join',
+    )
+  if (joining && !peers.has(id)) {
+    const ownUrl = raw.url ?? (raw.listen === undefined ? undefined : `ws://${raw.listen}`)
+    if (ownUrl === undefined)
+      throw new ConfigError(
+        'url',
+        "is required with --join (this member's own URL, as given to `zeoq member add`), or give --listen",
+      )
+    peers.set(id, parsePeers(`${id}=${ownUrl}`, 'url').get(id) ?? ownUrl)
+  }
   const own = peers.get(id)
   if (own === undefined) throw new ConfigError('peers', `does not name this member's own id ${id}`)
   const listen = raw.listen ?? new URL(own).host
@@ -293,5 +335,17 @@ export function resolveConfig(raw: RawConfig): MemberConfig {
     tickMs: positiveInt('tickMs', raw.tickMs, configDefaults.tickMs, 10_000),
     electionTicks: positiveInt('electionTicks', raw.electionTicks, configDefaults.electionTicks, 1000),
     frameBytesMax: positiveInt('frameBytesMax', raw.frameBytesMax, configDefaults.frameBytesMax, 2 ** 31 - 1),
+    join: joining,
+    compactEntries: positiveInt(
+      'compactEntries',
+      raw.compactEntries,
+      configDefaults.compactEntries,
+      2 ** 31 - 1,
+    ),
+    compactTailEntries: nonNegativeInt(
+      'compactTailEntries',
+      raw.compactTailEntries,
+      configDefaults.compactTailEntries,
+    ),
   }
 }

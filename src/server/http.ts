@@ -222,7 +222,8 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
           {
             member,
             tokens: options.tokens,
-            members: options.members,
+            // The members as the replicated directory knows them now, so clients find new ones.
+            members: [...member.peerUrls()].map(([id, url]) => ({ id, url })),
             clock: options.clock,
             logger,
             onRequestDone: observe,

@@ -17,6 +17,10 @@ import {
   tidFromTimeMs,
 } from '../protocol/index.ts'
 import {
+  applyConfChange,
+  type ConfChange,
+  type ConfState,
+  decodeConfChange,
   type Entry,
   type Message,
   type NodeId,
@@ -25,10 +29,18 @@ import {
   type RaftStatus,
   type Random,
   type Ready,
+  type SnapshotMessage,
 } from '../raft/index.ts'
-import { type Disk, LogStore, ObjectStore } from '../storage/index.ts'
+import {
+  type Disk,
+  LogStore,
+  type MemberDirectoryEntry,
+  ObjectStore,
+  type StagedSnapshot,
+} from '../storage/index.ts'
 import { MemberError } from './errors.ts'
 import type { Clock, PeerNetwork, Timer } from './seams.ts'
+import { SnapshotTransfers } from './snapshots.ts'
 
 export interface MemberOptions {
   readonly id: NodeId
@@ -49,6 +61,31 @@ export interface MemberOptions {
   readonly raftBugs?: PlantedBugs
   /** TEST ONLY: bugs planted in the member and its store, to prove the simulator's checkers can fail. */
   readonly bugs?: MemberBugs
+  /**
+   * Start an empty disk as a member joining a running cluster (`zeoq start --join`): no
+   * configuration, no log; it waits to be added, then receives a snapshot. Ignored when
+   * the disk holds a configuration. @default false
+   */
+  readonly join?: boolean
+  /** Compact the Raft log once this many applied entries lie past the kept tail. @default 10 000 */
+  readonly compactEntries?: number
+  /** Applied entries kept in the log below the applied index, for followers slightly behind. @default 1 000 */
+  readonly compactTailEntries?: number
+  /** Bytes per snapshot chunk on the peer network. @default 256 KiB */
+  readonly snapshotChunkBytes?: number
+  /** The leader promotes a learner once its log is within this many entries of the leader's. @default 100 */
+  readonly promoteLagEntries?: number
+}
+
+/** One member as `member list` shows it. */
+export interface MemberInfo {
+  readonly id: NodeId
+  readonly url: string
+  readonly role: 'voter' | 'learner'
+  /** Added as a read mirror: stays a learner. */
+  readonly mirror: boolean
+  /** On the leader: the last index known to be on this member's disk (-1 elsewhere). */
+  readonly match: number
 }
 
 /**
@@ -66,6 +103,8 @@ export interface MemberBugs {
   readonly skipConflictCheck?: boolean
   /** The store runs a retried command again instead of answering its first result. */
   readonly ignoreSessionTable?: boolean
+  /** Snapshot images leave out the session table (a member that installs one forgets its retries). */
+  readonly snapshotWithoutSessions?: boolean
 }
 
 export interface MemberEvents {
@@ -92,6 +131,15 @@ const requestTimeoutMsDefault = 10_000
 const pendingProposalsMax = 100_000
 /** Snapshot reads and read indexes waiting at once. */
 const pendingReadsMax = 100_000
+/** Compaction defaults: a 10,000-entry log costs a few MB of memory; a 1,000-entry tail lets a follower a second behind catch up without a snapshot. */
+const compactEntriesDefault = 10_000
+const compactTailEntriesDefault = 1_000
+/** A chunk big enough to stream at link speed, small enough that a few in flight cost little memory. */
+const snapshotChunkBytesDefault = 256 * 1024
+/** A learner this close to the leader's log catches up within a heartbeat or two once it votes. */
+const promoteLagEntriesDefault = 100
+/** Configurations remembered beyond the last compaction (only the one at the image's index is ever needed). */
+const confHistoryMax = 1024
 
 export class Member {
   readonly id: NodeId
@@ -118,8 +166,26 @@ export class Member {
   #leaderChanges = 0
   /** Set once the loop hits an error it cannot go on from (a disk failure): the member stops serving. */
   #fatal: Error | undefined
+  readonly #snapshots: SnapshotTransfers
+  /** A verified image waiting for the core's Ready to install it, and the Ready count when it was stepped. */
+  #staged: { readonly image: StagedSnapshot; readonly index: number; readonly atReady: number } | undefined
+  #readyCount = 0
+  /** Configurations by the applied index they began at, oldest first (the first one is the snapshot's). */
+  #confHistory: { readonly index: number; readonly conf: ConfState }[]
+  /** The replicated member directory: URLs by id. */
+  #directory = new Map<NodeId, MemberDirectoryEntry>()
+  #peersKey = ''
+  #removed = false
+  readonly #removedListeners = new Set<() => void>()
+  #seededDirectoryTerm = 0
 
-  private constructor(options: MemberOptions, node: RaftNode, logStore: LogStore, store: ObjectStore) {
+  private constructor(
+    options: MemberOptions,
+    node: RaftNode,
+    logStore: LogStore,
+    store: ObjectStore,
+    confHistory: { readonly index: number; readonly conf: ConfState }[],
+  ) {
     this.id = options.id
     this.#options = options
     this.#node = node
@@ -127,6 +193,23 @@ export class Member {
     this.store = store
     this.#log = options.logger
     this.#publishedTid = store.lastTransaction()
+    this.#confHistory = confHistory
+    this.#snapshots = new SnapshotTransfers({
+      id: options.id,
+      store,
+      network: options.network,
+      clock: options.clock,
+      logger: options.logger,
+      chunkBytes: options.snapshotChunkBytes ?? snapshotChunkBytesDefault,
+      confAt: (index) => this.#confAt(index),
+      leads: (term) => this.isLeader() && this.#node.status().term === term,
+      reportSnapshot: (to, ok) => {
+        this.#node.reportSnapshot(to, ok)
+        this.#kick()
+      },
+      staged: (message, image) => this.#stepStaged(message, image),
+      canStage: () => this.#staged === undefined,
+    })
   }
 
   /** Opens a member from its disk: the Raft log and hard state, and the store's applied index. */
@@ -135,17 +218,41 @@ export class Member {
     const bugs = options.bugs ?? {}
     const store = await ObjectStore.open(
       options.disk,
-      bugs.skipConflictCheck === true || bugs.ignoreSessionTable === true
+      bugs.skipConflictCheck === true ||
+        bugs.ignoreSessionTable === true ||
+        bugs.snapshotWithoutSessions === true
         ? {
             bugs: {
               skipConflictCheck: bugs.skipConflictCheck === true,
               ignoreSessionTable: bugs.ignoreSessionTable === true,
+              snapshotWithoutSessions: bugs.snapshotWithoutSessions === true,
             },
           }
         : {},
     )
     const persisted = await logStore.load()
-    const voters = [...options.urls.keys()].sort((a, b) => a - b)
+    const empty =
+      persisted.hardState.term === 0 &&
+      persisted.entries.length === 0 &&
+      persisted.snapshotIndex === 0 &&
+      store.appliedIndex === 0
+    // The configuration comes from the disk; the command line only founds a new cluster.
+    let snapshotConf: ConfState | undefined = persisted.snapshotConf
+    if (snapshotConf === undefined) {
+      if (empty && options.join === true) {
+        snapshotConf = { voters: [], learners: [] }
+      } else {
+        snapshotConf = { voters: [...options.urls.keys()].sort((a, b) => a - b), learners: [] }
+        if (persisted.snapshotIndex === 0) await logStore.saveInitialConf(snapshotConf)
+      }
+    }
+    const confHistory = [{ index: persisted.snapshotIndex, conf: snapshotConf }]
+    for (const entry of persisted.entries) {
+      if (entry.index > store.appliedIndex) break
+      if (entry.kind !== 'config') continue
+      const last = confHistory.at(-1)?.conf ?? snapshotConf
+      confHistory.push({ index: entry.index, conf: applyConfChange(last, decodeConfChange(entry.data)) })
+    }
     const node = new RaftNode(
       {
         id: options.id,
@@ -160,12 +267,13 @@ export class Member {
         snapshot: {
           index: persisted.firstIndex - 1,
           term: persisted.snapshotTerm,
-          conf: { voters, learners: [] },
+          conf: snapshotConf,
         },
         applied: store.appliedIndex,
       },
     )
-    const member = new Member(options, node, logStore, store)
+    const member = new Member(options, node, logStore, store, confHistory)
+    await member.#loadDirectory()
     options.network.onMessages((from, messages) => member.#receive(from, messages))
     return member
   }
@@ -175,10 +283,12 @@ export class Member {
     const tick = (): void => {
       if (this.#stopped) return
       this.#node.tick()
+      this.#maybePromote()
       this.#kick()
       this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
     }
     this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
+    this.#updatePeers()
     this.#kick()
   }
 
@@ -186,6 +296,7 @@ export class Member {
   async stop(): Promise<void> {
     this.#stopped = true
     this.#tickTimer?.cancel()
+    this.#snapshots.stop()
     const error = new MemberError(
       'shuttingDown',
       `Member ${this.id} is shutting down; retry on another member.`,
@@ -205,7 +316,7 @@ export class Member {
 
   leaderHint(): { readonly leaderId: NodeId; readonly leaderUrl: string } {
     const leaderId = this.#node.status().leader
-    return { leaderId, leaderUrl: this.#options.urls.get(leaderId) ?? '' }
+    return { leaderId, leaderUrl: this.#urlOf(leaderId) }
   }
 
   isLeader(): boolean {
@@ -357,33 +468,54 @@ export class Member {
   async #loop(): Promise<void> {
     do {
       this.#loopAgain = false
-      while (!this.#stopped && this.#node.hasReady()) await this.#handleReady(this.#node.ready())
+      while (!this.#stopped && this.#node.hasReady()) {
+        this.#readyCount++
+        await this.#handleReady(this.#node.ready())
+      }
     } while (this.#loopAgain && !this.#stopped)
   }
 
   async #handleReady(rd: Ready): Promise<void> {
-    // Snapshot streaming is not integrated yet: this member never compacts and never
-    // starts as a joining member, so no follower installs a snapshot here.
-    if (rd.snapshot !== undefined) throw new Error('snapshot install is not supported by this member yet')
     if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
     // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
     this.#send(rd.messages)
     const ackEarly = this.#options.bugs?.ackBeforeSync === true
     if (ackEarly) this.#send(rd.messagesAfterPersist)
-    if (rd.entries.length > 0 || rd.hardState !== undefined) {
-      await this.#logStore.save(rd.entries, rd.hardState)
+    if (rd.snapshot !== undefined) {
+      await this.#installSnapshot(rd)
+    } else {
+      // A staged image the core did not take (its log already covered it) is dropped.
+      if (this.#staged !== undefined && this.#staged.atReady < this.#readyCount) this.#staged = undefined
+      if (rd.entries.length > 0 || rd.hardState !== undefined) {
+        await this.#logStore.save(rd.entries, rd.hardState)
+      }
     }
     if (!ackEarly) this.#send(rd.messagesAfterPersist)
+    let configApplied = false
     if (rd.committedEntries.length > 0) {
+      // Configurations are noted before apply: an image read meanwhile may already be past them.
+      for (const entry of rd.committedEntries) {
+        if (entry.kind !== 'config') continue
+        configApplied = true
+        const last = this.#confHistory.at(-1)?.conf ?? { voters: [], learners: [] }
+        this.#confHistory.push({
+          index: entry.index,
+          conf: applyConfChange(last, decodeConfChange(entry.data)),
+        })
+      }
       // One batch for the Ready's committed entries (src/storage applyAll), then answers in order.
       const results = await this.store.applyAll(rd.committedEntries)
       // Invalidations go out before any answer: replies are sent from promise callbacks.
       this.#publish(results)
+      let directoryChanged = false
       rd.committedEntries.forEach((entry, i) => {
         const result = results[i]
         assert.ok(result !== undefined, 'one result per applied entry')
+        // Of the commands, only a member directory update answers 'none'.
+        if (entry.kind === 'normal' && result.ok && result.code === 'none') directoryChanged = true
         this.#settleEntry(entry, result)
       })
+      if (directoryChanged) await this.#loadDirectory()
     }
     for (const read of rd.readStates)
       this.#readsAtIndex.push({ index: read.index, requestId: read.requestId })
@@ -391,6 +523,325 @@ export class Member {
     this.#node.advance(rd)
     this.#releaseReads()
     this.#maybeProposePackStep()
+    if (rd.softState !== undefined || rd.snapshot !== undefined || configApplied || rd.entries.length > 0)
+      this.#updatePeers()
+    if (configApplied) this.#checkRemoved()
+    this.#maybeSeedDirectory()
+    await this.#maybeCompact()
+  }
+
+  // ───────────────────────────── snapshots and compaction ─────────────────────────────
+
+  /**
+   * Ready.snapshot (src/raft/types.ts, step 0): the staged image becomes the state
+   * machine, and the log restarts after it with the Ready's entries and hard state, in
+   * one batch with one sync (ObjectStore.switchToStaged). A crash before it leaves the
+   * old state machine with the old log.
+   */
+  async #installSnapshot(rd: Ready): Promise<void> {
+    const meta = rd.snapshot
+    const staged = this.#staged
+    assert.ok(meta !== undefined)
+    assert.ok(
+      staged !== undefined && staged.index === meta.index && this.store.holdsStaged(staged.image),
+      `the core installs snapshot ${meta.index} and its image is staged`,
+    )
+    this.#staged = undefined
+    const extra = this.#logStore.snapshotOperations(meta, rd.entries, rd.hardState)
+    await this.store.switchToStaged(staged.image, extra, () => this.#options.disk.sync())
+    await this.#logStore.snapshotInstalled(meta, rd.entries)
+    this.#confHistory = [{ index: meta.index, conf: meta.conf }]
+    await this.#loadDirectory()
+    this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')
+    // Clients of this member must hear what the image changed since their last invalidation.
+    try {
+      const invalidations = await this.store.invalidationsSince(this.#publishedTid)
+      if (invalidations.length > 0) {
+        for (const listener of this.#listeners) listener(invalidations)
+      }
+    } catch (error) {
+      this.#log.warn({ err: error }, 'clients of this member cannot be told what the snapshot changed')
+    }
+    this.#publishedTid = this.store.lastTransaction()
+    this.#releasePublishWaiters()
+    this.#releaseTidWaiters()
+  }
+
+  /** A verified image is staged: step its `snapshot` message into the core. */
+  #stepStaged(message: SnapshotMessage, image: StagedSnapshot): void {
+    if (this.#stopped || this.#fatal) return
+    this.#staged = { image, index: message.snapshot.index, atReady: this.#readyCount }
+    this.#node.step(message)
+    this.#kick()
+  }
+
+  #confAt(index: number): ConfState {
+    let conf = this.#confHistory[0]?.conf ?? this.#node.conf()
+    for (const record of this.#confHistory) {
+      if (record.index > index) break
+      conf = record.conf
+    }
+    return conf
+  }
+
+  /**
+   * Log compaction (dissertation §5.1): once `compactEntries` applied entries lie past
+   * the tail kept for slow followers, the log up to (applied − tail) goes. The state
+   * machine is the snapshot: a follower that needs a compacted entry is streamed an
+   * image of it at its applied index.
+   */
+  async #maybeCompact(): Promise<void> {
+    const every = this.#options.compactEntries ?? compactEntriesDefault
+    const tail = this.#options.compactTailEntries ?? compactTailEntriesDefault
+    const index = this.store.appliedIndex - tail
+    if (index - this.#logStore.firstIndex + 1 < every) return
+    const meta = this.#node.compact(index)
+    await this.#logStore.compact(meta.index, meta.term, meta.conf)
+    const keepFrom = this.#confHistory.findLastIndex((record) => record.index <= meta.index)
+    if (keepFrom > 0) this.#confHistory = this.#confHistory.slice(keepFrom)
+    if (this.#confHistory.length > confHistoryMax)
+      this.#confHistory = this.#confHistory.slice(-confHistoryMax)
+    this.#log.debug({ index: meta.index }, 'compacted the log')
+  }
+
+  // ───────────────────────────── membership ─────────────────────────────
+
+  async #loadDirectory(): Promise<void> {
+    const entries = await this.store.memberDirectory()
+    this.#directory = new Map(entries.map((entry) => [entry.id, entry]))
+  }
+
+  /** A member's URL: the replicated directory's, else the one given on the command line. */
+  #urlOf(id: NodeId): string {
+    const entry = this.#directory.get(id)
+    if (entry !== undefined) return entry.url
+    return this.#options.urls.get(id) ?? ''
+  }
+
+  /** Every member this one should talk to, with its URL: the configuration and the directory. */
+  peerUrls(): Map<NodeId, string> {
+    const conf = this.#node.conf()
+    const ids = new Set<NodeId>([...conf.voters, ...conf.learners])
+    // A member joining knows no configuration yet: it talks to the members it was told of.
+    if (ids.size === 0) for (const id of this.#options.urls.keys()) ids.add(id)
+    for (const [id, entry] of this.#directory) if (entry.url !== '') ids.add(id)
+    ids.add(this.id)
+    const urls = new Map<NodeId, string>()
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const url = this.#urlOf(id)
+      if (url !== '') urls.set(id, url)
+    }
+    return urls
+  }
+
+  #updatePeers(): void {
+    const urls = this.peerUrls()
+    const key = JSON.stringify([...urls])
+    if (key === this.#peersKey) return
+    this.#peersKey = key
+    this.#options.network.setPeers?.(urls)
+  }
+
+  /** Once this member's removal has applied here, it stops serving (it no longer takes part). */
+  #checkRemoved(): void {
+    const conf = this.#node.conf()
+    if (this.#removed || conf.voters.includes(this.id) || conf.learners.includes(this.id)) return
+    if (conf.voters.length === 0) return
+    if (this.store.appliedIndex < this.#node.status().confIndex) return
+    this.#removed = true
+    this.#log.warn('this member was removed from the cluster: it stops serving')
+    for (const listener of this.#removedListeners) listener()
+  }
+
+  /** Called once when this member has been removed from the configuration. */
+  onRemoved(listener: () => void): void {
+    this.#removedListeners.add(listener)
+    if (this.#removed) listener()
+  }
+
+  /**
+   * A new leader writes the URLs of members the directory lacks (the founding members,
+   * known from the command line) so that members added later learn them from the log.
+   */
+  #maybeSeedDirectory(): void {
+    if (!this.isLeader()) return
+    const term = this.#node.status().term
+    if (this.#seededDirectoryTerm === term) return
+    this.#seededDirectoryTerm = term
+    const conf = this.#node.conf()
+    for (const id of [...conf.voters, ...conf.learners]) {
+      const url = this.#options.urls.get(id)
+      if (this.#directory.has(id) || url === undefined) continue
+      const command = encodeCommand({
+        type: 'memberUrl',
+        proposedTid: this.#nowTid(),
+        id,
+        url,
+        learner: false,
+      })
+      this.#node.propose([command])
+    }
+    this.#kick()
+  }
+
+  /**
+   * "A new member joins as a learner and is promoted once caught up": the leader promotes
+   * a learner (not added as a mirror) whose log is within `promoteLagEntries` of its own
+   * and that has answered recently. One change at a time: the core refuses the rest.
+   */
+  #maybePromote(): void {
+    if (!this.isLeader()) return
+    const status = this.#node.status()
+    const lagMax = this.#options.promoteLagEntries ?? promoteLagEntriesDefault
+    for (const progress of status.progress) {
+      if (!progress.learner || this.#directory.get(progress.id)?.learner === true) continue
+      if (!progress.recentActive || progress.match + lagMax < status.lastIndex) continue
+      const result = this.#node.proposeConfChange({ type: 'promote', id: progress.id })
+      if (result.ok) this.#log.info({ id: progress.id }, 'promoting a caught-up learner to voter')
+      return
+    }
+  }
+
+  /** The configuration with URLs and, on the leader, each member's match index. */
+  members(): { readonly leader: NodeId; readonly members: readonly MemberInfo[] } {
+    const status = this.#node.status()
+    const match = new Map(status.progress.map((p) => [p.id, p.match]))
+    const info = (id: NodeId, role: 'voter' | 'learner'): MemberInfo => ({
+      id,
+      url: this.#urlOf(id),
+      role,
+      mirror: this.#directory.get(id)?.learner === true,
+      match: match.get(id) ?? -1,
+    })
+    return {
+      leader: status.leader,
+      members: [
+        ...status.voters.map((id) => info(id, 'voter')),
+        ...status.learners.map((id) => info(id, 'learner')),
+      ],
+    }
+  }
+
+  /**
+   * Adds member `id` at `url` as a learner (it then receives a snapshot and the log); the
+   * leader promotes it once caught up unless `mirror` (a read-only learner). Writes the
+   * URL to the member directory first, so every member can reach it by the time it counts.
+   */
+  async addMember(id: NodeId, url: string, mirror: boolean): Promise<void> {
+    this.#checkServing()
+    if (!this.isLeader()) throw this.#notLeader()
+    const known = this.#directory.get(id)
+    if (known !== undefined && known.url === '')
+      throw new MemberError(
+        'protocol',
+        `Member id ${id} was removed before and ids are never reused; add the member under a new id.`,
+      )
+    const conf = this.#node.conf()
+    if (conf.voters.includes(id) || conf.learners.includes(id))
+      throw new MemberError('protocol', `Member ${id} is already in the configuration.`)
+    const result = await this.propose({ type: 'memberUrl', proposedTid: 0n, id, url, learner: mirror })
+    if (!result.ok) throw new MemberError('internal', `Recording member ${id}'s URL answered ${result.code}.`)
+    await this.#confChange({ type: 'addLearner', id })
+  }
+
+  /** Removes member `id` (the leader too: it steps down once the change commits), then retires its id. */
+  async removeMember(id: NodeId): Promise<void> {
+    this.#checkServing()
+    if (!this.isLeader()) throw this.#notLeader()
+    await this.#confChange({ type: 'remove', id })
+    if (this.isLeader()) {
+      try {
+        await this.propose({ type: 'memberUrl', proposedTid: 0n, id, url: '', learner: false })
+      } catch (error) {
+        // The removal is done; a retired id that is not recorded is only refused less clearly later.
+        this.#log.warn({ err: error, id }, 'could not record the removed id as retired')
+      }
+    }
+  }
+
+  /**
+   * Hands leadership to voter `to` (dissertation §3.10) and waits, at most `waitMs`, until
+   * it leads. Proposals are refused meanwhile (clients retry them on the new leader).
+   */
+  async transferLeadership(to: NodeId, waitMs = this.#electionTimeoutMs() * 2): Promise<void> {
+    this.#checkServing()
+    const result = this.#node.transferLeadership(to)
+    if (!result.ok) {
+      if (result.code === 'notLeader') throw this.#notLeader()
+      throw new MemberError('protocol', `Member ${to} is not a voter: leadership goes to voters only.`)
+    }
+    this.#kick()
+    const deadline = this.#options.clock.nowMs() + waitMs
+    while (this.#node.status().leader !== to || this.isLeader()) {
+      if (this.#options.clock.nowMs() > deadline || this.#stopped)
+        throw new MemberError(
+          'timeout',
+          `Member ${to} did not take over within ${waitMs} ms; leadership stays where it is. Check that member ${to} is up and caught up.`,
+        )
+      await this.#sleep(this.#options.tickMs)
+    }
+  }
+
+  /** Proposes one membership change, retrying while the core asks to wait, and waits until it applies here. */
+  async #confChange(change: ConfChange): Promise<void> {
+    const deadline = this.#options.clock.nowMs() + this.#requestTimeoutMs()
+    for (;;) {
+      this.#checkServing()
+      const result = this.#node.proposeConfChange(change)
+      if (result.ok) {
+        this.#kick()
+        await this.#waitApplied(result.index, deadline)
+        return
+      }
+      if (result.code === 'notLeader' || result.code === 'transferring') throw this.#notLeader()
+      if (result.code === 'invalid')
+        throw new MemberError('protocol', `The change is refused: ${result.reason}.`)
+      // leaderNotReady (the errata fix: this leader's no-op is not committed yet) or
+      // changePending (one change at a time): wait a tick and ask again.
+      if (this.#options.clock.nowMs() > deadline)
+        throw new MemberError('timeout', `The membership change could not start (${result.code}); retry.`)
+      await this.#sleep(this.#options.tickMs)
+    }
+  }
+
+  async #waitApplied(index: number, deadline: number): Promise<void> {
+    while (this.store.appliedIndex < index) {
+      this.#checkServing()
+      if (this.#options.clock.nowMs() > deadline)
+        throw new MemberError(
+          'timeout',
+          `The membership change at index ${index} has not applied yet; check \`zeoq member list\` before retrying.`,
+        )
+      await this.#sleep(this.#options.tickMs)
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => this.#options.clock.setTimer(ms, resolve))
+  }
+
+  #electionTimeoutMs(): number {
+    return this.#options.tickMs * this.#options.electionTicks
+  }
+
+  /**
+   * Graceful shutdown of a leader: hand leadership to the most caught-up voter first
+   * (bounded by two election timeouts), so commits pause for a round trip, not an election.
+   */
+  async handOff(): Promise<void> {
+    if (!this.isLeader() || this.#stopped) return
+    const status = this.#node.status()
+    const candidates = status.progress
+      .filter((p) => p.id !== this.id && !p.learner && p.recentActive && status.voters.includes(p.id))
+      .sort((a, b) => b.match - a.match)
+    const to = candidates[0]
+    if (to === undefined) return
+    try {
+      await this.transferLeadership(to.id)
+      this.#log.info({ to: to.id }, 'handed leadership over before stopping')
+    } catch (error) {
+      this.#log.warn({ err: error, to: to.id }, 'leadership hand-off failed; stopping anyway')
+    }
   }
 
   #send(messages: readonly Message[]): void {
@@ -398,8 +849,8 @@ export class Member {
     const byPeer = new Map<NodeId, Message[]>()
     for (const m of messages) {
       if (m.type === 'snapshot') {
-        // The image is not streamed yet: report the transfer failed, so the leader retries later.
-        this.#node.reportSnapshot(m.to, false)
+        // The image streams over its own frames (src/server/snapshots.ts).
+        this.#snapshots.send(m)
         continue
       }
       const batch = byPeer.get(m.to)
@@ -572,7 +1023,7 @@ export class Member {
     const raft = this.#node.status()
     return {
       id: this.id,
-      url: members.find((m) => m.id === this.id)?.url ?? '',
+      url: members.find((m) => m.id === this.id)?.url ?? this.#urlOf(this.id),
       role: raft.role,
       term: raft.term,
       leader: raft.leader,

@@ -17,7 +17,7 @@ import {
   type RaftWireMessage,
 } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
-import type { Clock, PeerNetwork, Timer } from './seams.ts'
+import type { Clock, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
 
 export interface PeerWsOptions {
   readonly id: NodeId
@@ -68,10 +68,16 @@ class OutboundLink {
   }
 
   send(messages: readonly Message[]): void {
+    this.sendFrame({ type: 'raft', messages })
+  }
+
+  /** False when the frame was dropped: the link is down or too much is buffered on it. */
+  sendFrame(frame: PeerFrame): boolean {
     const socket = this.#socket
-    if (!this.#ready || socket === undefined || socket.readyState !== WebSocket.OPEN) return
-    if (socket.bufferedAmount > this.#net.options.sendBufferBytesMax) return
-    socket.send(encodePeerFrame({ type: 'raft', messages }))
+    if (!this.#ready || socket === undefined || socket.readyState !== WebSocket.OPEN) return false
+    if (socket.bufferedAmount > this.#net.options.sendBufferBytesMax) return false
+    socket.send(encodePeerFrame(frame))
+    return true
   }
 
   close(): void {
@@ -169,14 +175,47 @@ class OutboundLink {
 export class PeerWs implements PeerNetwork {
   readonly options: PeerWsOptions
   readonly #links = new Map<NodeId, OutboundLink>()
-  readonly #inbound = new Set<WebSocket>()
+  readonly #inbound = new Map<WebSocket, NodeId | undefined>()
+  /** The members this one talks to: the configuration's, as the member directory names them. */
+  #peers: Map<NodeId, string>
+  #closed = false
   #handler: (from: NodeId, messages: readonly Message[]) => void = () => {}
+  #snapshotHandler: (from: NodeId, frame: SnapshotFrame) => void = () => {}
 
   constructor(options: PeerWsOptions) {
     this.options = options
+    this.#peers = new Map(options.peers)
     for (const [id, url] of options.peers) {
       if (id !== options.id) this.#links.set(id, new OutboundLink(this, id, url))
     }
+  }
+
+  /**
+   * Membership changed: dial members that are new (or moved), close the links of members
+   * that left, and refuse their connections from now on.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    if (this.#closed) return
+    const before = this.#peers
+    this.#peers = new Map(peers)
+    for (const [id, link] of this.#links) {
+      if (peers.get(id) !== before.get(id)) {
+        link.close()
+        this.#links.delete(id)
+      }
+    }
+    for (const [id, url] of peers) {
+      if (id !== this.options.id && !this.#links.has(id)) this.#links.set(id, new OutboundLink(this, id, url))
+    }
+    for (const [socket, id] of this.#inbound) if (id !== undefined && !peers.has(id)) socket.terminate()
+  }
+
+  sendSnapshotFrame(to: NodeId, frame: SnapshotFrame): boolean {
+    return this.#links.get(to)?.sendFrame(frame) ?? false
+  }
+
+  onSnapshotFrame(handler: (from: NodeId, frame: SnapshotFrame) => void): void {
+    this.#snapshotHandler = handler
   }
 
   /** Jitter for reconnects: not part of any deterministic core, so crypto randomness is fine. */
@@ -195,7 +234,7 @@ export class PeerWs implements PeerNetwork {
   /** A peer dialled us: challenge it, then accept its Raft frames. */
   acceptInbound(socket: WebSocket): void {
     const { options } = this
-    this.#inbound.add(socket)
+    this.#inbound.set(socket, undefined)
     const nonce = randomBytes(peerNonceBytes)
     let peer: NodeId | undefined
     const refuse = (reason: string): void => {
@@ -220,19 +259,24 @@ export class PeerWs implements PeerNetwork {
         if (frame.version !== peerProtocolVersion)
           return refuse(`peer protocol version ${frame.version} is not ${peerProtocolVersion}`)
         if (frame.to !== options.id) return refuse(`this is member ${options.id}, not ${frame.to}`)
-        if (!options.peers.has(frame.id) || frame.id === options.id) {
+        if (!this.#peers.has(frame.id) || frame.id === options.id) {
           return refuse(`member ${frame.id} is not in this cluster's configuration`)
         }
         const expected = peerMac(options.secret, `zeoq-peer ${frame.id}->${options.id}`, nonce, frame.nonce)
         if (!sameMac(frame.mac, expected)) return refuse('authentication failed: wrong cluster secret')
         peer = frame.id
+        this.#inbound.set(socket, peer)
         handshake.cancel()
         const mac = peerMac(options.secret, `zeoq-peer ${options.id}->${frame.id}`, frame.nonce, nonce)
         socket.send(encodePeerFrame({ type: 'authOk', mac }))
         return
       }
-      if (frame.type !== 'raft') return refuse(`unexpected ${frame.type} frame after authentication`)
       const from = peer
+      if (frame.type === 'snapshotChunk' || frame.type === 'snapshotAck') {
+        this.#snapshotHandler(from, frame)
+        return
+      }
+      if (frame.type !== 'raft') return refuse(`unexpected ${frame.type} frame after authentication`)
       const misaddressed = frame.messages.find((m: RaftWireMessage) => m.from !== from || m.to !== options.id)
       if (misaddressed !== undefined)
         return refuse(`a message from ${misaddressed.from} to ${misaddressed.to} on ${from}'s link`)
@@ -242,8 +286,9 @@ export class PeerWs implements PeerNetwork {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
     for (const link of this.#links.values()) link.close()
-    for (const socket of this.#inbound) socket.terminate()
+    for (const socket of this.#inbound.keys()) socket.terminate()
     this.#links.clear()
     this.#inbound.clear()
   }

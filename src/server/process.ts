@@ -22,6 +22,8 @@ export interface RunningMember {
   readonly member: Member
   readonly port: number
   readonly logger: Logger
+  /** Resolves once this member has been removed from the cluster: the caller stops it. */
+  readonly removed: Promise<void>
   stop(): Promise<void>
 }
 
@@ -67,6 +69,9 @@ export async function runMember(
       logger,
       tickMs: config.tickMs,
       electionTicks: config.electionTicks,
+      join: config.join,
+      compactEntries: config.compactEntries,
+      compactTailEntries: config.compactTailEntries,
     })
   } catch (error) {
     await peers.close()
@@ -86,6 +91,7 @@ export async function runMember(
     clock: realClock,
     logger,
   })
+  const removed = new Promise<void>((resolve) => member.onRemoved(resolve))
   member.start()
   logger.info({ port: http.port, peers: members, data: config.dataDir }, `member ${config.id} serving`)
   let stopping: Promise<void> | undefined
@@ -93,8 +99,11 @@ export async function runMember(
     member,
     port: http.port,
     logger,
+    removed,
     stop: () => {
       stopping ??= (async () => {
+        // A leader hands over first (bounded), so the rest commit on without an election.
+        await member.handOff()
         logger.info('stopping: no new connections, failing requests in flight, flushing')
         http.stopAccepting()
         await member.stop()

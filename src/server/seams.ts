@@ -3,6 +3,7 @@
  * real process they are Node's timers and WebSockets; in the simulator they are virtual.
  * (The other two seams are Random, from src/raft, and Disk, from src/storage.)
  */
+import type { SnapshotAckFrame, SnapshotChunkFrame } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
 
 export interface Timer {
@@ -34,4 +35,15 @@ export interface PeerNetwork {
   /** Installs the handler of authenticated batches from peers. */
   onMessages(handler: (from: NodeId, messages: readonly Message[]) => void): void
   close(): Promise<void>
+  /**
+   * Sends one frame of a snapshot transfer (src/server/snapshots.ts). Returns false when
+   * it was not sent (the link is down or its buffer is full): the transfer restarts.
+   * Optional: without it, snapshot transfers are reported failed.
+   */
+  sendSnapshotFrame?(to: NodeId, frame: SnapshotFrame): boolean
+  onSnapshotFrame?(handler: (from: NodeId, frame: SnapshotFrame) => void): void
+  /** The members to talk to changed (membership): dial new ones, drop removed ones. */
+  setPeers?(peers: ReadonlyMap<NodeId, string>): void
 }
+
+export type SnapshotFrame = SnapshotChunkFrame | SnapshotAckFrame
