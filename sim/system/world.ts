@@ -502,7 +502,12 @@ export class SystemWorld {
   async run(): Promise<SystemResult> {
     const o = this.options
     const shape = workloadShape(o.workload)
-    for (const m of this.members) await m.boot()
+    // Opening a member may sync its disk (a first configuration): the loop runs meanwhile.
+    const booted = await this.drive(Promise.all(this.members.map((m) => m.boot())), 1_000)
+    if (booted === undefined) {
+      this.violation('liveness', 'the members did not open their disks within 1 s')
+      return this.#result()
+    }
     this.#sample()
     // Setup: the objects and their first values, before any fault.
     const setup = this.#connect('setup')
