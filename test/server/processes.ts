@@ -78,7 +78,7 @@ export async function httpGet(
 
 export class ProcessCluster {
   readonly dir: string
-  readonly urls: ReadonlyMap<number, string>
+  readonly urls: Map<number, string>
   readonly secretFile: string
   readonly tokensFile: string
   readonly tokens: { readonly admin: string; readonly readWrite: string; readonly readOnly: string }
@@ -136,7 +136,58 @@ export class ProcessCluster {
     return url
   }
 
-  startMember(id: number, extraArgs: readonly string[] = []): ChildProcess {
+  /**
+   * Starts a new member `id` on a free port with an empty data directory, joining the
+   * members now running (`zeoq start --join`); add it with `admin('member', 'add', …)`.
+   */
+  async joinMember(id: number, extraArgs: readonly string[] = []): Promise<string> {
+    const url = `ws://127.0.0.1:${await freePort()}`
+    const running = [...this.urls].filter(([other]) => other !== id && this.#procs.has(other))
+    const join = running.map(([other, u]) => `${other}=${u}`).join(',')
+    this.urls.set(id, url)
+    this.startMember(id, extraArgs, ['--join', join, '--url', url])
+    return url
+  }
+
+  /** Runs `zeoq <args…> --peers <running members> --token <admin>` and returns its output. */
+  async admin(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const peers = [...this.urls].filter(([id]) => this.#procs.has(id)).map(([, url]) => url)
+    const child = spawn(
+      process.execPath,
+      [zeoqBin, ...args, '--peers', peers.join(','), '--token', this.tokens.admin],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.on('data', (d: Buffer) => {
+      stdout += d.toString()
+    })
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+    return { code, stdout, stderr }
+  }
+
+  /** Whether member `id`'s process is running. */
+  running(id: number): boolean {
+    const child = this.#procs.get(id)
+    return child !== undefined && child.exitCode === null && child.signalCode === null
+  }
+
+  /** Waits until member `id`'s process exits on its own (a removed member stops). */
+  async exited(id: number, timeoutMs: number): Promise<void> {
+    await waitFor(`member ${id} to exit`, timeoutMs, async () => (this.running(id) ? undefined : true))
+    const child = this.#procs.get(id)
+    if (child !== undefined) this.#expectedExits.add(child)
+    this.#procs.delete(id)
+  }
+
+  startMember(
+    id: number,
+    extraArgs: readonly string[] = [],
+    membership: readonly string[] = ['--peers', this.peers],
+  ): ChildProcess {
     const child = spawn(
       process.execPath,
       [
@@ -144,8 +195,7 @@ export class ProcessCluster {
         'start',
         '--id',
         String(id),
-        '--peers',
-        this.peers,
+        ...membership,
         '--data',
         join(this.dir, String(id)),
         '--secret-file',
@@ -164,8 +214,8 @@ export class ProcessCluster {
     child.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
     child.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
     child.on('exit', (code, signal) => {
-      // A member that dies on its own is a bug: show what it said.
-      if (this.#procs.get(id) === child && !this.#expectedExits.has(child)) {
+      // A member that dies on its own is a bug (unless it was removed): show what it said.
+      if (this.#procs.get(id) === child && !this.#expectedExits.has(child) && code !== 0) {
         process.stderr.write(
           `member ${id} exited by itself (${signal ?? `code ${code}`}):\n${log.join('')}\n`,
         )
