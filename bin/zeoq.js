@@ -19,10 +19,12 @@ function newestMtimeMs(dir) {
   return newest
 }
 
+// ZEOQ_FROM_SOURCE=1 forces the sources; ZEOQ_FROM_BUILD=1 forces the build (benchmarks).
 const fresh =
   process.env.ZEOQ_FROM_SOURCE !== '1' &&
   existsSync(built) &&
-  statSync(built).mtimeMs >= Math.max(...sourceDirs.map(newestMtimeMs))
+  (process.env.ZEOQ_FROM_BUILD === '1' ||
+    statSync(built).mtimeMs >= Math.max(...sourceDirs.map(newestMtimeMs)))
 if (fresh) {
   await import(built.href)
 } else {
