@@ -138,6 +138,8 @@ const compactTailEntriesDefault = 1_000
 const snapshotChunkBytesDefault = 256 * 1024
 /** A learner this close to the leader's log catches up within a heartbeat or two once it votes. */
 const promoteLagEntriesDefault = 100
+/** Election timeouts a member waits with its removal in its log before it stops (see #checkRemoved). */
+const removedGraceElections = 3
 /** Configurations remembered beyond the last compaction (only the one at the image's index is ever needed). */
 const confHistoryMax = 1024
 
@@ -178,6 +180,7 @@ export class Member {
   #removed = false
   readonly #removedListeners = new Set<() => void>()
   #seededDirectoryTerm = 0
+  #excludedTicks = 0
 
   private constructor(
     options: MemberOptions,
@@ -284,6 +287,7 @@ export class Member {
       if (this.#stopped) return
       this.#node.tick()
       this.#maybePromote()
+      this.#checkRemoved(true)
       this.#kick()
       this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
     }
@@ -642,12 +646,23 @@ export class Member {
     this.#options.network.setPeers?.(urls)
   }
 
-  /** Once this member's removal has applied here, it stops serving (it no longer takes part). */
-  #checkRemoved(): void {
+  /**
+   * Once this member's removal has applied here, it stops serving (it no longer takes
+   * part). The leader stops replicating to a removed member once the removal commits, so
+   * the member may never learn the commit: a removal that stays in its log for
+   * `removedGraceElections` election timeouts counts too (an uncommitted removal that a
+   * new leader truncates puts the member back in its configuration first).
+   */
+  #checkRemoved(ticked = false): void {
     const conf = this.#node.conf()
-    if (this.#removed || conf.voters.includes(this.id) || conf.learners.includes(this.id)) return
+    if (this.#removed || conf.voters.includes(this.id) || conf.learners.includes(this.id)) {
+      this.#excludedTicks = 0
+      return
+    }
     if (conf.voters.length === 0) return
-    if (this.store.appliedIndex < this.#node.status().confIndex) return
+    if (ticked) this.#excludedTicks++
+    const graceTicks = removedGraceElections * this.#options.electionTicks
+    if (this.store.appliedIndex < this.#node.status().confIndex && this.#excludedTicks < graceTicks) return
     this.#removed = true
     this.#log.warn('this member was removed from the cluster: it stops serving')
     for (const listener of this.#removedListeners) listener()
