@@ -679,7 +679,8 @@ export class Member {
    * known from the command line) so that members added later learn them from the log.
    */
   #maybeSeedDirectory(): void {
-    if (!this.isLeader()) return
+    // Only a network that follows membership (PeerWs) needs the directory to dial members.
+    if (!this.isLeader() || this.#options.network.setPeers === undefined) return
     const term = this.#node.status().term
     if (this.#seededDirectoryTerm === term) return
     this.#seededDirectoryTerm = term
