@@ -102,6 +102,8 @@ export interface SnapshotStager {
   push(chunk: Uint8Array): Promise<void>
   /** Checks the end of the stream and the image's meta; throws `CorruptionError` if damaged. */
   finish(): Promise<StagedSnapshot>
+  /** Abandons the image (the transfer broke): the next `beginStaging` clears what it wrote. */
+  abort(): void
 }
 
 /** Most members the directory holds; far above any real cluster. */
@@ -517,7 +519,7 @@ export class ObjectStore {
         close()
       }
     }
-    return { push, finish }
+    return { push, finish, abort: close }
   }
 
   /** True while `staged` is still in the inactive half, ready to switch in. */
