@@ -59,6 +59,7 @@ export function systemReplayCommand(o: SystemOptions): string {
     parts.push(`--liveness-bound-ms ${o.livenessBoundMs}`)
   for (const bug of o.bugs) parts.push(`--bug ${bug}`)
   if (o.schedule !== undefined) parts.push('(with an explicit fault schedule: see the JSONL trace)')
+  if (o.snapshots !== undefined) parts.push(`(with the snapshot policy ${JSON.stringify(o.snapshots)})`)
   return parts.join(' ')
 }
 
@@ -72,6 +73,11 @@ class Totals {
   commits = 0
   conflicts = 0
   retries = 0
+  /** Runs that compacted (a drawn or given policy), and the snapshot transfers of all runs. */
+  compacting = 0
+  readonly snapshots = { sent: 0, installed: 0, broken: 0 }
+  /** Runs in which at least one snapshot was installed. */
+  runsWithInstall = 0
   readonly faults = new Map<string, number>()
   readonly failing: SystemResult[] = []
   readonly byChecker = new Map<string, number>()
@@ -86,6 +92,11 @@ class Totals {
     this.commits += r.commits
     this.conflicts += r.conflicts
     this.retries += r.retries
+    if (r.snapshotPolicy !== undefined) this.compacting++
+    this.snapshots.sent += r.snapshots.sent
+    this.snapshots.installed += r.snapshots.installed
+    this.snapshots.broken += r.snapshots.broken
+    if (r.snapshots.installed > 0) this.runsWithInstall++
     for (const [k, n] of Object.entries(r.faults)) this.faults.set(k, (this.faults.get(k) ?? 0) + (n ?? 0))
     if (r.violations.length > 0) {
       this.failing.push(r)
@@ -112,6 +123,7 @@ class Totals {
       `conflicts               ${this.conflicts}`,
       `retries                 ${this.retries}`,
       `faults                  ${faults || 'none'}`,
+      `snapshots               ${this.snapshots.sent} sent, ${this.snapshots.installed} installed, ${this.snapshots.broken} broken mid-transfer; installs in ${this.runsWithInstall} of ${this.runs} runs (${this.compacting} compacting)`,
       `events                  ${this.events}`,
       `virtual time            ${virtualS.toFixed(1)} s`,
       `violations              ${violations}`,
@@ -205,6 +217,11 @@ export async function runSystemCommand(flags: SystemFlags): Promise<number> {
         commits: totals.commits,
         conflicts: totals.conflicts,
         retries: totals.retries,
+        snapshots: {
+          ...totals.snapshots,
+          runsWithInstall: totals.runsWithInstall,
+          compacting: totals.compacting,
+        },
         faults: Object.fromEntries(totals.faults),
         failing: totals.failing.map((r) => ({
           seed: r.seed,

@@ -7,7 +7,7 @@
 import { type Logger, pino } from 'pino'
 import type { Message, NodeId, PlantedBugs } from '../../src/raft/index.ts'
 import { Member, type MemberBugs } from '../../src/server/index.ts'
-import type { Clock, PeerNetwork, Timer } from '../../src/server/seams.ts'
+import type { Clock, PeerNetwork, SnapshotFrame, Timer } from '../../src/server/seams.ts'
 import { type Disk, MemoryDisk } from '../../src/storage/index.ts'
 import { stream, streamRandom } from '../rng.ts'
 import type { SimLoop } from './loop.ts'
@@ -25,10 +25,24 @@ export interface MemberHost {
   readonly seed: number
   readonly urls: ReadonlyMap<NodeId, string>
   sendPeers(from: NodeId, to: NodeId, messages: readonly Message[]): void
+  /** One frame of a snapshot transfer, from incarnation `inc` of `from`: false when the link is not open. */
+  sendSnapshotFrame(from: NodeId, inc: Incarnation, to: NodeId, frame: SnapshotFrame): boolean
   syncDelayMs(id: NodeId): number
   readonly raftBugs: PlantedBugs
   readonly memberBugs: MemberBugs
   readonly requestTimeoutMs: number
+  /** This seed's compaction and snapshot chunking (Member.open's options); undefined: the member's defaults. */
+  readonly snapshots: SnapshotPolicy | undefined
+}
+
+/**
+ * When a member compacts its log — once `compactEveryEntries` applied entries lie past a
+ * kept tail of `compactTailEntries` — and how big the chunks of its snapshot images are.
+ */
+export interface SnapshotPolicy {
+  readonly compactEveryEntries: number
+  readonly compactTailEntries: number
+  readonly chunkBytes: number
 }
 
 /** A boot: one Member object and the seams only it uses. */
@@ -41,6 +55,7 @@ export class Incarnation {
   member: Member | undefined
   clock: Clock | undefined
   peerHandler: ((from: NodeId, messages: readonly Message[]) => void) | undefined
+  snapshotHandler: ((from: NodeId, frame: SnapshotFrame) => void) | undefined
   /** Close functions of the client links this incarnation serves. */
   readonly links = new Set<() => void>()
 
@@ -113,7 +128,13 @@ export class SimMember {
         inc.peerHandler = handler
       },
       close: async () => {},
+      // Snapshot images stream over their own frames, like PeerWs's on the member's link.
+      sendSnapshotFrame: (to, frame) => inc.alive && this.#host.sendSnapshotFrame(this.id, inc, to, frame),
+      onSnapshotFrame: (handler) => {
+        inc.snapshotHandler = handler
+      },
     }
+    const policy = this.#host.snapshots
     const member = await Member.open({
       id: this.id,
       urls: this.#host.urls,
@@ -125,6 +146,13 @@ export class SimMember {
       tickMs,
       electionTicks,
       requestTimeoutMs: this.#host.requestTimeoutMs,
+      ...(policy === undefined
+        ? {}
+        : {
+            compactEntries: policy.compactEveryEntries,
+            compactTailEntries: policy.compactTailEntries,
+            snapshotChunkBytes: policy.chunkBytes,
+          }),
       ...(Object.keys(this.#host.raftBugs).length > 0 ? { raftBugs: this.#host.raftBugs } : {}),
       ...(Object.keys(this.#host.memberBugs).length > 0 ? { bugs: this.#host.memberBugs } : {}),
     })
@@ -154,6 +182,17 @@ export class SimMember {
     inc.paused = false
     const work = inc.deferred.splice(0)
     for (const fn of work) inc.gate(fn)
+  }
+
+  /**
+   * A snapshot frame sent to incarnation `inc`: it arrives only if that incarnation still
+   * runs and is not paused (its connection would be gone or timed out otherwise).
+   */
+  deliverSnapshotFrame(from: NodeId, inc: Incarnation, frame: SnapshotFrame): boolean {
+    if (this.incarnation !== inc || !inc.alive || inc.paused || inc.snapshotHandler === undefined)
+      return false
+    inc.snapshotHandler(from, frame)
+    return true
   }
 
   deliver(from: NodeId, messages: readonly Message[]): boolean {

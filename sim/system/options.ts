@@ -4,6 +4,7 @@
 import type { MemberBugs } from '../../src/server/index.ts'
 import type { SystemViolation } from './checkers.ts'
 import { type SystemFault, type SystemFaultKind, systemFaultKinds } from './faults.ts'
+import type { SnapshotPolicy } from './members.ts'
 import { type WorkloadName, workloadNames } from './workloads.ts'
 
 export const systemBugNames = [
@@ -12,6 +13,7 @@ export const systemBugNames = [
   'ackBeforeSync',
   'ignoreSessionTable',
   'invalidateAfterReply',
+  'snapshotWithoutSessions',
 ] as const satisfies readonly (keyof MemberBugs)[]
 
 export type SystemBugName = (typeof systemBugNames)[number]
@@ -34,6 +36,8 @@ export interface SystemOptions {
   readonly faultsEndMs: number
   /** After the heal, commits must resume and every member converge within this. */
   readonly livenessBoundMs: number
+  /** Compaction and snapshot chunking for every member; undefined: drawn from the seed. */
+  readonly snapshots: SnapshotPolicy | undefined
   /** TEST ONLY: planted bugs. */
   readonly bugs: readonly SystemBugName[]
   readonly trace: boolean
@@ -51,6 +55,7 @@ export const defaultSystemOptions: SystemOptions = {
   schedule: undefined,
   faultsEndMs: 4_000,
   livenessBoundMs: 10_000,
+  snapshots: undefined,
   bugs: [],
   trace: false,
   eventsMax: 1_500_000,
@@ -77,7 +82,20 @@ export interface SystemResult {
   readonly conflicts: number
   readonly retries: number
   readonly faults: Readonly<Partial<Record<SystemFaultKind, number>>>
+  /** The run's compaction policy (undefined: the member's defaults, which never compact in a run this short). */
+  readonly snapshotPolicy: SnapshotPolicy | undefined
+  readonly snapshots: SnapshotCounts
   readonly violations: readonly SystemViolation[]
   readonly schedule: readonly SystemFault[]
   readonly trace: readonly string[] | undefined
+}
+
+/** Snapshot transfers of one run, as the simulated peer network saw their frames. */
+export interface SnapshotCounts {
+  /** Transfers started (a first chunk sent). */
+  readonly sent: number
+  /** Transfers whose whole image the follower verified and handed to its core. */
+  readonly installed: number
+  /** Transfers broken mid-way: a frame lost, cut by a partition, to or from a crashed or paused member, or refused. */
+  readonly broken: number
 }

@@ -7,8 +7,9 @@ import { connect, type Database } from '../../src/client/index.ts'
 import { CorruptionError, type Oid } from '../../src/protocol/index.ts'
 import type { Message, NodeId } from '../../src/raft/index.ts'
 import type { MemberBugs } from '../../src/server/index.ts'
+import type { SnapshotFrame } from '../../src/server/seams.ts'
 import { bridgeCut, groupsCut, majoritiesRingCut, Network } from '../network.ts'
-import { between, pick, streamRandom } from '../rng.ts'
+import { between, chance, pick, streamRandom } from '../rng.ts'
 import {
   checkBank,
   checkCounters,
@@ -20,15 +21,60 @@ import {
 import { type SystemFault, type SystemFaultKind, systemSchedule, type Target } from './faults.ts'
 import { History } from './history.ts'
 import { SimLoop } from './loop.ts'
-import { electionTicks, type MemberHost, SimMember, tickMs } from './members.ts'
-import type { SystemOptions, SystemResult } from './options.ts'
+import {
+  electionTicks,
+  type Incarnation,
+  type MemberHost,
+  SimMember,
+  type SnapshotPolicy,
+  tickMs,
+} from './members.ts'
+import type { SnapshotCounts, SystemOptions, SystemResult } from './options.ts'
 import { memberUrl, simTransport } from './wire.ts'
 import { type ClientContext, encodeValue, finalValues, runOperation, workloadShape } from './workloads.ts'
 
 type Cut = (from: NodeId, to: NodeId) => boolean
 
 /** Stream salts of the system simulator (apart from the Raft simulator's). */
-const streams = { network: 201, workload: 202, disk: 203, client: 204 } as const
+const streams = {
+  network: 201,
+  workload: 202,
+  disk: 203,
+  client: 204,
+  snapshots: 205,
+  snapshotFrames: 206,
+} as const
+
+/** Seeds that keep the member's compaction defaults (10 000 entries: no compaction in a run this short). */
+const defaultCompactionShare = 0.25
+/**
+ * Compaction of the other seeds: aggressive, so that a member cut off for a while needs a
+ * snapshot. A run commits some 50–150 entries, so the policy compacts every 10–50 of them.
+ */
+const compactEveryEntriesMin = 10
+const compactEveryEntriesMax = 50
+const compactTailEntriesMax = 10
+/** Snapshot chunk sizes: small ones make an image many frames, so faults land mid-transfer. */
+const snapshotChunkBytesChoices = [512, 4096, 64 * 1024] as const
+
+/** This seed's compaction and snapshot chunking (its own stream: drawing it shifts no other draw). */
+export function drawSnapshotPolicy(seed: number): SnapshotPolicy | undefined {
+  const random = streamRandom(seed, streams.snapshots)
+  if (chance(random, defaultCompactionShare)) return undefined
+  return {
+    compactEveryEntries: between(random, compactEveryEntriesMin, compactEveryEntriesMax),
+    compactTailEntries: between(random, 0, compactTailEntriesMax),
+    chunkBytes: pick(random, snapshotChunkBytesChoices),
+  }
+}
+
+/** One snapshot transfer as the network sees it (by leader, follower and transfer number). */
+interface TransferSeen {
+  /** The seq of the last frame, once it reached the follower. */
+  lastSeq: number | undefined
+  broken: boolean
+  installed: boolean
+}
 
 /** Mean think time between a client's operations. */
 const thinkMsMax = 40
@@ -49,6 +95,12 @@ export class SystemWorld {
   readonly trace: string[] = []
   readonly faultCounts: Partial<Record<SystemFaultKind, number>> = {}
   readonly schedule: readonly SystemFault[]
+  readonly snapshotPolicy: SnapshotPolicy | undefined
+  readonly #snapshotCounts = { sent: 0, installed: 0, broken: 0 }
+  readonly #transfers = new Map<string, TransferSeen>()
+  /** The latest arrival per directed link of snapshot frames: a stream, so FIFO even under reordering. */
+  readonly #snapshotLinkMs = new Map<string, number>()
+  readonly #snapshotRandom
   readonly #urls: Map<NodeId, string>
   readonly #syncMs = new Map<NodeId, number>()
   readonly #diskRandom
@@ -83,6 +135,8 @@ export class SystemWorld {
     })
     this.#diskRandom = streamRandom(options.seed, streams.disk)
     this.#clientRandom = streamRandom(options.seed, streams.client)
+    this.#snapshotRandom = streamRandom(options.seed, streams.snapshotFrames)
+    this.snapshotPolicy = options.snapshots ?? drawSnapshotPolicy(options.seed)
     this.#urls = new Map()
     for (let id = 1; id <= options.members; id++) this.#urls.set(id, memberUrl(id))
     const bugs: Record<string, boolean> = {}
@@ -92,10 +146,12 @@ export class SystemWorld {
       seed: options.seed,
       urls: this.#urls,
       sendPeers: (from, to, messages) => this.#sendPeers(from, to, messages),
+      sendSnapshotFrame: (from, inc, to, frame) => this.#sendSnapshotFrame(from, inc, to, frame),
       syncDelayMs: (id) => this.#syncMs.get(id) ?? syncMsHealthy,
       raftBugs: {},
       memberBugs: bugs as MemberBugs,
       requestTimeoutMs: 3_000,
+      snapshots: this.snapshotPolicy,
     }
     for (let id = 1; id <= options.members; id++) this.members.push(new SimMember(id, host))
     this.schedule =
@@ -134,6 +190,67 @@ export class SystemWorld {
         this.members[to - 1]?.deliver(from, messages)
       })
     }
+  }
+
+  /**
+   * A snapshot frame travels like a Raft message — the link's latency, delay spikes,
+   * loss, and the partition in force at arrival — but over a stream, as on PeerWs's
+   * WebSocket: frames are neither duplicated nor reordered, and a frame lost, cut off,
+   * or sent by or to an incarnation that has since crashed is gone (the connection broke;
+   * the transfer notices a gap or a missing acknowledgement and restarts). Sending over a
+   * link that is cut, or to a member that is down, fails at once, like a closed socket.
+   */
+  #sendSnapshotFrame(from: NodeId, inc: Incarnation, to: NodeId, frame: SnapshotFrame): boolean {
+    const chunk = frame.type === 'snapshotChunk'
+    const key = chunk ? `${from}>${to}#${frame.transfer}` : `${to}>${from}#${frame.transfer}`
+    if (chunk && frame.seq === 0) {
+      // Transfer numbers restart with each incarnation of the leader: a new first chunk starts a new record.
+      this.#transfers.set(key, { lastSeq: undefined, broken: false, installed: false })
+      this.#snapshotCounts.sent++
+      this.#log('snapshotSent', { from, to, transfer: frame.transfer, index: frame.meta.index })
+    }
+    const seen = this.#transfers.get(key)
+    const broke = (why: string): void => {
+      if (seen === undefined || seen.broken || seen.installed) return
+      seen.broken = true
+      this.#snapshotCounts.broken++
+      this.#log('snapshotBroken', { leader: chunk ? from : to, follower: chunk ? to : from, why })
+    }
+    if (!chunk) {
+      if (!frame.ok) broke(`refused: ${frame.reason}`)
+      else if (seen !== undefined && !seen.installed && !seen.broken && frame.seq === seen.lastSeq) {
+        // The follower acknowledges the last frame once the verified image went to its core.
+        seen.installed = true
+        this.#snapshotCounts.installed++
+        this.#log('snapshotInstalled', { leader: to, follower: from, transfer: frame.transfer })
+      }
+    }
+    const target = this.members[to - 1]
+    const targetInc = target?.incarnation
+    if (target === undefined || targetInc === undefined || !target.up || !this.network.canDeliver(from, to)) {
+      broke('the link is down')
+      return false
+    }
+    if (this.network.lossRate > 0 && chance(this.#snapshotRandom, this.network.lossRate)) {
+      broke('a frame was lost')
+      return true
+    }
+    const link = `${from}>${to}`
+    const jitter = this.network.jitterMs > 0 ? this.#snapshotRandom.int(this.network.jitterMs + 1) : 0
+    const atMs = Math.max(
+      this.loop.nowMs + this.network.latencyMs() + this.#extraDelayMs + jitter,
+      this.#snapshotLinkMs.get(link) ?? 0,
+    )
+    this.#snapshotLinkMs.set(link, atMs)
+    // The bytes leave the sender: the receiver gets its own copy, as off a socket.
+    const sent: SnapshotFrame = chunk ? { ...frame, data: new Uint8Array(frame.data) } : frame
+    this.loop.setTimer(atMs - this.loop.nowMs, () => {
+      if (sent.type === 'snapshotChunk' && sent.last && seen !== undefined) seen.lastSeq = sent.seq
+      if (!this.network.canDeliver(from, to)) broke('a partition cut the link')
+      else if (!inc.alive) broke(`member ${from} crashed`)
+      else if (!target.deliverSnapshotFrame(from, targetInc, sent)) broke(`member ${to} crashed or is paused`)
+    })
+    return true
   }
 
   #applyCuts(): void {
@@ -736,6 +853,8 @@ export class SystemWorld {
       conflicts: this.#conflicts,
       retries: this.#retries,
       faults: this.faultCounts,
+      snapshotPolicy: this.snapshotPolicy,
+      snapshots: { ...this.#snapshotCounts } satisfies SnapshotCounts,
       violations: this.violations,
       schedule: this.schedule,
       trace: this.options.trace ? this.trace : undefined,
