@@ -49,11 +49,12 @@ const streams = {
 const defaultCompactionShare = 0.25
 /**
  * Compaction of the other seeds: aggressive, so that a member cut off for a while needs a
- * snapshot. A run commits some 50–150 entries, so the policy compacts every 10–50 of them.
+ * snapshot. A run commits some 60–180 entries, 20–40 a second, so a member out for half a
+ * second is 10–20 entries behind: the policy compacts every 5–30 entries, keeping 0–5.
  */
-const compactEveryEntriesMin = 10
-const compactEveryEntriesMax = 50
-const compactTailEntriesMax = 10
+const compactEveryEntriesMin = 5
+const compactEveryEntriesMax = 30
+const compactTailEntriesMax = 5
 /** Snapshot chunk sizes: small ones make an image many frames, so faults land mid-transfer. */
 const snapshotChunkBytesChoices = [512, 4096, 64 * 1024] as const
 
