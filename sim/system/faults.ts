@@ -29,6 +29,8 @@ export const systemFaultKinds = [
   'clockJump',
   'clientDisconnect',
   'clientKill',
+  // Last, so that adding it left every earlier kind's draws (and so older seeds' schedules) as they were.
+  'transfer',
 ] as const
 
 export type SystemFaultKind = (typeof systemFaultKinds)[number]
@@ -124,6 +126,8 @@ export type SystemFault =
   | { readonly kind: 'clientDisconnect'; readonly atMs: number; readonly client: number }
   /** Client `client` dies (whatever it was doing, mid-commit included) and a new one takes its place. */
   | { readonly kind: 'clientKill'; readonly atMs: number; readonly client: number }
+  /** The operator asks whoever leads to hand leadership to `who` (another member if `who` leads). */
+  | { readonly kind: 'transfer'; readonly atMs: number; readonly who: Target }
 
 const faultDurationMaxMs = 3_000
 const scheduleEventsMax = 1_000
@@ -230,6 +234,8 @@ function makeFault(
       return { kind, atMs, client: random.int(s.clients) }
     case 'clientKill':
       return { kind, atMs, client: random.int(s.clients) }
+    case 'transfer':
+      return { kind, atMs, who: { follower: random.int(s.members) } }
     default: {
       const unreachable: never = kind
       return unreachable

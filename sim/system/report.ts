@@ -67,7 +67,8 @@ function label(op: Op): string {
 }
 
 function family(fault: SystemFault): string {
-  if (fault.kind === 'crash' || fault.kind === 'pause' || fault.kind === 'wipe') return 'member'
+  if (fault.kind === 'crash' || fault.kind === 'pause' || fault.kind === 'wipe' || fault.kind === 'transfer')
+    return 'member'
   if (fault.kind === 'slowDisk' || fault.kind === 'corrupt') return 'disk'
   if (fault.kind === 'clockSkew' || fault.kind === 'clockJump') return 'clock'
   if (fault.kind === 'clientDisconnect' || fault.kind === 'clientKill') return 'client'

@@ -416,6 +416,31 @@ export class SystemWorld {
         }
         return
       }
+      case 'transfer': {
+        // The operator's `zeoq member transfer` reaches the leader like a client request:
+        // a paused leader takes it when it resumes; proposals are refused meanwhile.
+        const leader = this.leader()
+        const inc = leader?.incarnation
+        if (leader === undefined || inc === undefined) return
+        const named = this.#resolve(fault.who)
+        const to = named === leader ? this.#resolve({ follower: 0 }) : named
+        if (to === leader) return
+        inc.gate(() => {
+          const member = inc.member
+          if (member === undefined) return
+          this.#log('transfer', { from: leader.id, to: to.id })
+          member.transferLeadership(to.id).then(
+            () => this.#log('transferred', { from: leader.id, to: to.id }),
+            (error: unknown) =>
+              this.#log('transferFailed', {
+                from: leader.id,
+                to: to.id,
+                reason: error instanceof Error ? error.message : String(error),
+              }),
+          )
+        })
+        return
+      }
       default: {
         const unreachable: never = fault
         throw new Error(`unknown fault ${JSON.stringify(unreachable)}`)
