@@ -6,8 +6,7 @@
 import type { Command, CommandLimits, PackPhase, Result } from './commands.ts'
 import { defaultCommandLimits } from './commands.ts'
 import { ProtocolError } from './errors.ts'
-import { validated } from './fields.ts'
-import { u64Max } from './ids.ts'
+import { readCount, readList, readOneOf, readString, readU64, validated } from './fields.ts'
 import { pack, unpackOne } from './msgpack.ts'
 import type { Validated } from './validate.ts'
 import { validateCommand } from './validate.ts'
@@ -101,31 +100,13 @@ function buildResult(f: Readonly<Record<string, unknown>>, code: string): Result
   }
 }
 
-function u64(value: unknown, path: string): bigint {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value)
-  if (typeof value === 'bigint' && value >= 0n && value <= u64Max) return value
-  throw new ProtocolError(path, 'expected an unsigned 64-bit integer')
-}
+// Results come from the state machine of this same code: a result too long for these
+// generous bounds is a damaged one.
+const resultListMax = 10_000_000
+const resultTextMax = 1_000_000
 
-function u64List(value: unknown, path: string): bigint[] {
-  if (!Array.isArray(value)) throw new ProtocolError(path, 'expected a list')
-  return value.map((item: unknown, i) => u64(item, `${path}[${i}]`))
-}
-
-function int(value: unknown, path: string): number {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
-  if (typeof value === 'bigint' && value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER))
-    return Number(value)
-  throw new ProtocolError(path, 'expected a non-negative integer')
-}
-
-function text(value: unknown, path: string): string {
-  if (typeof value !== 'string') throw new ProtocolError(path, 'expected a string')
-  return value
-}
-
-function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
-  const found = allowed.find((item) => item === value)
-  if (found === undefined) throw new ProtocolError(path, `expected one of ${allowed.join(', ')}`)
-  return found
-}
+const u64 = readU64
+const u64List = (value: unknown, path: string): bigint[] => readList(value, path, resultListMax, readU64)
+const int = (value: unknown, path: string): number => readCount(value, path, 0, Number.MAX_SAFE_INTEGER)
+const text = (value: unknown, path: string): string => readString(value, path, resultTextMax)
+const oneOf = readOneOf

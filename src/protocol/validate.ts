@@ -7,28 +7,30 @@
 import type { Command, CommandLimits, ObjectRecord, ReadCurrent, SessionCommand, Write } from './commands.ts'
 import { defaultCommandLimits } from './commands.ts'
 import { ProtocolError } from './errors.ts'
-import { readBoolean, readString } from './fields.ts'
-import { u64Max } from './ids.ts'
+import {
+  describe,
+  type Fields,
+  onlyFields,
+  readBoolean,
+  readBytes,
+  readCount,
+  readList,
+  readObject,
+  readString,
+  readU64,
+  validated,
+} from './fields.ts'
 
 export type Validated<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly error: ProtocolError }
-
-type Fields = Readonly<Record<string, unknown>>
 
 /** Checks `value` is a well-formed command within `limits`; never throws. */
 export function validateCommand(
   value: unknown,
   limits: CommandLimits = defaultCommandLimits,
 ): Validated<Command> {
-  try {
-    return { ok: true, value: readCommand(value, limits) }
-  } catch (error) {
-    if (error instanceof ProtocolError) return { ok: false, error }
-    // Only our own checks throw: anything else is a validator bug, but the contract is
-    // "never throws", so it is reported as a malformed message all the same.
-    return { ok: false, error: new ProtocolError('', `unexpected validation failure (${String(error)})`) }
-  }
+  return validated(() => readCommand(value, limits))
 }
 
 const sessionFieldNames = ['type', 'session', 'seq', 'proposedTid'] as const
@@ -144,72 +146,8 @@ export function readRecord(value: unknown, path: string, limits: CommandLimits):
   }
 }
 
-function readObject(value: unknown, path: string): Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
-    throw new ProtocolError(path, `expected a map, got ${describe(value)}`)
-  }
-  return value as Fields
-}
-
-function onlyFields(fields: Fields, path: string, allowed: readonly string[]): void {
-  for (const key of Object.keys(fields)) {
-    if (!allowed.includes(key)) throw new ProtocolError(path === '' ? key : `${path}.${key}`, 'unknown field')
-  }
-}
-
-function readList<T>(
-  value: unknown,
-  path: string,
-  lengthMax: number,
-  readItem: (item: unknown, path: string) => T,
-): T[] {
-  if (!Array.isArray(value)) throw new ProtocolError(path, `expected a list, got ${describe(value)}`)
-  if (value.length > lengthMax)
-    throw new ProtocolError(path, `${value.length} items exceed the limit of ${lengthMax}`)
-  const items: T[] = []
-  for (let i = 0; i < value.length; i++) items.push(readItem(value[i], `${path}[${i}]`))
-  return items
-}
-
-/** msgpack carries small integers as numbers and large ones as bigints: accept both, return bigint. */
-function readU64(value: unknown, path: string): bigint {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value)
-  if (typeof value === 'bigint' && value >= 0n && value <= u64Max) return value
-  throw new ProtocolError(path, `expected an unsigned 64-bit integer, got ${describe(value)}`)
-}
-
-function readCount(value: unknown, path: string, min: number, max: number): number {
-  const n = typeof value === 'bigint' && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ProtocolError(path, `expected an integer from ${min} to ${max}, got ${describe(value)}`)
-  }
-  return n
-}
-
 function readText(value: unknown, path: string, limits: CommandLimits): string {
-  if (typeof value !== 'string') throw new ProtocolError(path, `expected a string, got ${describe(value)}`)
-  if (value.length > limits.textLengthMax) {
-    throw new ProtocolError(path, `${value.length} characters exceed the limit of ${limits.textLengthMax}`)
-  }
-  return value
-}
-
-function readBytes(value: unknown, path: string, lengthBytesMax: number): Uint8Array {
-  if (!(value instanceof Uint8Array)) throw new ProtocolError(path, `expected bytes, got ${describe(value)}`)
-  if (value.byteLength > lengthBytesMax) {
-    throw new ProtocolError(path, `${value.byteLength} bytes exceed the limit of ${lengthBytesMax}`)
-  }
-  return value
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'a list'
-  if (value instanceof Uint8Array) return 'bytes'
-  if (typeof value === 'string') return `a string ${JSON.stringify(value.slice(0, 40))}`
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
-    return String(value)
-  return typeof value
+  return readString(value, path, limits.textLengthMax)
 }
 
 /** Member ids travel as 32-bit integers in Raft's config entries. */
