@@ -81,6 +81,10 @@ export function registerMemberCommands(program: Command): void {
     )
     .option('--url <url>', "with --join: this member's own URL (default ws://<listen>) (ZEOQ_URL)")
     .option(
+      '--invalidation-window <txns>',
+      'missed transactions a reconnecting client is told of before it must drop its cache; the same on every member (ZEOQ_INVALIDATION_WINDOW, default 10000)',
+    )
+    .option(
       '--compact-entries <n>',
       'compact the Raft log once this many applied entries lie past the kept tail (ZEOQ_COMPACT_ENTRIES, default 10000)',
     )

@@ -38,6 +38,7 @@ export interface RawConfig {
   readonly url?: string
   readonly compactEntries?: string | number
   readonly compactTailEntries?: string | number
+  readonly invalidationWindow?: string | number
 }
 
 export const rawConfigFields = [
@@ -58,6 +59,7 @@ export const rawConfigFields = [
   'url',
   'compactEntries',
   'compactTailEntries',
+  'invalidationWindow',
 ] as const satisfies readonly (keyof RawConfig)[]
 
 export interface TokenGrant {
@@ -91,6 +93,8 @@ export interface MemberConfig {
   readonly compactEntries: number
   /** Applied entries kept below the applied index for slow followers. */
   readonly compactTailEntries: number
+  /** Transactions a reconnecting client may have missed before it must drop its cache. A cluster constant. */
+  readonly invalidationWindow: number
 }
 
 export const configDefaults = {
@@ -103,6 +107,8 @@ export const configDefaults = {
   // Compact past 10,000 applied entries, keeping 1,000 for followers slightly behind.
   compactEntries: 10_000,
   compactTailEntries: 1_000,
+  // A reconnecting client learns of up to 10,000 missed transactions; beyond, it drops its cache.
+  invalidationWindow: 10_000,
 } as const
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -346,6 +352,12 @@ export function resolveConfig(raw: RawConfig): MemberConfig {
       'compactTailEntries',
       raw.compactTailEntries,
       configDefaults.compactTailEntries,
+    ),
+    invalidationWindow: positiveInt(
+      'invalidationWindow',
+      raw.invalidationWindow,
+      configDefaults.invalidationWindow,
+      10_000_000,
     ),
   }
 }

@@ -71,10 +71,20 @@ export interface MemberOptions {
   readonly compactEntries?: number
   /** Applied entries kept in the log below the applied index, for followers slightly behind. @default 1 000 */
   readonly compactTailEntries?: number
+  /** Compact also once the log's entries hold this many data bytes (it is held in memory). @default 64 MiB */
+  readonly compactBytes?: number
+  /** At most this many data bytes of tail are kept. @default 8 MiB */
+  readonly compactTailBytes?: number
   /** Bytes per snapshot chunk on the peer network. @default 256 KiB */
   readonly snapshotChunkBytes?: number
   /** The leader promotes a learner once its log is within this many entries of the leader's. @default 100 */
   readonly promoteLagEntries?: number
+  /**
+   * Transactions a reconnecting client may have missed and still be told which (beyond
+   * that it is told its cache is too old). A cluster constant: the same on every member.
+   * @default 10 000
+   */
+  readonly invalidationWindowTxns?: number
 }
 
 /** One member as `member list` shows it. */
@@ -134,6 +144,10 @@ const pendingReadsMax = 100_000
 /** Compaction defaults: a 10,000-entry log costs a few MB of memory; a 1,000-entry tail lets a follower a second behind catch up without a snapshot. */
 const compactEntriesDefault = 10_000
 const compactTailEntriesDefault = 1_000
+/** The log is held in memory: compact once its applied entries hold this many bytes… */
+const compactBytesDefault = 64 * 1024 * 1024
+/** …keeping at most this many bytes of tail for followers slightly behind. */
+const compactTailBytesDefault = 8 * 1024 * 1024
 /** A chunk big enough to stream at link speed, small enough that a few in flight cost little memory. */
 const snapshotChunkBytesDefault = 256 * 1024
 /** A learner this close to the leader's log catches up within a heartbeat or two once it votes. */
@@ -166,6 +180,9 @@ export class Member {
   #tickTimer: Timer | undefined
   #packStepPending = false
   #leaderChanges = 0
+  /** (index, data bytes) of each log entry past the compaction point, oldest first. */
+  #entrySizes: { readonly index: number; readonly bytes: number }[] = []
+  #entryBytes = 0
   /** Set once the loop hits an error it cannot go on from (a disk failure): the member stops serving. */
   #fatal: Error | undefined
   readonly #snapshots: SnapshotTransfers
@@ -219,11 +236,13 @@ export class Member {
   static async open(options: MemberOptions): Promise<Member> {
     const logStore = await LogStore.open(options.disk)
     const bugs = options.bugs ?? {}
-    const store = await ObjectStore.open(
-      options.disk,
-      bugs.skipConflictCheck === true ||
-        bugs.ignoreSessionTable === true ||
-        bugs.snapshotWithoutSessions === true
+    const store = await ObjectStore.open(options.disk, {
+      ...(options.invalidationWindowTxns === undefined
+        ? {}
+        : { invalidationWindowTxnsMax: options.invalidationWindowTxns }),
+      ...(bugs.skipConflictCheck === true ||
+      bugs.ignoreSessionTable === true ||
+      bugs.snapshotWithoutSessions === true
         ? {
             bugs: {
               skipConflictCheck: bugs.skipConflictCheck === true,
@@ -231,8 +250,8 @@ export class Member {
               snapshotWithoutSessions: bugs.snapshotWithoutSessions === true,
             },
           }
-        : {},
-    )
+        : {}),
+    })
     const persisted = await logStore.load()
     const empty =
       persisted.hardState.term === 0 &&
@@ -276,6 +295,7 @@ export class Member {
       },
     )
     const member = new Member(options, node, logStore, store, confHistory)
+    member.#noteEntrySizes(persisted.entries)
     await member.#loadDirectory()
     options.network.onMessages((from, messages) => member.#receive(from, messages))
     return member
@@ -492,6 +512,7 @@ export class Member {
       if (this.#staged !== undefined && this.#staged.atReady < this.#readyCount) this.#staged = undefined
       if (rd.entries.length > 0 || rd.hardState !== undefined) {
         await this.#logStore.save(rd.entries, rd.hardState)
+        this.#noteEntrySizes(rd.entries)
       }
     }
     if (!ackEarly) this.#send(rd.messagesAfterPersist)
@@ -536,6 +557,58 @@ export class Member {
 
   // ───────────────────────────── snapshots and compaction ─────────────────────────────
 
+  /** Sizes of the log entries since the last compaction point, so compaction can also count bytes. */
+  #noteEntrySizes(entries: readonly Entry[]): void {
+    const first = entries[0]
+    if (first === undefined) return
+    // Entries from `first.index` on replace whatever stood there (a truncated suffix).
+    while ((this.#entrySizes.at(-1)?.index ?? 0) >= first.index) {
+      const dropped = this.#entrySizes.pop()
+      this.#entryBytes -= dropped?.bytes ?? 0
+    }
+    for (const entry of entries) {
+      this.#entrySizes.push({ index: entry.index, bytes: entry.data.byteLength })
+      this.#entryBytes += entry.data.byteLength
+    }
+  }
+
+  /**
+   * Where to compact to, or undefined for "not yet": once `compactEntries` applied entries,
+   * or `compactBytes` of them, lie in the log, keep a tail of at most `compactTailEntries`
+   * entries and `compactTailBytes` bytes below the applied index and drop the rest. Bytes
+   * count because the log is held in memory: a thousand 1 MiB records must not stay there.
+   */
+  #compactionIndex(): number | undefined {
+    const every = this.#options.compactEntries ?? compactEntriesDefault
+    const tailEntries = this.#options.compactTailEntries ?? compactTailEntriesDefault
+    const applied = this.store.appliedIndex
+    const entries = applied - this.#logStore.firstIndex + 1
+    const compactBytes = this.#options.compactBytes ?? compactBytesDefault
+    const compactTailBytes = this.#options.compactTailBytes ?? compactTailBytesDefault
+    if (entries < every && this.#entryBytes < compactBytes) return undefined
+    let index = applied
+    let tailBytes = 0
+    for (let i = this.#entrySizes.length - 1; i >= 0; i--) {
+      const size = this.#entrySizes[i]
+      if (size === undefined || size.index > applied) continue
+      if (applied - size.index >= tailEntries || tailBytes + size.bytes > compactTailBytes) break
+      tailBytes += size.bytes
+      index = size.index - 1
+    }
+    if (index < this.#logStore.firstIndex) return undefined
+    return index
+  }
+
+  /** Forgets the sizes of entries up to `index` (compacted away). */
+  #forgetEntrySizes(index: number): void {
+    let drop = 0
+    while (drop < this.#entrySizes.length && (this.#entrySizes[drop]?.index ?? 0) <= index) {
+      this.#entryBytes -= this.#entrySizes[drop]?.bytes ?? 0
+      drop++
+    }
+    this.#entrySizes.splice(0, drop)
+  }
+
   /**
    * Ready.snapshot (src/raft/types.ts, step 0): the staged image becomes the state
    * machine, and the log restarts after it with the Ready's entries and hard state, in
@@ -554,6 +627,8 @@ export class Member {
     const extra = this.#logStore.snapshotOperations(meta, rd.entries, rd.hardState)
     await this.store.switchToStaged(staged.image, extra, () => this.#options.disk.sync())
     await this.#logStore.snapshotInstalled(meta, rd.entries)
+    this.#forgetEntrySizes(meta.index)
+    this.#noteEntrySizes(rd.entries)
     this.#confHistory = [{ index: meta.index, conf: meta.conf }]
     await this.#loadDirectory()
     this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')
@@ -595,12 +670,11 @@ export class Member {
    * image of it at its applied index.
    */
   async #maybeCompact(): Promise<void> {
-    const every = this.#options.compactEntries ?? compactEntriesDefault
-    const tail = this.#options.compactTailEntries ?? compactTailEntriesDefault
-    const index = this.store.appliedIndex - tail
-    if (index - this.#logStore.firstIndex + 1 < every) return
+    const index = this.#compactionIndex()
+    if (index === undefined) return
     const meta = this.#node.compact(index)
     await this.#logStore.compact(meta.index, meta.term, meta.conf)
+    this.#forgetEntrySizes(meta.index)
     const keepFrom = this.#confHistory.findLastIndex((record) => record.index <= meta.index)
     if (keepFrom > 0) this.#confHistory = this.#confHistory.slice(keepFrom)
     if (this.#confHistory.length > confHistoryMax)

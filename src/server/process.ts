@@ -72,6 +72,7 @@ export async function runMember(
       join: config.join,
       compactEntries: config.compactEntries,
       compactTailEntries: config.compactTailEntries,
+      invalidationWindowTxns: config.invalidationWindow,
     })
   } catch (error) {
     await peers.close()
