@@ -3,95 +3,53 @@
  * ports in a temporary directory; members are killed with SIGKILL and restarted.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type ConnectOptions, connect, type Database } from '../../src/client/index.ts'
+import { ProcessCluster } from '../server/processes.ts'
 import { caughtUp, decode, encode, nextEvent } from './helpers.ts'
 
-const token = 'e2e-read-write-token-0123456789'
-const memberCount = 3
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no TCP port')
-  return address.port
-}
-
+/** The members of test/server/processes.ts, with fast ticks, and clients of this suite's shape. */
 class Quorum {
-  readonly dir: string
-  readonly urls: string[]
-  readonly #children = new Map<number, ChildProcess>()
-  readonly #peers: string
+  readonly cluster: ProcessCluster
 
-  constructor(dir: string, ports: readonly number[]) {
-    this.dir = dir
-    this.urls = ports.map((port) => `ws://127.0.0.1:${port}`)
-    this.#peers = this.urls.map((url, i) => `${i + 1}=${url}`).join(',')
+  private constructor(cluster: ProcessCluster) {
+    this.cluster = cluster
   }
 
   static async start(): Promise<Quorum> {
-    const dir = await mkdtemp(join(tmpdir(), 'zeoq-e2e-'))
-    await writeFile(join(dir, 'secret'), `${'s'.repeat(64)}\n`)
-    await writeFile(
-      join(dir, 'tokens.json'),
-      JSON.stringify({ tokens: [{ token, role: 'readWrite', name: 'e2e' }] }),
-    )
-    const ports: number[] = []
-    for (let i = 0; i < memberCount; i++) ports.push(await freePort())
-    const quorum = new Quorum(dir, ports)
-    for (let id = 1; id <= memberCount; id++) quorum.startMember(id)
-    return quorum
+    return new Quorum(await ProcessCluster.start({ extraArgs: ['--tick-ms', '20'] }))
+  }
+
+  get dir(): string {
+    return this.cluster.dir
+  }
+
+  /** Member URLs in id order. */
+  get urls(): string[] {
+    return [...this.cluster.urls].sort(([a], [b]) => a - b).map(([, url]) => url)
   }
 
   startMember(id: number): void {
-    const child = spawn(
-      process.execPath,
-      [
-        'bin/zeoq.js',
-        'start',
-        '--id',
-        String(id),
-        '--peers',
-        this.#peers,
-        '--data',
-        join(this.dir, String(id)),
-        '--secret-file',
-        join(this.dir, 'secret'),
-        '--tokens-file',
-        join(this.dir, 'tokens.json'),
-        '--log-level',
-        'error',
-        '--tick-ms',
-        '20',
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    )
-    this.#children.set(id, child)
+    this.cluster.startMember(id)
   }
 
   async kill(id: number): Promise<void> {
-    const child = this.#children.get(id)
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    child.kill('SIGKILL')
-    await exited
-    this.#children.delete(id)
+    await this.cluster.signal(id, 'SIGKILL')
   }
 
-  async stop(): Promise<void> {
-    await Promise.all([...this.#children.keys()].map((id) => this.kill(id)))
-    await rm(this.dir, { recursive: true, force: true })
+  stop(): Promise<void> {
+    return this.cluster.stop()
   }
 
   client(extra: Partial<ConnectOptions> = {}): Promise<Database> {
-    return connect({ peers: this.urls, token, timeoutMs: 20_000, requestTimeoutMs: 2_000, ...extra })
+    return connect({
+      peers: this.urls,
+      token: this.cluster.tokens.readWrite,
+      timeoutMs: 20_000,
+      requestTimeoutMs: 2_000,
+      ...extra,
+    })
   }
 }
 
