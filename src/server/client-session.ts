@@ -133,6 +133,13 @@ export class ClientSession {
       return
     }
     const { tokens, member } = this.#options
+    if (!member.healthy()) {
+      this.#goodbye({
+        code: 'shuttingDown',
+        message: `Member ${member.id} stopped serving after a failure; use another member.`,
+      })
+      return
+    }
     const grant: TokenGrant | undefined = tokens === undefined ? { role: 'admin', name } : tokens.get(token)
     if (grant === undefined) {
       this.#options.logger.warn({ remote: this.#link.remote }, 'refused a client with an unknown token')
@@ -145,9 +152,19 @@ export class ClientSession {
     this.#helloTimer.cancel()
     this.#role = grant.role
     this.#name = name || grant.name
-    this.#unsubscribe = member.onInvalidation((invalidations) => {
+    const stopWatch = member.onStopServing(() => {
+      this.#goodbye({
+        code: 'shuttingDown',
+        message: `Member ${member.id} stopped serving after a failure; use another member.`,
+      })
+    })
+    const invalidationWatch = member.onInvalidation((invalidations) => {
       this.#send({ type: 'invalidate', invalidations })
     })
+    this.#unsubscribe = () => {
+      stopWatch()
+      invalidationWatch()
+    }
     this.#send({
       type: 'welcome',
       version,

@@ -180,6 +180,7 @@ export class Member {
   #tickTimer: Timer | undefined
   #packStepPending = false
   #leaderChanges = 0
+  readonly #stopListeners = new Set<() => void>()
   /** (index, data bytes) of each log entry past the compaction point, oldest first. */
   #entrySizes: { readonly index: number; readonly bytes: number }[] = []
   #entryBytes = 0
@@ -227,6 +228,7 @@ export class Member {
         this.#node.reportSnapshot(to, ok)
         this.#kick()
       },
+      corrupted: (error) => this.#stopServing(error),
       staged: (message, image) => this.#stepStaged(message, image),
       canStage: () => this.#staged === undefined,
     })
@@ -304,7 +306,7 @@ export class Member {
   /** Starts the clock: ticks feed Raft from now on. */
   start(): void {
     const tick = (): void => {
-      if (this.#stopped) return
+      if (this.#stopped || this.#fatal !== undefined) return
       this.#node.tick()
       this.#maybePromote()
       this.#checkRemoved(true)
@@ -332,6 +334,12 @@ export class Member {
   onInvalidation(listener: MemberEvents['invalidation']): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
+  }
+
+  /** Called once if the member stops serving after a failure (its clients must go elsewhere). */
+  onStopServing(listener: () => void): () => void {
+    this.#stopListeners.add(listener)
+    return () => this.#stopListeners.delete(listener)
   }
 
   status(): RaftStatus {
@@ -477,16 +485,29 @@ export class Member {
       },
       (error: unknown) => {
         this.#loopRunning = false
-        this.#fatal = error instanceof Error ? error : new Error(String(error))
-        this.#log.fatal({ err: this.#fatal }, 'the member stopped serving: its disk or state machine failed')
-        this.#failAll(
-          new MemberError(
-            'internal',
-            `Member ${this.id} failed (${this.#fatal.message}); use another member.`,
-          ),
-        )
+        this.#stopServing(error instanceof Error ? error : new Error(String(error)))
       },
     )
+  }
+
+  /**
+   * A disk or state-machine failure this member cannot go on from (a failed write, or its
+   * own data failing its checksums where every member must read it): it stops taking part,
+   * so the others elect a leader with healthy data; /healthz says so, and the operator
+   * rebuilds it from a healthy replica (docs/operations.md).
+   */
+  #stopServing(error: Error): void {
+    if (this.#fatal !== undefined) return
+    this.#fatal = error
+    this.#tickTimer?.cancel()
+    this.#log.fatal({ err: error }, 'the member stopped serving: its disk or state machine failed')
+    this.#failAll(
+      new MemberError(
+        'shuttingDown',
+        `Member ${this.id} stopped serving (${error.message}); use another member.`,
+      ),
+    )
+    for (const listener of this.#stopListeners) listener()
   }
 
   async #loop(): Promise<void> {
@@ -1069,10 +1090,11 @@ export class Member {
   #checkServing(): void {
     if (this.#stopped)
       throw new MemberError('shuttingDown', `Member ${this.id} is shutting down; retry on another member.`)
+    // 'shuttingDown': the client goes to another member, as it does for one that is stopping.
     if (this.#fatal)
       throw new MemberError(
-        'internal',
-        `Member ${this.id} failed (${this.#fatal.message}); use another member.`,
+        'shuttingDown',
+        `Member ${this.id} stopped serving (${this.#fatal.message}); use another member.`,
       )
   }
 

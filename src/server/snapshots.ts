@@ -21,7 +21,7 @@
  * member the staged image and the `snapshot` message to step into its core.
  */
 import type { Logger } from 'pino'
-import type { SnapshotChunkFrame } from '../protocol/index.ts'
+import { CorruptionError, type SnapshotChunkFrame } from '../protocol/index.ts'
 import type { ConfState, NodeId, SnapshotMessage, SnapshotMeta } from '../raft/index.ts'
 import type { ObjectStore, SnapshotStager, StagedSnapshot } from '../storage/index.ts'
 import type { Clock, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
@@ -45,6 +45,8 @@ export interface SnapshotHost {
   /** Still the leader of `term`? A transfer of an older leadership stops. */
   leads(term: number): boolean
   reportSnapshot(to: NodeId, ok: boolean): void
+  /** This member's own state machine failed its checksums while being read for an image. */
+  corrupted(error: CorruptionError): void
   /** A whole image is staged and verified: step `message` into the core. */
   staged(message: SnapshotMessage, image: StagedSnapshot): void
   /** May a new image be staged now? Not while a staged one waits for the core's Ready. */
@@ -106,6 +108,9 @@ export class SnapshotTransfers {
       (error: unknown) => {
         host.logger.warn({ err: error, to: message.to }, 'snapshot transfer failed')
         this.#finish(transfer, false)
+        // Damaged data of our own is never sent; every retry would fail the same way, and
+        // no follower behind the compaction point could ever catch up from us.
+        if (error instanceof CorruptionError) host.corrupted(error)
       },
     )
   }

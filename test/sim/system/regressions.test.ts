@@ -54,4 +54,17 @@ describe('system simulator regressions', () => {
       [],
     )
   })
+
+  it('a leader whose own state machine is corrupt stops serving, so a healthy member leads and streams the snapshot (registers, seed 18)', async () => {
+    // The leader's record was damaged; every snapshot it streamed to a follower behind its
+    // compaction point failed on the damaged key (never sent), again and again, and the
+    // follower never caught up: liveness failed. Now a member that finds its own state
+    // corrupt while streaming stops serving, the others elect, and the new leader's
+    // snapshot lands.
+    const result = await runSystemSeed({ seed: 18, workload: 'registers' })
+    assert.deepEqual(
+      result.violations.map((v) => `${v.checker}: ${v.message}`),
+      [],
+    )
+  })
 })
