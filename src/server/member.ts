@@ -644,9 +644,14 @@ export class Member {
       staged !== undefined && staged.index === meta.index && this.store.holdsStaged(staged.image),
       `the core installs snapshot ${meta.index} and its image is staged`,
     )
-    this.#staged = undefined
     const extra = this.#logStore.snapshotOperations(meta, rd.entries, rd.hardState)
-    await this.store.switchToStaged(staged.image, extra, () => this.#options.disk.sync())
+    try {
+      await this.store.switchToStaged(staged.image, extra, () => this.#options.disk.sync())
+    } finally {
+      // Only now may the next image be staged: staging clears the inactive half, which
+      // until the switch's sync completes is the half being switched in.
+      this.#staged = undefined
+    }
     await this.#logStore.snapshotInstalled(meta, rd.entries)
     this.#forgetEntrySizes(meta.index)
     this.#noteEntrySizes(rd.entries)

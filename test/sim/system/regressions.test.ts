@@ -67,4 +67,18 @@ describe('system simulator regressions', () => {
       [],
     )
   })
+
+  it('a second snapshot is not staged while the first is being switched in (bank, seed 112)', async () => {
+    // A follower on a slow disk was switching in one staged image (awaiting its sync) when
+    // a second transfer began: the member had already forgotten the first as staged, so
+    // the second was staged into the very half being switched in. The core's install of
+    // the second then failed its assertion, and after a crash the member could not start:
+    // its state machine (the second image) had applied past its durable log (the first).
+    // Now the image counts as staged until the switch has synced.
+    const result = await runSystemSeed({ seed: 112, workload: 'bank' })
+    assert.deepEqual(
+      result.violations.map((v) => `${v.checker}: ${v.message}`),
+      [],
+    )
+  })
 })
