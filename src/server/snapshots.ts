@@ -56,6 +56,10 @@ export interface SnapshotHost {
 interface Outgoing {
   readonly id: number
   readonly to: NodeId
+  /** The leader's term that asked for it: a request of a later term replaces it. */
+  readonly term: number
+  /** Replaced by a later request: it ends without reporting to the core (the new one will). */
+  superseded: boolean
   acked: number
   failure: string | undefined
   wake: (() => void) | undefined
@@ -89,7 +93,17 @@ export class SnapshotTransfers {
 
   /** The core asked for a snapshot to `message.to`: start a transfer unless one is running. */
   send(message: SnapshotMessage): void {
-    if (this.#stopped || this.#outgoing.has(message.to)) return
+    if (this.#stopped) return
+    const running = this.#outgoing.get(message.to)
+    if (running !== undefined) {
+      // The same leadership asks again while its transfer runs: that transfer answers it.
+      if (message.term <= running.term) return
+      // A later term of ours asks: the old transfer (perhaps stalled on a lost frame) must
+      // not hold the follower back until its acknowledgement timeout.
+      running.superseded = true
+      running.failure = `superseded by the request of term ${message.term}`
+      running.wake?.()
+    }
     const host = this.#host
     if (host.network.sendSnapshotFrame === undefined) {
       this.#reportLater(message.to, false)
@@ -98,6 +112,8 @@ export class SnapshotTransfers {
     const transfer: Outgoing = {
       id: this.#nextTransfer++,
       to: message.to,
+      term: message.term,
+      superseded: false,
       acked: -1,
       failure: undefined,
       wake: undefined,
@@ -126,7 +142,8 @@ export class SnapshotTransfers {
   }
 
   #finish(transfer: Outgoing, ok: boolean): void {
-    this.#outgoing.delete(transfer.to)
+    if (this.#outgoing.get(transfer.to) === transfer) this.#outgoing.delete(transfer.to)
+    if (transfer.superseded) return
     if (ok) {
       this.sent++
       this.#host.reportSnapshot(transfer.to, true)

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { connect } from '../../src/client/index.ts'
-import { httpGet, ProcessCluster, testCa } from './processes.ts'
+import { httpGet, ProcessCluster, testCa, waitFor } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 
 describe('a quorum over TLS', () => {
@@ -66,7 +66,11 @@ describe('the HTTP endpoints of a member', () => {
     const leader = await cluster.waitForLeader()
     const url = cluster.url(leader)
     assert.deepEqual(await httpGet(url, '/healthz'), { status: 200, body: 'ok\n' })
-    assert.equal((await httpGet(url, '/readyz')).status, 200)
+    // Ready once a leader is known and everything committed is applied: just after an
+    // election the no-op may be committed and not yet applied, so wait (bounded) for it.
+    await waitFor('/readyz to answer 200', 5000, async () =>
+      (await httpGet(url, '/readyz')).status === 200 ? true : undefined,
+    )
     const status = JSON.parse((await httpGet(url, '/status')).body) as { id: number; role: string }
     assert.equal(status.id, leader)
     assert.equal(status.role, 'leader')

@@ -81,4 +81,15 @@ describe('system simulator regressions', () => {
       [],
     )
   })
+
+  it('a snapshot transfer stalled on a lost frame gives way to the request of a later term (registers, seed 9161)', async () => {
+    // A chunk was lost; the leader's transfer waited for its acknowledgement timeout while
+    // leadership changed three times, and every new request for the same follower was
+    // dropped as "already running": the follower never caught up (liveness).
+    const result = await runSystemSeed({ seed: 9161, workload: 'registers' })
+    assert.deepEqual(
+      result.violations.map((v) => `${v.checker}: ${v.message}`),
+      [],
+    )
+  })
 })
