@@ -16,6 +16,13 @@ import type { SimLoop } from './loop.ts'
 export const epochMs = Date.UTC(2025, 0, 1)
 export const tickMs = 10
 export const electionTicks = 10
+/**
+ * Snapshot acknowledgement timeout: the member's default (10 s) is 10–20 election
+ * timeouts of a production member (50 ms ticks); scaled the same to the simulator's 10 ms
+ * ticks, 2 s. With 10 s, a transfer whose last frame was lost just before the heal (or
+ * under a 3× clock skew, 30 s) outlasted the convergence bound in 5 of 2 800 runs.
+ */
+export const snapshotAckTimeoutMs = 2_000
 
 const silent: Logger = pino({ level: 'silent' })
 
@@ -146,6 +153,7 @@ export class SimMember {
       tickMs,
       electionTicks,
       requestTimeoutMs: this.#host.requestTimeoutMs,
+      snapshotAckTimeoutMs,
       ...(policy === undefined
         ? {}
         : {

@@ -40,7 +40,7 @@ import {
 } from '../storage/index.ts'
 import { MemberError } from './errors.ts'
 import type { Clock, PeerNetwork, Timer } from './seams.ts'
-import { SnapshotTransfers } from './snapshots.ts'
+import { SnapshotTransfers, snapshotAckTimeoutMsDefault } from './snapshots.ts'
 
 export interface MemberOptions {
   readonly id: NodeId
@@ -77,6 +77,12 @@ export interface MemberOptions {
   readonly compactTailBytes?: number
   /** Bytes per snapshot chunk on the peer network. @default 256 KiB */
   readonly snapshotChunkBytes?: number
+  /**
+   * How long a snapshot transfer waits for the follower's acknowledgement before it
+   * restarts (a lost frame or a broken connection stalls it this long). Scale it with the
+   * election timeout. @default 10 000 ms
+   */
+  readonly snapshotAckTimeoutMs?: number
   /** The leader promotes a learner once its log is within this many entries of the leader's. @default 100 */
   readonly promoteLagEntries?: number
   /**
@@ -222,6 +228,7 @@ export class Member {
       clock: options.clock,
       logger: options.logger,
       chunkBytes: options.snapshotChunkBytes ?? snapshotChunkBytesDefault,
+      ackTimeoutMs: options.snapshotAckTimeoutMs ?? snapshotAckTimeoutMsDefault,
       confAt: (index) => this.#confAt(index),
       leads: (term) => this.isLeader() && this.#node.status().term === term,
       reportSnapshot: (to, ok) => {

@@ -40,6 +40,8 @@ export interface SnapshotHost {
   readonly clock: Clock
   readonly logger: Logger
   readonly chunkBytes: number
+  /** How long a transfer waits for an acknowledgement before it restarts. */
+  readonly ackTimeoutMs: number
   /** The configuration in force at applied index `index` (which this member has applied). */
   confAt(index: number): ConfState
   /** Still the leader of `term`? A transfer of an older leadership stops. */
@@ -197,9 +199,10 @@ export class SnapshotTransfers {
       if (transfer.failure !== undefined || this.#stopped || !this.#host.leads(term)) return false
       const acked = transfer.acked
       await new Promise<void>((resolve) => {
-        const timer = this.#host.clock.setTimer(snapshotAckTimeoutMsDefault, () => {
+        const timeoutMs = this.#host.ackTimeoutMs
+        const timer = this.#host.clock.setTimer(timeoutMs, () => {
           if (transfer.acked === acked && transfer.failure === undefined)
-            transfer.failure = `no acknowledgement in ${snapshotAckTimeoutMsDefault} ms`
+            transfer.failure = `no acknowledgement in ${timeoutMs} ms`
           resolve()
         })
         transfer.wake = () => {
