@@ -42,7 +42,10 @@ export type Who = number | 'leader' | 'random'
  * partition's end heals the network only if it is still the one in force. The same
  * holds for the link-quality faults (loss, duplicate, reorder), each in its own slot.
  */
-export type FaultEvent =
+export type FaultEvent = NetworkFault | MemberFault
+
+/** The network shapes both simulators share (the system simulator's faults include them). */
+export type NetworkFault =
   | { readonly kind: 'loss'; readonly atMs: number; readonly durationMs: number; readonly rate: number }
   | { readonly kind: 'duplicate'; readonly atMs: number; readonly durationMs: number; readonly rate: number }
   | {
@@ -81,6 +84,9 @@ export type FaultEvent =
       readonly durationMs: number
       readonly order: readonly number[]
     }
+
+/** What happens to members of the Raft-level simulator. */
+type MemberFault =
   /** Power loss: each member in `who` stops at once, losing unsynced writes, and restarts after `downMs`. */
   | { readonly kind: 'crash'; readonly atMs: number; readonly who: readonly Who[]; readonly downMs: number }
   /** A stop-the-world pause: receives nothing, ticks nothing, for `durationMs`. */

@@ -7,6 +7,7 @@
  * swarm testing (Groce et al., ISSTA 2012): a random subset of kinds at random intensities.
  */
 import type { Random } from '../../src/raft/index.ts'
+import type { NetworkFault } from '../faults.ts'
 import { between, chance, exponential, pick, shuffled, streamRandom } from '../rng.ts'
 
 export const systemFaultKinds = [
@@ -46,44 +47,13 @@ export function isSystemFaultKind(name: string): name is SystemFaultKind {
 export type Target = number | 'leader' | { readonly follower: number }
 
 export type SystemFault =
-  | {
-      readonly kind: 'loss' | 'duplicate'
-      readonly atMs: number
-      readonly durationMs: number
-      readonly rate: number
-    }
-  | {
-      readonly kind: 'reorder'
-      readonly atMs: number
-      readonly durationMs: number
-      readonly jitterMs: number
-    }
+  | NetworkFault
   /** Every message sent in the window takes `extraMs` longer (a congested switch). */
   | {
       readonly kind: 'delaySpike'
       readonly atMs: number
       readonly durationMs: number
       readonly extraMs: number
-    }
-  | {
-      readonly kind: 'partition'
-      readonly atMs: number
-      readonly durationMs: number
-      readonly groups: readonly (readonly number[])[]
-    }
-  | {
-      readonly kind: 'oneWay'
-      readonly atMs: number
-      readonly durationMs: number
-      readonly from: readonly number[]
-      readonly to: readonly number[]
-    }
-  | { readonly kind: 'isolateLeader'; readonly atMs: number; readonly durationMs: number }
-  | {
-      readonly kind: 'majoritiesRing' | 'bridge'
-      readonly atMs: number
-      readonly durationMs: number
-      readonly order: readonly number[]
     }
   /** The link between `a` and `b` goes down and up every `periodMs` for the duration. */
   | {
