@@ -7,11 +7,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { Packr } from 'msgpackr'
-import { isU64, type Oid, type Tid } from '../protocol/index.ts'
+import { decodeMsgpack, encodeMsgpack, isU64, type Oid, type Tid } from '../protocol/index.ts'
 import type { CachedRevision, ObjectCache } from './cache.ts'
 
-const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
 const fileFormat = 'zeoq-client-cache'
 const fileVersion = 1
 
@@ -25,7 +23,7 @@ export async function saveCacheFile(path: string, cache: ObjectCache): Promise<v
     refs: r.refs,
     data: r.data,
   }))
-  const bytes = packr.pack({ format: fileFormat, version: fileVersion, lastTid: cache.lastTid, revisions })
+  const bytes = encodeMsgpack({ format: fileFormat, version: fileVersion, lastTid: cache.lastTid, revisions })
   const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`
   try {
     await writeFile(temporary, bytes)
@@ -52,7 +50,7 @@ export async function readCacheFile(path: string): Promise<CacheFileContents> {
     }
   }
   try {
-    return parse(packr.unpack(bytes))
+    return parse(decodeMsgpack(bytes))
   } catch (error) {
     return {
       ok: false,

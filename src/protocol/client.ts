@@ -20,7 +20,7 @@ import {
   validated,
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
-import { pack, unpackOne } from './msgpack.ts'
+import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 import { memberIdMax, readMemberUrl, validateCommand } from './validate.ts'
 
 /** The versions this build speaks; the member picks the highest both sides know. */
@@ -203,7 +203,7 @@ export type MemberFrame =
   | { readonly type: 'goodbye'; readonly error: WireError }
 
 export function encodeFrame(frame: ClientFrame | MemberFrame): Uint8Array {
-  return pack(frame)
+  return encodeMsgpack(frame)
 }
 
 type Decoded<T> =
@@ -221,7 +221,7 @@ const requestIdMax = Number.MAX_SAFE_INTEGER
 /** Checks a frame from a client. Commands inside are checked again by `validateCommand` when stamped. */
 export function decodeClientFrame(bytes: Uint8Array): Decoded<ClientFrame> {
   return validated(() => {
-    const f = readObject(unpackOne(bytes), '')
+    const f = readObject(decodeMsgpack(bytes), '')
     const type = readOneOf(f.type, 'type', ['hello', 'request'] as const)
     if (type === 'hello') {
       onlyFields(f, '', ['type', 'versions', 'token', 'name'])
@@ -356,7 +356,7 @@ function readClientCommand(value: unknown, path: string): ClientCommand {
 /** Checks a frame from a member. The value of a response is checked by `decodeOpValue` for its op. */
 export function decodeMemberFrame(bytes: Uint8Array): Decoded<MemberFrame> {
   return validated(() => {
-    const f = readObject(unpackOne(bytes), '')
+    const f = readObject(decodeMsgpack(bytes), '')
     const type = readOneOf(f.type, 'type', ['welcome', 'response', 'invalidate', 'goodbye'] as const)
     switch (type) {
       case 'welcome':

@@ -1,5 +1,5 @@
 /**
- * Encoding of commands and results (the msgpack of msgpack.ts). OIDs and TIDs travel as
+ * Encoding of commands and results (the one msgpack configuration of msgpack.ts). OIDs and TIDs travel as
  * uint64. Decoding always validates: the result is a typed value or a `ProtocolError`,
  * never an exception.
  */
@@ -7,28 +7,28 @@ import type { Command, CommandLimits, PackPhase, Result } from './commands.ts'
 import { defaultCommandLimits } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import { readCount, readList, readOneOf, readString, readU64, validated } from './fields.ts'
-import { pack, unpackOne } from './msgpack.ts'
+import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 import type { Validated } from './validate.ts'
 import { validateCommand } from './validate.ts'
 
 export function encodeCommand(command: Command): Uint8Array {
-  return pack(command)
+  return encodeMsgpack(command)
 }
 
 export function decodeCommand(
   bytes: Uint8Array,
   limits: CommandLimits = defaultCommandLimits,
 ): Validated<Command> {
-  const decoded = validated(() => unpackOne(bytes))
+  const decoded = validated(() => decodeMsgpack(bytes))
   return decoded.ok ? validateCommand(decoded.value, limits) : decoded
 }
 
 export function encodeResult(result: Result): Uint8Array {
-  return pack(result)
+  return encodeMsgpack(result)
 }
 
 export function decodeResult(bytes: Uint8Array): Validated<Result> {
-  return validated(() => readResult(unpackOne(bytes)))
+  return validated(() => readResult(decodeMsgpack(bytes)))
 }
 
 const packPhases: readonly PackPhase[] = ['idle', 'roots', 'mark', 'sweep', 'txns', 'cleanup']

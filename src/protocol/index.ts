@@ -62,6 +62,7 @@ export {
   tidTimeMs,
   u64Max,
 } from './ids.ts'
+export { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 export type {
   PeerFrame,
   RaftWireMessage,

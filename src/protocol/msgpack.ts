@@ -1,20 +1,24 @@
 /**
- * The one msgpack configuration of every wire and log encoding: plain maps and arrays
- * (no record extension, so any msgpack decoder can read them, and the same value always
- * encodes to the same bytes, which replicas rely on), and 64-bit integers beyond 2^53
- * decoded as bigint.
+ * The one msgpack configuration of the project: every wire frame, log entry, stored
+ * state-machine value and client cache file is encoded here. Plain maps and arrays (no
+ * record extension, so any msgpack decoder can read them, and the same value always
+ * encodes to the same bytes, which replicas rely on), maps decoded as plain objects, and
+ * 64-bit integers decoded as bigint when they pass 2^53.
  */
 import { Packr } from 'msgpackr'
 import { ProtocolError } from './errors.ts'
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
 
-export function pack(value: unknown): Uint8Array {
+export function encodeMsgpack(value: unknown): Uint8Array {
   return packr.pack(value)
 }
 
-/** Decodes exactly one msgpack value; trailing bytes are refused, not ignored. Throws ProtocolError. */
-export function unpackOne(bytes: Uint8Array): unknown {
+/**
+ * Decodes exactly one msgpack value; trailing bytes are refused, not ignored. Throws
+ * ProtocolError. The result is unchecked: callers validate it into a typed value.
+ */
+export function decodeMsgpack(bytes: Uint8Array): unknown {
   let values: unknown[] | undefined
   try {
     values = packr.unpackMultiple(bytes)

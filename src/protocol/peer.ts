@@ -17,7 +17,7 @@ import {
   readString,
   validated,
 } from './fields.ts'
-import { pack, unpackOne } from './msgpack.ts'
+import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 
 export const peerProtocolVersion = 1
 
@@ -147,14 +147,14 @@ export interface SnapshotAckFrame {
 export const snapshotChunkBytesMax = 1024 * 1024
 
 export function encodePeerFrame(frame: PeerFrame): Uint8Array {
-  return pack(frame)
+  return encodeMsgpack(frame)
 }
 
 export function decodePeerFrame(
   bytes: Uint8Array,
   dataBytesMax: number,
 ): { readonly ok: true; readonly value: PeerFrame } | { readonly ok: false; readonly error: ProtocolError } {
-  return validated(() => readPeerFrame(unpackOne(bytes), dataBytesMax))
+  return validated(() => readPeerFrame(decodeMsgpack(bytes), dataBytesMax))
 }
 
 const idMax = 0xffff_ffff

@@ -3,12 +3,8 @@
  * metadata and session entries. They are stored sealed (checksum.ts); a value that
  * decodes to the wrong shape is reported as corruption.
  */
-import { Packr } from 'msgpackr'
 import type { Oid, PackPhase, SessionId, Tid } from '../protocol/index.ts'
-import { CorruptionError } from '../protocol/index.ts'
-
-// Plain maps and arrays (no record extension): the same value always encodes to the same bytes.
-const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
+import { CorruptionError, decodeMsgpack, encodeMsgpack } from '../protocol/index.ts'
 
 export type RunningPackPhase = Exclude<PackPhase, 'idle'>
 
@@ -71,7 +67,7 @@ const phases: readonly RunningPackPhase[] = ['roots', 'mark', 'sweep', 'txns', '
 
 export function encodeMeta(meta: StoreMeta): Uint8Array {
   const pack = meta.pack === undefined ? null : [meta.pack.packTid, meta.pack.phase, meta.pack.cursor ?? null]
-  return packr.pack([
+  return encodeMsgpack([
     meta.appliedIndex,
     meta.appliedTerm,
     meta.lastTid,
@@ -110,7 +106,7 @@ export function decodeMeta(payload: Uint8Array): StoreMeta {
 }
 
 export function encodeTransaction(meta: TransactionMeta): Uint8Array {
-  return packr.pack([meta.user, meta.description, meta.extension, meta.oids, meta.undoOf ?? null])
+  return encodeMsgpack([meta.user, meta.description, meta.extension, meta.oids, meta.undoOf ?? null])
 }
 
 export function decodeTransaction(payload: Uint8Array, where: string): TransactionMeta {
@@ -130,7 +126,7 @@ export function decodeTransaction(payload: Uint8Array, where: string): Transacti
 }
 
 export function encodeSession(entry: SessionEntry): Uint8Array {
-  return packr.pack([entry.session, entry.seq, entry.activeTid, entry.result])
+  return encodeMsgpack([entry.session, entry.seq, entry.activeTid, entry.result])
 }
 
 export function decodeSession(payload: Uint8Array, where: string): SessionEntry {
@@ -143,7 +139,7 @@ export function decodeSession(payload: Uint8Array, where: string): SessionEntry 
 function unpackArray(payload: Uint8Array, where: string, length: number): unknown[] {
   let value: unknown
   try {
-    value = packr.unpack(payload)
+    value = decodeMsgpack(payload)
   } catch {
     throw new CorruptionError(where, 'undecodable value')
   }

@@ -5,9 +5,15 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
-import { Packr } from 'msgpackr'
 import WebSocket from 'ws'
-import { type ClientCommand, encodePeerFrame, type Oid, peerNonceBytes } from '../../src/protocol/index.ts'
+import {
+  type ClientCommand,
+  decodeMsgpack,
+  encodeMsgpack,
+  encodePeerFrame,
+  type Oid,
+  peerNonceBytes,
+} from '../../src/protocol/index.ts'
 import { peerMac } from '../../src/server/index.ts'
 import { ProcessCluster, waitFor } from './processes.ts'
 import { RawClient } from './raw-client.ts'
@@ -149,11 +155,10 @@ describe('a quorum of three member processes', () => {
   test('a peer with the wrong cluster secret, or not in the configuration, is refused', async () => {
     const attempt = async (claimedId: number, secret: Uint8Array): Promise<string> => {
       const socket = new WebSocket(`${cluster.url(leader)}/peer`)
-      const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
       return await new Promise<string>((resolve, reject) => {
         socket.on('error', reject)
         socket.on('message', (data: Buffer) => {
-          const frame = packr.unpack(data) as { type: string; nonce?: Uint8Array; reason?: string }
+          const frame = decodeMsgpack(data) as { type: string; nonce?: Uint8Array; reason?: string }
           if (frame.type === 'challenge' && frame.nonce) {
             const nonce = new Uint8Array(peerNonceBytes).fill(7)
             const mac = peerMac(secret, `zeoq-peer ${claimedId}->${leader}`, frame.nonce, nonce)
@@ -177,19 +182,18 @@ describe('a quorum of three member processes', () => {
   })
 
   test('random malformed frames each get an error and a closed connection, and the quorum keeps committing', async () => {
-    const packr = new Packr({ useRecords: false, mapsAsObjects: true })
     const frames = fc.oneof(
       fc.uint8Array({ maxLength: 256 }),
       fc.anything().map((value) => {
         try {
-          return new Uint8Array(packr.pack(value))
+          return new Uint8Array(encodeMsgpack(value))
         } catch {
           return new Uint8Array([0xc1])
         }
       }),
       fc
         .record({ type: fc.constantFrom('hello', 'request', 'auth'), id: fc.anything(), op: fc.anything() })
-        .map((v) => new Uint8Array(packr.pack(v))),
+        .map((v) => new Uint8Array(encodeMsgpack(v))),
     )
     await fc.assert(
       fc.asyncProperty(frames, fc.constantFrom('/client', '/peer'), async (bytes, path) => {
