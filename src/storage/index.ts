@@ -13,7 +13,6 @@ export { ObjectStore } from './object-store.ts'
 export type { ObjectStoreOptions, StoreBugs } from './options.ts'
 export type {
   HistoryEntry,
-  Invalidation,
   Loaded,
   LoadedBefore,
   PackStatus,

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { AbstractSublevel } from 'abstract-level'
-import type { ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
+import type { Invalidation, ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
 import { executeCommand, mustApplyAlone, put } from './apply.ts'
@@ -34,7 +34,6 @@ import { describeKey, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
 import type {
   HistoryEntry,
-  Invalidation,
   Loaded,
   LoadedBefore,
   PackStatus,

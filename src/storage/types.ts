@@ -50,11 +50,6 @@ export interface TransactionRecord {
   readonly records: readonly { readonly oid: Oid; readonly record: ObjectRecord | undefined }[]
 }
 
-export interface Invalidation {
-  readonly tid: Tid
-  readonly oids: readonly Oid[]
-}
-
 export interface UndoLogEntry {
   readonly tid: Tid
   readonly user: string
