@@ -218,8 +218,11 @@ export class Database {
         options.requestsInFlightMax ?? defaults.requestsInFlightMax,
         'requestsInFlightMax',
       ),
-      backoffMsMin: positive(options.backoffMsMin ?? defaults.backoffMsMin, 'backoffMsMin'),
-      backoffMsMax: positive(options.backoffMsMax ?? defaults.backoffMsMax, 'backoffMsMax'),
+      backoff: {
+        firstMs: positive(options.backoffMsMin ?? defaults.backoffMsMin, 'backoffMsMin'),
+        maxMs: positive(options.backoffMsMax ?? defaults.backoffMsMax, 'backoffMsMax'),
+        jitter: 'full',
+      },
       onLeader: (memberId, url) => this.#events.emit('leader', { memberId, url }),
       onDisconnect: (url, reason) => this.#events.emit('disconnect', { url, reason }),
       onInvalidate: (invalidation) => this.#onInvalidate(invalidation),

@@ -12,7 +12,7 @@
  * first, then the held-back ones (TIDs already applied are skipped). A member that no
  * longer has that history answers "too old", and the cache is dropped.
  */
-import type { Invalidation } from '../protocol/index.ts'
+import { type Backoff, backoffDelayMs, type Invalidation } from '../protocol/index.ts'
 import type { ObjectCache } from './cache.ts'
 import {
   Connection,
@@ -37,8 +37,8 @@ export interface ClusterOptions {
   readonly requestTimeoutMs: number
   readonly handshakeTimeoutMs: number
   readonly requestsInFlightMax: number
-  readonly backoffMsMin: number
-  readonly backoffMsMax: number
+  /** Between retries of a call and between rounds of the leader search. */
+  readonly backoff: Backoff
   readonly onLeader: (memberId: number, url: string) => void
   readonly onDisconnect: (url: string, reason: string) => void
   readonly onInvalidate: (invalidation: Invalidation) => void
@@ -405,11 +405,8 @@ export class Cluster {
 
   // ───────────────────────────── time ─────────────────────────────
 
-  /** Exponential backoff with full jitter, between backoffMsMin and backoffMsMax. */
   #backoffMs(retry: number): number {
-    const { backoffMsMin, backoffMsMax, random } = this.#options
-    const ceilingMs = Math.min(backoffMsMax, backoffMsMin * 2 ** Math.min(retry, 20))
-    return backoffMsMin + random() * (ceilingMs - backoffMsMin)
+    return backoffDelayMs(this.#options.backoff, retry, this.#options.random)
   }
 
   #sleep(delayMs: number): Promise<void> {

@@ -1,3 +1,5 @@
+export type { Backoff, UnitRandom } from './backoff.ts'
+export { backoffDelayMs, backoffDoublingsMax } from './backoff.ts'
 export type {
   ClientCommand,
   ClientFrame,

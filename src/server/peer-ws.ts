@@ -9,12 +9,16 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
 import {
+  type Backoff,
+  backoffDelayMs,
+  backoffDoublingsMax,
   decodePeerFrame,
   encodePeerFrame,
   type PeerFrame,
   peerNonceBytes,
   peerProtocolVersion,
   type RaftWireMessage,
+  type UnitRandom,
 } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
 import type { Clock, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
@@ -30,20 +34,32 @@ export interface PeerWsOptions {
   readonly frameBytesMax: number
   /** Bytes buffered on one outbound socket beyond which messages are dropped (Raft retries them). */
   readonly sendBufferBytesMax: number
+  /**
+   * Jitter of reconnects, a number in [0, 1). Not part of any deterministic core, so the
+   * default is crypto randomness. @default cryptoUnitRandom
+   */
+  readonly random?: UnitRandom
   /** TLS: CA that signed the peers' certificates, for wss:// URLs. */
   readonly tlsCa?: Uint8Array
   readonly tlsCert?: Uint8Array
   readonly tlsKey?: Uint8Array
 }
 
-/** Reconnect backoff: from the first delay, doubling to the cap, with jitter so peers do not dial in lockstep. */
-const reconnectDelayMsFirst = 50
-const reconnectDelayMsMax = 2000
+/**
+ * Reconnect backoff: from 50 ms, doubling to 2 s, so a restarted peer is found within
+ * about two seconds; equal jitter keeps the members of a cluster from dialling in lockstep.
+ */
+const reconnectBackoff: Backoff = { firstMs: 50, maxMs: 2000, jitter: 'equal' }
 /** A handshake not finished in this time is abandoned. */
 const handshakeTimeoutMs = 5000
 
 export function peerMac(secret: Uint8Array, label: string, first: Uint8Array, second: Uint8Array): Buffer {
   return createHmac('sha256', secret).update(label).update(first).update(second).digest()
+}
+
+/** A number in [0, 1) from the operating system's randomness. */
+export function cryptoUnitRandom(): number {
+  return randomBytes(4).readUInt32BE(0) / 0x1_0000_0000
 }
 
 function sameMac(a: Uint8Array, b: Uint8Array): boolean {
@@ -162,9 +178,8 @@ class OutboundLink {
   }
 
   #scheduleReconnect(): void {
-    const base = Math.min(reconnectDelayMsMax, reconnectDelayMsFirst * 2 ** this.#attempt)
-    this.#attempt = Math.min(this.#attempt + 1, 16)
-    const delayMs = base / 2 + this.#net.jitter(base / 2)
+    const delayMs = backoffDelayMs(reconnectBackoff, this.#attempt, this.#net.random)
+    this.#attempt = Math.min(this.#attempt + 1, backoffDoublingsMax)
     this.#retry = this.#net.options.clock.setTimer(delayMs, () => {
       if (!this.#closed) this.#dial()
     })
@@ -174,6 +189,7 @@ class OutboundLink {
 /** The peer network of one member over `ws`. Inbound sockets are handed over by the HTTP server. */
 export class PeerWs implements PeerNetwork {
   readonly options: PeerWsOptions
+  readonly random: UnitRandom
   readonly #links = new Map<NodeId, OutboundLink>()
   readonly #inbound = new Map<WebSocket, NodeId | undefined>()
   /** The members this one talks to: the configuration's, as the member directory names them. */
@@ -184,6 +200,7 @@ export class PeerWs implements PeerNetwork {
 
   constructor(options: PeerWsOptions) {
     this.options = options
+    this.random = options.random ?? cryptoUnitRandom
     this.#peers = new Map(options.peers)
     for (const [id, url] of options.peers) {
       if (id !== options.id) this.#links.set(id, new OutboundLink(this, id, url))
@@ -216,11 +233,6 @@ export class PeerWs implements PeerNetwork {
 
   onSnapshotFrame(handler: (from: NodeId, frame: SnapshotFrame) => void): void {
     this.#snapshotHandler = handler
-  }
-
-  /** Jitter for reconnects: not part of any deterministic core, so crypto randomness is fine. */
-  jitter(maxMs: number): number {
-    return (randomBytes(2).readUInt16BE(0) / 0x1_0000) * maxMs
   }
 
   send(to: NodeId, messages: readonly Message[]): void {
