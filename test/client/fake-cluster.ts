@@ -1,6 +1,7 @@
 /**
  * An in-process fake of a zeoq cluster for client tests: real WebSocket servers on
- * 127.0.0.1 speaking the client wire protocol, over one shared in-memory store. The test
+ * 127.0.0.1 speaking the client wire protocol, over one shared in-memory store: the
+ * storage tests' model (test/storage/model.ts), so the commit rules are the model's. The test
  * decides who leads, which members accept connections, and may intercept requests; every
  * request is recorded so tests can assert what the client sent, and where.
  */
@@ -13,17 +14,14 @@ import {
   type Invalidation,
   type MemberFrame,
   type Oid,
+  type ReadCurrent,
   type Result,
   type Tid,
   type TokenRole,
   type WireError,
+  type Write,
 } from '../../src/protocol/index.ts'
-
-interface Revision {
-  readonly serial: Tid
-  readonly refs: readonly Oid[]
-  readonly data: Uint8Array
-}
+import { type ModelRevision, StoreModel } from '../storage/model.ts'
 
 export interface Received {
   readonly memberId: number
@@ -164,33 +162,31 @@ export class FakeMember {
       case 'load': {
         if (op.consistency === 'linearizable') needLeader()
         else needApplied(op.minTid)
-        const current = cluster.objects.get(op.oid)?.at(-1)
-        return current === undefined
-          ? null
-          : { serial: current.serial, refs: current.refs, data: current.data }
+        const current = cluster.store.revisions.get(op.oid)?.at(-1)
+        return current?.record === undefined ? null : { serial: current.tid, ...current.record }
       }
       case 'loadBefore': {
         needApplied(op.minTid)
-        const revisions = cluster.objects.get(op.oid) ?? []
-        const i = revisions.findLastIndex((r) => r.serial < op.tid)
+        const revisions = cluster.store.revisions.get(op.oid) ?? []
+        const i = revisions.findLastIndex((r) => r.tid < op.tid)
         const found = revisions[i]
-        if (found === undefined) return null
-        return {
-          serial: found.serial,
-          refs: found.refs,
-          data: found.data,
-          nextSerial: revisions[i + 1]?.serial ?? null,
-        }
+        if (found?.record === undefined) return null
+        return { serial: found.tid, ...found.record, nextSerial: revisions[i + 1]?.tid ?? null }
       }
       case 'loadSerial': {
-        const found = cluster.objects.get(op.oid)?.find((r) => r.serial === op.serial)
-        return found === undefined ? null : { serial: found.serial, refs: found.refs, data: found.data }
+        const found = cluster.store.revisions.get(op.oid)?.find((r) => r.tid === op.serial)
+        return found?.record === undefined ? null : { serial: found.tid, ...found.record }
       }
       case 'history':
-        return (cluster.objects.get(op.oid) ?? [])
+        return (cluster.store.revisions.get(op.oid) ?? [])
           .slice(-op.size)
           .reverse()
-          .map((r) => ({ serial: r.serial, user: '', description: '', sizeBytes: r.data.byteLength }))
+          .map((r) => ({
+            serial: r.tid,
+            user: '',
+            description: '',
+            sizeBytes: r.record?.data.byteLength ?? 0,
+          }))
       case 'lastTransaction':
         if (op.consistency === 'linearizable') needLeader()
         else needApplied(op.minTid)
@@ -229,22 +225,20 @@ export class FakeCluster {
     ['rw', 'readWrite'],
     ['ro', 'readOnly'],
   ])
-  readonly objects = new Map<Oid, Revision[]>()
-  /** Every committed transaction's invalidation, in TID order. */
-  readonly log: Invalidation[] = []
+  /** The one store behind every member: the storage tests' model, starting at TID 1000. */
+  readonly store = new StoreModel()
   readonly received: Received[] = []
   /** Sessions: the last seq and its result, as the store keeps them. */
   readonly sessions = new Map<bigint, { seq: number; result: Result }>()
   leaderId = 1
-  lastTid = 1000n
   /** `invalidationsSince` before this TID answers "too old". */
   oldestKeptTid = 0n
-  nextOid = 1n
   intercept: ((member: FakeMember, op: ClientOp) => Interception) | undefined
   #nextSession = 1n
 
   static async start(size: number): Promise<FakeCluster> {
     const cluster = new FakeCluster()
+    cluster.store.lastTid = 1000n
     for (let id = 1; id <= size; id++) cluster.members.push(new FakeMember(id, cluster))
     await Promise.all(cluster.members.map((m) => m.listening()))
     return cluster
@@ -254,6 +248,20 @@ export class FakeCluster {
     const found = this.members.find((m) => m.id === id)
     if (found === undefined) throw new Error(`no member ${id}`)
     return found
+  }
+
+  get lastTid(): Tid {
+    return this.store.lastTid
+  }
+
+  /** Every committed transaction's invalidation, in TID order. */
+  get log(): Invalidation[] {
+    return [...this.store.txns.values()].map((t) => ({ tid: t.tid, oids: t.oids }))
+  }
+
+  /** The revisions of `oid`, oldest first. */
+  revisions(oid: Oid): readonly ModelRevision[] {
+    return this.store.revisions.get(oid) ?? []
   }
 
   get urls(): string[] {
@@ -286,13 +294,22 @@ export class FakeCluster {
 
   /** A commit by someone else (not through a client), pushed to connected clients. */
   commitDirect(writes: readonly { readonly oid: Oid; readonly data: Uint8Array }[]): Tid {
-    return this.#land(writes.map((w) => ({ oid: w.oid, refs: [], data: w.data })))
+    const result = this.#commit(
+      writes.map((w) => ({
+        oid: w.oid,
+        serial: this.store.currentSerial(w.oid),
+        record: { refs: [], data: w.data },
+      })),
+      [],
+    )
+    if (result.code !== 'committed') throw new Error(`the direct commit failed: ${result.code}`)
+    return result.tid
   }
 
   /** The current revision of `oid`, decoded as text. */
   text(oid: Oid): string | undefined {
-    const current = this.objects.get(oid)?.at(-1)
-    return current === undefined ? undefined : new TextDecoder().decode(current.data)
+    const data = this.revisions(oid).at(-1)?.record?.data
+    return data === undefined ? undefined : new TextDecoder().decode(data)
   }
 
   commands(): ClientCommand[] {
@@ -305,58 +322,23 @@ export class FakeCluster {
 
   #apply(command: ClientCommand): Result {
     switch (command.type) {
-      case 'newOids': {
-        const first = this.nextOid
-        this.nextOid += BigInt(command.count)
-        return { ok: true, code: 'oids', first, count: command.count }
-      }
-      case 'commit': {
-        const serialOf = (oid: Oid): Tid => this.objects.get(oid)?.at(-1)?.serial ?? 0n
-        for (const write of command.writes) {
-          const actual = serialOf(write.oid)
-          if (actual !== write.serial)
-            return {
-              ok: false,
-              code: 'conflict',
-              reason: 'write',
-              oid: write.oid,
-              expectedSerial: write.serial,
-              actualSerial: actual,
-            }
-        }
-        for (const read of command.reads) {
-          const actual = serialOf(read.oid)
-          if (actual !== read.serial)
-            return {
-              ok: false,
-              code: 'conflict',
-              reason: 'readCurrent',
-              oid: read.oid,
-              expectedSerial: read.serial,
-              actualSerial: actual,
-            }
-        }
-        const tid = this.#land(command.writes.map((w) => ({ oid: w.oid, ...w.record })))
-        return { ok: true, code: 'committed', tid, oids: command.writes.map((w) => w.oid) }
-      }
+      case 'newOids':
+        return this.store.newOids(command.count)
+      case 'commit':
+        return this.#commit(command.writes, command.reads)
       default:
         return { ok: false, code: 'badCommand', message: `${command.type} is not faked` }
     }
   }
 
-  #land(
-    writes: readonly { readonly oid: Oid; readonly refs: readonly Oid[]; readonly data: Uint8Array }[],
-  ): Tid {
-    const tid = ++this.lastTid
-    for (const write of writes) {
-      const revisions = this.objects.get(write.oid) ?? []
-      revisions.push({ serial: tid, refs: write.refs, data: write.data })
-      this.objects.set(write.oid, revisions)
+  /** A commit under the model's rules; on success its invalidation is pushed before any answer, as a member does. */
+  #commit(writes: readonly Write[], reads: readonly ReadCurrent[]): Result {
+    // TID 0 proposed: the model takes the next TID after the last.
+    const result = this.store.commit(0n, writes, reads)
+    if (result.code === 'committed') {
+      const invalidation = { tid: result.tid, oids: result.oids }
+      for (const member of this.members) member.push(invalidation)
     }
-    const invalidation = { tid, oids: writes.map((w) => w.oid) }
-    this.log.push(invalidation)
-    // Pushed on apply, before any answer that shows the data, as a member does.
-    for (const member of this.members) member.push(invalidation)
-    return tid
+    return result
   }
 }

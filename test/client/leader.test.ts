@@ -52,7 +52,7 @@ describe('client: finding and following the leader', () => {
     const [oid] = await db.newOids(1)
     assert.ok(oid !== undefined)
     const sentBefore = cluster.commands().length
-    const revisionsBefore = cluster.objects.get(oid)?.length ?? 0
+    const revisionsBefore = cluster.revisions(oid).length
     // The leader applies the commit, then dies before answering; member 2 takes over.
     cluster.intercept = (member, op) => {
       if (op.op !== 'command' || op.command.type !== 'commit' || member.id !== 1) return 'answer'
@@ -67,8 +67,8 @@ describe('client: finding and following the leader', () => {
     const [first, second] = sent
     assert.equal(first?.session, second?.session)
     assert.equal(first?.seq, second?.seq)
-    assert.equal((cluster.objects.get(oid)?.length ?? 0) - revisionsBefore, 1, 'applied once')
-    assert.equal(cluster.objects.get(oid)?.at(-1)?.serial, tid, 'the caller got the first result')
+    assert.equal(cluster.revisions(oid).length - revisionsBefore, 1, 'applied once')
+    assert.equal(cluster.revisions(oid).at(-1)?.tid, tid, 'the caller got the first result')
     cluster.member(1).accepting = true
   })
 

@@ -73,7 +73,7 @@ describe('client: transactions', () => {
         assert.ok(error instanceof ConflictError, String(error))
         assert.equal(error.oid, oid)
         assert.equal(error.expectedSerial, lastSeen)
-        assert.equal(error.actualSerial, cluster.objects.get(oid)?.at(-1)?.serial)
+        assert.equal(error.actualSerial, cluster.revisions(oid).at(-1)?.tid)
         return true
       },
     )
@@ -106,7 +106,7 @@ describe('client: transactions', () => {
     const commit = cluster.commands().at(-1)
     assert.ok(commit?.type === 'commit')
     assert.deepEqual(commit.writes, [])
-    assert.deepEqual(commit.reads, [{ oid, serial: cluster.objects.get(oid)?.at(-1)?.serial }])
+    assert.deepEqual(commit.reads, [{ oid, serial: cluster.revisions(oid).at(-1)?.tid }])
     await assert.rejects(
       b.transact(
         async (tx) => {
