@@ -7,7 +7,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync }
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
-import type { MemberStatus } from '../protocol/index.ts'
+import { LimitMismatchError, type MemberStatus } from '../protocol/index.ts'
 import {
   ConfigError,
   configFromEnv,
@@ -106,7 +106,13 @@ export function registerMemberCommands(program: Command): void {
         if (error instanceof ConfigError) fail(error.message)
         throw error
       }
-      const running = await runMember(config)
+      let running: Awaited<ReturnType<typeof runMember>>
+      try {
+        running = await runMember(config)
+      } catch (error) {
+        if (error instanceof LimitMismatchError) fail(error.message)
+        throw error
+      }
       const shutdown = (signal: string): void => {
         running.logger.info({ signal }, 'shutting down')
         running.stop().then(

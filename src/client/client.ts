@@ -3,7 +3,10 @@
  * docs/client.md for the consistency guarantees.
  */
 import {
+  type CommitBody,
   ConflictError,
+  commitBytesMax,
+  commitEntryBytes,
   type HistoryItem,
   type LoadBeforeData,
   type MemberStatus,
@@ -15,7 +18,7 @@ import {
 import { ObjectCache } from './cache.ts'
 import { readCacheFile, saveCacheFile } from './cache-file.ts'
 import { Cluster } from './cluster.ts'
-import { ClosedError, MemberFailedError, RejectedError } from './errors.ts'
+import { ClosedError, CommitTooLargeError, MemberFailedError, RejectedError } from './errors.ts'
 import { type ClientEventName, type ClientEvents, Emitter } from './events.ts'
 import {
   type ClientClock,
@@ -313,14 +316,18 @@ export class Database {
         return { value, tid: tx.snapshotTid, committed: false, attempts: attempt }
       }
       const { reads, writes } = await tx.finish()
-      const result = await this.#commitFiled(writes, {
+      const commit: CommitBody = {
         type: 'commit',
         user: options.user ?? '',
         description: options.description ?? '',
         extension: options.extension ?? new Uint8Array(0),
         reads,
         writes,
-      })
+      }
+      // Refused here, typed, rather than by the member's frame limit as a dropped connection.
+      const sizeBytes = commitEntryBytes(commit)
+      if (sizeBytes > commitBytesMax) throw new CommitTooLargeError(sizeBytes, commitBytesMax)
+      const result = await this.#commitFiled(writes, commit)
       if (result.ok && result.code === 'committed') {
         this.#counters.commits++
         await this.#caughtUp(result.tid)

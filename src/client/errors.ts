@@ -17,6 +17,7 @@ export type ClientErrorCode =
   | 'memberFailed'
   | 'closed'
   | 'rejected'
+  | 'commitTooLarge'
 
 export abstract class ClientError extends Error {
   abstract readonly code: ClientErrorCode
@@ -140,5 +141,29 @@ export class RejectedError extends ClientError {
   constructor(message: string) {
     super(`The store refused the command: ${message} Fix the call; nothing was written.`)
     this.name = 'RejectedError'
+  }
+}
+
+/**
+ * A commit is larger than a member accepts (`commitBytesMax`): the client refused it before
+ * sending anything. Split the transaction, or keep large data in fewer, smaller objects.
+ */
+export class CommitTooLargeError extends ClientError {
+  readonly code = 'commitTooLarge'
+  /** The size of the commit as a log entry. */
+  readonly sizeBytes: number
+  /** The limit it passed. */
+  readonly limitBytes: number
+  /** The limit's name in src/protocol/limits.ts. */
+  readonly limit = 'commitBytesMax'
+
+  constructor(sizeBytes: number, limitBytes: number) {
+    super(
+      `The commit is ${sizeBytes} bytes; the limit (commitBytesMax) is ${limitBytes} bytes, so it was not sent. ` +
+        'Split the transaction into smaller ones.',
+    )
+    this.name = 'CommitTooLargeError'
+    this.sizeBytes = sizeBytes
+    this.limitBytes = limitBytes
   }
 }

@@ -34,6 +34,7 @@ export {
   AuthError,
   ClientError,
   ClosedError,
+  CommitTooLargeError,
   MemberFailedError,
   NotLeaderError,
   OverloadedError,

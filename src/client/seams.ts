@@ -4,6 +4,7 @@
  * pass their own, so that one process can run many clients deterministically.
  */
 import WebSocket from 'ws'
+import { clientFrameBytesMax } from '../protocol/index.ts'
 
 export interface ClientTimer {
   cancel(): void
@@ -49,9 +50,6 @@ export const realClock: ClientClock = {
 
 export const realRandom: ClientRandom = Math.random
 
-/** The largest frame the client accepts: a record may be 64 MiB, and a frame carries one. */
-export const frameBytesMax = 128 * 1024 * 1024
-
 /** WebSockets (ws, or wss when the URL says so) to `${url}/client`. */
 export const webSocketTransport: ClientTransport = webSocketTransportWith({})
 
@@ -67,7 +65,7 @@ export function webSocketTransportWith(tls: { readonly ca?: string | Uint8Array 
         handlers.onClose(reason)
       }
       const socket = new WebSocket(`${url.replace(/\/+$/, '')}/client`, {
-        maxPayload: frameBytesMax,
+        maxPayload: clientFrameBytesMax,
         ...(ca === undefined ? {} : { ca }),
       })
       socket.binaryType = 'nodebuffer'

@@ -3,16 +3,29 @@
  * uint64. Decoding always validates: the result is a typed value or a `ProtocolError`,
  * never an exception.
  */
-import type { Command, CommandLimits, PackPhase, Result } from './commands.ts'
+import type { Command, CommandLimits, CommitCommand, PackPhase, Result } from './commands.ts'
 import { defaultCommandLimits } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import { readCount, readList, readOneOf, readString, readU64, validated } from './fields.ts'
+import { u64Max } from './ids.ts'
 import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 import type { Validated } from './validate.ts'
 import { validateCommand } from './validate.ts'
 
 export function encodeCommand(command: Command): Uint8Array {
   return encodeMsgpack(command)
+}
+
+/** A commit as a client builds it, before the session fields and the leader's stamp. */
+export type CommitBody = Omit<CommitCommand, 'session' | 'seq' | 'proposedTid'>
+
+/**
+ * The size of the Raft entry a commit becomes, which `commitBytesMax` bounds: its
+ * encoding with the session fields and the leader's stamp at their widest.
+ */
+export function commitEntryBytes(commit: CommitBody): number {
+  return encodeCommand({ ...commit, session: u64Max, seq: Number.MAX_SAFE_INTEGER, proposedTid: u64Max })
+    .byteLength
 }
 
 export function decodeCommand(

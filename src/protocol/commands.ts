@@ -4,6 +4,7 @@
  * into msgpack bytes, `validateCommand` turns untrusted decoded values back into them.
  */
 import type { Oid, Tid } from './ids.ts'
+import { recordBytesMax } from './limits.ts'
 
 /** A session id: issued by the `openSession` command, unique because it is that entry's log index. */
 export type SessionId = bigint
@@ -147,7 +148,7 @@ export type ResultCode = Result['code']
 
 /** Bounds on a command: checked by validation before the log and again on apply. */
 export interface CommandLimits {
-  /** Largest record data; bigger records are blobs, stored in chunks. @default 64 MiB */
+  /** Largest record data. @default recordBytesMax of limits.ts (64 MiB) */
   readonly recordBytesMax: number
   /** Most writes in one commit. @default 10 000 */
   readonly writesMax: number
@@ -164,7 +165,7 @@ export interface CommandLimits {
 }
 
 export const defaultCommandLimits: CommandLimits = {
-  recordBytesMax: 64 * 1024 * 1024,
+  recordBytesMax,
   writesMax: 10_000,
   readsMax: 10_000,
   refsMax: 100_000,

@@ -4,7 +4,7 @@
  */
 import type { Oid, Tid } from './ids.ts'
 
-export type ZeoqErrorCode = 'conflict' | 'corruption' | 'protocol' | 'tooOld'
+export type ZeoqErrorCode = 'conflict' | 'corruption' | 'limitMismatch' | 'protocol' | 'tooOld'
 
 export abstract class ZeoqError extends Error {
   abstract readonly code: ZeoqErrorCode
@@ -83,5 +83,39 @@ export class TooOldError extends ZeoqError {
     this.name = 'TooOldError'
     this.tid = tid
     this.oldestTid = oldestTid
+  }
+}
+
+/**
+ * Two size limits do not fit inside each other (src/protocol/limits.ts): e.g. a member's
+ * frame limit is too small for the largest commit a client may send. Raised when a member
+ * starts, before it serves anything: fix the configuration (or the limits) named.
+ */
+export class LimitMismatchError extends ZeoqError {
+  readonly code = 'limitMismatch'
+  /** The limit that must fit, e.g. `commitBytesMax`. */
+  readonly inner: string
+  readonly innerBytes: number
+  /** The limit it must fit in, e.g. `memberFrameBytesMax`. */
+  readonly outer: string
+  readonly outerBytes: number
+
+  constructor(
+    inner: string,
+    innerBytes: number,
+    neededBytes: number,
+    outer: string,
+    outerBytes: number,
+    why: string,
+  ) {
+    super(
+      `${inner} (${innerBytes} bytes) does not fit in ${outer} (${outerBytes} bytes): ${why}, ` +
+        `which takes ${neededBytes} bytes. Raise ${outer} or lower ${inner}.`,
+    )
+    this.name = 'LimitMismatchError'
+    this.inner = inner
+    this.innerBytes = innerBytes
+    this.outer = outer
+    this.outerBytes = outerBytes
   }
 }

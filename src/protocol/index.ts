@@ -29,7 +29,15 @@ export {
   encodeFrame,
   tokenRoles,
 } from './client.ts'
-export { decodeCommand, decodeResult, encodeCommand, encodeResult, resultFromValue } from './codec.ts'
+export type { CommitBody } from './codec.ts'
+export {
+  commitEntryBytes,
+  decodeCommand,
+  decodeResult,
+  encodeCommand,
+  encodeResult,
+  resultFromValue,
+} from './codec.ts'
 export type {
   Command,
   CommandLimits,
@@ -52,7 +60,14 @@ export type {
 } from './commands.ts'
 export { defaultCommandLimits } from './commands.ts'
 export type { ZeoqErrorCode } from './errors.ts'
-export { ConflictError, CorruptionError, ProtocolError, TooOldError, ZeoqError } from './errors.ts'
+export {
+  ConflictError,
+  CorruptionError,
+  LimitMismatchError,
+  ProtocolError,
+  TooOldError,
+  ZeoqError,
+} from './errors.ts'
 export type { Oid, Tid } from './ids.ts'
 export {
   isU64,
@@ -64,6 +79,24 @@ export {
   tidTimeMs,
   u64Max,
 } from './ids.ts'
+export type { SizeLimitName, SizeLimits } from './limits.ts'
+export {
+  appendEntryHeaderBytesMax,
+  checkSizeLimits,
+  clientBufferBytesMax,
+  clientFrameBytesMax,
+  commitBytesMax,
+  commitOverheadBytesMax,
+  entriesPerAppendMax,
+  frameEnvelopeBytes,
+  memberFrameBytesMax,
+  peerSendBufferBytesMax,
+  raftAppendBytesMax,
+  raftUncommittedBytesMax,
+  recordBytesMax,
+  sizeLimits,
+  snapshotChunkBytesMax,
+} from './limits.ts'
 export { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 export type {
   PeerFrame,
@@ -79,11 +112,9 @@ export {
   confMembersMax,
   decodePeerFrame,
   encodePeerFrame,
-  entriesPerAppendMax,
   peerNonceBytes,
   peerProtocolVersion,
   raftMessagesPerFrameMax,
-  snapshotChunkBytesMax,
 } from './peer.ts'
 export type { Validated } from './validate.ts'
 export { memberIdMax, memberUrlLengthMax, readMemberUrl, readRecord, validateCommand } from './validate.ts'

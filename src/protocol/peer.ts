@@ -17,6 +17,7 @@ import {
   readString,
   validated,
 } from './fields.ts'
+import { entriesPerAppendMax, snapshotChunkBytesMax } from './limits.ts'
 import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 
 export const peerProtocolVersion = 1
@@ -26,9 +27,6 @@ export const peerNonceBytes = 32
 
 /** Raft messages in one frame: enough to batch a Ready's output, small enough to bound a decode. */
 export const raftMessagesPerFrameMax = 1024
-
-/** Entries in one append: far above what appendBytesMax lets the leader put in one. */
-export const entriesPerAppendMax = 100_000
 
 export type WireEntryKind = 'normal' | 'noop' | 'config'
 
@@ -142,9 +140,6 @@ export interface SnapshotAckFrame {
   readonly ok: boolean
   readonly reason: string
 }
-
-/** Data bytes in one snapshot chunk: big enough to stream fast, small enough to keep few in memory. */
-export const snapshotChunkBytesMax = 1024 * 1024
 
 export function encodePeerFrame(frame: PeerFrame): Uint8Array {
   return encodeMsgpack(frame)

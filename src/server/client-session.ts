@@ -7,6 +7,7 @@
 import type { Logger } from 'pino'
 import {
   type ClientOp,
+  clientBufferBytesMax,
   clientProtocolVersions,
   decodeClientFrame,
   encodeFrame,
@@ -51,8 +52,6 @@ export interface ClientSessionOptions {
 const helloTimeoutMs = 10_000
 /** Requests one connection may have in progress; more get `overloaded`. */
 export const requestsInFlightMax = 4096
-/** Unsent bytes to one client beyond which it is disconnected: invalidations may not be dropped, so a client that cannot keep up must reconnect and verify its cache. */
-export const clientBufferBytesMax = 64 * 1024 * 1024
 
 const roleRank: Readonly<Record<TokenRole, number>> = { readOnly: 0, readWrite: 1, admin: 2 }
 

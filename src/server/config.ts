@@ -4,7 +4,7 @@
  * a whole. A bad value is refused with a `ConfigError` that names the field and says why.
  */
 import { readFileSync } from 'node:fs'
-import { type TokenRole, tokenRoles } from '../protocol/index.ts'
+import { memberFrameBytesMax, type TokenRole, tokenRoles } from '../protocol/index.ts'
 import type { NodeId } from '../raft/index.ts'
 
 export class ConfigError extends Error {
@@ -102,8 +102,8 @@ export const configDefaults = {
   // 50 ms ticks and a 10-tick election timeout: a dead leader is noticed in 0.5–1 s.
   tickMs: 50,
   electionTicks: 10,
-  // A 64 MiB record (the largest) plus the rest of its commit.
-  frameBytesMax: 96 * 1024 * 1024,
+  // Why 96 MiB, and what it must hold: src/protocol/limits.ts (a member checks at start-up).
+  frameBytesMax: memberFrameBytesMax,
   // Compact past 10,000 applied entries, keeping 1,000 for followers slightly behind.
   compactEntries: 10_000,
   compactTailEntries: 1_000,

@@ -3,7 +3,7 @@
  * peer network, HTTP status and metrics, and the process wiring. Its public surface:
  */
 export type { ClientLink, ClientSessionOptions } from './client-session.ts'
-export { ClientSession, clientBufferBytesMax, requestsInFlightMax } from './client-session.ts'
+export { ClientSession, requestsInFlightMax } from './client-session.ts'
 export type { MemberConfig, RawConfig, TokenGrant } from './config.ts'
 export {
   ConfigError,

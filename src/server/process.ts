@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
+import { checkSizeLimits, peerSendBufferBytesMax, sizeLimits } from '../protocol/index.ts'
 import { seededRandom } from '../raft/index.ts'
 import { openClassicDisk } from '../storage/index.ts'
 import type { MemberConfig } from './config.ts'
@@ -14,9 +15,6 @@ import { serveMember } from './http.ts'
 import { Member } from './member.ts'
 import { PeerWs } from './peer-ws.ts'
 import { realClock } from './seams.ts'
-
-/** Bytes queued on one peer link before Raft messages to it are dropped (Raft resends). */
-const peerSendBufferBytesMax = 32 * 1024 * 1024
 
 export interface RunningMember {
   readonly member: Member
@@ -43,6 +41,8 @@ export async function runMember(
   config: MemberConfig,
   logger = memberLogger(config.logLevel, config.id),
 ): Promise<RunningMember> {
+  // Before anything is opened: a frame limit too small for what clients and peers send is refused.
+  checkSizeLimits({ ...sizeLimits, memberFrameBytesMax: config.frameBytesMax })
   mkdirSync(config.dataDir, { recursive: true })
   const disk = await openClassicDisk(join(config.dataDir, 'db'))
   const peers = new PeerWs({

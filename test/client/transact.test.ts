@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, beforeEach, describe, it } from 'node:test'
-import { ConflictError, type Database, ReadOnlyError } from '../../src/client/index.ts'
+import { CommitTooLargeError, ConflictError, type Database, ReadOnlyError } from '../../src/client/index.ts'
+import { commitBytesMax, recordBytesMax } from '../../src/protocol/index.ts'
 import { FakeCluster } from './fake-cluster.ts'
 import { caughtUp, decode, encode, open } from './helpers.ts'
 
@@ -92,6 +93,34 @@ describe('client: transactions', () => {
       /changed my mind/,
     )
     assert.equal(cluster.commands().length, sent)
+  })
+
+  it('a commit larger than commitBytesMax is refused before it is sent, naming the limit and its size', async () => {
+    const db = await client()
+    const oids = await db.newOids(2)
+    const sent = cluster.commands().length
+    // Two records that each fit, and together pass the commit limit (one buffer, stored twice).
+    const data = new Uint8Array(Math.min(recordBytesMax, Math.ceil(commitBytesMax / 2)))
+    const refused = await db
+      .transact(async (tx) => {
+        for (const oid of oids) tx.store(oid, data)
+      })
+      .then(
+        () => assert.fail('the commit was accepted'),
+        (error: unknown) => error,
+      )
+    assert.ok(refused instanceof CommitTooLargeError, String(refused))
+    assert.equal(refused.limit, 'commitBytesMax')
+    assert.equal(refused.limitBytes, commitBytesMax)
+    assert.ok(
+      refused.sizeBytes > commitBytesMax && refused.sizeBytes < commitBytesMax + 1024,
+      `${refused.sizeBytes}`,
+    )
+    assert.match(
+      refused.message,
+      new RegExp(`${refused.sizeBytes} bytes.*commitBytesMax.*${commitBytesMax} bytes`),
+    )
+    assert.equal(cluster.commands().length, sent, 'nothing was sent')
   })
 
   it('a transaction that only marked an object read-current still commits, and conflicts if it changed', async () => {

@@ -1,12 +1,13 @@
 /** Member configuration: sources merge with flags winning, and bad values are refused by name. */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { ConfigError, configFromEnv, mergeConfig, resolveConfig } from '../../src/server/index.ts'
+import { LimitMismatchError } from '../../src/protocol/index.ts'
+import { ConfigError, configFromEnv, mergeConfig, resolveConfig, runMember } from '../../src/server/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'zeoq-config-'))
 const secretFile = join(dir, 'secret')
@@ -77,5 +78,42 @@ describe('member configuration', () => {
     )
     assert.equal(run.status, 2)
     assert.match(run.stderr, /Invalid configuration: peers does not name this member's own id 9/)
+  })
+
+  test('a member whose frame limit cannot hold the largest commit refuses to start, naming both limits', async () => {
+    const data = join(dir, 'small-frames')
+    const config = resolveConfig({ ...good, data, frameBytesMax: '65536' })
+    await assert.rejects(runMember(config), (error: unknown) => {
+      assert.ok(error instanceof LimitMismatchError, String(error))
+      assert.equal(error.inner, 'commitBytesMax')
+      assert.equal(error.outer, 'memberFrameBytesMax')
+      assert.equal(error.outerBytes, 65_536)
+      return true
+    })
+    assert.ok(!existsSync(data), 'nothing was opened')
+    const bin = fileURLToPath(new URL('../../bin/zeoq.js', import.meta.url))
+    const run = spawnSync(
+      process.execPath,
+      [
+        bin,
+        'start',
+        '--id',
+        '2',
+        '--peers',
+        peers,
+        '--data',
+        data,
+        '--secret-file',
+        secretFile,
+        '--frame-bytes-max',
+        '65536',
+      ],
+      { encoding: 'utf8' },
+    )
+    assert.equal(run.status, 2)
+    assert.match(
+      run.stderr,
+      /commitBytesMax \(\d+ bytes\) does not fit in memberFrameBytesMax \(65536 bytes\)/,
+    )
   })
 })

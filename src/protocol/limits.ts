@@ -1,0 +1,175 @@
+/**
+ * The size limits of zeoq, related to each other in one place: how big a record, a commit
+ * and a frame may be, what a member queues for a client, and the byte bounds the member
+ * gives its Raft core. Each number says why it is what it is; `checkSizeLimits` checks
+ * that they fit inside each other (a record in a commit, a commit in a frame, an append in
+ * a frame…) and names the two that do not.
+ *
+ * The commit limit is the one to move: `commitBytesMax` is today all a member's frame can
+ * carry, and lowering it (etcd keeps a request under 1.5 MiB) is a one-line change here;
+ * the record limit follows it, and the frame limits keep holding appends and answers.
+ */
+import { LimitMismatchError } from './errors.ts'
+
+const kib = 1024
+const mib = 1024 * kib
+
+/**
+ * Room a frame needs around the one command, record or batch it carries: the frame type,
+ * request id, op name, session fields and msgpack headers take well under 1 KiB; the rest
+ * is margin.
+ */
+export const frameEnvelopeBytes = 64 * kib
+
+/**
+ * Largest frame a member accepts from a client or a peer: the default of
+ * `--frame-bytes-max`. 96 MiB takes a commit holding a largest record (64 MiB) with the
+ * rest of its commit and room to spare, and bounds what one incoming message can cost a
+ * member in memory.
+ */
+export const memberFrameBytesMax = 96 * mib
+
+/**
+ * Largest commit, counted as its encoded Raft entry (`commitEntryBytes`). Today it is all
+ * a member's frame carries; the client refuses a larger commit before sending it
+ * (CommitTooLargeError). To lower the commit limit, change this line only.
+ */
+export const commitBytesMax = memberFrameBytesMax - frameEnvelopeBytes
+
+/**
+ * What a commit of one record adds to the record's data: its refs (100,000 refs at 9 bytes
+ * each, about 0.86 MiB), user and description (4,096 UTF-16 units each, at most 12 KiB in
+ * UTF-8), the extension (64 KiB), session fields and msgpack headers.
+ */
+export const commitOverheadBytesMax = 1 * mib
+
+/**
+ * Largest data of one record. 64 MiB: a member holds a few of these in memory while it
+ * applies and answers, and anything larger is better split by the application. Never more
+ * than a commit can carry, so that lowering `commitBytesMax` lowers it too.
+ */
+export const recordBytesMax = Math.min(64 * mib, commitBytesMax - commitOverheadBytesMax)
+
+/**
+ * Largest frame a client accepts from a member. A member's answers carry at most one record
+ * (a load) or a bounded list (invalidations, history, transactions); 128 MiB takes a
+ * largest record with room for a long list, and bounds what a member can make a client
+ * allocate.
+ */
+export const clientFrameBytesMax = 128 * mib
+
+/**
+ * Unsent bytes a member queues for one client before it disconnects the client:
+ * invalidations may not be dropped, so a client that cannot keep up must reconnect and
+ * verify its cache. Two largest answers: one being written while the next waits.
+ */
+export const clientBufferBytesMax = 128 * mib
+
+/**
+ * Bytes queued on one peer link before Raft messages to it are dropped: Raft resends what
+ * is lost, and a snapshot transfer restarts. 32 MiB is dozens of full appends.
+ */
+export const peerSendBufferBytesMax = 32 * mib
+
+/**
+ * Data bytes of entries per append the member's Raft core builds: large enough to batch
+ * many commits into one message, small enough that heartbeats queued behind it on the
+ * link are not held up long. An entry larger than this alone (a big commit) still goes,
+ * one to an append.
+ */
+export const raftAppendBytesMax = 1 * mib
+
+/**
+ * Proposed but uncommitted bytes a leader accepts before it refuses proposals as
+ * overloaded: back-pressure that bounds the log held in memory on every member. A
+ * proposal is always accepted when nothing is pending, so a largest commit still goes.
+ */
+export const raftUncommittedBytesMax = 64 * mib
+
+/**
+ * Entries one append may carry on the wire (the peer decoder's bound): far above what
+ * `raftAppendBytesMax` lets a leader put in one, since an encoded command is tens of bytes
+ * at least.
+ */
+export const entriesPerAppendMax = 100_000
+
+/** What an entry adds to its data in an append: its term, index, kind and msgpack headers. */
+export const appendEntryHeaderBytesMax = 64
+
+/**
+ * Data bytes in one snapshot chunk frame, as the peer decoder bounds them: big enough to
+ * stream at link speed, small enough that the few chunks in flight cost little memory.
+ */
+export const snapshotChunkBytesMax = 1 * mib
+
+/** The limits that must fit inside each other; a member checks them at start-up. */
+export interface SizeLimits {
+  readonly recordBytesMax: number
+  readonly commitBytesMax: number
+  /** A member's own, from `--frame-bytes-max`; the others are the same on every member. */
+  readonly memberFrameBytesMax: number
+  readonly clientFrameBytesMax: number
+  readonly clientBufferBytesMax: number
+  readonly raftAppendBytesMax: number
+  readonly snapshotChunkBytesMax: number
+}
+
+export type SizeLimitName = keyof SizeLimits
+
+export const sizeLimits: SizeLimits = {
+  recordBytesMax,
+  commitBytesMax,
+  memberFrameBytesMax,
+  clientFrameBytesMax,
+  clientBufferBytesMax,
+  raftAppendBytesMax,
+  snapshotChunkBytesMax,
+}
+
+/**
+ * Throws LimitMismatchError naming the first two limits that do not fit inside each other.
+ * Each check is "the inner limit, with what travels with it, fits in the outer one".
+ */
+export function checkSizeLimits(limits: SizeLimits): void {
+  const fits = (inner: SizeLimitName, innerBytes: number, outer: SizeLimitName, why: string): void => {
+    if (innerBytes > limits[outer]) {
+      throw new LimitMismatchError(inner, limits[inner], innerBytes, outer, limits[outer], why)
+    }
+  }
+  fits(
+    'recordBytesMax',
+    limits.recordBytesMax + commitOverheadBytesMax,
+    'commitBytesMax',
+    'a commit must hold a largest record with its refs and text',
+  )
+  fits(
+    'commitBytesMax',
+    limits.commitBytesMax + frameEnvelopeBytes,
+    'memberFrameBytesMax',
+    "a member must take in a client's largest commit, and a peer's append carrying it",
+  )
+  fits(
+    'raftAppendBytesMax',
+    limits.raftAppendBytesMax + entriesPerAppendMax * appendEntryHeaderBytesMax + frameEnvelopeBytes,
+    'memberFrameBytesMax',
+    'a member must take in the largest append its peers build',
+  )
+  fits(
+    'snapshotChunkBytesMax',
+    limits.snapshotChunkBytesMax + frameEnvelopeBytes,
+    'memberFrameBytesMax',
+    'a member must take in a snapshot chunk',
+  )
+  fits(
+    'recordBytesMax',
+    limits.recordBytesMax + frameEnvelopeBytes,
+    'clientFrameBytesMax',
+    'a client must take in the answer to a load of a largest record',
+  )
+  fits(
+    'recordBytesMax',
+    limits.recordBytesMax + frameEnvelopeBytes,
+    'clientBufferBytesMax',
+    'a member must queue a largest answer for a client without disconnecting it',
+  )
+}

@@ -1,0 +1,169 @@
+/** The size limits fit inside each other, each relation can fail by name, and the margins are honest. */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import {
+  appendEntryHeaderBytesMax,
+  type CommitBody,
+  checkSizeLimits,
+  commitBytesMax,
+  commitEntryBytes,
+  commitOverheadBytesMax,
+  defaultCommandLimits,
+  encodeFrame,
+  encodePeerFrame,
+  frameEnvelopeBytes,
+  LimitMismatchError,
+  raftAppendBytesMax,
+  raftUncommittedBytesMax,
+  recordBytesMax,
+  type SizeLimits,
+  sizeLimits,
+  u64Max,
+} from '../../src/protocol/index.ts'
+import { raftDefaults } from '../../src/raft/index.ts'
+
+function mismatch(limits: SizeLimits): LimitMismatchError {
+  try {
+    checkSizeLimits(limits)
+  } catch (error) {
+    assert.ok(error instanceof LimitMismatchError, `expected a LimitMismatchError, got ${String(error)}`)
+    return error
+  }
+  assert.fail('the limits were accepted')
+}
+
+describe('size limits', () => {
+  it('the limits as shipped fit inside each other', () => {
+    checkSizeLimits(sizeLimits)
+    assert.equal(recordBytesMax, 64 * 1024 * 1024)
+    assert.equal(
+      defaultCommandLimits.recordBytesMax,
+      recordBytesMax,
+      'commands are validated against the same record limit',
+    )
+  })
+
+  it('each relation that does not hold is refused, naming its two limits', () => {
+    const cases: readonly [Partial<SizeLimits>, string, string][] = [
+      [{ commitBytesMax: recordBytesMax }, 'recordBytesMax', 'commitBytesMax'],
+      [{ memberFrameBytesMax: 65_536 }, 'commitBytesMax', 'memberFrameBytesMax'],
+      [
+        { commitBytesMax: 1024 * 1024, recordBytesMax: 0, memberFrameBytesMax: 2 * 1024 * 1024 },
+        'raftAppendBytesMax',
+        'memberFrameBytesMax',
+      ],
+      [{ snapshotChunkBytesMax: 200 * 1024 * 1024 }, 'snapshotChunkBytesMax', 'memberFrameBytesMax'],
+      [{ clientFrameBytesMax: recordBytesMax }, 'recordBytesMax', 'clientFrameBytesMax'],
+      [{ clientBufferBytesMax: 64 * 1024 * 1024 }, 'recordBytesMax', 'clientBufferBytesMax'],
+    ]
+    for (const [change, inner, outer] of cases) {
+      const error = mismatch({ ...sizeLimits, ...change })
+      assert.deepEqual([error.inner, error.outer], [inner, outer], JSON.stringify(change))
+      assert.match(
+        error.message,
+        new RegExp(`^${inner} \\(\\d+ bytes\\) does not fit in ${outer} \\(\\d+ bytes\\)`),
+      )
+      assert.equal(error.code, 'limitMismatch')
+    }
+  })
+
+  it('the commit overhead covers a record with the most refs, the longest texts and the largest extension', () => {
+    const data = new Uint8Array(10)
+    const commit: CommitBody = {
+      type: 'commit',
+      user: '€'.repeat(defaultCommandLimits.textLengthMax),
+      description: '€'.repeat(defaultCommandLimits.textLengthMax),
+      extension: new Uint8Array(defaultCommandLimits.extensionBytesMax),
+      reads: [],
+      writes: [
+        {
+          oid: u64Max,
+          serial: u64Max,
+          record: { refs: Array(defaultCommandLimits.refsMax).fill(u64Max), data },
+        },
+      ],
+    }
+    const overheadBytes = commitEntryBytes(commit) - data.byteLength
+    assert.ok(
+      overheadBytes > 900_000,
+      `a commit this full is nearly a MiB beside its data (${overheadBytes})`,
+    )
+    assert.ok(overheadBytes <= commitOverheadBytesMax, `${overheadBytes} > ${commitOverheadBytesMax}`)
+  })
+
+  it("the frame envelope covers a client's commit request and a peer's append of one commit", () => {
+    const commit: CommitBody = {
+      type: 'commit',
+      user: 'u',
+      description: 'd',
+      extension: new Uint8Array(0),
+      reads: [],
+      writes: [{ oid: 1n, serial: 0n, record: { refs: [], data: new Uint8Array(100_000) } }],
+    }
+    const entryBytes = commitEntryBytes(commit)
+    const request = encodeFrame({
+      type: 'request',
+      id: Number.MAX_SAFE_INTEGER,
+      op: { op: 'command', command: { ...commit, session: u64Max, seq: Number.MAX_SAFE_INTEGER } },
+    })
+    assert.ok(request.byteLength - entryBytes <= frameEnvelopeBytes)
+    const append = encodePeerFrame({
+      type: 'raft',
+      messages: [
+        {
+          type: 'append',
+          from: 2 ** 31,
+          to: 2 ** 31,
+          term: Number.MAX_SAFE_INTEGER,
+          prevLogIndex: Number.MAX_SAFE_INTEGER,
+          prevLogTerm: Number.MAX_SAFE_INTEGER,
+          commit: Number.MAX_SAFE_INTEGER,
+          entries: [
+            {
+              term: Number.MAX_SAFE_INTEGER,
+              index: Number.MAX_SAFE_INTEGER,
+              kind: 'normal',
+              data: new Uint8Array(entryBytes),
+            },
+          ],
+        },
+      ],
+    })
+    assert.ok(append.byteLength - entryBytes <= frameEnvelopeBytes)
+  })
+
+  it('an entry adds at most appendEntryHeaderBytesMax to its data in an append', () => {
+    const entries = Array.from({ length: 1000 }, () => ({
+      term: Number.MAX_SAFE_INTEGER,
+      index: Number.MAX_SAFE_INTEGER,
+      kind: 'config' as const,
+      data: new Uint8Array(0),
+    }))
+    const frame = (count: number): number =>
+      encodePeerFrame({
+        type: 'raft',
+        messages: [
+          {
+            type: 'append',
+            from: 1,
+            to: 2,
+            term: 1,
+            prevLogIndex: 0,
+            prevLogTerm: 0,
+            commit: 0,
+            entries: entries.slice(0, count),
+          },
+        ],
+      }).byteLength
+    assert.ok((frame(1000) - frame(0)) / 1000 <= appendEntryHeaderBytesMax)
+  })
+
+  it("the Raft core's byte bounds are the member's (until the member passes them in itself)", () => {
+    assert.equal(raftDefaults.appendBytesMax, raftAppendBytesMax)
+    assert.equal(raftDefaults.uncommittedBytesMax, raftUncommittedBytesMax)
+  })
+
+  it('a largest commit fits the frame limit exactly as shipped', () => {
+    assert.equal(commitBytesMax + frameEnvelopeBytes, sizeLimits.memberFrameBytesMax)
+  })
+})
