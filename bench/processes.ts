@@ -6,12 +6,14 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { get as httpGetPlain } from 'node:http'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, loopbackHost } from '../src/cli/local-quorum.ts'
+
+export { freePort }
 
 /** The only address the benchmark uses: nothing leaves the machine. */
-export const loopback = '127.0.0.1'
+export const loopback = loopbackHost
 
 const pollIntervalMs = 25
 
@@ -87,18 +89,6 @@ export async function stopProcess(
     child.kill('SIGKILL')
     await exited
   }
-}
-
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, loopback, () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 export function sleep(ms: number): Promise<void> {

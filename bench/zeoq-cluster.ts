@@ -1,29 +1,17 @@
 /**
- * Three (or more) real `zeoq start` member processes on 127.0.0.1, as the end-to-end
- * tests start them, with sync on (the default): free ports, a secret, tokens, a data
- * directory each; ways to find the leader, kill, restart and profile members.
+ * Three (or more) real `zeoq start` member processes on 127.0.0.1, started by the
+ * project's one local-quorum launcher (src/cli/local-quorum.ts) as the end-to-end tests
+ * start them, with sync on (the default); ways to find the leader, kill, restart and
+ * profile members. The processes and the directory are the benchmark's to clean up.
  */
-import type { ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { freePort, LocalQuorum } from '../src/cli/local-quorum.ts'
 import type { MemberStatus } from '../src/protocol/index.ts'
-import {
-  freePort,
-  httpGet,
-  loopback,
-  removeDir,
-  spawnTracked,
-  stopProcess,
-  tempDir,
-  waitFor,
-} from './processes.ts'
-
-const zeoqBin = fileURLToPath(new URL('../bin/zeoq.js', import.meta.url))
+import { removeDir, tempDir, track, waitFor } from './processes.ts'
 
 /** Long enough for a loaded 2-core machine to start three tsx processes and elect. */
 const leaderTimeoutMs = 60_000
+/** The benchmark polls faster than the tests: failover times are read from these waits. */
+const pollIntervalMs = 25
 
 export interface ZeoqClusterOptions {
   readonly members?: number
@@ -31,42 +19,41 @@ export interface ZeoqClusterOptions {
   readonly nodeArgs?: readonly string[]
 }
 
-interface Member {
-  child: ChildProcess
-  output: () => string
-}
-
 export class ZeoqCluster {
   readonly dir: string
   readonly urls: ReadonlyMap<number, string>
   readonly token: string
-  readonly #secretFile: string
-  readonly #tokensFile: string
-  readonly #nodeArgs: readonly string[]
-  readonly #members = new Map<number, Member>()
+  readonly #quorum: LocalQuorum
+  /** Aborted when a member dies by itself: the benchmark has failed, and waits end at once. */
+  readonly #died: AbortController
 
-  private constructor(dir: string, urls: Map<number, string>, nodeArgs: readonly string[]) {
-    this.dir = dir
-    this.urls = urls
-    this.#nodeArgs = nodeArgs
-    this.token = randomBytes(18).toString('base64url')
-    this.#secretFile = join(dir, 'secret')
-    this.#tokensFile = join(dir, 'tokens.json')
-    writeFileSync(this.#secretFile, randomBytes(32).toString('hex'))
-    writeFileSync(
-      this.#tokensFile,
-      JSON.stringify({ tokens: [{ token: this.token, role: 'admin', name: 'bench' }] }),
-    )
+  private constructor(quorum: LocalQuorum, died: AbortController) {
+    this.#quorum = quorum
+    this.#died = died
+    this.dir = quorum.dir
+    this.urls = quorum.urls
+    this.token = quorum.files.tokens.admin
   }
 
   /** Starts the members and waits until they agree on a leader. */
   static async start(options: ZeoqClusterOptions = {}): Promise<ZeoqCluster> {
     const count = options.members ?? 3
-    const dir = tempDir('zeoq-bench-')
-    const urls = new Map<number, string>()
-    for (let id = 1; id <= count; id++) urls.set(id, `ws://${loopback}:${await freePort()}`)
-    const cluster = new ZeoqCluster(dir, urls, options.nodeArgs ?? [])
-    for (const id of urls.keys()) cluster.startMember(id)
+    const ports = new Map<number, number>()
+    for (let id = 1; id <= count; id++) ports.set(id, await freePort())
+    const died = new AbortController()
+    const quorum = await LocalQuorum.open({
+      dir: tempDir('zeoq-bench-'),
+      ports,
+      logLevel: 'warn',
+      nodeArgs: options.nodeArgs ?? [],
+      onSpawn: (_id, child) => track(child),
+      onExit: ({ id, expected, output }) => {
+        if (!expected && !died.signal.aborted)
+          died.abort(new Error(`zeoq member ${id} exited by itself:\n${output.slice(-4000)}`))
+      },
+    })
+    const cluster = new ZeoqCluster(quorum, died)
+    quorum.startAll()
     await cluster.waitForLeader()
     return cluster
   }
@@ -76,70 +63,38 @@ export class ZeoqCluster {
   }
 
   url(id: number): string {
-    const url = this.urls.get(id)
-    if (url === undefined) throw new Error(`No member ${id}.`)
-    return url
+    return this.#quorum.url(id)
   }
 
   pid(id: number): number | undefined {
-    return this.#members.get(id)?.child.pid
+    return this.#quorum.pid(id)
   }
 
   running(): number[] {
-    return [...this.#members.keys()]
+    return this.#quorum.runningIds()
   }
 
   startMember(id: number): void {
-    const { child, output } = spawnTracked(process.execPath, [
-      ...this.#nodeArgs,
-      zeoqBin,
-      'start',
-      '--id',
-      String(id),
-      '--peers',
-      [...this.urls].map(([i, url]) => `${i}=${url}`).join(','),
-      '--data',
-      join(this.dir, String(id)),
-      '--secret-file',
-      this.#secretFile,
-      '--tokens-file',
-      this.#tokensFile,
-      '--log-level',
-      'warn',
-    ])
-    this.#members.set(id, { child, output })
+    this.#quorum.startMember(id)
   }
 
   /** SIGKILL (a crash) or SIGTERM (a clean shutdown); waits until the process is gone. */
   async stopMember(id: number, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
-    const member = this.#members.get(id)
-    if (member === undefined) return
-    this.#members.delete(id)
-    await stopProcess(member.child, signal)
+    if (this.#quorum.isRunning(id)) await this.#quorum.signal(id, signal)
   }
 
   async status(id: number): Promise<MemberStatus | undefined> {
-    const response = await httpGet(`${this.url(id).replace(/^ws/, 'http')}/status`)
-    if (response?.status !== 200) return undefined
-    return JSON.parse(response.body) as MemberStatus
+    return await this.#quorum.status(id)
   }
 
   async ready(id: number): Promise<boolean> {
-    const response = await httpGet(`${this.url(id).replace(/^ws/, 'http')}/readyz`)
-    return response?.status === 200
+    return (await this.#quorum.get(id, '/readyz'))?.status === 200
   }
 
   /** Waits until the running members agree on one leader; returns its id. */
   async waitForLeader(timeoutMs = leaderTimeoutMs): Promise<number> {
-    return await waitFor('a zeoq leader', timeoutMs, async () => {
-      this.#checkAlive()
-      const among = this.running()
-      const statuses = await Promise.all(among.map((id) => this.status(id)))
-      const leader = statuses.find((s) => s?.role === 'leader')
-      if (leader === undefined) return undefined
-      const agree = statuses.every((s) => s !== undefined && s.leader === leader.id && s.term === leader.term)
-      return agree ? leader.id : undefined
-    })
+    const leader = await this.#quorum.waitForLeader({ timeoutMs, pollIntervalMs, signal: this.#died.signal })
+    return leader.id
   }
 
   /** Waits until member `id` has applied everything the leader has committed. */
@@ -154,15 +109,12 @@ export class ZeoqCluster {
   }
 
   async stop(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
-    await Promise.all(this.running().map((id) => this.stopMember(id, signal)))
+    await this.#quorum.stop(signal)
     removeDir(this.dir)
   }
 
   /** A member that died by itself is a failed benchmark: say so with its last output. */
   #checkAlive(): void {
-    for (const [id, member] of this.#members) {
-      if (member.child.exitCode !== null || member.child.signalCode !== null)
-        throw new Error(`zeoq member ${id} exited by itself:\n${member.output().slice(-4000)}`)
-    }
+    this.#died.signal.throwIfAborted()
   }
 }

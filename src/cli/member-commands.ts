@@ -1,11 +1,7 @@
 /**
  * `zeoq start`, `zeoq quorum` and `zeoq status`: running members and looking at them.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { LimitMismatchError, type MemberStatus } from '../protocol/index.ts'
 import {
@@ -19,17 +15,7 @@ import {
   runMember,
   toJson,
 } from '../server/index.ts'
-
-/** The `zeoq` launcher, found from here whether this runs from src/ or from the build in dist/. */
-function zeoqBinPath(): string {
-  let dir = new URL('.', import.meta.url)
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = new URL('bin/zeoq.js', dir)
-    if (existsSync(candidate) && existsSync(new URL('package.json', dir))) return fileURLToPath(candidate)
-    dir = new URL('..', dir)
-  }
-  throw new Error('bin/zeoq.js was not found above the CLI module: is the package complete?')
-}
+import { LocalQuorum, memberGet, PortInUseError } from './local-quorum.ts'
 
 /** How long `zeoq quorum` waits for a leader before giving up. */
 const quorumLeaderWaitMs = 30_000
@@ -183,11 +169,10 @@ export function peerUrls(text: string): string[] {
 type StatusOrError = MemberStatus | { readonly error: string }
 
 export async function fetchStatus(url: string): Promise<StatusOrError> {
-  const httpUrl = `${url.replace(/^ws/, 'http')}/status`
   try {
-    const response = await fetch(httpUrl, { signal: AbortSignal.timeout(statusTimeoutMs) })
-    if (!response.ok) return { error: `HTTP ${response.status}` }
-    return (await response.json()) as MemberStatus
+    const response = await memberGet(url, '/status', { timeoutMs: statusTimeoutMs })
+    if (response.status !== 200) return { error: `HTTP ${response.status}` }
+    return JSON.parse(response.body) as MemberStatus
   } catch (error) {
     return { error: error instanceof Error ? error.message : String(error) }
   }
@@ -222,89 +207,60 @@ function statusTable(urls: readonly string[], statuses: readonly StatusOrError[]
   return [line(header), ...rows.map(line)].join('\n')
 }
 
-/** Writes the cluster secret and a tokens file once; later runs reuse them. */
-function ensureQuorumFiles(dir: string): {
-  secretFile: string
-  tokensFile: string
-  tokens: Record<string, string>
-} {
-  mkdirSync(dir, { recursive: true })
-  const secretFile = join(dir, 'cluster.secret')
-  const tokensFile = join(dir, 'tokens.json')
-  if (!existsSync(secretFile))
-    writeFileSync(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 })
-  if (!existsSync(tokensFile)) {
-    const tokens = ['admin', 'readWrite', 'readOnly'].map((role) => ({
-      token: randomBytes(24).toString('base64url'),
-      role,
-      name: `local ${role}`,
-    }))
-    writeFileSync(tokensFile, `${JSON.stringify({ tokens }, null, 2)}\n`, { mode: 0o600 })
-  }
-  const parsed = JSON.parse(readFileSync(tokensFile, 'utf8')) as { tokens: { token: string; role: string }[] }
-  return { secretFile, tokensFile, tokens: Object.fromEntries(parsed.tokens.map((t) => [t.role, t.token])) }
-}
-
+/**
+ * `zeoq quorum`: members 1…n on base-port…, their files in `dir`. Refuses at once when a
+ * port is taken (an earlier quorum still running would answer for this one), prints how
+ * to connect once a leader is agreed on, and stops every member on Ctrl-C.
+ */
 async function runQuorum(dir: string, nodes: number, basePort: number, logLevel: string): Promise<void> {
-  const { secretFile, tokensFile, tokens } = ensureQuorumFiles(dir)
-  const urls = Array.from({ length: nodes }, (_, i) => `ws://127.0.0.1:${basePort + i}`)
-  const peers = urls.map((url, i) => `${i + 1}=${url}`).join(',')
-  const children: ChildProcess[] = []
-  let stopping = false
+  const ports = new Map(Array.from({ length: nodes }, (_, i) => [i + 1, basePort + i] as const))
+  const stopping = new AbortController()
+  let quorum: LocalQuorum
+  try {
+    quorum = await LocalQuorum.open({
+      dir,
+      ports,
+      logLevel,
+      logFiles: true,
+      onExit: ({ id, code, signal, expected }) => {
+        if (expected || stopping.signal.aborted) return
+        // The others carry on, as a quorum should: that is the point of having one.
+        process.stderr.write(
+          `member ${id} exited (${signal ?? `code ${code}`}); the others carry on. See ${quorum.logFile(id)}\n`,
+        )
+        if (quorum.runningIds().length === 0) stopping.abort(new Error('Every member exited.'))
+      },
+    })
+  } catch (error) {
+    if (error instanceof PortInUseError) fail(`${error.message.replace(/\.$/, '')} with --base-port.`, 1)
+    throw error
+  }
   const stopAll = (): void => {
-    if (stopping) return
-    stopping = true
+    if (stopping.signal.aborted) return
+    stopping.abort(new Error('stopped'))
     process.stdout.write('\nstopping the quorum…\n')
-    for (const child of children) child.kill('SIGTERM')
+    quorum.stop('SIGTERM').catch(() => {})
   }
   process.once('SIGINT', stopAll)
   process.once('SIGTERM', stopAll)
-  for (let i = 1; i <= nodes; i++) {
-    const log = createWriteStream(join(dir, `member-${i}.log`), { flags: 'a' })
-    const child = spawn(
-      process.execPath,
-      [
-        zeoqBinPath(),
-        'start',
-        '--id',
-        String(i),
-        '--peers',
-        peers,
-        '--data',
-        join(dir, String(i)),
-        '--secret-file',
-        secretFile,
-        '--tokens-file',
-        tokensFile,
-        '--log-level',
-        logLevel,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    child.stdout?.pipe(log)
-    child.stderr?.pipe(log)
-    child.on('exit', (code, signal) => {
-      if (!stopping) {
-        // The others carry on, as a quorum should: that is the point of having one.
-        process.stderr.write(
-          `member ${i} exited (${signal ?? `code ${code}`}); the others carry on. See ${join(dir, `member-${i}.log`)}\n`,
-        )
-      }
-    })
-    children.push(child)
-  }
-  const deadline = Date.now() + quorumLeaderWaitMs
+  quorum.startAll()
   let leader: MemberStatus | undefined
-  while (!stopping && leader === undefined && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200))
-    const statuses = await Promise.all(urls.map((u) => fetchStatus(u)))
-    leader = statuses.find((s): s is MemberStatus => !('error' in s) && s.role === 'leader')
-  }
-  if (leader === undefined) {
-    if (!stopping)
-      process.stderr.write(`zeoq: no leader within ${quorumLeaderWaitMs / 1000} s; see the logs in ${dir}\n`)
+  try {
+    leader = await quorum.waitForLeader({
+      timeoutMs: quorumLeaderWaitMs,
+      signal: stopping.signal,
+      pollIntervalMs: 200,
+    })
+  } catch (error) {
+    if (!stopping.signal.aborted || stopping.signal.reason?.message !== 'stopped')
+      process.stderr.write(
+        `zeoq: ${error instanceof Error ? error.message : String(error)} See the logs in ${dir}\n`,
+      )
     stopAll()
-  } else {
+  }
+  if (leader !== undefined) {
+    const urls = [...quorum.urls.values()]
+    const { tokens } = quorum.files
     process.stdout.write(
       [
         `zeoq quorum of ${nodes} is up; member ${leader.id} leads (term ${leader.term}).`,
@@ -326,10 +282,6 @@ async function runQuorum(dir: string, nodes: number, basePort: number, logLevel:
       ].join('\n'),
     )
   }
-  await Promise.all(
-    children.map(
-      (child) => new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r()))),
-    ),
-  )
+  await quorum.allExited()
   if (leader === undefined) process.exit(1)
 }

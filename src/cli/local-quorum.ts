@@ -1,0 +1,503 @@
+/**
+ * A quorum of `zeoq start` processes on 127.0.0.1: the one launcher behind `zeoq quorum`,
+ * the end-to-end tests (test/server/processes.ts) and the benchmark (bench/zeoq-cluster.ts).
+ * It checks that every port is free before it starts anything — a port still held by an
+ * earlier quorum would otherwise answer for the new one while the new members die — and
+ * writes the cluster secret and a tokens file; then it starts, signals and watches
+ * members, reads their HTTP endpoints and waits until they agree on a leader. Every wait
+ * is bounded and polls a condition.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import { get as httpGet } from 'node:http'
+import { get as httpsGet } from 'node:https'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { MemberStatus } from '../protocol/index.ts'
+
+/** The only address a local quorum uses: nothing leaves the machine. */
+export const loopbackHost = '127.0.0.1'
+
+/** How often waits poll the members. */
+const pollIntervalMsDefault = 50
+/** How long one HTTP request to a member may take. */
+const memberRequestTimeoutMs = 1000
+/** How long a SIGTERM'd member may take to stop before it is killed. */
+const stopTimeoutMs = 15_000
+/** Output kept per member (the tail): enough for a test to search, bounded for a long run. */
+const outputBytesMax = 4 * 1024 * 1024
+/** Processes looked at when finding who holds a port (/proc on Linux). */
+const processesScannedMax = 100_000
+
+/** The `zeoq` launcher, found from here whether this runs from src/ or from the build in dist/. */
+export function zeoqBinPath(): string {
+  let dir = new URL('.', import.meta.url)
+  for (let depth = 0; depth < 6; depth++) {
+    const candidate = new URL('bin/zeoq.js', dir)
+    if (existsSync(candidate) && existsSync(new URL('package.json', dir))) return fileURLToPath(candidate)
+    dir = new URL('..', dir)
+  }
+  throw new Error('bin/zeoq.js was not found above the CLI module: is the package complete?')
+}
+
+export interface QuorumTokens {
+  readonly admin: string
+  readonly readWrite: string
+  readonly readOnly: string
+}
+
+export interface QuorumFiles {
+  readonly secretFile: string
+  readonly tokensFile: string
+  readonly tokens: QuorumTokens
+}
+
+const roles = ['admin', 'readWrite', 'readOnly'] as const
+
+/** Writes the cluster secret and a tokens file (one token per role) into `dir`; a later run reuses them. */
+export function ensureQuorumFiles(dir: string): QuorumFiles {
+  mkdirSync(dir, { recursive: true })
+  const secretFile = join(dir, 'cluster.secret')
+  const tokensFile = join(dir, 'tokens.json')
+  if (!existsSync(secretFile))
+    writeFileSync(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 })
+  if (!existsSync(tokensFile)) {
+    const tokens = roles.map((role) => ({
+      token: randomBytes(24).toString('base64url'),
+      role,
+      name: `local ${role}`,
+    }))
+    writeFileSync(tokensFile, `${JSON.stringify({ tokens }, null, 2)}\n`, { mode: 0o600 })
+  }
+  const parsed = JSON.parse(readFileSync(tokensFile, 'utf8')) as {
+    readonly tokens?: readonly { readonly token?: unknown; readonly role?: unknown }[]
+  }
+  const tokenOf = (role: string): string => {
+    const found = parsed.tokens?.find((t) => t.role === role)?.token
+    if (typeof found !== 'string')
+      throw new Error(`${tokensFile} has no ${role} token: remove it to start afresh`)
+    return found
+  }
+  return {
+    secretFile,
+    tokensFile,
+    tokens: { admin: tokenOf('admin'), readWrite: tokenOf('readWrite'), readOnly: tokenOf('readOnly') },
+  }
+}
+
+/** A port the quorum needs is taken: names it, and what holds it when that can be told. */
+export class PortInUseError extends Error {
+  readonly port: number
+  /** E.g. `zeoq member 1 (leader, term 3)`, `process 123 (node …)`; undefined when nothing says. */
+  readonly holder: string | undefined
+
+  constructor(port: number, holder: string | undefined) {
+    super(
+      `Port ${port} on ${loopbackHost} is already in use${holder === undefined ? '' : ` by ${holder}`}. ` +
+        'Stop what holds it, or choose other ports.',
+    )
+    this.name = 'PortInUseError'
+    this.port = port
+    this.holder = holder
+  }
+}
+
+/** A port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, loopbackHost, () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Throws PortInUseError for the first of `ports` that cannot be bound on 127.0.0.1. */
+export async function checkPortsFree(ports: readonly number[]): Promise<void> {
+  for (const port of ports) {
+    const free = await new Promise<boolean>((resolve, reject) => {
+      const server = createServer()
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        error.code === 'EADDRINUSE' ? resolve(false) : reject(error),
+      )
+      server.listen(port, loopbackHost, () => server.close(() => resolve(true)))
+    })
+    if (!free) throw new PortInUseError(port, await portHolder(port))
+  }
+}
+
+/** Who holds `port`: a zeoq member answering /status there, and the process, as far as either can be told. */
+async function portHolder(port: number): Promise<string | undefined> {
+  const found: string[] = []
+  try {
+    const response = await memberGet(`ws://${loopbackHost}:${port}`, '/status')
+    const status = JSON.parse(response.body) as Partial<MemberStatus>
+    if (typeof status.id === 'number' && typeof status.role === 'string')
+      found.push(`zeoq member ${status.id} (${status.role}, term ${status.term})`)
+  } catch {
+    // Not a zeoq member over plain HTTP: the process, if visible, says more.
+  }
+  const listener = listeningProcess(port)
+  if (listener !== undefined) found.push(listener)
+  return found.length === 0 ? undefined : found.join(', ')
+}
+
+/** On Linux, the process listening on `port`, if this user may see its descriptors. */
+function listeningProcess(port: number): string | undefined {
+  const inodes = new Set<string>()
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = ''
+    try {
+      text = readFileSync(table, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st … inode: st 0A is LISTEN, the port is hex after the colon.
+      const fields = line.trim().split(/\s+/)
+      const localPort = Number.parseInt(fields[1]?.split(':')[1] ?? '', 16)
+      const inode = fields[9]
+      if (fields[3] === '0A' && localPort === port && inode !== undefined && inode !== '0') inodes.add(inode)
+    }
+  }
+  if (inodes.size === 0) return undefined
+  let pids: string[] = []
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
+  } catch {
+    return undefined
+  }
+  for (const pid of pids.slice(0, processesScannedMax)) {
+    let fds: string[] = []
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue
+    }
+    for (const fd of fds) {
+      let target = ''
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`)
+      } catch {
+        continue
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+      if (inode === undefined || !inodes.has(inode)) continue
+      let command = ''
+      try {
+        command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ')
+      } catch {
+        // Gone meanwhile.
+      }
+      return `process ${pid}${command === '' ? '' : ` (${command.slice(0, 160)})`}`
+    }
+  }
+  return undefined
+}
+
+/**
+ * GET `path` from a member's HTTP endpoint (https for wss:// members, trusting `ca` when
+ * given). Rejects when nothing answers in time.
+ */
+export async function memberGet(
+  memberUrl: string,
+  path: string,
+  options: { readonly ca?: Uint8Array; readonly timeoutMs?: number } = {},
+): Promise<{ readonly status: number; readonly body: string }> {
+  const url = `${memberUrl.replace(/\/+$/, '').replace(/^ws/, 'http')}${path}`
+  const timeoutMs = options.timeoutMs ?? memberRequestTimeoutMs
+  const get = url.startsWith('https:') ? httpsGet : httpGet
+  return await new Promise((resolve, reject) => {
+    const request = get(
+      url,
+      { timeout: timeoutMs, ...(options.ca === undefined ? {} : { ca: Buffer.from(options.ca) }) },
+      (response) => {
+        const chunks: Buffer[] = []
+        response.on('data', (chunk: Buffer) => chunks.push(chunk))
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+        )
+        response.on('error', reject)
+      },
+    )
+    request.on('timeout', () => request.destroy(new Error(`no answer from ${url} in ${timeoutMs} ms`)))
+    request.on('error', reject)
+  })
+}
+
+export interface MemberExit {
+  readonly id: number
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  /** The launcher signalled it (or was told to expect the exit): not a failure. */
+  readonly expected: boolean
+  /** The tail of what the process wrote. */
+  readonly output: string
+}
+
+export interface LocalQuorumOptions {
+  /** Holds the secret, the tokens file and each member's data directory (and log file). */
+  readonly dir: string
+  /** Member id → port on 127.0.0.1. */
+  readonly ports: ReadonlyMap<number, number>
+  /** Serve wss:// with these PEM files; the launcher's own requests trust `caFile`. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string }
+  /** The members' log level. @default 'warn' */
+  readonly logLevel?: string
+  /** More `zeoq start` arguments for every member. */
+  readonly memberArgs?: readonly string[]
+  /** Options for node itself, before bin/zeoq.js (e.g. `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[]
+  /** Also append each member's output to `<dir>/member-<id>.log`. @default false */
+  readonly logFiles?: boolean
+  /** Each process started, e.g. for a benchmark to kill on exit. */
+  readonly onSpawn?: (id: number, child: ChildProcess) => void
+  /** Each process that ended. */
+  readonly onExit?: (exit: MemberExit) => void
+}
+
+interface Running {
+  readonly child: ChildProcess
+  output: string
+  expected: boolean
+}
+
+export class LocalQuorum {
+  readonly dir: string
+  readonly urls = new Map<number, string>()
+  readonly files: QuorumFiles
+  readonly #options: LocalQuorumOptions
+  readonly #ca: Uint8Array | undefined
+  readonly #members = new Map<number, Running>()
+
+  private constructor(options: LocalQuorumOptions, files: QuorumFiles) {
+    this.dir = options.dir
+    this.files = files
+    this.#options = options
+    this.#ca = options.tls === undefined ? undefined : readFileSync(options.tls.caFile)
+    for (const [id, port] of options.ports) this.urls.set(id, this.#urlOf(port))
+  }
+
+  /** Checks that every port is free (PortInUseError otherwise) and writes the files; starts nothing. */
+  static async open(options: LocalQuorumOptions): Promise<LocalQuorum> {
+    await checkPortsFree([...options.ports.values()])
+    return new LocalQuorum(options, ensureQuorumFiles(options.dir))
+  }
+
+  /** Every member as ID=URL, comma-separated, as `--peers` takes them. */
+  get peers(): string {
+    return [...this.urls].map(([id, url]) => `${id}=${url}`).join(',')
+  }
+
+  url(id: number): string {
+    const url = this.urls.get(id)
+    if (url === undefined) throw new Error(`There is no member ${id}.`)
+    return url
+  }
+
+  /** Adds member `id` on `port` (checked free) to the URLs; start it with `startMember`. */
+  async addMember(id: number, port: number): Promise<string> {
+    await checkPortsFree([port])
+    const url = this.#urlOf(port)
+    this.urls.set(id, url)
+    return url
+  }
+
+  startAll(): void {
+    for (const id of this.urls.keys()) this.startMember(id)
+  }
+
+  /** Starts `zeoq start` for member `id`; `membership` defaults to `--peers` with every member. */
+  startMember(
+    id: number,
+    extraArgs: readonly string[] = [],
+    membership: readonly string[] = ['--peers', this.peers],
+  ): ChildProcess {
+    const options = this.#options
+    const tlsArgs =
+      options.tls === undefined
+        ? []
+        : [
+            '--tls-cert',
+            options.tls.certFile,
+            '--tls-key',
+            options.tls.keyFile,
+            '--tls-ca',
+            options.tls.caFile,
+          ]
+    const child = spawn(
+      process.execPath,
+      [
+        ...(options.nodeArgs ?? []),
+        zeoqBinPath(),
+        'start',
+        '--id',
+        String(id),
+        ...membership,
+        '--data',
+        join(this.dir, String(id)),
+        '--secret-file',
+        this.files.secretFile,
+        '--tokens-file',
+        this.files.tokensFile,
+        '--log-level',
+        options.logLevel ?? 'warn',
+        ...tlsArgs,
+        ...(options.memberArgs ?? []),
+        ...extraArgs,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    const member: Running = { child, output: '', expected: false }
+    this.#members.set(id, member)
+    const log = options.logFiles ? createWriteStream(this.logFile(id), { flags: 'a' }) : undefined
+    const keep = (data: Buffer): void => {
+      member.output = (member.output + data.toString()).slice(-outputBytesMax)
+      log?.write(data)
+    }
+    child.stdout?.on('data', keep)
+    child.stderr?.on('data', keep)
+    child.once('exit', (code, signal) => {
+      log?.end()
+      options.onExit?.({ id, code, signal, expected: member.expected, output: member.output })
+    })
+    options.onSpawn?.(id, child)
+    return child
+  }
+
+  logFile(id: number): string {
+    return join(this.dir, `member-${id}.log`)
+  }
+
+  /** Whether member `id`'s latest process is running. */
+  isRunning(id: number): boolean {
+    const child = this.#members.get(id)?.child
+    return child !== undefined && child.exitCode === null && child.signalCode === null
+  }
+
+  /** The members whose latest process is running. */
+  runningIds(): number[] {
+    return [...this.#members.keys()].filter((id) => this.isRunning(id))
+  }
+
+  pid(id: number): number | undefined {
+    return this.isRunning(id) ? this.#members.get(id)?.child.pid : undefined
+  }
+
+  /** The tail of what member `id`'s latest process wrote. */
+  output(id: number): string {
+    return this.#members.get(id)?.output ?? ''
+  }
+
+  /** Member `id` is to exit by itself (it was removed): its exit is not a failure. */
+  expectExit(id: number): void {
+    const member = this.#members.get(id)
+    if (member !== undefined) member.expected = true
+  }
+
+  /**
+   * Sends `signal` to member `id`. For SIGTERM and SIGKILL it waits until the process is
+   * gone (a SIGTERM not obeyed within 15 s becomes a SIGKILL) and returns its exit code.
+   */
+  async signal(id: number, signal: NodeJS.Signals): Promise<number | null> {
+    const member = this.#members.get(id)
+    if (member === undefined) throw new Error(`Member ${id} was never started.`)
+    const { child } = member
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    const stops = signal === 'SIGTERM' || signal === 'SIGKILL'
+    if (stops) member.expected = true
+    child.kill(signal)
+    if (!stops) return null
+    const late = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), stopTimeoutMs).unref())
+    if ((await Promise.race([exited, late])) === 'late') child.kill('SIGKILL')
+    return await exited
+  }
+
+  /** Stops every running member with `signal` and waits until all are gone. */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGKILL'): Promise<void> {
+    await Promise.all(this.runningIds().map((id) => this.signal(id, signal)))
+  }
+
+  /** Resolves once every member started has exited. */
+  async allExited(): Promise<void> {
+    await Promise.all(
+      [...this.#members.values()].map(
+        ({ child }) =>
+          new Promise<void>((resolve) =>
+            child.exitCode !== null || child.signalCode !== null
+              ? resolve()
+              : child.once('exit', () => resolve()),
+          ),
+      ),
+    )
+  }
+
+  /** GET `path` from member `id`; undefined when it does not answer. */
+  async get(
+    id: number,
+    path: string,
+    timeoutMs = memberRequestTimeoutMs,
+  ): Promise<{ readonly status: number; readonly body: string } | undefined> {
+    try {
+      return await memberGet(this.url(id), path, { ...(this.#ca ? { ca: this.#ca } : {}), timeoutMs })
+    } catch {
+      return undefined
+    }
+  }
+
+  async status(id: number): Promise<MemberStatus | undefined> {
+    const response = await this.get(id, '/status')
+    return response?.status === 200 ? (JSON.parse(response.body) as MemberStatus) : undefined
+  }
+
+  /**
+   * Waits until the members `among` (default: those running) agree on one leader and
+   * term, and returns the leader's status. Throws after `timeoutMs` with what each member
+   * last said, or with the signal's reason when it is aborted.
+   */
+  async waitForLeader(
+    options: {
+      readonly timeoutMs: number
+      readonly among?: readonly number[]
+      readonly signal?: AbortSignal
+      readonly pollIntervalMs?: number
+    } = { timeoutMs: 15_000 },
+  ): Promise<MemberStatus> {
+    const deadline = performance.now() + options.timeoutMs
+    let seen = ''
+    for (;;) {
+      options.signal?.throwIfAborted()
+      const among = options.among ?? this.runningIds()
+      const statuses = await Promise.all(among.map((id) => this.status(id)))
+      seen = statuses
+        .map((s, i) => (s ? `${s.id}: ${s.role}, term ${s.term}, leader ${s.leader}` : `${among[i]}: down`))
+        .join('; ')
+      const leader = statuses.find((s) => s?.role === 'leader')
+      if (leader !== undefined && statuses.every((s) => s?.leader === leader.id && s.term === leader.term))
+        return leader
+      if (performance.now() > deadline)
+        throw new Error(
+          `No leader the members agree on within ${options.timeoutMs} ms; last seen: ${seen || 'no member'}.`,
+        )
+      await new Promise((resolve) => setTimeout(resolve, options.pollIntervalMs ?? pollIntervalMsDefault))
+    }
+  }
+
+  #urlOf(port: number): string {
+    return `${this.#options.tls === undefined ? 'ws' : 'wss'}://${loopbackHost}:${port}`
+  }
+}
