@@ -258,30 +258,31 @@ async function runQuorum(dir: string, nodes: number, basePort: number, logLevel:
       )
     stopAll()
   }
-  if (leader !== undefined) {
-    const urls = [...quorum.urls.values()]
-    const { tokens } = quorum.files
-    process.stdout.write(
-      [
-        `zeoq quorum of ${nodes} is up; member ${leader.id} leads (term ${leader.term}).`,
-        '',
-        `peers:   ${urls.join(',')}`,
-        `tokens:  read-write ${tokens.readWrite}`,
-        `         read-only  ${tokens.readOnly}`,
-        `         admin      ${tokens.admin}`,
-        `data and logs: ${dir}`,
-        '',
-        'connect from an application server:',
-        `  import { connect } from 'zeoq'`,
-        `  const db = await connect({ peers: ${JSON.stringify(urls)}, token: '${tokens.readWrite}' })`,
-        'look at it:',
-        `  npx zeoq status --peers ${urls.join(',')}`,
-        '',
-        'Ctrl-C stops all members.',
-        '',
-      ].join('\n'),
-    )
-  }
+  if (leader !== undefined) process.stdout.write(connectInfo(quorum, leader))
   await quorum.allExited()
   if (leader === undefined) process.exit(1)
+}
+
+/** What `zeoq quorum` prints once a leader is agreed on: the peers, the tokens, how to connect. */
+function connectInfo(quorum: LocalQuorum, leader: MemberStatus): string {
+  const urls = [...quorum.urls.values()]
+  const { tokens } = quorum.files
+  return [
+    `zeoq quorum of ${urls.length} is up; member ${leader.id} leads (term ${leader.term}).`,
+    '',
+    `peers:   ${urls.join(',')}`,
+    `tokens:  read-write ${tokens.readWrite}`,
+    `         read-only  ${tokens.readOnly}`,
+    `         admin      ${tokens.admin}`,
+    `data and logs: ${quorum.dir}`,
+    '',
+    'connect from an application server:',
+    `  import { connect } from 'zeoq'`,
+    `  const db = await connect({ peers: ${JSON.stringify(urls)}, token: '${tokens.readWrite}' })`,
+    'look at it:',
+    `  npx zeoq status --peers ${urls.join(',')}`,
+    '',
+    'Ctrl-C stops all members.',
+    '',
+  ].join('\n')
 }
