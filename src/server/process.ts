@@ -8,9 +8,10 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
 import { seededRandom } from '../raft/index.ts'
-import { openClassicDisk } from '../storage/index.ts'
+import { openClassicDisk, storeOpenFilesDefault } from '../storage/index.ts'
 import type { MemberConfig } from './config.ts'
 import { serveMember } from './http.ts'
+import { connectionBudget, connectionDefaults, openFilesLimit } from './http-guard.ts'
 import { Member } from './member.ts'
 import { PeerWs } from './peer-ws.ts'
 import { realClock } from './seams.ts'
@@ -44,7 +45,16 @@ export async function runMember(
   logger = memberLogger(config.logLevel, config.id),
 ): Promise<RunningMember> {
   mkdirSync(config.dataDir, { recursive: true })
-  const disk = await openClassicDisk(join(config.dataDir, 'db'))
+  // Descriptors are shared by the store's table files and every connection: split the
+  // process's limit so that a flood of connections can never starve LevelDB of files.
+  const fileLimit = openFilesLimit()
+  const storeFiles =
+    fileLimit === undefined
+      ? storeOpenFilesDefault
+      : Math.min(storeOpenFilesDefault, Math.floor(fileLimit / 4))
+  const budget = connectionBudget(config.connectionsMax, fileLimit, storeFiles)
+  if (budget.warning !== undefined) logger.warn({ openFilesLimit: fileLimit }, budget.warning)
+  const disk = await openClassicDisk(join(config.dataDir, 'db'), storeFiles)
   const peers = new PeerWs({
     id: config.id,
     peers: config.peers,
@@ -91,10 +101,20 @@ export async function runMember(
     frameBytesMax: config.frameBytesMax,
     clock: realClock,
     logger,
+    statusAuth: config.statusAuth,
+    statusListen: config.statusListen,
+    limits: {
+      ...connectionDefaults,
+      connectionsMax: budget.connectionsMax,
+      connectionsPerAddressMax: Math.min(config.connectionsPerAddressMax, budget.connectionsMax),
+    },
   })
   const removed = new Promise<void>((resolve) => member.onRemoved(resolve))
   member.start()
-  logger.info({ port: http.port, peers: members, data: config.dataDir }, `member ${config.id} serving`)
+  logger.info(
+    { port: http.port, statusPort: http.statusPort, peers: members, data: config.dataDir },
+    `member ${config.id} serving`,
+  )
   let stopping: Promise<void> | undefined
   return {
     member,

@@ -61,11 +61,12 @@ export async function httpGet(
   memberUrl: string,
   path: string,
   timeoutMs = 1000,
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<{ status: number; body: string }> {
   const url = `${memberUrl.replace(/^ws/, 'http')}${path}`
   const get = url.startsWith('https:') ? httpsGet : httpGetPlain
   return await new Promise((resolve, reject) => {
-    const req = get(url, { ca: testCa, timeout: timeoutMs }, (res) => {
+    const req = get(url, { ca: testCa, timeout: timeoutMs, headers }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
@@ -258,7 +259,9 @@ export class ProcessCluster {
   }
 
   async stateHash(id: number): Promise<{ appliedIndex: number; hash: string }> {
-    const response = await httpGet(this.url(id), '/state-hash', 10_000)
+    const response = await httpGet(this.url(id), '/state-hash', 10_000, {
+      authorization: `Bearer ${this.tokens.admin}`,
+    })
     assert.equal(response.status, 200)
     return JSON.parse(response.body) as { appliedIndex: number; hash: string }
   }
