@@ -12,6 +12,7 @@ import {
   ConfigError,
   configFromEnv,
   configFromFile,
+  DataDirError,
   mergeConfig,
   parsePeers,
   type RawConfig,
@@ -122,7 +123,13 @@ export function registerMemberCommands(program: Command): void {
         if (error instanceof ConfigError) fail(error.message)
         throw error
       }
-      const running = await runMember(config)
+      let running: Awaited<ReturnType<typeof runMember>>
+      try {
+        running = await runMember(config)
+      } catch (error) {
+        if (error instanceof DataDirError) fail(error.message, error.exitCode)
+        throw error
+      }
       const shutdown = (signal: string): void => {
         running.logger.info({ signal }, 'shutting down')
         running.stop().then(
