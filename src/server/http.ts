@@ -24,6 +24,7 @@ import type { StatusAuth, TokenGrant } from './config.ts'
 import { type ConnectionLimits, guardServer } from './http-guard.ts'
 import type { Member } from './member.ts'
 import type { PeerWs } from './peer-ws.ts'
+import { MemberRequestBudget } from './request-gate.ts'
 import type { Clock } from './seams.ts'
 import { statusPageHtml } from './status-page.ts'
 
@@ -67,7 +68,7 @@ function wsLink(socket: WebSocket, remote: string, logger: Logger): ClientLink {
   socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'client connection failed'))
   return {
     remote,
-    send: (bytes) => socket.send(bytes),
+    send: (bytes, onWritten) => socket.send(bytes, onWritten === undefined ? undefined : () => onWritten()),
     bufferedBytes: () => socket.bufferedAmount,
     close: () => socket.close(),
     onFrame: (handler) =>
@@ -75,6 +76,8 @@ function wsLink(socket: WebSocket, remote: string, logger: Logger): ClientLink {
         isBinary ? handler(data) : socket.close(1003),
       ),
     onClose: (handler) => socket.on('close', handler),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
   }
 }
 
@@ -376,6 +379,7 @@ async function listen(server: Server, host: string, port: number): Promise<numbe
 export async function serveMember(options: MemberHttpOptions): Promise<MemberHttp> {
   const { member, logger } = options
   const sessions = new Set<ClientSession>()
+  const budget = new MemberRequestBudget()
   const activity = new Activity(options.clock)
   const { registry, observe } = metricsFor(member, () => sessions.size, activity)
   const full = statusRouter(options, registry, activity)
@@ -409,6 +413,7 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
             clock: options.clock,
             logger,
             onRequestDone: observe,
+            budget,
           },
           wsLink(ws, remote, logger),
         )
