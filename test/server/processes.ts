@@ -171,6 +171,13 @@ export class ProcessCluster {
   }
 
   /** Whether member `id`'s process is running. */
+  /** The process id of member `id`, for reading its memory from /proc. */
+  pid(id: number): number {
+    const pid = this.#procs.get(id)?.pid
+    assert.ok(pid !== undefined, `member ${id} is not running`)
+    return pid
+  }
+
   running(id: number): boolean {
     const child = this.#procs.get(id)
     return child !== undefined && child.exitCode === null && child.signalCode === null
