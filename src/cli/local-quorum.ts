@@ -215,7 +215,11 @@ function listeningProcess(port: number): string | undefined {
 export async function memberGet(
   memberUrl: string,
   path: string,
-  options: { readonly ca?: Uint8Array; readonly timeoutMs?: number } = {},
+  options: {
+    readonly ca?: Uint8Array
+    readonly timeoutMs?: number
+    readonly headers?: Readonly<Record<string, string>>
+  } = {},
 ): Promise<{ readonly status: number; readonly body: string }> {
   const url = `${memberUrl.replace(/\/+$/, '').replace(/^ws/, 'http')}${path}`
   const timeoutMs = options.timeoutMs ?? memberRequestTimeoutMs
@@ -223,7 +227,11 @@ export async function memberGet(
   return await new Promise((resolve, reject) => {
     const request = get(
       url,
-      { timeout: timeoutMs, ...(options.ca === undefined ? {} : { ca: Buffer.from(options.ca) }) },
+      {
+        timeout: timeoutMs,
+        headers: options.headers ?? {},
+        ...(options.ca === undefined ? {} : { ca: Buffer.from(options.ca) }),
+      },
       (response) => {
         const chunks: Buffer[] = []
         response.on('data', (chunk: Buffer) => chunks.push(chunk))

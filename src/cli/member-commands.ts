@@ -8,6 +8,7 @@ import {
   ConfigError,
   configFromEnv,
   configFromFile,
+  DataDirError,
   mergeConfig,
   parsePeers,
   type RawConfig,
@@ -79,6 +80,22 @@ export function registerMemberCommands(program: Command): void {
       'applied entries kept below the applied index for slow followers (ZEOQ_COMPACT_TAIL_ENTRIES, default 1000)',
     )
     .option(
+      '--status-auth <mode>',
+      'who may read the status page, /status and /metrics: open (default) or token, a client token of any role as Bearer or Basic password (ZEOQ_STATUS_AUTH)',
+    )
+    .option(
+      '--status-listen <host:port>',
+      "serve the status page, /status and /metrics on an address of their own; the member's port keeps /healthz and /readyz (ZEOQ_STATUS_LISTEN)",
+    )
+    .option(
+      '--connections-max <n>',
+      'open connections accepted in all, lowered to fit the open-files limit (ZEOQ_CONNECTIONS_MAX, default 4096)',
+    )
+    .option(
+      '--connections-per-address-max <n>',
+      'open connections accepted from one remote address (ZEOQ_CONNECTIONS_PER_ADDRESS_MAX, default 512)',
+    )
+    .option(
       '--config <file>',
       'JSON file with any of the settings above (camelCase keys); flags and ZEOQ_* variables win',
     )
@@ -97,6 +114,7 @@ export function registerMemberCommands(program: Command): void {
         running = await runMember(config)
       } catch (error) {
         if (error instanceof LimitMismatchError) fail(error.message)
+        if (error instanceof DataDirError) fail(error.message, error.exitCode)
         throw error
       }
       const shutdown = (signal: string): void => {

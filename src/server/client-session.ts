@@ -24,16 +24,26 @@ import {
 import type { TokenGrant } from './config.ts'
 import { MemberError } from './errors.ts'
 import type { Member } from './member.ts'
+import {
+  ConnectionGate,
+  MemberRequestBudget,
+  type RequestClass,
+  requestLimitDefaults,
+} from './request-gate.ts'
 import type { Clock, Timer } from './seams.ts'
 
 /** A client's byte pipe: a WebSocket in a real process, a simulated link in the simulator. */
 export interface ClientLink {
-  send(bytes: Uint8Array): void
+  /** Hands `bytes` to the socket; `onWritten`, when given, runs once they are written out. */
+  send(bytes: Uint8Array, onWritten?: () => void): void
   /** Bytes accepted by `send` and not yet written out. */
   bufferedBytes(): number
   close(): void
   onFrame(handler: (bytes: Uint8Array) => void): void
   onClose(handler: () => void): void
+  /** Stop and restart reading frames (back-pressure); a simulated link may leave them out. */
+  pause?(): void
+  resume?(): void
   /** Who is on the other end, for logs. */
   readonly remote: string
 }
@@ -46,12 +56,17 @@ export interface ClientSessionOptions {
   readonly clock: Clock
   readonly logger: Logger
   readonly onRequestDone?: (op: ClientOp['op'], ok: boolean, durationMs: number, result?: unknown) => void
+  /** The member's budget shared by its connections (src/server/request-gate.ts); one of its own if left out. */
+  readonly budget?: MemberRequestBudget
 }
 
 /** A client that has not said hello in this time is disconnected. */
 const helloTimeoutMs = 10_000
-/** Requests one connection may have in progress; more get `overloaded`. */
-export const requestsInFlightMax = 4096
+/**
+ * Requests one connection may have waiting or running; more get `overloaded`. A real
+ * socket is paused well before (request-gate.ts); this bounds a link that cannot pause.
+ */
+export const requestsInFlightMax = 2 * requestLimitDefaults.requestsQueuedPerConnectionMax
 
 const roleRank: Readonly<Record<TokenRole, number>> = { readOnly: 0, readWrite: 1, admin: 2 }
 
@@ -60,7 +75,7 @@ export class ClientSession {
   readonly #link: ClientLink
   #role: TokenRole | undefined
   #name = ''
-  #inFlight = 0
+  readonly #gate: ConnectionGate
   #closed = false
   #unsubscribe: (() => void) | undefined
   readonly #helloTimer: Timer
@@ -68,6 +83,7 @@ export class ClientSession {
   constructor(options: ClientSessionOptions, link: ClientLink) {
     this.#options = options
     this.#link = link
+    this.#gate = new ConnectionGate(options.budget ?? new MemberRequestBudget(), link)
     this.#helloTimer = options.clock.setTimer(helloTimeoutMs, () => {
       this.#goodbye({ code: 'protocol', message: `No hello within ${helloTimeoutMs} ms.` })
     })
@@ -95,27 +111,28 @@ export class ClientSession {
       this.#goodbye({ code: 'protocol', message: 'The first frame must be a hello with a token.' })
       return
     }
-    if (this.#inFlight >= requestsInFlightMax) {
+    if (this.#gate.size() >= requestsInFlightMax) {
       this.#respondError(frame.id, {
         code: 'overloaded',
         message: `More than ${requestsInFlightMax} requests in flight on one connection; wait for answers.`,
       })
       return
     }
-    this.#inFlight++
+    const { id, op } = frame
+    this.#gate.submit(requestClass(op), () => this.#answer(id, op))
+  }
+
+  /** Runs one admitted request and answers it; never rejects. */
+  async #answer(id: number, op: ClientOp): Promise<void> {
     const started = this.#options.clock.nowMs()
-    this.#execute(frame.op).then(
-      (value) => {
-        this.#inFlight--
-        this.#options.onRequestDone?.(frame.op.op, true, this.#options.clock.nowMs() - started, value)
-        this.#send({ type: 'response', id: frame.id, ok: true, value })
-      },
-      (error: unknown) => {
-        this.#inFlight--
-        this.#options.onRequestDone?.(frame.op.op, false, this.#options.clock.nowMs() - started)
-        this.#respondError(frame.id, this.#toWireError(error))
-      },
-    )
+    try {
+      const value = await this.#execute(op)
+      this.#options.onRequestDone?.(op.op, true, this.#options.clock.nowMs() - started, value)
+      this.#send({ type: 'response', id, ok: true, value })
+    } catch (error) {
+      this.#options.onRequestDone?.(op.op, false, this.#options.clock.nowMs() - started)
+      this.#respondError(id, this.#toWireError(error))
+    }
   }
 
   #hello(versions: readonly number[], token: string, name: string): void {
@@ -240,6 +257,8 @@ export class ClientSession {
       case 'transactions': {
         const summaries: TransactionSummary[] = []
         for await (const txn of store.transactions(op.fromTid, op.toTid)) {
+          // The client left: stop reading history nobody will receive.
+          if (this.#gate.closed) break
           summaries.push({
             tid: txn.tid,
             user: txn.user,
@@ -328,7 +347,8 @@ export class ClientSession {
       })
       return
     }
-    this.#link.send(encodeFrame(frame))
+    // While reads wait for this connection's answers to be written out, each write wakes them.
+    this.#link.send(encodeFrame(frame), () => this.#gate.pump())
   }
 
   #goodbye(error: WireError): void {
@@ -340,9 +360,27 @@ export class ClientSession {
 
   #cleanUp(): void {
     this.#closed = true
+    this.#gate.close()
     this.#helloTimer.cancel()
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
+  }
+}
+
+/** How a request uses the member, for admission (request-gate.ts). */
+function requestClass(op: ClientOp): RequestClass {
+  switch (op.op) {
+    case 'openSession':
+    case 'command':
+    case 'memberAdd':
+    case 'memberRemove':
+    case 'transferLeader':
+      return 'write'
+    case 'transactions':
+    case 'invalidationsSince':
+      return 'scan'
+    default:
+      return 'read'
   }
 }
 

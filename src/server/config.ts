@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { memberFrameBytesMax, type TokenRole, tokenRoles } from '../protocol/index.ts'
 import type { NodeId } from '../raft/index.ts'
+import { connectionDefaults } from './http-guard.ts'
 
 export class ConfigError extends Error {
   readonly field: string
@@ -39,6 +40,12 @@ export interface RawConfig {
   readonly compactEntries?: string | number
   readonly compactTailEntries?: string | number
   readonly invalidationWindow?: string | number
+  /** `open` or `token`: who may read the status page, /status and /metrics. */
+  readonly statusAuth?: string
+  /** host:port for the HTTP endpoints, apart from the member's port. */
+  readonly statusListen?: string
+  readonly connectionsMax?: string | number
+  readonly connectionsPerAddressMax?: string | number
 }
 
 export const rawConfigFields = [
@@ -60,6 +67,10 @@ export const rawConfigFields = [
   'compactEntries',
   'compactTailEntries',
   'invalidationWindow',
+  'statusAuth',
+  'statusListen',
+  'connectionsMax',
+  'connectionsPerAddressMax',
 ] as const satisfies readonly (keyof RawConfig)[]
 
 export interface TokenGrant {
@@ -95,7 +106,17 @@ export interface MemberConfig {
   readonly compactTailEntries: number
   /** Transactions a reconnecting client may have missed before it must drop its cache. A cluster constant. */
   readonly invalidationWindow: number
+  /** Who may read the status page, /status and /metrics (src/server/http.ts). */
+  readonly statusAuth: StatusAuth
+  /** The HTTP endpoints on an address of their own; undefined: on the member's port. */
+  readonly statusListen: { readonly host: string; readonly port: number } | undefined
+  /** Open connections accepted, in total and from one address (src/server/http-guard.ts). */
+  readonly connectionsMax: number
+  readonly connectionsPerAddressMax: number
 }
+
+export const statusAuths = ['open', 'token'] as const
+export type StatusAuth = (typeof statusAuths)[number]
 
 export const configDefaults = {
   logLevel: 'info',
@@ -109,6 +130,9 @@ export const configDefaults = {
   compactTailEntries: 1_000,
   // A reconnecting client learns of up to 10,000 missed transactions; beyond, it drops its cache.
   invalidationWindow: 10_000,
+  statusAuth: 'open',
+  connectionsMax: connectionDefaults.connectionsMax,
+  connectionsPerAddressMax: connectionDefaults.connectionsPerAddressMax,
 } as const
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -241,6 +265,40 @@ function nonNegativeInt(field: string, value: string | number | undefined, fallb
   return n
 }
 
+function hostPort(field: string, text: string): { readonly host: string; readonly port: number } {
+  const match = /^(.*):(\d+)$/.exec(text)
+  if (!match) throw new ConfigError(field, `"${text}" must be host:port, e.g. 127.0.0.1:7001`)
+  const host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1')
+  return { host, port: positiveInt(field, match[2], 0, 65535) }
+}
+
+function statusSettings(
+  raw: RawConfig,
+  tokens: ReadonlyMap<string, TokenGrant> | undefined,
+): Pick<MemberConfig, 'statusAuth' | 'statusListen' | 'connectionsMax' | 'connectionsPerAddressMax'> {
+  const statusAuth = statusAuths.find((a) => a === (raw.statusAuth ?? configDefaults.statusAuth))
+  if (statusAuth === undefined)
+    throw new ConfigError('statusAuth', `must be one of ${statusAuths.join(', ')}, got "${raw.statusAuth}"`)
+  if (statusAuth === 'token' && tokens === undefined)
+    throw new ConfigError('statusAuth', 'token needs a tokens file (--tokens-file) to check tokens against')
+  return {
+    statusAuth,
+    statusListen: raw.statusListen === undefined ? undefined : hostPort('statusListen', raw.statusListen),
+    connectionsMax: positiveInt(
+      'connectionsMax',
+      raw.connectionsMax,
+      configDefaults.connectionsMax,
+      1_000_000,
+    ),
+    connectionsPerAddressMax: positiveInt(
+      'connectionsPerAddressMax',
+      raw.connectionsPerAddressMax,
+      configDefaults.connectionsPerAddressMax,
+      1_000_000,
+    ),
+  }
+}
+
 /** Checks raw settings as a whole and reads the files they name. */
 export function resolveConfig(raw: RawConfig): MemberConfig {
   if (raw.id === undefined)
@@ -269,11 +327,7 @@ export function resolveConfig(raw: RawConfig): MemberConfig {
   }
   const own = peers.get(id)
   if (own === undefined) throw new ConfigError('peers', `does not name this member's own id ${id}`)
-  const listen = raw.listen ?? new URL(own).host
-  const match = /^(.*):(\d+)$/.exec(listen)
-  if (!match) throw new ConfigError('listen', `"${listen}" must be host:port, e.g. 127.0.0.1:7001`)
-  const host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1')
-  const port = positiveInt('listen', match[2], 0, 65535)
+  const { host, port } = hostPort('listen', raw.listen ?? new URL(own).host)
   if (raw.data === undefined || raw.data === '')
     throw new ConfigError('data', "is required: the directory that holds this member's database")
 
@@ -359,5 +413,6 @@ export function resolveConfig(raw: RawConfig): MemberConfig {
       configDefaults.invalidationWindow,
       10_000_000,
     ),
+    ...statusSettings(raw, tokens),
   }
 }

@@ -20,3 +20,31 @@ export class MemberError extends Error {
     this.hint = hint
   }
 }
+
+/**
+ * A member could not start on its data directory. The message is one line naming the
+ * directory, the cause and what to do; `exitCode` tells a supervisor the kinds apart, so
+ * it can stop restarting a member that cannot come up by itself (docs/operations.md).
+ */
+export class DataDirError extends Error {
+  readonly dataDir: string
+  readonly exitCode: DataDirExitCode
+
+  constructor(dataDir: string, exitCode: DataDirExitCode, message: string) {
+    super(message)
+    this.name = 'DataDirError'
+    this.dataDir = dataDir
+    this.exitCode = exitCode
+  }
+}
+
+/** Exit codes of `zeoq start` for a data directory it cannot use (2 is a bad setting). */
+export const dataDirExitCodes = {
+  /** The store is damaged (a bad CURRENT file, a corrupt table, a gap in the log). */
+  damaged: 3,
+  /** Another process holds the directory's lock: a second member on the same data. */
+  locked: 4,
+  /** The disk refused (full, read-only, permissions). */
+  io: 5,
+} as const
+export type DataDirExitCode = (typeof dataDirExitCodes)[keyof typeof dataDirExitCodes]

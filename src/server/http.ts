@@ -1,25 +1,32 @@
 /**
- * The member's one port: HTTP for people and monitors (/status, /metrics, /healthz,
- * /readyz) and WebSocket upgrades for peers (/peer) and clients (/client), over TLS when
- * a certificate is configured.
+ * The member's one port: HTTP for people and monitors (the status page at /, /status,
+ * /status/cluster, /status/activity, /metrics, /healthz, /readyz, /state-hash) and
+ * WebSocket upgrades for peers (/peer) and clients (/client), over TLS when a certificate
+ * is configured. The HTTP endpoints can move to an address of their own and can ask for a
+ * token; the port is guarded against connection floods (http-guard.ts).
  */
 import {
   createServer as createHttpServer,
+  get as httpGet,
   type IncomingMessage,
   type Server,
   type ServerResponse,
 } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createHttpsServer, get as httpsGet } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { type WebSocket, WebSocketServer } from 'ws'
-import type { Result } from '../protocol/index.ts'
+import type { Result, TokenRole } from '../protocol/index.ts'
+import { Activity } from './activity.ts'
 import { type ClientLink, ClientSession } from './client-session.ts'
-import type { TokenGrant } from './config.ts'
+import type { StatusAuth, TokenGrant } from './config.ts'
+import { type ConnectionLimits, guardServer } from './http-guard.ts'
 import type { Member } from './member.ts'
 import type { PeerWs } from './peer-ws.ts'
+import { MemberRequestBudget } from './request-gate.ts'
 import type { Clock } from './seams.ts'
+import { statusPageHtml } from './status-page.ts'
 
 export interface MemberHttpOptions {
   readonly member: Member
@@ -34,12 +41,24 @@ export interface MemberHttpOptions {
   readonly frameBytesMax: number
   readonly clock: Clock
   readonly logger: Logger
+  /**
+   * Who may read `/`, `/status…` and `/metrics`: `open` (anyone who reaches the port, the
+   * default) or `token` (a client token of any role, as a Bearer token or as the password of
+   * HTTP Basic authentication, which a browser asks for). `/healthz` and `/readyz` stay open
+   * for load balancers; `/state-hash` always needs an admin token when tokens are configured.
+   */
+  readonly statusAuth: StatusAuth
+  /** Serve the HTTP endpoints on an address of their own (the member's port then keeps only the health checks). */
+  readonly statusListen: { readonly host: string; readonly port: number } | undefined
+  readonly limits: ConnectionLimits
 }
 
 export interface MemberHttp {
   readonly port: number
   /** Stops accepting new connections; open ones go on. */
   stopAccepting(): void
+  /** The port of the separate status listener, if one was configured. */
+  readonly statusPort: number | undefined
   /** Closes the open connections too. */
   close(): Promise<void>
 }
@@ -49,7 +68,7 @@ function wsLink(socket: WebSocket, remote: string, logger: Logger): ClientLink {
   socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'client connection failed'))
   return {
     remote,
-    send: (bytes) => socket.send(bytes),
+    send: (bytes, onWritten) => socket.send(bytes, onWritten === undefined ? undefined : () => onWritten()),
     bufferedBytes: () => socket.bufferedAmount,
     close: () => socket.close(),
     onFrame: (handler) =>
@@ -57,6 +76,8 @@ function wsLink(socket: WebSocket, remote: string, logger: Logger): ClientLink {
         isBinary ? handler(data) : socket.close(1003),
       ),
     onClose: (handler) => socket.on('close', handler),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
   }
 }
 
@@ -68,6 +89,7 @@ export function toJson(value: unknown): string {
 function metricsFor(
   member: Member,
   clients: () => number,
+  activity: Activity,
 ): { registry: Registry; observe: (op: string, ok: boolean, ms: number, value: unknown) => void } {
   const registry = new Registry()
   const labels = { member: String(member.id) }
@@ -142,55 +164,188 @@ function metricsFor(
     if (op !== 'command' || !ok) return
     latency.observe(ms / 1000)
     const result = value as Result
-    if (result.ok && result.code === 'committed') commits.inc()
-    else if (!result.ok && result.code === 'conflict') conflicts.inc()
+    if (result.ok && result.code === 'committed') {
+      commits.inc()
+      activity.record(true, ms)
+    } else if (!result.ok && result.code === 'conflict') {
+      conflicts.inc()
+      activity.record(false, ms)
+    }
   }
   return { registry, observe }
 }
 
-export async function serveMember(options: MemberHttpOptions): Promise<MemberHttp> {
-  const { member, logger } = options
-  const sessions = new Set<ClientSession>()
-  const { registry, observe } = metricsFor(member, () => sessions.size)
-  interface Reply {
-    readonly status: number
-    readonly type: string
-    readonly body: string
-  }
-  const text = (status: number, body: string): Reply => ({ status, type: 'text/plain', body })
-  const route = async (req: IncomingMessage): Promise<Reply> => {
-    const path = (req.url ?? '/').split('?')[0]
+/** Recent transactions shown on the status page. */
+const recentTransactionsMax = 20
+/** How long the status page waits for another member's /status before showing it unreachable. */
+const peerStatusTimeoutMs = 1_000
+
+interface Reply {
+  readonly status: number
+  readonly type: string
+  readonly body: string
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+const text = (status: number, body: string): Reply => ({ status, type: 'text/plain', body })
+const json = (value: unknown): Reply => ({
+  status: 200,
+  type: 'application/json',
+  body: `${toJson(value)}\n`,
+})
+
+/** The token a request carries: `Authorization: Bearer <token>`, or the password of Basic authentication. */
+export function requestToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization
+  if (header === undefined) return undefined
+  const bearer = /^Bearer\s+(\S+)$/i.exec(header)
+  if (bearer !== null) return bearer[1]
+  const basic = /^Basic\s+(\S+)$/i.exec(header)
+  if (basic === null) return undefined
+  const decoded = Buffer.from(basic[1] ?? '', 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  return colon < 0 ? undefined : decoded.slice(colon + 1)
+}
+
+const unauthorized = (why: string): Reply => ({
+  status: 401,
+  type: 'text/plain',
+  body: `${why}\n`,
+  headers: { 'www-authenticate': 'Basic realm="zeoq", charset="UTF-8"' },
+})
+
+/**
+ * Undefined when `req` may go on; otherwise the refusal. `need` is the least role the
+ * endpoint asks for; any role passes for `readOnly`.
+ */
+function authorize(
+  req: IncomingMessage,
+  tokens: ReadonlyMap<string, TokenGrant> | undefined,
+  need: TokenRole,
+): Reply | undefined {
+  if (tokens === undefined) return undefined
+  const token = requestToken(req)
+  if (token === undefined)
+    return unauthorized('This endpoint needs a zeoq token: send "Authorization: Bearer <token>".')
+  const grant = tokens.get(token)
+  if (grant === undefined) return unauthorized('That token is not known to this member.')
+  if (need === 'admin' && grant.role !== 'admin')
+    return { status: 403, type: 'text/plain', body: 'This endpoint needs an admin token.\n' }
+  return undefined
+}
+
+function httpUrlOf(wsUrl: string): string {
+  return wsUrl.replace(/^ws/, 'http')
+}
+
+/** Another member's /status, for the cluster view; the caller's credentials travel with it. */
+async function peerStatus(
+  url: string,
+  authorization: string | undefined,
+  ca: Uint8Array | undefined,
+): Promise<unknown> {
+  const target = `${httpUrlOf(url)}/status`
+  const get = target.startsWith('https:') ? httpsGet : httpGet
+  return await new Promise((resolve, reject) => {
+    const headers = authorization === undefined ? {} : { authorization }
+    const req = get(
+      target,
+      { headers, timeout: peerStatusTimeoutMs, ...(ca ? { ca: Buffer.from(ca) } : {}) },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('error', reject)
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`answered ${res.statusCode}`))
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+          } catch {
+            reject(new Error('answered something that is not JSON'))
+          }
+        })
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${peerStatusTimeoutMs} ms`)))
+    req.on('error', reject)
+  })
+}
+
+async function clusterStatus(options: MemberHttpOptions, req: IncomingMessage): Promise<unknown> {
+  const { member } = options
+  const urls = [...member.peerUrls()].sort(([a], [b]) => a - b)
+  const members = await Promise.all(
+    urls.map(async ([id, url]) => {
+      if (id === member.id) return { id, url, status: member.memberStatus(options.members) }
+      try {
+        return { id, url, status: await peerStatus(url, req.headers.authorization, options.tls?.ca) }
+      } catch (error) {
+        return { id, url, error: (error as Error).message }
+      }
+    }),
+  )
+  return { self: member.id, members }
+}
+
+type Router = (req: IncomingMessage) => Promise<Reply>
+
+/** The HTTP endpoints: the status page, status JSON, metrics, health, the state hash. */
+function statusRouter(options: MemberHttpOptions, registry: Registry, activity: Activity): Router {
+  const { member } = options
+  const guarded = new Set(['/', '/status', '/status/cluster', '/status/activity', '/metrics'])
+  return async (req) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
     if (req.method !== 'GET') return text(405, 'Only GET is served here.\n')
+    if (guarded.has(path) && options.statusAuth === 'token') {
+      const refusal = authorize(req, options.tokens, 'readOnly')
+      if (refusal !== undefined) return refusal
+    }
     switch (path) {
+      case '/':
+        return { status: 200, type: 'text/html; charset=utf-8', body: statusPageHtml(member.id) }
       case '/status':
-        return {
-          status: 200,
-          type: 'application/json',
-          body: `${toJson(member.memberStatus(options.members))}\n`,
-        }
+        return json(member.memberStatus(options.members))
+      case '/status/cluster':
+        return json(await clusterStatus(options, req))
+      case '/status/activity':
+        return json({
+          samples: activity.samples(),
+          recent: await member.store.undoLog(recentTransactionsMax),
+        })
       case '/metrics':
         return { status: 200, type: registry.contentType, body: await registry.metrics() }
       case '/state-hash': {
         // A digest of the whole state machine at the index it has applied: replicas at the
-        // same index must agree. It reads every key, so it is for tests and audits.
+        // same index must agree. It reads every key (seconds on a large store), so it needs
+        // an admin token whenever tokens are configured.
+        const refusal = authorize(req, options.tokens, 'admin')
+        if (refusal !== undefined) return refusal
         const appliedIndex = member.store.appliedIndex
-        const hash = await member.store.stateHash()
-        return { status: 200, type: 'application/json', body: `${toJson({ appliedIndex, hash })}\n` }
-      }
-      case '/healthz':
-        return member.healthy() ? text(200, 'ok\n') : text(503, 'failed\n')
-      case '/readyz': {
-        const status = member.status()
-        const ready = member.healthy() && status.leader !== 0 && member.store.appliedIndex >= status.commit
-        return ready ? text(200, 'ready\n') : text(503, 'not ready: no leader known or still applying\n')
+        return json({ appliedIndex, hash: await member.store.stateHash() })
       }
       default:
-        return text(404, 'Not found. Try /status, /metrics, /healthz or /readyz.\n')
+        return healthRoute(member, path)
     }
   }
+}
+
+function healthRoute(member: Member, path: string): Reply {
+  switch (path) {
+    case '/healthz':
+      return member.healthy() ? text(200, 'ok\n') : text(503, 'failed\n')
+    case '/readyz': {
+      const status = member.status()
+      const ready = member.healthy() && status.leader !== 0 && member.store.appliedIndex >= status.commit
+      return ready ? text(200, 'ready\n') : text(503, 'not ready: no leader known or still applying\n')
+    }
+    default:
+      return text(404, 'Not found. Try /, /status, /metrics, /healthz or /readyz.\n')
+  }
+}
+
+function createServerFor(options: MemberHttpOptions, route: Router): Server {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const send = (reply: Reply): void => {
-      res.writeHead(reply.status, { 'content-type': reply.type })
+      res.writeHead(reply.status, { 'content-type': reply.type, ...reply.headers })
       res.end(reply.body)
     }
     route(req).then(send, (error: unknown) => send(text(500, `${String(error)}\n`)))
@@ -205,6 +360,37 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
         onRequest,
       )
     : createHttpServer(onRequest)
+  guardServer(server, options.limits, options.clock, options.logger)
+  return server
+}
+
+async function listen(server: Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address()
+  return typeof address === 'object' && address !== null ? address.port : port
+}
+
+export async function serveMember(options: MemberHttpOptions): Promise<MemberHttp> {
+  const { member, logger } = options
+  const sessions = new Set<ClientSession>()
+  const budget = new MemberRequestBudget()
+  const activity = new Activity(options.clock)
+  const { registry, observe } = metricsFor(member, () => sessions.size, activity)
+  const full = statusRouter(options, registry, activity)
+  const statusServer = options.statusListen === undefined ? undefined : createServerFor(options, full)
+  // With a status address of its own, the member's port keeps only what load balancers need.
+  const server = createServerFor(
+    options,
+    statusServer === undefined
+      ? full
+      : async (req) => healthRoute(member, (req.url ?? '/').split('?')[0] ?? '/'),
+  )
   const wsOptions = { noServer: true, maxPayload: options.frameBytesMax } as const
   const peerServer = new WebSocketServer(wsOptions)
   const clientServer = new WebSocketServer(wsOptions)
@@ -227,6 +413,7 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
             clock: options.clock,
             logger,
             onRequestDone: observe,
+            budget,
           },
           wsLink(ws, remote, logger),
         )
@@ -237,27 +424,38 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
       socket.end('HTTP/1.1 404 Not Found\r\n\r\n')
     }
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const address = server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : options.port
+  const port = await listen(server, options.host, options.port)
+  let statusPort: number | undefined
+  if (statusServer !== undefined && options.statusListen !== undefined) {
+    try {
+      statusPort = await listen(statusServer, options.statusListen.host, options.statusListen.port)
+    } catch (error) {
+      server.close()
+      throw error
+    }
+  }
   let closed: Promise<void> | undefined
+  const stopAccepting = (): Promise<void> => {
+    closed ??= Promise.all(
+      [server, statusServer].map(
+        (s) => new Promise<void>((resolve) => (s === undefined ? resolve() : s.close(() => resolve()))),
+      ),
+    ).then(() => {})
+    return closed
+  }
   return {
     port,
+    statusPort,
     stopAccepting: () => {
-      closed ??= new Promise<void>((resolve) => server.close(() => resolve()))
+      void stopAccepting()
     },
     close: async () => {
-      closed ??= new Promise<void>((resolve) => server.close(() => resolve()))
+      const done = stopAccepting()
       for (const ws of clientServer.clients) ws.close(1001, 'member shutting down')
       for (const ws of peerServer.clients) ws.terminate()
       server.closeAllConnections()
-      await closed
+      statusServer?.closeAllConnections()
+      await done
     },
   }
 }

@@ -16,7 +16,7 @@ export {
   rawConfigFields,
   resolveConfig,
 } from './config.ts'
-export { MemberError } from './errors.ts'
+export { DataDirError, dataDirExitCodes, MemberError } from './errors.ts'
 export type { MemberHttp, MemberHttpOptions } from './http.ts'
 export { serveMember, toJson } from './http.ts'
 export type { MemberBugs, MemberEvents, MemberOptions } from './member.ts'

@@ -9,9 +9,11 @@ import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
 import { checkSizeLimits, peerSendBufferBytesMax, sizeLimits } from '../protocol/index.ts'
 import { seededRandom } from '../raft/index.ts'
-import { openClassicDisk } from '../storage/index.ts'
+import { type Disk, openClassicDisk, storeOpenFilesDefault } from '../storage/index.ts'
 import type { MemberConfig } from './config.ts'
+import { DataDirError, dataDirExitCodes } from './errors.ts'
 import { serveMember } from './http.ts'
+import { connectionBudget, connectionDefaults, openFilesLimit } from './http-guard.ts'
 import { Member } from './member.ts'
 import { PeerWs } from './peer-ws.ts'
 import { realClock } from './seams.ts'
@@ -37,14 +39,62 @@ export function memberLogger(level: string, id: number): Logger {
   return pino(options, pino.destination({ dest: 1, sync: true }))
 }
 
+/** An error's message on one line, bounded: it goes into a one-line startup error. */
+function oneLine(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : ''
+  const text = `${error instanceof Error ? error.message : String(error)}${cause}`.replace(/\s+/g, ' ')
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text
+}
+
+/**
+ * Opens the member's store, turning LevelDB's failures into a one-line `DataDirError`
+ * that names the directory, the cause and what to do, with an exit code of its kind.
+ * The directory is created 0700 (and files 0600, by the umask set in `runMember`), as etcd does.
+ */
+async function openDataDir(dataDir: string, storeFiles: number): Promise<Disk> {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    return await openClassicDisk(join(dataDir, 'db'), storeFiles)
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code
+    if (code === 'LEVEL_LOCKED')
+      throw new DataDirError(
+        dataDir,
+        dataDirExitCodes.locked,
+        `The data directory ${dataDir} is in use by another process (${oneLine(error)}). Stop the other member, or give this one its own --data.`,
+      )
+    if (code === 'LEVEL_CORRUPTION')
+      throw new DataDirError(
+        dataDir,
+        dataDirExitCodes.damaged,
+        `The data directory ${dataDir} is damaged (${oneLine(error)}). Restore it from a backup, or remove it and add this member back under a new id (docs/operations.md, "Replacing a member").`,
+      )
+    throw new DataDirError(
+      dataDir,
+      dataDirExitCodes.io,
+      `The data directory ${dataDir} could not be opened (${oneLine(error)}). Check that the disk has space and the directory is writable by this user.`,
+    )
+  }
+}
+
 export async function runMember(
   config: MemberConfig,
   logger = memberLogger(config.logLevel, config.id),
 ): Promise<RunningMember> {
   // Before anything is opened: a frame limit too small for what clients and peers send is refused.
   checkSizeLimits({ ...sizeLimits, memberFrameBytesMax: config.frameBytesMax })
-  mkdirSync(config.dataDir, { recursive: true })
-  const disk = await openClassicDisk(join(config.dataDir, 'db'))
+  // Data, logs of LevelDB and anything else this process creates are for its user alone.
+  process.umask(0o077)
+  // Descriptors are shared by the store's table files and every connection: split the
+  // process's limit so that a flood of connections can never starve LevelDB of files.
+  const fileLimit = openFilesLimit()
+  const storeFiles =
+    fileLimit === undefined
+      ? storeOpenFilesDefault
+      : Math.min(storeOpenFilesDefault, Math.floor(fileLimit / 4))
+  const budget = connectionBudget(config.connectionsMax, fileLimit, storeFiles)
+  if (budget.warning !== undefined) logger.warn({ openFilesLimit: fileLimit }, budget.warning)
+  const disk = await openDataDir(config.dataDir, storeFiles)
   const peers = new PeerWs({
     id: config.id,
     peers: config.peers,
@@ -77,7 +127,12 @@ export async function runMember(
   } catch (error) {
     await peers.close()
     await disk.close()
-    throw error
+    throw new DataDirError(
+      config.dataDir,
+      dataDirExitCodes.damaged,
+      `The data directory ${config.dataDir} could not be loaded (${oneLine(error)}). ` +
+        'Restore it from a backup, or remove it and add this member back under a new id (docs/operations.md, "Replacing a member").',
+    )
   }
   const members = [...config.peers].map(([id, url]) => ({ id, url }))
   const http = await serveMember({
@@ -91,10 +146,20 @@ export async function runMember(
     frameBytesMax: config.frameBytesMax,
     clock: realClock,
     logger,
+    statusAuth: config.statusAuth,
+    statusListen: config.statusListen,
+    limits: {
+      ...connectionDefaults,
+      connectionsMax: budget.connectionsMax,
+      connectionsPerAddressMax: Math.min(config.connectionsPerAddressMax, budget.connectionsMax),
+    },
   })
   const removed = new Promise<void>((resolve) => member.onRemoved(resolve))
   member.start()
-  logger.info({ port: http.port, peers: members, data: config.dataDir }, `member ${config.id} serving`)
+  logger.info(
+    { port: http.port, statusPort: http.statusPort, peers: members, data: config.dataDir },
+    `member ${config.id} serving`,
+  )
   let stopping: Promise<void> | undefined
   return {
     member,

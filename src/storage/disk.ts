@@ -31,8 +31,11 @@ const syncKey = new TextEncoder().encode('~sync')
 const syncValue = new Uint8Array(0)
 
 /** Opens (creating if missing) a LevelDB database at `path`. */
-export async function openClassicDisk(path: string): Promise<Disk> {
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(path, dbOptions)
+/** LevelDB's own default of table files it keeps open; the member lowers it under a small open-files limit. */
+export const storeOpenFilesDefault = 1_000
+
+export async function openClassicDisk(path: string, maxOpenFiles = storeOpenFilesDefault): Promise<Disk> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(path, { ...dbOptions, maxOpenFiles })
   await db.open()
   return {
     db,

@@ -1,5 +1,5 @@
 export type { Disk, DiskDb } from './disk.ts'
-export { MemoryDisk, openClassicDisk } from './disk.ts'
+export { MemoryDisk, openClassicDisk, storeOpenFilesDefault } from './disk.ts'
 export type { LoadedLog, StoredConf, StoredSnapshotMeta } from './log-store.ts'
 export { LogStore } from './log-store.ts'
 export type {

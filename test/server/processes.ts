@@ -54,8 +54,9 @@ export async function httpGet(
   memberUrl: string,
   path: string,
   timeoutMs = 1000,
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<{ status: number; body: string }> {
-  return await memberGet(memberUrl, path, { ca: testCa, timeoutMs })
+  return await memberGet(memberUrl, path, { ca: testCa, timeoutMs, headers })
 }
 
 export class ProcessCluster {
@@ -143,6 +144,13 @@ export class ProcessCluster {
     return { code, stdout, stderr }
   }
 
+  /** The process id of member `id`, for reading its memory from /proc. */
+  pid(id: number): number {
+    const pid = this.#quorum.pid(id)
+    assert.ok(pid !== undefined, `member ${id} is not running`)
+    return pid
+  }
+
   /** Whether member `id`'s process is running. */
   running(id: number): boolean {
     return this.#quorum.isRunning(id)
@@ -175,7 +183,9 @@ export class ProcessCluster {
   }
 
   async stateHash(id: number): Promise<{ appliedIndex: number; hash: string }> {
-    const response = await httpGet(this.url(id), '/state-hash', 10_000)
+    const response = await httpGet(this.url(id), '/state-hash', 10_000, {
+      authorization: `Bearer ${this.tokens.admin}`,
+    })
     assert.equal(response.status, 200)
     return JSON.parse(response.body) as { appliedIndex: number; hash: string }
   }

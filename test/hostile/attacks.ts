@@ -1,0 +1,93 @@
+/**
+ * Attacks on a member, each bounded in count and in time and aimed at 127.0.0.1 only.
+ * Each returns what it saw, so a test or the full suite (bench/hostile.ts) can judge it.
+ * The numbers of the findings they reproduce are those of docs/operations.md, "Hostile input".
+ */
+import { connect as netConnect, type Socket } from 'node:net'
+import { RawClient } from '../server/raw-client.ts'
+
+/** No attack waits longer than this for the member's answers. */
+export const attackTimeoutMs = 60_000
+
+function withTimeout<T>(what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: no end within ${attackTimeoutMs} ms`)),
+      attackTimeoutMs,
+    )
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Many loads of one large object pipelined on one read-only connection (finding 3): the
+ * member must hold a bounded amount of it in memory, whatever the count.
+ */
+export async function pipelinedLoads(
+  url: string,
+  token: string,
+  oid: bigint,
+  count: number,
+): Promise<{ readonly answered: number; readonly failed: number }> {
+  const client = await RawClient.connect(url, token)
+  try {
+    const answers = await withTimeout(
+      'pipelined loads',
+      Promise.all(
+        Array.from({ length: count }, () =>
+          client.request({ op: 'load', oid, consistency: 'local', minTid: 0n }).catch(() => ({ ok: false })),
+        ),
+      ),
+    )
+    const answered = answers.filter((a) => a.ok).length
+    return { answered, failed: count - answered }
+  } finally {
+    client.close()
+  }
+}
+
+/**
+ * Half-finished HTTP requests held open (finding 4): they must be cut within seconds and
+ * never use up the descriptors the store needs. Returns how many the member closed itself.
+ */
+export async function halfOpenRequests(port: number, count: number, holdMs: number): Promise<number> {
+  const sockets: Socket[] = []
+  let closedByMember = 0
+  for (let i = 0; i < count; i++) {
+    const socket = netConnect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      closedByMember++
+    })
+    socket.on('connect', () => socket.write('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n'))
+    sockets.push(socket)
+  }
+  await new Promise((resolve) => setTimeout(resolve, holdMs))
+  const cut = closedByMember
+  for (const s of sockets) s.destroy()
+  return cut
+}
+
+/**
+ * Scans of the whole history pipelined on one read-only connection (finding 6): they must
+ * not starve the member's Raft loop.
+ */
+export async function scanFlood(url: string, token: string, count: number): Promise<number> {
+  const client = await RawClient.connect(url, token)
+  try {
+    const answers = await withTimeout(
+      'scan flood',
+      Promise.all(
+        Array.from({ length: count }, () =>
+          client
+            .request({ op: 'transactions', fromTid: 0n, toTid: 2n ** 64n - 1n, limit: 1000 })
+            .catch(() => ({ ok: false })),
+        ),
+      ),
+    )
+    return answers.filter((a) => a.ok).length
+  } finally {
+    client.close()
+  }
+}

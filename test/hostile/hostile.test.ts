@@ -1,0 +1,84 @@
+/**
+ * The short hostile-input suite, part of `npm test`: real members on 127.0.0.1, an ordinary
+ * client committing throughout and verifying every acknowledgement afterwards, and each
+ * attack bounded in count and time. Latency ratios against the quiet run are reported by
+ * the full suite (`npm run hostile`, bench/hostile.ts), not asserted here: timing goals do
+ * not belong in tests. What is asserted: nothing acknowledged is lost, the application keeps
+ * committing during each attack, and a member's memory stays under a stated bound.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { connect } from '../../src/client/index.ts'
+import { ProcessCluster } from '../server/processes.ts'
+import { halfOpenRequests, pipelinedLoads, scanFlood } from './attacks.ts'
+import { peakRssMiB, VerifyingCommitter } from './committer.ts'
+
+/** A member's resident memory bound under the pipelined-load attack (it reached 815 MB before the request gate). */
+export const memberRssMiBMax = 400
+const largeObjectBytes = 1024 * 1024
+const commitIntervalMs = 20
+
+describe('hostile input against a three-member quorum', () => {
+  let cluster: ProcessCluster
+  let committer: VerifyingCommitter
+  let largeOid = 0n
+  before(async () => {
+    cluster = await ProcessCluster.start()
+    await cluster.waitForLeader()
+    const peers = [...cluster.urls.values()]
+    committer = await VerifyingCommitter.connect(peers, cluster.tokens.readWrite)
+    const db = await connect({ peers, token: cluster.tokens.readWrite })
+    try {
+      ;[largeOid = 0n] = await db.newOids(1)
+      await db.transact(async (tx) => {
+        tx.store(largeOid, new Uint8Array(largeObjectBytes).fill(7))
+      })
+    } finally {
+      await db.close()
+    }
+  })
+  after(async () => {
+    await committer?.close()
+    await cluster?.stop()
+  })
+
+  test('400 pipelined loads of a 1 MiB object on one read-only connection: memory stays bounded', async (t) => {
+    const leader = await cluster.waitForLeader()
+    const attack = pipelinedLoads(cluster.url(leader), cluster.tokens.readOnly, largeOid, 400)
+    const [outcome, peakMiB, run] = await Promise.all([
+      attack,
+      peakRssMiB(cluster.pid(leader), attack),
+      committer.run(commitIntervalMs, attack),
+    ])
+    t.diagnostic(`leader peak ${peakMiB.toFixed(0)} MiB; ${run.acks.length} commits acknowledged meanwhile`)
+    assert.equal(outcome.answered, 400, 'every load is answered, only later')
+    assert.ok(peakMiB < memberRssMiBMax, `leader peaked at ${peakMiB.toFixed(0)} MiB`)
+    assert.ok(run.acks.length > 0, 'the application kept committing')
+  })
+
+  test('300 half-finished HTTP requests are cut within seconds and the application commits on', async () => {
+    const leader = await cluster.waitForLeader()
+    const port = Number(new URL(cluster.url(leader)).port)
+    const attack = halfOpenRequests(port, 300, 7_000)
+    const [cut, run] = await Promise.all([attack, committer.run(commitIntervalMs, attack)])
+    assert.equal(cut, 300, 'the member closed every half-finished request itself')
+    assert.ok(run.acks.length > 0)
+  })
+
+  test('60 history scans pipelined on one read-only connection do not cost the leader its leadership', async () => {
+    const leader = await cluster.waitForLeader()
+    const before = await cluster.status(leader)
+    const attack = scanFlood(cluster.url(leader), cluster.tokens.readOnly, 60)
+    const [answered, run] = await Promise.all([attack, committer.run(commitIntervalMs, attack)])
+    assert.equal(answered, 60)
+    assert.ok(run.acks.length > 0)
+    const afterStatus = await cluster.status(leader)
+    assert.equal(afterStatus?.role, 'leader')
+    assert.equal(afterStatus?.term, before?.term, 'no election happened')
+  })
+
+  test('every commit acknowledged during the attacks reads back', async () => {
+    const verified = await committer.verifyAll()
+    assert.ok(verified > 0)
+  })
+})

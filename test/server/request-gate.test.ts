@@ -1,0 +1,138 @@
+/**
+ * Admission of client requests (src/server/request-gate.ts), scripted: requests are
+ * promises the test resolves by hand, so every step of the gate is observed.
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import {
+  ConnectionGate,
+  type GateLink,
+  MemberRequestBudget,
+  type RequestClass,
+  type RequestLimits,
+} from '../../src/server/request-gate.ts'
+
+const limits: RequestLimits = {
+  requestsQueuedPerConnectionMax: 6,
+  readsRunningPerConnectionMax: 2,
+  scansRunningPerConnectionMax: 1,
+  scansRunningMax: 2,
+  responseBytesPerConnectionMax: 100,
+  responseBytesMax: 150,
+}
+
+class FakeLink implements GateLink {
+  unsent = 0
+  paused = false
+  bufferedBytes(): number {
+    return this.unsent
+  }
+  pause(): void {
+    this.paused = true
+  }
+  resume(): void {
+    this.paused = false
+  }
+}
+
+/** A connection whose requests the test finishes one by one. */
+function connection(budget: MemberRequestBudget) {
+  const link = new FakeLink()
+  const gate = new ConnectionGate(budget, link)
+  const started: string[] = []
+  const finishers = new Map<string, () => void>()
+  const submit = (kind: RequestClass, name: string): void => {
+    gate.submit(
+      kind,
+      () =>
+        new Promise<void>((resolve) => {
+          started.push(name)
+          finishers.set(name, resolve)
+        }),
+    )
+  }
+  const finish = async (name: string): Promise<void> => {
+    const done = finishers.get(name)
+    assert.ok(done, `${name} is running`)
+    done()
+    // Let the gate's completion handler run.
+    await new Promise((r) => setImmediate(r))
+  }
+  return { link, gate, started, submit, finish }
+}
+
+describe('the request gate of one connection', () => {
+  test('reads run a few at a time, in arrival order; writes are admitted at once', async () => {
+    const c = connection(new MemberRequestBudget(limits))
+    for (const name of ['r1', 'r2', 'r3']) c.submit('read', name)
+    c.submit('write', 'w1')
+    assert.deepEqual(c.started, ['r1', 'r2', 'w1'])
+    await c.finish('r1')
+    assert.deepEqual(c.started, ['r1', 'r2', 'w1', 'r3'])
+  })
+
+  test('a scan runs alone on its connection, and scans are bounded across the member', async () => {
+    const budget = new MemberRequestBudget(limits)
+    const a = connection(budget)
+    const b = connection(budget)
+    const c = connection(budget)
+    a.submit('scan', 'a1')
+    a.submit('scan', 'a2')
+    b.submit('scan', 'b1')
+    c.submit('scan', 'c1')
+    assert.deepEqual([a.started, b.started, c.started], [['a1'], ['b1'], []])
+    await a.finish('a1')
+    // a's second scan and c's first compete for the freed place: the finishing connection
+    // pumps first, so a2 starts; c waits for the next scan to end.
+    assert.deepEqual([a.started, c.started], [['a1', 'a2'], []])
+    assert.equal(budget.scansRunning, 2)
+    await b.finish('b1')
+    assert.deepEqual(c.started, ['c1'])
+  })
+
+  test('no read starts while the answers not yet written exceed the budget, and a write wakes it', () => {
+    const budget = new MemberRequestBudget(limits)
+    const a = connection(budget)
+    a.link.unsent = 120
+    a.submit('read', 'r1')
+    assert.deepEqual(a.started, [])
+    a.link.unsent = 10
+    a.gate.pump()
+    assert.deepEqual(a.started, ['r1'])
+  })
+
+  test("the member's whole budget holds back reads of a connection that has sent nothing", () => {
+    const budget = new MemberRequestBudget(limits)
+    const heavy = connection(budget)
+    const light = connection(budget)
+    heavy.link.unsent = 90
+    light.link.unsent = 70
+    light.submit('read', 'r1')
+    assert.deepEqual(light.started, [], '160 bytes unsent in all is over the 150-byte budget')
+    heavy.link.unsent = 0
+    light.gate.pump()
+    assert.deepEqual(light.started, ['r1'])
+  })
+
+  test('a full queue pauses reading from the socket, and reading resumes as requests finish', async () => {
+    const c = connection(new MemberRequestBudget(limits))
+    for (let i = 1; i <= 6; i++) c.submit('read', `r${i}`)
+    assert.equal(c.link.paused, true)
+    await c.finish('r1')
+    assert.equal(c.link.paused, false)
+  })
+
+  test('a closed connection drops what waits and admits nothing more', async () => {
+    const budget = new MemberRequestBudget(limits)
+    const c = connection(budget)
+    for (let i = 1; i <= 4; i++) c.submit('read', `r${i}`)
+    c.gate.close()
+    await c.finish('r1')
+    assert.deepEqual(c.started, ['r1', 'r2'])
+    assert.equal(
+      c.gate.submit('read', async () => {}),
+      false,
+    )
+    assert.equal(budget.responseBytes(), 0)
+  })
+})
