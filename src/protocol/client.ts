@@ -20,7 +20,7 @@ import {
   validated,
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
-import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
+import { decodeMsgpack, decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
 import { memberIdMax, readMemberUrl, validateCommand } from './validate.ts'
 
 /** The versions this build speaks; the member picks the highest both sides know. */
@@ -221,7 +221,7 @@ const requestIdMax = Number.MAX_SAFE_INTEGER
 /** Checks a frame from a client. Commands inside are checked again by `validateCommand` when stamped. */
 export function decodeClientFrame(bytes: Uint8Array): Decoded<ClientFrame> {
   return validated(() => {
-    const f = readObject(decodeMsgpack(bytes), '')
+    const f = readObject(decodeUntrustedMsgpack(bytes), '')
     const type = readOneOf(f.type, 'type', ['hello', 'request'] as const)
     if (type === 'hello') {
       onlyFields(f, '', ['type', 'versions', 'token', 'name'])

@@ -17,7 +17,7 @@ export function readObject(value: unknown, path: string): Fields {
 
 export function onlyFields(fields: Fields, path: string, allowed: readonly string[]): void {
   for (const key of Object.keys(fields)) {
-    if (!allowed.includes(key)) throw new ProtocolError(join(path, key), 'unknown field')
+    if (!allowed.includes(key)) throw new ProtocolError(join(path, clip(key)), 'unknown field')
   }
 }
 
@@ -99,14 +99,22 @@ export function validated<T>(
   }
 }
 
+/** Untrusted text as it may appear in an error: at most 40 characters, quoted. */
+export function clip(text: string): string {
+  return text.length <= 40 ? text : `${text.slice(0, 40)}…`
+}
+
 export function describe(value: unknown): string {
   if (value === null) return 'null'
   if (value === undefined) return 'nothing'
   if (Array.isArray(value)) return 'a list'
   if (value instanceof Uint8Array) return 'bytes'
   if (typeof value === 'string') return `a string ${JSON.stringify(value.slice(0, 40))}`
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
-    return String(value)
+  if (typeof value === 'bigint') {
+    // Formatting a huge integer as decimal costs time quadratic in its size: name its size instead.
+    const bits = (value < 0n ? -value : value).toString(16).length * 4
+    return bits > 64 ? `an integer of about ${bits} bits` : String(value)
   }
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
   return typeof value
 }

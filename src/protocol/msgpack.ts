@@ -7,6 +7,7 @@
  */
 import { Packr } from 'msgpackr'
 import { ProtocolError } from './errors.ts'
+import { checkMsgpackShape } from './msgpack-shape.ts'
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObjects: true })
 
@@ -15,8 +16,21 @@ export function encodeMsgpack(value: unknown): Uint8Array {
 }
 
 /**
+ * Decodes exactly one msgpack value from outside (a client's or a peer's frame): its shape
+ * is checked first (no extensions, bounded nesting and strings, no counts past the end;
+ * msgpack-shape.ts), so the decoder never builds something large from a small frame.
+ * Throws ProtocolError. The result is unchecked: callers validate it into a typed value.
+ */
+export function decodeUntrustedMsgpack(bytes: Uint8Array): unknown {
+  checkMsgpackShape(bytes)
+  return decodeMsgpack(bytes)
+}
+
+/**
  * Decodes exactly one msgpack value; trailing bytes are refused, not ignored. Throws
- * ProtocolError. The result is unchecked: callers validate it into a typed value.
+ * ProtocolError. The result is unchecked: callers validate it into a typed value. For bytes
+ * this process or its replicas wrote (stored values, log entries); frames from outside go
+ * through `decodeUntrustedMsgpack`.
  */
 export function decodeMsgpack(bytes: Uint8Array): unknown {
   let values: unknown[] | undefined

@@ -18,7 +18,7 @@ import {
   validated,
 } from './fields.ts'
 import { entriesPerAppendMax, snapshotChunkBytesMax } from './limits.ts'
-import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
+import { decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
 
 export const peerProtocolVersion = 1
 
@@ -149,7 +149,7 @@ export function decodePeerFrame(
   bytes: Uint8Array,
   dataBytesMax: number,
 ): { readonly ok: true; readonly value: PeerFrame } | { readonly ok: false; readonly error: ProtocolError } {
-  return validated(() => readPeerFrame(decodeMsgpack(bytes), dataBytesMax))
+  return validated(() => readPeerFrame(decodeUntrustedMsgpack(bytes), dataBytesMax))
 }
 
 const idMax = 0xffff_ffff

@@ -91,3 +91,30 @@ export async function scanFlood(url: string, token: string, count: number): Prom
     client.close()
   }
 }
+
+/**
+ * One frame holding msgpack's BigInt extension with a 1 MiB payload, sent before any hello
+ * (finding 1, no token needed). Returns the member's goodbye and its size.
+ */
+export async function bigIntFrame(
+  url: string,
+  payloadBytes: number,
+): Promise<{ readonly goodbyeBytes: number }> {
+  const client = await RawClient.open(url)
+  try {
+    const frame = new Uint8Array(6 + payloadBytes).fill(0x7f)
+    frame.set([
+      0xc9,
+      (payloadBytes >>> 24) & 0xff,
+      (payloadBytes >>> 16) & 0xff,
+      (payloadBytes >>> 8) & 0xff,
+      payloadBytes & 0xff,
+      0x42,
+    ])
+    client.send(frame)
+    await withTimeout('BigInt frame', client.closed)
+    return { goodbyeBytes: client.goodbye === undefined ? 0 : JSON.stringify(client.goodbye).length }
+  } finally {
+    client.close()
+  }
+}

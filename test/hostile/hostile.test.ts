@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { connect } from '../../src/client/index.ts'
 import { ProcessCluster } from '../server/processes.ts'
-import { halfOpenRequests, pipelinedLoads, scanFlood } from './attacks.ts'
+import { bigIntFrame, halfOpenRequests, pipelinedLoads, scanFlood } from './attacks.ts'
 import { peakRssMiB, VerifyingCommitter } from './committer.ts'
 
 /** A member's resident memory bound under the pipelined-load attack (it reached 815 MB before the request gate). */
@@ -74,6 +74,25 @@ describe('hostile input against a three-member quorum', () => {
     assert.ok(run.acks.length > 0)
     const afterStatus = await cluster.status(leader)
     assert.equal(afterStatus?.role, 'leader')
+    assert.equal(afterStatus?.term, before?.term, 'no election happened')
+  })
+
+  test('frames with a 1 MiB BigInt extension get a short goodbye and cost the leader nothing', async () => {
+    const leader = await cluster.waitForLeader()
+    const before = await cluster.status(leader)
+    const attack = (async () => {
+      const sizes = []
+      for (let i = 0; i < 20; i++)
+        sizes.push((await bigIntFrame(cluster.url(leader), 1024 * 1024)).goodbyeBytes)
+      return sizes
+    })()
+    const [sizes, run] = await Promise.all([attack, committer.run(commitIntervalMs, attack)])
+    assert.ok(
+      sizes.every((n) => n > 0 && n < 500),
+      `goodbyes of ${sizes.join(', ')} bytes`,
+    )
+    assert.ok(run.acks.length > 0)
+    const afterStatus = await cluster.status(leader)
     assert.equal(afterStatus?.term, before?.term, 'no election happened')
   })
 
