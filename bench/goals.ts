@@ -41,7 +41,10 @@ function judged(
   return { goal, zeoq, etcd, measure: format(value), verdict: holds(value) ? 'met' : 'not met' }
 }
 
-/** The goals for one connection, then the earlier goals that still stand. */
+/**
+ * The goals for one connection, then the earlier goals that still stand. Longer than most
+ * functions: a flat list of eight goals, each read in one place, side by side.
+ */
 export function goals(results: BenchResults): Goal[] {
   const rows = commitRows(results.commits, 'one')
   const at = (workers: number) => rows.find((r) => r.workers === workers)

@@ -5,6 +5,7 @@
 import { otherCpuPctMax } from './cpu.ts'
 import type { Settings } from './settings.ts'
 import { commitAttempts, payloadBytes } from './systems.ts'
+import { catchUpWriters } from './workloads.ts'
 
 const seconds = (ms: number): string => `${ms / 1000} s`
 
@@ -49,7 +50,7 @@ export function methodSection(s: Settings): string[] {
     `- **A connection each.** The second table runs the same loop with each worker on its own connection (N`,
     `  \`Database\`s, N \`Etcd3\` clients), ${s.perConnectionRounds} round${s.perConnectionRounds === 1 ? '' : 's'}, still in this one process. Figures before this method`,
     '  came from that mode only, with the connections spread over two load-generator processes.',
-    `- **Catch-up.** A follower is killed, ${s.catchUpCommits} commits are made without it (16 writers, each on its own`,
+    `- **Catch-up.** A follower is killed, ${s.catchUpCommits} commits are made without it (${catchUpWriters} writers, each on its own`,
     '  connection and its own share of the objects; a commit that fails all the same is counted and made again),',
     '  then the follower is restarted; the time is until it has applied them all. Other load is recorded over',
     '  that time.',

@@ -57,6 +57,7 @@ function cpuTable(rows: readonly CommitRow[]): string[] {
       'members % (together)',
       'members’ CPU ms per commit',
       'others %',
+      'stolen %',
       'conflicts / errors',
     ],
     rows.flatMap((row) =>
@@ -72,6 +73,7 @@ function cpuTable(rows: readonly CommitRow[]): string[] {
             spreadText(r.membersPct),
             spreadText(r.memberCpuMsPerCommit, 3),
             spreadText(r.otherPct),
+            spreadText(r.stealPct),
             `${r.conflicts} / ${r.errors}`,
           ],
         ]
@@ -233,7 +235,9 @@ export function consoleSummary(results: BenchResults): string {
   }
   lines.push('', 'Goals:')
   for (const g of goals(results))
-    lines.push(`  ${g.goal}: zeoq ${g.zeoq}, etcd ${g.etcd}, ${g.measure} — ${g.verdict}`)
+    lines.push(
+      `  ${g.goal}: zeoq ${g.zeoq}, etcd ${g.etcd} — ${g.verdict === 'no verdict' || g.verdict === 'not measured' ? g.measure.replace(/^—$/, 'not measured') : `${g.measure}: ${g.verdict}`}`,
+    )
   if (results.failures.length > 0) lines.push('', 'Failed steps:', ...results.failures.map((f) => `  ${f}`))
   const total = results.phases.reduce((sum, p) => sum + p.seconds, 0)
   lines.push('', `Took ${fixed(total / 60, 1)} min.`)

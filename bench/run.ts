@@ -35,7 +35,7 @@ import {
 import { cleanupAll, loadAverage } from './processes.ts'
 import { consoleSummary, markdown } from './report.ts'
 import type { BenchResults } from './results.ts'
-import { settingsFrom, settingsOptions, settingsUsage } from './settings.ts'
+import { type Settings, settingsFrom, settingsOptions, settingsUsage } from './settings.ts'
 import { commitRows } from './summary.ts'
 import type { SystemName } from './systems.ts'
 
@@ -81,28 +81,9 @@ function buildForMembers(): void {
   process.env.ZEOQ_FROM_BUILD = '1'
 }
 
-/** Returns the process's exit code: 0, or 1 when a step failed. */
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      ...settingsOptions,
-      only: { type: 'string' },
-      out: { type: 'string' },
-      json: { type: 'string' },
-      help: { type: 'boolean' },
-    },
-  })
-  if (values.help === true) {
-    process.stdout.write(`${usage}\n`)
-    return 0
-  }
-  const settings = settingsFrom(values)
-  const only = phasesFrom(values.only)
-  const fullRun = !settings.quick && values.only === undefined
-  const outDir = values.out ?? (fullRun ? join(repoRoot, 'docs') : undefined)
-  buildForMembers()
-  const etcdVersion = ensureEtcd(log)
-  const results: BenchResults = {
+/** The results of a run about to start, with the machine it runs on. */
+function emptyResults(settings: Settings, etcdVersion: string | undefined): BenchResults {
+  return {
     startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     quick: settings.quick,
@@ -127,6 +108,30 @@ async function main(): Promise<number> {
     failures: [],
     notes: [],
   }
+}
+
+/** Returns the process's exit code: 0, or 1 when a step failed. */
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      ...settingsOptions,
+      only: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  })
+  if (values.help === true) {
+    process.stdout.write(`${usage}\n`)
+    return 0
+  }
+  const settings = settingsFrom(values)
+  const only = phasesFrom(values.only)
+  const fullRun = !settings.quick && values.only === undefined
+  const outDir = values.out ?? (fullRun ? join(repoRoot, 'docs') : undefined)
+  buildForMembers()
+  const etcdVersion = ensureEtcd(log)
+  const results = emptyResults(settings, etcdVersion)
   if (etcdVersion === undefined)
     results.failures.push(
       'etcd could not be installed (apt-get install etcd-server failed): the etcd side is skipped.',

@@ -51,6 +51,8 @@ export interface SystemRuns {
   readonly clientPct: Spread
   readonly membersPct: Spread
   readonly otherPct: Spread
+  /** Time the hypervisor gave to other machines. */
+  readonly stealPct: Spread
   readonly conflicts: number
   readonly errors: number
   readonly firstError?: string
@@ -84,6 +86,7 @@ function systemRuns(runs: readonly CommitRun[]): SystemRuns | undefined {
     clientPct: spread(runs.map((r) => r.cpu.clientPct)),
     membersPct: spread(runs.map((r) => r.cpu.membersPct.reduce((s, c) => s + c, 0))),
     otherPct: spread(runs.map((r) => r.cpu.otherPct)),
+    stealPct: spread(runs.map((r) => r.cpu.stealPct)),
     conflicts: runs.reduce((s, r) => s + r.conflicts, 0),
     errors: runs.reduce((s, r) => s + r.errors, 0),
     ...(firstError === undefined ? {} : { firstError }),

@@ -27,7 +27,7 @@ const failoverGiveUpMs = 60_000
 /** Commits flowing before each kill, so the stream is steady. */
 const failoverSteadyMs = 1_000
 /** Concurrent writers of the catch-up commits, each over its own connection. */
-const catchUpWriters = 16
+export const catchUpWriters = 16
 
 export function memberPids(cluster: BenchCluster): number[] {
   return cluster.memberIds().flatMap((id) => {
@@ -160,7 +160,8 @@ export async function readRuns(
 /**
  * SIGKILL of the leader while clients commit without pause; each trial measures from the
  * kill to the first acknowledged commit that began after it, then restarts the member and
- * waits until it has caught up before the next trial.
+ * waits until it has caught up before the next trial. Longer than most functions: the
+ * streams and the trials share the kill and recovery times, which a split would scatter.
  */
 export async function failoverRuns(
   stage: Stage,
