@@ -129,9 +129,11 @@ async function main(): Promise<number> {
   const only = phasesFrom(values.only)
   const fullRun = !settings.quick && values.only === undefined
   const outDir = values.out ?? (fullRun ? join(repoRoot, 'docs') : undefined)
+  const buildStartMs = performance.now()
   buildForMembers()
   const etcdVersion = ensureEtcd(log)
   const results = emptyResults(settings, etcdVersion)
+  results.phases.push({ phase: 'build and etcd', seconds: (performance.now() - buildStartMs) / 1000 })
   if (etcdVersion === undefined)
     results.failures.push(
       'etcd could not be installed (apt-get install etcd-server failed): the etcd side is skipped.',
