@@ -1,8 +1,9 @@
 /**
  * The chart of docs/benchmarks.md, as hand-written SVG: commit throughput and p99
- * latency against the number of concurrent clients, one line per system.
+ * latency (medians over the rounds) against the number of transactions at once over one
+ * connection, one line per system.
  */
-import type { CommitPoint } from './results.ts'
+import type { CommitRow, SystemRuns } from './summary.ts'
 import type { SystemName } from './systems.ts'
 
 const panelWidth = 420
@@ -34,7 +35,7 @@ function formatTick(value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(1)
 }
 
-/** One panel: x positions are the client counts on a log scale, y is linear from 0. */
+/** One panel: x positions are the numbers of transactions at once on a log scale, y is linear from 0. */
 function panel(title: string, yLabel: string, series: readonly Series[], offsetX: number): string {
   const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b)
   const ys = series.flatMap((s) => s.points.map((p) => p.y)).filter(Number.isFinite)
@@ -63,7 +64,7 @@ function panel(title: string, yLabel: string, series: readonly Series[], offsetX
     parts.push(`<text x="${xAt(x)}" y="${margin.top + plotH + 18}" text-anchor="middle">${x}</text>`)
   }
   parts.push(
-    `<text x="${offsetX + margin.left + plotW / 2}" y="${panelHeight - 8}" text-anchor="middle">concurrent clients</text>`,
+    `<text x="${offsetX + margin.left + plotW / 2}" y="${panelHeight - 8}" text-anchor="middle">transactions at once, one connection</text>`,
     `<text transform="translate(${offsetX + 14},${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`,
     `<rect x="${offsetX + margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`,
   )
@@ -79,23 +80,23 @@ function panel(title: string, yLabel: string, series: readonly Series[], offsetX
   return parts.join('\n')
 }
 
-/** The SVG document for the commit points of both systems. */
-export function commitChart(points: readonly CommitPoint[], subtitle: string): string {
+/** The SVG document for the one-connection rows of both systems. */
+export function commitChart(rows: readonly CommitRow[], subtitle: string): string {
   const systems: SystemName[] = ['zeoq', 'etcd']
-  const seriesOf = (value: (p: CommitPoint) => number): Series[] =>
+  const seriesOf = (value: (r: SystemRuns) => number): Series[] =>
     systems
       .map((system) => ({
         system,
-        points: points
-          .filter((p) => p.system === system)
-          .map((p) => ({ x: p.outcome.clients, y: value(p) }))
-          .sort((a, b) => a.x - b.x),
+        points: rows.flatMap((row) => {
+          const r = row.systems[system]
+          return r === undefined ? [] : [{ x: row.workers, y: value(r) }]
+        }),
       }))
       .filter((s) => s.points.length > 0)
   const width = panelWidth * 2
   const height = panelHeight + 44
   const legend = systems
-    .filter((system) => points.some((p) => p.system === system))
+    .filter((system) => rows.some((row) => row.systems[system] !== undefined))
     .map(
       (system, i) =>
         `<rect x="${margin.left + i * 110}" y="${panelHeight + 14}" width="14" height="14" fill="${colors[system]}"/>` +
@@ -104,18 +105,18 @@ export function commitChart(points: readonly CommitPoint[], subtitle: string): s
     .join('\n')
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-    '<title>Commit throughput and p99 latency against concurrent clients, zeoq beside etcd</title>',
+    '<title>Commit throughput and p99 latency against transactions at once over one connection, zeoq beside etcd</title>',
     `<rect width="${width}" height="${height}" fill="white"/>`,
     panel(
       'Commit throughput',
       'commits per second',
-      seriesOf((p) => p.outcome.opsPerS),
+      seriesOf((r) => r.opsPerS.median),
       0,
     ),
     panel(
       'Commit latency, p99',
       'milliseconds',
-      seriesOf((p) => p.outcome.latency.p99Ms),
+      seriesOf((r) => r.p99Ms.median),
       panelWidth,
     ),
     legend,

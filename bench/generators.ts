@@ -1,13 +1,14 @@
 /**
  * Runs a task on a few load-generator processes (bench/loadgen.ts) at once: the clients
- * are split between them, all start together, and their samples are merged. Samples the
- * CPU the members and the generators used in the measured window, since on a small
- * machine the generators compete with the members for cores.
+ * are split between them, all start together, and their samples are merged. Records who
+ * used the CPU in the measured window (bench/cpu.ts), the generators counting as the client.
+ * The reads use it; the commit runs run in the benchmark's own process (bench/commits.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { type CpuParties, type CpuShares, CpuWindow, withClientCpu } from './cpu.ts'
 import type { ClientMemory, FromGenerator, LoadResult, Task, ToGenerator } from './loadgen.ts'
-import { cpuMsOf, track } from './processes.ts'
+import { track } from './processes.ts'
 import { type LatencySummary, summarize } from './stats.ts'
 
 const loadgenPath = fileURLToPath(new URL('./loadgen.ts', import.meta.url))
@@ -24,15 +25,8 @@ export interface RunOutcome {
   readonly conflicts: number
   readonly errors: number
   readonly firstError?: string
-  /** CPU used in the window, as a percentage of one core, summed over generators. */
-  readonly generatorCpuPct: number
-  /** CPU used in the window by each member, as a percentage of one core. */
-  readonly memberCpuPct: readonly number[]
-  /**
-   * The measured window on the monotonic clock, in µs (process.hrtime): the clock V8's
-   * CPU profiles use on Linux, so a profile can be cut to the window.
-   */
-  readonly windowMonotonicUs: readonly [number, number]
+  /** CPU in the measured window; the client's share is the generators'. */
+  readonly cpu: CpuShares
 }
 
 class Generator {
@@ -96,7 +90,7 @@ type ClientTask = Extract<Task, { clients: number }>
 export async function runGenerators(
   task: ClientTask,
   generatorCount: number,
-  memberPids: readonly number[],
+  parties: () => CpuParties,
 ): Promise<RunOutcome> {
   const count = Math.max(1, Math.min(generatorCount, task.clients))
   const generators = Array.from({ length: count }, () => new Generator())
@@ -107,37 +101,24 @@ export async function runGenerators(
     })
     for (const g of generators) await expect(g, 'ready', 'its clients to connect', setupTimeoutMs)
     for (const g of generators) g.send({ type: 'go' })
-    let memberCpuAt: number[] = memberPids.map(cpuMsOf)
-    let windowStartMs = performance.now()
-    let windowStartNs = process.hrtime.bigint()
+    let window = CpuWindow.start(parties)
     const sampler = setTimeout(() => {
-      memberCpuAt = memberPids.map(cpuMsOf)
-      windowStartMs = performance.now()
-      windowStartNs = process.hrtime.bigint()
+      window = CpuWindow.start(parties)
     }, task.warmupMs)
     const results: LoadResult[] = []
     const timeoutMs = task.warmupMs + task.measureMs + finishSlackMs
-    // Generators end their windows together; the first to report closes the members' CPU
-    // window. Each generator measures its own CPU (it may have exited when this one reports).
-    let memberCpuEnd: number[] | undefined
-    let windowEndMs = 0
-    let windowEndNs = 0n
+    // Generators end their windows together; the first to report closes the CPU window. Each
+    // generator measures its own CPU (it may have exited by the time the others report).
+    let shares: CpuShares | undefined
     for (const g of generators) {
       const message = await expect(g, 'done', 'its samples', timeoutMs)
-      if (memberCpuEnd === undefined) {
-        memberCpuEnd = memberPids.map(cpuMsOf)
-        windowEndMs = performance.now()
-        windowEndNs = process.hrtime.bigint()
-      }
+      shares ??= window.end()
       if (message.type === 'done') results.push(message.result)
     }
     clearTimeout(sampler)
-    const windowMs = Math.max(1, windowEndMs - windowStartMs)
     const latencies = results.flatMap((r) => r.latenciesMs)
     const ops = results.reduce((s, r) => s + r.ops, 0)
     const firstError = results.find((r) => r.firstError !== undefined)?.firstError
-    const pct = (end: number | undefined, start: number | undefined): number =>
-      (((end ?? 0) - (start ?? 0)) / windowMs) * 100
     return {
       clients: task.clients,
       generators: count,
@@ -146,9 +127,10 @@ export async function runGenerators(
       conflicts: results.reduce((s, r) => s + r.conflicts, 0),
       errors: results.reduce((s, r) => s + r.errors, 0),
       ...(firstError === undefined ? {} : { firstError }),
-      generatorCpuPct: results.reduce((s, r) => s + (r.cpuMs / Math.max(1, r.cpuWindowMs)) * 100, 0),
-      memberCpuPct: (memberCpuEnd ?? []).map((end, i) => pct(end, memberCpuAt[i])),
-      windowMonotonicUs: [Number(windowStartNs / 1000n), Number(windowEndNs / 1000n)],
+      cpu: withClientCpu(
+        shares ?? window.end(),
+        results.reduce((s, r) => s + r.cpuMs, 0),
+      ),
     }
   } finally {
     for (const g of generators) g.child.kill('SIGKILL')

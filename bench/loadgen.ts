@@ -5,6 +5,7 @@
  * latency measured in the window and the CPU it used.
  */
 import { rootOid } from '../src/client/index.ts'
+import { closedLoop, type LoopResult, latencySamplesMax } from './loop.ts'
 import { type BenchClient, keyCount, openClient, type ReadKind, type Target } from './systems.ts'
 
 export type Task =
@@ -25,15 +26,8 @@ export type Task =
     }
   | { readonly kind: 'clientMemory'; readonly target: Target }
 
-export interface LoadResult {
-  /** Operations completed inside the measured window. */
-  readonly ops: number
-  readonly conflicts: number
-  readonly errors: number
-  readonly firstError?: string
-  readonly latenciesMs: readonly number[]
-  readonly measuredMs: number
-  /** CPU time this process used from the end of the warm-up until its clients stopped (user + system). */
+export interface LoadResult extends LoopResult {
+  /** CPU time this process used in the measured window (user + system). */
   readonly cpuMs: number
   /** The wall time `cpuMs` was measured over. */
   readonly cpuWindowMs: number
@@ -54,8 +48,6 @@ export type FromGenerator =
   | { readonly type: 'memory'; readonly memory: ClientMemory }
   | { readonly type: 'failed'; readonly message: string }
 
-/** Bound on the latencies one process keeps: enough for 20 s at 50,000 operations a second. */
-const latencySamplesMax = 1_000_000
 /** Objects a cached-read transaction reads before the next transaction starts. */
 const readsPerTransactionMax = 1000
 
@@ -83,51 +75,25 @@ async function runLoops(
   clients: readonly BenchClient[],
   op: (client: BenchClient) => Promise<number>,
 ): Promise<LoadResult> {
-  const latenciesMs: number[] = []
-  let ops = 0
-  let conflicts = 0
-  let errors = 0
-  let firstError: string | undefined
-  const startMs = performance.now()
-  const measureFromMs = startMs + task.warmupMs
-  const endMs = measureFromMs + task.measureMs
   let cpuAtStart = process.cpuUsage()
-  let cpuFromMs = startMs
-  setTimeout(() => {
-    cpuAtStart = process.cpuUsage()
-    cpuFromMs = performance.now()
-  }, task.warmupMs)
-  const loop = async (client: BenchClient): Promise<void> => {
-    // Bounded by the clock: the loop ends at `endMs`.
-    while (performance.now() < endMs) {
-      const t0 = performance.now()
-      try {
-        const seen = await op(client)
-        const t1 = performance.now()
-        if (t0 >= measureFromMs && t1 <= endMs) {
-          ops++
-          conflicts += seen
-          if (latenciesMs.length < latencySamplesMax) latenciesMs.push(t1 - t0)
-        }
-      } catch (error) {
-        errors++
-        firstError ??= (error as Error).message
-      }
-    }
-  }
-  await Promise.all(clients.map(loop))
-  const cpu = process.cpuUsage(cpuAtStart)
-  const cpuWindowMs = performance.now() - cpuFromMs
-  return {
-    ops,
-    conflicts,
-    errors,
-    ...(firstError === undefined ? {} : { firstError }),
-    latenciesMs,
-    measuredMs: task.measureMs,
-    cpuMs: (cpu.user + cpu.system) / 1000,
-    cpuWindowMs,
-  }
+  let cpuFromMs = performance.now()
+  let cpu = { user: 0, system: 0 }
+  let cpuWindowMs = 0
+  const result = await closedLoop({
+    workers: clients.length,
+    warmupMs: task.warmupMs,
+    measureMs: task.measureMs,
+    op: (worker) => op(clients[worker] as BenchClient),
+    onWindowStart: () => {
+      cpuAtStart = process.cpuUsage()
+      cpuFromMs = performance.now()
+    },
+    onWindowEnd: () => {
+      cpu = process.cpuUsage(cpuAtStart)
+      cpuWindowMs = performance.now() - cpuFromMs
+    },
+  })
+  return { ...result, cpuMs: (cpu.user + cpu.system) / 1000, cpuWindowMs }
 }
 
 /**

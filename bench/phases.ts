@@ -1,26 +1,27 @@
 /**
- * The benchmark's phases, each on fresh clusters: the main one (commits, reads, failover,
- * catch-up) per system, the large data set (restart, member and client memory), the
- * profiled commit run, and the simulator's speed.
+ * The benchmark's phases: the main one (both clusters up; the alternating commit runs,
+ * then reads, failover and catch-up of each system while the other idles), the large data
+ * set (restart, member and client memory), the profiled commit run, and the simulator's
+ * speed. A step that fails is recorded and the run goes on without it.
  */
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type BenchCluster, seedKeys, startEtcd, startZeoq } from './clusters.ts'
-import { runGenerators } from './generators.ts'
+import { commitPlan, commitRounds, type Seeded } from './commits.ts'
 import { spawnTracked, tempDir } from './processes.ts'
 import { summarizeProfile } from './profile.ts'
 import type { BenchResults } from './results.ts'
+import type { Settings } from './settings.ts'
+import type { SystemName } from './systems.ts'
+import { launch, seed, withTestbeds } from './testbed.ts'
 import {
   catchUpRun,
-  commitRuns,
   failoverRuns,
   measureClientMemory,
   memberMemory,
-  memberPids,
   readRuns,
   recoveryRun,
-  type Settings,
+  type Stage,
 } from './workloads.ts'
 
 export const phaseNames = ['commits', 'reads', 'failover', 'recovery', 'memory', 'sim', 'profile'] as const
@@ -28,7 +29,8 @@ export type PhaseName = (typeof phaseNames)[number]
 
 export interface Plan {
   readonly only: ReadonlySet<PhaseName>
-  readonly etcd: boolean
+  /** The systems compared, zeoq first: the order of each round. */
+  readonly systems: readonly SystemName[]
   readonly settings: Settings
   readonly log: (line: string) => void
 }
@@ -37,98 +39,135 @@ const zeoqBin = fileURLToPath(new URL('../bin/zeoq.js', import.meta.url))
 /** The simulator run may take this long before it is stopped (200 seeds take about a minute when idle). */
 const simTimeoutMs = 20 * 60_000
 
-/** Commits, reads, failover and catch-up on one fresh cluster of `system`. */
-export async function mainPhase(system: 'zeoq' | 'etcd', plan: Plan, results: BenchResults): Promise<void> {
+/** Runs one step; a failure is logged and recorded in the results instead of ending the run. */
+export async function guarded(
+  plan: Plan,
+  results: BenchResults,
+  what: string,
+  step: () => Promise<void>,
+): Promise<void> {
+  try {
+    await step()
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0] ?? String(error)
+    plan.log(`bench: ${what} failed: ${(error as Error).stack ?? message}`)
+    results.failures.push(`${what}: ${message}`)
+  }
+}
+
+/** Both clusters up: the commit runs, then each system's reads, failover and catch-up. */
+export async function mainPhase(plan: Plan, results: BenchResults): Promise<void> {
   const { only, settings, log } = plan
   const wants = (p: PhaseName): boolean => only.has(p)
   if (!['commits', 'reads', 'failover', 'recovery', 'memory'].some((p) => wants(p as PhaseName))) return
-  log(`${system}: starting three members`)
-  const zeoq = system === 'zeoq' ? await startZeoq() : undefined
-  const cluster: BenchCluster = zeoq ?? (await startEtcd())
-  try {
-    const idle = memberMemory(cluster)
-    const keys = await seedKeys(cluster, zeoq?.token ?? '', settings.objects)
-    const clientCounts = wants('commits') ? settings.commitClients : wants('memory') ? [64] : []
-    if (clientCounts.length > 0) {
-      results.commits.push(...(await commitRuns(cluster, keys, settings, clientCounts, log)))
-      // VmHWM is the peak since the process started: the runs above end with the largest.
-      results.commitMemory.push({ system, members: memberMemory(cluster), idle })
-    }
-    if (wants('reads')) results.reads.push(...(await readRuns(cluster, keys, settings, log)))
-    if (wants('failover')) results.failover.push(await failoverRuns(cluster, keys, settings, log))
-    if (wants('recovery')) results.catchUp.push(await catchUpRun(cluster, keys, settings.catchUpCommits, log))
-  } finally {
-    await cluster.stop()
-  }
-}
-
-/** The large data set on a fresh cluster: restart time, memory of its members, a client's full cache. */
-export async function bigDataPhase(
-  system: 'zeoq' | 'etcd',
-  plan: Plan,
-  results: BenchResults,
-): Promise<void> {
-  const { only, settings, log } = plan
-  if (!only.has('recovery') && !only.has('memory')) return
-  log(`${system}: starting three members for the ${(settings.dataBytes / 2 ** 20).toFixed(0)} MiB data set`)
-  const zeoq = system === 'zeoq' ? await startZeoq() : undefined
-  const cluster: BenchCluster = zeoq ?? (await startEtcd())
-  try {
-    const { result, keys } = await recoveryRun(cluster, zeoq?.token ?? '', settings, log)
-    results.recovery.push(result)
-    if (zeoq !== undefined && only.has('memory')) {
-      results.clientMemory = await measureClientMemory({
-        kind: 'clientMemory',
-        target: keys.target(cluster.endpoints),
+  log(`${plan.systems.join(' and ')}: starting three members each`)
+  await withTestbeds(plan.systems, async (beds) => {
+    const idle = beds.map((bed) => memberMemory(bed.cluster))
+    const seeded: Seeded[] = []
+    for (const bed of beds) seeded.push({ bed, keys: await seed(bed, settings.objects) })
+    if (wants('commits') || wants('memory')) {
+      log('commits: one connection, the systems alternating')
+      await guarded(plan, results, 'the one-connection commit runs', async () => {
+        results.commits.push(...(await commitRounds(seeded, commitPlan(settings, 'one'), log)))
       })
-      log(
-        `  zeoq client with a full cache: ${(results.clientMemory.fullRssBytes / 2 ** 20).toFixed(0)} MiB resident`,
+      // VmHWM is the peak since the process started: it covers every run so far.
+      results.commitMemory.push(
+        ...beds.map((bed, i) => ({
+          system: bed.system,
+          idle: idle[i] ?? [],
+          oneConnection: memberMemory(bed.cluster),
+        })),
       )
     }
-  } finally {
-    await cluster.stop()
+    if (wants('commits')) {
+      log('commits: a connection per transaction, the systems alternating')
+      await guarded(plan, results, 'the per-connection commit runs', async () => {
+        results.commits.push(...(await commitRounds(seeded, commitPlan(settings, 'each'), log)))
+      })
+      results.commitMemory.forEach((m, i) => {
+        const bed = beds[i]
+        if (bed !== undefined) results.commitMemory[i] = { ...m, perConnection: memberMemory(bed.cluster) }
+      })
+    }
+    for (const side of seeded) {
+      const stage: Stage = { ...side, idle: beds.filter((b) => b !== side.bed) }
+      const system = side.bed.system
+      if (wants('reads'))
+        await guarded(plan, results, `${system} reads`, async () => {
+          results.reads.push(...(await readRuns(stage, settings, log)))
+        })
+      if (wants('failover'))
+        await guarded(plan, results, `${system} failover`, async () => {
+          results.failover.push(await failoverRuns(stage, settings, log))
+        })
+      if (wants('recovery'))
+        await guarded(plan, results, `${system} catch-up`, async () => {
+          results.catchUp.push(await catchUpRun(stage, settings.catchUpCommits, log))
+        })
+    }
+  })
+}
+
+/** The large data set on a fresh cluster of each system: restart time, memory of its members, a client's full cache. */
+export async function bigDataPhase(plan: Plan, results: BenchResults): Promise<void> {
+  const { only, settings, log } = plan
+  if (!only.has('recovery') && !only.has('memory')) return
+  for (const system of plan.systems) {
+    log(`${system}: starting three members for the ${(settings.dataBytes / 2 ** 20).toFixed(0)} MiB data set`)
+    await guarded(plan, results, `${system} restart with the data set`, async () => {
+      await withTestbeds([system], async ([bed]) => {
+        if (bed === undefined) return
+        const { result, keys } = await recoveryRun(bed, settings, log)
+        results.recovery.push(result)
+        if (system === 'zeoq' && only.has('memory')) {
+          results.clientMemory = await measureClientMemory({
+            kind: 'clientMemory',
+            target: keys.target(bed.cluster.endpoints),
+          })
+          log(
+            `  zeoq client with a full cache: ${(results.clientMemory.fullRssBytes / 2 ** 20).toFixed(0)} MiB resident`,
+          )
+        }
+      })
+    })
   }
 }
 
-/** A fresh zeoq cluster whose members run under `--cpu-prof`; the leader's profile of the 16-client run. */
+/** A fresh zeoq cluster whose members run under `--cpu-prof`; the leader's profile of one connection running 16 transactions. */
 export async function profilePhase(plan: Plan, results: BenchResults): Promise<void> {
   if (!plan.only.has('profile')) return
   const { settings, log } = plan
   const profileDir = tempDir('zeoq-bench-prof-')
-  log('zeoq: profiling the members during the 16-client commit run')
-  const cluster = await startZeoq({ nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] })
-  let leaderPid: number | undefined
-  let opsPerS = 0
-  let windowUs: readonly [number, number] | undefined
-  const clients = 16
-  try {
-    const keys = await seedKeys(cluster, cluster.token, settings.objects)
-    const outcome = await runGenerators(
-      {
-        kind: 'commits',
-        target: keys.target(cluster.endpoints),
-        clients,
-        warmupMs: settings.warmupMs,
-        measureMs: settings.profileMeasureMs,
-      },
-      settings.generators,
-      memberPids(cluster),
-    )
-    opsPerS = outcome.opsPerS
-    windowUs = outcome.windowMonotonicUs
-    leaderPid = cluster.pid(await cluster.waitForLeader())
-  } finally {
-    // A clean shutdown writes the profiles; SIGKILL would lose them.
-    await cluster.stopCleanly()
-  }
-  const file = readdirSync(profileDir).find((f) => leaderPid !== undefined && f.includes(`.${leaderPid}.`))
-  if (file === undefined) {
-    results.notes.push('The profile of the leader was not written (did it exit cleanly?).')
-    return
-  }
-  const summary = summarizeProfile(join(profileDir, file), 15, windowUs)
-  results.profile = { role: 'leader', clients, opsPerS, ...summary }
-  log(`  leader profile: ${summary.busyMs.toFixed(0)} ms busy, top: ${summary.functions[0]?.name ?? '?'}`)
+  const workers = 16
+  log(`zeoq: profiling the members while one connection runs ${workers} transactions at once`)
+  await guarded(plan, results, 'the profile', async () => {
+    const bed = await launch('zeoq', { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] })
+    let leaderPid: number | undefined
+    let opsPerS = 0
+    let windowUs: readonly [number, number] | undefined
+    try {
+      const keys = await seed(bed, settings.objects)
+      const [run] = await commitRounds(
+        [{ bed, keys }],
+        { ...commitPlan(settings, 'one'), workers: [workers], rounds: 1 },
+        log,
+      )
+      opsPerS = run?.opsPerS ?? 0
+      windowUs = run?.windowMonotonicUs
+      leaderPid = bed.cluster.pid(await bed.cluster.waitForLeader())
+    } finally {
+      // A clean shutdown writes the profiles; SIGKILL would lose them.
+      await bed.stop(true)
+    }
+    const file = readdirSync(profileDir).find((f) => leaderPid !== undefined && f.includes(`.${leaderPid}.`))
+    if (file === undefined) {
+      results.notes.push('The profile of the leader was not written (did it exit cleanly?).')
+      return
+    }
+    const summary = summarizeProfile(join(profileDir, file), 15, windowUs)
+    results.profile = { role: 'leader', clients: workers, opsPerS, ...summary }
+    log(`  leader profile: ${summary.busyMs.toFixed(0)} ms busy, top: ${summary.functions[0]?.name ?? '?'}`)
+  })
 }
 
 /** `zeoq sim --seeds N --nodes 5 --json`: virtual seconds per wall second and seeds per minute. */

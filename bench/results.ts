@@ -1,12 +1,37 @@
 /** What a benchmark run found: filled by the workloads, written by the report. */
+import type { CpuShares } from './cpu.ts'
 import type { RunOutcome } from './generators.ts'
 import type { ClientMemory } from './loadgen.ts'
+import type { Settings } from './settings.ts'
+import type { LatencySummary } from './stats.ts'
 import type { SystemName } from './systems.ts'
-import type { Settings } from './workloads.ts'
 
-export interface CommitPoint {
+/**
+ * How the concurrent transactions reach the system: all over one client (one zeoq
+ * `Database`, one `Etcd3`), as an application server does, or each over its own.
+ */
+export type Connections = 'one' | 'each'
+
+/** One measured commit run of one system: `workers` closed loops, in this process. */
+export interface CommitRun {
   readonly system: SystemName
-  readonly outcome: RunOutcome
+  readonly connections: Connections
+  readonly workers: number
+  /** 1-based; the systems alternate within a round. */
+  readonly round: number
+  /** Commits completed in the measured window. */
+  readonly commits: number
+  readonly opsPerS: number
+  readonly latency: LatencySummary
+  readonly conflicts: number
+  readonly errors: number
+  readonly firstError?: string
+  readonly cpu: CpuShares
+  /**
+   * The measured window on the monotonic clock, in µs (process.hrtime): the clock V8's
+   * CPU profiles use on Linux, so a member's profile can be cut to the window.
+   */
+  readonly windowMonotonicUs: readonly [number, number]
 }
 
 export interface ReadRow {
@@ -27,6 +52,8 @@ export interface FailoverResult {
   readonly electedMs: readonly number[]
   readonly electedMedianMs: number
   readonly errors: number
+  /** Per trial: other processes' CPU from the kill until commits flowed again, % of one core. */
+  readonly otherCpuPct: readonly number[]
 }
 
 export interface MemberMemory {
@@ -53,6 +80,10 @@ export interface CatchUpResult {
   readonly system: SystemName
   readonly commits: number
   readonly writeSeconds: number
+  /** Commits of the writing that failed (conflicts after every attempt) and were made again. */
+  readonly failedWrites: number
+  /** CPU in the catch-up window (from the restart until caught up). */
+  readonly cpu: CpuShares
   /** Restart of the member that missed them until it has applied all of them. */
   readonly catchUpMs: number
 }
@@ -93,8 +124,24 @@ export interface Machine {
   readonly etcd: string
   readonly os: string
   readonly commit: string
+  /** /proc/loadavg's 1, 5 and 15 minute averages. */
   readonly loadBefore: string
   readonly loadAfter?: string
+}
+
+export interface CommitMemory {
+  readonly system: SystemName
+  /** Just after start (elected, nothing written): the runtime's own share. */
+  readonly idle: readonly MemberMemory[]
+  /** After the one-connection runs (VmHWM: the peak since start). */
+  readonly oneConnection: readonly MemberMemory[]
+  /** After the per-connection runs too. */
+  readonly perConnection?: readonly MemberMemory[]
+}
+
+export interface PhaseTime {
+  readonly phase: string
+  readonly seconds: number
 }
 
 export interface BenchResults {
@@ -103,20 +150,18 @@ export interface BenchResults {
   readonly quick: boolean
   readonly machine: Machine
   readonly settings: Settings
-  readonly commits: CommitPoint[]
+  /** Both modes, every round, in the order run. */
+  readonly commits: CommitRun[]
   readonly reads: ReadRow[]
   readonly failover: FailoverResult[]
   readonly recovery: RecoveryResult[]
   readonly catchUp: CatchUpResult[]
-  /** Peak memory of each member after the 64-client run. */
-  readonly commitMemory: {
-    readonly system: SystemName
-    readonly members: readonly MemberMemory[]
-    /** The same members just after start (elected, nothing written): the runtime's own share. */
-    readonly idle: readonly MemberMemory[]
-  }[]
+  readonly commitMemory: CommitMemory[]
   clientMemory?: ClientMemory
   sim?: SimResult
   profile?: ProfileResult
+  readonly phases: PhaseTime[]
+  /** Steps that failed: the run went on without them. */
+  readonly failures: string[]
   readonly notes: string[]
 }

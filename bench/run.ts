@@ -1,14 +1,17 @@
 /**
- * `npm run bench`: zeoq beside etcd on this machine, in one run — commits, reads,
- * failover, recovery, memory, simulator speed and a profile of the commit path — then a
- * table on standard output and docs/benchmarks.md with docs/benchmarks.svg.
+ * `npm run bench`: zeoq beside etcd on this machine, in one run — the headline commit runs
+ * (one process, one connection, many transactions at once, the systems alternating),
+ * the same with a connection each, reads, failover, recovery, memory, simulator speed and
+ * a profile of the commit path — then a summary on standard output and, for a full run,
+ * docs/benchmarks.md with docs/benchmarks.svg.
  *
- *   npm run bench                      the full run (tens of minutes)
- *   npm run bench -- --quick           a small run (a few minutes)
- *   npm run bench -- --only commits,reads --out /tmp/b
+ *   npm run bench                      the full run (about a quarter of an hour on 2 cores)
+ *   npm run bench -- --quick           one round of short runs: checks the harness (a few minutes)
+ *   npm run bench -- --only commits --out /tmp/b
  *
  * Everything listens on 127.0.0.1; every process started is killed and every temporary
- * directory removed on exit, on an error and on Ctrl-C.
+ * directory removed on exit, on an error and on Ctrl-C. A step that fails is recorded in
+ * the report and the run goes on; the exit code is then 1.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -17,9 +20,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { commitChart } from './chart.ts'
+import { otherCpuPctMax } from './cpu.ts'
 import { ensureEtcd } from './etcd-cluster.ts'
 import {
   bigDataPhase,
+  guarded,
   mainPhase,
   type PhaseName,
   type Plan,
@@ -30,44 +35,16 @@ import {
 import { cleanupAll, loadAverage } from './processes.ts'
 import { consoleSummary, markdown } from './report.ts'
 import type { BenchResults } from './results.ts'
-import type { Settings } from './workloads.ts'
+import { type Settings, settingsFrom, settingsOptions, settingsUsage } from './settings.ts'
+import { commitRows } from './summary.ts'
+import type { SystemName } from './systems.ts'
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url))
-const mib = 2 ** 20
 
-const usage = `Usage: npm run bench -- [--quick] [--only ${phaseNames.join(',')}] [--generators N]
-       [--data-mb N] [--catch-up-commits N] [--trials N] [--measure-s N] [--out DIR] [--json FILE]
-Writes DIR/benchmarks.md and DIR/benchmarks.svg (DIR: docs for a run of every phase; none with --only unless --out is given).`
-
-function settingsFrom(values: Record<string, string | boolean | undefined>): Settings {
-  const quick = values.quick === true
-  const int = (name: string, fallback: number): number => {
-    const raw = values[name]
-    if (typeof raw !== 'string') return fallback
-    const n = Number(raw)
-    if (!Number.isSafeInteger(n) || n < 1)
-      throw new Error(`--${name} takes a positive integer, got "${raw}".`)
-    return n
-  }
-  const measureMs = int('measure-s', quick ? 5 : 20) * 1000
-  return {
-    quick,
-    objects: 1000,
-    commitClients: [1, 16, 64],
-    readClients: [1, 16],
-    warmupMs: quick ? 1000 : 3000,
-    measureMs,
-    readMeasureMs: quick ? 3000 : 10_000,
-    generators: int('generators', 2),
-    failoverTrials: int('trials', quick ? 3 : 10),
-    failoverClients: 4,
-    dataBytes: int('data-mb', quick ? 64 : 1024) * mib,
-    recordBytes: mib,
-    catchUpCommits: int('catch-up-commits', quick ? 2000 : 100_000),
-    simSeeds: quick ? 40 : 200,
-    profileMeasureMs: measureMs,
-  }
-}
+const usage = `Usage: npm run bench -- ${settingsUsage}
+       [--only ${phaseNames.join(',')}] [--out DIR] [--json FILE]
+A full run of every phase writes docs/benchmarks.md and docs/benchmarks.svg; --quick or --only write
+them only into the DIR given with --out.`
 
 function gitCommit(): string {
   try {
@@ -81,36 +58,19 @@ function log(line: string): void {
   process.stderr.write(`${line}\n`)
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean' },
-      only: { type: 'string' },
-      generators: { type: 'string' },
-      'data-mb': { type: 'string' },
-      'catch-up-commits': { type: 'string' },
-      trials: { type: 'string' },
-      'measure-s': { type: 'string' },
-      out: { type: 'string' },
-      json: { type: 'string' },
-      help: { type: 'boolean' },
-    },
-  })
-  if (values.help === true) {
-    process.stdout.write(`${usage}\n`)
-    return
-  }
-  const settings = settingsFrom(values)
-  const only = new Set<PhaseName>()
-  for (const name of (values.only ?? phaseNames.join(',')).split(',')) {
+function phasesFrom(only: string | undefined): Set<PhaseName> {
+  const phases = new Set<PhaseName>()
+  for (const name of (only ?? phaseNames.join(',')).split(',')) {
     const phase = phaseNames.find((p) => p === name.trim())
     if (phase === undefined)
       throw new Error(`Unknown phase "${name}" in --only; known: ${phaseNames.join(', ')}.`)
-    only.add(phase)
+    phases.add(phase)
   }
-  const outDir = values.out ?? (values.only === undefined ? join(repoRoot, 'docs') : undefined)
-  // Members run the compiled build, as an installed zeoq does (bin/zeoq.js uses dist/ when
-  // ZEOQ_FROM_BUILD=1), not the sources through tsx, which costs start time and memory.
+  return phases
+}
+
+/** Members run the compiled build, as an installed zeoq does (bin/zeoq.js uses dist/ when ZEOQ_FROM_BUILD=1). */
+function buildForMembers(): void {
   log('building dist/ for the members')
   const built = spawnSync(
     process.execPath,
@@ -119,8 +79,11 @@ async function main(): Promise<void> {
   )
   if (built.status !== 0) throw new Error('npm run build failed: fix the type errors before benchmarking.')
   process.env.ZEOQ_FROM_BUILD = '1'
-  const etcdVersion = ensureEtcd(log)
-  const results: BenchResults = {
+}
+
+/** The results of a run about to start, with the machine it runs on. */
+function emptyResults(settings: Settings, etcdVersion: string | undefined): BenchResults {
+  return {
     startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     quick: settings.quick,
@@ -141,22 +104,57 @@ async function main(): Promise<void> {
     recovery: [],
     catchUp: [],
     commitMemory: [],
+    phases: [],
+    failures: [],
     notes: [],
   }
+}
+
+/** Returns the process's exit code: 0, or 1 when a step failed. */
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      ...settingsOptions,
+      only: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  })
+  if (values.help === true) {
+    process.stdout.write(`${usage}\n`)
+    return 0
+  }
+  const settings = settingsFrom(values)
+  const only = phasesFrom(values.only)
+  const fullRun = !settings.quick && values.only === undefined
+  const outDir = values.out ?? (fullRun ? join(repoRoot, 'docs') : undefined)
+  const buildStartMs = performance.now()
+  buildForMembers()
+  const etcdVersion = ensureEtcd(log)
+  const results = emptyResults(settings, etcdVersion)
+  results.phases.push({ phase: 'build and etcd', seconds: (performance.now() - buildStartMs) / 1000 })
   if (etcdVersion === undefined)
-    results.notes.push(
+    results.failures.push(
       'etcd could not be installed (apt-get install etcd-server failed): the etcd side is skipped.',
     )
-  const plan: Plan = { only, etcd: etcdVersion !== undefined, settings, log }
+  const systems: SystemName[] = etcdVersion === undefined ? ['zeoq'] : ['zeoq', 'etcd']
+  const plan: Plan = { only, systems, settings, log }
   log(
     `bench: ${settings.quick ? 'quick' : 'full'} run of ${[...only].join(', ')}; load average ${results.machine.loadBefore}`,
   )
-  await mainPhase('zeoq', plan, results)
-  if (plan.etcd) await mainPhase('etcd', plan, results)
-  await bigDataPhase('zeoq', plan, results)
-  if (plan.etcd) await bigDataPhase('etcd', plan, results)
-  await profilePhase(plan, results)
-  await simPhase(plan, results)
+  const phases: readonly [string, (p: Plan, r: BenchResults) => Promise<void>][] = [
+    ['commits, reads, failover, catch-up', mainPhase],
+    ['data set', bigDataPhase],
+    ['profile', profilePhase],
+    ['sim', simPhase],
+  ]
+  for (const [name, phase] of phases) {
+    const startMs = performance.now()
+    await guarded(plan, results, name, () => phase(plan, results))
+    const seconds = (performance.now() - startMs) / 1000
+    if (seconds >= 1) results.phases.push({ phase: name, seconds })
+  }
   results.notes.push(...observations(results))
   const finished: BenchResults = { ...results, machine: { ...results.machine, loadAfter: loadAverage() } }
   process.stdout.write(`${consoleSummary(finished)}\n`)
@@ -164,27 +162,34 @@ async function main(): Promise<void> {
     mkdirSync(outDir, { recursive: true })
     const chartFile = 'benchmarks.svg'
     const subtitle = `${finished.machine.cores} cores, ${finished.quick ? 'quick run' : 'full run'}, ${finished.startedAt}`
-    writeFileSync(join(outDir, chartFile), commitChart(finished.commits, subtitle))
+    writeFileSync(join(outDir, chartFile), commitChart(commitRows(finished.commits, 'one'), subtitle))
     writeFileSync(join(outDir, 'benchmarks.md'), markdown(finished, chartFile))
     log(`bench: wrote ${join(outDir, 'benchmarks.md')} and ${chartFile}`)
   }
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(finished, null, 2))
+  return finished.failures.length === 0 ? 0 : 1
 }
 
-/** Notes the figures need beside them: shared cores, failed commits, outliers. */
+/** Notes the figures need beside them: shared cores, failed commits, outliers, busy rows. */
 function observations(results: BenchResults): string[] {
   const notes: string[] = []
   const cores = results.machine.cores
   if (cores <= 4)
     notes.push(
-      `This machine has ${cores} cores: the three members, the load generators and (in its turn) etcd share them,` +
-        ' so throughput here is bounded by CPU as much as by either system. The CPU columns show the shares.',
+      `This machine has ${cores} cores: the client, the three members under test and the idle cluster share them,` +
+        ' so throughput here is bounded by CPU as much as by either system. The CPU tables show the shares.',
     )
-  for (const point of results.commits) {
-    const o = point.outcome
-    if (o.errors > 0)
+  const busy = results.commits.filter((r) => r.cpu.otherPct > otherCpuPctMax)
+  if (busy.length > 0)
+    notes.push(
+      `Other processes used more than ${otherCpuPctMax} % of a core during ${busy.length} of ${results.commits.length} commit runs` +
+        ` (up to ${Math.max(...busy.map((r) => r.cpu.otherPct)).toFixed(0)} %): their rows give no verdict.`,
+    )
+  for (const run of results.commits) {
+    if (run.errors > 0)
       notes.push(
-        `${point.system}, ${o.clients} clients: ${o.errors} commits failed (not counted in the throughput); the first: ${o.firstError ?? '?'}`,
+        `${run.system}, ${run.connections === 'one' ? 'one connection' : 'a connection each'}, ${run.workers} at once, round ${run.round}: ` +
+          `${run.errors} commits failed (not counted in the throughput); the first: ${run.firstError ?? '?'}`,
       )
   }
   for (const f of results.failover) {
@@ -206,9 +211,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 main().then(
-  () => {
+  (code) => {
     cleanupAll()
-    process.exit(0)
+    process.exit(code)
   },
   (error: unknown) => {
     log(`bench failed: ${(error as Error).stack ?? String(error)}`)

@@ -34,6 +34,10 @@ export type Target =
     }
   | { readonly system: 'etcd'; readonly hosts: readonly string[]; readonly keys: readonly string[] }
 
+/**
+ * One client of either system: one zeoq `Database` (one connection) or one `Etcd3`. Many
+ * operations may be in flight on it at once.
+ */
 export interface BenchClient {
   /** One conditional commit of key `index`; resolves to the conflicts it met, throws when it failed. */
   commit(index: number): Promise<number>
@@ -81,16 +85,16 @@ async function openZeoq(target: Extract<Target, { system: 'zeoq' }>, name: strin
     zeoq: db,
     async commit(index) {
       const oid = oidAt(index)
-      const before = db.stats().conflicts
       const data = payload(++commitCounter)
-      await db.transact(
+      const { attempts } = await db.transact(
         async (tx) => {
           await tx.load(oid) // the serial read: the commit checks it is still current
           tx.store(oid, data)
         },
         { attempts: commitAttempts, user: 'bench' },
       )
-      return db.stats().conflicts - before
+      // From the attempts, not the client's counters: other transactions share this Database.
+      return attempts - 1
     },
     async read(index, kind) {
       const oid = oidAt(index)

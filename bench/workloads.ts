@@ -1,40 +1,23 @@
 /**
- * The measurements, each written once for both systems against a BenchCluster: commits
- * at several concurrencies, reads, failover, restart with a large data set, catch-up,
+ * The measurements besides the commit runs (bench/commits.ts), each written once for both
+ * systems against a Testbed: reads, failover, catch-up, restart with a large data set,
  * and the memory figures taken along the way.
  */
-import { type BenchCluster, inParallel, type Keys, seedKeys } from './clusters.ts'
+import type { BenchCluster, Keys } from './clusters.ts'
+import { type CpuParties, CpuWindow } from './cpu.ts'
 import { measureClientMemory, runGenerators } from './generators.ts'
 import { memoryOf, sleep, waitFor } from './processes.ts'
-import type {
-  CatchUpResult,
-  CommitPoint,
-  FailoverResult,
-  MemberMemory,
-  ReadRow,
-  RecoveryResult,
-} from './results.ts'
+import type { CatchUpResult, FailoverResult, MemberMemory, ReadRow, RecoveryResult } from './results.ts'
+import type { Settings } from './settings.ts'
 import { median } from './stats.ts'
 import { type BenchClient, openClient, type ReadKind } from './systems.ts'
+import { seed, type Testbed } from './testbed.ts'
 
-export interface Settings {
-  readonly quick: boolean
-  /** Objects the small commits spread over. */
-  readonly objects: number
-  readonly commitClients: readonly number[]
-  readonly readClients: readonly number[]
-  readonly warmupMs: number
-  readonly measureMs: number
-  readonly readMeasureMs: number
-  /** Load-generator processes the clients are spread over. */
-  readonly generators: number
-  readonly failoverTrials: number
-  readonly failoverClients: number
-  readonly dataBytes: number
-  readonly recordBytes: number
-  readonly catchUpCommits: number
-  readonly simSeeds: number
-  readonly profileMeasureMs: number
+/** A system under test: its cluster, its seeded objects, and the other systems' clusters (idle meanwhile). */
+export interface Stage {
+  readonly bed: Testbed
+  readonly keys: Keys
+  readonly idle: readonly Testbed[]
 }
 
 /** A restarted member serving or catching up: generous, for a loaded machine and 1 GB. */
@@ -43,8 +26,8 @@ const memberWaitMs = 600_000
 const failoverGiveUpMs = 60_000
 /** Commits flowing before each kill, so the stream is steady. */
 const failoverSteadyMs = 1_000
-/** Concurrent writers of the catch-up commits. */
-const catchUpWriters = 16
+/** Concurrent writers of the catch-up commits, each over its own connection. */
+export const catchUpWriters = 16
 
 export function memberPids(cluster: BenchCluster): number[] {
   return cluster.memberIds().flatMap((id) => {
@@ -61,40 +44,12 @@ export function memberMemory(cluster: BenchCluster): MemberMemory[] {
   })
 }
 
-export async function seedSmallObjects(
-  cluster: BenchCluster,
-  token: string,
-  settings: Settings,
-): Promise<Keys> {
-  return await seedKeys(cluster, token, settings.objects)
-}
-
-export async function commitRuns(
-  cluster: BenchCluster,
-  keys: Keys,
-  settings: Settings,
-  clientCounts: readonly number[],
-  log: (line: string) => void,
-): Promise<CommitPoint[]> {
-  const points: CommitPoint[] = []
-  for (const clients of clientCounts) {
-    const outcome = await runGenerators(
-      {
-        kind: 'commits',
-        target: keys.target(cluster.endpoints),
-        clients,
-        warmupMs: settings.warmupMs,
-        measureMs: settings.measureMs,
-      },
-      settings.generators,
-      memberPids(cluster),
-    )
-    log(
-      `  ${cluster.system} commits, ${clients} clients: ${outcome.opsPerS.toFixed(0)}/s, p50 ${outcome.latency.p50Ms.toFixed(2)} ms, p99 ${outcome.latency.p99Ms.toFixed(2)} ms, ${outcome.conflicts} conflicts, ${outcome.errors} errors`,
-    )
-    points.push({ system: cluster.system, outcome })
-  }
-  return points
+/** The processes a CPU window of `stage` attributes CPU to (the client is this process). */
+export function partiesOf(bed: Testbed, idle: readonly Testbed[]): () => CpuParties {
+  return () => ({
+    memberPids: memberPids(bed.cluster),
+    idlePids: idle.flatMap((other) => memberPids(other.cluster)),
+  })
 }
 
 interface ReadPlan {
@@ -168,11 +123,11 @@ function readPlans(cluster: BenchCluster, leader: number, settings: Settings): R
 }
 
 export async function readRuns(
-  cluster: BenchCluster,
-  keys: Keys,
+  stage: Stage,
   settings: Settings,
   log: (line: string) => void,
 ): Promise<ReadRow[]> {
+  const cluster = stage.bed.cluster
   const leader = await cluster.waitForLeader()
   const rows: ReadRow[] = []
   for (const plan of readPlans(cluster, leader, settings)) {
@@ -185,16 +140,16 @@ export async function readRuns(
         {
           kind: 'reads',
           read: plan.kind,
-          target: keys.target(plan.endpoints, options),
+          target: stage.keys.target(plan.endpoints, options),
           clients,
           warmupMs: Math.min(settings.warmupMs, 1000),
           measureMs: settings.readMeasureMs,
         },
         1,
-        memberPids(cluster),
+        partiesOf(stage.bed, stage.idle),
       )
       log(
-        `  ${cluster.system} ${plan.label}, ${clients} clients: ${outcome.opsPerS.toFixed(0)}/s, p50 ${(outcome.latency.p50Ms * 1000).toFixed(1)} µs, p99 ${(outcome.latency.p99Ms * 1000).toFixed(1)} µs`,
+        `  ${cluster.system} ${plan.label}, ${clients} clients: ${outcome.opsPerS.toFixed(0)}/s, p50 ${(outcome.latency.p50Ms * 1000).toFixed(1)} µs, p99 ${(outcome.latency.p99Ms * 1000).toFixed(1)} µs, others ${outcome.cpu.otherPct.toFixed(0)} % of a core`,
       )
       rows.push({ system: cluster.system, label: plan.label, outcome })
     }
@@ -205,17 +160,18 @@ export async function readRuns(
 /**
  * SIGKILL of the leader while clients commit without pause; each trial measures from the
  * kill to the first acknowledged commit that began after it, then restarts the member and
- * waits until it has caught up before the next trial.
+ * waits until it has caught up before the next trial. Longer than most functions: the
+ * streams and the trials share the kill and recovery times, which a split would scatter.
  */
 export async function failoverRuns(
-  cluster: BenchCluster,
-  keys: Keys,
+  stage: Stage,
   settings: Settings,
   log: (line: string) => void,
 ): Promise<FailoverResult> {
+  const { cluster } = stage.bed
   const clients: BenchClient[] = []
   for (let i = 0; i < settings.failoverClients; i++)
-    clients.push(await openClient(keys.target(cluster.endpoints), `bench-failover-${i}`))
+    clients.push(await openClient(stage.keys.target(cluster.endpoints), `bench-failover-${i}`))
   let running = true
   let killedAtMs = Number.POSITIVE_INFINITY
   let recoveredAtMs: number | undefined
@@ -225,7 +181,7 @@ export async function failoverRuns(
     while (running) {
       const startMs = performance.now()
       try {
-        await client.commit(Math.floor(Math.random() * keys.count))
+        await client.commit(Math.floor(Math.random() * stage.keys.count))
         const endMs = performance.now()
         if (startMs >= killedAtMs && recoveredAtMs === undefined) recoveredAtMs = endMs
       } catch {
@@ -237,11 +193,13 @@ export async function failoverRuns(
   const streams = clients.map(stream)
   const trialsMs: number[] = []
   const electedMs: number[] = []
+  const otherCpuPct: number[] = []
   try {
     for (let trial = 0; trial < settings.failoverTrials; trial++) {
       await sleep(failoverSteadyMs)
       const leader = await cluster.waitForLeader()
       recoveredAtMs = undefined
+      const window = CpuWindow.start(partiesOf(stage.bed, stage.idle))
       killedAtMs = performance.now()
       await cluster.kill(leader)
       // The members' side alone: until the survivors agree on a new leader.
@@ -251,6 +209,7 @@ export async function failoverRuns(
         failoverGiveUpMs,
         async () => recoveredAtMs,
       )
+      otherCpuPct.push(window.end().otherPct)
       trialsMs.push(recovered - killedAtMs)
       electedMs.push(await elected)
       log(
@@ -264,7 +223,7 @@ export async function failoverRuns(
   } finally {
     running = false
     await Promise.all(streams)
-    await Promise.all(clients.map((c) => c.close()))
+    await Promise.allSettled(clients.map((c) => c.close()))
   }
   return {
     system: cluster.system,
@@ -275,54 +234,84 @@ export async function failoverRuns(
     electedMs,
     electedMedianMs: median(electedMs),
     errors,
+    otherCpuPct,
   }
 }
 
-/** Writes `count` commits with `concurrency` clients (the same small conditional commits). */
+/**
+ * Writes `count` commits with `writers` clients (the same small conditional commits). Each
+ * writer owns its own share of the objects, so they do not conflict with each other; a
+ * commit that fails all the same (after its attempts) is counted and made again, up to
+ * `count` failures in all, beyond which the system is not keeping up and the run stops.
+ */
 async function writeCommits(
-  cluster: BenchCluster,
-  keys: Keys,
+  stage: Stage,
   count: number,
-  concurrency: number,
-): Promise<void> {
+  writers: number,
+): Promise<{ readonly failed: number }> {
+  const { cluster } = stage.bed
   const clients: BenchClient[] = []
-  for (let i = 0; i < concurrency; i++)
-    clients.push(await openClient(keys.target(cluster.endpoints), `bench-bulk-${i}`))
+  for (let i = 0; i < writers; i++)
+    clients.push(await openClient(stage.keys.target(cluster.endpoints), `bench-bulk-${i}`))
+  const failedMax = count
+  let failed = 0
+  let firstFailure: string | undefined
+  const share = (writer: number): number[] =>
+    Array.from({ length: stage.keys.count }, (_, i) => i).filter((i) => i % writers === writer)
+  let stopped = false
   try {
-    await inParallel(
-      Array.from({ length: count }, (_, i) => i),
-      concurrency,
-      async (i) => {
-        const client = clients[i % concurrency]
-        await client?.commit(Math.floor(Math.random() * keys.count))
-      },
+    let next = 0
+    await Promise.all(
+      clients.map(async (client, writer) => {
+        const keys = share(writer)
+        // Bounded: each pass either takes one of `count` commits or adds one of `failedMax` failures.
+        while (!stopped && next < count) {
+          const index = keys[Math.floor(Math.random() * keys.length)] ?? writer
+          next++
+          try {
+            await client.commit(index)
+          } catch (error) {
+            next--
+            firstFailure ??= (error as Error).message
+            if (++failed > failedMax) {
+              stopped = true
+              throw new Error(
+                `${failed} of the catch-up commits failed (the first: ${firstFailure}); ${cluster.system} is not keeping up.`,
+              )
+            }
+          }
+        }
+      }),
     )
   } finally {
-    await Promise.all(clients.map((c) => c.close()))
+    await Promise.allSettled(clients.map((c) => c.close()))
   }
+  return { failed }
 }
 
 /** Stops a follower, commits `commits` transactions without it, restarts it and times its catch-up. */
 export async function catchUpRun(
-  cluster: BenchCluster,
-  keys: Keys,
+  stage: Stage,
   commits: number,
   log: (line: string) => void,
 ): Promise<CatchUpResult> {
+  const { cluster } = stage.bed
   const leader = await cluster.waitForLeader()
   const follower = cluster.memberIds().find((id) => id !== leader) ?? leader
   await cluster.kill(follower)
   const writeStartMs = performance.now()
-  await writeCommits(cluster, keys, commits, catchUpWriters)
+  const { failed } = await writeCommits(stage, commits, catchUpWriters)
   const writeSeconds = (performance.now() - writeStartMs) / 1000
+  const window = CpuWindow.start(partiesOf(stage.bed, stage.idle))
   const startMs = performance.now()
   cluster.start(follower)
   await cluster.waitCaughtUp(follower, memberWaitMs)
   const catchUpMs = performance.now() - startMs
+  const cpu = window.end()
   log(
-    `  ${cluster.system} catch-up of ${commits} commits: ${catchUpMs.toFixed(0)} ms (written in ${writeSeconds.toFixed(1)} s)`,
+    `  ${cluster.system} catch-up of ${commits} commits: ${catchUpMs.toFixed(0)} ms (written in ${writeSeconds.toFixed(1)} s, ${failed} failed and made again); others ${cpu.otherPct.toFixed(0)} % of a core`,
   )
-  return { system: cluster.system, commits, writeSeconds, catchUpMs }
+  return { system: cluster.system, commits, writeSeconds, failedWrites: failed, catchUpMs, cpu }
 }
 
 /** The follower the restart measurements use: the lowest id that does not lead. */
@@ -348,16 +337,16 @@ async function restartFollower(cluster: BenchCluster): Promise<{ readonly id: nu
  * it and times until it serves; takes the members' memory along the way.
  */
 export async function recoveryRun(
-  cluster: BenchCluster,
-  token: string,
+  bed: Testbed,
   settings: Settings,
   log: (line: string) => void,
 ): Promise<{ readonly result: RecoveryResult; readonly keys: Keys }> {
+  const { cluster } = bed
   const records = Math.max(1, Math.round(settings.dataBytes / settings.recordBytes))
   // The same restart with no data first: what process start and joining cost by themselves.
   const emptyRestartMs = (await restartFollower(cluster)).ms
   const loadStartMs = performance.now()
-  const keys = await seedKeys(cluster, token, records, settings.recordBytes, 1)
+  const keys = await seed(bed, records, settings.recordBytes, 1)
   const loadSeconds = (performance.now() - loadStartMs) / 1000
   log(
     `  ${cluster.system}: wrote ${records} records of ${settings.recordBytes} bytes in ${loadSeconds.toFixed(1)} s`,
