@@ -20,9 +20,12 @@ import { type ClientEventName, type ClientEvents, Emitter } from './events.ts'
 import {
   type ClientClock,
   type ClientRandom,
+  type ClientRandomBytes,
   type ClientTransport,
+  randomBytesFrom,
   realClock,
   realRandom,
+  realRandomBytes,
   webSocketTransport,
   webSocketTransportWith,
 } from './seams.ts'
@@ -66,7 +69,10 @@ export interface ConnectOptions {
   readonly handshakeTimeoutMs?: number
   /** Requests one connection may have waiting for answers. @default 1 024 */
   readonly requestsInFlightMax?: number
-  /** Commands (commits, newOids, undo) that may wait for their turn. @default 10 000 */
+  /**
+   * Commands (commits, newOids, undo) in flight or waiting for room in the session window
+   * (`sessionWindowCommandsMax` of them are sent at once). @default 10 000
+   */
   readonly commandsQueuedMax?: number
   /** The first retry delay; each retry doubles it, with full jitter. @default 10 */
   readonly backoffMsMin?: number
@@ -80,6 +86,12 @@ export interface ConnectOptions {
   /** Seams for tests and the simulator: time, jitter, and the pipe to members. */
   readonly clock?: ClientClock
   readonly random?: ClientRandom
+  /**
+   * Draws the secret that makes a session this client's. @default the operating system's
+   * cryptographic randomness; when only `random` is given (a seeded test, the simulator),
+   * bytes drawn from `random`, so that a run replays exactly
+   */
+  readonly randomBytes?: ClientRandomBytes
   readonly transport?: ClientTransport
 }
 
@@ -237,6 +249,9 @@ export class Database {
       readOnly: options.readOnly ?? false,
       clockNowMs: () => this.#clock.nowMs(),
       timeoutMs: this.#timeoutMs,
+      randomBytes:
+        options.randomBytes ??
+        (options.random === undefined ? realRandomBytes : randomBytesFrom(options.random)),
     })
   }
 

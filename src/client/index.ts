@@ -47,6 +47,7 @@ export type {
   ClientClock,
   ClientLink,
   ClientRandom,
+  ClientRandomBytes,
   ClientTimer,
   ClientTransport,
   LinkHandlers,

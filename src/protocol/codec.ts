@@ -80,6 +80,7 @@ function buildResult(f: Readonly<Record<string, unknown>>, code: string): Result
         actualSerial: u64(f.actualSerial, 'actualSerial'),
       }
     case 'sessionExpired':
+    case 'sessionNotOwned':
       return { ok: false, code, session: u64(f.session, 'session') }
     case 'staleSequence':
       return {
@@ -87,7 +88,16 @@ function buildResult(f: Readonly<Record<string, unknown>>, code: string): Result
         code,
         session: u64(f.session, 'session'),
         seq: int(f.seq, 'seq'),
-        lastSeq: int(f.lastSeq, 'lastSeq'),
+        lowestUnansweredSeq: int(f.lowestUnansweredSeq, 'lowestUnansweredSeq'),
+      }
+    case 'sessionWindowExceeded':
+      return {
+        ok: false,
+        code,
+        session: u64(f.session, 'session'),
+        seq: int(f.seq, 'seq'),
+        lowestUnansweredSeq: int(f.lowestUnansweredSeq, 'lowestUnansweredSeq'),
+        windowCommandsMax: int(f.windowCommandsMax, 'windowCommandsMax'),
       }
     case 'undoFailed':
       return { ok: false, code, tid: u64(f.tid, 'tid'), message: text(f.message, 'message') }

@@ -48,7 +48,7 @@ export type {
   UndoCommand,
   Write,
 } from './commands.ts'
-export { defaultCommandLimits } from './commands.ts'
+export { defaultCommandLimits, sessionOwnerBytes, sessionWindowCommandsMax } from './commands.ts'
 export type { ZeoqErrorCode } from './errors.ts'
 export { ConflictError, CorruptionError, ProtocolError, TooOldError, ZeoqError } from './errors.ts'
 export type { Oid, Tid } from './ids.ts'
