@@ -117,7 +117,8 @@ export class SessionCommands {
           // An earlier send may have applied before the session expired (expiry runs on
           // log time, which a leader's clock can move an hour at once): sending the command
           // again under a new session could apply it twice. Found by the system simulator.
-          if (sends > 1) throw this.#outcomeUnknown(what, `session ${session.id} expired after an earlier send`)
+          if (sends > 1)
+            throw this.#outcomeUnknown(what, `session ${session.id} expired after an earlier send`)
           continue // this only send found the session gone, so it did not apply
         case 'sessionNotOwned':
           // The session id names someone else's session (a cluster rebuilt under a live

@@ -153,7 +153,13 @@ export function decodeTransaction(payload: Uint8Array, where: string): Transacti
 }
 
 export function encodeSession(entry: SessionEntry): Uint8Array {
-  return packr.pack([entry.session, entry.owner, entry.lowestUnansweredSeq, entry.resultSeqs, entry.activeTid])
+  return packr.pack([
+    entry.session,
+    entry.owner,
+    entry.lowestUnansweredSeq,
+    entry.resultSeqs,
+    entry.activeTid,
+  ])
 }
 
 export function decodeSession(payload: Uint8Array, where: string): SessionEntry {

@@ -272,7 +272,8 @@ export class FakeCluster {
     const { session, seq } = command
     const entry = this.sessions.get(session)
     if (entry === undefined) return { ok: false, code: 'sessionExpired', session }
-    if (entry.owner !== Buffer.from(command.owner).toString('hex')) return { ok: false, code: 'sessionNotOwned', session }
+    if (entry.owner !== Buffer.from(command.owner).toString('hex'))
+      return { ok: false, code: 'sessionNotOwned', session }
     if (seq < entry.lowest)
       return { ok: false, code: 'staleSequence', session, seq, lowestUnansweredSeq: entry.lowest }
     entry.lowest = Math.max(entry.lowest, command.lowestUnansweredSeq)

@@ -13,7 +13,8 @@ import { encode, open } from './helpers.ts'
 
 /** Waits (a bounded number of event-loop turns) until `condition` holds. */
 async function until(condition: () => boolean): Promise<void> {
-  for (let turn = 0; turn < 100_000 && !condition(); turn++) await new Promise((resolve) => setImmediate(resolve))
+  for (let turn = 0; turn < 100_000 && !condition(); turn++)
+    await new Promise((resolve) => setImmediate(resolve))
   assert.ok(condition(), 'the condition came true')
 }
 
@@ -90,7 +91,10 @@ describe('one session, many commands in flight', () => {
     const second = db.transact(async (tx) => tx.store(oids[1] as Oid, encode('newer')))
     await Promise.all([first, second])
     cluster.intercept = undefined
-    const newer = cluster.commands().slice(sentBefore).filter((c) => c.seq !== older)
+    const newer = cluster
+      .commands()
+      .slice(sentBefore)
+      .filter((c) => c.seq !== older)
     assert.ok(newer.length >= 2, 'the newer commit was retried')
     assert.equal(newer[0]?.lowestUnansweredSeq, older, 'its first send: the older one unanswered')
     assert.equal(newer.at(-1)?.lowestUnansweredSeq, newer[0]?.seq, 'its last: only itself unanswered')
@@ -116,9 +120,16 @@ describe('one session, many commands in flight', () => {
     const firstOfLast = sent.findIndex((c) => c.seq === lastSeq)
     const firstRetry = sent.findIndex((c, i) => sent.slice(0, i).some((earlier) => earlier.seq === c.seq))
     assert.ok(firstRetry >= sessionWindowCommandsMax, 'a full window went out before any retry')
-    assert.ok(firstOfLast > firstRetry, 'the command past the window was sent only after an older one settled')
-    for (const c of sent) assert.ok(c.seq < c.lowestUnansweredSeq + sessionWindowCommandsMax, 'within the window')
-    assert.ok((sent[firstOfLast]?.lowestUnansweredSeq ?? 0) > (sent[0]?.lowestUnansweredSeq ?? 0), 'the mark moved up')
+    assert.ok(
+      firstOfLast > firstRetry,
+      'the command past the window was sent only after an older one settled',
+    )
+    for (const c of sent)
+      assert.ok(c.seq < c.lowestUnansweredSeq + sessionWindowCommandsMax, 'within the window')
+    assert.ok(
+      (sent[firstOfLast]?.lowestUnansweredSeq ?? 0) > (sent[0]?.lowestUnansweredSeq ?? 0),
+      'the mark moved up',
+    )
     assert.equal(new Set(sent.map((c) => c.seq)).size, total)
   })
 

@@ -17,7 +17,12 @@ interface SessionFieldValues {
 /** A session's fields: the lowest unanswered seq is at most the command's own. */
 const sessionFields: fc.Arbitrary<SessionFieldValues> = fc
   .tuple(u64, owner, seq, seq)
-  .map(([session, owner, a, b]) => ({ session, owner, seq: Math.max(a, b), lowestUnansweredSeq: Math.min(a, b) }))
+  .map(([session, owner, a, b]) => ({
+    session,
+    owner,
+    seq: Math.max(a, b),
+    lowestUnansweredSeq: Math.min(a, b),
+  }))
 
 export const recordArb: fc.Arbitrary<ObjectRecord> = fc.record({
   refs: fc.array(u64, { maxLength: 4 }),

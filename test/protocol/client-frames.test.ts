@@ -65,7 +65,9 @@ describe('client frames', () => {
     assert.ok(decoded.ok && decoded.value.type === 'request' && decoded.value.op.op === 'openSession')
     assert.deepEqual([...decoded.value.op.owner], [...owner])
     for (const bad of [{ op: 'openSession' }, { op: 'openSession', owner: owner.subarray(1) }]) {
-      const refused = decodeClientFrame(encodeFrame({ type: 'request', id: 3, op: bad } as unknown as ClientFrame))
+      const refused = decodeClientFrame(
+        encodeFrame({ type: 'request', id: 3, op: bad } as unknown as ClientFrame),
+      )
       assert.ok(!refused.ok)
       assert.equal(refused.error.path, 'op.owner')
     }

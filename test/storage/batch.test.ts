@@ -121,7 +121,12 @@ async function reference(
     }
     const seq = ++sess.seq
     // Up to two earlier commands still count as unanswered: results are kept a while, then dropped.
-    const base = { session: sess.id, owner: sess.owner, seq, lowestUnansweredSeq: Math.max(1, seq - (seq % 3)) }
+    const base = {
+      session: sess.id,
+      owner: sess.owner,
+      seq,
+      lowestUnansweredSeq: Math.max(1, seq - (seq % 3)),
+    }
     const stamped = { ...base, proposedTid: tidNow() }
     let command: Command
     if (s.kind === 'oids') command = { type: 'newOids', ...stamped, count: s.count }

@@ -63,7 +63,13 @@ describe('exactly-once sessions', () => {
     assert.equal(other.code, 'sessionOpened')
     const result = await h.apply({ type: 'newOids', ...h.next(), proposedTid: late, count: 1 })
     assert.deepEqual(result, { ok: false, code: 'sessionExpired', session: h.session })
-    const unknown = await h.apply({ type: 'newOids', ...h.next(), session: 999n, proposedTid: late, count: 1 })
+    const unknown = await h.apply({
+      type: 'newOids',
+      ...h.next(),
+      session: 999n,
+      proposedTid: late,
+      count: 1,
+    })
     assert.equal(unknown.code, 'sessionExpired')
   })
 })

@@ -9,8 +9,8 @@ import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import type { Command, NewOidsCommand, Result } from '../../src/protocol/index.ts'
 import { CorruptionError, encodeCommand, tidFromTimeMs } from '../../src/protocol/index.ts'
-import type { ObjectStoreOptions } from '../../src/storage/index.ts'
 import { seal } from '../../src/storage/checksum.ts'
+import type { ObjectStoreOptions } from '../../src/storage/index.ts'
 import { MemoryDisk, ObjectStore } from '../../src/storage/index.ts'
 import { Harness, ownerSecret, plain, smallOptions } from './harness.ts'
 
@@ -118,7 +118,8 @@ describe('a window of commands in flight per session', () => {
     const target = await Harness.create()
     await target.store.installSnapshot(await imageOf(source.store), () => target.disk.sync())
     target.session = source.session
-    for (let seq = 2; seq <= 4; seq++) assert.deepEqual(await target.apply(oneOid(target, seq, 2)), first[seq - 1])
+    for (let seq = 2; seq <= 4; seq++)
+      assert.deepEqual(await target.apply(oneOid(target, seq, 2)), first[seq - 1])
     assert.equal((await target.apply(oneOid(target, 1, 1))).code, 'staleSequence')
     assert.equal(target.store.nextOid(), 5n)
   })
@@ -170,8 +171,11 @@ describe('sessions belong to the client that opened them', () => {
     assert.equal(h.store.nextOid(), 2n)
   })
 
-  it('the planted bug skipSessionOwnerCheck is caught: the real commit answers the forger\'s result and never lands', async () => {
-    const { forged, victim, rootData } = await forgery({ ...smallOptions, bugs: { skipSessionOwnerCheck: true } })
+  it("the planted bug skipSessionOwnerCheck is caught: the real commit answers the forger's result and never lands", async () => {
+    const { forged, victim, rootData } = await forgery({
+      ...smallOptions,
+      bugs: { skipSessionOwnerCheck: true },
+    })
     // The checks of the test above, which hold without the bug, fail with it.
     assert.notDeepEqual(forged.code, 'sessionNotOwned')
     assert.deepEqual(victim, forged, "the victim is answered with the forger's commit")
@@ -286,7 +290,11 @@ async function runInterleaving(steps: readonly Step[], options = modelOptions): 
       if (seq === undefined) continue
       const result = await send(seq, 1)
       if (result.code === 'staleSequence' || result.code === 'sessionExpired') continue
-      assert.deepEqual(plain(result), plain(first.get(seq)), `a late copy of seq ${seq} answers its first result`)
+      assert.deepEqual(
+        plain(result),
+        plain(first.get(seq)),
+        `a late copy of seq ${seq} answers its first result`,
+      )
     } else if (s.kind === 'forge') {
       const seq = (s.pick % (windowMax + 2)) + 1
       const result = await send(seq, seq, ownerSecret(99))
@@ -327,7 +335,11 @@ describe('exactly once under random interleavings', () => {
       runInterleaving(retried, { ...modelOptions, bugs: { ignoreSessionTable: true } }),
       /a retry of seq 1 answers its first result/,
     )
-    const forged: Step[] = [{ kind: 'issue' }, { kind: 'forge', pick: 0 }, { kind: 'send', pick: 0, answered: true }]
+    const forged: Step[] = [
+      { kind: 'issue' },
+      { kind: 'forge', pick: 0 },
+      { kind: 'send', pick: 0, answered: true },
+    ]
     await runInterleaving(forged)
     await assert.rejects(
       runInterleaving(forged, { ...modelOptions, bugs: { skipSessionOwnerCheck: true } }),
