@@ -9,6 +9,7 @@ import {
   type MemberStatus,
   type Oid,
   type Result,
+  sessionWindowCommandsMax,
   type Tid,
   type TransactionSummary,
 } from '../protocol/index.ts'
@@ -71,7 +72,8 @@ export interface ConnectOptions {
   readonly requestsInFlightMax?: number
   /**
    * Commands (commits, newOids, undo) in flight or waiting for room in the session window
-   * (`sessionWindowCommandsMax` of them are sent at once). @default 10 000
+   * (at most `sessionWindowCommandsMax`, and half of `requestsInFlightMax`, are sent at
+   * once). @default 10 000
    */
   readonly commandsQueuedMax?: number
   /** The first retry delay; each retry doubles it, with full jitter. @default 10 */
@@ -209,6 +211,10 @@ export class Database {
     this.#random = options.random ?? realRandom
     this.#timeoutMs = positive(options.timeoutMs ?? defaults.timeoutMs, 'timeoutMs')
     this.#cache = new ObjectCache(options.cache?.bytesMax ?? defaults.cacheBytesMax)
+    const requestsInFlightMax = positive(
+      options.requestsInFlightMax ?? defaults.requestsInFlightMax,
+      'requestsInFlightMax',
+    )
     this.#cluster = new Cluster({
       peers: options.peers,
       token: options.token,
@@ -226,10 +232,7 @@ export class Database {
         options.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs,
         'handshakeTimeoutMs',
       ),
-      requestsInFlightMax: positive(
-        options.requestsInFlightMax ?? defaults.requestsInFlightMax,
-        'requestsInFlightMax',
-      ),
+      requestsInFlightMax,
       backoffMsMin: positive(options.backoffMsMin ?? defaults.backoffMsMin, 'backoffMsMin'),
       backoffMsMax: positive(options.backoffMsMax ?? defaults.backoffMsMax, 'backoffMsMax'),
       onLeader: (memberId, url) => this.#events.emit('leader', { memberId, url }),
@@ -249,6 +252,8 @@ export class Database {
       readOnly: options.readOnly ?? false,
       clockNowMs: () => this.#clock.nowMs(),
       timeoutMs: this.#timeoutMs,
+      // Commands fill at most half of the connection's requests, so reads always find room.
+      windowCommandsMax: Math.min(sessionWindowCommandsMax, Math.max(1, Math.floor(requestsInFlightMax / 2))),
       randomBytes:
         options.randomBytes ??
         (options.random === undefined ? realRandomBytes : randomBytesFrom(options.random)),

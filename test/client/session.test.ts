@@ -108,38 +108,46 @@ describe('one session, many commands in flight', () => {
     assert.equal(cluster.text(oids[1] as Oid), 'newer')
   })
 
-  it(`keeps at most ${sessionWindowCommandsMax} commands of a session in flight; the next waits for an answer`, async () => {
-    const db = await open(cluster.urls, {
-      timeoutMs: 20_000,
-      requestsInFlightMax: 4 * sessionWindowCommandsMax,
-    })
+  /**
+   * Loses the first send of each of the first `windowMax` seqs and answers everything
+   * else: with `windowMax + 1` commands, the last may go out only once a retry of an
+   * older one was answered.
+   */
+  async function fillTheWindow(requestsInFlightMax: number, windowMax: number): Promise<void> {
+    const db = await open(cluster.urls, { timeoutMs: 20_000, requestsInFlightMax })
     clients.push(db)
     await db.newOids(1) // opens the session
     const sentBefore = cluster.commands().length
-    // The first send of each of the first window's seqs is lost; everything else is answered.
     const seen = new Set<number>()
     cluster.intercept = (_member, op) => {
       if (op.op !== 'command' || seen.has(op.command.seq)) return 'answer'
       seen.add(op.command.seq)
-      return seen.size <= sessionWindowCommandsMax ? 'ignore' : 'answer'
+      return seen.size <= windowMax ? 'ignore' : 'answer'
     }
-    const total = sessionWindowCommandsMax + 1
+    const total = windowMax + 1
     await Promise.all(Array.from({ length: total }, () => db.newOids(1)))
     cluster.intercept = undefined
     const sent = cluster.commands().slice(sentBefore)
     const lastSeq = Math.max(...sent.map((c) => c.seq))
     const firstOfLast = sent.findIndex((c) => c.seq === lastSeq)
-    // Only a retry can be answered (every first send of the window was lost): the command
-    // past the window could go out only after one of them reached the member.
+    assert.equal(new Set(sent.slice(0, firstOfLast).map((c) => c.seq)).size, windowMax, 'a full window first')
+    // Only a retry can be answered (every first send of the window was lost).
     const retried = sent.slice(0, firstOfLast).some((c, i) => sent.slice(0, i).some((e) => e.seq === c.seq))
     assert.ok(retried, 'the command past the window was sent only after an older one was answered')
-    for (const c of sent)
-      assert.ok(c.seq < c.lowestUnansweredSeq + sessionWindowCommandsMax, 'within the window')
+    for (const c of sent) assert.ok(c.seq < c.lowestUnansweredSeq + windowMax, 'within the window')
     assert.ok(
       (sent[firstOfLast]?.lowestUnansweredSeq ?? 0) > (sent[0]?.lowestUnansweredSeq ?? 0),
       'the mark moved up',
     )
     assert.equal(new Set(sent.map((c) => c.seq)).size, total)
+  }
+
+  it(`keeps at most ${sessionWindowCommandsMax} commands of a session in flight; the next waits for an answer`, async () => {
+    await fillTheWindow(4 * sessionWindowCommandsMax, sessionWindowCommandsMax)
+  })
+
+  it('keeps commands to half of requestsInFlightMax, so reads always find room on the connection', async () => {
+    await fillTheWindow(8, 4)
   })
 
   it("a session that is not this client's (sessionNotOwned) is replaced, and the command applies once under the new one", async () => {
