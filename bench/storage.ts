@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeCommand } from '../src/protocol/index.ts'
+import { encodeCommand, sessionOwnerBytes } from '../src/protocol/index.ts'
 import type { Disk } from '../src/storage/index.ts'
 import { ObjectStore, openClassicDisk } from '../src/storage/index.ts'
 
@@ -39,18 +39,31 @@ async function applyRun(
   const store = await ObjectStore.open(disk)
   let index = store.appliedIndex
   const entryOf = (data: Uint8Array) => ({ term: 1, index: ++index, kind: 'normal' as const, data })
-  const opened = await store.apply(entryOf(encodeCommand({ type: 'openSession', proposedTid: 1n })))
+  const owner = new Uint8Array(sessionOwnerBytes).fill(1)
+  const opened = await store.apply(entryOf(encodeCommand({ type: 'openSession', proposedTid: 1n, owner })))
   if (opened.code !== 'sessionOpened') throw new Error('no session')
   const session = opened.session
   let seq = 0
   await store.apply(
-    entryOf(encodeCommand({ type: 'newOids', session, seq: ++seq, proposedTid: 1n, count: objectsMax })),
+    entryOf(
+      encodeCommand({
+        type: 'newOids',
+        session,
+        owner,
+        seq: ++seq,
+        lowestUnansweredSeq: seq,
+        proposedTid: 1n,
+        count: objectsMax,
+      }),
+    ),
   )
   const serials = new Map<bigint, bigint>()
   const data = new Uint8Array(100).fill(7)
   const start = process.hrtime.bigint()
   for (let i = 0; i < count; i += batch) {
     const entries = []
+    // The batch's commits are in flight together: the first of them is the lowest unanswered.
+    const lowestUnansweredSeq = seq + 1
     for (let k = i; k < Math.min(count, i + batch); k++) {
       const writes = Array.from({ length: objectsPerCommit }, (_, j) => {
         const oid = BigInt(1 + ((k * objectsPerCommit + j) % (objectsMax - 1)))
@@ -61,7 +74,9 @@ async function applyRun(
           encodeCommand({
             type: 'commit',
             session,
+            owner,
             seq: ++seq,
+            lowestUnansweredSeq,
             proposedTid: BigInt(k + 1) << 16n,
             user: 'bench',
             description: '',

@@ -12,6 +12,7 @@ import {
   type MemberStatus,
   type Oid,
   type Result,
+  sessionWindowCommandsMax,
   type Tid,
   type TransactionSummary,
 } from '../protocol/index.ts'
@@ -23,9 +24,12 @@ import { type ClientEventName, type ClientEvents, Emitter } from './events.ts'
 import {
   type ClientClock,
   type ClientRandom,
+  type ClientRandomBytes,
   type ClientTransport,
+  randomBytesFrom,
   realClock,
   realRandom,
+  realRandomBytes,
   webSocketTransport,
   webSocketTransportWith,
 } from './seams.ts'
@@ -69,7 +73,11 @@ export interface ConnectOptions {
   readonly handshakeTimeoutMs?: number
   /** Requests one connection may have waiting for answers. @default 1 024 */
   readonly requestsInFlightMax?: number
-  /** Commands (commits, newOids, undo) that may wait for their turn. @default 10 000 */
+  /**
+   * Commands (commits, newOids, undo) in flight or waiting for room in the session window
+   * (at most `sessionWindowCommandsMax`, and half of `requestsInFlightMax`, are sent at
+   * once). @default 10 000
+   */
   readonly commandsQueuedMax?: number
   /** The first retry delay; each retry doubles it, with full jitter. @default 10 */
   readonly backoffMsMin?: number
@@ -83,6 +91,12 @@ export interface ConnectOptions {
   /** Seams for tests and the simulator: time, jitter, and the pipe to members. */
   readonly clock?: ClientClock
   readonly random?: ClientRandom
+  /**
+   * Draws the secret that makes a session this client's. @default the operating system's
+   * cryptographic randomness; when only `random` is given (a seeded test, the simulator),
+   * bytes drawn from `random`, so that a run replays exactly
+   */
+  readonly randomBytes?: ClientRandomBytes
   readonly transport?: ClientTransport
 }
 
@@ -200,6 +214,10 @@ export class Database {
     this.#random = options.random ?? realRandom
     this.#timeoutMs = positive(options.timeoutMs ?? defaults.timeoutMs, 'timeoutMs')
     this.#cache = new ObjectCache(options.cache?.bytesMax ?? defaults.cacheBytesMax)
+    const requestsInFlightMax = positive(
+      options.requestsInFlightMax ?? defaults.requestsInFlightMax,
+      'requestsInFlightMax',
+    )
     this.#cluster = new Cluster({
       peers: options.peers,
       token: options.token,
@@ -217,10 +235,7 @@ export class Database {
         options.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs,
         'handshakeTimeoutMs',
       ),
-      requestsInFlightMax: positive(
-        options.requestsInFlightMax ?? defaults.requestsInFlightMax,
-        'requestsInFlightMax',
-      ),
+      requestsInFlightMax,
       backoff: {
         firstMs: positive(options.backoffMsMin ?? defaults.backoffMsMin, 'backoffMsMin'),
         maxMs: positive(options.backoffMsMax ?? defaults.backoffMsMax, 'backoffMsMax'),
@@ -243,6 +258,11 @@ export class Database {
       readOnly: options.readOnly ?? false,
       clockNowMs: () => this.#clock.nowMs(),
       timeoutMs: this.#timeoutMs,
+      // Commands fill at most half of the connection's requests, so reads always find room.
+      windowCommandsMax: Math.min(sessionWindowCommandsMax, Math.max(1, Math.floor(requestsInFlightMax / 2))),
+      randomBytes:
+        options.randomBytes ??
+        (options.random === undefined ? realRandomBytes : randomBytesFrom(options.random)),
     })
   }
 

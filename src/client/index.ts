@@ -48,6 +48,7 @@ export type {
   ClientClock,
   ClientLink,
   ClientRandom,
+  ClientRandomBytes,
   ClientTimer,
   ClientTransport,
   LinkHandlers,

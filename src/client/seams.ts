@@ -3,6 +3,7 @@
  * byte pipe to a member. Real implementations are the defaults; tests and the simulator
  * pass their own, so that one process can run many clients deterministically.
  */
+import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
 import { clientFrameBytesMax } from '../protocol/index.ts'
 
@@ -19,6 +20,9 @@ export interface ClientClock {
 
 /** A number in [0, 1), for jitter. */
 export type ClientRandom = () => number
+
+/** `count` unguessable bytes: the owner secrets of sessions. */
+export type ClientRandomBytes = (count: number) => Uint8Array
 
 /** An open pipe to one member, carrying whole binary frames in order. */
 export interface ClientLink {
@@ -49,6 +53,21 @@ export const realClock: ClientClock = {
 }
 
 export const realRandom: ClientRandom = Math.random
+
+/** The operating system's cryptographic randomness: a secret no other client can guess. */
+export const realRandomBytes: ClientRandomBytes = (count) => new Uint8Array(randomBytes(count))
+
+/**
+ * Bytes drawn from a `ClientRandom`: exactly as predictable as it is, so only for seeded
+ * tests and the simulator, where a run must replay byte for byte.
+ */
+export function randomBytesFrom(random: ClientRandom): ClientRandomBytes {
+  return (count) => {
+    const bytes = new Uint8Array(count)
+    for (let i = 0; i < count; i++) bytes[i] = Math.floor(random() * 256) & 0xff
+    return bytes
+  }
+}
 
 /** WebSockets (ws, or wss when the URL says so) to `${url}/client`. */
 export const webSocketTransport: ClientTransport = webSocketTransportWith({})

@@ -21,10 +21,15 @@ import {
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
 import { decodeMsgpack, decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
-import { memberIdMax, readMemberUrl, validateCommand } from './validate.ts'
+import { memberIdMax, readMemberUrl, readSessionOwner, validateCommand } from './validate.ts'
 
-/** The versions this build speaks; the member picks the highest both sides know. */
-export const clientProtocolVersions: readonly number[] = [1]
+/**
+ * The versions this build speaks; the member picks the highest both sides know.
+ * Version 2: sessions have an owner secret (`openSession.owner`, `command.owner`) and a
+ * window of commands in flight (`command.lowestUnansweredSeq`); a version-1 client is
+ * refused at hello, since it could not send either.
+ */
+export const clientProtocolVersions: readonly number[] = [2]
 
 export type TokenRole = 'readOnly' | 'readWrite' | 'admin'
 export const tokenRoles: readonly TokenRole[] = ['readOnly', 'readWrite', 'admin']
@@ -45,7 +50,8 @@ export type ClientCommand =
   | Omit<PackCommand, 'proposedTid'>
 
 export type ClientOp =
-  | { readonly op: 'openSession' }
+  /** `owner`: the client's fresh secret for the session (`sessionOwnerBytes` random bytes). */
+  | { readonly op: 'openSession'; readonly owner: Uint8Array }
   /** `command` is checked by `validateCommand` once the leader stamps it. */
   | { readonly op: 'command'; readonly command: ClientCommand }
   | { readonly op: 'load'; readonly oid: Oid; readonly consistency: ReadConsistency; readonly minTid: Tid }
@@ -261,6 +267,8 @@ function readOp(value: unknown, path: string): ClientOp {
   const only = (...keys: string[]): void => onlyFields(f, path, ['op', ...keys])
   switch (op) {
     case 'openSession':
+      only('owner')
+      return { op, owner: readSessionOwner(f.owner, at('owner')) }
     case 'status':
     case 'memberList':
       only()

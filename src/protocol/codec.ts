@@ -4,7 +4,7 @@
  * never an exception.
  */
 import type { Command, CommandLimits, CommitCommand, PackPhase, Result } from './commands.ts'
-import { defaultCommandLimits } from './commands.ts'
+import { defaultCommandLimits, sessionOwnerBytes } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import { readCount, readList, readOneOf, readString, readU64, validated } from './fields.ts'
 import { u64Max } from './ids.ts'
@@ -17,15 +17,24 @@ export function encodeCommand(command: Command): Uint8Array {
 }
 
 /** A commit as a client builds it, before the session fields and the leader's stamp. */
-export type CommitBody = Omit<CommitCommand, 'session' | 'seq' | 'proposedTid'>
+export type CommitBody = Omit<
+  CommitCommand,
+  'session' | 'seq' | 'proposedTid' | 'owner' | 'lowestUnansweredSeq'
+>
 
 /**
  * The size of the Raft entry a commit becomes, which `commitBytesMax` bounds: its
  * encoding with the session fields and the leader's stamp at their widest.
  */
 export function commitEntryBytes(commit: CommitBody): number {
-  return encodeCommand({ ...commit, session: u64Max, seq: Number.MAX_SAFE_INTEGER, proposedTid: u64Max })
-    .byteLength
+  return encodeCommand({
+    ...commit,
+    session: u64Max,
+    owner: new Uint8Array(sessionOwnerBytes),
+    seq: Number.MAX_SAFE_INTEGER,
+    lowestUnansweredSeq: Number.MAX_SAFE_INTEGER,
+    proposedTid: u64Max,
+  }).byteLength
 }
 
 export function decodeCommand(
@@ -93,6 +102,7 @@ function buildResult(f: Readonly<Record<string, unknown>>, code: string): Result
         actualSerial: u64(f.actualSerial, 'actualSerial'),
       }
     case 'sessionExpired':
+    case 'sessionNotOwned':
       return { ok: false, code, session: u64(f.session, 'session') }
     case 'staleSequence':
       return {
@@ -100,7 +110,16 @@ function buildResult(f: Readonly<Record<string, unknown>>, code: string): Result
         code,
         session: u64(f.session, 'session'),
         seq: int(f.seq, 'seq'),
-        lastSeq: int(f.lastSeq, 'lastSeq'),
+        lowestUnansweredSeq: int(f.lowestUnansweredSeq, 'lowestUnansweredSeq'),
+      }
+    case 'sessionWindowExceeded':
+      return {
+        ok: false,
+        code,
+        session: u64(f.session, 'session'),
+        seq: int(f.seq, 'seq'),
+        lowestUnansweredSeq: int(f.lowestUnansweredSeq, 'lowestUnansweredSeq'),
+        windowCommandsMax: int(f.windowCommandsMax, 'windowCommandsMax'),
       }
     case 'undoFailed':
       return { ok: false, code, tid: u64(f.tid, 'tid'), message: text(f.message, 'message') }

@@ -10,6 +10,22 @@ import { recordBytesMax } from './limits.ts'
 export type SessionId = bigint
 
 /**
+ * Length of a session's owner secret. A session id is a log index, so anyone can guess
+ * one; the secret, drawn by the client that opens the session and carried by each of its
+ * commands, is what makes the session that client's: 128 bits cannot be guessed.
+ */
+export const sessionOwnerBytes = 16
+
+/**
+ * Commands of one session that may be unanswered at once: a command's seq must be below
+ * the session's lowest unanswered seq plus this. It bounds the results the store keeps
+ * per session (Raft dissertation §6.3) and the commands a client pipelines on one
+ * session. 1024 keeps the store's worst case per session near 1024 small results while
+ * staying far above what one connection has in flight (`requestsInFlightMax`, 1024 too).
+ */
+export const sessionWindowCommandsMax = 1024
+
+/**
  * What the store knows about an object's data: the oids it references (so pack can
  * trace reachability) and opaque application bytes.
  */
@@ -34,8 +50,16 @@ export interface Write {
 /** Fields every client command carries, for exactly-once application (Raft dissertation §6.3). */
 interface SessionFields {
   readonly session: SessionId
-  /** Client-chosen, increasing per session; a retry repeats the same seq. */
+  /** The secret the session was opened with (`sessionOwnerBytes` bytes): only its owner may use it. */
+  readonly owner: Uint8Array
+  /** Client-chosen, increasing per session from 1; a retry repeats the same seq. */
   readonly seq: number
+  /**
+   * The lowest seq of this session whose answer the client has not yet received (at most
+   * `seq`, which is itself unanswered). The store keeps the results at or above it and
+   * drops those below: the client will never ask for them again.
+   */
+  readonly lowestUnansweredSeq: number
   /** The leader's clock when it proposed the entry, as a TID: the state machine's only notion of time. */
   readonly proposedTid: Tid
 }
@@ -44,6 +68,8 @@ interface SessionFields {
 export interface OpenSessionCommand {
   readonly type: 'openSession'
   readonly proposedTid: Tid
+  /** The opener's secret (`sessionOwnerBytes` random bytes): every command of the session must carry it. */
+  readonly owner: Uint8Array
 }
 
 export interface CommitCommand extends SessionFields {
@@ -132,13 +158,29 @@ export type Result =
       readonly expectedSerial: Tid
       readonly actualSerial: Tid
     }
+  /** The session is unknown or was idle past the expiry: the command did not apply. */
   | { readonly ok: false; readonly code: 'sessionExpired'; readonly session: SessionId }
+  /** The command's owner secret is not the session's: refused, nothing written, the session untouched. */
+  | { readonly ok: false; readonly code: 'sessionNotOwned'; readonly session: SessionId }
+  /**
+   * `seq` is below the session's lowest unanswered seq: its answer was already received
+   * and dropped, so this is a late copy. Nothing was applied now.
+   */
   | {
       readonly ok: false
       readonly code: 'staleSequence'
       readonly session: SessionId
       readonly seq: number
-      readonly lastSeq: number
+      readonly lowestUnansweredSeq: number
+    }
+  /** `seq` is at or beyond the lowest unanswered seq plus the window: refused, nothing written. */
+  | {
+      readonly ok: false
+      readonly code: 'sessionWindowExceeded'
+      readonly session: SessionId
+      readonly seq: number
+      readonly lowestUnansweredSeq: number
+      readonly windowCommandsMax: number
     }
   | { readonly ok: false; readonly code: 'undoFailed'; readonly tid: Tid; readonly message: string }
   | { readonly ok: false; readonly code: 'packBusy'; readonly packTid: Tid }

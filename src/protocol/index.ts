@@ -58,7 +58,7 @@ export type {
   UndoCommand,
   Write,
 } from './commands.ts'
-export { defaultCommandLimits } from './commands.ts'
+export { defaultCommandLimits, sessionOwnerBytes, sessionWindowCommandsMax } from './commands.ts'
 export type { ZeoqErrorCode } from './errors.ts'
 export {
   ConflictError,

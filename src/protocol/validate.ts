@@ -5,7 +5,7 @@
  * It never throws: every problem comes back as a `ProtocolError` naming the field.
  */
 import type { Command, CommandLimits, ObjectRecord, ReadCurrent, SessionCommand, Write } from './commands.ts'
-import { defaultCommandLimits } from './commands.ts'
+import { defaultCommandLimits, sessionOwnerBytes } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
   describe,
@@ -33,15 +33,19 @@ export function validateCommand(
   return validated(() => readCommand(value, limits))
 }
 
-const sessionFieldNames = ['type', 'session', 'seq', 'proposedTid'] as const
+const sessionFieldNames = ['type', 'session', 'owner', 'seq', 'lowestUnansweredSeq', 'proposedTid'] as const
 
 function readCommand(value: unknown, limits: CommandLimits): Command {
   const fields = readObject(value, '')
   const type = fields.type
   switch (type) {
     case 'openSession':
-      onlyFields(fields, '', ['type', 'proposedTid'])
-      return { type, proposedTid: readU64(fields.proposedTid, 'proposedTid') }
+      onlyFields(fields, '', ['type', 'proposedTid', 'owner'])
+      return {
+        type,
+        proposedTid: readU64(fields.proposedTid, 'proposedTid'),
+        owner: readSessionOwner(fields.owner, 'owner'),
+      }
     case 'packStep':
       onlyFields(fields, '', ['type', 'proposedTid'])
       return { type, proposedTid: readU64(fields.proposedTid, 'proposedTid') }
@@ -69,9 +73,13 @@ function readSessionCommand(
   type: SessionCommand['type'],
   limits: CommandLimits,
 ): SessionCommand {
+  const seq = readCount(fields.seq, 'seq', 1, Number.MAX_SAFE_INTEGER)
   const base = {
     session: readU64(fields.session, 'session'),
-    seq: readCount(fields.seq, 'seq', 1, Number.MAX_SAFE_INTEGER),
+    owner: readSessionOwner(fields.owner, 'owner'),
+    seq,
+    // The command itself is unanswered, so the lowest unanswered seq is at most its own.
+    lowestUnansweredSeq: readCount(fields.lowestUnansweredSeq, 'lowestUnansweredSeq', 1, seq),
     proposedTid: readU64(fields.proposedTid, 'proposedTid'),
   }
   switch (type) {
@@ -144,6 +152,14 @@ export function readRecord(value: unknown, path: string, limits: CommandLimits):
     refs: readList(fields.refs, `${path}.refs`, limits.refsMax, readU64),
     data: readBytes(fields.data, `${path}.data`, limits.recordBytesMax),
   }
+}
+
+/** A session owner secret: exactly `sessionOwnerBytes` bytes. */
+export function readSessionOwner(value: unknown, path: string): Uint8Array {
+  const owner = readBytes(value, path, sessionOwnerBytes)
+  if (owner.byteLength !== sessionOwnerBytes)
+    throw new ProtocolError(path, `expected ${sessionOwnerBytes} bytes, got ${owner.byteLength}`)
+  return owner
 }
 
 function readText(value: unknown, path: string, limits: CommandLimits): string {

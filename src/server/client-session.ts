@@ -207,7 +207,7 @@ export class ClientSession {
     switch (op.op) {
       case 'openSession': {
         this.#require('readWrite', 'opening a write session')
-        const result = await member.propose({ type: 'openSession', proposedTid: 0n })
+        const result = await member.propose({ type: 'openSession', proposedTid: 0n, owner: op.owner })
         if (!result.ok || result.code !== 'sessionOpened')
           throw new MemberError('internal', `Opening a session answered ${result.code}.`)
         return { session: result.session }

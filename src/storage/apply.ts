@@ -5,6 +5,7 @@
  * time is the proposed TID carried in the command.
  */
 import assert from 'node:assert/strict'
+import { timingSafeEqual } from 'node:crypto'
 import type {
   Command,
   CommitCommand,
@@ -24,6 +25,7 @@ import {
   sessionExpiryKey,
   sessionExpiryKeySession,
   sessionKey,
+  sessionResultKey,
   transactionKey,
 } from './keys.ts'
 import type { ResolvedOptions } from './options.ts'
@@ -31,7 +33,7 @@ import type { Operation } from './records.ts'
 import { revisionOperations } from './records.ts'
 import type { Space } from './space.ts'
 import type { StateCache } from './state-cache.ts'
-import type { StoreMeta, TransactionMeta } from './values.ts'
+import type { SessionEntry, StoreMeta, TransactionMeta } from './values.ts'
 import { encodeMemberUrl, encodeSession, encodeTransaction } from './values.ts'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -68,7 +70,11 @@ export async function executeCommand(ctx: ApplyContext, command: Command): Promi
   switch (command.type) {
     case 'openSession':
       touched = BigInt(ctx.index)
-      writeSession(ctx, touched, 0, undefined, noneResult)
+      writeSession(
+        ctx,
+        { session: touched, owner: command.owner, lowestUnansweredSeq: 1, resultSeqs: [], activeTid: 0n },
+        undefined,
+      )
       result = { ok: true, code: 'sessionOpened', session: touched }
       break
     case 'packStep':
@@ -100,51 +106,114 @@ function expiryCutoffTid(ctx: ApplyContext): Tid {
   return ctx.meta.clockTid > span ? ctx.meta.clockTid - span : 0n
 }
 
-/** Exactly-once execution (Raft dissertation §6.3): a repeated seq returns the first result. */
+/**
+ * Exactly-once execution with a window of commands in flight (Raft dissertation §6.3).
+ * The session keeps the result of every applied seq at or above the lowest unanswered
+ * seq its owner has reported, so a retry of any of them answers its first result, in
+ * whatever order they arrive. In order: an unknown or expired session, a command
+ * without the owner's secret, a seq whose answer was already received (below the mark)
+ * are refused without touching the session; a kept seq answers its stored result; a seq
+ * past the window is refused; anything else applies and its result is kept.
+ */
 async function executeOnce(ctx: ApplyContext, command: SessionCommand): Promise<Result> {
-  const entry = await ctx.cache.session(ctx.space, command.session)
+  const session = command.session
+  const entry = await ctx.cache.session(ctx.space, session)
   if (entry === undefined || entry.activeTid < expiryCutoffTid(ctx)) {
-    if (entry !== undefined) {
-      del(ctx, sessionKey(entry.session))
-      del(ctx, sessionExpiryKey(entry.activeTid, entry.session))
-      ctx.cache.forgetSession(entry.session)
-    }
-    return { ok: false, code: 'sessionExpired', session: command.session }
+    if (entry !== undefined) deleteSession(ctx, entry)
+    return { ok: false, code: 'sessionExpired', session }
   }
-  if (command.seq < entry.seq) {
+  // Test only: the planted bug lets a command in under a session it merely names.
+  if (!ownerMatches(entry.owner, command.owner) && ctx.options.bugs.skipSessionOwnerCheck !== true)
+    return { ok: false, code: 'sessionNotOwned', session }
+  if (command.seq < entry.lowestUnansweredSeq) {
     return {
       ok: false,
       code: 'staleSequence',
-      session: command.session,
+      session,
       seq: command.seq,
-      lastSeq: entry.seq,
+      lowestUnansweredSeq: entry.lowestUnansweredSeq,
     }
   }
+  // The mark only moves up: a retry may carry an older report than a later command did.
+  const lowest = Math.max(entry.lowestUnansweredSeq, command.lowestUnansweredSeq)
   // Test only: the planted bug re-executes a retried command as if the session table were empty.
-  if (command.seq === entry.seq && ctx.options.bugs.ignoreSessionTable !== true) {
-    const first = decodeResult(entry.result)
-    // The stored result was encoded by this code and is checksummed; failing to decode it is a bug.
+  if (entry.resultSeqs.includes(command.seq) && ctx.options.bugs.ignoreSessionTable !== true) {
+    const stored = await ctx.cache.result(ctx.space, session, command.seq)
+    // Stored by this code with the session entry that lists it, and checksummed: a miss is a bug.
+    assert.ok(stored !== undefined, 'a kept session result is stored')
+    const first = decodeResult(stored)
     assert.ok(first.ok, 'a stored session result must decode')
+    updateSession(ctx, entry, lowest, undefined)
     return first.value
   }
+  const windowMax = ctx.options.sessionWindowCommandsMax
+  if (command.seq >= lowest + windowMax) {
+    return {
+      ok: false,
+      code: 'sessionWindowExceeded',
+      session,
+      seq: command.seq,
+      lowestUnansweredSeq: lowest,
+      windowCommandsMax: windowMax,
+    }
+  }
   const result = await executeSessionCommand(ctx, command)
-  writeSession(ctx, command.session, command.seq, entry.activeTid, result)
+  updateSession(ctx, entry, lowest, { seq: command.seq, result })
   return result
 }
 
-function writeSession(
+/** Compares owner secrets without an early exit, so timing tells nothing of a secret. */
+function ownerMatches(stored: Uint8Array, given: Uint8Array): boolean {
+  return stored.byteLength === given.byteLength && timingSafeEqual(stored, given)
+}
+
+/**
+ * Records an accepted command of `entry`'s session: the mark moves to `lowest` (results
+ * below it are deleted: their answers were received), `added` is kept, activity is now.
+ */
+function updateSession(
   ctx: ApplyContext,
-  session: SessionId,
-  seq: number,
-  previousActiveTid: Tid | undefined,
-  result: Result,
+  entry: SessionEntry,
+  lowest: number,
+  added: { readonly seq: number; readonly result: Result } | undefined,
 ): void {
-  if (previousActiveTid !== undefined) del(ctx, sessionExpiryKey(previousActiveTid, session))
-  const activeTid = ctx.meta.clockTid
-  const entry = { session, seq, activeTid, result: encodeResult(result) }
-  put(ctx, sessionKey(session), encodeSession(entry))
-  ctx.cache.noteSession(entry)
-  put(ctx, sessionExpiryKey(activeTid, session), new Uint8Array(0))
+  const kept: number[] = []
+  for (const seq of entry.resultSeqs) {
+    if (seq < lowest) dropResult(ctx, entry.session, seq)
+    else if (seq !== added?.seq) kept.push(seq)
+  }
+  if (added !== undefined) {
+    const encoded = encodeResult(added.result)
+    put(ctx, sessionResultKey(entry.session, added.seq), encoded)
+    ctx.cache.noteResult(entry.session, added.seq, encoded)
+    const at = kept.findIndex((seq) => seq > added.seq)
+    kept.splice(at === -1 ? kept.length : at, 0, added.seq)
+  }
+  // Kept seqs lie in [lowest, lowest + window): the window bounds what a session stores.
+  assert.ok(kept.length <= ctx.options.sessionWindowCommandsMax)
+  writeSession(ctx, { ...entry, lowestUnansweredSeq: lowest, resultSeqs: kept }, entry.activeTid)
+}
+
+function dropResult(ctx: ApplyContext, session: SessionId, seq: number): void {
+  del(ctx, sessionResultKey(session, seq))
+  ctx.cache.noteResult(session, seq, undefined)
+}
+
+/** Writes `entry` active as of now (log time), moving its expiry index key. */
+function writeSession(ctx: ApplyContext, entry: SessionEntry, previousActiveTid: Tid | undefined): void {
+  if (previousActiveTid !== undefined) del(ctx, sessionExpiryKey(previousActiveTid, entry.session))
+  const active: SessionEntry = { ...entry, activeTid: ctx.meta.clockTid }
+  put(ctx, sessionKey(entry.session), encodeSession(active))
+  ctx.cache.noteSession(active)
+  put(ctx, sessionExpiryKey(active.activeTid, entry.session), new Uint8Array(0))
+}
+
+/** Deletes a session with its kept results and its expiry index key. */
+function deleteSession(ctx: ApplyContext, entry: SessionEntry): void {
+  for (const seq of entry.resultSeqs) dropResult(ctx, entry.session, seq)
+  del(ctx, sessionKey(entry.session))
+  del(ctx, sessionExpiryKey(entry.activeTid, entry.session))
+  ctx.cache.forgetSession(entry.session)
 }
 
 /** Log time between scans for expired sessions: expiry is hourly, so a second is plenty. */
@@ -156,8 +225,8 @@ function expiryScanDue(meta: StoreMeta, clockTid: Tid, options: ResolvedOptions)
 }
 
 /**
- * Deletes up to `sessionExpiryPerApplyMax` sessions idle past the expiry, by log time.
- * Scans are throttled to one per `expiryScanIntervalMs` of log time (or the next apply
+ * Deletes up to `sessionExpiryPerApplyMax` sessions idle past the expiry, by log time,
+ * each with its kept results (at most the window's worth). Scans are throttled to one per `expiryScanIntervalMs` of log time (or the next apply
  * while more are left), recorded in the meta so every replica scans at the same entries.
  */
 async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined): Promise<void> {
@@ -171,10 +240,10 @@ async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined)
     const session = sessionExpiryKeySession(key)
     del(ctx, key)
     // The session this apply used is active now: its new expiry key is already written.
-    if (session !== touched) {
-      del(ctx, sessionKey(session))
-      ctx.cache.forgetSession(session)
-    }
+    if (session === touched) continue
+    // This apply runs alone (mustApplyAlone), so the disk holds every earlier write.
+    const entry = await ctx.cache.session(ctx.space, session)
+    if (entry !== undefined) deleteSession(ctx, entry)
   }
   const more = expired.length >= ctx.options.sessionExpiryPerApplyMax
   const interval = tidSpanFromMs(expiryScanIntervalMs)

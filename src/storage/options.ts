@@ -4,13 +4,20 @@
  */
 import assert from 'node:assert/strict'
 import type { CommandLimits } from '../protocol/index.ts'
-import { defaultCommandLimits } from '../protocol/index.ts'
+import { defaultCommandLimits, sessionWindowCommandsMax } from '../protocol/index.ts'
 
 export interface ObjectStoreOptions {
   /** Bounds on commands; also bounds record size (blobs). @default defaultCommandLimits (64 MiB records) */
   readonly limits?: CommandLimits
   /** A session idle for this long in log time (proposed TIDs) is expired. @default 3 600 000 (1 hour) */
   readonly sessionExpiryMs?: number
+  /**
+   * Commands of one session that may be unanswered at once: a seq at or beyond the
+   * session's lowest unanswered seq plus this is refused (`sessionWindowExceeded`). Clients
+   * pipeline up to `sessionWindowCommandsMax` of src/protocol, so a smaller value makes
+   * them see refusals; tests lower it to reach the edge quickly. @default sessionWindowCommandsMax (1024)
+   */
+  readonly sessionWindowCommandsMax?: number
   /** Expired sessions deleted per apply: bounds the extra work of one apply. @default 16 */
   readonly sessionExpiryPerApplyMax?: number
   /** Most transactions `invalidationsSince` reports before answering "too old". @default 10 000 */
@@ -33,6 +40,8 @@ export interface StoreBugs {
   readonly ignoreSessionTable?: boolean
   /** Snapshot images leave out the session table: a member that installs one answers a retried command again. */
   readonly snapshotWithoutSessions?: boolean
+  /** A command under another client's session is accepted: a forger's commit takes the owner's seq and answer. */
+  readonly skipSessionOwnerCheck?: boolean
 }
 
 export type ResolvedOptions = Required<ObjectStoreOptions>
@@ -41,6 +50,7 @@ export function resolveOptions(options: ObjectStoreOptions): ResolvedOptions {
   const resolved: ResolvedOptions = {
     limits: options.limits ?? defaultCommandLimits,
     sessionExpiryMs: options.sessionExpiryMs ?? 3_600_000,
+    sessionWindowCommandsMax: options.sessionWindowCommandsMax ?? sessionWindowCommandsMax,
     sessionExpiryPerApplyMax: options.sessionExpiryPerApplyMax ?? 16,
     invalidationWindowTxnsMax: options.invalidationWindowTxnsMax ?? 10_000,
     packStepWorkMax: options.packStepWorkMax ?? 256,
@@ -50,6 +60,7 @@ export function resolveOptions(options: ObjectStoreOptions): ResolvedOptions {
   }
   assert.ok(resolved.sessionExpiryMs > 0)
   assert.ok(resolved.sessionExpiryPerApplyMax > 0)
+  assert.ok(Number.isSafeInteger(resolved.sessionWindowCommandsMax) && resolved.sessionWindowCommandsMax > 0)
   assert.ok(resolved.invalidationWindowTxnsMax > 0)
   assert.ok(resolved.packStepWorkMax > 0)
   assert.ok(resolved.blobChunkBytes > 0 && resolved.inlineRecordBytesMax >= 0)

@@ -53,15 +53,30 @@ export interface TransactionMeta {
   readonly undoOf: Tid | undefined
 }
 
+/**
+ * One session of the exactly-once table (Raft dissertation §6.3). Its kept results live
+ * under their own keys (`q ‖ session ‖ seq`); the entry lists which, so a command's
+ * check needs this entry alone and dropping or expiring results needs no scan.
+ */
 export interface SessionEntry {
   readonly session: SessionId
-  /** The last applied seq (0 before the first command). */
-  readonly seq: number
-  /** Log time of the session's last command: expiry counts from here. */
+  /** The secret the session was opened with: a command carrying another one is refused. */
+  readonly owner: Uint8Array
+  /** The largest lowest-unanswered seq the owner has reported (1 at open): results below it are dropped. */
+  readonly lowestUnansweredSeq: number
+  /** The seqs at or above `lowestUnansweredSeq` whose results are kept, ascending; fewer than the window. */
+  readonly resultSeqs: readonly number[]
+  /** Log time of the session's last accepted command: expiry counts from here. */
   readonly activeTid: Tid
-  /** The encoded result of command `seq`, returned again on a retry. */
-  readonly result: Uint8Array
 }
+
+/**
+ * The layout of the state machine's values and keys, stored in the meta. 2: sessions
+ * with an owner and a window of kept results (format 1 kept one result per session and
+ * no owner). A store of another format is refused at open: there is no in-place upgrade
+ * (docs/storage.md "Formats").
+ */
+export const stateFormatVersion = 2
 
 const phases: readonly RunningPackPhase[] = ['roots', 'mark', 'sweep', 'txns', 'cleanup']
 
@@ -76,12 +91,20 @@ export function encodeMeta(meta: StoreMeta): Uint8Array {
     meta.lastPackTid,
     pack,
     meta.nextExpiryScanTid,
+    stateFormatVersion,
   ])
 }
 
 export function decodeMeta(payload: Uint8Array): StoreMeta {
   const where = 'state machine meta'
-  const v = unpackArray(payload, where, 8)
+  const v = unpackArray(payload, where, 9, 8)
+  if (v.length !== 9 || v[8] !== stateFormatVersion) {
+    const found = v.length === 8 ? 1 : String(v[8])
+    throw new CorruptionError(
+      where,
+      `the state machine is in format ${found}, this build reads format ${stateFormatVersion}; a data directory of another format cannot be opened in place (see docs/storage.md "Formats")`,
+    )
+  }
   const pack = v[6]
   let packState: PackState | undefined
   if (pack !== null) {
@@ -126,24 +149,38 @@ export function decodeTransaction(payload: Uint8Array, where: string): Transacti
 }
 
 export function encodeSession(entry: SessionEntry): Uint8Array {
-  return encodeMsgpack([entry.session, entry.seq, entry.activeTid, entry.result])
+  return encodeMsgpack([
+    entry.session,
+    entry.owner,
+    entry.lowestUnansweredSeq,
+    entry.resultSeqs,
+    entry.activeTid,
+  ])
 }
 
 export function decodeSession(payload: Uint8Array, where: string): SessionEntry {
-  const v = unpackArray(payload, where, 4)
-  const result = v[3]
-  if (!(result instanceof Uint8Array)) throw new CorruptionError(where, 'bad session result')
-  return { session: big(v[0], where), seq: num(v[1], where), activeTid: big(v[2], where), result }
+  const v = unpackArray(payload, where, 5)
+  const [owner, seqs] = [v[1], v[3]]
+  if (!(owner instanceof Uint8Array)) throw new CorruptionError(where, 'bad session owner')
+  if (!Array.isArray(seqs)) throw new CorruptionError(where, 'bad session result list')
+  return {
+    session: big(v[0], where),
+    owner,
+    lowestUnansweredSeq: num(v[2], where),
+    resultSeqs: seqs.map((seq: unknown) => num(seq, where)),
+    activeTid: big(v[4], where),
+  }
 }
 
-function unpackArray(payload: Uint8Array, where: string, length: number): unknown[] {
+/** Unpacks an array of `length` items (or `olderLength`, an earlier format the caller reports). */
+function unpackArray(payload: Uint8Array, where: string, length: number, olderLength = length): unknown[] {
   let value: unknown
   try {
     value = decodeMsgpack(payload)
   } catch {
     throw new CorruptionError(where, 'undecodable value')
   }
-  if (!Array.isArray(value) || value.length !== length)
+  if (!Array.isArray(value) || (value.length !== length && value.length !== olderLength))
     throw new CorruptionError(where, 'value has the wrong shape')
   return value
 }

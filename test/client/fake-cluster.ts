@@ -28,8 +28,8 @@ export interface Received {
   readonly op: ClientOp
 }
 
-/** What to do with a request: answer it, apply it and drop the connection unanswered, or never answer. */
-export type Interception = 'answer' | 'applyThenDrop' | 'ignore'
+/** What to do with a request: answer it, apply it and drop the connection unanswered, apply it and never answer, or never answer. */
+export type Interception = 'answer' | 'applyThenDrop' | 'applyThenIgnore' | 'ignore'
 
 export class FakeMember {
   readonly id: number
@@ -126,6 +126,7 @@ export class FakeMember {
         socket.terminate()
         return
       }
+      if (interception === 'applyThenIgnore') return
       send(socket, { type: 'response', id: frame.id, ...reply })
     })
   }
@@ -154,7 +155,7 @@ export class FakeMember {
       case 'openSession':
         needWrite()
         needLeader()
-        return { session: cluster.openSession() }
+        return { session: cluster.openSession(op.owner) }
       case 'command':
         needWrite()
         needLeader()
@@ -228,8 +229,8 @@ export class FakeCluster {
   /** The one store behind every member: the storage tests' model, starting at TID 1000. */
   readonly store = new StoreModel()
   readonly received: Received[] = []
-  /** Sessions: the last seq and its result, as the store keeps them. */
-  readonly sessions = new Map<bigint, { seq: number; result: Result }>()
+  /** Sessions: the owner, the lowest unanswered seq reported, and the results kept from it up. */
+  readonly sessions = new Map<bigint, { owner: string; lowest: number; results: Map<number, Result> }>()
   leaderId = 1
   /** `invalidationsSince` before this TID answers "too old". */
   oldestKeptTid = 0n
@@ -268,27 +269,27 @@ export class FakeCluster {
     return this.members.map((m) => m.url)
   }
 
-  openSession(): bigint {
+  openSession(owner: Uint8Array): bigint {
     const session = this.#nextSession++
-    this.sessions.set(session, { seq: 0, result: { ok: true, code: 'none' } })
+    this.sessions.set(session, { owner: Buffer.from(owner).toString('hex'), lowest: 1, results: new Map() })
     return session
   }
 
-  /** Exactly-once execution, as the store does it. */
+  /** Exactly-once execution with a window, as the store does it (docs/storage.md "Exactly once"). */
   execute(command: ClientCommand): Result {
-    const entry = this.sessions.get(command.session)
-    if (entry === undefined) return { ok: false, code: 'sessionExpired', session: command.session }
-    if (command.seq < entry.seq)
-      return {
-        ok: false,
-        code: 'staleSequence',
-        session: command.session,
-        seq: command.seq,
-        lastSeq: entry.seq,
-      }
-    if (command.seq === entry.seq) return entry.result
+    const { session, seq } = command
+    const entry = this.sessions.get(session)
+    if (entry === undefined) return { ok: false, code: 'sessionExpired', session }
+    if (entry.owner !== Buffer.from(command.owner).toString('hex'))
+      return { ok: false, code: 'sessionNotOwned', session }
+    if (seq < entry.lowest)
+      return { ok: false, code: 'staleSequence', session, seq, lowestUnansweredSeq: entry.lowest }
+    entry.lowest = Math.max(entry.lowest, command.lowestUnansweredSeq)
+    for (const kept of entry.results.keys()) if (kept < entry.lowest) entry.results.delete(kept)
+    const first = entry.results.get(seq)
+    if (first !== undefined) return first
     const result = this.#apply(command)
-    this.sessions.set(command.session, { seq: command.seq, result })
+    entry.results.set(seq, result)
     return result
   }
 

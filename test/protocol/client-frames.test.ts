@@ -7,6 +7,7 @@ import {
   decodeMemberFrame,
   encodeFrame,
   type MemberFrame,
+  sessionOwnerBytes,
 } from '../../src/protocol/index.ts'
 
 describe('client frames', () => {
@@ -55,6 +56,21 @@ describe('client frames', () => {
     const decoded = decodeMemberFrame(bytes)
     assert.ok(!decoded.ok)
     assert.equal(decoded.error.path, 'invalidations[1].tid')
+  })
+
+  test('an openSession request carries the 16-byte owner secret of the session, and nothing shorter', () => {
+    const owner = new Uint8Array(sessionOwnerBytes).fill(9)
+    const frame: ClientFrame = { type: 'request', id: 2, op: { op: 'openSession', owner } }
+    const decoded = decodeClientFrame(encodeFrame(frame))
+    assert.ok(decoded.ok && decoded.value.type === 'request' && decoded.value.op.op === 'openSession')
+    assert.deepEqual([...decoded.value.op.owner], [...owner])
+    for (const bad of [{ op: 'openSession' }, { op: 'openSession', owner: owner.subarray(1) }]) {
+      const refused = decodeClientFrame(
+        encodeFrame({ type: 'request', id: 3, op: bad } as unknown as ClientFrame),
+      )
+      assert.ok(!refused.ok)
+      assert.equal(refused.error.path, 'op.owner')
+    }
   })
 
   test('a client command carrying its own proposed TID is refused', () => {

@@ -17,6 +17,7 @@ import {
   raftUncommittedBytesMax,
   recordBytesMax,
   type SizeLimits,
+  sessionOwnerBytes,
   sizeLimits,
   u64Max,
 } from '../../src/protocol/index.ts'
@@ -104,7 +105,16 @@ describe('size limits', () => {
     const request = encodeFrame({
       type: 'request',
       id: Number.MAX_SAFE_INTEGER,
-      op: { op: 'command', command: { ...commit, session: u64Max, seq: Number.MAX_SAFE_INTEGER } },
+      op: {
+        op: 'command',
+        command: {
+          ...commit,
+          session: u64Max,
+          owner: new Uint8Array(sessionOwnerBytes),
+          seq: Number.MAX_SAFE_INTEGER,
+          lowestUnansweredSeq: Number.MAX_SAFE_INTEGER,
+        },
+      },
     })
     assert.ok(request.byteLength - entryBytes <= frameEnvelopeBytes)
     const append = encodePeerFrame({

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import pino from 'pino'
-import type { Result } from '../../src/protocol/index.ts'
+import { type Result, sessionOwnerBytes } from '../../src/protocol/index.ts'
 import { seededRandom } from '../../src/raft/index.ts'
 import { type Clock, Member, type PeerNetwork, type Timer } from '../../src/server/index.ts'
 import { MemoryDisk } from '../../src/storage/index.ts'
@@ -40,6 +40,8 @@ class ManualClock implements Clock {
     this.#nowMs = end
   }
 }
+
+const owner = new Uint8Array(sessionOwnerBytes).fill(5)
 
 const noNetwork: PeerNetwork = {
   send: () => {},
@@ -78,7 +80,7 @@ test('a few large records compact the log by bytes long before the entry count i
   member.start()
   await clock.advance(500)
   assert.ok(member.isLeader(), 'a lone member elects itself')
-  const opened: Result = await settle(clock, member.propose({ type: 'openSession', proposedTid: 0n }))
+  const opened: Result = await settle(clock, member.propose({ type: 'openSession', proposedTid: 0n, owner }))
   assert.ok(opened.ok && opened.code === 'sessionOpened')
   const session = opened.session
   let serial = 0n
@@ -89,7 +91,9 @@ test('a few large records compact the log by bytes long before the entry count i
       member.propose({
         type: 'commit',
         session,
+        owner,
         seq,
+        lowestUnansweredSeq: seq,
         proposedTid: 0n,
         user: 'u',
         description: 'd',

@@ -14,6 +14,8 @@ import {
   memberFrameBytesMax,
   type Oid,
   peerNonceBytes,
+  type Result,
+  sessionOwnerBytes,
 } from '../../src/protocol/index.ts'
 import { peerMac } from '../../src/server/index.ts'
 import { ProcessCluster, waitFor } from './processes.ts'
@@ -28,11 +30,16 @@ interface Committed {
   readonly oids: readonly bigint[]
 }
 
+/** The owner secret of this file's sessions (a real client draws a random one per session). */
+const owner = new Uint8Array(sessionOwnerBytes).fill(7)
+
 function commitOf(session: bigint, seq: number, oid: Oid, serial: bigint, text: string): ClientCommand {
   return {
     type: 'commit',
     session,
+    owner,
     seq,
+    lowestUnansweredSeq: seq,
     user: 'test',
     description: text,
     extension: new Uint8Array(0),
@@ -48,7 +55,7 @@ function answerOf(response: Awaited<ReturnType<RawClient['request']>>): unknown 
 }
 
 async function openSession(client: RawClient): Promise<bigint> {
-  const value = answerOf(await client.request({ op: 'openSession' })) as { session: bigint }
+  const value = answerOf(await client.request({ op: 'openSession', owner })) as { session: bigint }
   return BigInt(value.session)
 }
 
@@ -88,7 +95,7 @@ describe('a quorum of three member processes', () => {
   test('a commit sent to a follower is redirected to the leader and is then readable from every member', async () => {
     const follower = [...cluster.urls.keys()].find((id) => id !== leader) ?? 0
     const atFollower = await RawClient.connect(cluster.url(follower), cluster.tokens.readWrite)
-    const refused = await atFollower.request({ op: 'openSession' })
+    const refused = await atFollower.request({ op: 'openSession', owner })
     atFollower.close()
     assert.equal(refused.ok, false)
     assert.ok(!refused.ok && refused.error.code === 'notLeader')
@@ -117,7 +124,10 @@ describe('a quorum of three member processes', () => {
     const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
     const session = await openSession(client)
     const oids = answerOf(
-      await client.request({ op: 'command', command: { type: 'newOids', session, seq: 1, count: 1 } }),
+      await client.request({
+        op: 'command',
+        command: { type: 'newOids', session, owner, seq: 1, lowestUnansweredSeq: 1, count: 1 },
+      }),
     ) as {
       first: bigint
     }
@@ -139,13 +149,27 @@ describe('a quorum of three member processes', () => {
     client.close()
   })
 
+  test("a commit under another client's session is refused as sessionNotOwned and the owner's commit applies", async () => {
+    const victim = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
+    const forger = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
+    const session = await openSession(victim)
+    const serial = await serialOf(cluster, leader, 0n, 0n)
+    const forged = { ...commitOf(session, 1, 0n, serial, 'forged'), owner: new Uint8Array(sessionOwnerBytes) }
+    const refused = answerOf(await forger.request({ op: 'command', command: forged })) as Result
+    assert.equal(refused.code, 'sessionNotOwned')
+    const mine = await commit(victim, commitOf(session, 1, 0n, serial, 'mine'))
+    assert.equal(await serialOf(cluster, leader, 0n, mine.tid), mine.tid)
+    victim.close()
+    forger.close()
+  })
+
   test('a client with an unknown token is refused, and a read-only token cannot commit', async () => {
     const stranger = await RawClient.connect(cluster.url(leader), 'not-a-token-of-this-cluster')
     assert.equal(stranger.goodbye?.code, 'auth')
     await stranger.closed
 
     const reader = await RawClient.connect(cluster.url(leader), cluster.tokens.readOnly)
-    const refused = await reader.request({ op: 'openSession' })
+    const refused = await reader.request({ op: 'openSession', owner })
     assert.ok(!refused.ok)
     assert.equal(refused.error.code, 'readOnly')
     const read = await reader.request({ op: 'lastTransaction', consistency: 'linearizable', minTid: 0n })

@@ -8,8 +8,12 @@ import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { connect } from '../../src/client/index.ts'
+import { sessionOwnerBytes } from '../../src/protocol/index.ts'
 import { httpGet, ProcessCluster, testCa, waitFor } from './processes.ts'
 import { RawClient } from './raw-client.ts'
+
+/** The owner secret of this file's sessions. */
+const owner = new Uint8Array(sessionOwnerBytes).fill(3)
 
 describe('a quorum over TLS', () => {
   let cluster: ProcessCluster
@@ -23,7 +27,7 @@ describe('a quorum over TLS', () => {
   test('members elect a leader over wss:// and a client that trusts the CA commits', async () => {
     const leader = await cluster.waitForLeader()
     const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite, { ca: testCa })
-    const opened = await client.request({ op: 'openSession' })
+    const opened = await client.request({ op: 'openSession', owner })
     assert.ok(opened.ok, 'a session opens over TLS')
     client.close()
   })
@@ -76,7 +80,7 @@ describe('the HTTP endpoints of a member', () => {
     assert.equal(status.role, 'leader')
 
     const client = await RawClient.connect(url, cluster.tokens.readWrite)
-    const opened = await client.request({ op: 'openSession' })
+    const opened = await client.request({ op: 'openSession', owner })
     assert.ok(opened.ok)
     const session = BigInt((opened.value as { session: bigint }).session)
     const committed = await client.request({
@@ -84,7 +88,9 @@ describe('the HTTP endpoints of a member', () => {
       command: {
         type: 'commit',
         session,
+        owner,
         seq: 1,
+        lowestUnansweredSeq: 1,
         user: 'u',
         description: 'd',
         extension: new Uint8Array(0),

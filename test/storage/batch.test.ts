@@ -9,7 +9,7 @@ import type { Command, Result, Tid } from '../../src/protocol/index.ts'
 import { encodeCommand } from '../../src/protocol/index.ts'
 import type { StoredEntry } from '../../src/storage/index.ts'
 import { MemoryDisk, ObjectStore } from '../../src/storage/index.ts'
-import { record, smallOptions } from './harness.ts'
+import { ownerSecret, record, smallOptions } from './harness.ts'
 
 /** One step of a generated history; turned into a command using what the store answered so far. */
 type Step =
@@ -77,7 +77,7 @@ async function reference(
   const store = await ObjectStore.open(disk, smallOptions)
   const entries: StoredEntry[] = []
   const results: Result[] = []
-  const sessions: { id: bigint; seq: number; last: Command | undefined }[] = []
+  const sessions: { id: bigint; owner: Uint8Array; seq: number; last: Command | undefined }[] = []
   const serials = new Map<bigint, Tid>()
   const tids: Tid[] = []
   let nowMs = 1000
@@ -96,8 +96,9 @@ async function reference(
     const s: Step = step
     nowMs += 1
     if (s.kind === 'open') {
-      const r = await send({ type: 'openSession', proposedTid: tidNow() })
-      if (r.code === 'sessionOpened') sessions.push({ id: r.session, seq: 0, last: undefined })
+      const owner = ownerSecret(sessions.length + 1)
+      const r = await send({ type: 'openSession', proposedTid: tidNow(), owner })
+      if (r.code === 'sessionOpened') sessions.push({ id: r.session, owner, seq: 0, last: undefined })
       continue
     }
     if (s.kind === 'packStep') {
@@ -118,12 +119,20 @@ async function reference(
       if (sess.last !== undefined) await send({ ...sess.last, proposedTid: tidNow() } as Command)
       continue
     }
-    const base = { session: sess.id, seq: ++sess.seq, proposedTid: tidNow() }
+    const seq = ++sess.seq
+    // Up to two earlier commands still count as unanswered: results are kept a while, then dropped.
+    const base = {
+      session: sess.id,
+      owner: sess.owner,
+      seq,
+      lowestUnansweredSeq: Math.max(1, seq - (seq % 3)),
+    }
+    const stamped = { ...base, proposedTid: tidNow() }
     let command: Command
-    if (s.kind === 'oids') command = { type: 'newOids', ...base, count: s.count }
+    if (s.kind === 'oids') command = { type: 'newOids', ...stamped, count: s.count }
     else if (s.kind === 'undo')
-      command = { type: 'undo', ...base, tid: tids.at(-1 - s.back) ?? 1n, user: 'u', description: 'undo' }
-    else if (s.kind === 'pack') command = { type: 'pack', ...base, packTid: tids.at(-2) ?? 0n }
+      command = { type: 'undo', ...stamped, tid: tids.at(-1 - s.back) ?? 1n, user: 'u', description: 'undo' }
+    else if (s.kind === 'pack') command = { type: 'pack', ...stamped, packTid: tids.at(-2) ?? 0n }
     else {
       const oid = allocated === 0n ? 0n : BigInt(s.oid) % (allocated + 1n)
       const serial = serials.get(oid) ?? 0n
@@ -138,7 +147,7 @@ async function reference(
             ]
       command = {
         type: 'commit',
-        ...base,
+        ...stamped,
         user: 'u',
         description: 'd',
         extension: new Uint8Array(0),

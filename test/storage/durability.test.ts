@@ -16,14 +16,13 @@ async function rawKeys(disk: MemoryDisk, prefix: string): Promise<Uint8Array[]> 
 }
 
 async function commitSeveral(h: Harness, count: number, size: number): Promise<void> {
-  await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 10n, count: 8 })
+  await h.apply({ type: 'newOids', ...h.next(), proposedTid: 10n, count: 8 })
   for (let i = 0; i < count; i++) {
     const oid = BigInt(i % 8)
     const serial = (await h.store.load(oid))?.serial ?? 0n
     const result = await h.apply({
       type: 'commit',
-      session: h.session,
-      seq: h.nextSeq(),
+      ...h.next(),
       proposedTid: 100n + BigInt(i),
       user: '',
       description: '',
@@ -43,7 +42,7 @@ describe('crash safety', () => {
         fc.nat(),
         async (steps, keepPick) => {
           const h = await Harness.create()
-          await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 5n, count: 6 })
+          await h.apply({ type: 'newOids', ...h.next(), proposedTid: 5n, count: 6 })
           await h.disk.sync()
           const hashAt = new Map<number, string>([[h.store.appliedIndex, await h.store.stateHash()]])
           let syncedIndex = h.store.appliedIndex
@@ -52,8 +51,7 @@ describe('crash safety', () => {
             const serial = (await h.store.load(oid))?.serial ?? 0n
             await h.apply({
               type: 'commit',
-              session: h.session,
-              seq: h.nextSeq(),
+              ...h.next(),
               proposedTid: 10n,
               user: '',
               description: '',

@@ -1,6 +1,6 @@
 /** Helpers shared by the storage tests: a store on a MemoryDisk fed through the codec, like the log would. */
-import type { Command, ObjectRecord, Result } from '../../src/protocol/index.ts'
-import { encodeCommand } from '../../src/protocol/index.ts'
+import type { Command, ObjectRecord, Result, SessionId } from '../../src/protocol/index.ts'
+import { encodeCommand, sessionOwnerBytes } from '../../src/protocol/index.ts'
 import type { ObjectStoreOptions } from '../../src/storage/index.ts'
 import { MemoryDisk, ObjectStore } from '../../src/storage/index.ts'
 
@@ -17,6 +17,8 @@ export class Harness {
   store: ObjectStore
   readonly options: ObjectStoreOptions
   session = 0n
+  /** The secret the harness's session was opened with. */
+  readonly owner: Uint8Array = ownerSecret(1)
   seq = 0
 
   private constructor(disk: MemoryDisk, store: ObjectStore, options: ObjectStoreOptions) {
@@ -29,7 +31,7 @@ export class Harness {
     const disk = new MemoryDisk()
     await disk.open()
     const harness = new Harness(disk, await ObjectStore.open(disk, options), options)
-    const opened = await harness.apply({ type: 'openSession', proposedTid: 1n })
+    const opened = await harness.apply({ type: 'openSession', proposedTid: 1n, owner: harness.owner })
     if (opened.code !== 'sessionOpened') throw new Error('could not open a session')
     harness.session = opened.session
     return harness
@@ -52,6 +54,24 @@ export class Harness {
     this.seq += 1
     return this.seq
   }
+
+  /** The session fields of the harness's next command; every earlier one counts as answered. */
+  next(): SessionFields {
+    const seq = this.nextSeq()
+    return { session: this.session, owner: this.owner, seq, lowestUnansweredSeq: seq }
+  }
+}
+
+export interface SessionFields {
+  readonly session: SessionId
+  readonly owner: Uint8Array
+  readonly seq: number
+  readonly lowestUnansweredSeq: number
+}
+
+/** A distinct, recognisable owner secret per `n` (tests need distinct owners, not unguessable ones). */
+export function ownerSecret(n: number): Uint8Array {
+  return new Uint8Array(sessionOwnerBytes).fill(n & 0xff)
 }
 
 export function record(refs: readonly bigint[], size: number, fill: number): ObjectRecord {

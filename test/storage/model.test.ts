@@ -42,8 +42,7 @@ class NewOids implements StoreCommand {
   async run(m: StoreModel, r: Real) {
     const command = {
       type: 'newOids' as const,
-      session: r.h.session,
-      seq: r.h.nextSeq(),
+      ...r.h.next(),
       proposedTid: 2n,
       count: this.count,
     }
@@ -91,8 +90,7 @@ class Commit implements StoreCommand {
     const expected = m.commit(proposedTid, writes, reads)
     const command = {
       type: 'commit' as const,
-      session: r.h.session,
-      seq: r.h.nextSeq(),
+      ...r.h.next(),
       proposedTid,
       user: 'u',
       description: expected.code === 'committed' ? `commit ${expected.tid}` : 'failed',
@@ -118,8 +116,7 @@ class Undo implements StoreCommand {
     const description = expected.code === 'committed' ? `undo ${target}` : 'failed'
     const command = {
       type: 'undo' as const,
-      session: r.h.session,
-      seq: r.h.nextSeq(),
+      ...r.h.next(),
       proposedTid,
       tid: target,
       user: 'u',
@@ -142,8 +139,7 @@ class Pack implements StoreCommand {
     const packTid = m.pack(requested)
     const command = {
       type: 'pack' as const,
-      session: r.h.session,
-      seq: r.h.nextSeq(),
+      ...r.h.next(),
       proposedTid: m.lastTid,
       packTid: requested,
     }

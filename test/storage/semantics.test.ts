@@ -11,7 +11,7 @@ import {
   u64Max,
 } from '../../src/protocol/index.ts'
 import { MemoryDisk, ObjectStore, openClassicDisk } from '../../src/storage/index.ts'
-import { Harness, plain, record } from './harness.ts'
+import { Harness, ownerSecret, plain, record } from './harness.ts'
 
 function commit(
   h: Harness,
@@ -20,8 +20,7 @@ function commit(
 ) {
   return h.apply({
     type: 'commit',
-    session: h.session,
-    seq: h.nextSeq(),
+    ...h.next(),
     proposedTid,
     user: 'alice',
     description: 'd',
@@ -38,20 +37,21 @@ function commit(
 describe('exactly-once sessions', () => {
   it('a retried command applies once and returns its first result', async () => {
     const h = await Harness.create()
-    const command = { type: 'newOids' as const, session: h.session, seq: 1, proposedTid: 5n, count: 3 }
+    const command = { type: 'newOids' as const, ...h.next(), proposedTid: 5n, count: 3 }
     const first = await h.apply(command)
     const again = await h.apply(command)
     assert.deepEqual(again, first)
     assert.equal(h.store.nextOid(), 4n)
     const stale = await h.apply({ ...command, seq: 0 + 1, count: 9 })
     assert.deepEqual(stale, first, 'the same seq returns the stored result whatever the body')
-    await h.apply({ ...command, seq: 2 })
+    // Seq 2 reports seq 1 answered: its result is dropped, and a late copy of it is stale.
+    await h.apply({ ...command, seq: 2, lowestUnansweredSeq: 2 })
     assert.deepEqual(await h.apply({ ...command, seq: 1 }), {
       ok: false,
       code: 'staleSequence',
       session: h.session,
       seq: 1,
-      lastSeq: 2,
+      lowestUnansweredSeq: 2,
     })
   })
 
@@ -59,11 +59,17 @@ describe('exactly-once sessions', () => {
     const h = await Harness.create() // sessionExpiryMs: 1000
     const late = tidFromTimeMs(5000)
     // Another session's command moves log time on; the idle session expires.
-    const other = await h.apply({ type: 'openSession', proposedTid: late })
+    const other = await h.apply({ type: 'openSession', proposedTid: late, owner: ownerSecret(2) })
     assert.equal(other.code, 'sessionOpened')
-    const result = await h.apply({ type: 'newOids', session: h.session, seq: 1, proposedTid: late, count: 1 })
+    const result = await h.apply({ type: 'newOids', ...h.next(), proposedTid: late, count: 1 })
     assert.deepEqual(result, { ok: false, code: 'sessionExpired', session: h.session })
-    const unknown = await h.apply({ type: 'newOids', session: 999n, seq: 1, proposedTid: late, count: 1 })
+    const unknown = await h.apply({
+      type: 'newOids',
+      ...h.next(),
+      session: 999n,
+      proposedTid: late,
+      count: 1,
+    })
     assert.equal(unknown.code, 'sessionExpired')
   })
 })
@@ -71,7 +77,7 @@ describe('exactly-once sessions', () => {
 describe('commits', () => {
   it('TIDs strictly increase even when the proposed TID goes backwards', async () => {
     const h = await Harness.create()
-    await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 5n, count: 3 })
+    await h.apply({ type: 'newOids', ...h.next(), proposedTid: 5n, count: 3 })
     const a = await commit(h, [{ oid: 1n, serial: 0n }], 1000n)
     const b = await commit(h, [{ oid: 2n, serial: 0n }], 10n)
     assert.ok(a.code === 'committed' && b.code === 'committed')
@@ -82,7 +88,7 @@ describe('commits', () => {
 
   it('a conflict names the object and both serials and writes nothing', async () => {
     const h = await Harness.create()
-    await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 5n, count: 3 })
+    await h.apply({ type: 'newOids', ...h.next(), proposedTid: 5n, count: 3 })
     await commit(h, [{ oid: 1n, serial: 0n }], 100n)
     const result = await commit(h, [
       { oid: 2n, serial: 0n },
@@ -99,8 +105,7 @@ describe('commits', () => {
     assert.equal(await h.store.load(2n), undefined)
     const readConflict = await h.apply({
       type: 'commit',
-      session: h.session,
-      seq: h.nextSeq(),
+      ...h.next(),
       proposedTid: 200n,
       user: '',
       description: '',
@@ -122,7 +127,7 @@ describe('commits', () => {
       const result = await h.applyBytes(Uint8Array.of(0x81, 0xa4, 0x74, 0x79, 0x70, 0x65, 0x01))
       assert.equal(result.code, 'badCommand')
       const oversized = await h.applyBytes(
-        encodeCommand({ type: 'newOids', session: h.session, seq: 1, proposedTid: 1n, count: 10_000_000 }),
+        encodeCommand({ type: 'newOids', ...h.next(), proposedTid: 1n, count: 10_000_000 }),
       )
       assert.equal(oversized.code, 'badCommand')
     }
@@ -133,7 +138,7 @@ describe('commits', () => {
     const hashes: string[] = []
     for (let replica = 0; replica < 2; replica++) {
       const h = await Harness.create()
-      await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 5n, count: 5 })
+      await h.apply({ type: 'newOids', ...h.next(), proposedTid: 5n, count: 5 })
       for (let i = 0; i < 20; i++) {
         const oid = BigInt(i % 5)
         await commit(
@@ -142,7 +147,7 @@ describe('commits', () => {
           10n,
         )
       }
-      await h.apply({ type: 'pack', session: h.session, seq: h.nextSeq(), proposedTid: 10n, packTid: 15n })
+      await h.apply({ type: 'pack', ...h.next(), proposedTid: 10n, packTid: 15n })
       hashes.push(await h.store.stateHash())
     }
     assert.equal(hashes[0], hashes[1])
@@ -152,7 +157,7 @@ describe('commits', () => {
 describe('invalidations', () => {
   it('reports transactions since a TID, and "too old" beyond the window', async () => {
     const h = await Harness.create({ invalidationWindowTxnsMax: 3 })
-    await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 5n, count: 3 })
+    await h.apply({ type: 'newOids', ...h.next(), proposedTid: 5n, count: 3 })
     for (let i = 0; i < 5; i++)
       await commit(h, [{ oid: 1n, serial: (await h.store.load(1n))?.serial ?? 0n }], 100n)
     assert.deepEqual(
@@ -171,7 +176,7 @@ describe('invalidations', () => {
 describe('pack', () => {
   it('keeps an object that a commit references while the pack is marking (write barrier)', async () => {
     const h = await Harness.create({ packStepWorkMax: 1, inlineRecordBytesMax: 16, blobChunkBytes: 8 })
-    await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 5n, count: 30 })
+    await h.apply({ type: 'newOids', ...h.next(), proposedTid: 5n, count: 30 })
     // A chain root → 1 → 2 → … → 20, and an orphan 25 nobody references.
     const chain = Array.from({ length: 20 }, (_, i) => ({
       oid: BigInt(i + 1),
@@ -182,8 +187,7 @@ describe('pack', () => {
     await commit(h, [{ oid: 26n, serial: 0n }], 101n)
     const started = await h.apply({
       type: 'pack',
-      session: h.session,
-      seq: h.nextSeq(),
+      ...h.next(),
       proposedTid: 200n,
       packTid: 200n,
     })
@@ -205,11 +209,10 @@ describe('pack', () => {
   it('a second pack while one runs is refused as busy', async () => {
     const h = await Harness.create({ packStepWorkMax: 1 })
     await commit(h, [{ oid: 0n, serial: 0n }], 100n)
-    await h.apply({ type: 'pack', session: h.session, seq: h.nextSeq(), proposedTid: 200n, packTid: 200n })
+    await h.apply({ type: 'pack', ...h.next(), proposedTid: 200n, packTid: 200n })
     const busy = await h.apply({
       type: 'pack',
-      session: h.session,
-      seq: h.nextSeq(),
+      ...h.next(),
       proposedTid: 200n,
       packTid: 200n,
     })
@@ -220,7 +223,7 @@ describe('pack', () => {
 describe('snapshots', () => {
   it('streams a consistent image in bounded chunks while commits go on, and installs it', async () => {
     const h = await Harness.create()
-    await h.apply({ type: 'newOids', session: h.session, seq: h.nextSeq(), proposedTid: 5n, count: 5 })
+    await h.apply({ type: 'newOids', ...h.next(), proposedTid: 5n, count: 5 })
     for (let i = 0; i < 30; i++) {
       await commit(h, [
         { oid: BigInt(i % 5), serial: (await h.store.load(BigInt(i % 5)))?.serial ?? 0n, size: i },
@@ -274,7 +277,7 @@ describe('classic-level disk', () => {
     try {
       const disk = await openClassicDisk(join(dir, 'db'))
       const store = await ObjectStore.open(disk)
-      const data = encodeCommand({ type: 'openSession', proposedTid: 1n })
+      const data = encodeCommand({ type: 'openSession', proposedTid: 1n, owner: ownerSecret(1) })
       await store.apply({ term: 1, index: 1, kind: 'normal', data })
       await disk.sync()
       const hash = await store.stateHash()

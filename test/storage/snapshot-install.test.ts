@@ -26,7 +26,9 @@ async function commitOnce(h: Harness, seq: number, fill: number): Promise<Result
   return h.apply({
     type: 'commit',
     session: h.session,
+    owner: h.owner,
     seq,
+    lowestUnansweredSeq: seq,
     proposedTid: 0n,
     user: 'u',
     description: 'd',
