@@ -159,6 +159,8 @@ export interface ImportRef {
   /** The module named, as written; undefined for `import(expression)`. */
   readonly specifier: string | undefined
   readonly line: number
+  /** `import(…)`: loaded when the code runs, not with the module. */
+  readonly dynamic: boolean
 }
 
 /** Tokens that may stand between `import`/`export` and `from` in a declaration. */
@@ -181,11 +183,11 @@ export function importsOf(text: string): ImportRef[] {
     if (token.text === 'import' && next?.text === '(') {
       const argument = tokens[t + 2]
       const literal = argument?.kind === 'string' && tokens[t + 3]?.text === ')'
-      found.push({ specifier: literal ? argument.text : undefined, line: token.line })
+      found.push({ specifier: literal ? argument.text : undefined, line: token.line, dynamic: true })
       continue
     }
     if (token.text === 'import' && next?.kind === 'string') {
-      found.push({ specifier: next.text, line: token.line })
+      found.push({ specifier: next.text, line: token.line, dynamic: false })
       continue
     }
     // `import … from '…'` and `export … from '…'`: only clause tokens up to `from`.
@@ -196,7 +198,7 @@ export function importsOf(text: string): ImportRef[] {
       const current = tokens[k]
       if (current === undefined || !isClauseToken(current)) break
       if (current.text === 'from' && tokens[k + 1]?.kind === 'string') {
-        found.push({ specifier: tokens[k + 1]?.text, line: token.line })
+        found.push({ specifier: tokens[k + 1]?.text, line: token.line, dynamic: false })
         break
       }
       // `export { a }` with no `from` ends at its brace.

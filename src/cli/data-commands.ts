@@ -20,7 +20,6 @@ import {
   ZeoqError,
 } from '../client/index.ts'
 import { tidFromTimeMs, u64Max } from '../protocol/index.ts'
-import { ConfigError, parsePeers } from '../server/index.ts'
 
 /** How long one command waits for the cluster by default: long enough for an election. */
 const timeoutMsDefault = 10_000
@@ -176,7 +175,7 @@ async function run(flags: ConnectionFlags, plan: () => Body): Promise<never> {
   const keepAlive = setInterval(() => undefined, 60_000)
   try {
     const body = plan()
-    const options = connectionOptions(flags)
+    const options = await connectionOptions(flags)
     db = await connect({ ...options, name: 'zeoq-cli' })
     await body(db)
   } catch (error) {
@@ -202,11 +201,11 @@ function describe(error: unknown): string {
   return String(error)
 }
 
-function connectionOptions(flags: ConnectionFlags): {
+async function connectionOptions(flags: ConnectionFlags): Promise<{
   peers: string[]
   token: string
   timeoutMs: number
-} {
+}> {
   if (flags.peers === undefined || flags.peers.trim() === '')
     throw new UsageError(
       '--peers (or ZEOQ_PEERS) is required: the member URLs, e.g. ws://127.0.0.1:7001,ws://127.0.0.1:7002.',
@@ -214,15 +213,18 @@ function connectionOptions(flags: ConnectionFlags): {
   if (flags.token === undefined || flags.token === '')
     throw new UsageError('--token (or ZEOQ_TOKEN) is required: a client token from the tokens file.')
   return {
-    peers: memberUrls(flags.peers),
+    peers: await memberUrls(flags.peers),
     token: flags.token,
     timeoutMs: integerOption('--timeout-ms', flags.timeoutMs, 1, 3_600_000),
   }
 }
 
 /** `ws://a,ws://b` or `1=ws://a,2=ws://b` (the form `zeoq start --peers` takes). */
-function memberUrls(text: string): string[] {
+async function memberUrls(text: string): Promise<string[]> {
   if (/(^|,)\s*\d+=/.test(text)) {
+    // The member's parser of that form, loaded only for it: importing src/server loads the
+    // whole member (pino, prom-client, classic-level), which a data command otherwise never needs.
+    const { ConfigError, parsePeers } = await import('../server/index.ts')
     try {
       return [...parsePeers(text, '--peers').values()]
     } catch (error) {
