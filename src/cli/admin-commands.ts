@@ -20,6 +20,7 @@ import {
   resultFromValue,
   type WireError,
 } from '../protocol/index.ts'
+import { table } from './output.ts'
 
 /** A membership change waits for its entry to apply; transfers for the new leader. */
 const adminRequestTimeoutMs = 30_000
@@ -140,13 +141,7 @@ async function printList(list: MemberList, json: boolean | undefined): Promise<v
     m.id === list.leader ? 'yes' : '',
     m.match < 0 ? '' : String(m.match),
   ])
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)))
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((cell, c) => cell.padEnd(widths[c] ?? 0))
-      .join('  ')
-      .trimEnd()
-  process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`)
+  process.stdout.write(`${table(header, rows)}\n`)
 }
 
 async function run(action: () => Promise<void>): Promise<void> {
