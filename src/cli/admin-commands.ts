@@ -2,9 +2,12 @@
  * `zeoq member add|remove|list` and `zeoq transfer-leader`: membership and leadership,
  * over the client protocol with an admin token. Each command asks a member, follows its
  * leader hint when it does not lead, and prints a table or JSON.
+ *
+ * `ws`, the member's `toJson` and member-commands.ts's `peerUrls` are imported when a
+ * command runs, not when `zeoq` starts: the last two load the whole member, which `zeoq
+ * --help` and a mistyped option should not wait for (commands.ts says more).
  */
 import type { Command } from 'commander'
-import WebSocket from 'ws'
 import {
   type ClientOp,
   type ClientOpName,
@@ -17,8 +20,7 @@ import {
   resultFromValue,
   type WireError,
 } from '../protocol/index.ts'
-import { toJson } from '../server/index.ts'
-import { peerUrls } from './member-commands.ts'
+import { table } from './output.ts'
 
 /** A membership change waits for its entry to apply; transfers for the new leader. */
 const adminRequestTimeoutMs = 30_000
@@ -54,6 +56,7 @@ function positiveId(text: string, flag: string): number {
 
 /** One request on a fresh connection to `url`: hello with the token, then the op. */
 async function requestOnce(url: string, token: string, op: ClientOp): Promise<unknown> {
+  const { default: WebSocket } = await import('ws')
   const socket = new WebSocket(`${url}/client`)
   socket.binaryType = 'nodebuffer'
   try {
@@ -97,6 +100,7 @@ async function toLeader<K extends ClientOpName>(
   op: ClientOp & { readonly op: K },
 ): Promise<OpValues[K]> {
   const token = flags.token ?? process.env.ZEOQ_TOKEN ?? ''
+  const { peerUrls } = await import('./member-commands.ts')
   const queue = peerUrls(flags.peers)
   let lastError: Error | undefined
   for (let hop = 0; hop < queue.length + hopsMax; hop++) {
@@ -123,8 +127,9 @@ async function toLeader<K extends ClientOpName>(
   throw lastError ?? new AdminError('no member answered')
 }
 
-function printList(list: MemberList, json: boolean | undefined): void {
+async function printList(list: MemberList, json: boolean | undefined): Promise<void> {
   if (json) {
+    const { toJson } = await import('../server/index.ts')
     process.stdout.write(`${toJson(list)}\n`)
     return
   }
@@ -136,13 +141,7 @@ function printList(list: MemberList, json: boolean | undefined): void {
     m.id === list.leader ? 'yes' : '',
     m.match < 0 ? '' : String(m.match),
   ])
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)))
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((cell, c) => cell.padEnd(widths[c] ?? 0))
-      .join('  ')
-      .trimEnd()
-  process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`)
+  process.stdout.write(`${table(header, rows)}\n`)
 }
 
 async function run(action: () => Promise<void>): Promise<void> {
@@ -181,7 +180,7 @@ export function registerAdminCommands(program: Command): void {
         url: flags.url,
         mirror: flags.mirror === true,
       } as const
-      printList(await toLeader(flags, op), flags.json)
+      await printList(await toLeader(flags, op), flags.json)
     }),
   )
   common(
@@ -191,14 +190,17 @@ export function registerAdminCommands(program: Command): void {
       .requiredOption('--id <id>', 'the member to remove'),
   ).action((flags: AdminFlags & { id: string }) =>
     run(async () => {
-      printList(await toLeader(flags, { op: 'memberRemove', id: positiveId(flags.id, '--id') }), flags.json)
+      await printList(
+        await toLeader(flags, { op: 'memberRemove', id: positiveId(flags.id, '--id') }),
+        flags.json,
+      )
     }),
   )
   common(
     member.command('list').description('the configuration: voters, learners, URLs, how far each is'),
   ).action((flags: AdminFlags) =>
     run(async () => {
-      printList(await toLeader(flags, { op: 'memberList' }), flags.json)
+      await printList(await toLeader(flags, { op: 'memberList' }), flags.json)
     }),
   )
   common(
@@ -209,8 +211,10 @@ export function registerAdminCommands(program: Command): void {
   ).action((flags: AdminFlags & { to: string }) =>
     run(async () => {
       const answer = await toLeader(flags, { op: 'transferLeader', to: positiveId(flags.to, '--to') })
-      if (flags.json) process.stdout.write(`${toJson(answer)}\n`)
-      else process.stdout.write(`member ${answer.leader} leads\n`)
+      if (flags.json) {
+        const { toJson } = await import('../server/index.ts')
+        process.stdout.write(`${toJson(answer)}\n`)
+      } else process.stdout.write(`member ${answer.leader} leads\n`)
     }),
   )
 }

@@ -15,12 +15,15 @@ import {
   type Database,
   type Oid,
   type Tid,
-  type TransactionSummary,
   tidTimeMs,
   ZeoqError,
 } from '../client/index.ts'
-import { tidFromTimeMs, u64Max } from '../protocol/index.ts'
-import { ConfigError, parsePeers } from '../server/index.ts'
+import { u64Max } from '../protocol/index.ts'
+import { table, write } from './output.ts'
+import { recentTransactions } from './recent-transactions.ts'
+
+// Exported here too, where test/cli/data-commands.test.ts has always found it.
+export { recentTransactions }
 
 /** How long one command waits for the cluster by default: long enough for an election. */
 const timeoutMsDefault = 10_000
@@ -30,19 +33,6 @@ const historyLimitMax = 10_000
 /** Transactions `zeoq log` shows by default, and at most. */
 const logLimitDefault = 20
 const logLimitMax = 1000
-/**
- * Transactions asked for per request by `zeoq log`. A window that returns a full page may
- * hold more, so it is narrowed; 1 000 summaries keep a frame small even with many oids each.
- */
-const logPageMax = 1000
-/** The first time window `zeoq log` looks back over; it doubles while too few are found. */
-const logWindowMsInitial = 10_000
-/**
- * A bound on `zeoq log`'s requests. Doubling from 10 s reaches the Unix epoch in about 38
- * windows, and each narrowing of a dense window halves it (at most ~40 times), so 400
- * is far more than any history needs; it only stops a bug from looping forever.
- */
-const logRequestsMax = 400
 /** The largest value `zeoq put` takes (the store's record limit is 64 MiB). */
 const valueBytesMax = 64 * 1024 * 1024
 
@@ -176,7 +166,7 @@ async function run(flags: ConnectionFlags, plan: () => Body): Promise<never> {
   const keepAlive = setInterval(() => undefined, 60_000)
   try {
     const body = plan()
-    const options = connectionOptions(flags)
+    const options = await connectionOptions(flags)
     db = await connect({ ...options, name: 'zeoq-cli' })
     await body(db)
   } catch (error) {
@@ -202,11 +192,11 @@ function describe(error: unknown): string {
   return String(error)
 }
 
-function connectionOptions(flags: ConnectionFlags): {
+async function connectionOptions(flags: ConnectionFlags): Promise<{
   peers: string[]
   token: string
   timeoutMs: number
-} {
+}> {
   if (flags.peers === undefined || flags.peers.trim() === '')
     throw new UsageError(
       '--peers (or ZEOQ_PEERS) is required: the member URLs, e.g. ws://127.0.0.1:7001,ws://127.0.0.1:7002.',
@@ -214,15 +204,18 @@ function connectionOptions(flags: ConnectionFlags): {
   if (flags.token === undefined || flags.token === '')
     throw new UsageError('--token (or ZEOQ_TOKEN) is required: a client token from the tokens file.')
   return {
-    peers: memberUrls(flags.peers),
+    peers: await memberUrls(flags.peers),
     token: flags.token,
     timeoutMs: integerOption('--timeout-ms', flags.timeoutMs, 1, 3_600_000),
   }
 }
 
 /** `ws://a,ws://b` or `1=ws://a,2=ws://b` (the form `zeoq start --peers` takes). */
-function memberUrls(text: string): string[] {
+async function memberUrls(text: string): Promise<string[]> {
   if (/(^|,)\s*\d+=/.test(text)) {
+    // The member's parser of that form, loaded only for it: importing src/server loads the
+    // whole member (pino, prom-client, classic-level), which a data command otherwise never needs.
+    const { ConfigError, parsePeers } = await import('../server/index.ts')
     try {
       return [...parsePeers(text, '--peers').values()]
     } catch (error) {
@@ -504,62 +497,6 @@ async function showLog(db: Database, limit: number, flags: ConnectionFlags): Pro
   await write(process.stdout, `${table(['tid', 'time', 'user', 'description', 'oids'], rows)}\n`)
 }
 
-/**
- * The newest `count` transactions, newest first. The store lists a TID range oldest first,
- * and TIDs encode their commit time, so this walks back from the last transaction over
- * time windows: each window ends just before the previous one began and is twice as long,
- * until enough are found or the window reaches the epoch. A window that fills a whole
- * page may hold more than the page shows, so it is halved and asked again; one that is
- * still full at a millisecond is read page by page, keeping its newest.
- */
-export async function recentTransactions(
-  db: Pick<Database, 'lastTransaction' | 'transactions'>,
-  count: number,
-): Promise<TransactionSummary[]> {
-  const newestFirst: TransactionSummary[] = []
-  let upper = await db.lastTransaction()
-  let windowMs = logWindowMsInitial
-  let requests = 0
-  while (upper > 0n && newestFirst.length < count) {
-    if (++requests > logRequestsMax) break
-    const from = tidFromTimeMs(Math.max(0, tidTimeMs(upper) - windowMs))
-    let page = await db.transactions(from, upper, logPageMax)
-    if (page.length === logPageMax) {
-      if (windowMs > 1) {
-        windowMs = Math.floor(windowMs / 2)
-        continue
-      }
-      page = await newestInRange(db, from, upper, count - newestFirst.length)
-    }
-    for (let i = page.length - 1; i >= 0 && newestFirst.length < count; i--) {
-      const txn = page[i]
-      if (txn !== undefined) newestFirst.push(txn)
-    }
-    if (from === 0n) break
-    upper = from - 1n
-    windowMs *= 2
-  }
-  return newestFirst
-}
-
-/** The newest `count` transactions in [from, to], oldest first, read a page at a time. */
-async function newestInRange(
-  db: Pick<Database, 'transactions'>,
-  from: Tid,
-  to: Tid,
-  count: number,
-): Promise<TransactionSummary[]> {
-  let kept: TransactionSummary[] = []
-  for (let next = from; next <= to; ) {
-    const page = await db.transactions(next, to, logPageMax)
-    kept = [...kept, ...page].slice(-count)
-    const last = page.at(-1)
-    if (page.length < logPageMax || last === undefined) break
-    next = last.tid + 1n
-  }
-  return kept
-}
-
 // ───────────────────────────── parsing and printing ─────────────────────────────
 
 /** An oid or TID: decimal or 0x-hex, an unsigned 64-bit integer. */
@@ -597,23 +534,6 @@ function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))
 }
 
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)))
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c] ?? 0)))
-      .join('  ')
-      .trimEnd()
-  return [line(header), ...rows.map(line)].join('\n')
-}
-
 async function printJson(value: unknown): Promise<void> {
   await write(process.stdout, `${JSON.stringify(value, null, 2)}\n`)
-}
-
-/** Writes and waits until the stream has taken it, so that exiting right after loses nothing. */
-function write(stream: NodeJS.WritableStream, chunk: string | Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    stream.write(chunk, (error) => (error ? reject(error) : resolve()))
-  })
 }

@@ -1,21 +1,15 @@
 /**
  * The `zeoq` command. Each group of subcommands lives in its own file and registers
- * itself here.
+ * itself; commands.ts loads only the group the command line names, so that a command
+ * does not pay for loading the member and the simulator it does not use.
  */
 import { Command } from 'commander'
-import { registerAdminCommands } from './admin-commands.ts'
-import { registerDataCommands } from './data-commands.ts'
-import { registerMemberCommands } from './member-commands.ts'
-import { registerSimCommand } from './sim-command.ts'
+import { registerCommands } from './commands.ts'
 
 const program = new Command()
 program
   .name('zeoq')
   .description('a replicated object database for Node.js application servers')
   .showHelpAfterError()
-registerMemberCommands(program)
-registerAdminCommands(program)
-registerSimCommand(program)
-registerDataCommands(program)
-
+await registerCommands(program, process.argv.slice(2))
 await program.parseAsync(process.argv)

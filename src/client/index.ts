@@ -1,6 +1,13 @@
 /**
- * The client library applications import: `connect()` to a zeoq cluster, then
- * transactions, reads and invalidation events. See docs/client.md.
+ * src/client: the client library applications import (`import { connect } from 'zeoq'`):
+ * `connect()` to a zeoq cluster, then transactions, reads, the object cache and
+ * invalidation events. See docs/client.md. Its public surface is below.
+ *
+ * Imports only src/protocol, through its index.ts; must never import src/server,
+ * src/raft or src/storage. It is the package's main entry and installs with msgpackr and
+ * ws alone (docs/architecture.md, "Package"), so any other npm package imported here
+ * would be installed by every application. Clock, randomness and transport come in as
+ * seams (seams.ts), so the simulator can run it.
  */
 
 export type {

@@ -1,3 +1,12 @@
+/**
+ * src/protocol: everything that crosses a boundary — the commands the log carries and
+ * the results every replica computes, client ↔ member and member ↔ member frames, their
+ * validation and msgpack encoding, ids, limits and typed errors. Its public surface is
+ * below.
+ *
+ * Must never import anything else of the project: the client, the member and the store
+ * all build on it. It ships with the client, so msgpackr is its only npm package.
+ */
 export type { Backoff, UnitRandom } from './backoff.ts'
 export { backoffDelayMs, backoffDoublingsMax } from './backoff.ts'
 export type {

@@ -1,6 +1,13 @@
 /**
- * src/raft: the Raft protocol as a pure, deterministic state machine.
- * Imports nothing else of the project. Its whole surface is below.
+ * src/raft: the Raft protocol as a pure, deterministic state machine in the shape of etcd's
+ * raft library (tick, step, ready, advance): elections, replication, commit, ReadIndex,
+ * snapshots, membership changes, leadership transfer and learners. docs/architecture.md,
+ * "src/raft", describes it. Its whole public surface is below.
+ *
+ * Must never import anything else of the project (scripts/house/rooms.ts checks), nor
+ * read a clock, start a timer, do I/O or draw ambient randomness: time arrives as tick(),
+ * randomness as a Random, messages through the driver, so the member and the simulator
+ * run the same code.
  */
 export {
   applyConfChange,

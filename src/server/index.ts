@@ -1,6 +1,11 @@
 /**
- * src/server: one member process — the driver loop around Raft, client sessions, the
- * peer network, HTTP status and metrics, and the process wiring. Its public surface:
+ * src/server: one member process — the driver loop around the Raft core, client sessions,
+ * the peer network, HTTP status and metrics, and the process wiring. The package exports
+ * it as `zeoq/server` (through entry.ts). Its public surface is below.
+ *
+ * Imports src/raft, src/storage and src/protocol, each through its index.ts; must never
+ * import src/client, src/cli or the simulator. The npm packages it needs beyond the
+ * client's are optional peer dependencies, listed in packages.ts.
  */
 export type { ClientLink, ClientSessionOptions } from './client-session.ts'
 export { ClientSession, requestsInFlightMax } from './client-session.ts'
