@@ -11,6 +11,7 @@
 import { type CommitAnswer, onCommit, onCommitRequest, type Wire } from './commit.ts'
 import { between, chance, type Mop, type Op, type Random, shuffled } from './deps.ts'
 import type { Group } from './group.ts'
+import type { Network } from './network.ts'
 import { bounds } from './options.ts'
 import type { KeyRead, KeyWrite, Tid, TxnId, TxnPart } from './store.ts'
 
@@ -26,6 +27,7 @@ export interface Attempt {
 }
 
 export interface ClientWire extends Wire {
+  readonly network: Network
   /** A message from a client to a group's leader. */
   fromClient(client: number, to: number, handler: (group: Group) => void): void
   /** A message from a group's leader to a client. */
@@ -119,10 +121,14 @@ export class Client {
     this.#sendReads(running)
   }
 
-  /** The snapshot: the client's last TID, moved up to what every live group has closed. */
+  /**
+   * The snapshot: the client's last TID, moved up to what every live group has closed. The
+   * streams are modelled, not sent: what a group published reaches the client a one-way
+   * latency later (plus any delay fault); they are TCP streams, so loss only delays them.
+   */
   #snapshotTid(): Tid {
     const w = this.#w
-    const seenUs = w.nowUs() - w.costs.clientOneWayUs
+    const seenUs = w.nowUs() - w.costs.clientOneWayUs - w.network.extraDelayUs()
     let lowest = Number.POSITIVE_INFINITY
     for (const g of w.groups) {
       const view = g.closedView(seenUs)

@@ -51,12 +51,18 @@ export class Network {
     return () => this.#partitions.delete(set)
   }
 
+  /** The extra delay in force now (the longest of the delay faults). */
+  extraDelayUs(): number {
+    let extraUs = 0
+    for (const d of this.#delays) extraUs = Math.max(extraUs, d.extraUs)
+    return extraUs
+  }
+
   send(from: Endpoint, to: Endpoint, deliver: () => void): void {
     this.sent++
     const peer = from.kind !== 'client' && to.kind !== 'client'
     const baseUs = peer ? this.#costs.peerOneWayUs : this.#costs.clientOneWayUs
-    let extraUs = 0
-    for (const d of this.#delays) extraUs = Math.max(extraUs, d.extraUs)
+    const extraUs = this.extraDelayUs()
     const tailUs = exponential(this.#random, this.#costs.latencyTailUs, this.#costs.latencyTailUs * 10)
     this.#scheduler.schedule(baseUs + tailUs + extraUs, () => {
       let lossProbability = 0

@@ -187,11 +187,14 @@ export class ScalingWorld implements ClientWire, GroupEnv {
     }
     switch (fault.kind) {
       case 'loss':
-        return window(() => this.network.addLoss(fault))
+        window(() => this.network.addLoss(fault))
+        break
       case 'delay':
-        return window(() => this.network.addDelay(fault))
+        window(() => this.network.addDelay(fault))
+        break
       case 'partition':
-        return window(() => this.network.addPartition(fault.side))
+        window(() => this.network.addPartition(fault.side))
+        break
       case 'failover':
         this.#queue.push(fault.atUs, () => {
           if (fault.group !== 'oracle') this.groups[fault.group]?.crash(fault.durationUs, fault.roundSurvives)
@@ -202,12 +205,13 @@ export class ScalingWorld implements ClientWire, GroupEnv {
             })
           }
         })
-        return
+        break
       case 'coordinatorCrash':
-        return window(() => {
+        window(() => {
           this.groups[fault.group]?.arm(fault.moment, fault.durationUs, fault.roundSurvives)
           return () => this.groups[fault.group]?.disarm()
         })
+        break
     }
   }
 
