@@ -3,7 +3,14 @@
  * per cross-group fraction), and against the cross-group fraction (one line per number of
  * groups).
  */
-import { type CurvePoint, curveCrossFractions, curveGroups } from './experiments.ts'
+import {
+  type CurvePoint,
+  curveCrossFractions,
+  curveGroups,
+  pointAt,
+  sharedClientsPerConnection,
+  sharedCrossFractions,
+} from './experiments.ts'
 
 const panelWidth = 440
 const panelHeight = 320
@@ -13,6 +20,8 @@ const gridLines = 5
 
 interface Series {
   readonly label: string
+  readonly dashed: boolean
+  readonly colorIndex: number
   readonly points: readonly { readonly x: number; readonly y: number }[]
 }
 
@@ -34,6 +43,7 @@ function panel(
   xText: (x: number) => string,
   series: readonly Series[],
   offsetX: number,
+  legendAtRight: boolean,
 ): string {
   const ys = series.flatMap((s) => s.points.map((p) => p.y))
   const step = niceStep(Math.max(1, ...ys))
@@ -60,34 +70,44 @@ function panel(
     `<text transform="translate(${offsetX + 16},${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">commits per second</text>`,
   )
   for (const [i, s] of series.entries()) {
-    const color = palette[i % palette.length]!
+    const color = palette[s.colorIndex % palette.length]!
     const path = s.points.map((p) => `${xAt(p.x).toFixed(1)},${yAt(p.y).toFixed(1)}`).join(' ')
-    parts.push(`<polyline points="${path}" fill="none" stroke="${color}" stroke-width="2"/>`)
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : ''
+    parts.push(`<polyline points="${path}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`)
     for (const p of s.points)
       parts.push(`<circle cx="${xAt(p.x).toFixed(1)}" cy="${yAt(p.y).toFixed(1)}" r="3.5" fill="${color}"/>`)
     const legendY = margin.top + 14 + i * 16
+    const legendX = legendAtRight ? offsetX + panelWidth - margin.right - 100 : offsetX + margin.left + 10
     parts.push(
-      `<rect x="${offsetX + margin.left + 10}" y="${legendY - 10}" width="12" height="12" fill="${color}"/>`,
-      `<text x="${offsetX + margin.left + 28}" y="${legendY}">${s.label}</text>`,
+      `<rect x="${legendX}" y="${legendY - 10}" width="12" height="12" fill="${color}"/>`,
+      `<text x="${legendX + 18}" y="${legendY}">${s.label}</text>`,
     )
   }
   return parts.join('\n')
 }
 
 export function curveChart(points: readonly CurvePoint[], subtitle: string): string {
-  const rate = (g: number, f: number): number | undefined =>
-    points.find((p) => p.groups === g && p.crossFraction === (g === 1 ? 0 : f))?.stats.commitsPerSecond
-  const byFraction: Series[] = curveCrossFractions.map((f) => ({
-    label: `${Math.round(f * 100)}% cross-group`,
+  const rate = (g: number, f: number, perConnection = 1): number | undefined =>
+    pointAt(points, g, f, perConnection)?.commitsPerSecond
+  const line = (f: number, perConnection: number): Series => ({
+    label: `${Math.round(f * 100)}% cross-group${perConnection > 1 ? `, ${perConnection} clients a connection` : ''}`,
+    dashed: perConnection > 1,
+    colorIndex: curveCrossFractions.indexOf(f),
     points: curveGroups.flatMap((g) => {
-      const y = rate(g, f)
+      const y = rate(g, f, perConnection)
       return y === undefined ? [] : [{ x: g, y }]
     }),
-  }))
+  })
+  const byFraction: Series[] = [
+    ...curveCrossFractions.map((f) => line(f, 1)),
+    ...sharedCrossFractions.map((f) => line(f, sharedClientsPerConnection)),
+  ]
   const byGroups: Series[] = curveGroups
     .filter((g) => g > 1)
-    .map((g) => ({
+    .map((g, i) => ({
+      colorIndex: i,
       label: `${g} groups`,
+      dashed: false,
       points: curveCrossFractions.flatMap((f) => {
         const y = rate(g, f)
         return y === undefined ? [] : [{ x: f, y }]
@@ -99,7 +119,7 @@ export function curveChart(points: readonly CurvePoint[], subtitle: string): str
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     '<title>Model: commits per second against the number of Raft groups and the cross-group fraction</title>',
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    panel('Against the number of groups', 'Raft groups', curveGroups, String, byFraction, 0),
+    panel('Against the number of groups', 'Raft groups', curveGroups, String, byFraction, 0, false),
     panel(
       'Against the cross-group fraction',
       'transactions that span groups',
@@ -107,6 +127,7 @@ export function curveChart(points: readonly CurvePoint[], subtitle: string): str
       (f) => `${Math.round(f * 100)}%`,
       byGroups,
       panelWidth,
+      true,
     ),
     `<text x="${width - 8}" y="${height - 8}" text-anchor="end" fill="#555">${subtitle}</text>`,
     '</svg>',

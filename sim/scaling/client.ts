@@ -146,7 +146,11 @@ export class Client {
     const readOnly = chance(r, o.readOnlyFraction)
     const cross = o.groups > 1 && chance(r, o.crossFraction)
     const groupCount = cross ? between(r, 2, Math.min(o.groupsPerCrossTxnMax, o.groups)) : 1
-    const groups = cross ? shuffled(r, [...Array(o.groups).keys()]).slice(0, groupCount) : [r.int(o.groups)]
+    // A client works in its home group (its tenant: related objects share a group), and
+    // reaches into others for its cross-group transactions, which its home group coordinates.
+    const home = this.id % o.groups
+    const others = [...Array(o.groups).keys()].filter((g) => g !== home)
+    const groups = [home, ...shuffled(r, others).slice(0, groupCount - 1)]
     const count = Math.min(
       Math.max(groupCount, between(r, o.keysPerTxnMin, o.keysPerTxnMax)),
       groupCount * o.keysPerGroup,

@@ -11,9 +11,17 @@
  * A leader's vote tallies are volatile; the decision is not. A participant left prepared
  * asks the coordinator's group; a coordinator that has no decision and is not deciding
  * logs abort (presumed abort), and the first decision in its log is the decision, so a
- * late commit after an abort (or the reverse) changes nothing. With coordinator 'single'
- * the decision is written to the leader's own disk instead, and is out of reach while that
- * machine restarts: its participants wait.
+ * late commit after an abort (or the reverse) changes nothing.
+ *
+ * Coordinator 'parallel' (CockroachDB's parallel commits): the coordinator logs a stage
+ * record naming the participants in the same round as the prepares; once the stage record
+ * and every yes vote are durable the transaction is committed, at a TID computed from them,
+ * and the client is answered; the decision is logged after. A new leader that finds a stage
+ * record without a decision recovers it by fencing: each participant that has not prepared
+ * logs that it never will, then all yes means commit (at the same TID) and any no, abort.
+ *
+ * Coordinator 'single': the decision is written to the leader's own disk instead, and is out
+ * of reach while that machine restarts: its participants wait.
  */
 import type { ModelCosts } from './costs.ts'
 import type { Coordination, Decision, Group } from './group.ts'
@@ -63,10 +71,43 @@ function decisionOf(w: Wire, g: Group, txn: TxnId): Decision | undefined {
   return w.options.coordinator === 'single' ? g.localDecisions.get(txn) : g.store.decision(txn)
 }
 
-function toAnswer(d: Decision): CommitAnswer {
+function toAnswer(d: { readonly commit: boolean; readonly commitTid: Tid }): CommitAnswer {
   return d.commit
     ? { kind: 'committed', tid: d.commitTid }
     : { kind: 'aborted', reason: 'a participant voted no or did not answer' }
+}
+
+function answerClient(w: Wire, g: Group, c: Coordination): void {
+  if (c.client !== undefined && c.answered !== undefined)
+    w.answer(g.id, c.client, c.txn, toAnswer(c.answered))
+}
+
+function coordination(
+  txn: TxnId,
+  client: number | undefined,
+  participants: readonly number[],
+  parts: ReadonlyMap<number, TxnPart>,
+  nowUs: number,
+  recovering: boolean,
+): Coordination {
+  return {
+    txn,
+    client,
+    participants,
+    parts,
+    votes: new Map(),
+    startUs: nowUs,
+    deciding: false,
+    unacked: new Set(),
+    stageTid: undefined,
+    answered: undefined,
+    recovering,
+  }
+}
+
+/** The participants' yes votes: their prepare TIDs. */
+function yesVotes(c: Coordination): Tid[] {
+  return [...c.votes.values()].filter((v): v is Tid => v !== false)
 }
 
 /** A client asks the coordinator's group to commit a cross-group transaction (or asks again). */
@@ -86,20 +127,28 @@ export function onCommitRequest(
   const known = g.coordinating.get(txn)
   if (known !== undefined) {
     known.client = client
+    answerClient(w, g, known)
     return
   }
-  const c: Coordination = {
-    txn,
-    client,
-    parts,
-    votes: new Map(),
-    startUs: w.nowUs(),
-    deciding: false,
-    unacked: new Set(),
+  const staged = w.options.coordinator === 'parallel' ? g.store.staged(txn) : undefined
+  if (staged !== undefined) {
+    // An earlier leader staged it and may have answered: only recovery may decide now.
+    recover(w, g, txn, staged, client)
+    return
   }
+  const c = coordination(txn, client, [...parts.keys()], parts, w.nowUs(), false)
   g.coordinating.set(txn, c)
+  if (w.options.coordinator === 'parallel') stage(w, g, c)
   sendPrepares(w, g, c)
   retryPrepares(w, g, c, g.incarnation)
+}
+
+function stage(w: Wire, g: Group, c: Coordination): void {
+  g.propose({ kind: 'stage', txn: c.txn, participants: c.participants }, (outcome) => {
+    if (outcome.kind !== 'staged' || g.coordinating.get(c.txn) !== c) return
+    c.stageTid = outcome.tid
+    maybeCommitted(w, g, c)
+  })
 }
 
 function sendPrepares(w: Wire, g: Group, c: Coordination): void {
@@ -118,58 +167,93 @@ function sendPrepares(w: Wire, g: Group, c: Coordination): void {
 function retryPrepares(w: Wire, g: Group, c: Coordination, incarnation: number): void {
   w.schedule(bounds.prepareRetryUs, () => {
     if (g.incarnation !== incarnation || g.coordinating.get(c.txn) !== c || c.deciding) return
-    // Nothing is decided yet, so abort is still free to choose.
+    // Nothing is decided (nor, with parallel commits, answered) yet, so abort is still free to choose.
     if (w.nowUs() - c.startUs >= bounds.prepareGiveUpUs) decide(w, g, c, false)
-    else sendPrepares(w, g, c)
+    else {
+      if (w.options.coordinator === 'parallel' && c.stageTid === undefined) stage(w, g, c)
+      sendPrepares(w, g, c)
+    }
     retryPrepares(w, g, c, incarnation)
   })
 }
 
 function onVote(w: Wire, g: Group, txn: TxnId, from: number, vote: Outcome): void {
   const c = g.coordinating.get(txn)
-  if (c === undefined || c.deciding || vote.kind !== 'vote' || coordinatorDown(w, g)) return
+  if (c === undefined || c.deciding || c.recovering || vote.kind !== 'vote' || coordinatorDown(w, g)) return
   c.votes.set(from, vote.yes ? vote.prepareTid : false)
+  if (!vote.yes) decide(w, g, c, false)
+  else if (w.options.coordinator === 'parallel') maybeCommitted(w, g, c)
   // The planted bug: the first yes is taken for everyone's.
-  if (w.bugs.has('commitWithoutAllVotes') && vote.yes) decide(w, g, c, true)
-  else if (!vote.yes) decide(w, g, c, false)
-  else if (c.votes.size === c.parts.size) decide(w, g, c, true)
+  else if (w.bugs.has('commitWithoutAllVotes') || c.votes.size === c.participants.length)
+    decide(w, g, c, true)
+}
+
+/** Parallel commits: once the stage record and every yes vote are durable, the transaction has committed. */
+function maybeCommitted(w: Wire, g: Group, c: Coordination): void {
+  if (c.deciding || c.stageTid === undefined) return
+  const yes = yesVotes(c)
+  const all = yes.length === c.participants.length
+  if (!all && !(w.bugs.has('commitWithoutAllVotes') && yes.length > 0)) return
+  // Recovery computes the same TID from the same durable records.
+  const commitTid = Math.max(c.stageTid, ...yes.map((t) => t + 1))
+  c.deciding = true
+  // A coordinator crash "after the decision": committed, but nobody told; recovery must commit.
+  if (g.crashPoint('afterDecision')) return
+  c.answered = { commit: true, commitTid }
+  if (w.options.clock === 'commitWait') w.schedule(w.costs.commitWaitUs, () => answerClient(w, g, c))
+  else answerClient(w, g, c)
+  logDecision(w, g, c, true, commitTid)
 }
 
 function decide(w: Wire, g: Group, c: Coordination, commit: boolean): void {
   c.deciding = true
-  const prepareTids = [...c.votes.values()].filter((v): v is Tid => v !== false)
-  const participants = [...c.parts.keys()]
-  if (w.options.coordinator === 'replicated') {
-    const entry = { kind: 'decide', txn: c.txn, commit, participants, prepareTids } as const
-    const proposed = g.propose(entry, (outcome) => {
-      if (outcome.kind === 'decided') afterDecision(w, g, c, { ...outcome, participants })
-    })
-    // A full queue: the prepare retry loop tries again.
-    if (!proposed) c.deciding = false
+  if (w.options.coordinator !== 'single') {
+    logDecision(w, g, c, commit, undefined)
     return
   }
   if (g.crashPoint('beforeDecision')) return
-  const commitTid = commit ? Math.max(g.clockTid(), ...prepareTids.map((t) => t + 1)) : 0
+  const commitTid = commit ? Math.max(g.clockTid(), ...yesVotes(c).map((t) => t + 1)) : 0
   const incarnation = g.incarnation
   // One fsync on the leader's own disk: no round, no follower.
   w.schedule(w.costs.syncUs, () => {
     if (g.incarnation !== incarnation) return
+    const participants = c.participants
     if (!g.localDecisions.has(c.txn)) g.localDecisions.set(c.txn, { commit, commitTid, participants })
     afterDecision(w, g, c, g.localDecisions.get(c.txn)!)
   })
+}
+
+/** Logs the decision in the coordinator group; with parallel commits, the TID already given. */
+function logDecision(w: Wire, g: Group, c: Coordination, commit: boolean, commitTid: Tid | undefined): void {
+  const participants = c.participants
+  const entry = { kind: 'decide', txn: c.txn, commit, participants, prepareTids: yesVotes(c) } as const
+  const proposed = g.propose(commitTid === undefined ? entry : { ...entry, commitTid }, (outcome) => {
+    if (outcome.kind === 'decided') afterDecision(w, g, c, { ...outcome, participants })
+  })
+  if (proposed) return
+  // A full queue. Undecided and unanswered: the prepare loop may still choose; else try again.
+  if (c.answered === undefined && !c.recovering) c.deciding = false
+  else
+    w.schedule(bounds.prepareRetryUs, () => {
+      if (g.coordinating.get(c.txn) === c) logDecision(w, g, c, commit, commitTid)
+    })
 }
 
 function afterDecision(w: Wire, g: Group, c: Coordination, d: Decision): void {
   if (g.coordinating.get(c.txn) !== c || g.crashPoint('afterDecision')) return
   const go = (): void => {
     if (g.coordinating.get(c.txn) !== c) return
-    w.answer(g.id, c.client, c.txn, toAnswer(d))
-    // A replicated decision finished the coordinator's own part in the same entry.
-    for (const p of c.parts.keys()) if (p !== g.id || w.options.coordinator === 'single') c.unacked.add(p)
+    if (c.answered === undefined) {
+      c.answered = d
+      answerClient(w, g, c)
+    }
+    // A decision logged in the group finished the coordinator's own part in the same entry.
+    for (const p of c.participants) if (p !== g.id || w.options.coordinator === 'single') c.unacked.add(p)
     sendFinishes(w, g, c, d, 1)
   }
   // Commit-wait: the answer (and the locks) wait out the clock uncertainty.
-  if (w.options.clock === 'commitWait' && d.commit) w.schedule(w.costs.commitWaitUs, go)
+  if (w.options.clock === 'commitWait' && d.commit && c.answered === undefined)
+    w.schedule(w.costs.commitWaitUs, go)
   else go()
 }
 
@@ -195,6 +279,51 @@ function sendFinishes(w: Wire, g: Group, c: Coordination, d: Decision, attempt: 
   w.schedule(bounds.finishRetryUs, () => sendFinishes(w, g, c, d, attempt + 1))
 }
 
+/** Parallel commits' recovery: fence every participant, then decide from their votes. */
+function recover(
+  w: Wire,
+  g: Group,
+  txn: TxnId,
+  staged: { readonly participants: readonly number[]; readonly tid: Tid },
+  client: number | undefined,
+): void {
+  const c = coordination(txn, client, staged.participants, new Map(), w.nowUs(), true)
+  c.stageTid = staged.tid
+  g.recoveries++
+  g.coordinating.set(txn, c)
+  const incarnation = g.incarnation
+  const fence = (): void => {
+    if (g.incarnation !== incarnation || g.coordinating.get(txn) !== c || c.deciding) return
+    for (const p of c.participants) {
+      if (c.votes.has(p)) continue
+      if (p === g.id) g.onFence(txn, (vote) => onFenceVote(w, g, txn, p, vote))
+      else
+        w.toGroup(g.id, p, (participant) =>
+          participant.onFence(txn, (vote) =>
+            w.toGroup(p, g.id, (coordinator) => onFenceVote(w, coordinator, txn, p, vote)),
+          ),
+        )
+    }
+    // No giving up: the client may have been told commit, and only every participant's vote can say.
+    w.schedule(bounds.prepareRetryUs, fence)
+  }
+  fence()
+}
+
+function onFenceVote(w: Wire, g: Group, txn: TxnId, from: number, vote: Outcome): void {
+  const c = g.coordinating.get(txn)
+  if (c === undefined || !c.recovering || c.deciding || vote.kind !== 'vote' || c.stageTid === undefined)
+    return
+  c.votes.set(from, vote.yes ? vote.prepareTid : false)
+  if (!vote.yes) {
+    decide(w, g, c, false)
+    return
+  }
+  if (c.votes.size < c.participants.length) return
+  c.deciding = true
+  logDecision(w, g, c, true, Math.max(c.stageTid, ...yesVotes(c).map((t) => t + 1)))
+}
+
 /** A participant asks for the decision of a transaction it prepared long ago. */
 export function onInquire(w: Wire, g: Group, from: number, txn: TxnId): void {
   if (coordinatorDown(w, g)) return
@@ -204,9 +333,14 @@ export function onInquire(w: Wire, g: Group, from: number, txn: TxnId): void {
     return
   }
   if (g.coordinating.has(txn)) return
-  // Presumed abort: nothing is decided and no one here is deciding.
+  const staged = w.options.coordinator === 'parallel' ? g.store.staged(txn) : undefined
+  if (staged !== undefined) {
+    recover(w, g, txn, staged, undefined)
+    return
+  }
+  // Presumed abort: nothing is decided (nor staged) and no one here is deciding.
   g.presumedAborts++
-  if (w.options.coordinator === 'replicated') {
+  if (w.options.coordinator !== 'single') {
     g.propose({ kind: 'decide', txn, commit: false, participants: [from], prepareTids: [] }, (outcome) => {
       if (outcome.kind === 'decided') sendFinish(w, g, from, txn, { ...outcome, participants: [from] })
     })

@@ -30,6 +30,13 @@ export const measured = {
   failoverMs: { median: 755, min: 570, max: 963 },
   /** docs/benchmarks.md, "Recovery": a member's restart until it serves, empty and with 1 GiB, ms. */
   restartMs: { empty: 636, loaded: 2202 },
+  /**
+   * docs/benchmarks.md, "Profile of the commit path" (16 clients, 1,233 commits/s): socket
+   * writes (writev, writeBuffer, ws) take 3.67 s of the leader's 20 s window, 183 ms a second,
+   * for some 5,000–7,600 sends a second (a reply and a read answer per commit, one
+   * invalidation frame per client per round, appends): 24–35 µs a send. The model takes 30.
+   */
+  socketSendUs: 30,
   /** docs/benchmarks.md, "Commits": load generators' CPU at 1 client (14 % of a core at 594/s). */
   clientCpuPerTxnUs: 240,
 } as const
@@ -54,6 +61,12 @@ export interface ModelCosts {
    */
   readonly entryCpuUs: number
   readonly entryAfterUs: number
+  /**
+   * The leader's work to send one invalidation frame to one client connection: today's
+   * member sends every connected client one frame per Ready (a round), so a round costs this
+   * times the connections that hear the group — in the design, every client of the database.
+   */
+  readonly invalidationFrameUs: number
   /** A follower's work on the commit path per round and per entry, before it acknowledges. */
   readonly followerRoundUs: number
   readonly followerEntryUs: number
@@ -85,7 +98,8 @@ export const defaultCosts: ModelCosts = {
   clientCpuUs: measured.clientCpuPerTxnUs,
   roundCpuUs: 50,
   entryCpuUs: 100,
-  entryAfterUs: 550,
+  entryAfterUs: 520,
+  invalidationFrameUs: measured.socketSendUs,
   followerRoundUs: 50,
   followerEntryUs: 10,
   syncUs: measured.syncUs,

@@ -11,6 +11,11 @@ import { runScaling, type ScalingResult, type ScalingStats } from './world.ts'
 
 export const curveGroups: readonly number[] = [1, 2, 4, 8, 16]
 export const curveCrossFractions: readonly number[] = [0, 0.01, 0.1, 0.5]
+/** The second shape: 16 clients per connection (one Database per application process). */
+export const sharedClientsPerConnection = 16
+export const sharedCrossFractions: readonly number[] = [0, 0.1]
+/** Each curve point: 0.5 s of warm-up, then 1 s measured (some 1,300 commits per group). */
+const curveRun: Partial<ScalingOptions> = { durationUs: 1_500_000, warmupUs: 500_000 }
 
 function ms(value: number): string {
   return Number.isFinite(value) ? value.toFixed(1) : '—'
@@ -38,27 +43,51 @@ export function runCalibration(): string {
 export interface CurvePoint {
   readonly groups: number
   readonly crossFraction: number
+  readonly clientsPerConnection: number
   readonly stats: ScalingStats
 }
 
-/** Every (groups, cross fraction) pair of the curve, with `base` options over the benchmark's workload. */
-export function runCurve(base: Partial<ScalingOptions>, onPoint?: (point: CurvePoint) => void): CurvePoint[] {
+/** The point of the curve at `groups` and `crossFraction` (one group: no cross-group transaction). */
+export function pointAt(
+  points: readonly CurvePoint[],
+  groups: number,
+  crossFraction: number,
+  clientsPerConnection = 1,
+): ScalingStats | undefined {
+  return points.find(
+    (p) =>
+      p.groups === groups &&
+      p.crossFraction === (groups === 1 ? 0 : crossFraction) &&
+      p.clientsPerConnection === clientsPerConnection,
+  )?.stats
+}
+
+/**
+ * Every (groups, cross fraction) pair of the curve over the benchmark's workload, each client
+ * its own connection; then the same with clients sharing connections, for two fractions.
+ */
+export function runCurve(onPoint?: (point: CurvePoint) => void): CurvePoint[] {
   const points: CurvePoint[] = []
-  for (const crossFraction of curveCrossFractions) {
-    for (const groups of curveGroups) {
-      if (groups === 1 && crossFraction > 0) continue
-      const r = runScaling(curveOptions({ ...base, groups, crossFraction }))
-      const point = { groups, crossFraction, stats: r.stats }
-      points.push(point)
-      onPoint?.(point)
+  const shapes = [
+    { clientsPerConnection: 1, fractions: curveCrossFractions },
+    { clientsPerConnection: sharedClientsPerConnection, fractions: sharedCrossFractions },
+  ]
+  for (const { clientsPerConnection, fractions } of shapes) {
+    for (const crossFraction of fractions) {
+      for (const groups of curveGroups) {
+        if (groups === 1 && crossFraction > 0) continue
+        const r = runScaling(curveOptions({ ...curveRun, groups, crossFraction, clientsPerConnection }))
+        const point = { groups, crossFraction, clientsPerConnection, stats: r.stats }
+        points.push(point)
+        onPoint?.(point)
+      }
     }
   }
   return points
 }
 
 export function curveTables(points: readonly CurvePoint[]): string {
-  const at = (g: number, f: number): ScalingStats | undefined =>
-    points.find((p) => p.groups === g && p.crossFraction === (g === 1 ? 0 : f))?.stats
+  const at = (g: number, f: number): ScalingStats | undefined => pointAt(points, g, f)
   const one = at(1, 0)?.commitsPerSecond ?? Number.NaN
   const header = `| groups | ${curveCrossFractions.map((f) => `${percent(f)} cross`).join(' | ')} |`
   const rule = `|---|${curveCrossFractions.map(() => '---').join('|')}|`
@@ -80,14 +109,32 @@ export function curveTables(points: readonly CurvePoint[]): string {
     })
     latency.push(`| ${g} | ${lat.join(' | ')} |`)
   }
+  const shared = [
+    `| groups | ${sharedCrossFractions.map((f) => `${percent(f)} cross`).join(' | ')} |`,
+    `|---|${sharedCrossFractions.map(() => '---').join('|')}|`,
+  ]
+  const sharedOne = pointAt(points, 1, 0, sharedClientsPerConnection)?.commitsPerSecond ?? Number.NaN
+  for (const g of curveGroups) {
+    const cells = sharedCrossFractions.map((f) => {
+      const s = pointAt(points, g, f, sharedClientsPerConnection)
+      return s === undefined
+        ? '—'
+        : `${Math.round(s.commitsPerSecond)} (×${(s.commitsPerSecond / sharedOne).toFixed(1)})`
+    })
+    shared.push(`| ${g} | ${cells.join(' | ')} |`)
+  }
   return [
-    'Commits per second (× one group):',
+    'Commits per second (× one group), each client its own connection:',
     '',
     ...rate,
     '',
     'p50 latency, ms (single-group · cross-group):',
     '',
     ...latency,
+    '',
+    `Commits per second (× one group), ${sharedClientsPerConnection} clients per connection:`,
+    '',
+    ...shared,
   ].join('\n')
 }
 
@@ -97,16 +144,17 @@ interface Variant {
 }
 
 export const variants: readonly Variant[] = [
-  { name: 'replicated 2PC, HLC (the design)', options: {} },
+  { name: 'replicated 2PC, HLC', options: {} },
+  { name: 'replicated 2PC + parallel commits, HLC (the design)', options: { coordinator: 'parallel' } },
   { name: 'unreplicated coordinator, HLC', options: { coordinator: 'single' } },
-  { name: 'replicated 2PC, HLC + commit-wait', options: { clock: 'commitWait' } },
-  { name: 'replicated 2PC, timestamp oracle', options: { clock: 'oracle' } },
+  { name: 'parallel commits, HLC + commit-wait', options: { coordinator: 'parallel', clock: 'commitWait' } },
+  { name: 'parallel commits, timestamp oracle', options: { coordinator: 'parallel', clock: 'oracle' } },
 ]
 
-/** A coordinator crash every 400 ms, on each group in turn, at each moment in turn; each lasts a measured failover. */
+/** A coordinator crash every second, on each group in turn, at each moment in turn; each lasts a measured failover. */
 function coordinatorCrashes(groups: number, durationUs: number): ScalingFault[] {
   const faults: ScalingFault[] = []
-  for (let i = 0, atUs = 500_000; atUs < durationUs; i++, atUs += 400_000)
+  for (let i = 0, atUs = 1_000_000; atUs < durationUs; i++, atUs += 1_000_000)
     faults.push({
       kind: 'coordinatorCrash',
       atUs,
@@ -137,8 +185,8 @@ export const scenarios: readonly Scenario[] = [
   },
   { name: 'loaded: 4 groups, 64 clients each, 10% cross', options: loaded },
   {
-    name: 'loaded, a coordinator crash every 400 ms',
-    options: { ...loaded, faults: coordinatorCrashes(4, 3_000_000) },
+    name: 'loaded, a coordinator crash every second',
+    options: { ...loaded, faults: coordinatorCrashes(4, 4_000_000) },
   },
   {
     name: 'loaded, group 0 fails over at 1 s',
@@ -186,6 +234,7 @@ export interface SeedsSummary {
   readonly crossCommits: number
   readonly coordinatorCrashes: { readonly beforeDecision: number; readonly afterDecision: number }
   readonly presumedAborts: number
+  readonly recoveries: number
   readonly failovers: number
   readonly byDesign: Readonly<Record<string, number>>
 }
@@ -205,6 +254,7 @@ export function runSeeds(
   let transactions = 0
   let crossCommits = 0
   let presumedAborts = 0
+  let recoveries = 0
   let failovers = 0
   const crashes = { beforeDecision: 0, afterDecision: 0 }
   const byDesign: Record<string, number> = {}
@@ -213,6 +263,7 @@ export function runSeeds(
     transactions += r.ops.length
     crossCommits += r.stats.crossCommits
     presumedAborts += r.stats.presumedAborts
+    recoveries += r.stats.recoveries
     failovers += r.stats.crashes
     crashes.beforeDecision += r.stats.coordinatorCrashes.beforeDecision
     crashes.afterDecision += r.stats.coordinatorCrashes.afterDecision
@@ -230,6 +281,7 @@ export function runSeeds(
     crossCommits,
     coordinatorCrashes: crashes,
     presumedAborts,
+    recoveries,
     failovers,
     byDesign,
   }

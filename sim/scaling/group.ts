@@ -37,7 +37,10 @@ export interface GroupEnv extends Scheduler {
 /** A cross-group commit the leader coordinates: volatile, lost in a crash. */
 export interface Coordination {
   readonly txn: TxnId
-  client: number
+  /** The client to answer (none when a participant's inquiry started a recovery). */
+  client: number | undefined
+  readonly participants: readonly number[]
+  /** What each participant is to prepare (empty in a recovery, which only fences). */
   readonly parts: ReadonlyMap<number, TxnPart>
   /** Each participant's vote: its prepare TID, or false for no. */
   readonly votes: Map<number, Tid | false>
@@ -45,6 +48,12 @@ export interface Coordination {
   deciding: boolean
   /** Participants that have not acknowledged the decision yet. */
   readonly unacked: Set<number>
+  /** Parallel commits: the stage record's TID once it is durable. */
+  stageTid: Tid | undefined
+  /** What the client was told, if anything (a resent commit is told again). */
+  answered: { readonly commit: boolean; readonly commitTid: Tid } | undefined
+  /** Parallel commits' recovery: the outcome comes from fencing the participants, not from prepares. */
+  readonly recovering: boolean
 }
 
 export type { StoredDecision as Decision } from './store.ts'
@@ -101,6 +110,8 @@ export class Group {
   readonly coordinatorCrashes: Record<CrashMoment, number> = { beforeDecision: 0, afterDecision: 0 }
   /** Decisions this group logged as abort because a participant asked and nothing was decided. */
   presumedAborts = 0
+  /** Parallel commits' recoveries this group started (a stage record found without a decision). */
+  recoveries = 0
 
   constructor(id: number, env: GroupEnv, random: Random, skewUs: number) {
     this.id = id
@@ -167,6 +178,13 @@ export class Group {
     }
     if (this.#pendingPrepares.has(txn)) return
     if (this.propose({ kind: 'prepare', txn, coordinator, part }, vote)) this.#pendingPrepares.add(txn)
+  }
+
+  /** Parallel commits' recovery asks for this group's vote, fencing the transaction out if it has none. */
+  onFence(txn: TxnId, vote: (outcome: Outcome) => void): void {
+    const known = this.store.vote(txn)
+    if (known !== undefined) vote(known)
+    else this.propose({ kind: 'fence', txn }, vote)
   }
 
   onFinish(txn: TxnId, commit: boolean, commitTid: Tid, ack: () => void): void {
@@ -264,8 +282,10 @@ export class Group {
     const followerUs =
       2 * costs.peerOneWayUs + tailUs + costs.followerRoundUs + n * costs.followerEntryUs + costs.syncUs
     this.#env.schedule(cpuUs + Math.max(costs.syncUs, followerUs), () => this.#endRound(round))
-    // A coordinator crash "before the decision": the decision is in this round, not yet committed.
-    if (this.#armed?.moment === 'beforeDecision' && proposals.some((p) => p.entry.kind === 'decide')) {
+    // A coordinator crash "before the decision": the decision (or, with parallel commits, the
+    // stage record) is in this round, not yet committed.
+    const deciding = proposals.some((p) => p.entry.kind === 'decide' || p.entry.kind === 'stage')
+    if (this.#armed?.moment === 'beforeDecision' && deciding) {
       this.crashPoint('beforeDecision')
     }
   }
@@ -284,10 +304,14 @@ export class Group {
     this.store.closeTo(round.closeTo)
     this.#lastRoundEndUs = nowUs
     this.#publish()
-    // The work after the answers (invalidations, bookkeeping) holds the next round back;
-    // proposals the answers cause wait for it.
+    // The work after the answers holds the next round back (proposals the answers cause
+    // wait for it): bookkeeping per entry, and one invalidation frame (with the closed TID)
+    // to every client connection of the database.
     this.#cooling = true
-    this.#env.schedule(round.proposals.length * this.#env.costs.entryAfterUs, () => {
+    const { costs, options } = this.#env
+    const connections = Math.ceil((options.groups * options.clientsPerGroup) / options.clientsPerConnection)
+    const afterUs = round.proposals.length * costs.entryAfterUs + connections * costs.invalidationFrameUs
+    this.#env.schedule(afterUs, () => {
       if (round.incarnation !== this.incarnation) return
       this.#cooling = false
       this.#kick()

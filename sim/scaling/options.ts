@@ -4,7 +4,7 @@
  * curve) and `safetyOptions` (few hot keys, faults drawn from the seed: the checkers).
  */
 import { defaultCosts, type ModelCosts } from './costs.ts'
-import { between, chance, pick, type Random, streamRandom } from './deps.ts'
+import { between, pick, type Random, streamRandom } from './deps.ts'
 import { drawFaults, type ScalingFault } from './faults.ts'
 
 /** TEST ONLY: bugs planted in the cross-group commit, which the checkers must catch. */
@@ -22,8 +22,13 @@ export function isScalingBug(name: string): name is ScalingBug {
   return (scalingBugs as readonly string[]).includes(name)
 }
 
-/** Who keeps a cross-group commit's decision: the coordinator group's log, or its leader's disk alone. */
-export const coordinatorKinds = ['replicated', 'single'] as const
+/**
+ * Who keeps a cross-group commit's decision: the coordinator group's log ('replicated', a
+ * round after the votes), the same with parallel commits ('parallel': a stage record in the
+ * coordinator's log written with the prepares, the answer as soon as both are durable, the
+ * decision logged after), or the coordinator leader's disk alone ('single').
+ */
+export const coordinatorKinds = ['replicated', 'parallel', 'single'] as const
 export type CoordinatorKind = (typeof coordinatorKinds)[number]
 
 /** Where TIDs come from: each group's hybrid logical clock, the same with a commit-wait, or one oracle. */
@@ -35,6 +40,12 @@ export interface ScalingOptions {
   readonly groups: number
   /** Closed-loop clients per group (the benchmark saturates one quorum with 64). */
   readonly clientsPerGroup: number
+  /**
+   * Clients sharing one connection (one Database per application process, its transactions
+   * pipelined): 1 as in the benchmark, where each client is its own connection. Every
+   * connection hears every group's invalidations.
+   */
+  readonly clientsPerConnection: number
   readonly keysPerGroup: number
   /** The fraction of transactions that touch more than one group. */
   readonly crossFraction: number
@@ -108,6 +119,7 @@ export const defaultScalingOptions: ScalingOptions = {
   seed: 1,
   groups: 1,
   clientsPerGroup: 64,
+  clientsPerConnection: 1,
   keysPerGroup: 1000,
   crossFraction: 0,
   readOnlyFraction: 0,
@@ -165,7 +177,7 @@ export function safetyOptions(seed: number, options: Partial<ScalingOptions> = {
     durationUs,
     warmupUs: 0,
     clockSkewUsMax: pick(random, [0, 1_000, 20_000]),
-    coordinator: chance(random, 0.2) ? 'single' : 'replicated',
+    coordinator: pick(random, ['replicated', 'replicated', 'parallel', 'parallel', 'single'] as const),
     clock: pick(random, ['hlc', 'hlc', 'commitWait', 'oracle'] as const),
     check: true,
     eventsMax: 5_000_000,

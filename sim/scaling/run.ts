@@ -45,7 +45,7 @@ function describe(r: ScalingResult): string {
   const bug = o.bugs.length > 0 ? ` --bug ${o.bugs.join(' --bug ')}` : ''
   const lines = [
     `seed ${o.seed}: ${o.groups} groups, ${o.groups * o.clientsPerGroup} clients, ${o.keysPerGroup} keys a group, ${Math.round(o.crossFraction * 100)}% cross, coordinator ${o.coordinator}, clock ${o.clock}, ${o.faults.length} faults`,
-    `  ${r.ops.length} transactions (${r.stats.singleCommits} single and ${r.stats.crossCommits} cross-group commits, ${r.stats.readOnly} read-only); ${r.stats.crashes} leader crashes (${r.stats.coordinatorCrashes.beforeDecision} coordinators before the decision, ${r.stats.coordinatorCrashes.afterDecision} after); ${r.stats.presumedAborts} presumed aborts`,
+    `  ${r.ops.length} transactions (${r.stats.singleCommits} single and ${r.stats.crossCommits} cross-group commits, ${r.stats.readOnly} read-only); ${r.stats.crashes} leader crashes (${r.stats.coordinatorCrashes.beforeDecision} coordinators before the decision, ${r.stats.coordinatorCrashes.afterDecision} after); ${r.stats.presumedAborts} presumed aborts, ${r.stats.recoveries} parallel-commit recoveries`,
     ...r.violations.slice(0, 5).map((v) => `  ${v.checker}: ${v.message.slice(0, 400)}`),
     `  replay: npx tsx sim/scaling/run.ts --seed ${o.seed}${bug}`,
   ]
@@ -58,9 +58,9 @@ if (values.calibrate) {
 }
 
 if (values.curve) {
-  const points = runCurve({}, (p) =>
+  const points = runCurve((p) =>
     console.error(
-      `  ${p.groups} groups, ${Math.round(p.crossFraction * 100)}% cross: ${Math.round(p.stats.commitsPerSecond)} commits/s (${wallS()} s)`,
+      `  ${p.groups} groups, ${Math.round(p.crossFraction * 100)}% cross, ${p.clientsPerConnection} a connection: ${Math.round(p.stats.commitsPerSecond)} commits/s (${wallS()} s)`,
     ),
   )
   console.log(curveTables(points))
@@ -93,7 +93,7 @@ if (values.seeds !== undefined) {
   console.log(
     [
       `seeds ${from}…${from + count - 1}${bugs.length > 0 ? ` with ${bugs.join(', ')}` : ''}: ${s.failingSeeds.length} of ${s.runs} failing`,
-      `  ${s.transactions} transactions, ${s.crossCommits} cross-group commits; ${s.failovers} leader crashes, of which coordinators mid-commit ${s.coordinatorCrashes.beforeDecision} before the decision and ${s.coordinatorCrashes.afterDecision} after; ${s.presumedAborts} presumed aborts`,
+      `  ${s.transactions} transactions, ${s.crossCommits} cross-group commits; ${s.failovers} leader crashes, of which coordinators mid-commit ${s.coordinatorCrashes.beforeDecision} before the decision and ${s.coordinatorCrashes.afterDecision} after; ${s.presumedAborts} presumed aborts, ${s.recoveries} parallel-commit recoveries`,
       `  designs (coordinator/clock): ${designs}`,
       `  ${wallS()} s wall`,
     ].join('\n'),

@@ -40,7 +40,13 @@ export type Entry =
       readonly participants: readonly number[]
       /** The participants' prepare TIDs: the commit TID is above all of them. */
       readonly prepareTids: readonly Tid[]
+      /** Parallel commits: the TID the transaction already committed at, implicitly. */
+      readonly commitTid?: Tid
     }
+  /** Parallel commits: the coordinator's record that the transaction is under way, with its participants. */
+  | { readonly kind: 'stage'; readonly txn: TxnId; readonly participants: readonly number[] }
+  /** Parallel commits' recovery: a participant that has not prepared the transaction never will. */
+  | { readonly kind: 'fence'; readonly txn: TxnId }
   | { readonly kind: 'finish'; readonly txn: TxnId; readonly commit: boolean; readonly commitTid: Tid }
 
 export type Outcome =
@@ -49,6 +55,7 @@ export type Outcome =
   | { readonly kind: 'vote'; readonly yes: boolean; readonly prepareTid: Tid }
   | { readonly kind: 'decided'; readonly commit: boolean; readonly commitTid: Tid }
   | { readonly kind: 'finished' }
+  | { readonly kind: 'staged'; readonly tid: Tid }
 
 export interface StoredDecision {
   readonly commit: boolean
@@ -89,6 +96,8 @@ export class GroupStore {
   readonly #results = new Map<TxnId, Outcome>()
   /** The coordinator's decisions: the first one applied is the decision. */
   readonly #decisions = new Map<TxnId, StoredDecision>()
+  /** Parallel commits: staged transactions, their participants and the stage record's TID. */
+  readonly #staged = new Map<TxnId, { readonly participants: readonly number[]; readonly tid: Tid }>()
   /** Transactions whose writes this group applied: a second application is a broken invariant. */
   readonly #written = new Set<TxnId>()
   readonly #bugs: ReadonlySet<ScalingBug>
@@ -100,7 +109,14 @@ export class GroupStore {
   /** How long each prepared transaction held its keys, prepare to decision applied (µs). */
   readonly heldUs: number[] = []
   /** Entries applied, by kind (the cost of the cross-group path, in log entries). */
-  readonly entriesByKind: Record<Entry['kind'], number> = { commit: 0, prepare: 0, decide: 0, finish: 0 }
+  readonly entriesByKind: Record<Entry['kind'], number> = {
+    commit: 0,
+    prepare: 0,
+    decide: 0,
+    finish: 0,
+    stage: 0,
+    fence: 0,
+  }
 
   constructor(bugs: ReadonlySet<ScalingBug>) {
     this.#bugs = bugs
@@ -167,6 +183,11 @@ export class GroupStore {
     return this.#decisions.get(txn)
   }
 
+  /** The stage record of a transaction this group coordinates with parallel commits. */
+  staged(txn: TxnId): { readonly participants: readonly number[]; readonly tid: Tid } | undefined {
+    return this.#staged.get(txn)
+  }
+
   /** Every decision this group applied as a coordinator (for the atomicity checker). */
   decisions(): ReadonlyMap<TxnId, StoredDecision> {
     return this.#decisions
@@ -220,7 +241,21 @@ export class GroupStore {
       case 'finish':
         this.#finish(entry.txn, entry.commit, entry.commitTid, nowUs)
         return { kind: 'finished' }
+      case 'stage':
+        return this.#stage(entry.txn, entry.participants, clockTid)
+      case 'fence':
+        if (!this.#parts.has(entry.txn)) this.#parts.set(entry.txn, { state: 'refused' })
+        return this.vote(entry.txn)!
     }
+  }
+
+  #stage(txn: TxnId, participants: readonly number[], clockTid: Tid): Outcome {
+    let staged = this.#staged.get(txn)
+    if (staged === undefined) {
+      staged = { participants, tid: this.#assignTid(clockTid) }
+      this.#staged.set(txn, staged)
+    }
+    return { kind: 'staged', tid: staged.tid }
   }
 
   #assignTid(clockTid: Tid): Tid {
@@ -292,7 +327,11 @@ export class GroupStore {
     const { txn, commit, participants, prepareTids } = entry
     const prior = this.#decisions.get(txn)
     if (prior === undefined) {
-      const commitTid = commit ? this.#assignTid(Math.max(clockTid, ...prepareTids.map((t) => t + 1))) : 0
+      let commitTid = 0
+      if (commit && entry.commitTid !== undefined) {
+        commitTid = entry.commitTid
+        this.#high = Math.max(this.#high, commitTid)
+      } else if (commit) commitTid = this.#assignTid(Math.max(clockTid, ...prepareTids.map((t) => t + 1)))
       this.#decisions.set(txn, { commit, commitTid, participants })
       // The coordinator is a participant too: its own part is finished by the same entry.
       if (this.#parts.has(txn)) this.#finish(txn, commit, commitTid, nowUs)

@@ -35,6 +35,7 @@ export interface ScalingStats {
   /** Armed coordinator crashes that struck mid-commit, by moment. */
   readonly coordinatorCrashes: { readonly beforeDecision: number; readonly afterDecision: number }
   readonly presumedAborts: number
+  readonly recoveries: number
   /** How long prepared transactions held their keys (prepare applied to decision applied), ms. */
   readonly heldMs: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly messagesSent: number
@@ -282,6 +283,7 @@ export class ScalingWorld implements ClientWire, GroupEnv {
         afterDecision: this.groups.reduce((sum, g) => sum + g.coordinatorCrashes.afterDecision, 0),
       },
       presumedAborts: this.groups.reduce((sum, g) => sum + g.presumedAborts, 0),
+      recoveries: this.groups.reduce((sum, g) => sum + g.recoveries, 0),
       heldMs: this.#held(),
       messagesSent: this.network.sent,
       messagesDropped: this.network.dropped,

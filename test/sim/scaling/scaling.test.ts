@@ -38,7 +38,7 @@ describe('the scaling model', () => {
   })
 
   it('a coordinator that crashes mid-commit, before or after its decision, breaks no checker', () => {
-    for (const coordinator of ['replicated', 'single'] as const) {
+    for (const coordinator of ['replicated', 'parallel', 'single'] as const) {
       for (const seed of [1, 2]) {
         const r = run(seed, { groups: 3, crossFraction: 0.9, coordinator, faults: coordinatorCrashes })
         assert.deepEqual(r.violations, [], `${coordinator} seed ${seed}`)
