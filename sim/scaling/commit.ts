@@ -13,12 +13,12 @@
  * logs abort (presumed abort), and the first decision in its log is the decision, so a
  * late commit after an abort (or the reverse) changes nothing.
  *
- * Coordinator 'parallel' (CockroachDB's parallel commits): the coordinator logs a stage
- * record naming the participants in the same round as the prepares; once the stage record
- * and every yes vote are durable the transaction is committed, at a TID computed from them,
- * and the client is answered; the decision is logged after. A new leader that finds a stage
- * record without a decision recovers it by fencing: each participant that has not prepared
- * logs that it never will, then all yes means commit (at the same TID) and any no, abort.
+ * Coordinator 'parallel' (CockroachDB's parallel commits): the coordinator's own prepare
+ * also records the participants (the stage record); once every prepare is durable with a yes
+ * vote the transaction is committed, at a TID computed from the prepare TIDs, and the client
+ * is answered; the decision is logged after. A new leader that finds a stage record without
+ * a decision recovers it by fencing: each participant that has not prepared logs that it
+ * never will, then all yes means commit (at the same TID) and any no, abort.
  *
  * Coordinator 'single': the decision is written to the leader's own disk instead, and is out
  * of reach while that machine restarts: its participants wait.
@@ -67,6 +67,12 @@ function coordinatorDown(w: Wire, g: Group): boolean {
   return !g.up || (w.options.coordinator === 'single' && w.nowUs() < g.coordinatorDownUntilUs)
 }
 
+/** Parallel commits: the participants of a transaction an earlier leader staged here, if any. */
+function stagedOf(w: Wire, g: Group, txn: TxnId): readonly number[] | undefined {
+  if (w.options.coordinator !== 'parallel' || w.bugs.has('ignoreStageRecord')) return undefined
+  return g.store.staged(txn)
+}
+
 function decisionOf(w: Wire, g: Group, txn: TxnId): Decision | undefined {
   return w.options.coordinator === 'single' ? g.localDecisions.get(txn) : g.store.decision(txn)
 }
@@ -99,7 +105,6 @@ function coordination(
     startUs: nowUs,
     deciding: false,
     unacked: new Set(),
-    stageTid: undefined,
     answered: undefined,
     recovering,
   }
@@ -130,7 +135,7 @@ export function onCommitRequest(
     answerClient(w, g, known)
     return
   }
-  const staged = w.options.coordinator === 'parallel' ? g.store.staged(txn) : undefined
+  const staged = stagedOf(w, g, txn)
   if (staged !== undefined) {
     // An earlier leader staged it and may have answered: only recovery may decide now.
     recover(w, g, txn, staged, client)
@@ -138,24 +143,17 @@ export function onCommitRequest(
   }
   const c = coordination(txn, client, [...parts.keys()], parts, w.nowUs(), false)
   g.coordinating.set(txn, c)
-  if (w.options.coordinator === 'parallel') stage(w, g, c)
   sendPrepares(w, g, c)
   retryPrepares(w, g, c, g.incarnation)
-}
-
-function stage(w: Wire, g: Group, c: Coordination): void {
-  g.propose({ kind: 'stage', txn: c.txn, participants: c.participants }, (outcome) => {
-    if (outcome.kind !== 'staged' || g.coordinating.get(c.txn) !== c) return
-    c.stageTid = outcome.tid
-    maybeCommitted(w, g, c)
-  })
 }
 
 function sendPrepares(w: Wire, g: Group, c: Coordination): void {
   for (const [p, part] of c.parts) {
     if (c.votes.has(p)) continue
-    if (p === g.id) g.onPrepare(c.txn, g.id, part, (vote) => onVote(w, g, c.txn, p, vote))
-    else
+    if (p === g.id) {
+      const stage = w.options.coordinator === 'parallel' ? c.participants : undefined
+      g.onPrepare(c.txn, g.id, part, (vote) => onVote(w, g, c.txn, p, vote), stage)
+    } else
       w.toGroup(g.id, p, (participant) =>
         participant.onPrepare(c.txn, g.id, part, (vote) =>
           w.toGroup(p, g.id, (coordinator) => onVote(w, coordinator, c.txn, p, vote)),
@@ -169,10 +167,7 @@ function retryPrepares(w: Wire, g: Group, c: Coordination, incarnation: number):
     if (g.incarnation !== incarnation || g.coordinating.get(c.txn) !== c || c.deciding) return
     // Nothing is decided (nor, with parallel commits, answered) yet, so abort is still free to choose.
     if (w.nowUs() - c.startUs >= bounds.prepareGiveUpUs) decide(w, g, c, false)
-    else {
-      if (w.options.coordinator === 'parallel' && c.stageTid === undefined) stage(w, g, c)
-      sendPrepares(w, g, c)
-    }
+    else sendPrepares(w, g, c)
     retryPrepares(w, g, c, incarnation)
   })
 }
@@ -188,20 +183,27 @@ function onVote(w: Wire, g: Group, txn: TxnId, from: number, vote: Outcome): voi
     decide(w, g, c, true)
 }
 
-/** Parallel commits: once the stage record and every yes vote are durable, the transaction has committed. */
+/**
+ * Parallel commits: once every prepare is durable with a yes vote (the coordinator's own one
+ * carrying the stage record), the transaction has committed.
+ */
 function maybeCommitted(w: Wire, g: Group, c: Coordination): void {
-  if (c.deciding || c.stageTid === undefined) return
+  if (c.deciding) return
   const yes = yesVotes(c)
   const all = yes.length === c.participants.length
   if (!all && !(w.bugs.has('commitWithoutAllVotes') && yes.length > 0)) return
   // Recovery computes the same TID from the same durable records.
-  const commitTid = Math.max(c.stageTid, ...yes.map((t) => t + 1))
+  const commitTid = Math.max(...yes) + 1
   c.deciding = true
-  // A coordinator crash "after the decision": committed, but nobody told; recovery must commit.
-  if (g.crashPoint('afterDecision')) return
   c.answered = { commit: true, commitTid }
-  if (w.options.clock === 'commitWait') w.schedule(w.costs.commitWaitUs, () => answerClient(w, g, c))
+  const incarnation = g.incarnation
+  if (w.options.clock === 'commitWait')
+    w.schedule(w.costs.commitWaitUs, () => {
+      if (g.incarnation === incarnation) answerClient(w, g, c)
+    })
   else answerClient(w, g, c)
+  // A coordinator crash "after the decision": the client may know, the log does not; recovery must commit.
+  if (g.crashPoint('afterDecision')) return
   logDecision(w, g, c, true, commitTid)
 }
 
@@ -284,11 +286,10 @@ function recover(
   w: Wire,
   g: Group,
   txn: TxnId,
-  staged: { readonly participants: readonly number[]; readonly tid: Tid },
+  participants: readonly number[],
   client: number | undefined,
 ): void {
-  const c = coordination(txn, client, staged.participants, new Map(), w.nowUs(), true)
-  c.stageTid = staged.tid
+  const c = coordination(txn, client, participants, new Map(), w.nowUs(), true)
   g.recoveries++
   g.coordinating.set(txn, c)
   const incarnation = g.incarnation
@@ -312,8 +313,7 @@ function recover(
 
 function onFenceVote(w: Wire, g: Group, txn: TxnId, from: number, vote: Outcome): void {
   const c = g.coordinating.get(txn)
-  if (c === undefined || !c.recovering || c.deciding || vote.kind !== 'vote' || c.stageTid === undefined)
-    return
+  if (c === undefined || !c.recovering || c.deciding || vote.kind !== 'vote') return
   c.votes.set(from, vote.yes ? vote.prepareTid : false)
   if (!vote.yes) {
     decide(w, g, c, false)
@@ -321,7 +321,7 @@ function onFenceVote(w: Wire, g: Group, txn: TxnId, from: number, vote: Outcome)
   }
   if (c.votes.size < c.participants.length) return
   c.deciding = true
-  logDecision(w, g, c, true, Math.max(c.stageTid, ...yesVotes(c).map((t) => t + 1)))
+  logDecision(w, g, c, true, Math.max(...yesVotes(c)) + 1)
 }
 
 /** A participant asks for the decision of a transaction it prepared long ago. */
@@ -333,7 +333,7 @@ export function onInquire(w: Wire, g: Group, from: number, txn: TxnId): void {
     return
   }
   if (g.coordinating.has(txn)) return
-  const staged = w.options.coordinator === 'parallel' ? g.store.staged(txn) : undefined
+  const staged = stagedOf(w, g, txn)
   if (staged !== undefined) {
     recover(w, g, txn, staged, undefined)
     return

@@ -48,8 +48,6 @@ export interface Coordination {
   deciding: boolean
   /** Participants that have not acknowledged the decision yet. */
   readonly unacked: Set<number>
-  /** Parallel commits: the stage record's TID once it is durable. */
-  stageTid: Tid | undefined
   /** What the client was told, if anything (a resent commit is told again). */
   answered: { readonly commit: boolean; readonly commitTid: Tid } | undefined
   /** Parallel commits' recovery: the outcome comes from fencing the participants, not from prepares. */
@@ -170,14 +168,25 @@ export class Group {
     return found < 0 ? undefined : { closed: this.#pubClosed[found]!, publishedUs: this.#pubAtUs[found]! }
   }
 
-  onPrepare(txn: TxnId, coordinator: number, part: TxnPart, vote: (outcome: Outcome) => void): void {
+  /** `stage`: parallel commits, on the coordinator's own part: the participants, recorded with the prepare. */
+  onPrepare(
+    txn: TxnId,
+    coordinator: number,
+    part: TxnPart,
+    vote: (outcome: Outcome) => void,
+    stage?: readonly number[],
+  ): void {
     const known = this.store.vote(txn)
     if (known !== undefined) {
       vote(known)
       return
     }
     if (this.#pendingPrepares.has(txn)) return
-    if (this.propose({ kind: 'prepare', txn, coordinator, part }, vote)) this.#pendingPrepares.add(txn)
+    const entry: Entry =
+      stage === undefined
+        ? { kind: 'prepare', txn, coordinator, part }
+        : { kind: 'prepare', txn, coordinator, part, stage }
+    if (this.propose(entry, vote)) this.#pendingPrepares.add(txn)
   }
 
   /** Parallel commits' recovery asks for this group's vote, fencing the transaction out if it has none. */
@@ -284,7 +293,9 @@ export class Group {
     this.#env.schedule(cpuUs + Math.max(costs.syncUs, followerUs), () => this.#endRound(round))
     // A coordinator crash "before the decision": the decision (or, with parallel commits, the
     // stage record) is in this round, not yet committed.
-    const deciding = proposals.some((p) => p.entry.kind === 'decide' || p.entry.kind === 'stage')
+    const deciding = proposals.some(
+      (p) => p.entry.kind === 'decide' || (p.entry.kind === 'prepare' && p.entry.stage !== undefined),
+    )
     if (this.#armed?.moment === 'beforeDecision' && deciding) {
       this.crashPoint('beforeDecision')
     }

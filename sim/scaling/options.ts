@@ -15,6 +15,11 @@ export const scalingBugs = [
   'releaseBeforeDecision',
   /** Snapshot reads ignore prepared transactions, and the closed TID does too. */
   'readIgnoresPrepared',
+  /**
+   * Parallel commits: a new coordinator leader ignores the stage record and presumes abort,
+   * though the crashed one may have answered commit.
+   */
+  'ignoreStageRecord',
 ] as const
 export type ScalingBug = (typeof scalingBugs)[number]
 

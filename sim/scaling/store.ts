@@ -31,7 +31,17 @@ export interface TxnPart {
 
 export type Entry =
   | { readonly kind: 'commit'; readonly txn: TxnId; readonly part: TxnPart }
-  | { readonly kind: 'prepare'; readonly txn: TxnId; readonly coordinator: number; readonly part: TxnPart }
+  | {
+      readonly kind: 'prepare'
+      readonly txn: TxnId
+      readonly coordinator: number
+      readonly part: TxnPart
+      /**
+       * Parallel commits: the coordinator's own prepare is also the stage record, naming every
+       * participant, so that a new leader knows the transaction may have committed.
+       */
+      readonly stage?: readonly number[]
+    }
   | {
       readonly kind: 'decide'
       readonly txn: TxnId
@@ -43,8 +53,6 @@ export type Entry =
       /** Parallel commits: the TID the transaction already committed at, implicitly. */
       readonly commitTid?: Tid
     }
-  /** Parallel commits: the coordinator's record that the transaction is under way, with its participants. */
-  | { readonly kind: 'stage'; readonly txn: TxnId; readonly participants: readonly number[] }
   /** Parallel commits' recovery: a participant that has not prepared the transaction never will. */
   | { readonly kind: 'fence'; readonly txn: TxnId }
   | { readonly kind: 'finish'; readonly txn: TxnId; readonly commit: boolean; readonly commitTid: Tid }
@@ -55,7 +63,6 @@ export type Outcome =
   | { readonly kind: 'vote'; readonly yes: boolean; readonly prepareTid: Tid }
   | { readonly kind: 'decided'; readonly commit: boolean; readonly commitTid: Tid }
   | { readonly kind: 'finished' }
-  | { readonly kind: 'staged'; readonly tid: Tid }
 
 export interface StoredDecision {
   readonly commit: boolean
@@ -96,8 +103,8 @@ export class GroupStore {
   readonly #results = new Map<TxnId, Outcome>()
   /** The coordinator's decisions: the first one applied is the decision. */
   readonly #decisions = new Map<TxnId, StoredDecision>()
-  /** Parallel commits: staged transactions, their participants and the stage record's TID. */
-  readonly #staged = new Map<TxnId, { readonly participants: readonly number[]; readonly tid: Tid }>()
+  /** Parallel commits: staged transactions this group coordinates, and their participants. */
+  readonly #staged = new Map<TxnId, readonly number[]>()
   /** Transactions whose writes this group applied: a second application is a broken invariant. */
   readonly #written = new Set<TxnId>()
   readonly #bugs: ReadonlySet<ScalingBug>
@@ -114,7 +121,6 @@ export class GroupStore {
     prepare: 0,
     decide: 0,
     finish: 0,
-    stage: 0,
     fence: 0,
   }
 
@@ -184,7 +190,7 @@ export class GroupStore {
   }
 
   /** The stage record of a transaction this group coordinates with parallel commits. */
-  staged(txn: TxnId): { readonly participants: readonly number[]; readonly tid: Tid } | undefined {
+  staged(txn: TxnId): readonly number[] | undefined {
     return this.#staged.get(txn)
   }
 
@@ -235,27 +241,18 @@ export class GroupStore {
       case 'commit':
         return this.#commit(entry.txn, entry.part, clockTid)
       case 'prepare':
+        if (entry.stage !== undefined && !this.#staged.has(entry.txn))
+          this.#staged.set(entry.txn, entry.stage)
         return this.#prepare(entry.txn, entry.coordinator, entry.part, clockTid, nowUs)
       case 'decide':
         return this.#decide(entry, clockTid, nowUs)
       case 'finish':
         this.#finish(entry.txn, entry.commit, entry.commitTid, nowUs)
         return { kind: 'finished' }
-      case 'stage':
-        return this.#stage(entry.txn, entry.participants, clockTid)
       case 'fence':
         if (!this.#parts.has(entry.txn)) this.#parts.set(entry.txn, { state: 'refused' })
         return this.vote(entry.txn)!
     }
-  }
-
-  #stage(txn: TxnId, participants: readonly number[], clockTid: Tid): Outcome {
-    let staged = this.#staged.get(txn)
-    if (staged === undefined) {
-      staged = { participants, tid: this.#assignTid(clockTid) }
-      this.#staged.set(txn, staged)
-    }
-    return { kind: 'staged', tid: staged.tid }
   }
 
   #assignTid(clockTid: Tid): Tid {

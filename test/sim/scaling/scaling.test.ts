@@ -99,6 +99,22 @@ describe('the scaling model', () => {
       },
       seedsMax: 4,
     },
+    {
+      // Only a coordinator that crashes between telling the client and logging the decision shows it.
+      bug: 'ignoreStageRecord',
+      checkers: ['elle'],
+      options: {
+        groups: 3,
+        crossFraction: 0.9,
+        coordinator: 'parallel',
+        faults: coordinatorCrashes.map((f) => ({
+          ...f,
+          moment: 'afterDecision' as const,
+          roundSurvives: true,
+        })),
+      },
+      seedsMax: 2,
+    },
   ]
   for (const hunt of hunts) {
     it(`a planted ${hunt.bug} is caught by ${hunt.checkers.join(' and ')}`, () => {
