@@ -144,8 +144,8 @@ interface Variant {
 }
 
 export const variants: readonly Variant[] = [
-  { name: 'replicated 2PC, HLC', options: {} },
-  { name: 'replicated 2PC + parallel commits, HLC (the design)', options: { coordinator: 'parallel' } },
+  { name: 'parallel commits, HLC (the design)', options: { coordinator: 'parallel' } },
+  { name: 'replicated 2PC, decision before the answer, HLC', options: { coordinator: 'replicated' } },
   { name: 'unreplicated coordinator, HLC', options: { coordinator: 'single' } },
   { name: 'parallel commits, HLC + commit-wait', options: { coordinator: 'parallel', clock: 'commitWait' } },
   { name: 'parallel commits, timestamp oracle', options: { coordinator: 'parallel', clock: 'oracle' } },

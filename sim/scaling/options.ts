@@ -139,7 +139,7 @@ export const defaultScalingOptions: ScalingOptions = {
   drainUsMax: 10_000_000,
   clockSkewUsMax: 1_000,
   faults: [],
-  coordinator: 'replicated',
+  coordinator: 'parallel',
   clock: 'hlc',
   bugs: [],
   costs: defaultCosts,

@@ -330,8 +330,12 @@ export class GroupStore {
         this.#high = Math.max(this.#high, commitTid)
       } else if (commit) commitTid = this.#assignTid(Math.max(clockTid, ...prepareTids.map((t) => t + 1)))
       this.#decisions.set(txn, { commit, commitTid, participants })
-      // The coordinator is a participant too: its own part is finished by the same entry.
+      // The coordinator is a participant too: its own part is finished by the same entry. An
+      // abort decided before its own prepare (presumed, on a participant's inquiry) refuses
+      // that prepare when it comes: with parallel commits it is the stage record, and a stage
+      // after the decision would let a coordinator answer commit for an aborted transaction.
       if (this.#parts.has(txn)) this.#finish(txn, commit, commitTid, nowUs)
+      else if (!commit) this.#parts.set(txn, { state: 'aborted' })
     }
     const decision = this.#decisions.get(txn)!
     return { kind: 'decided', commit: decision.commit, commitTid: decision.commitTid }

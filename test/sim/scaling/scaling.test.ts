@@ -73,6 +73,16 @@ describe('the scaling model', () => {
     assert.ok(single.stats.heldMs.max >= restartMs, `single: held ${single.stats.heldMs.max} ms`)
   })
 
+  it('an abort presumed before the coordinator staged the transaction refuses the stage (seed 380)', () => {
+    // The coordinator's leader lost its own prepare (the stage record) in a crash; a participant
+    // asked, and the new leader logged abort; the client's resent commit then staged and
+    // collected yes votes. Parallel commits answered commit, the log said abort: a lost append.
+    const r = run(380)
+    assert.equal(r.options.coordinator, 'parallel')
+    assert.ok(r.stats.presumedAborts > 0 && r.stats.recoveries > 0)
+    assert.deepEqual(r.violations, [])
+  })
+
   it('the same seed replays exactly; another seed does not', () => {
     assert.equal(run(4).hash, run(4).hash)
     assert.notEqual(run(4).hash, run(5).hash)
