@@ -6,7 +6,11 @@
  */
 import { between, chance, exponential, pick, type Random, shuffled } from './deps.ts'
 
-/** When a coordinator crashes mid-commit: with every vote in but no decision, or with the decision durable but unsent. */
+/**
+ * When a coordinator crashes mid-commit: 'beforeDecision', with the decision (with parallel
+ * commits, the stage record) in the round being committed; 'afterDecision', with the decision
+ * durable but not sent (with parallel commits: the client answered, the decision not logged).
+ */
 export type CrashMoment = 'beforeDecision' | 'afterDecision'
 
 export type ScalingFault =

@@ -28,10 +28,11 @@ export function isScalingBug(name: string): name is ScalingBug {
 }
 
 /**
- * Who keeps a cross-group commit's decision: the coordinator group's log ('replicated', a
- * round after the votes), the same with parallel commits ('parallel': a stage record in the
- * coordinator's log written with the prepares, the answer as soon as both are durable, the
- * decision logged after), or the coordinator leader's disk alone ('single').
+ * Who keeps a cross-group commit's decision: the coordinator group's log, logged before the
+ * client is answered ('replicated'); the same with parallel commits ('parallel': the
+ * coordinator's own prepare records the participants, the client is answered once every
+ * prepare is durable with a yes vote, the decision is logged after); or the coordinator
+ * leader's own disk alone ('single').
  */
 export const coordinatorKinds = ['replicated', 'parallel', 'single'] as const
 export type CoordinatorKind = (typeof coordinatorKinds)[number]
