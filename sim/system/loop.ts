@@ -5,7 +5,7 @@
  * yields long scans with setImmediate) before it takes the next event, so the same seed
  * interleaves the same way every time (DESIGN.md, "Determinism seams").
  */
-import { EventQueue } from '../queue.ts'
+import { EventQueue } from '../common/queue.ts'
 
 export interface SimTimer {
   cancel(): void

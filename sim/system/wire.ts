@@ -11,7 +11,7 @@ import type { ClientLink, ClientTransport, LinkHandlers } from '../../src/client
 import { decodeMemberFrame } from '../../src/protocol/index.ts'
 import type { NodeId } from '../../src/raft/index.ts'
 import { ClientSession, type Clock, type ClientLink as MemberSideLink } from '../../src/server/index.ts'
-import type { Network } from '../network.ts'
+import type { Network } from '../common/network.ts'
 import type { SimLoop } from './loop.ts'
 import type { SimMember } from './members.ts'
 
