@@ -18,5 +18,15 @@ export {
 export { bridgeCut, groupsCut, type LatencyModel, majoritiesRingCut, Network } from './network.ts'
 export { startProgress } from './progress.ts'
 export { EventQueue } from './queue.ts'
-export { between, chance, deriveSeed, exponential, pick, shuffled, stream, streamRandom, systemStream } from './rng.ts'
+export {
+  between,
+  chance,
+  deriveSeed,
+  exponential,
+  pick,
+  shuffled,
+  stream,
+  streamRandom,
+  systemStream,
+} from './rng.ts'
 export { traceHash, writeJsonl } from './trace.ts'

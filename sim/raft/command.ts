@@ -110,7 +110,8 @@ export function runRaftCommand(flags: RaftFlags): number {
 
 function describeFailure(options: SimOptions, result: SeedResult, tracePath: string | undefined): string[] {
   const lines = [`FAIL seed ${result.seed} (${result.nodes} members)`]
-  for (const v of result.violations.slice(0, 3)) lines.push(`  ${v.checker} at ${v.atMs} ms: ${v.message.split('\n')[0]}`)
+  for (const v of result.violations.slice(0, 3))
+    lines.push(`  ${v.checker} at ${v.atMs} ms: ${v.message.split('\n')[0]}`)
   lines.push(`  replay: ${replayCommand(options)}`)
   if (tracePath !== undefined) lines.push(`  trace:  ${tracePath}`)
   return lines

@@ -68,7 +68,8 @@ export class Nemesis {
     },
     majoritiesRing: (fault, endMs) =>
       this.#partition(fault.kind, majoritiesRingCut(this.#ids(fault.order)), endMs, [fault.order]),
-    bridge: (fault, endMs) => this.#partition(fault.kind, bridgeCut(this.#ids(fault.order)), endMs, [fault.order]),
+    bridge: (fault, endMs) =>
+      this.#partition(fault.kind, bridgeCut(this.#ids(fault.order)), endMs, [fault.order]),
     crash: (fault, endMs) => {
       const world = this.#world
       for (const who of fault.who) {

@@ -53,7 +53,11 @@ export function replayCommand(options: SimOptions): string {
 export function writeTrace(dir: string, options: SimOptions, result?: SeedResult): string {
   const trace = result?.trace ?? new World({ ...options, trace: true }).run().trace ?? []
   const bugs = Object.keys(options.bugs).filter((b) => options.bugs[b as PlantedBugName] === true)
-  return writeJsonl(dir, `seed-${options.seed}-n${options.nodes}${bugs.length > 0 ? `-${bugs.join('-')}` : ''}.jsonl`, trace)
+  return writeJsonl(
+    dir,
+    `seed-${options.seed}-n${options.nodes}${bugs.length > 0 ? `-${bugs.join('-')}` : ''}.jsonl`,
+    trace,
+  )
 }
 
 /** Totals over many seeds, for the summary. */

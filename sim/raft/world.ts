@@ -156,7 +156,8 @@ export class World implements MemberHost {
       this.checkers.checkDurability(finals, this.nowMs)
     }
     this.log({ e: 'membership', ...this.membership })
-    for (const v of this.checkers.violations) this.log({ e: 'violation', checker: v.checker, message: v.message })
+    for (const v of this.checkers.violations)
+      this.log({ e: 'violation', checker: v.checker, message: v.message })
     const c = this.counts
     return {
       seed: this.options.seed,
@@ -353,7 +354,9 @@ export class World implements MemberHost {
       entry.kind === 'normal' && entry.term === pending.term && member.appliedIds.at(-1) === pending.opId
     this.#clients.reply(
       pending.opId,
-      ours ? { type: 'acked', index: entry.index } : { type: 'failed', reason: 'another entry took its index' },
+      ours
+        ? { type: 'acked', index: entry.index }
+        : { type: 'failed', reason: 'another entry took its index' },
     )
   }
 
@@ -432,7 +435,9 @@ export class World implements MemberHost {
         : `${m.id}: ${s.role} term ${s.term} commit ${s.commit} applied ${m.appliedIndex} last ${s.lastIndex}`
     })
     const what =
-      this.phase === 'heal' ? 'no proposal made after the heal committed' : 'the members did not converge on one log'
+      this.phase === 'heal'
+        ? 'no proposal made after the heal committed'
+        : 'the members did not converge on one log'
     return `${this.options.livenessBoundMs} ms after the heal, ${what} (${statuses.join('; ')})`
   }
 }

@@ -151,7 +151,11 @@ export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
       who: drawWho(random, memberIds(context)),
       durationMs,
     }),
-    wipe: (random, atMs, _durationMs, context) => ({ kind: 'wipe', atMs, who: drawWho(random, memberIds(context)) }),
+    wipe: (random, atMs, _durationMs, context) => ({
+      kind: 'wipe',
+      atMs,
+      who: drawWho(random, memberIds(context)),
+    }),
     slowDisk: (random, atMs, durationMs, context) => ({
       kind: 'slowDisk',
       atMs,

@@ -4,7 +4,14 @@
  */
 
 export { type SystemCheckerName, type SystemViolation, systemCheckerNames } from './checkers.ts'
-export { runSystemCommand, type SystemFlags, systemReplayCommand, writeReports } from './command.ts'
+export {
+  type RunFiles,
+  runSystemCommand,
+  type SystemFlags,
+  systemReplayCommand,
+  writeReports,
+  writeRunFiles,
+} from './command.ts'
 export { isSystemFaultKind, type SystemFault, type SystemFaultKind, systemFaultKinds } from './faults.ts'
 export {
   defaultSystemOptions,

@@ -38,7 +38,10 @@ export class SystemNemesis {
       loop.setTimer(Math.min(ms, Math.max(0, world.faultsEndAbsMs - loop.nowMs)), fn)
     }
     world.log('fault', { fault })
-    const handle = this.#handlers[fault.kind] as (fault: SystemFault, later: (ms: number, fn: () => void) => void) => void
+    const handle = this.#handlers[fault.kind] as (
+      fault: SystemFault,
+      later: (ms: number, fn: () => void) => void,
+    ) => void
     handle(fault, later)
   }
 

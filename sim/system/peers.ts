@@ -165,7 +165,14 @@ export class SimPeers {
       this.#host.log('snapshotSent', { from, to, transfer: frame.transfer, index: frame.meta.index })
     }
     const seen = this.#transfers.get(key)
-    if (!chunk && frame.ok && seen !== undefined && !seen.installed && !seen.broken && frame.seq === seen.lastSeq) {
+    if (
+      !chunk &&
+      frame.ok &&
+      seen !== undefined &&
+      !seen.installed &&
+      !seen.broken &&
+      frame.seq === seen.lastSeq
+    ) {
       // The follower acknowledges the last frame once the verified image went to its core.
       seen.installed = true
       this.#snapshotCounts.installed++

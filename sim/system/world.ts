@@ -178,16 +178,6 @@ export class SystemWorld {
     return best
   }
 
-  #resolve(target: Target): SimMember {
-    if (target === 'leader') return this.leader() ?? this.members[0]!
-    if (typeof target === 'object') {
-      const leader = this.leader()
-      const others = this.members.filter((m) => m !== leader)
-      return others[target.follower % others.length]!
-    }
-    return this.members[(((target - 1) % this.members.length) + this.members.length) % this.members.length]!
-  }
-
   /** The member a fault names: by id (modulo the size), whoever leads, or the n-th non-leader. */
   resolve(target: Target): SimMember {
     if (target === 'leader') return this.leader() ?? this.members[0]!

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { bridgeCut, groupsCut, majoritiesRingCut, Network } from '../../../sim/common/index.ts'
-import { EventQueue } from '../../../sim/common/index.ts'
+import { bridgeCut, EventQueue, groupsCut, majoritiesRingCut, Network } from '../../../sim/common/index.ts'
 import { seededRandom } from '../../../src/raft/index.ts'
 
 describe('the event queue', () => {
