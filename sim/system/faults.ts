@@ -90,8 +90,20 @@ export type SystemFault =
       readonly durationMs: number
       readonly syncMs: number
     }
-  /** One byte of a stored log entry or object record flips on `who`'s disk, durably. */
-  | { readonly kind: 'corrupt'; readonly atMs: number; readonly who: Target; readonly pick: number }
+  /**
+   * One byte of a stored log entry or object record flips on `who`'s disk, durably: the
+   * `pick`-th of them. Hand-made schedules may name the records instead: a byte of the
+   * newest revision of every object (what reads of current values meet), or of the oldest
+   * (what only history and snapshot images read). The swarm never names them: what it
+   * damages is left to chance.
+   */
+  | {
+      readonly kind: 'corrupt'
+      readonly atMs: number
+      readonly who: Target
+      readonly pick: number
+      readonly revisions?: 'newest' | 'oldest'
+    }
   | {
       readonly kind: 'clockSkew'
       readonly atMs: number

@@ -114,7 +114,12 @@ export class SystemNemesis {
     },
     corrupt: (fault) => {
       const world = this.#world
-      this.#corrupt(world.resolve(fault.who), fault.pick).catch((error: unknown) => {
+      const m = world.resolve(fault.who)
+      const damage =
+        fault.revisions === undefined
+          ? this.#corrupt(m, fault.pick)
+          : this.#corruptRevisions(m, fault.revisions, fault.pick)
+      damage.catch((error: unknown) => {
         world.violation('simulator', `corrupting a byte failed: ${String(error)}`)
       })
     },
@@ -202,6 +207,31 @@ export class SystemNemesis {
           }),
       )
     })
+  }
+
+  /**
+   * Flips a byte of the newest (or oldest) revision of every object, in both halves of the
+   * store: damage a schedule can aim, to show what a member does when it meets it.
+   */
+  async #corruptRevisions(m: SimMember, which: 'newest' | 'oldest', choice: number): Promise<void> {
+    const world = this.#world
+    const db = m.memoryDisk.db
+    const chosen = new Map<string, Uint8Array>()
+    for await (const key of db.keys({ keyEncoding: 'view' })) {
+      const text = Buffer.from(key).toString('latin1')
+      // A revision key: the store half's prefix, then 'r' ‖ oid ‖ tid (17 bytes), sorted by oid then TID.
+      const prefix = /^!sm-[ab]!r/.exec(text)?.[0]
+      if (prefix === undefined || key.byteLength !== prefix.length - 1 + 17) continue
+      const object = text.slice(0, -8)
+      if (which === 'newest' || !chosen.has(object)) chosen.set(object, key)
+    }
+    for (const key of chosen.values()) {
+      const value = await db.get(key, { keyEncoding: 'view', valueEncoding: 'view' })
+      if (value === undefined || value.byteLength === 0) continue
+      m.memoryDisk.flipByte(key, choice % value.byteLength, 1 << (choice % 8))
+      world.corrupted.add(m.id)
+      world.log('corrupt', { member: m.id, key: Buffer.from(key).toString('hex') })
+    }
   }
 
   /** Flips one byte of a stored log entry or object revision: detected by its checksum, never served. */
