@@ -1,34 +1,9 @@
 /**
- * The deterministic simulator: one process, one event queue in virtual time, one seed.
- * See docs/simulator.md.
+ * The deterministic simulators, side by side: `raft` (the Raft core with a model of its
+ * driver: cheap, thousands of seeds a minute) and `system` (the real member and client
+ * code over simulated seams: slower, end to end), both on `common` (one event queue, one
+ * set of random streams, one network model, one fault generator). See docs/simulator.md.
  */
-export { type CheckerName, Checkers, checkerNames, type LogView, type Violation } from './checkers.ts'
-export {
-  type FaultEvent,
-  type FaultKind,
-  faultKinds,
-  isFaultKind,
-  swarmIntensities,
-  swarmSchedule,
-  type Who,
-} from './faults.ts'
-export {
-  type CoreTuning,
-  coreTuning,
-  defaultSimOptions,
-  type SeedResult,
-  type SimOptions,
-  simOptions,
-  violatedCheckers,
-} from './options.ts'
-export {
-  type RunSeedsOptions,
-  RunTotals,
-  replayCommand,
-  runSeed,
-  runSeeds,
-  traceHash,
-  writeTrace,
-} from './runner.ts'
+export * as common from './common/index.ts'
+export * as raft from './raft/index.ts'
 export * as system from './system/index.ts'
-export { tickMs, World } from './world.ts'

@@ -5,12 +5,12 @@
  */
 import type { checkListAppend } from '../system/elle.ts'
 
-export { EventQueue } from '../queue.ts'
-export { between, chance, deriveSeed, exponential, pick, shuffled, streamRandom } from '../rng.ts'
+export { EventQueue } from '../common/queue.ts'
+export { between, chance, deriveSeed, exponential, pick, shuffled, streamRandom } from '../common/rng.ts'
 export { type Anomaly, checkListAppend } from '../system/elle.ts'
 
 /** The seeded generator the streams return (src/raft's Random seam). */
-export type Random = ReturnType<typeof import('../rng.ts').streamRandom>
+export type Random = ReturnType<typeof import('../common/rng.ts').streamRandom>
 /** One operation of a history, as the Elle checker reads it. */
 export type Op = Parameters<typeof checkListAppend>[0][number]
 /** One micro-operation of a list-append transaction: a read of a key's list, or an append. */

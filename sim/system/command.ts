@@ -1,11 +1,12 @@
 /**
- * `zeoq sim --workload …`: runs the system simulator over seeds and workloads, prints
- * a progress bar and a summary table, and for each failing seed its explanation, the
- * replay command, a JSONL trace and an HTML timeline under the output folder.
+ * `zeoq sim system`: runs the system simulator over seeds and workloads and reports them —
+ * a summary, and for each failing run its explanation, the replay command, a JSONL trace
+ * and an HTML timeline. It lives here rather than in src/cli so that the CLI only parses
+ * flags, and so that what a run prints is next to what a run is.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { SingleBar } from 'cli-progress'
+import { writeFileSync } from 'node:fs'
+import { startProgress } from '../common/progress.ts'
+import { writeJsonl } from '../common/trace.ts'
 import { type SystemFaultKind, systemFaultKinds } from './faults.ts'
 import {
   defaultSystemOptions,
@@ -32,6 +33,8 @@ export interface SystemFlags {
   readonly faultsEndMs?: number
   readonly livenessBoundMs?: number
   readonly bugs: readonly SystemBugName[]
+  /** Write the trace and report of every run, not only of failing ones, and print their paths. */
+  readonly trace: boolean
   readonly out: string
   readonly shrink: boolean
   readonly json: boolean
@@ -42,7 +45,7 @@ const reportsWrittenMax = 5
 
 export function systemReplayCommand(o: SystemOptions): string {
   const parts = [
-    'npx zeoq sim',
+    'npx zeoq sim system',
     `--workload ${o.workload}`,
     `--seed ${o.seed}`,
     `--nodes ${o.members}`,
@@ -105,6 +108,21 @@ class Totals {
     }
   }
 
+  /** The totals as `--json` prints them (without the wall time). */
+  json(): Record<string, unknown> {
+    return {
+      runs: this.runs,
+      virtualMs: this.virtualMs,
+      operations: { ok: this.ok, fail: this.fail, info: this.info },
+      commits: this.commits,
+      conflicts: this.conflicts,
+      retries: this.retries,
+      snapshots: { ...this.snapshots, runsWithInstall: this.runsWithInstall, compacting: this.compacting },
+      faults: Object.fromEntries(this.faults),
+      failing: this.failing.map((r) => ({ seed: r.seed, workload: r.workload, violations: r.violations })),
+    }
+  }
+
   format(wallMs: number): string[] {
     const virtualS = this.virtualMs / 1000
     const wallS = Math.max(wallMs, 1) / 1000
@@ -133,23 +151,22 @@ class Totals {
   }
 }
 
-/** Writes the JSONL trace and the HTML report of one run (run again with tracing: same seed, same run). */
-export async function writeReports(
-  dir: string,
-  options: SystemOptions,
-): Promise<{ trace: string; html: string; result: SystemResult }> {
-  const world = new SystemWorld({ ...options, trace: true })
-  const result = await world.run()
-  mkdirSync(dir, { recursive: true })
+/** The files written for one run. */
+export interface RunFiles {
+  readonly trace: string
+  readonly html: string
+}
+
+/** Writes the JSONL trace and the HTML report of a run that recorded its trace. */
+export function writeRunFiles(dir: string, world: SystemWorld, result: SystemResult): RunFiles {
+  const options = world.options
   const bugs = options.bugs.length > 0 ? `-${options.bugs.join('-')}` : ''
   const shrunk = options.schedule === undefined ? '' : '-schedule'
-  const base = join(
-    dir,
-    `system-${options.workload}-seed-${options.seed}-n${options.members}${bugs}${shrunk}`,
-  )
-  writeFileSync(`${base}.jsonl`, `${(result.trace ?? []).join('\n')}\n`)
+  const base = `system-${options.workload}-seed-${options.seed}-n${options.members}${bugs}${shrunk}`
+  const trace = writeJsonl(dir, `${base}.jsonl`, result.trace ?? [])
+  const html = trace.replace(/\.jsonl$/, '.html')
   writeFileSync(
-    `${base}.html`,
+    html,
     htmlReport(
       options,
       result,
@@ -159,9 +176,20 @@ export async function writeReports(
       world.faultsStartMs,
     ),
   )
-  return { trace: `${base}.jsonl`, html: `${base}.html`, result }
+  return { trace, html }
 }
 
+/** Runs `options` again with its trace on (same seed, same run) and writes its files. */
+export async function writeReports(
+  dir: string,
+  options: SystemOptions,
+): Promise<RunFiles & { result: SystemResult }> {
+  const world = new SystemWorld({ ...options, trace: true })
+  const result = await world.run()
+  return { ...writeRunFiles(dir, world, result), result }
+}
+
+/** Runs what the flags ask for and prints the report; returns the exit code (1 when a checker failed). */
 export async function runSystemCommand(flags: SystemFlags): Promise<number> {
   const workloads: readonly WorkloadName[] =
     flags.workload === 'all' ? workloadNames : workloadNames.filter((w) => w === flags.workload)
@@ -171,17 +199,13 @@ export async function runSystemCommand(flags: SystemFlags): Promise<number> {
   const count = flags.seed !== undefined ? 1 : (flags.seeds ?? 1)
   const totals = new Totals()
   const started = performance.now() // wall time, for the summary only
-  const bar =
-    process.stderr.isTTY && count * workloads.length > 1
-      ? new SingleBar({
-          stream: process.stderr,
-          format:
-            'sim [{bar}] {value}/{total} runs | {violations} failing | {speed} virtual s/s | eta {eta}s',
-          hideCursor: true,
-        })
-      : undefined
-  bar?.start(count * workloads.length, 0, { violations: 0, speed: '0' })
+  const bar = startProgress(
+    count * workloads.length,
+    'sim [{bar}] {value}/{total} runs | {violations} failing | {speed} virtual s/s | eta {eta}s',
+    { violations: 0, speed: '0' },
+  )
   const lines: string[] = []
+  const written: string[] = []
   let reports = 0
   for (let i = 0; i < count; i++) {
     for (const workload of workloads) {
@@ -193,13 +217,18 @@ export async function runSystemCommand(flags: SystemFlags): Promise<number> {
         faultKinds: flags.faults,
         swarm: flags.swarm,
         bugs: flags.bugs,
+        trace: flags.trace,
         ...(flags.faultsEndMs === undefined ? {} : { faultsEndMs: flags.faultsEndMs }),
         ...(flags.livenessBoundMs === undefined ? {} : { livenessBoundMs: flags.livenessBoundMs }),
       })
-      const result = await new SystemWorld(options).run()
+      const world = new SystemWorld(options)
+      const result = await world.run()
       totals.add(result)
+      // With --trace the run recorded its trace: its files come from it, not from a second run.
+      const files = flags.trace ? writeRunFiles(flags.out, world, result) : undefined
       if (result.violations.length > 0)
-        lines.push(...(await describeFailure(flags, options, result, reports++ < reportsWrittenMax)))
+        lines.push(...(await describeFailure(flags, options, result, files, reports++ < reportsWrittenMax)))
+      else if (files !== undefined) written.push(`trace:  ${files.trace}`, `report: ${files.html}`)
       bar?.increment(1, {
         violations: totals.failing.length,
         speed: (totals.virtualMs / Math.max(1, performance.now() - started)).toFixed(1),
@@ -210,30 +239,11 @@ export async function runSystemCommand(flags: SystemFlags): Promise<number> {
   const wallMs = performance.now() - started
   if (flags.json) {
     process.stdout.write(
-      `${JSON.stringify({
-        runs: totals.runs,
-        virtualMs: totals.virtualMs,
-        operations: { ok: totals.ok, fail: totals.fail, info: totals.info },
-        commits: totals.commits,
-        conflicts: totals.conflicts,
-        retries: totals.retries,
-        snapshots: {
-          ...totals.snapshots,
-          runsWithInstall: totals.runsWithInstall,
-          compacting: totals.compacting,
-        },
-        faults: Object.fromEntries(totals.faults),
-        failing: totals.failing.map((r) => ({
-          seed: r.seed,
-          workload: r.workload,
-          violations: r.violations,
-        })),
-        wallMs,
-      })}\n`,
+      `${JSON.stringify({ ...totals.json(), ...(flags.trace ? { files: written } : {}), wallMs })}\n`,
     )
   } else {
-    for (const line of lines) process.stdout.write(`${line}\n`)
-    if (lines.length > 0) process.stdout.write('\n')
+    for (const line of [...lines, ...written]) process.stdout.write(`${line}\n`)
+    if (lines.length + written.length > 0) process.stdout.write('\n')
     for (const line of totals.format(wallMs)) process.stdout.write(`${line}\n`)
   }
   return totals.failing.length > 0 ? 1 : 0
@@ -243,22 +253,21 @@ async function describeFailure(
   flags: SystemFlags,
   options: SystemOptions,
   result: SystemResult,
+  files: RunFiles | undefined,
   writeFiles: boolean,
 ): Promise<string[]> {
   const out = [`FAIL ${options.workload} seed ${options.seed} (${options.members} members)`]
   for (const v of result.violations.slice(0, 3)) out.push(`  ${v.checker} at ${v.atMs} ms: ${v.message}`)
   out.push(`  replay: ${systemReplayCommand(options)}`)
-  if (writeFiles) {
-    const files = await writeReports(flags.out, options)
-    out.push(`  trace:  ${files.trace}`, `  report: ${files.html}`)
-  }
+  const written = files ?? (writeFiles ? await writeReports(flags.out, options) : undefined)
+  if (written !== undefined) out.push(`  trace:  ${written.trace}`, `  report: ${written.html}`)
   if (flags.shrink) {
     const shrunk = await shrinkSchedule(options, result.schedule)
     out.push(`  shrunk: ${shrunk.length} of ${result.schedule.length} faults still fail:`)
     for (const fault of shrunk) out.push(`    ${JSON.stringify(fault)}`)
-    if (writeFiles) {
-      const files = await writeReports(flags.out, { ...options, schedule: shrunk, seed: options.seed })
-      out.push(`  shrunk report: ${files.html}`)
+    if (written !== undefined) {
+      const report = await writeReports(flags.out, { ...options, schedule: shrunk, seed: options.seed })
+      out.push(`  shrunk report: ${report.html}`)
     }
   }
   return out

@@ -31,18 +31,45 @@ function isPrefix(a: readonly number[], b: readonly number[]): boolean {
   return a.length <= b.length && a.every((v, i) => b[i] === v)
 }
 
+/** Dependencies between transactions: from → to → the kinds of edge. */
+type Graph = Map<number, Map<number, Set<Edge>>>
+
+/** What the observed lists say: who appended each value, and each key's version order. */
+interface Observed {
+  readonly txns: readonly Op[]
+  /** Who appended each `key:value`. */
+  readonly writer: ReadonlyMap<string, Op>
+  /** The version order of each key: the longest list seen; all others must be its prefixes. */
+  readonly order: ReadonlyMap<number, readonly number[]>
+  /** Every list read (by an acknowledged transaction, or the final read: `op` undefined). */
+  readonly lists: readonly {
+    readonly key: number
+    readonly list: readonly number[]
+    readonly op: Op | undefined
+  }[]
+}
+
+function mopsOf(o: Op): readonly Mop[] {
+  return o.detail.type === 'txn' ? o.detail.mops : []
+}
+
 /** `final`: each key's list read after the heal (linearizably), the most complete order known. */
 export function checkListAppend(
   ops: readonly Op[],
   final: ReadonlyMap<number, readonly number[]>,
 ): Anomaly[] {
-  const anomalies: Anomaly[] = []
+  const observed = observe(ops, final)
+  const anomalies = [...listAnomalies(observed), ...lostAppends(observed.txns, final)]
+  if (anomalies.length > 0) return anomalies.slice(0, 10)
+  const edges = dependencies(observed)
+  const cycle = findCycle(edges)
+  return cycle === undefined ? [] : [describeCycle(cycle, edges)]
+}
+
+function observe(ops: readonly Op[], final: ReadonlyMap<number, readonly number[]>): Observed {
   const txns = ops.filter((o) => o.detail.type === 'txn')
-  const mopsOf = (o: Op): readonly Mop[] => (o.detail.type === 'txn' ? o.detail.mops : [])
-  // Who appended each (key, value).
   const writer = new Map<string, Op>()
   for (const t of txns) for (const m of mopsOf(t)) if (m.f === 'append') writer.set(`${m.key}:${m.value}`, t)
-  // The version order of each key: the longest list seen; all others must be its prefixes.
   const order = new Map<number, readonly number[]>()
   const lists: { key: number; list: readonly number[]; op: Op | undefined }[] = []
   for (const [key, list] of final) lists.push({ key, list, op: undefined })
@@ -55,6 +82,12 @@ export function checkListAppend(
     const known = order.get(key) ?? []
     if (list.length > known.length) order.set(key, list)
   }
+  return { txns, writer, order, lists }
+}
+
+/** Lists that contradict the version order, repeat an append, or show what was never (or not successfully) appended. */
+function listAnomalies({ writer, order, lists }: Observed): Anomaly[] {
+  const anomalies: Anomaly[] = []
   for (const { key, list, op } of lists) {
     const longest = order.get(key) ?? []
     if (!isPrefix(list, longest)) {
@@ -82,6 +115,12 @@ export function checkListAppend(
         })
     }
   }
+  return anomalies
+}
+
+/** Acknowledged appends the final lists lack. */
+function lostAppends(txns: readonly Op[], final: ReadonlyMap<number, readonly number[]>): Anomaly[] {
+  const anomalies: Anomaly[] = []
   for (const t of txns) {
     if (t.outcome !== 'ok') continue
     for (const m of mopsOf(t)) {
@@ -95,14 +134,14 @@ export function checkListAppend(
         })
     }
   }
-  if (anomalies.length > 0) return anomalies.slice(0, 10)
-  // The dependency graph between transactions that may have happened (ok, or unknown but observed).
-  const edges = new Map<number, Map<number, Set<Edge>>>()
-  const byId = new Map<number, Op>()
+  return anomalies
+}
+
+/** The dependency graph between transactions that may have happened (ok, or unknown but observed). */
+function dependencies({ txns, writer, order }: Observed): Graph {
+  const edges: Graph = new Map()
   const add = (from: Op, to: Op, kind: Edge): void => {
     if (from.id === to.id) return
-    byId.set(from.id, from)
-    byId.set(to.id, to)
     let out = edges.get(from.id)
     if (out === undefined) {
       out = new Map()
@@ -136,33 +175,30 @@ export function checkListAppend(
       if (n !== undefined && n.id !== t.id) add(t, n, 'rw')
     }
   }
-  const cycle = findCycle(edges)
-  if (cycle !== undefined) {
-    const kinds = new Set<Edge>()
-    const steps: string[] = []
-    for (let i = 0; i < cycle.length; i++) {
-      const a = cycle[i]!
-      const b = cycle[(i + 1) % cycle.length]!
-      const k = [...(edges.get(a)?.get(b) ?? [])]
-      // Prefer naming the weakest edge that holds (ww, then wr, then rw), as Elle does.
-      const kind: Edge = k.includes('ww') ? 'ww' : k.includes('wr') ? 'wr' : 'rw'
-      kinds.add(kind)
-      steps.push(`T${a} -${kind}→ T${b}`)
-    }
-    const kind = kinds.has('rw') ? 'G2' : kinds.has('wr') ? 'G1c' : 'G0'
-    const meaning =
-      kind === 'G0'
-        ? 'each wrote over the other (dirty write)'
-        : kind === 'G1c'
-          ? 'each saw the other’s effects (circular information flow)'
-          : 'each missed the other’s writes (anti-dependency cycle: not serializable)'
-    anomalies.push({
-      kind,
-      message: `${kind} cycle ${steps.join(', ')}: ${meaning}`,
-      ops: cycle,
-    })
+  return edges
+}
+
+/** Names a cycle's anomaly by its edges (G0, G1c or G2) and spells it out. */
+function describeCycle(cycle: readonly number[], edges: Graph): Anomaly {
+  const kinds = new Set<Edge>()
+  const steps: string[] = []
+  for (let i = 0; i < cycle.length; i++) {
+    const a = cycle[i]!
+    const b = cycle[(i + 1) % cycle.length]!
+    const k = [...(edges.get(a)?.get(b) ?? [])]
+    // Prefer naming the weakest edge that holds (ww, then wr, then rw), as Elle does.
+    const kind: Edge = k.includes('ww') ? 'ww' : k.includes('wr') ? 'wr' : 'rw'
+    kinds.add(kind)
+    steps.push(`T${a} -${kind}→ T${b}`)
   }
-  return anomalies
+  const kind = kinds.has('rw') ? 'G2' : kinds.has('wr') ? 'G1c' : 'G0'
+  const meaning =
+    kind === 'G0'
+      ? 'each wrote over the other (dirty write)'
+      : kind === 'G1c'
+        ? 'each saw the other’s effects (circular information flow)'
+        : 'each missed the other’s writes (anti-dependency cycle: not serializable)'
+  return { kind, message: `${kind} cycle ${steps.join(', ')}: ${meaning}`, ops: [...cycle] }
 }
 
 /** A shortest-found cycle through the graph (Tarjan's strongly connected components, then a BFS inside one). */

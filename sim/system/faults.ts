@@ -1,14 +1,23 @@
 /**
- * The system simulator's fault vocabulary: the Raft simulator's network shapes
- * (sim/network.ts) plus what only a whole system has — disks that corrupt, clocks that
- * jump, clients that disconnect or die mid-commit. A schedule is an explicit list of
- * timed faults; each carries its duration and undoes itself, so any sub-list is a valid
- * schedule (what lets fast-check shrink one). Without a schedule, a seed draws one by
- * swarm testing (Groce et al., ISSTA 2012): a random subset of kinds at random intensities.
+ * The system simulator's fault vocabulary: the shared network shapes
+ * (sim/common/faults.ts) plus what only a whole system has — disks that corrupt, clocks
+ * that jump, clients that disconnect or die mid-commit. The generator is the shared one
+ * (a seed without an explicit schedule draws one by swarm testing); this file says which
+ * kinds exist, how hard they strike, and how each is drawn.
  */
-import type { Random } from '../../src/raft/index.ts'
-import type { NetworkFault } from '../faults.ts'
-import { between, chance, exponential, pick, shuffled, streamRandom } from '../rng.ts'
+import {
+  type DrawContext,
+  drawCrashVictims,
+  drawWho,
+  type FaultMakers,
+  memberIds,
+  type NetworkFault,
+  networkFaultMakers,
+  type SwarmProfile,
+  swarmIntensities,
+  swarmSchedule,
+} from '../common/faults.ts'
+import { pick, shuffled, streamRandom, systemStream } from '../common/rng.ts'
 
 export const systemFaultKinds = [
   'loss',
@@ -81,8 +90,20 @@ export type SystemFault =
       readonly durationMs: number
       readonly syncMs: number
     }
-  /** One byte of a stored log entry or object record flips on `who`'s disk, durably. */
-  | { readonly kind: 'corrupt'; readonly atMs: number; readonly who: Target; readonly pick: number }
+  /**
+   * One byte of a stored log entry or object record flips on `who`'s disk, durably: the
+   * `pick`-th of them. Hand-made schedules may name the records instead: a byte of the
+   * newest revision of every object (what reads of current values meet), or of the oldest
+   * (what only history and snapshot images read). The swarm never names them: what it
+   * damages is left to chance.
+   */
+  | {
+      readonly kind: 'corrupt'
+      readonly atMs: number
+      readonly who: Target
+      readonly pick: number
+      readonly revisions?: 'newest' | 'oldest'
+    }
   | {
       readonly kind: 'clockSkew'
       readonly atMs: number
@@ -99,8 +120,97 @@ export type SystemFault =
   /** The operator asks whoever leads to hand leadership to `who` (another member if `who` leads). */
   | { readonly kind: 'transfer'; readonly atMs: number; readonly who: Target }
 
-const faultDurationMaxMs = 3_000
-const scheduleEventsMax = 1_000
+/** What a system fault maker knows of the run: members and clients. */
+export interface SystemDrawContext extends DrawContext {
+  readonly clients: number
+}
+
+/**
+ * How the system simulator draws a seed's schedule. Every constant here is part of every
+ * recorded seed: changing one changes the schedules of old seeds.
+ */
+export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
+  kinds: systemFaultKinds,
+  meanGapsMs: [200, 500, 1_000, 2_000],
+  meanDurationsMs: [50, 200, 500, 1_500],
+  durationMaxMs: 3_000,
+  eventsMax: 1_000,
+  // Corruption and wipes are rare by nature: at most one of each per seed.
+  perKindMax: { corrupt: 1, wipe: 1 },
+  swarmRandom: (seed) => streamRandom(seed, systemStream.swarm, 0),
+  kindRandom: (seed, kindIndex) => streamRandom(seed, systemStream.swarm, 1 + kindIndex),
+  makers: {
+    ...networkFaultMakers,
+    delaySpike: (random, atMs, durationMs) => ({
+      kind: 'delaySpike',
+      atMs,
+      durationMs,
+      extraMs: pick(random, [20, 100, 400]),
+    }),
+    flapping: (random, atMs, durationMs, context) => {
+      const [a, b] = shuffled(random, memberIds(context))
+      return { kind: 'flapping', atMs, durationMs, a: a ?? 1, b: b ?? 2, periodMs: pick(random, [5, 20, 80]) }
+    },
+    crash: (random, atMs, durationMs, context) => ({
+      kind: 'crash',
+      atMs,
+      who: drawCrashVictims(random, memberIds(context), 0.6, 0.85),
+      downMs: durationMs,
+    }),
+    pause: (random, atMs, durationMs, context) => ({
+      kind: 'pause',
+      atMs,
+      who: drawWho(random, memberIds(context)),
+      durationMs,
+    }),
+    wipe: (random, atMs, _durationMs, context) => ({
+      kind: 'wipe',
+      atMs,
+      who: drawWho(random, memberIds(context)),
+    }),
+    slowDisk: (random, atMs, durationMs, context) => ({
+      kind: 'slowDisk',
+      atMs,
+      who: drawWho(random, memberIds(context)),
+      durationMs,
+      syncMs: pick(random, [10, 40, 150]),
+    }),
+    corrupt: (random, atMs, _durationMs, context) => ({
+      kind: 'corrupt',
+      atMs,
+      who: pick(random, memberIds(context)),
+      pick: random.int(1_000_000),
+    }),
+    clockSkew: (random, atMs, durationMs, context) => ({
+      kind: 'clockSkew',
+      atMs,
+      who: drawWho(random, memberIds(context)),
+      durationMs,
+      factor: pick(random, [0.5, 2, 3]),
+    }),
+    clockJump: (random, atMs, _durationMs, context) => ({
+      kind: 'clockJump',
+      atMs,
+      who: drawWho(random, memberIds(context)),
+      jumpMs: pick(random, [-60_000, -1_000, 1_000, 3_600_000]),
+    }),
+    clientDisconnect: (random, atMs, _durationMs, context) => ({
+      kind: 'clientDisconnect',
+      atMs,
+      client: random.int(context.clients),
+    }),
+    clientKill: (random, atMs, _durationMs, context) => ({
+      kind: 'clientKill',
+      atMs,
+      client: random.int(context.clients),
+    }),
+    transfer: (random, atMs, _durationMs, context) => ({
+      kind: 'transfer',
+      atMs,
+      who: { follower: random.int(context.members) },
+    }),
+  } satisfies FaultMakers<SystemFault, SystemDrawContext>,
+}
 
 export interface SwarmSettings {
   readonly seed: number
@@ -111,106 +221,13 @@ export interface SwarmSettings {
   readonly faultsEndMs: number
 }
 
-/** Salt of the swarm's streams (distinct from the Raft simulator's stream ids). */
-const swarmStream = 101
-
-/** A seed's fault schedule: each enabled kind strikes as a Poisson process until faultsEndMs. */
+/** A seed's fault schedule, drawn by the shared generator with the system's profile. */
 export function systemSchedule(settings: SwarmSettings): SystemFault[] {
-  const choose = streamRandom(settings.seed, swarmStream, 0)
-  const events: SystemFault[] = []
-  for (const kind of settings.allowed) {
-    const enabled = chance(choose, 0.5)
-    const meanGapMs = pick(choose, [200, 500, 1_000, 2_000])
-    const meanDurationMs = pick(choose, [50, 200, 500, 1_500])
-    if (!enabled && settings.swarm) continue
-    const random = streamRandom(settings.seed, swarmStream, 1 + systemFaultKinds.indexOf(kind))
-    // Corruption and wipes are rare by nature: at most one of each per seed.
-    const limit = kind === 'corrupt' || kind === 'wipe' ? 1 : scheduleEventsMax
-    let count = 0
-    let atMs = exponential(random, meanGapMs, settings.faultsEndMs)
-    while (atMs < settings.faultsEndMs && count < limit && events.length < scheduleEventsMax) {
-      const durationMs = Math.max(1, exponential(random, meanDurationMs, faultDurationMaxMs))
-      events.push(makeFault(random, kind, atMs, durationMs, settings))
-      count++
-      atMs += 1 + exponential(random, meanGapMs, settings.faultsEndMs)
-    }
-  }
-  events.sort(
-    (a, b) => a.atMs - b.atMs || systemFaultKinds.indexOf(a.kind) - systemFaultKinds.indexOf(b.kind),
-  )
-  return events
-}
-
-function makeFault(
-  random: Random,
-  kind: SystemFaultKind,
-  atMs: number,
-  durationMs: number,
-  s: SwarmSettings,
-): SystemFault {
-  const ids = Array.from({ length: s.members }, (_, i) => i + 1)
-  const who = (): Target => (chance(random, 0.4) ? 'leader' : pick(random, ids))
-  switch (kind) {
-    case 'loss':
-      return { kind, atMs, durationMs, rate: pick(random, [0.01, 0.05, 0.2, 0.5]) }
-    case 'duplicate':
-      return { kind, atMs, durationMs, rate: pick(random, [0.01, 0.05, 0.2]) }
-    case 'reorder':
-      return { kind, atMs, durationMs, jitterMs: pick(random, [5, 20, 60]) }
-    case 'delaySpike':
-      return { kind, atMs, durationMs, extraMs: pick(random, [20, 100, 400]) }
-    case 'partition': {
-      const order = shuffled(random, ids)
-      const cut = between(random, 1, s.members - 1)
-      return { kind, atMs, durationMs, groups: [order.slice(0, cut), order.slice(cut)] }
-    }
-    case 'oneWay': {
-      const order = shuffled(random, ids)
-      const cut = between(random, 1, s.members - 1)
-      return { kind, atMs, durationMs, from: order.slice(0, cut), to: order.slice(cut) }
-    }
-    case 'isolateLeader':
-      return { kind, atMs, durationMs }
-    case 'majoritiesRing':
-    case 'bridge':
-      return { kind, atMs, durationMs, order: shuffled(random, ids) }
-    case 'flapping': {
-      const [a, b] = shuffled(random, ids)
-      return { kind, atMs, durationMs, a: a ?? 1, b: b ?? 2, periodMs: pick(random, [5, 20, 80]) }
-    }
-    case 'crash': {
-      const roll = random.next()
-      const count = roll < 0.6 ? 1 : roll < 0.85 ? Math.floor(s.members / 2) + 1 : s.members
-      return {
-        kind,
-        atMs,
-        who: count === s.members ? ids : [who(), ...shuffled(random, ids).slice(0, count - 1)],
-        downMs: durationMs,
-      }
-    }
-    case 'pause':
-      return { kind, atMs, who: who(), durationMs }
-    case 'wipe':
-      return { kind, atMs, who: who() }
-    case 'slowDisk':
-      return { kind, atMs, who: who(), durationMs, syncMs: pick(random, [10, 40, 150]) }
-    case 'corrupt':
-      return { kind, atMs, who: pick(random, ids), pick: random.int(1_000_000) }
-    case 'clockSkew':
-      return { kind, atMs, who: who(), durationMs, factor: pick(random, [0.5, 2, 3]) }
-    case 'clockJump':
-      return { kind, atMs, who: who(), jumpMs: pick(random, [-60_000, -1_000, 1_000, 3_600_000]) }
-    case 'clientDisconnect':
-      return { kind, atMs, client: random.int(s.clients) }
-    case 'clientKill':
-      return { kind, atMs, client: random.int(s.clients) }
-    case 'transfer':
-      return { kind, atMs, who: { follower: random.int(s.members) } }
-    default: {
-      const unreachable: never = kind
-      return unreachable
-    }
-  }
+  const intensities = swarmIntensities(systemSwarm, settings.seed, settings.allowed, settings.swarm)
+  return swarmSchedule(systemSwarm, settings.seed, intensities, settings.faultsEndMs, {
+    members: settings.members,
+    clients: settings.clients,
+  })
 }
 
 /** When a fault's effect ends (for shading the report's timeline). */

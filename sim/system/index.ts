@@ -1,11 +1,22 @@
 /**
- * The system simulator: the real member and client code under seeded faults, checked
- * like Jepsen. See docs/simulator.md, "The system simulator".
+ * The system simulator: the real member (src/server) and client (src/client) code under
+ * seeded faults, checked like Jepsen — slower than the Raft simulator, but it finds what
+ * only the whole system gets wrong (sessions, snapshots, caches, client retries). Its
+ * public surface: the CLI's `zeoq sim system` and the tests use nothing else, except the
+ * checkers' own unit tests. See docs/simulator.md, "The system simulator".
  */
 
 export { type SystemCheckerName, type SystemViolation, systemCheckerNames } from './checkers.ts'
-export { runSystemCommand, type SystemFlags, systemReplayCommand, writeReports } from './command.ts'
+export {
+  type RunFiles,
+  runSystemCommand,
+  type SystemFlags,
+  systemReplayCommand,
+  writeReports,
+  writeRunFiles,
+} from './command.ts'
 export { isSystemFaultKind, type SystemFault, type SystemFaultKind, systemFaultKinds } from './faults.ts'
+export { type SnapshotPolicy, snapshotAckTimeoutMs } from './members.ts'
 export {
   defaultSystemOptions,
   isSystemBugName,

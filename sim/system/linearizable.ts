@@ -55,9 +55,12 @@ function step(state: number | undefined, op: RegisterOp): { ok: boolean; state: 
   }
 }
 
-/** Checks one object's history against a register starting at `initial`. */
-export function checkRegister(ops: readonly RegisterOp[], initial: number | undefined): Linearizability {
-  // Calls before returns at the same instant: operations that touch in time are concurrent.
+/**
+ * The history as a doubly linked list of call and return events in time order, after a
+ * sentinel at index 0. Calls before returns at the same instant: operations that touch
+ * in time are concurrent.
+ */
+function eventList(ops: readonly RegisterOp[]): Node[] {
   const events: { op: RegisterOp; isCall: boolean; time: number }[] = []
   for (const op of ops) {
     events.push({ op, isCall: true, time: op.callMs }, { op, isCall: false, time: op.returnMs })
@@ -75,22 +78,43 @@ export function checkRegister(ops: readonly RegisterOp[], initial: number | unde
     }
   })
   nodes[nodes.length - 1]!.next = -1
-  const lift = (i: number): void => {
+  return nodes
+}
+
+/** Takes a call and its return out of the list (the operation is linearized). */
+function lift(nodes: Node[], i: number): void {
+  const n = nodes[i]!
+  nodes[n.prev]!.next = n.next
+  if (n.next >= 0) nodes[n.next]!.prev = n.prev
+  const m = nodes[n.match]!
+  nodes[m.prev]!.next = m.next
+  if (m.next >= 0) nodes[m.next]!.prev = m.prev
+}
+
+/** Puts a lifted call and its return back (backtracking). */
+function unlift(nodes: Node[], i: number): void {
+  const n = nodes[i]!
+  const m = nodes[n.match]!
+  nodes[m.prev]!.next = n.match
+  if (m.next >= 0) nodes[m.next]!.prev = n.match
+  nodes[n.prev]!.next = i
+  if (n.next >= 0) nodes[n.next]!.prev = i
+}
+
+/** The calls at the head of the list: the operations one of which would have to come next. */
+function headCalls(nodes: readonly Node[]): number[] {
+  const stuck: number[] = []
+  for (let i = nodes[0]!.next; i >= 0 && stuck.length < 8; i = nodes[i]!.next) {
     const n = nodes[i]!
-    nodes[n.prev]!.next = n.next
-    if (n.next >= 0) nodes[n.next]!.prev = n.prev
-    const m = nodes[n.match]!
-    nodes[m.prev]!.next = m.next
-    if (m.next >= 0) nodes[m.next]!.prev = m.prev
+    if (n.isCall) stuck.push(n.op!.id)
+    else break
   }
-  const unlift = (i: number): void => {
-    const n = nodes[i]!
-    const m = nodes[n.match]!
-    nodes[m.prev]!.next = n.match
-    if (m.next >= 0) nodes[m.next]!.prev = n.match
-    nodes[n.prev]!.next = i
-    if (n.next >= 0) nodes[n.next]!.prev = i
-  }
+  return stuck
+}
+
+/** Checks one object's history against a register starting at `initial`. */
+export function checkRegister(ops: readonly RegisterOp[], initial: number | undefined): Linearizability {
+  const nodes = eventList(ops)
   const linearized = new Set<number>()
   const seen = new Set<string>()
   const stack: { node: number; state: number | undefined }[] = []
@@ -114,7 +138,7 @@ export function checkRegister(ops: readonly RegisterOp[], initial: number | unde
           seen.add(key)
           stack.push({ node: entry, state })
           state = next.state
-          lift(entry)
+          lift(nodes, entry)
           entry = nodes[0]!.next
           continue
         }
@@ -128,19 +152,14 @@ export function checkRegister(ops: readonly RegisterOp[], initial: number | unde
       if (stack.length >= best.length) {
         best = stack.map((s) => nodes[s.node]!.op!.id)
         bestState = state
-        bestStuck = []
-        for (let i = nodes[0]!.next; i >= 0 && bestStuck.length < 8; i = nodes[i]!.next) {
-          const n = nodes[i]!
-          if (n.isCall) bestStuck.push(n.op!.id)
-          else break
-        }
+        bestStuck = headCalls(nodes)
       }
       const top = stack.pop()
       if (top === undefined) return { ok: false, linearized: best, stuck: bestStuck, state: bestState }
       const topNode = nodes[top.node]!
       linearized.delete(topNode.op!.id)
       state = top.state
-      unlift(top.node)
+      unlift(nodes, top.node)
       entry = topNode.next
     }
   }

@@ -1,11 +1,12 @@
 /**
- * The system simulator's event loop: the Raft simulator's queue (sim/queue.ts) in
- * virtual milliseconds, driving real asynchronous code. After each event the loop drains
- * every pending microtask and immediate (memory-level completes through microtasks and
- * yields long scans with setImmediate) before it takes the next event, so the same seed
- * interleaves the same way every time (DESIGN.md, "Determinism seams").
+ * The system simulator's event loop: the shared queue (sim/common/queue.ts) in virtual
+ * milliseconds, driving real asynchronous code. Real code awaits; the Raft-level loop
+ * never has to. So after each event this loop drains every pending microtask and
+ * immediate (memory-level completes through microtasks and yields long scans with
+ * setImmediate) before it takes the next event: that is what makes the same seed
+ * interleave the same way every time, with no real timer anywhere.
  */
-import { EventQueue } from '../queue.ts'
+import { EventQueue } from '../common/queue.ts'
 
 export interface SimTimer {
   cancel(): void

@@ -6,10 +6,16 @@
  */
 import { type Logger, pino } from 'pino'
 import type { Message, NodeId, PlantedBugs } from '../../src/raft/index.ts'
-import { Member, type MemberBugs } from '../../src/server/index.ts'
-import type { Clock, PeerNetwork, SnapshotFrame, Timer } from '../../src/server/seams.ts'
+import {
+  type Clock,
+  Member,
+  type MemberBugs,
+  type PeerNetwork,
+  type SnapshotFrame,
+  type Timer,
+} from '../../src/server/index.ts'
 import { type Disk, MemoryDisk } from '../../src/storage/index.ts'
-import { stream, streamRandom } from '../rng.ts'
+import { stream, streamRandom } from '../common/rng.ts'
 import type { SimLoop } from './loop.ts'
 
 /** TIDs are times: the simulated wall clock starts at a fixed date so TIDs read as dates. */

@@ -1,5 +1,7 @@
 /**
- * Everything one system run depends on: the same options give the same run, byte for byte.
+ * Everything one system run depends on, in one value: the same options give the same run,
+ * byte for byte, so a failing run is reported as its options (the replay command) and
+ * the tests pin runs by writing options down.
  */
 import type { MemberBugs } from '../../src/server/index.ts'
 import type { SystemViolation } from './checkers.ts'

@@ -75,19 +75,15 @@ function family(fault: SystemFault): string {
   return 'network'
 }
 
-export function htmlReport(
-  options: SystemOptions,
-  result: SystemResult,
-  ops: readonly Op[],
-  keys: number,
-  replay: string,
-  startMs: number,
-): string {
-  const named = new Set(result.violations.flatMap((v) => v.ops))
-  const endMs = Math.max(result.virtualMs, ...ops.map((o) => o.completeMs ?? o.invokeMs))
-  const width = leftPx + Math.ceil(endMs * pxPerMs) + 20
-  // Lay out each object's lane: greedy rows so that bars do not overlap.
-  const lanes: { key: number; rows: { op: Op; row: number }[]; height: number }[] = []
+interface Lane {
+  readonly key: number
+  readonly rows: readonly { readonly op: Op; readonly row: number }[]
+  readonly height: number
+}
+
+/** Each object's lane: greedy rows so that bars do not overlap. */
+function layOut(ops: readonly Op[], keys: number, endMs: number): Lane[] {
+  const lanes: Lane[] = []
   for (let key = 0; key < keys; key++) {
     const rowEnds: number[] = []
     const placed: { op: Op; row: number }[] = []
@@ -101,6 +97,21 @@ export function htmlReport(
     }
     lanes.push({ key, rows: placed, height: Math.max(1, rowEnds.length) * laneRowPx + 12 })
   }
+  return lanes
+}
+
+/** The timeline: fault windows shaded across every lane, the heal, and one bar per operation. */
+function timeline(
+  options: SystemOptions,
+  result: SystemResult,
+  ops: readonly Op[],
+  keys: number,
+  startMs: number,
+): string {
+  const named = new Set(result.violations.flatMap((v) => v.ops))
+  const endMs = Math.max(result.virtualMs, ...ops.map((o) => o.completeMs ?? o.invokeMs))
+  const width = leftPx + Math.ceil(endMs * pxPerMs) + 20
+  const lanes = layOut(ops, keys, endMs)
   const height = 30 + lanes.reduce((s, l) => s + l.height, 0)
   const x = (ms: number): number => leftPx + ms * pxPerMs
   const svg: string[] = []
@@ -139,6 +150,17 @@ export function htmlReport(
     y += lane.height
   }
   svg.push('</svg>')
+  return svg.join('\n')
+}
+
+export function htmlReport(
+  options: SystemOptions,
+  result: SystemResult,
+  ops: readonly Op[],
+  keys: number,
+  replay: string,
+  startMs: number,
+): string {
   const violations = result.violations
     .map((v) => `<li><b>${v.checker}</b> at ${v.atMs} ms: ${escapeHtml(v.message)}</li>`)
     .join('\n')
@@ -156,7 +178,7 @@ export function htmlReport(
 Faults: ${Object.entries(faultColors)
     .map(([k, c]) => `<span style="background:${c}"></span>${k}`)
     .join(' ')}. Hover for details.</p>
-<div class="scroll">${svg.join('\n')}</div>
+<div class="scroll">${timeline(options, result, ops, keys, startMs)}</div>
 </body></html>
 `
 }

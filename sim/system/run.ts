@@ -1,4 +1,7 @@
-/** Runs one system seed: `runSystemSeed({ seed: 7, workload: 'bank' })`. */
+/**
+ * Runs one system seed: `runSystemSeed({ seed: 7, workload: 'bank' })`. The one-call form
+ * the tests use when they need the result and not the world.
+ */
 import { type SystemOptions, type SystemResult, systemOptions } from './options.ts'
 import { SystemWorld } from './world.ts'
 

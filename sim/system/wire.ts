@@ -11,9 +11,9 @@ import type { ClientLink, ClientTransport, LinkHandlers } from '../../src/client
 import { decodeMemberFrame } from '../../src/protocol/index.ts'
 import type { NodeId } from '../../src/raft/index.ts'
 import { ClientSession, type Clock, type ClientLink as MemberSideLink } from '../../src/server/index.ts'
-import type { Network } from '../network.ts'
+import type { Network } from '../common/network.ts'
 import type { SimLoop } from './loop.ts'
-import type { SimMember } from './members.ts'
+import type { Incarnation, SimMember } from './members.ts'
 
 const silent = pino({ level: 'silent' })
 
@@ -60,121 +60,172 @@ function shownTid(value: unknown): bigint {
 
 /** One client's transport: each `open` is a new connection with its own FIFO timing. */
 export function simTransport(host: WireHost, clientName: string): ClientTransport & { closeAll(): void } {
-  const open = new Set<() => void>()
+  const open = new Set<SimConnection>()
   return {
     closeAll: () => {
-      for (const close of [...open]) close()
+      for (const connection of [...open]) connection.closeFromClient()
     },
-    open(url: string, handlers: LinkHandlers): ClientLink {
-      const { loop, network } = host
-      let closed = false
-      let toMemberAtMs = 0
-      let toClientAtMs = 0
-      let knownTid = 0n
-      const id = memberIdOf(url)
-      const target = id === undefined ? undefined : host.member(id)
-      const inc = target?.incarnation
-      const at = (last: number): number => Math.max(loop.nowMs + network.latencyMs(), last)
-      let sessionFrame: ((bytes: Uint8Array) => void) | undefined
-      let sessionClose: (() => void) | undefined
-      const finish = (reason: string): void => {
-        if (closed) return
-        closed = true
-        open.delete(closeFromClient)
-        inc?.links.delete(closeFromMember)
-        handlers.onClose(reason)
-      }
-      // The member's end: frames go to the client after latency, in order.
-      const memberSide: MemberSideLink = {
-        remote: clientName,
-        send: (bytes) => {
-          if (closed) return
-          host.counters.frames++
-          toClientAtMs = at(toClientAtMs)
-          loop.setTimer(toClientAtMs - loop.nowMs, () => {
-            if (closed) return
-            observe(bytes)
-            handlers.onFrame(bytes)
-          })
-        },
-        bufferedBytes: () => 0,
-        close: () => {
-          toClientAtMs = at(toClientAtMs)
-          loop.setTimer(toClientAtMs - loop.nowMs, () => finish('closed by the member'))
-        },
-        onFrame: (handler) => {
-          sessionFrame = handler
-        },
-        onClose: (handler) => {
-          sessionClose = handler
-        },
-      }
-      const observe = (bytes: Uint8Array): void => {
-        const decoded = decodeMemberFrame(bytes)
-        if (!decoded.ok) return
-        const frame = decoded.value
-        if (frame.type === 'welcome') knownTid = frame.lastTid
-        else if (frame.type === 'invalidate') {
-          const newest = frame.invalidations.at(-1)?.tid ?? knownTid
-          knownTid = newest > knownTid ? newest : knownTid
-        } else if (frame.type === 'response' && frame.ok) {
-          const shown = shownTid(frame.value)
-          if (shown > knownTid && id !== undefined)
-            host.onBreach({ atMs: loop.nowMs, member: id, client: clientName, shownTid: shown, knownTid })
-        }
-      }
-      // A crash of the member: the client notices the connection reset after latency.
-      const closeFromMember = (): void => {
-        loop.setTimer(network.latencyMs(), () => finish('connection reset'))
-      }
-      const closeFromClient = (): void => {
-        finish('closed by the client')
-        toMemberAtMs = at(toMemberAtMs)
-        loop.setTimer(toMemberAtMs - loop.nowMs, () => inc?.gate(() => sessionClose?.()))
-      }
-      open.add(closeFromClient)
-      toMemberAtMs = at(toMemberAtMs)
-      loop.setTimer(toMemberAtMs - loop.nowMs, () => {
-        if (closed) return
-        const member = target?.member
-        if (inc === undefined || !inc.alive || member === undefined || target?.incarnation !== inc) {
-          finish('connection refused')
-          return
-        }
-        inc.links.add(closeFromMember)
-        inc.gate(() => {
-          if (closed || !inc.alive) return
-          new ClientSession(
-            {
-              member,
-              tokens: undefined,
-              members: host.members,
-              clock: inc.clock ?? loopClock(loop),
-              logger: silent,
-            },
-            memberSide,
-          )
-          toClientAtMs = at(toClientAtMs)
-          loop.setTimer(toClientAtMs - loop.nowMs, () => {
-            if (!closed) handlers.onOpen()
+    open: (url, handlers) => new SimConnection(host, clientName, url, handlers, open).link,
+  }
+}
+
+/**
+ * One simulated connection: each direction is FIFO with the network's latency, the
+ * member's end is a real ClientSession of the incarnation it reached, and a crash of that
+ * incarnation resets it. Frames to the client pass `#observe`, the invalidation-order
+ * checker's vantage point.
+ */
+class SimConnection {
+  readonly link: ClientLink
+  readonly #host: WireHost
+  readonly #clientName: string
+  readonly #handlers: LinkHandlers
+  readonly #open: Set<SimConnection>
+  readonly #id: NodeId | undefined
+  readonly #inc: Incarnation | undefined
+  #closed = false
+  #toMemberAtMs = 0
+  #toClientAtMs = 0
+  /** The newest TID the client has been told about on this connection. */
+  #knownTid = 0n
+  #sessionFrame: ((bytes: Uint8Array) => void) | undefined
+  #sessionClose: (() => void) | undefined
+  /** A crash of the member: the client notices the connection reset after latency. */
+  readonly #closeFromMember = (): void => {
+    this.#host.loop.setTimer(this.#host.network.latencyMs(), () => this.#finish('connection reset'))
+  }
+
+  constructor(
+    host: WireHost,
+    clientName: string,
+    url: string,
+    handlers: LinkHandlers,
+    open: Set<SimConnection>,
+  ) {
+    this.#host = host
+    this.#clientName = clientName
+    this.#handlers = handlers
+    this.#open = open
+    this.#id = memberIdOf(url)
+    const target = this.#id === undefined ? undefined : host.member(this.#id)
+    this.#inc = target?.incarnation
+    open.add(this)
+    this.#toMember(() => this.#connect(target))
+    this.link = {
+      send: (bytes) => {
+        if (this.#closed) return
+        host.counters.frames++
+        this.#toMember(() => {
+          if (this.#closed) return
+          this.#inc?.gate(() => {
+            if (!this.#closed) this.#sessionFrame?.(bytes)
           })
         })
-      })
-      return {
-        send: (bytes) => {
-          if (closed) return
-          host.counters.frames++
-          toMemberAtMs = at(toMemberAtMs)
-          loop.setTimer(toMemberAtMs - loop.nowMs, () => {
-            if (closed) return
-            inc?.gate(() => {
-              if (!closed) sessionFrame?.(bytes)
-            })
-          })
+      },
+      close: () => this.closeFromClient(),
+    }
+  }
+
+  closeFromClient(): void {
+    this.#finish('closed by the client')
+    this.#toMember(() => this.#inc?.gate(() => this.#sessionClose?.()))
+  }
+
+  /** Runs `fn` when what is sent now reaches the member (after what was sent before). */
+  #toMember(fn: () => void): void {
+    const loop = this.#host.loop
+    this.#toMemberAtMs = Math.max(loop.nowMs + this.#host.network.latencyMs(), this.#toMemberAtMs)
+    loop.setTimer(this.#toMemberAtMs - loop.nowMs, fn)
+  }
+
+  /** Runs `fn` when what is sent now reaches the client (after what was sent before). */
+  #toClient(fn: () => void): void {
+    const loop = this.#host.loop
+    this.#toClientAtMs = Math.max(loop.nowMs + this.#host.network.latencyMs(), this.#toClientAtMs)
+    loop.setTimer(this.#toClientAtMs - loop.nowMs, fn)
+  }
+
+  #finish(reason: string): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#open.delete(this)
+    this.#inc?.links.delete(this.#closeFromMember)
+    this.#handlers.onClose(reason)
+  }
+
+  /** The hello reaches the member: a session starts if the incarnation it was sent to still runs. */
+  #connect(target: SimMember | undefined): void {
+    if (this.#closed) return
+    const inc = this.#inc
+    const member = target?.member
+    if (inc === undefined || !inc.alive || member === undefined || target?.incarnation !== inc) {
+      this.#finish('connection refused')
+      return
+    }
+    inc.links.add(this.#closeFromMember)
+    inc.gate(() => {
+      if (this.#closed || !inc.alive) return
+      const host = this.#host
+      new ClientSession(
+        {
+          member,
+          tokens: undefined,
+          members: host.members,
+          clock: inc.clock ?? loopClock(host.loop),
+          logger: silent,
         },
-        close: closeFromClient,
-      }
-    },
+        this.#memberSide(),
+      )
+      this.#toClient(() => {
+        if (!this.#closed) this.#handlers.onOpen()
+      })
+    })
+  }
+
+  /** The member's end: frames go to the client after latency, in order. */
+  #memberSide(): MemberSideLink {
+    return {
+      remote: this.#clientName,
+      send: (bytes) => {
+        if (this.#closed) return
+        this.#host.counters.frames++
+        this.#toClient(() => {
+          if (this.#closed) return
+          this.#observe(bytes)
+          this.#handlers.onFrame(bytes)
+        })
+      },
+      bufferedBytes: () => 0,
+      close: () => this.#toClient(() => this.#finish('closed by the member')),
+      onFrame: (handler) => {
+        this.#sessionFrame = handler
+      },
+      onClose: (handler) => {
+        this.#sessionClose = handler
+      },
+    }
+  }
+
+  /** The invalidation-order check: a reply may show only TIDs the connection was told about. */
+  #observe(bytes: Uint8Array): void {
+    const decoded = decodeMemberFrame(bytes)
+    if (!decoded.ok) return
+    const frame = decoded.value
+    if (frame.type === 'welcome') this.#knownTid = frame.lastTid
+    else if (frame.type === 'invalidate') {
+      const newest = frame.invalidations.at(-1)?.tid ?? this.#knownTid
+      if (newest > this.#knownTid) this.#knownTid = newest
+    } else if (frame.type === 'response' && frame.ok) {
+      const shown = shownTid(frame.value)
+      if (shown > this.#knownTid && this.#id !== undefined)
+        this.#host.onBreach({
+          atMs: this.#host.loop.nowMs,
+          member: this.#id,
+          client: this.#clientName,
+          shownTid: shown,
+          knownTid: this.#knownTid,
+        })
+    }
   }
 }
 

@@ -6,7 +6,7 @@
 import type { Database, Transaction } from '../../src/client/index.ts'
 import type { Oid } from '../../src/protocol/index.ts'
 import type { Random } from '../../src/raft/index.ts'
-import { between, chance, pick } from '../rng.ts'
+import { between, chance, pick } from '../common/rng.ts'
 import type { History, Mop, Op } from './history.ts'
 
 export const workloadNames = ['registers', 'bank', 'counters', 'listAppend'] as const

@@ -1,64 +1,61 @@
 /**
- * `zeoq sim`: runs the deterministic simulator over one seed or many and prints a
- * summary. A failing seed prints the command that replays it and leaves its event
- * trace under the output folder.
+ * `zeoq sim raft …` and `zeoq sim system --workload …`: flag parsing for the two
+ * simulators, and nothing else (what runs and what it prints live in sim/raft and
+ * sim/system). Each subcommand takes only its own simulator's fault kinds and bugs, and
+ * says which simulator has a name it refuses, so no flag is silently dropped.
+ *
+ * The old spelling (`zeoq sim --seeds …`, `zeoq sim --workload …`) still works: it runs
+ * the same subcommand with the same flags and names the new spelling on stderr.
  */
-import { SingleBar } from 'cli-progress'
 import { type Command, InvalidArgumentError, Option } from 'commander'
 import {
   type CoreTuning,
   type FaultKind,
   faultKinds,
   isFaultKind,
-  RunTotals,
-  replayCommand,
-  runSeed,
-  type SeedResult,
-  type SimOptions,
-  simOptions,
-  writeTrace,
-} from '../../sim/index.ts'
+  isRaftBugName,
+  type RaftBugName,
+  raftBugNames,
+  runRaftCommand,
+} from '../../sim/raft/index.ts'
 import {
   isSystemBugName,
   isSystemFaultKind,
   isWorkloadName,
   runSystemCommand,
   type SystemBugName,
+  type SystemFaultKind,
   systemBugNames,
   systemFaultKinds,
+  workloadNames,
 } from '../../sim/system/index.ts'
-import type { PlantedBugName, PlantedBugs } from '../raft/index.ts'
 
-const plantedBugNames: readonly PlantedBugName[] = [
-  'commitOldTermByCounting',
-  'voteWithoutLogCheck',
-  'ackBeforePersist',
-  'readIndexWithoutHeartbeat',
-]
+/** What a subcommand knows of its own simulator and of the other one, for parsing and refusals. */
+interface Simulator<Kind extends string, Bug extends string> {
+  readonly name: 'raft' | 'system'
+  readonly title: string
+  readonly faultKinds: readonly Kind[]
+  isFaultKind(name: string): name is Kind
+  readonly bugs: readonly Bug[]
+  isBug(name: string): name is Bug
+}
 
-/** Failing seeds whose traces are written per run: the first few tell the story. */
-const tracesWrittenMax = 5
+const raft: Simulator<FaultKind, RaftBugName> = {
+  name: 'raft',
+  title: 'the Raft simulator',
+  faultKinds,
+  isFaultKind,
+  bugs: raftBugNames,
+  isBug: isRaftBugName,
+}
 
-interface SimFlags {
-  readonly seed?: number
-  readonly seeds?: number
-  readonly from: number
-  readonly nodes: number
-  readonly faults: readonly FaultKind[]
-  readonly swarm: boolean
-  readonly faultsEndMs?: number
-  readonly livenessBoundMs?: number
-  readonly faultGapMs?: number
-  readonly faultDurationMs?: number
-  readonly core?: Partial<CoreTuning>
-  readonly bug: readonly PlantedBugName[]
-  readonly trace: boolean
-  readonly out: string
-  readonly json: boolean
-  /** Set: run the system simulator (real members and clients) with this workload or 'all'. */
-  readonly workload?: string
-  readonly clients: number
-  readonly shrink: boolean
+const system: Simulator<SystemFaultKind, SystemBugName> = {
+  name: 'system',
+  title: 'the system simulator',
+  faultKinds: systemFaultKinds,
+  isFaultKind: isSystemFaultKind,
+  bugs: systemBugNames,
+  isBug: isSystemBugName,
 }
 
 function integer(name: string, min: number): (value: string) => number {
@@ -76,27 +73,41 @@ function parseNodes(value: string): number {
   return n
 }
 
-function parseFaults(value: string): FaultKind[] {
-  if (value === 'all') return [...faultKinds]
-  if (value === 'none') return []
-  const kinds = value.split(',').map((k) => k.trim())
-  for (const kind of kinds) {
-    // Kinds of either simulator parse here; each keeps its own (see runSimCommand).
-    if (!isFaultKind(kind) && !isSystemFaultKind(kind))
+function parseFaults<K extends string>(own: Simulator<K, string>, other: Simulator<string, string>) {
+  return (value: string): K[] => {
+    if (value === 'all') return [...own.faultKinds]
+    if (value === 'none') return []
+    const kinds = value.split(',').map((k) => k.trim())
+    for (const kind of kinds) {
+      if (own.isFaultKind(kind)) continue
+      const elsewhere = other.isFaultKind(kind)
+        ? ` (it is a fault of ${other.title}: zeoq sim ${other.name})`
+        : ''
       throw new InvalidArgumentError(
-        `unknown fault kind "${kind}"; known: ${faultKinds.join(', ')}; with --workload: ${systemFaultKinds.join(', ')}.`,
+        `${own.title} has no fault kind "${kind}"${elsewhere}; its kinds: ${own.faultKinds.join(', ')}.`,
       )
+    }
+    return kinds as K[]
   }
-  return kinds as FaultKind[]
 }
 
-function parseBug(value: string, previous: readonly PlantedBugName[]): PlantedBugName[] {
-  const bug = plantedBugNames.find((b) => b === value)
-  if (bug === undefined && !isSystemBugName(value))
+function parseBug<B extends string>(own: Simulator<string, B>, other: Simulator<string, string>) {
+  return (value: string, previous: readonly B[]): B[] => {
+    if (own.isBug(value)) return [...previous, value]
+    if (other.isBug(value))
+      throw new InvalidArgumentError(
+        `"${value}" is a bug of ${other.title}, not of ${own.title}: plant it with zeoq sim ${other.name}.`,
+      )
     throw new InvalidArgumentError(
-      `unknown bug "${value}"; known: ${plantedBugNames.join(', ')}; with --workload: ${systemBugNames.join(', ')}.`,
+      `unknown bug "${value}"; ${own.title}'s: ${own.bugs.join(', ')}; ${other.title}'s: ${other.bugs.join(', ')}.`,
     )
-  return [...previous, value as PlantedBugName]
+  }
+}
+
+function parseWorkload(value: string): string {
+  if (value !== 'all' && !isWorkloadName(value))
+    throw new InvalidArgumentError(`unknown workload "${value}"; known: all, ${workloadNames.join(', ')}.`)
+  return value
 }
 
 function parseCore(value: string): Partial<CoreTuning> {
@@ -117,35 +128,74 @@ function parseCore(value: string): Partial<CoreTuning> {
   return tuning as Partial<CoreTuning>
 }
 
-export function registerSimCommand(program: Command): void {
-  program
-    .command('sim')
-    .description(
-      'run the deterministic simulator: a seeded cluster under faults, checked for safety and liveness',
-    )
+/** The flags both simulators take; defaults that differ are given per simulator. */
+function addSharedOptions<K extends string, B extends string>(
+  command: Command,
+  own: Simulator<K, B>,
+  other: Simulator<string, string>,
+  defaults: { readonly nodes: number; readonly faultsEndMs: number },
+): Command {
+  return command
     .option('--seed <n>', 'run (or replay) exactly this seed', integer('--seed', 0))
     .option('--seeds <n>', 'run this many seeds', integer('--seeds', 1))
     .option('--from <n>', 'first seed of a --seeds run', integer('--from', 0), 1)
-    .option('--nodes <n>', 'cluster size: 3, 5 or 7', parseNodes, 5)
+    .option('--nodes <n>', 'cluster size: 3, 5 or 7', parseNodes, defaults.nodes)
     .addOption(
       new Option(
         '--faults <kinds>',
-        `fault kinds a seed may draw from: all, none or a list of ${faultKinds.join(', ')}`,
+        `fault kinds a seed may draw from: all, none or a list of ${own.faultKinds.join(', ')}`,
       )
-        .argParser(parseFaults)
-        .default([...faultKinds], 'all'),
+        .argParser(parseFaults(own, other))
+        .default([...own.faultKinds], 'all'),
     )
     .option('--no-swarm', 'enable every allowed fault kind in every seed instead of a random subset')
     .option(
       '--faults-end-ms <ms>',
-      'virtual time at which faults stop and the heal starts',
+      `virtual time at which faults stop and the heal starts (default: ${defaults.faultsEndMs})`,
       integer('--faults-end-ms', 0),
     )
     .option(
       '--liveness-bound-ms <ms>',
-      'virtual time after the heal to elect, commit and converge',
+      'virtual time after the heal to commit again and converge (default: 10000)',
       integer('--liveness-bound-ms', 1),
     )
+    .addOption(
+      new Option(
+        '--bug <name>',
+        `TEST ONLY: plant a known bug, repeatable: ${own.bugs.join(', ')} (${other.title}'s, with zeoq sim ${other.name}: ${other.bugs.join(', ')})`,
+      )
+        .argParser(parseBug(own, other))
+        .default([], 'none'),
+    )
+    .option(
+      '--trace',
+      'write the event trace of every run, not only of failing ones, and print each path',
+      false,
+    )
+    .option('--out <dir>', 'where traces go', 'sim-out')
+    .option('--json', 'print the results as JSON instead of the summary', false)
+}
+
+export function registerSimCommand(program: Command): void {
+  const sim = program
+    .command('sim')
+    .description(
+      'run a deterministic simulator: a seeded cluster under faults, checked for safety and liveness (sim raft | sim system)',
+    )
+    // The old spelling's flags reach the action below, which hands them to a subcommand.
+    .allowUnknownOption()
+    .allowExcessArguments()
+
+  const raftCommand = addSharedOptions(
+    sim
+      .command('raft')
+      .description(
+        'the Raft simulator: the Raft core with a model of its driver, thousands of seeds a minute',
+      ),
+    raft,
+    system,
+    { nodes: 5, faultsEndMs: 8_000 },
+  )
     .option(
       '--fault-gap-ms <ms>',
       'fix the mean gap between faults of each kind (targeted runs)',
@@ -161,132 +211,34 @@ export function registerSimCommand(program: Command): void {
       'fix core tuning, e.g. appendBytesMax=1,inflightAppendsMax=1,preVote=false',
       parseCore,
     )
-    .addOption(
-      new Option('--bug <name>', `TEST ONLY: plant a known bug in the core (${plantedBugNames.join(', ')})`)
-        .argParser(parseBug)
-        .default([], 'none'),
-    )
-    .option('--trace', 'write the event trace of every seed run, not only of failing ones', false)
-    .option('--out <dir>', 'where traces go', 'sim-out')
-    .option('--json', 'print the results as JSON instead of the summary', false)
-    .option(
-      '--workload <name>',
-      'run the system simulator (real members and clients): registers, bank, counters, listAppend or all',
-    )
-    .option('--clients <n>', 'clients of a --workload run', integer('--clients', 1), 4)
-    .option('--shrink', 'with --workload: shrink each failing fault schedule with fast-check', false)
-    .action(async (flags: SimFlags, command: Command) => {
-      if (flags.workload === undefined) {
-        const other = flags.faults.find((k) => !isFaultKind(k))
-        if (other !== undefined) throw new InvalidArgumentError(`fault kind "${other}" needs --workload.`)
-        process.exitCode = runSimCommand(flags)
-        return
-      }
-      if (flags.workload !== 'all' && !isWorkloadName(flags.workload))
-        throw new InvalidArgumentError(`unknown workload "${flags.workload}".`)
-      const explicit = command.getOptionValueSource('faults') === 'cli'
-      process.exitCode = await runSystemCommand({
-        ...(flags.seed === undefined ? {} : { seed: flags.seed }),
-        ...(flags.seeds === undefined ? {} : { seeds: flags.seeds }),
-        from: flags.from,
-        nodes: command.getOptionValueSource('nodes') === 'cli' ? flags.nodes : 3,
-        clients: flags.clients,
-        workload: flags.workload,
-        faults: explicit ? (flags.faults as readonly string[]).filter(isSystemFaultKind) : systemFaultKinds,
-        swarm: flags.swarm,
-        ...(flags.faultsEndMs === undefined ? {} : { faultsEndMs: flags.faultsEndMs }),
-        ...(flags.livenessBoundMs === undefined ? {} : { livenessBoundMs: flags.livenessBoundMs }),
-        bugs: (flags.bug as readonly string[]).filter(isSystemBugName) as SystemBugName[],
-        out: flags.out,
-        shrink: flags.shrink,
-        json: flags.json,
-      })
+    .action((flags: Parameters<typeof runRaftCommand>[0] & { readonly bug: readonly RaftBugName[] }) => {
+      process.exitCode = runRaftCommand({ ...flags, bugs: flags.bug })
     })
-}
 
-function baseOptions(flags: SimFlags): Partial<SimOptions> {
-  const bugs: Record<string, boolean> = {}
-  for (const bug of flags.bug) bugs[bug] = true
-  const intensity =
-    flags.faultGapMs === undefined && flags.faultDurationMs === undefined
-      ? undefined
-      : {
-          ...(flags.faultGapMs === undefined ? {} : { meanGapMs: flags.faultGapMs }),
-          ...(flags.faultDurationMs === undefined ? {} : { meanDurationMs: flags.faultDurationMs }),
-        }
-  return {
-    nodes: flags.nodes,
-    faultKinds: flags.faults,
-    swarm: flags.swarm,
-    bugs: bugs as PlantedBugs,
-    intensity,
-    core: flags.core,
-    ...(flags.faultsEndMs === undefined ? {} : { faultsEndMs: flags.faultsEndMs }),
-    ...(flags.livenessBoundMs === undefined ? {} : { livenessBoundMs: flags.livenessBoundMs }),
-  }
-}
-
-/** Runs what the flags ask for; returns the process exit code (1 when a checker failed). */
-export function runSimCommand(flags: SimFlags): number {
-  const base = baseOptions(flags)
-  const from = flags.seed ?? flags.from
-  const count = flags.seed !== undefined ? 1 : (flags.seeds ?? 1)
-  const totals = new RunTotals()
-  const startedMs = performance.now() // wall time, for the summary only: never inside the simulation
-  const bar =
-    process.stderr.isTTY && count > 1
-      ? new SingleBar({
-          stream: process.stderr,
-          format: 'sim [{bar}] {value}/{total} seeds | {violations} failing | eta {eta}s',
-          hideCursor: true,
-        })
-      : undefined
-  bar?.start(count, 0, { violations: 0 })
-  let traces = 0
-  const failures: string[] = []
-  for (let i = 0; i < count; i++) {
-    const options = simOptions({ ...base, seed: from + i, trace: flags.trace })
-    const result = runSeed(options)
-    totals.add(result)
-    if (result.violations.length > 0 || flags.trace) {
-      if (traces < tracesWrittenMax || flags.trace) {
-        traces++
-        const path = writeTrace(flags.out, options, result)
-        if (result.violations.length > 0) failures.push(...describeFailure(options, result, path))
-      } else if (result.violations.length > 0) {
-        failures.push(...describeFailure(options, result, undefined))
-      }
-    }
-    bar?.update(i + 1, { violations: totals.failing.length })
-  }
-  bar?.stop()
-  const wallMs = performance.now() - startedMs
-  if (flags.json) {
-    process.stdout.write(
-      `${JSON.stringify({
-        seeds: totals.seeds,
-        virtualMs: totals.virtualMs,
-        events: totals.events,
-        faults: totals.faults,
-        proposals: { acked: totals.acked, failed: totals.failed, unknown: totals.unknown },
-        reads: totals.reads,
-        failing: totals.failing.map((r) => ({ seed: r.seed, violations: r.violations })),
-        wallMs,
-      })}\n`,
+  const systemCommand = addSharedOptions(
+    sim
+      .command('system')
+      .description('the system simulator: the real member and client code under faults, checked like Jepsen')
+      .requiredOption('--workload <name>', `the workload: ${workloadNames.join(', ')} or all`, parseWorkload),
+    system,
+    raft,
+    { nodes: 3, faultsEndMs: 4_000 },
+  )
+    .option('--clients <n>', 'clients per run', integer('--clients', 1), 4)
+    .option('--shrink', 'shrink each failing fault schedule with fast-check', false)
+    .action(
+      async (flags: Parameters<typeof runSystemCommand>[0] & { readonly bug: readonly SystemBugName[] }) => {
+        process.exitCode = await runSystemCommand({ ...flags, bugs: flags.bug })
+      },
     )
-  } else {
-    for (const line of failures) process.stdout.write(`${line}\n`)
-    if (failures.length > 0) process.stdout.write('\n')
-    for (const line of totals.format(wallMs)) process.stdout.write(`${line}\n`)
-  }
-  return totals.failing.length > 0 ? 1 : 0
-}
 
-function describeFailure(options: SimOptions, result: SeedResult, tracePath: string | undefined): string[] {
-  const lines = [`FAIL seed ${result.seed} (${result.nodes} members)`]
-  for (const v of result.violations.slice(0, 3))
-    lines.push(`  ${v.checker} at ${v.atMs} ms: ${v.message.split('\n')[0]}`)
-  lines.push(`  replay: ${replayCommand(options)}`)
-  if (tracePath !== undefined) lines.push(`  trace:  ${tracePath}`)
-  return lines
+  sim.action(async (_options: unknown, command: Command) => {
+    const args = command.args
+    const isSystem = args.some((a) => a === '--workload' || a.startsWith('--workload='))
+    const target = isSystem ? systemCommand : raftCommand
+    process.stderr.write(
+      `zeoq sim: this spelling still works; the new one names the simulator: ${['zeoq sim', target.name(), ...args].join(' ')}\n`,
+    )
+    await target.parseAsync(args, { from: 'user' })
+  })
 }

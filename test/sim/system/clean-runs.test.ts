@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { runSystemSeed } from '../../../sim/system/run.ts'
-import { workloadNames } from '../../../sim/system/workloads.ts'
+import { runSystemSeed, workloadNames } from '../../../sim/system/index.ts'
 
 /** Seeds per workload in CI: about a minute on two cores for the four workloads. */
 const seedsPerWorkload = 50

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { traceHash } from '../../../sim/runner.ts'
-import { runSystemSeed } from '../../../sim/system/run.ts'
-import type { WorkloadName } from '../../../sim/system/workloads.ts'
+import { traceHash } from '../../../sim/common/index.ts'
+import { runSystemSeed, type WorkloadName } from '../../../sim/system/index.ts'
 
 async function hashOf(seed: number, workload: WorkloadName): Promise<string> {
   const result = await runSystemSeed({ seed, workload, trace: true })

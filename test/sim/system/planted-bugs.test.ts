@@ -5,10 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { SystemCheckerName } from '../../../sim/system/checkers.ts'
-import type { SystemFault } from '../../../sim/system/faults.ts'
-import type { SystemBugName, SystemOptions } from '../../../sim/system/options.ts'
-import { runSystemSeed } from '../../../sim/system/run.ts'
+import {
+  runSystemSeed,
+  type SystemBugName,
+  type SystemCheckerName,
+  type SystemFault,
+  type SystemOptions,
+} from '../../../sim/system/index.ts'
 
 /** A leader whose clock runs slow is cut off; writers reconnect and move on, read-only clients stay. */
 const staleLeader: readonly SystemFault[] = [

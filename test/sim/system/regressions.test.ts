@@ -1,107 +1,269 @@
 /**
- * Seeds the system simulator once failed on a real bug, kept after the fix: each must
- * pass now (and failed before its fix, as its comment says).
+ * Bugs the system simulator once found, kept after their fix. A seed that failed on a bug
+ * stops reaching it as soon as the code's interleavings shift, and then passes for the
+ * wrong reason; so each bug is kept as a scripted fault schedule that recreates its
+ * situation, and each test first asserts that the situation was reached — the test fails
+ * if it was not, instead of passing without having looked. Each schedule was checked to
+ * fail with its fix taken out (the comment says how).
+ *
+ * The seeds that found the bugs are run too, at the end: cheap, and still worth passing.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { runSystemSeed } from '../../../sim/system/run.ts'
+import {
+  runSystemSeed,
+  type SnapshotPolicy,
+  type SystemFault,
+  type SystemOptions,
+  type SystemResult,
+  SystemWorld,
+  snapshotAckTimeoutMs,
+  systemOptions,
+} from '../../../sim/system/index.ts'
 
-describe('system simulator regressions', () => {
-  it('a command whose session expired after an earlier send is not sent again (counters, clock jumps, seed 6)', async () => {
-    // The same bug as seed 1 below, on a fault mix that keeps reaching it as the member's
-    // interleavings change (seed 1 stopped reaching it after later member changes).
-    const result = await runSystemSeed({
-      seed: 6,
-      workload: 'counters',
-      faultKinds: ['clockJump', 'clientDisconnect', 'isolateLeader', 'crash'],
-      swarm: false,
+/** One line of a run's JSONL trace. */
+interface TraceEvent {
+  readonly t: number
+  readonly e: string
+  readonly [field: string]: unknown
+}
+
+interface Run {
+  readonly world: SystemWorld
+  readonly result: SystemResult
+  readonly events: readonly TraceEvent[]
+}
+
+async function run(options: Partial<SystemOptions>): Promise<Run> {
+  const world = new SystemWorld(systemOptions({ ...options, trace: true }))
+  const result = await world.run()
+  const events = (result.trace ?? []).map((line) => JSON.parse(line) as TraceEvent)
+  return { world, result, events }
+}
+
+function assertPassed(result: SystemResult): void {
+  assert.deepEqual(
+    result.violations.map((v) => `seed ${result.seed}: ${v.checker}: ${v.message}`),
+    [],
+  )
+}
+
+/** Compaction that leaves any follower behind needing an image, streamed in many small frames. */
+const manyFrames: SnapshotPolicy = { compactEveryEntries: 10, compactTailEntries: 0, chunkBytes: 64 }
+
+/** The snapshot transfers of a run as the wire saw them, in order. */
+function transfers(
+  events: readonly TraceEvent[],
+  e: 'snapshotSent' | 'snapshotBroken' | 'snapshotInstalled',
+) {
+  return events.filter((event) => event.e === e)
+}
+
+describe('system simulator regressions, each a scripted schedule that must reach its situation', () => {
+  it('a command whose session expired after an earlier send is not sent again (counters)', async () => {
+    // The bug (src/client/session.ts): a leader's clock jumped an hour, log time passed the
+    // session expiry after the first send of an increment had applied, and the client took
+    // the retry's `sessionExpired` for "did not apply" and sent it again under a new
+    // session. Now such a call ends with UnavailableError, outcome unknown. The schedule:
+    // the leader's clock jumps an hour while every client loses its connection, so the
+    // commands in flight are sent again after log time has jumped. Without the fix,
+    // counterExactlyOnce fails in every seed tried.
+    const schedule: SystemFault[] = [800, 1600, 2400].flatMap((atMs): SystemFault[] => [
+      { kind: 'clockJump', atMs, who: 'leader', jumpMs: 3_600_000 },
+      ...[0, 1, 2, 3].map((client): SystemFault => ({ kind: 'clientDisconnect', atMs, client })),
+    ])
+    const { world, result } = await run({ seed: 1, workload: 'counters', schedule })
+    const expired = world.history.ops.filter((op) => op.error?.includes('expired after an earlier send'))
+    assert.ok(expired.length > 0, 'no command found its session expired after an earlier send')
+    assertPassed(result)
+  })
+
+  it('a snapshot from before the setup sees no accounts, which is consistent (bank)', async () => {
+    // The checker's mistake: it took a read that saw no accounts at all — a client's first
+    // snapshot, older than the setup's commit — for vanished money. The schedule: everyone
+    // loses power right after the setup, on slow disks, so the first leader after the
+    // restart may have lost the setup's unsynced application and welcome new clients at a
+    // TID before it; many clients make one of them read there. Without the `continue` for
+    // such reads in checkBank, bankTotal fails. Seeds are tried until one reaches it.
+    const schedule: SystemFault[] = [
+      ...[1, 2, 3].map(
+        (who): SystemFault => ({ kind: 'slowDisk', atMs: 0, who, durationMs: 3_000, syncMs: 60 }),
+      ),
+      { kind: 'crash', atMs: 1, who: [1, 2, 3], downMs: 100 },
+    ]
+    const seedsMax = 4
+    for (let seed = 1; seed <= seedsMax; seed++) {
+      const { world, result } = await run({ seed, workload: 'bank', clients: 16, schedule })
+      assertPassed(result)
+      const empty = world.history.ops.filter(
+        (op) =>
+          op.detail.type === 'balances' &&
+          op.outcome === 'ok' &&
+          op.detail.balances?.every((b) => b === undefined || Number.isNaN(b)) === true,
+      )
+      if (empty.length > 0) return
+    }
+    assert.fail(`no read saw a snapshot from before the setup in ${seedsMax} seeds`)
+  })
+
+  it('a member that reports a corrupt record is taken out and the others answer the final reads (bank)', async () => {
+    // The simulator's mistake: the final reads went to a leader whose record was damaged;
+    // it answered CorruptionError (never the damaged bytes), and the simulator gave up
+    // instead of taking that member out as the operator would. The schedule damages the
+    // newest revision of every object on the leader just before the heal, so the final
+    // reads meet it. Without the take-out, liveness fails ("the final reads failed").
+    const schedule: SystemFault[] = [
+      { kind: 'corrupt', atMs: 3_990, who: 'leader', pick: 5, revisions: 'newest' },
+    ]
+    const { world, result, events } = await run({ seed: 1, workload: 'bank', schedule })
+    const [damaged] = world.corrupted
+    assert.ok(damaged !== undefined, 'no record was damaged')
+    assert.ok(
+      events.some((e) => e.e === 'takenOut' && e.member === damaged),
+      `member ${damaged} was not taken out after the final reads met its damaged record`,
+    )
+    assertPassed(result)
+  })
+
+  it('a leader whose own state machine is corrupt stops serving, so a healthy member streams the snapshot (registers)', async () => {
+    // The bug (src/server): the leader's record was damaged; every snapshot it streamed to
+    // a follower behind its compaction point failed on the damaged key, again and again,
+    // and the follower never caught up. Now a member that finds its own state corrupt
+    // while streaming stops serving, and a healthy member leads. The schedule: a follower
+    // is down while the leader compacts past it, and the oldest revisions on the leader
+    // (read by nothing but history and snapshot images) are damaged. Without the fix
+    // (src/server/snapshots.ts, CorruptionError → corrupted), liveness fails.
+    const schedule: SystemFault[] = [
+      { kind: 'crash', atMs: 200, who: [{ follower: 0 }], downMs: 1_500 },
+      { kind: 'corrupt', atMs: 400, who: 'leader', pick: 3, revisions: 'oldest' },
+    ]
+    const { world, result, events } = await run({
+      seed: 1,
+      workload: 'registers',
+      schedule,
+      snapshots: manyFrames,
     })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
+    const [damaged] = world.corrupted
+    assert.ok(damaged !== undefined, 'no record was damaged')
+    const member = world.members.find((m) => m.id === damaged)?.member
+    assert.equal(member?.healthy(), false, `member ${damaged} did not stop serving`)
+    const installs = transfers(events, 'snapshotInstalled')
+    assert.ok(
+      installs.some((e) => e.leader !== damaged),
+      `no healthy member installed a snapshot: ${JSON.stringify(installs)}`,
     )
+    assertPassed(result)
   })
 
-  it('a retried commit whose session expired after an earlier send is not applied twice (counters, seed 1)', async () => {
-    // A clock jump of an hour on the leader moved log time past the session expiry after
-    // the first send of an increment had applied; the client took "sessionExpired" for
-    // "did not apply" and sent it again under a new session: counterExactlyOnce failed.
-    const result = await runSystemSeed({ seed: 1, workload: 'counters' })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
+  it('a second snapshot is not staged while the first is being switched in (bank)', async () => {
+    // The bug (src/server/member.ts): a follower on a slow disk was switching in one staged
+    // image (awaiting the switch's sync) when a second transfer began; the member had
+    // already stopped counting the first as staged, so the second was staged into the very
+    // half being switched in, and the member could not start after a crash. Now the image
+    // counts as staged until the switch has synced, and a transfer that begins meanwhile
+    // is refused. The schedule: a follower on a very slow disk is down while the leader
+    // compacts every 5 entries. Without the fix, liveness fails.
+    const schedule: SystemFault[] = [
+      { kind: 'slowDisk', atMs: 0, who: { follower: 0 }, durationMs: 3_900, syncMs: 150 },
+      { kind: 'crash', atMs: 100, who: [{ follower: 0 }], downMs: 800 },
+    ]
+    const snapshots: SnapshotPolicy = { compactEveryEntries: 5, compactTailEntries: 0, chunkBytes: 512 }
+    const { result, events } = await run({ seed: 1, workload: 'bank', schedule, snapshots })
+    const refused = transfers(events, 'snapshotBroken').filter((e) =>
+      String(e.why).includes('an earlier snapshot is being installed'),
     )
+    assert.ok(refused.length > 0, 'no transfer began while an earlier image was being switched in')
+    assertPassed(result)
   })
 
-  it('a snapshot from before the setup sees no accounts, which is consistent (bank, seed 1010)', async () => {
-    // The checker once took a client's first snapshot, older than the setup commit, for vanished money.
-    const result = await runSystemSeed({ seed: 1010, workload: 'bank' })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
+  it('a transfer stalled by lost frames gives way to the request of a later term of the same leader (registers)', async () => {
+    // The bug (src/server/snapshots.ts): a transfer lost its frames; while it waited for its
+    // acknowledgement timeout, leadership changed, and every new request of the same leader
+    // (in later terms) for the same follower was dropped as "already running". Now a later
+    // term's request supersedes the stalled transfer. The schedule: the follower pauses
+    // mid-transfer (its frames are lost), the leader hands leadership away, the new leader
+    // is cut off, and the old leader wins a later term when the follower wakes. Without
+    // the fix the new transfer waits for the old one's timeout.
+    const schedule: SystemFault[] = [
+      { kind: 'crash', atMs: 100, who: [{ follower: 0 }], downMs: 1_000 },
+      { kind: 'pause', atMs: 1_135, who: { follower: 0 }, durationMs: 900 },
+      { kind: 'transfer', atMs: 1_300, who: { follower: 1 } },
+      { kind: 'isolateLeader', atMs: 1_500, durationMs: 700 },
+    ]
+    const { result, events } = await run({ seed: 1, workload: 'registers', schedule, snapshots: manyFrames })
+    const broken = transfers(events, 'snapshotBroken')[0]
+    assert.ok(broken !== undefined, 'no transfer lost its frames')
+    const { leader, follower } = broken
+    const termAt = (atMs: number): number =>
+      Math.max(
+        0,
+        ...events
+          .filter((e) => e.e === 'leader' && e.member === leader && e.t <= atMs)
+          .map((e) => Number(e.term)),
+      )
+    const again = transfers(events, 'snapshotSent').find(
+      (e) => e.t > broken.t && e.from === leader && e.to === follower,
     )
+    assert.ok(again !== undefined, `member ${leader} never streamed to member ${follower} again`)
+    assert.ok(
+      termAt(again.t) > termAt(broken.t),
+      'the new transfer did not come from a later term of the same leader',
+    )
+    assert.ok(
+      again.t - broken.t < snapshotAckTimeoutMs,
+      `the new transfer began ${again.t - broken.t} ms after the old one broke: it waited for the old one's timeout`,
+    )
+    assertPassed(result)
   })
 
-  it('a member that reports a corrupt record is taken out and the others answer (bank, seed 1128)', async () => {
-    // The final reads went to the leader, whose record was damaged: it answered
-    // CorruptionError (never the damaged bytes), and the simulator gave up instead of
-    // taking that member out as the operator would.
-    // Later changes to the member moved this seed's interleaving: it need not reach the
-    // corrupt record any more, but it must still pass.
-    const result = await runSystemSeed({ seed: 1128, workload: 'bank' })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
+  it('a transfer stalled by lost frames on a leader whose clock runs slow restarts within the convergence bound (bank)', async () => {
+    // The simulator's: the leader's clock ran 3× slow when a transfer's frames were lost, so
+    // the member's acknowledgement timeout (10 s, scaled for 50 ms ticks) took 30 s and the
+    // follower never caught up within 20 s of the heal. The simulator now scales the
+    // timeout to its 10 ms ticks (snapshotAckTimeoutMs, sim/system/members.ts). The
+    // schedule: a follower pauses mid-transfer just before the heal while the leader's
+    // clock runs 3× slow. With the 10 s timeout, liveness fails.
+    const schedule: SystemFault[] = [
+      { kind: 'crash', atMs: 2_500, who: [{ follower: 0 }], downMs: 1_000 },
+      { kind: 'clockSkew', atMs: 3_000, who: 'leader', durationMs: 1_000, factor: 3 },
+      { kind: 'pause', atMs: 3_530, who: { follower: 0 }, durationMs: 400 },
+    ]
+    const { world, result, events } = await run({
+      seed: 1,
+      workload: 'bank',
+      schedule,
+      snapshots: manyFrames,
+    })
+    const skewEndMs = world.faultsStartMs + 4_000
+    const broken = transfers(events, 'snapshotBroken').find((e) => e.t < skewEndMs)
+    assert.ok(broken !== undefined, 'no transfer lost its frames while the leader ran slow')
+    const again = transfers(events, 'snapshotSent').find(
+      (e) => e.t > broken.t && e.from === broken.leader && e.to === broken.follower,
     )
+    assert.ok(again !== undefined, 'the stalled transfer never restarted')
+    assert.ok(
+      again.t - broken.t >= 2 * snapshotAckTimeoutMs,
+      `the transfer restarted ${again.t - broken.t} ms after it broke: the slow clock did not stretch its timeout`,
+    )
+    assertPassed(result)
   })
 
-  it('a leader whose own state machine is corrupt stops serving, so a healthy member leads and streams the snapshot (registers, seed 18)', async () => {
-    // The leader's record was damaged; every snapshot it streamed to a follower behind its
-    // compaction point failed on the damaged key (never sent), again and again, and the
-    // follower never caught up: liveness failed. Now a member that finds its own state
-    // corrupt while streaming stops serving, the others elect, and the new leader's
-    // snapshot lands.
-    const result = await runSystemSeed({ seed: 18, workload: 'registers' })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
-    )
-  })
-
-  it('a second snapshot is not staged while the first is being switched in (bank, seed 112)', async () => {
-    // A follower on a slow disk was switching in one staged image (awaiting its sync) when
-    // a second transfer began: the member had already forgotten the first as staged, so
-    // the second was staged into the very half being switched in. The core's install of
-    // the second then failed its assertion, and after a crash the member could not start:
-    // its state machine (the second image) had applied past its durable log (the first).
-    // Now the image counts as staged until the switch has synced.
-    const result = await runSystemSeed({ seed: 112, workload: 'bank' })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
-    )
-  })
-
-  it('a snapshot transfer stalled on a lost frame gives way to the request of a later term (registers, seed 9161)', async () => {
-    // A chunk was lost; the leader's transfer waited for its acknowledgement timeout while
-    // leadership changed three times, and every new request for the same follower was
-    // dropped as "already running": the follower never caught up (liveness).
-    const result = await runSystemSeed({ seed: 9161, workload: 'registers' })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
-    )
-  })
-
-  it('a snapshot transfer stalled by a lost frame restarts within the convergence bound (bank, seed 493)', async () => {
-    // The simulator's: the leader's clock ran 3× slow when the last frame of a transfer
-    // was cut, so the member's 10 s acknowledgement timeout took 30 s and the follower
-    // never caught up within 20 s of the heal (liveness). The simulator now scales the
-    // timeout to its ticks (snapshotAckTimeoutMs, sim/system/members.ts).
-    const result = await runSystemSeed({ seed: 493, workload: 'bank' })
-    assert.deepEqual(
-      result.violations.map((v) => `${v.checker}: ${v.message}`),
-      [],
-    )
+  it('the seeds that found these bugs still pass', async () => {
+    const seeds: readonly Partial<SystemOptions>[] = [
+      {
+        seed: 6,
+        workload: 'counters',
+        faultKinds: ['clockJump', 'clientDisconnect', 'isolateLeader', 'crash'],
+        swarm: false,
+      },
+      { seed: 1, workload: 'counters' },
+      { seed: 1010, workload: 'bank' },
+      { seed: 1128, workload: 'bank' },
+      { seed: 18, workload: 'registers' },
+      { seed: 112, workload: 'bank' },
+      { seed: 9161, workload: 'registers' },
+      { seed: 493, workload: 'bank' },
+    ]
+    for (const options of seeds) assertPassed(await runSystemSeed(options))
   })
 })

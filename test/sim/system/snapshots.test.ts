@@ -5,11 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { SystemCheckerName } from '../../../sim/system/checkers.ts'
-import type { SystemFault } from '../../../sim/system/faults.ts'
-import type { SnapshotPolicy } from '../../../sim/system/members.ts'
-import type { SystemOptions } from '../../../sim/system/options.ts'
-import { runSystemSeed } from '../../../sim/system/run.ts'
+import {
+  runSystemSeed,
+  type SnapshotPolicy,
+  type SystemCheckerName,
+  type SystemFault,
+  type SystemOptions,
+} from '../../../sim/system/index.ts'
 
 /** Swarm seeds sampled for installs, and how many of them must install at least one snapshot. */
 const sampleSeeds = 8

@@ -1,4 +1,11 @@
-import type { Entry, NodeId } from '../src/raft/types.ts'
+/**
+ * The Raft-level simulator's checkers: Raft's safety properties (Raft paper, Figure 3)
+ * and what clients may observe, checked as the run goes rather than at the end, so that a
+ * violation is reported at the event that caused it, with the run's time, while the
+ * trace around it is still the story.
+ */
+import type { Entry, NodeId } from '../../src/raft/index.ts'
+import { proposalIdOf } from './workload.ts'
 
 /** A member's persisted log as the checkers read it: terms and entries by index, after its snapshot. */
 export interface LogView {
@@ -6,8 +13,6 @@ export interface LogView {
   termAt(index: number): number | undefined
   entryAt(index: number): Entry | undefined
 }
-
-import { proposalIdOf } from './workload.ts'
 
 /** The checkers, by name. A violation always names the checker that found it. */
 export const checkerNames = [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { faultKinds, runSeed } from '../../sim/index.ts'
+import { faultKinds, runSeed } from '../../../sim/raft/index.ts'
 
 describe('the real core under every fault', () => {
   for (const nodes of [3, 5, 7]) {

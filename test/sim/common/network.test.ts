@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { bridgeCut, groupsCut, majoritiesRingCut, Network } from '../../sim/network.ts'
-import { EventQueue } from '../../sim/queue.ts'
-import { seededRandom } from '../../src/raft/index.ts'
+import { bridgeCut, EventQueue, groupsCut, majoritiesRingCut, Network } from '../../../sim/common/index.ts'
+import { seededRandom } from '../../../src/raft/index.ts'
 
 describe('the event queue', () => {
   it('pops by time, and events at the same time in the order they were pushed', () => {

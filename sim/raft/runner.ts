@@ -1,7 +1,10 @@
-import { createHash } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import type { PlantedBugName } from '../src/raft/index.ts'
+/**
+ * Running Raft-level seeds: one seed, many seeds and their totals, the command that
+ * replays a seed, and its trace on disk. A run is a pure function of its options, so
+ * everything here is built from them; nothing keeps state between seeds.
+ */
+import type { PlantedBugName } from '../../src/raft/index.ts'
+import { writeJsonl } from '../common/trace.ts'
 import type { CheckerName } from './checkers.ts'
 import { type FaultKind, faultKinds } from './faults.ts'
 import {
@@ -18,16 +21,9 @@ export function runSeed(options: Partial<SimOptions>): SeedResult {
   return new World(simOptions(options)).run()
 }
 
-/** sha256 of the whole trace: equal hashes mean byte-for-byte equal runs. */
-export function traceHash(trace: readonly string[]): string {
-  const hash = createHash('sha256')
-  for (const line of trace) hash.update(line).update('\n')
-  return hash.digest('hex')
-}
-
 /** The exact command that replays one seed with the same settings. */
 export function replayCommand(options: SimOptions): string {
-  const parts = ['npx zeoq sim', `--seed ${options.seed}`, `--nodes ${options.nodes}`]
+  const parts = ['npx zeoq sim raft', `--seed ${options.seed}`, `--nodes ${options.nodes}`]
   if (options.learners !== undefined) parts.push(`(with ${options.learners} permanent learners)`)
   if (
     options.faultKinds.length !== faultKinds.length ||
@@ -56,12 +52,12 @@ export function replayCommand(options: SimOptions): string {
 /** Writes a seed's event trace as JSONL under `dir`, running it again with tracing on if needed. */
 export function writeTrace(dir: string, options: SimOptions, result?: SeedResult): string {
   const trace = result?.trace ?? new World({ ...options, trace: true }).run().trace ?? []
-  mkdirSync(dir, { recursive: true })
   const bugs = Object.keys(options.bugs).filter((b) => options.bugs[b as PlantedBugName] === true)
-  const name = `seed-${options.seed}-n${options.nodes}${bugs.length > 0 ? `-${bugs.join('-')}` : ''}.jsonl`
-  const path = join(dir, name)
-  writeFileSync(path, `${trace.join('\n')}\n`)
-  return path
+  return writeJsonl(
+    dir,
+    `seed-${options.seed}-n${options.nodes}${bugs.length > 0 ? `-${bugs.join('-')}` : ''}.jsonl`,
+    trace,
+  )
 }
 
 /** Totals over many seeds, for the summary. */

@@ -1,5 +1,5 @@
 /**
- * The simulator's one event queue: a binary min-heap ordered by virtual time, with
+ * The one event queue of both simulators: a binary min-heap ordered by virtual time, with
  * ties broken by insertion order. The tie-break is what makes a run replay byte for
  * byte: two events due at the same millisecond always run in the order they were
  * scheduled, never in an order that depends on heap layout.

@@ -1,7 +1,36 @@
-import type { PlantedBugs } from '../src/raft/index.ts'
+/**
+ * Everything one Raft-level run depends on, in one value, so that a seed plus its options
+ * is the whole story of a run: the replay command and the tests are built from it.
+ */
+import type { PlantedBugName, PlantedBugs } from '../../src/raft/index.ts'
+import type { FaultIntensity } from '../common/faults.ts'
+import { chance, pick, stream, streamRandom } from '../common/rng.ts'
 import type { CheckerName, Violation } from './checkers.ts'
-import { type FaultEvent, type FaultIntensity, type FaultKind, faultKinds } from './faults.ts'
-import { chance, pick, stream, streamRandom } from './rng.ts'
+import { type FaultEvent, type FaultKind, faultKinds } from './faults.ts'
+
+/**
+ * The core bugs `--bug` can plant in a Raft-level run (RaftConfig.bugs, test only). The
+ * `satisfies` and the check below keep this list equal to the core's PlantedBugs.
+ */
+export const raftBugNames = [
+  'commitOldTermByCounting',
+  'voteWithoutLogCheck',
+  'ackBeforePersist',
+  'readIndexWithoutHeartbeat',
+  'confChangeWithoutErrataFix',
+  'learnerCountedInQuorum',
+] as const satisfies readonly PlantedBugName[]
+
+/** A planted bug of the core that `zeoq sim raft --bug` plants. */
+export type RaftBugName = (typeof raftBugNames)[number]
+
+/** Compiles only while every planted bug of the core is in `raftBugNames`. */
+const everyBugListed: Record<Exclude<PlantedBugName, (typeof raftBugNames)[number]>, never> = {}
+void everyBugListed
+
+export function isRaftBugName(name: string): name is PlantedBugName {
+  return (raftBugNames as readonly string[]).includes(name)
+}
 
 /** Everything one simulated run depends on. The same options give the same run, byte for byte. */
 export interface SimOptions {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { runSeed, traceHash } from '../../sim/index.ts'
+import { traceHash } from '../../../sim/common/index.ts'
+import { runSeed } from '../../../sim/raft/index.ts'
 
 function hashOf(seed: number, nodes: number, bugs = {}): string {
   const result = runSeed({ seed, nodes, trace: true, bugs })

@@ -1,3 +1,9 @@
+/**
+ * One Raft-level member: the real Raft core driven by a model of a driver — a disk that
+ * syncs in virtual time and a toy state machine — instead of src/server's. Modelling the
+ * driver, not running it, is what makes a seed cheap (thousands a minute) and lets the
+ * world crash a member between any two steps of the Ready contract.
+ */
 import type {
   ConfState,
   Entry,
@@ -7,8 +13,8 @@ import type {
   RaftConfig,
   Ready,
   SnapshotMeta,
-} from '../src/raft/index.ts'
-import { RaftNode } from '../src/raft/index.ts'
+} from '../../src/raft/index.ts'
+import { RaftNode } from '../../src/raft/index.ts'
 import type { LogView } from './checkers.ts'
 import { proposalIdOf } from './workload.ts'
 

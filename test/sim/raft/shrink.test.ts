@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { type FaultEvent, runSeed } from '../../sim/index.ts'
+import { type FaultEvent, runSeed } from '../../../sim/raft/index.ts'
 
 // Short runs keep each property check fast: 3 s of faults, then the heal.
 const faultsEndMs = 3_000

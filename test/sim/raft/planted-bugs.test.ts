@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { runSeed, violatedCheckers } from '../../sim/index.ts'
+import { runSeed, violatedCheckers } from '../../../sim/raft/index.ts'
 import { bugHunts, seedsMax } from './hunts.ts'
 
 // Proof that the checkers can fail: each planted core bug is caught, by the checker that

@@ -1,6 +1,11 @@
-import type { Random } from '../src/raft/random.ts'
-import type { NodeId } from '../src/raft/types.ts'
-import { pick, stream, streamRandom } from './rng.ts'
+/**
+ * The Raft-level simulator's clients and their state machine. The state machine is
+ * deliberately a toy — an append-only list of proposal ids — so that every state is a
+ * prefix of one sequence and the checkers can name a state by its applied index; the
+ * load's shape is drawn per seed so that seeds differ in more than their faults.
+ */
+import type { NodeId, Random } from '../../src/raft/index.ts'
+import { pick, stream, streamRandom } from '../common/rng.ts'
 
 /**
  * The replicated state machine is an append-only list of proposal ids. A proposal's

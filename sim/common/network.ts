@@ -1,5 +1,10 @@
-import type { Random } from '../src/raft/random.ts'
-import type { NodeId } from '../src/raft/types.ts'
+/**
+ * The network model both simulators use, so that a partition shape or a loss rate means
+ * the same thing in a Raft-level run and in a system run, and a bug found in one model is
+ * fixed for both. It decides when (and whether) a message arrives; each world carries
+ * the messages itself.
+ */
+import type { NodeId, Random } from '../../src/raft/index.ts'
 import { exponential } from './rng.ts'
 
 /** The network's latency shape for one seed: a floor plus an exponential tail. */

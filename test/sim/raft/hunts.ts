@@ -5,8 +5,8 @@
  * seed among the first `seedsMax`.
  */
 
-import type { CheckerName, SimOptions } from '../../sim/index.ts'
-import type { PlantedBugName } from '../../src/raft/index.ts'
+import type { CheckerName, SimOptions } from '../../../sim/raft/index.ts'
+import type { PlantedBugName } from '../../../src/raft/index.ts'
 
 export interface BugHunt {
   readonly bug: PlantedBugName

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Checkers, type LogView } from '../../sim/index.ts'
-import { encodeProposal } from '../../sim/workload.ts'
-import type { Entry } from '../../src/raft/index.ts'
+import { Checkers, encodeProposal, type LogView } from '../../../sim/raft/index.ts'
+import type { Entry } from '../../../src/raft/index.ts'
 
 const entry = (index: number, term: number, id?: number): Entry =>
   id === undefined

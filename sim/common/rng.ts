@@ -1,11 +1,12 @@
-import { type Random, seededRandom } from '../src/raft/random.ts'
-
 /**
- * Independent random streams derived from one seed. Each concern (network, workload,
- * disk, swarm parameters, each member's core) draws from its own stream, so that a
- * change in how often one concern draws (say, one more fault in a shrunk schedule)
- * does not shift every other concern's draws: shrinking stays meaningful.
+ * Every random draw of both simulators comes from here: independent streams derived from
+ * one seed. Each concern (network, workload, disk, swarm parameters, each member's core)
+ * draws from its own stream, so that a change in how often one concern draws (say, one
+ * more fault in a shrunk schedule) does not shift every other concern's draws: shrinking
+ * stays meaningful, and a seed stays the same run when an unrelated part changes.
  */
+import { type Random, seededRandom } from '../../src/raft/index.ts'
+
 export function deriveSeed(seed: number, ...salts: readonly number[]): number {
   let h = (seed ^ 0x2545f491) >>> 0
   for (const salt of salts) {
@@ -17,6 +18,11 @@ export function deriveSeed(seed: number, ...salts: readonly number[]): number {
   return h
 }
 
+/**
+ * Stream ids. They live in one table so that no two concerns share one by accident; the
+ * values are part of every recorded seed (changing one changes every run that uses it).
+ * The Raft-level simulator's, and the Raft core's in both simulators (`core`):
+ */
 export const stream = {
   swarm: 1,
   network: 2,
@@ -25,6 +31,17 @@ export const stream = {
   nemesis: 5,
   core: 6,
   clock: 7,
+} as const
+
+/** The system simulator's own streams (it shares only `stream.core` with the Raft-level one). */
+export const systemStream = {
+  swarm: 101,
+  network: 201,
+  workload: 202,
+  disk: 203,
+  client: 204,
+  snapshots: 205,
+  snapshotFrames: 206,
 } as const
 
 export function streamRandom(seed: number, streamId: number, ...salts: readonly number[]): Random {
