@@ -2,6 +2,8 @@
  * src/raft: the Raft protocol as a pure, deterministic state machine.
  * Imports nothing else of the project. Its whole surface is below.
  */
+
+export { ConfHistory } from './conf-history.ts'
 export {
   applyConfChange,
   confChangeProblem,
@@ -9,9 +11,10 @@ export {
   encodeConfChange,
   sameConf,
 } from './confchange.ts'
+export type { RaftConfig, RaftRestore } from './config.ts'
+export { initialRestore, joinRestore, raftDefaults } from './config.ts'
 export { RaftLog } from './log.ts'
-export type { FollowerStatus, RaftConfig, RaftRestore, RaftStatus } from './raft.ts'
-export { initialRestore, joinRestore, RaftNode, raftDefaults } from './raft.ts'
+export { RaftNode } from './raft.ts'
 export type { Random } from './random.ts'
 export { seededRandom } from './random.ts'
 export type {
@@ -23,6 +26,7 @@ export type {
   ConfState,
   Entry,
   EntryKind,
+  FollowerStatus,
   HardState,
   HeartbeatMessage,
   HeartbeatResponseMessage,
@@ -34,6 +38,7 @@ export type {
   PreVoteMessage,
   PreVoteResponseMessage,
   ProposeResult,
+  RaftStatus,
   ReadIndexResult,
   ReadState,
   Ready,
