@@ -44,7 +44,7 @@ export class ConfHistory {
     return this.#base
   }
 
-  /** The configuration in force: the latest in the log, committed or not (§4.1). */
+  /** The configuration in force: the latest in the log, committed or not (dissertation §4.1). */
   latest(): ConfState {
     return this.#records.at(-1)?.conf ?? this.#base
   }
@@ -70,7 +70,7 @@ export class ConfHistory {
   /**
    * The log changed from `from` on (appended, or a conflicting suffix replaced): forget
    * the configurations that began there and read them again from the log, so a change
-   * in a truncated suffix is undone (§4.1). Returns true when the records changed.
+   * in a truncated suffix is undone (dissertation §4.1). Returns true when the records changed.
    */
   rereadFrom(from: number, log: ConfLogReader): boolean {
     const kept = this.#records.filter((record) => record.index < from)

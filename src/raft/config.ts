@@ -2,6 +2,7 @@
  * How a Raft core is set up: its settings (every bound with a default) and what it
  * recovers from its driver's disk on start.
  */
+import assert from 'node:assert/strict'
 import type { Random } from './random.ts'
 import type { Entry, HardState, NodeId, PlantedBugs, SnapshotMeta } from './types.ts'
 import { noNode } from './types.ts'
@@ -41,6 +42,33 @@ export const raftDefaults = {
   applyBytesMax: 16 * 1024 * 1024,
   pendingReadsMax: 65_536,
 } as const
+
+/** A RaftConfig with every default filled in. */
+export type RaftSettings = { readonly [K in keyof RaftConfig]-?: NonNullable<RaftConfig[K]> }
+
+/** Fills in the defaults and checks the settings. */
+export function raftSettings(config: RaftConfig): RaftSettings {
+  assert.ok(Number.isSafeInteger(config.id) && config.id > 0, 'a member id is a positive integer')
+  const settings: RaftSettings = {
+    id: config.id,
+    random: config.random,
+    electionTimeoutTicks: config.electionTimeoutTicks ?? raftDefaults.electionTimeoutTicks,
+    heartbeatIntervalTicks: config.heartbeatIntervalTicks ?? raftDefaults.heartbeatIntervalTicks,
+    appendBytesMax: config.appendBytesMax ?? raftDefaults.appendBytesMax,
+    inflightAppendsMax: config.inflightAppendsMax ?? raftDefaults.inflightAppendsMax,
+    uncommittedBytesMax: config.uncommittedBytesMax ?? raftDefaults.uncommittedBytesMax,
+    applyBytesMax: config.applyBytesMax ?? raftDefaults.applyBytesMax,
+    pendingReadsMax: config.pendingReadsMax ?? raftDefaults.pendingReadsMax,
+    preVote: config.preVote ?? true,
+    checkQuorum: config.checkQuorum ?? true,
+    bugs: config.bugs ?? {},
+  }
+  assert.ok(
+    settings.heartbeatIntervalTicks >= 1 && settings.heartbeatIntervalTicks < settings.electionTimeoutTicks,
+    'the heartbeat interval must be shorter than the election timeout',
+  )
+  return settings
+}
 
 /**
  * What a member recovers from its disk on start. A member of a brand-new cluster starts

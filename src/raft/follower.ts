@@ -68,7 +68,7 @@ export function handleAppend(f: FollowerState, m: AppendMessage): void {
   let entries = m.entries
   const committed = f.log.committed
   if (prevLogIndex < committed) {
-    // Our committed prefix matches the leader's log (leader completeness, §5.4):
+    // Our committed prefix matches the leader's log (leader completeness, Raft paper §5.4):
     // a stale or duplicated append only contributes what lies past it.
     const skip = Math.min(committed - prevLogIndex, entries.length)
     entries = entries.slice(skip)
@@ -81,7 +81,7 @@ export function handleAppend(f: FollowerState, m: AppendMessage): void {
   }
   const lastNew = f.log.maybeAppend(prevLogIndex, prevLogTerm, m.commit, entries)
   if (lastNew !== undefined) {
-    // A configuration takes effect on append, and a truncated one is undone (§4.1). A
+    // A configuration takes effect on append, and a truncated one is undone (dissertation §4.1). A
     // follower tracks no progress, so there is nothing else to update.
     if (entries.length > 0) f.confs.rereadFrom(prevLogIndex + 1, f.log)
     respond({ reject: false, index: lastNew, hintIndex: 0, hintTerm: 0 })
@@ -132,7 +132,7 @@ export function handleSnapshot(f: FollowerState, m: SnapshotMessage): SnapshotMe
       return undefined
     }
     if (f.log.matchTerm(meta.index, meta.term)) {
-      // Our log already holds the snapshot's last entry: by log matching (§5.3),
+      // Our log already holds the snapshot's last entry: by log matching (Raft paper §5.3),
       // everything before it too. Keep the log; only the commit index moves.
       f.log.commitTo(meta.index)
       ack(meta.index)

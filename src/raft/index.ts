@@ -1,6 +1,12 @@
 /**
- * src/raft: the Raft protocol as a pure, deterministic state machine.
- * Imports nothing else of the project. Its whole surface is below.
+ * src/raft: the Raft protocol as a pure, deterministic state machine (RaftNode) and the
+ * plain data it speaks in. Its driver (src/server, and the simulator in sim/) feeds it
+ * ticks and messages and carries out what its Ready says: persist, send, apply.
+ *
+ * It must never import anything else of the project — not src/storage, src/protocol or
+ * src/server — nor do I/O, read a clock, set a timer or draw ambient randomness: time
+ * comes in as `tick()`, randomness as a `Random`. That is what lets the simulator replay
+ * a seed byte for byte. Its whole public surface is below.
  */
 
 export { ConfHistory } from './conf-history.ts'

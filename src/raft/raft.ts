@@ -12,30 +12,28 @@
  * (read-index.ts), the configuration history (conf-history.ts), the log (log.ts), the
  * outgoing messages (outbox.ts).
  *
- * Sections cited: "§5.x" and "§8" are the Raft paper (Ongaro and Ousterhout, 2014);
- * "§3.x"–"§10.x" otherwise are Ongaro's dissertation (2014).
+ * Every rule cites where it comes from: "Raft paper §n" is Ongaro and Ousterhout, "In
+ * Search of an Understandable Consensus Algorithm" (2014); "dissertation §n" is Ongaro,
+ * "Consensus: Bridging Theory and Practice" (2014).
  */
 import assert from 'node:assert/strict'
 import { ConfHistory } from './conf-history.ts'
-import { confChangeProblem, encodeConfChange } from './confchange.ts'
-import type { RaftConfig, RaftRestore } from './config.ts'
-import { raftDefaults } from './config.ts'
+import type { RaftConfig, RaftRestore, RaftSettings } from './config.ts'
+import { raftSettings } from './config.ts'
+import { grantsVote, ignoredInLease, staleTermAnswer } from './election.ts'
 import { type FollowerState, handleAppend, handleHeartbeat, handleSnapshot } from './follower.ts'
 import { Leadership } from './leader.ts'
 import { RaftLog } from './log.ts'
 import { Outbox } from './outbox.ts'
-import { isQuorum, voteOutcome } from './quorum.ts'
-import type { Random } from './random.ts'
+import { voteOutcome } from './quorum.ts'
 import { ReadIndex } from './read-index.ts'
 import type {
   ConfChange,
   ConfChangeResult,
   ConfState,
-  Entry,
   HardState,
   Message,
   NodeId,
-  PlantedBugs,
   PreVoteMessage,
   ProposeResult,
   RaftStatus,
@@ -53,28 +51,16 @@ import { noNode } from './types.ts'
 /** The messages a role handles; vote requests are answered the same way by every role. */
 type RoleMessage = Exclude<Message, PreVoteMessage | VoteMessage>
 
-const emptyBytes = new Uint8Array(0)
-
 export class RaftNode {
   readonly id: NodeId
-  readonly #electionTimeoutTicks: number
-  readonly #heartbeatIntervalTicks: number
-  readonly #random: Random
-  readonly #appendBytesMax: number
-  readonly #inflightAppendsMax: number
-  readonly #uncommittedBytesMax: number
-  readonly #applyBytesMax: number
-  readonly #pendingReadsMax: number
-  readonly #preVote: boolean
-  readonly #checkQuorum: boolean
-  readonly #bugs: PlantedBugs
+  readonly #settings: RaftSettings
 
   #term: number
   #vote: NodeId
   #role: Role = 'follower'
   #leader: NodeId = noNode
   readonly #log: RaftLog
-  /** The configurations since the snapshot; the latest is in force (§4.1: it takes effect on append). */
+  /** The configurations since the snapshot; the latest is in force (dissertation §4.1: it takes effect on append). */
   readonly #confs: ConfHistory
   /** What only a leader holds; set exactly while `#role` is 'leader'. */
   #lead: Leadership | undefined
@@ -93,24 +79,8 @@ export class RaftNode {
   #readyOutstanding: Ready | undefined
 
   constructor(config: RaftConfig, restore: RaftRestore) {
-    assert.ok(Number.isSafeInteger(config.id) && config.id > 0, 'a member id is a positive integer')
+    this.#settings = raftSettings(config)
     this.id = config.id
-    this.#electionTimeoutTicks = config.electionTimeoutTicks ?? raftDefaults.electionTimeoutTicks
-    this.#heartbeatIntervalTicks = config.heartbeatIntervalTicks ?? raftDefaults.heartbeatIntervalTicks
-    assert.ok(
-      this.#heartbeatIntervalTicks >= 1 && this.#heartbeatIntervalTicks < this.#electionTimeoutTicks,
-      'the heartbeat interval must be shorter than the election timeout',
-    )
-    this.#random = config.random
-    this.#appendBytesMax = config.appendBytesMax ?? raftDefaults.appendBytesMax
-    this.#inflightAppendsMax = config.inflightAppendsMax ?? raftDefaults.inflightAppendsMax
-    this.#uncommittedBytesMax = config.uncommittedBytesMax ?? raftDefaults.uncommittedBytesMax
-    this.#applyBytesMax = config.applyBytesMax ?? raftDefaults.applyBytesMax
-    this.#pendingReadsMax = config.pendingReadsMax ?? raftDefaults.pendingReadsMax
-    this.#preVote = config.preVote ?? true
-    this.#checkQuorum = config.checkQuorum ?? true
-    this.#bugs = config.bugs ?? {}
-
     const { hardState, snapshot } = restore
     this.#term = hardState.term
     this.#vote = hardState.vote
@@ -123,7 +93,7 @@ export class RaftNode {
       voters: [...snapshot.conf.voters],
       learners: [...snapshot.conf.learners],
     })
-    // After a restart the configuration is the latest in the log, as before the crash (§4.1).
+    // After a restart the configuration is the latest in the log, as before the crash (dissertation §4.1).
     this.#confs.rereadFrom(this.#log.firstIndex(), this.#log)
     this.#reads = new ReadIndex(this.id)
     this.#lastHardState = hardState
@@ -140,7 +110,7 @@ export class RaftNode {
     else this.#tickElection()
   }
 
-  /** A follower or candidate that hears from no leader for its randomized timeout campaigns (§5.2). */
+  /** A follower or candidate that hears from no leader for its randomized timeout campaigns (Raft paper §5.2). */
   #tickElection(): void {
     if (this.#electionElapsedTicks >= this.#randomizedElectionTimeoutTicks && this.#promotable()) {
       this.#electionElapsedTicks = 0
@@ -148,46 +118,34 @@ export class RaftNode {
     }
   }
 
-  /** A leader heartbeats (§5.2), gives up a stalled transfer (§3.10) and checks its quorum (§6.2). */
+  /** A leader heartbeats (Raft paper §5.2), gives up a stalled transfer and checks its quorum (dissertation §3.10, §6.2). */
   #tickLeader(lead: Leadership): void {
     this.#heartbeatElapsedTicks++
-    lead.tickTransfer(this.#electionTimeoutTicks)
-    if (this.#electionElapsedTicks >= this.#electionTimeoutTicks) {
+    lead.tickTransfer()
+    if (this.#electionElapsedTicks >= this.#settings.electionTimeoutTicks) {
       this.#electionElapsedTicks = 0
-      if (this.#checkQuorum && !lead.quorumActive(this.#quorumMembers())) {
+      if (this.#settings.checkQuorum && !lead.quorumActive()) {
         this.#becomeFollower(this.#term, noNode)
         return
       }
     }
-    if (this.#heartbeatElapsedTicks >= this.#heartbeatIntervalTicks) {
+    if (this.#heartbeatElapsedTicks >= this.#settings.heartbeatIntervalTicks) {
       this.#heartbeatElapsedTicks = 0
       lead.heartbeatPending = true
     }
   }
 
-  /** Starts an election now (with a pre-vote round first when pre-vote is on, §9.6). */
+  /** Starts an election now (with a pre-vote round first when pre-vote is on, dissertation §9.6). */
   campaign(): void {
     if (this.#role === 'leader' || !this.#promotable()) return
-    if (this.#preVote) this.#campaignPreVote()
+    if (this.#settings.preVote) this.#campaignPreVote()
     else this.#campaignVote()
   }
 
-  /** Appends commands to the log if this member leads (§5.3). Entries are sent at the next Ready. */
+  /** Appends commands to the log if this member leads (Raft paper §5.3). Entries are sent at the next Ready. */
   propose(commands: readonly Uint8Array[]): ProposeResult {
-    const lead = this.#lead
-    if (lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
-    if (lead.transferee !== noNode) return { ok: false, code: 'transferring', to: lead.transferee }
-    assert.ok(commands.length > 0, 'propose takes at least one command')
-    let bytes = 0
-    for (const command of commands) bytes += command.byteLength
-    // Back-pressure (§10.2.3 leaves flow control to the implementation): one batch always fits.
-    if (lead.uncommittedBytes > 0 && lead.uncommittedBytes + bytes > this.#uncommittedBytesMax) {
-      return { ok: false, code: 'overloaded', uncommittedBytes: lead.uncommittedBytes }
-    }
-    const firstIndex = this.#log.lastIndex() + 1
-    this.#appendAsLeader(commands.map((data) => ({ kind: 'normal', data })))
-    lead.uncommittedBytes += bytes
-    return { ok: true, term: this.#term, firstIndex, lastIndex: this.#log.lastIndex() }
+    if (this.#lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
+    return this.#lead.propose(commands)
   }
 
   /**
@@ -200,20 +158,8 @@ export class RaftNode {
    * configurations might have disjoint majorities.
    */
   proposeConfChange(change: ConfChange): ConfChangeResult {
-    const lead = this.#lead
-    if (lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
-    if (lead.transferee !== noNode) return { ok: false, code: 'transferring', to: lead.transferee }
-    if (!this.#committedInTerm() && this.#bugs.confChangeWithoutErrataFix !== true) {
-      return { ok: false, code: 'leaderNotReady' }
-    }
-    if (lead.pendingConfIndex > this.#log.committed) {
-      return { ok: false, code: 'changePending', index: lead.pendingConfIndex }
-    }
-    const problem = confChangeProblem(this.conf(), change)
-    if (problem !== undefined) return { ok: false, code: 'invalid', reason: problem }
-    this.#appendAsLeader([{ kind: 'config', data: encodeConfChange(change) }])
-    lead.pendingConfIndex = this.#log.lastIndex()
-    return { ok: true, term: this.#term, index: lead.pendingConfIndex }
+    if (this.#lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
+    return this.#lead.proposeConfChange(change)
   }
 
   /**
@@ -223,12 +169,8 @@ export class RaftNode {
    * proposals are accepted again.
    */
   transferLeadership(to: NodeId): TransferResult {
-    const lead = this.#lead
-    if (lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
-    if (!this.#confs.latest().voters.includes(to)) return { ok: false, code: 'notVoter', id: to }
-    if (to === this.id) return { ok: true }
-    lead.transfer(to)
-    return { ok: true }
+    if (this.#lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
+    return this.#lead.transfer(to)
   }
 
   /**
@@ -249,7 +191,7 @@ export class RaftNode {
    * The driver's report of a snapshot transfer to `to` (after the `snapshot` message):
    * `ok` once the follower's driver has the whole image, `false` when the transfer broke
    * (a fault mid-transfer), which makes the leader probe again and, if needed, send a
-   * fresh snapshot (§5.1).
+   * fresh snapshot (dissertation §5.1).
    */
   reportSnapshot(to: NodeId, ok: boolean): void {
     this.#lead?.reportSnapshot(to, ok)
@@ -262,28 +204,25 @@ export class RaftNode {
    */
   readIndex(requestId: number): ReadIndexResult {
     if (this.#lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
-    const pending = this.#reads.waiting
-    if (pending >= this.#pendingReadsMax) return { ok: false, code: 'overloaded', pendingReads: pending }
-    if (!this.#committedInTerm()) this.#reads.park(requestId)
-    else this.#addRead(requestId)
-    return { ok: true }
+    return this.#lead.readIndex(requestId)
   }
 
   /**
-   * Delivers a message from another member. Terms first (§5.1: a higher term makes us a
+   * Delivers a message from another member. Terms first (Raft paper §5.1: a higher term makes us a
    * follower of it, a lower one is stale); vote requests are answered alike by every role;
    * the rest goes to the step function of our role.
    */
   step(m: Message): void {
     assert.equal(m.to, this.id, 'a message is stepped into the member it is addressed to')
-    // Messages from members outside our configuration are processed (§4.1: our log may be
+    // Messages from members outside our configuration are processed (dissertation §4.1: our log may be
     // behind, and the candidate a legitimate voter). A removed member cannot disrupt the
     // rest: it does not campaign once it knows, and the lease check ignores its vote
-    // requests while a leader is heard from (§4.2.3).
+    // requests while a leader is heard from (dissertation §4.2.3).
     if (m.term > this.#term) {
       if (!this.#acceptHigherTerm(m)) return
     } else if (m.term < this.#term) {
-      this.#answerLowerTerm(m)
+      const answer = staleTermAnswer(this.id, this.#term, m)
+      if (answer !== undefined) this.#outbox.send(answer)
       return
     }
     if (m.type === 'preVote' || m.type === 'vote') {
@@ -305,26 +244,21 @@ export class RaftNode {
   }
 
   #stepLeader(m: RoleMessage): void {
-    const lead = this.#leading()
+    const lead = this.#lead
+    assert.ok(lead !== undefined, 'a leader holds its Leadership')
     switch (m.type) {
       case 'append':
       case 'heartbeat':
       case 'snapshot':
-        // Two leaders in one term is impossible (election safety, §5.2): a bug, loud and early.
+        // Two leaders in one term is impossible (election safety, Raft paper §5.2): a bug, loud and early.
         throw new assert.AssertionError({
           message: `member ${this.id} leads term ${this.#term} and got an append from ${m.from}`,
         })
-      case 'appendResponse': {
-        const acked = lead.handleAppendResponse(m)
-        if (acked === undefined) return
-        if (this.#maybeCommit()) lead.commitPending = true
-        // The commit may have ended this leadership: a leader removed by the change (§4.2.2).
-        if (this.#lead === lead) lead.continueAfterAck(m.from, acked.wasPaused)
+      case 'appendResponse':
+        if (lead.handleAppendResponse(m) === 'removed') this.#stepDownRemoved()
         return
-      }
       case 'heartbeatResponse':
-        if (lead.handleHeartbeatResponse(m))
-          this.#reads.ack(m.from, m.readSeq, (acks) => isQuorum(this.#quorumMembers(), (id) => acks.has(id)))
+        lead.handleHeartbeatResponse(m)
         return
       case 'preVoteResponse':
       case 'voteResponse':
@@ -341,7 +275,7 @@ export class RaftNode {
       case 'append':
       case 'heartbeat':
       case 'snapshot':
-        // Another member won this term (§5.2): follow it and take its message.
+        // Another member won this term (Raft paper §5.2): follow it and take its message.
         this.#becomeFollower(this.#term, m.from)
         this.#stepFollower(m)
         return
@@ -365,7 +299,7 @@ export class RaftNode {
       case 'append':
       case 'heartbeat':
       case 'snapshot': {
-        // The leader is heard from: the election timer restarts (§5.2).
+        // The leader is heard from: the election timer restarts (Raft paper §5.2).
         this.#electionElapsedTicks = 0
         this.#leader = m.from
         const f = this.#followerState()
@@ -375,7 +309,7 @@ export class RaftNode {
         return
       }
       case 'timeoutNow':
-        // Leadership transfer (§3.10): campaign at once, skipping pre-vote, with requests
+        // Leadership transfer (dissertation §3.10): campaign at once, skipping pre-vote, with requests
         // that pass the lease check of members still hearing from the old leader.
         if (this.#promotable()) this.#campaignVote(true)
         return
@@ -408,11 +342,11 @@ export class RaftNode {
   /** What to persist, send and apply now. Call `advance` with it before the next `ready`. */
   ready(): Ready {
     assert.equal(this.#readyOutstanding, undefined, 'ready() called again before advance()')
-    // The leader's appends are built here, once per Ready: group commit (§10.2.1).
+    // The leader's appends are built here, once per Ready: group commit (dissertation §10.2.2).
     this.#lead?.flush()
     const softState = this.#softState()
     const hardState = this.#hardState()
-    const committedEntries = this.#log.nextCommittedEntries(this.#applyBytesMax)
+    const committedEntries = this.#log.nextCommittedEntries(this.#settings.applyBytesMax)
     const lastCommitted = committedEntries.at(-1)
     if (lastCommitted !== undefined) this.#log.applyingTo(lastCommitted.index)
     const { messages, messagesAfterPersist } = this.#outbox.take()
@@ -444,12 +378,8 @@ export class RaftNode {
     if (lastEntry !== undefined) this.#log.stableTo(lastEntry.index, lastEntry.term)
     const lastApplied = rd.committedEntries.at(-1)
     if (lastApplied !== undefined) this.#log.appliedTo(lastApplied.index)
-    const lead = this.#lead
-    if (lead !== undefined) {
-      // The leader counts its own log only once it is durable (dissertation §10.2.1).
-      lead.selfDurable(this.#log.stable)
-      if (this.#maybeCommit()) lead.commitPending = true
-    }
+    // The leader counts its own log only once it is durable (dissertation §10.2.1).
+    if (this.#lead?.selfDurable() === 'removed') this.#stepDownRemoved()
   }
 
   status(): RaftStatus {
@@ -473,7 +403,7 @@ export class RaftNode {
     }
   }
 
-  /** The configuration in force: the latest in the log, committed or not (§4.1). */
+  /** The configuration in force: the latest in the log, committed or not (dissertation §4.1). */
   conf(): ConfState {
     return copyConf(this.#confs.latest())
   }
@@ -494,20 +424,15 @@ export class RaftNode {
 
   // ───────────────────────────── terms and votes ─────────────────────────────
 
-  /**
-   * A message from a higher term. Returns false when it is to be dropped. A vote or
-   * pre-vote request from a member while we still hear from a leader is ignored: it
-   * would depose a healthy leader (dissertation §4.2.3, §9.6).
-   */
+  /** A message from a higher term (Raft paper §5.1: we follow it). Returns false when it is to be dropped. */
   #acceptHigherTerm(m: Message): boolean {
     if (m.type === 'preVote' || m.type === 'vote') {
-      const inLease = this.#leader !== noNode && this.#electionElapsedTicks < this.#electionTimeoutTicks
-      // A transfer's election was asked for by the leader itself (§3.10): it passes.
-      const transfer = m.type === 'vote' && m.transfer
-      if (inLease && !transfer && (m.type === 'preVote' || this.#checkQuorum)) return false
+      const inLease =
+        this.#leader !== noNode && this.#electionElapsedTicks < this.#settings.electionTimeoutTicks
+      if (ignoredInLease(m, inLease, this.#settings.checkQuorum)) return false
     }
     // A pre-vote asks about a future term and changes nothing; a granted pre-vote
-    // response carries the future term the pre-candidate asked about (§9.6).
+    // response carries the future term the pre-candidate asked about (dissertation §9.6).
     if (m.type === 'preVote') return true
     if (m.type === 'preVoteResponse' && !m.reject) return true
     const leader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' ? m.from : noNode
@@ -515,47 +440,19 @@ export class RaftNode {
     return true
   }
 
-  /** A message from an older term (§5.1: stale): tell its sender our term where that helps it step down. */
-  #answerLowerTerm(m: Message): void {
-    if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
-      // A deposed leader (for example one that was partitioned) learns the new term.
-      this.#outbox.send({
-        type: 'appendResponse',
-        from: this.id,
-        to: m.from,
-        term: this.#term,
-        reject: true,
-        index: 0,
-        hintIndex: 0,
-        hintTerm: 0,
-      })
-    } else if (m.type === 'preVote') {
-      // A pre-candidate behind us learns that it is.
-      this.#outbox.send({
-        type: 'preVoteResponse',
-        from: this.id,
-        to: m.from,
-        term: this.#term,
-        reject: true,
-      })
-    }
-  }
-
-  /**
-   * RequestVote (§5.2, §5.4.1): one vote per term, and only for a candidate whose log is
-   * at least as up to date as ours. A pre-vote (§9.6) is granted on the same log check
-   * but changes nothing here.
-   */
+  /** RequestVote (Raft paper §5.2) or a pre-vote (dissertation §9.6), answered alike in every role. */
   #handleVoteRequest(m: PreVoteMessage | VoteMessage): void {
-    const isPreVote = m.type === 'preVote'
-    const canVote =
-      this.#vote === m.from ||
-      (this.#vote === noNode && this.#leader === noNode) ||
-      (isPreVote && m.term > this.#term)
-    const upToDate =
-      this.#bugs.voteWithoutLogCheck === true || this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)
-    const grant = canVote && upToDate
-    if (isPreVote) {
+    const grant = grantsVote(
+      {
+        term: this.#term,
+        vote: this.#vote,
+        leader: this.#leader,
+        log: this.#log,
+        voteWithoutLogCheck: this.#settings.bugs.voteWithoutLogCheck === true,
+      },
+      m,
+    )
+    if (m.type === 'preVote') {
       // A granted pre-vote answers at the asked-for term; a refusal at ours.
       const term = grant ? m.term : this.#term
       this.#outbox.send({ type: 'preVoteResponse', from: this.id, to: m.from, term, reject: !grant })
@@ -565,7 +462,7 @@ export class RaftNode {
       this.#electionElapsedTicks = 0
       this.#vote = m.from
     }
-    // The grant promises the vote is on disk: it leaves only after the persist (Figure 2).
+    // The grant promises the vote is on disk: it leaves only after the persist (Raft paper Figure 2).
     const response: VoteResponseMessage = {
       type: 'voteResponse',
       from: this.id,
@@ -576,7 +473,7 @@ export class RaftNode {
     this.#outbox.sendAfterPersist(response)
   }
 
-  /** Pre-vote (§9.6): ask whether we could win before disturbing anyone with a new term. */
+  /** Pre-vote (dissertation §9.6): ask whether we could win before disturbing anyone with a new term. */
   #campaignPreVote(): void {
     this.#role = 'preCandidate'
     this.#leader = noNode
@@ -585,7 +482,7 @@ export class RaftNode {
     this.#requestVotes('preVote', this.#term + 1)
   }
 
-  /** An election (§5.2): a new term, a vote for ourselves, and vote requests to every voter. */
+  /** An election (Raft paper §5.2): a new term, a vote for ourselves, and vote requests to every voter. */
   #campaignVote(transfer = false): void {
     this.#reset(this.#term + 1)
     this.#role = 'candidate'
@@ -612,7 +509,7 @@ export class RaftNode {
     this.#decideElection()
   }
 
-  /** Acts on the votes so far: a majority of voters wins (§5.2). Returns true when the election is over. */
+  /** Acts on the votes so far: a majority of voters wins (Raft paper §5.2). Returns true when the election is over. */
   #decideElection(): boolean {
     const outcome = voteOutcome(this.#confs.latest().voters, this.#votes)
     if (outcome === 'pending') return false
@@ -651,43 +548,35 @@ export class RaftNode {
     this.#reset(this.#term)
     this.#role = 'leader'
     this.#leader = this.id
-    const lead = new Leadership(
-      {
-        id: this.id,
-        term: this.#term,
-        log: this.#log,
-        outbox: this.#outbox,
-        appendBytesMax: this.#appendBytesMax,
-        inflightAppendsMax: this.#inflightAppendsMax,
-        snapshotMeta: () => this.#snapshotMeta(),
-        readSeq: () => this.#reads.seq,
-      },
-      this.#confs.latest(),
-    )
-    // A change in the log we lead with is pending until it commits (one at a time, §4.1).
-    // Whether the tail holds one or not, the errata fix waits for the no-op below to commit.
-    lead.pendingConfIndex = this.#confs.latestIndex()
-    this.#lead = lead
-    // The no-op of the new term lets entries of earlier terms commit (Raft paper §5.4.2, §8).
-    this.#appendAsLeader([{ kind: 'noop', data: emptyBytes }])
+    this.#lead = new Leadership({
+      settings: this.#settings,
+      term: this.#term,
+      log: this.#log,
+      confs: this.#confs,
+      outbox: this.#outbox,
+      reads: this.#reads,
+    })
   }
 
-  /** Election timeouts are drawn from [t, 2t) so that split votes rarely repeat (§5.2). */
+  /**
+   * The configuration that removes this leader is committed: it steps down (dissertation
+   * §4.2.2), and the remaining voters elect a leader among themselves.
+   */
+  #stepDownRemoved(): void {
+    this.#becomeFollower(this.#term, noNode)
+  }
+
+  /** Election timeouts are drawn from [t, 2t) so that split votes rarely repeat (Raft paper §5.2). */
   #resetTimers(): void {
     this.#electionElapsedTicks = 0
     this.#heartbeatElapsedTicks = 0
     this.#randomizedElectionTimeoutTicks =
-      this.#electionTimeoutTicks + this.#random.int(this.#electionTimeoutTicks)
+      this.#settings.electionTimeoutTicks + this.#settings.random.int(this.#settings.electionTimeoutTicks)
   }
 
-  /** Only a voter campaigns: a learner, a removed member or one still joining never does (§4.2.1). */
+  /** Only a voter campaigns: a learner, a removed member or one still joining never does (dissertation §4.2.1). */
   #promotable(): boolean {
     return this.#confs.latest().voters.includes(this.id)
-  }
-
-  #leading(): Leadership {
-    assert.ok(this.#lead !== undefined, 'only the leader gets here')
-    return this.#lead
   }
 
   #followerState(): FollowerState {
@@ -697,97 +586,8 @@ export class RaftNode {
       log: this.#log,
       confs: this.#confs,
       outbox: this.#outbox,
-      ackBeforePersist: this.#bugs.ackBeforePersist === true,
+      ackBeforePersist: this.#settings.bugs.ackBeforePersist === true,
     }
-  }
-
-  // ───────────────────────────── the leader's log ─────────────────────────────
-
-  #appendAsLeader(items: readonly { readonly kind: Entry['kind']; readonly data: Uint8Array }[]): void {
-    let index = this.#log.lastIndex()
-    const entries: Entry[] = items.map((item) => ({
-      term: this.#term,
-      index: ++index,
-      kind: item.kind,
-      data: item.data,
-    }))
-    this.#log.truncateAndAppend(entries)
-    const first = entries[0]
-    // A configuration takes effect on append, on the leader too (§4.1).
-    if (first !== undefined && items.some((item) => item.kind === 'config')) {
-      if (this.#confs.rereadFrom(first.index, this.#log)) this.#confChanged()
-    }
-    this.#leading().broadcastPending = true
-    // A lone voter commits as soon as its own log is durable (in advance()).
-  }
-
-  /**
-   * Moves the commit index to what a quorum holds, counting only entries of the current
-   * term (§5.4.2: an earlier term's entry commits only under one of ours). Returns true
-   * when it moved.
-   */
-  #maybeCommit(): boolean {
-    const lead = this.#leading()
-    const before = this.#log.committed
-    const index = lead.committedIndex(this.#quorumMembers())
-    if (this.#bugs.commitOldTermByCounting === true) {
-      if (index > before) this.#log.commitTo(index)
-    } else {
-      this.#log.maybeCommit(index, this.#term)
-    }
-    const after = this.#log.committed
-    if (after === before) return false
-    lead.committed(before + 1, after)
-    if (this.#reads.hasParked && this.#committedInTerm()) {
-      for (const requestId of this.#reads.unpark()) this.#addRead(requestId)
-    }
-    this.#pruneRemoved(lead)
-    if (!this.#confs.latest().voters.includes(this.id) && this.#confs.latestIndex() <= after) {
-      // The configuration that removes this leader is committed: it steps down (§4.2.2),
-      // and the remaining voters elect a leader among themselves.
-      this.#becomeFollower(this.#term, noNode)
-    }
-    return true
-  }
-
-  /** The configuration in force changed (§4.1): the leader starts or stops tracking members. */
-  #confChanged(): void {
-    const lead = this.#lead
-    if (lead === undefined) return
-    this.#pruneRemoved(lead)
-    lead.track(this.#confs.latest())
-  }
-
-  /**
-   * The leader stops tracking a removed member once its removal is committed: until then
-   * it goes on replicating to it, so that the member learns it is removed (§4.2.2).
-   */
-  #pruneRemoved(lead: Leadership): void {
-    if (this.#confs.latestIndex() > this.#log.committed) return
-    lead.prune(this.#confs.latest())
-  }
-
-  /**
-   * The members the leader's quorums (commit, check-quorum, ReadIndex) are counted over:
-   * the voters (§4.2.1), and with the planted bug the learners too. Elections always
-   * count voters.
-   */
-  #quorumMembers(): readonly NodeId[] {
-    const conf = this.#confs.latest()
-    return this.#bugs.learnerCountedInQuorum === true ? [...conf.voters, ...conf.learners] : conf.voters
-  }
-
-  /** A leader knows the commit index once an entry of its own term committed (§6.4 step 1, §5.4.2). */
-  #committedInTerm(): boolean {
-    return this.#log.term(this.#log.committed) === this.#term
-  }
-
-  /** A read at the commit index; a lone voter is its own quorum and answers at once (§6.4). */
-  #addRead(requestId: number): void {
-    const conf = this.#confs.latest()
-    const alone = conf.voters.length === 1 && conf.voters[0] === this.id && conf.learners.length === 0
-    const confirmed = this.#bugs.readIndexWithoutHeartbeat === true || alone
-    if (this.#reads.add(requestId, this.#log.committed, confirmed)) this.#leading().heartbeatPending = true
   }
 
   #softState(): SoftState {

@@ -28,7 +28,7 @@ export class ReadIndex {
   #seq = 0
   /** Reads waiting for their round's quorum, oldest (lowest round) first. */
   #pending: PendingRead[] = []
-  /** Reads that arrived before this leader committed an entry of its term (§6.4 step 1). */
+  /** Reads that arrived before this leader committed an entry of its term (dissertation §6.4, step 1). */
   #awaitingCommit: number[] = []
   #readStates: ReadState[] = []
   #dropped: number[] = []
@@ -47,7 +47,7 @@ export class ReadIndex {
     return this.#pending.length + this.#awaitingCommit.length
   }
 
-  /** A read that must wait until the leader has committed an entry of its term (§6.4 step 1). */
+  /** A read that must wait until the leader has committed an entry of its term (dissertation §6.4, step 1). */
   park(requestId: number): void {
     this.#awaitingCommit.push(requestId)
   }
