@@ -238,7 +238,7 @@ export class Driver {
     for (const read of rd.readStates) this.#waiters.readAt(read.requestId, read.index)
     for (const requestId of rd.droppedReads) this.#waiters.dropRead(requestId, this.#membership.notLeader())
     this.#node.advance(rd)
-    this.#waiters.releaseReads(this.#store.appliedIndex)
+    this.#waiters.appliedTo(this.#store.appliedIndex)
     this.#maybeProposePackStep()
     if (rd.softState !== undefined || rd.snapshot !== undefined || configApplied || rd.entries.length > 0)
       this.#membership.updatePeers()
@@ -259,7 +259,7 @@ export class Driver {
       // Of the commands, only a member directory update answers 'none'.
       if (entry.kind === 'normal' && result.ok && result.code === 'none') directoryChanged = true
       if (result.ok && result.code === 'packProgress') this.#packStepPending = false
-      this.#waiters.settleEntry(entry, result, () => this.#lost())
+      this.#waiters.entryApplied(entry, result, () => this.#lost())
     })
     if (directoryChanged) await this.#membership.loadDirectory()
   }
@@ -308,8 +308,8 @@ export class Driver {
       this.#log.warn({ err: error }, 'clients of this member cannot be told what the snapshot changed')
     }
     this.#publishedTid = this.#store.lastTransaction()
-    this.#waiters.releasePublished(this.#publishedTid)
-    this.#waiters.releaseTids(this.#store.lastTransaction())
+    this.#waiters.publishedTo(this.#publishedTid)
+    this.#waiters.tidAppliedTo(this.#store.lastTransaction())
   }
 
   /** A verified image is staged: step its `snapshot` message into the core. */
@@ -360,8 +360,8 @@ export class Driver {
       for (const listener of this.#listeners) listener(invalidations)
     }
     this.#publishedTid = last
-    this.#waiters.releasePublished(this.#publishedTid)
-    this.#waiters.releaseTids(this.#store.lastTransaction())
+    this.#waiters.publishedTo(this.#publishedTid)
+    this.#waiters.tidAppliedTo(this.#store.lastTransaction())
   }
 
   /** A pack runs in bounded steps: the leader proposes the next step once the last one applied. */
