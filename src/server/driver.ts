@@ -43,7 +43,8 @@ export class Driver {
   readonly #listeners = new Set<MemberEvents['invalidation']>()
   readonly #stopListeners = new Set<() => void>()
   #publishedTid: Tid
-  #loopRunning = false
+  /** The running loop, or undefined: `stop` waits for it. */
+  #loopRunning: Promise<void> | undefined
   #loopAgain = false
   #stopped = false
   /** Set once the loop hits an error it cannot go on from (a disk failure): the member stops serving. */
@@ -154,7 +155,8 @@ export class Driver {
       `Member ${this.#o.id} is shutting down; retry on another member.`,
     )
     this.#waiters.failAll(error)
-    while (this.#loopRunning) await new Promise<void>((resolve) => this.#o.clock.setTimer(1, resolve))
+    // The loop ends after the Ready it is handling: a write under way completes first.
+    await this.#loopRunning
   }
 
   /** A batch of messages from peer `from` (PeerNetwork.onMessages). */
@@ -170,17 +172,16 @@ export class Driver {
   /** Makes sure the loop runs; it runs one Ready at a time and picks up whatever arrived meanwhile. */
   kick(): void {
     if (this.#stopped || this.#fatal) return
-    if (this.#loopRunning) {
+    if (this.#loopRunning !== undefined) {
       this.#loopAgain = true
       return
     }
-    this.#loopRunning = true
-    this.#loop().then(
+    this.#loopRunning = this.#loop().then(
       () => {
-        this.#loopRunning = false
+        this.#loopRunning = undefined
       },
       (error: unknown) => {
-        this.#loopRunning = false
+        this.#loopRunning = undefined
         this.#stopServing(error instanceof Error ? error : new Error(String(error)))
       },
     )
@@ -245,6 +246,7 @@ export class Driver {
     if (configApplied) this.#membership.checkRemoved()
     this.#membership.maybeSeedDirectory()
     await this.#o.compaction.maybeCompact(this.#store.appliedIndex)
+    this.#waiters.readyHandled()
   }
 
   /** Applies one Ready's committed entries in one batch (ObjectStore.applyAll), then answers in order. */

@@ -145,6 +145,7 @@ export class Member {
       logger: options.logger,
       node,
       store,
+      waiters: this.#waiters,
       tickMs: options.tickMs,
       electionTicks: options.electionTicks,
       requestTimeoutMs,

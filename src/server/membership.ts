@@ -7,6 +7,7 @@ import type { ConfChange, NodeId, RaftNode } from '../raft/index.ts'
 import type { MemberDirectoryEntry, ObjectStore } from '../storage/index.ts'
 import { MemberError } from './errors.ts'
 import type { Clock, PeerNetwork } from './seams.ts'
+import type { Waiters } from './waiters.ts'
 
 /** A learner this close to the leader's log catches up within a heartbeat or two once it votes. */
 const promoteLagEntriesDefault = 100
@@ -34,6 +35,7 @@ export interface MembershipHost {
   readonly logger: Logger
   readonly node: RaftNode
   readonly store: ObjectStore
+  readonly waiters: Waiters
   readonly tickMs: number
   readonly electionTicks: number
   readonly requestTimeoutMs: number
@@ -247,7 +249,7 @@ export class Membership {
   /** See Member.transferLeadership. */
   async transferLeadership(to: NodeId, waitMs = this.#electionTimeoutMs() * 2): Promise<void> {
     this.#host.checkServing()
-    const { node, clock } = this.#host
+    const { node, clock, waiters } = this.#host
     const result = node.transferLeadership(to)
     if (!result.ok) {
       if (result.code === 'notLeader') throw this.notLeader()
@@ -255,53 +257,50 @@ export class Membership {
     }
     this.#host.kick()
     const deadline = clock.nowMs() + waitMs
-    while (node.status().leader !== to || this.#isLeader()) {
-      if (clock.nowMs() > deadline || this.#host.stopped())
-        throw new MemberError(
-          'timeout',
-          `Member ${to} did not take over within ${waitMs} ms; leadership stays where it is. Check that member ${to} is up and caught up.`,
-        )
-      await this.#sleep(this.#host.tickMs)
-    }
+    const timeout = (): MemberError =>
+      new MemberError(
+        'timeout',
+        `Member ${to} did not take over within ${waitMs} ms; leadership stays where it is. Check that member ${to} is up and caught up.`,
+      )
+    // A new leader shows in a Ready (its soft state): look again after each one.
+    while (node.status().leader !== to || this.#isLeader()) await waiters.nextReady(deadline, timeout)
   }
 
-  /** Proposes one membership change, retrying while the core asks to wait, and waits until it applies here. */
+  /**
+   * Proposes one membership change and waits until it applies here. While the core asks
+   * to wait (the errata fix: this leader's no-op is not committed yet; or another change
+   * is pending), it asks again after each Ready, until the request's deadline: that
+   * deadline bounds the retries.
+   */
   async #confChange(change: ConfChange): Promise<void> {
-    const { node, clock } = this.#host
+    const { node, clock, waiters, store } = this.#host
     const deadline = clock.nowMs() + this.#host.requestTimeoutMs
     for (;;) {
       this.#host.checkServing()
       const result = node.proposeConfChange(change)
       if (result.ok) {
         this.#host.kick()
-        await this.#waitApplied(result.index, deadline)
+        if (store.appliedIndex >= result.index) return
+        await waiters.applied(
+          result.index,
+          deadline,
+          () =>
+            new MemberError(
+              'timeout',
+              `The membership change at index ${result.index} has not applied yet; check \`zeoq member list\` before retrying.`,
+            ),
+        )
         return
       }
       if (result.code === 'notLeader' || result.code === 'transferring') throw this.notLeader()
       if (result.code === 'invalid')
         throw new MemberError('protocol', `The change is refused: ${result.reason}.`)
-      // leaderNotReady (the errata fix: this leader's no-op is not committed yet) or
-      // changePending (one change at a time): wait a tick and ask again.
-      if (clock.nowMs() > deadline)
-        throw new MemberError('timeout', `The membership change could not start (${result.code}); retry.`)
-      await this.#sleep(this.#host.tickMs)
+      const code = result.code
+      await waiters.nextReady(
+        deadline,
+        () => new MemberError('timeout', `The membership change could not start (${code}); retry.`),
+      )
     }
-  }
-
-  async #waitApplied(index: number, deadline: number): Promise<void> {
-    while (this.#host.store.appliedIndex < index) {
-      this.#host.checkServing()
-      if (this.#host.clock.nowMs() > deadline)
-        throw new MemberError(
-          'timeout',
-          `The membership change at index ${index} has not applied yet; check \`zeoq member list\` before retrying.`,
-        )
-      await this.#sleep(this.#host.tickMs)
-    }
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => this.#host.clock.setTimer(ms, resolve))
   }
 
   #electionTimeoutMs(): number {
