@@ -1,5 +1,20 @@
 /**
- * The Ready loop of one member: the driver around the pure Raft core.
+ * The Ready loop of one member: the driver around the pure Raft core, in etcd's shape.
+ *
+ * The core decides and the driver acts. For each Ready, in the order its contract
+ * (src/raft/types.ts) requires: send `messages` at once (a leader replicates while its own
+ * write runs, dissertation §10.2.1); persist entries and hard state in one synced batch
+ * (or install a staged snapshot with them); only then send `messagesAfterPersist` (they
+ * promise durability); apply the committed entries in one batch; answer whoever waits;
+ * then `advance`. One Ready at a time: whatever arrives while a sync runs — proposals,
+ * messages — goes into the next Ready, so a busy member commits many proposals per sync
+ * (group commit) without any timer.
+ *
+ * Invalidations are pushed to the member's clients in TID order as entries apply, before
+ * any reply is released, so no client sees data before it hears its cached copies are
+ * stale. The driver also owns the member's lifecycle: a failed write or a checksum failure
+ * of its own data stops it serving (the others elect a healthy leader), and `stop` ends
+ * the loop after the Ready under way.
  */
 import assert from 'node:assert/strict'
 import type { Logger } from 'pino'

@@ -4,8 +4,9 @@
  *
  * A member is a pure Raft core (src/raft) driven over an object store (src/storage).
  * Time, randomness, disk and network come in through seams, so the simulator runs this
- * very code. The work is split by job, each in its own file, and this class only wires
- * them and keeps the public API in one place:
+ * very code. The work is split by job, each in its own file; this class wires them and
+ * keeps the public API in one place, so that its callers (client sessions, HTTP, the
+ * process, the simulator, tests) see one stable surface however the jobs change inside:
  * - driver.ts: the Ready loop — persist, send, apply, publish invalidations, install
  *   snapshots; the member's lifecycle (stop, stop serving after a failure);
  * - waiters.ts: the callers waiting for an entry to apply, a read point, a TID;
@@ -55,7 +56,7 @@ export interface MemberOptions extends CompactionOptions {
   readonly electionTicks: number
   /** How long a snapshot read waits for this member to catch up to the TID asked for. */
   readonly catchUpWaitMs?: number
-  /** How long a proposal or read index may wait for its answer. */
+  /** How long a proposal, a read index or a reply waiting for its invalidation may wait. */
   readonly requestTimeoutMs?: number
   /** Test-only: bugs planted in the Raft core. */
   readonly raftBugs?: PlantedBugs
@@ -137,6 +138,8 @@ export class Member {
       requestTimeoutMs,
       catchUpWaitMs: options.catchUpWaitMs ?? catchUpWaitMsDefault,
     })
+    // Membership and the driver call into each other: the callbacks below reach the driver,
+    // built next, and run only once the member is built.
     this.#membership = new Membership({
       id: options.id,
       urls: options.urls,

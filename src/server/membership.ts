@@ -1,5 +1,18 @@
 /**
- * The membership operator of one member: who is in the cluster and how to reach them.
+ * The membership operator of one member: who is in the cluster, how to reach them, and
+ * the operator's requests that change it.
+ *
+ * The Raft core only knows member ids and makes one change at a time (dissertation
+ * §4.1). Everything an operator and the network need beyond that lives here: the member
+ * directory (ids to URLs, replicated in the state machine so that it travels in snapshots
+ * and the core stays byte-oriented), which peers to dial, adding a member as a learner
+ * and promoting it once caught up (dissertation §4.2.1), removing members — the leader
+ * too (§4.2.2) — where a removed member stops serving rather than disrupt the rest
+ * (§4.2.3), and leadership transfer (§3.10), which a stopping leader uses to hand over
+ * without an election.
+ *
+ * Requests here wait on events (Waiters: the change's entry applied, the next Ready
+ * handled), bounded by the request's deadline; nothing polls the core on a timer.
  */
 import type { Logger } from 'pino'
 import { type Command, encodeCommand, type Result, type Tid } from '../protocol/index.ts'

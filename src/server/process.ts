@@ -39,6 +39,8 @@ export function memberLogger(level: string, id: number): Logger {
   return pino(options, pino.destination({ dest: 1, sync: true }))
 }
 
+// One function past the ~70-line guideline: it wires a process in order — disk, peers,
+// member, HTTP — and its `stop` undoes that order; read top to bottom, the two mirror each other.
 export async function runMember(
   config: MemberConfig,
   logger = memberLogger(config.logLevel, config.id),
