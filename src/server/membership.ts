@@ -24,7 +24,7 @@ import type { Waiters } from './waiters.ts'
 
 /** A learner this close to the leader's log catches up within a heartbeat or two once it votes. */
 const promoteLagEntriesDefault = 100
-/** Election timeouts a member waits with its removal in its log before it stops (see #checkRemoved). */
+/** Election timeouts a member waits with its removal in its log before it stops (see `checkRemoved`). */
 const removedGraceElections = 3
 
 /** One member as `member list` shows it. */
