@@ -7,10 +7,13 @@
  *
  * This file holds what every role shares — terms, votes, elections, the role changes —
  * and one step function per role (`#stepLeader`, `#stepCandidate`, `#stepFollower`).
- * The rest lives beside it, one concern per file: the leader's half of replication and
- * its per-leadership state (leader.ts), the follower's half (follower.ts), ReadIndex
- * (read-index.ts), the configuration history (conf-history.ts), the log (log.ts), the
- * outgoing messages (outbox.ts).
+ * The rest lives beside it, one concern per file: what only a leader holds and the
+ * leader's rules (leader.ts), the follower's half of replication (follower.ts), the vote
+ * rules (election.ts), ReadIndex (read-index.ts), the configuration history
+ * (conf-history.ts), the log (log.ts), the outgoing messages (outbox.ts), the settings
+ * (config.ts). The file stays a little over 600 lines on purpose: each
+ * step function names every message its role ignores, so that a new message type does
+ * not compile until every role has decided what to do with it.
  *
  * Every rule cites where it comes from: "Raft paper §n" is Ongaro and Ousterhout, "In
  * Search of an Understandable Consensus Algorithm" (2014); "dissertation §n" is Ongaro,
@@ -325,6 +328,7 @@ export class RaftNode {
 
   // ───────────────────────────── outputs ─────────────────────────────
 
+  /** Whether `ready()` has anything for the driver; false while a Ready is outstanding. */
   hasReady(): boolean {
     if (this.#readyOutstanding !== undefined) return false
     return (
@@ -524,6 +528,12 @@ export class RaftNode {
 
   // ───────────────────────────── roles ─────────────────────────────
 
+  /**
+   * Leaves the current role: a new term clears the vote (one vote per term, Raft paper
+   * §5.2); a leader's unanswered reads are dropped (it can no longer confirm them,
+   * dissertation §6.4) and its Leadership discarded; the election timer restarts with a
+   * fresh jitter.
+   */
   #reset(term: number): void {
     if (term !== this.#term) {
       assert.ok(term > this.#term, 'terms only grow')
@@ -543,6 +553,7 @@ export class RaftNode {
     this.#leader = leader
   }
 
+  /** A candidate with a majority of votes leads (Raft paper §5.2); its Leadership appends the no-op of its term. */
   #becomeLeader(): void {
     assert.equal(this.#role, 'candidate', 'only a candidate becomes leader')
     this.#reset(this.#term)
