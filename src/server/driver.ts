@@ -48,7 +48,7 @@ export interface DriverOptions {
 }
 
 export class Driver {
-  readonly #o: DriverOptions
+  readonly #options: DriverOptions
   readonly #node: RaftNode
   readonly #store: ObjectStore
   readonly #log: Logger
@@ -72,7 +72,7 @@ export class Driver {
   #readyCount = 0
 
   constructor(options: DriverOptions) {
-    this.#o = options
+    this.#options = options
     this.#node = options.node
     this.#store = options.store
     this.#log = options.logger
@@ -136,12 +136,15 @@ export class Driver {
   /** Throws the error a caller gets once the member stopped or stopped serving. */
   checkServing(): void {
     if (this.#stopped)
-      throw new MemberError('shuttingDown', `Member ${this.#o.id} is shutting down; retry on another member.`)
+      throw new MemberError(
+        'shuttingDown',
+        `Member ${this.#options.id} is shutting down; retry on another member.`,
+      )
     // 'shuttingDown': the client goes to another member, as it does for one that is stopping.
     if (this.#fatal)
       throw new MemberError(
         'shuttingDown',
-        `Member ${this.#o.id} stopped serving (${this.#fatal.message}); use another member.`,
+        `Member ${this.#options.id} stopped serving (${this.#fatal.message}); use another member.`,
       )
   }
 
@@ -153,9 +156,9 @@ export class Driver {
       this.#membership.maybePromote()
       this.#membership.checkRemoved(true)
       this.kick()
-      this.#tickTimer = this.#o.clock.setTimer(this.#o.tickMs, tick)
+      this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
     }
-    this.#tickTimer = this.#o.clock.setTimer(this.#o.tickMs, tick)
+    this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
     this.#membership.updatePeers()
     this.kick()
   }
@@ -167,7 +170,7 @@ export class Driver {
     this.#snapshots.stop()
     const error = new MemberError(
       'shuttingDown',
-      `Member ${this.#o.id} is shutting down; retry on another member.`,
+      `Member ${this.#options.id} is shutting down; retry on another member.`,
     )
     this.#waiters.failAll(error)
     // The loop ends after the Ready it is handling: a write under way completes first.
@@ -216,7 +219,7 @@ export class Driver {
     this.#waiters.failAll(
       new MemberError(
         'shuttingDown',
-        `Member ${this.#o.id} stopped serving (${error.message}); use another member.`,
+        `Member ${this.#options.id} stopped serving (${error.message}); use another member.`,
       ),
     )
     for (const listener of this.#stopListeners) listener()
@@ -236,7 +239,7 @@ export class Driver {
     if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
     // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
     this.#send(rd.messages)
-    const ackEarly = this.#o.bugs.ackBeforeSync === true
+    const ackEarly = this.#options.bugs.ackBeforeSync === true
     if (ackEarly) this.#send(rd.messagesAfterPersist)
     if (rd.snapshot !== undefined) {
       await this.#installSnapshot(rd)
@@ -244,8 +247,8 @@ export class Driver {
       // A staged image the core did not take (its log already covered it) is dropped.
       if (this.#staged !== undefined && this.#staged.atReady < this.#readyCount) this.#staged = undefined
       if (rd.entries.length > 0 || rd.hardState !== undefined) {
-        await this.#o.logStore.save(rd.entries, rd.hardState)
-        this.#o.compaction.noteEntries(rd.entries)
+        await this.#options.logStore.save(rd.entries, rd.hardState)
+        this.#options.compaction.noteEntries(rd.entries)
       }
     }
     if (!ackEarly) this.#send(rd.messagesAfterPersist)
@@ -260,7 +263,7 @@ export class Driver {
       this.#membership.updatePeers()
     if (configApplied) this.#membership.checkRemoved()
     this.#membership.maybeSeedDirectory()
-    await this.#o.compaction.maybeCompact(this.#store.appliedIndex)
+    await this.#options.compaction.maybeCompact(this.#store.appliedIndex)
     this.#waiters.readyHandled()
   }
 
@@ -303,16 +306,16 @@ export class Driver {
       staged !== undefined && staged.index === meta.index && this.#store.holdsStaged(staged.image),
       `the core installs snapshot ${meta.index} and its image is staged`,
     )
-    const extra = this.#o.logStore.snapshotOperations(meta, rd.entries, rd.hardState)
+    const extra = this.#options.logStore.snapshotOperations(meta, rd.entries, rd.hardState)
     try {
-      await this.#store.switchToStaged(staged.image, extra, () => this.#o.disk.sync())
+      await this.#store.switchToStaged(staged.image, extra, () => this.#options.disk.sync())
     } finally {
       // Only now may the next image be staged: staging clears the inactive half, which
       // until the switch's sync completes is the half being switched in.
       this.#staged = undefined
     }
-    await this.#o.logStore.snapshotInstalled(meta, rd.entries)
-    this.#o.compaction.restarted(meta.index, rd.entries)
+    await this.#options.logStore.snapshotInstalled(meta, rd.entries)
+    this.#options.compaction.restarted(meta.index, rd.entries)
     await this.#membership.loadDirectory()
     this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')
     // Clients of this member must hear what the image changed since their last invalidation.
@@ -350,7 +353,7 @@ export class Driver {
       if (batch) batch.push(m)
       else byPeer.set(m.to, [m])
     }
-    for (const [to, batch] of byPeer) this.#o.network.send(to, batch)
+    for (const [to, batch] of byPeer) this.#options.network.send(to, batch)
   }
 
   /**
@@ -368,9 +371,9 @@ export class Driver {
       }
     }
     if (invalidations.length === 0) return
-    if (this.#o.bugs.invalidateAfterReply === true) {
+    if (this.#options.bugs.invalidateAfterReply === true) {
       const listeners = [...this.#listeners]
-      this.#o.clock.setTimer(1, () => {
+      this.#options.clock.setTimer(1, () => {
         for (const listener of listeners) listener(invalidations)
       })
     } else {
@@ -390,7 +393,7 @@ export class Driver {
     )
       return
     const proposed = this.#node.propose([
-      encodeCommand({ type: 'packStep', proposedTid: clockTid(this.#o.clock) }),
+      encodeCommand({ type: 'packStep', proposedTid: clockTid(this.#options.clock) }),
     ])
     if (proposed.ok) {
       this.#packStepPending = true
