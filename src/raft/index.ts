@@ -9,6 +9,8 @@
  * randomness as a Random, messages through the driver, so the member and the simulator
  * run the same code.
  */
+
+export { ConfHistory } from './conf-history.ts'
 export {
   applyConfChange,
   confChangeProblem,
@@ -16,9 +18,10 @@ export {
   encodeConfChange,
   sameConf,
 } from './confchange.ts'
+export type { RaftConfig, RaftRestore } from './config.ts'
+export { initialRestore, joinRestore, raftDefaults } from './config.ts'
 export { RaftLog } from './log.ts'
-export type { FollowerStatus, RaftConfig, RaftRestore, RaftStatus } from './raft.ts'
-export { initialRestore, joinRestore, RaftNode, raftDefaults } from './raft.ts'
+export { RaftNode } from './raft.ts'
 export type { Random } from './random.ts'
 export { seededRandom } from './random.ts'
 export type {
@@ -30,6 +33,7 @@ export type {
   ConfState,
   Entry,
   EntryKind,
+  FollowerStatus,
   HardState,
   HeartbeatMessage,
   HeartbeatResponseMessage,
@@ -41,6 +45,7 @@ export type {
   PreVoteMessage,
   PreVoteResponseMessage,
   ProposeResult,
+  RaftStatus,
   ReadIndexResult,
   ReadState,
   Ready,

@@ -241,6 +241,41 @@ export type ReadIndexResult =
   | { readonly ok: false; readonly code: 'notLeader'; readonly leader: NodeId }
   | { readonly ok: false; readonly code: 'overloaded'; readonly pendingReads: number }
 
+/** The leader's view of one member, as `RaftNode.status()` reports it. */
+export interface FollowerStatus {
+  readonly id: NodeId
+  readonly match: number
+  readonly next: number
+  readonly state: string
+  readonly learner: boolean
+  readonly recentActive: boolean
+  /** In snapshot state: the index of the snapshot on its way. */
+  readonly pendingSnapshot: number
+}
+
+/** A member's core at a glance (`RaftNode.status()`). */
+export interface RaftStatus {
+  readonly id: NodeId
+  readonly term: number
+  readonly vote: NodeId
+  readonly role: Role
+  readonly leader: NodeId
+  readonly commit: number
+  readonly applied: number
+  readonly lastIndex: number
+  readonly lastTerm: number
+  readonly voters: readonly NodeId[]
+  readonly learners: readonly NodeId[]
+  /** Where the log starts: the last compaction or installed snapshot. */
+  readonly snapshotIndex: number
+  /** The index of the latest config entry, committed or not (0 when the configuration comes from the snapshot). */
+  readonly confIndex: number
+  /** The member a leadership transfer is under way to, or 0. */
+  readonly transferee: NodeId
+  /** The leader's view of each member (empty on non-leaders). */
+  readonly progress: readonly FollowerStatus[]
+}
+
 /**
  * Known bugs that can be planted in the core, for tests only: each must be caught by
  * the simulator's checkers. Never set outside tests.

@@ -3,7 +3,7 @@
  * real process they are Node's timers and WebSockets; in the simulator they are virtual.
  * (The other two seams are Random, from src/raft, and Disk, from src/storage.)
  */
-import type { SnapshotAckFrame, SnapshotChunkFrame } from '../protocol/index.ts'
+import { type SnapshotAckFrame, type SnapshotChunkFrame, type Tid, tidFromTimeMs } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
 
 export interface Timer {
@@ -15,6 +15,11 @@ export interface Clock {
   nowMs(): number
   /** Runs `fn` once after `delayMs`. */
   setTimer(delayMs: number, fn: () => void): Timer
+}
+
+/** The TID the clock reads now: a leader stamps what it proposes with it. */
+export function clockTid(clock: Clock): Tid {
+  return tidFromTimeMs(Math.max(0, Math.floor(clock.nowMs())))
 }
 
 export const realClock: Clock = {

@@ -142,7 +142,12 @@ describe('membership with real processes', { timeout: 120_000 }, () => {
     await cluster.signal(follower, 'SIGKILL')
     await writer.more(300)
     cluster.startMember(follower, ['--log-level', 'info'])
-    const target = (await cluster.status(leader))?.commit ?? 0
+    // A status request can time out on a loaded machine: asking again, rather than taking 0
+    // as the target, keeps the follower from "catching up" before it has had to.
+    const target = await waitFor(`member ${leader}'s commit index`, 10_000, async () => {
+      const commit = (await cluster.status(leader))?.commit
+      return commit !== undefined && commit > 0 ? commit : undefined
+    })
     await waitFor(`member ${follower} to catch up`, 20_000, async () => {
       const status = await cluster.status(follower)
       return status !== undefined && status.applied >= target ? true : undefined

@@ -1,0 +1,403 @@
+/**
+ * The Ready loop of one member: the driver around the pure Raft core, in etcd's shape.
+ *
+ * The core decides and the driver acts. For each Ready, in the order its contract
+ * (src/raft/types.ts) requires: send `messages` at once (a leader replicates while its own
+ * write runs, dissertation §10.2.1); persist entries and hard state in one synced batch
+ * (or install a staged snapshot with them); only then send `messagesAfterPersist` (they
+ * promise durability); apply the committed entries in one batch; answer whoever waits;
+ * then `advance`. One Ready at a time: whatever arrives while a sync runs — proposals,
+ * messages — goes into the next Ready, so a busy member commits many proposals per sync
+ * (group commit) without any timer.
+ *
+ * Invalidations are pushed to the member's clients in TID order as entries apply, before
+ * any reply is released, so no client sees data before it hears its cached copies are
+ * stale. The driver also owns the member's lifecycle: a failed write or a checksum failure
+ * of its own data stops it serving (the others elect a healthy leader), and `stop` ends
+ * the loop after the Ready under way.
+ */
+import assert from 'node:assert/strict'
+import type { Logger } from 'pino'
+import { encodeCommand, type Invalidation, type Result, type Tid } from '../protocol/index.ts'
+import type { Entry, Message, NodeId, RaftNode, Ready, SnapshotMessage } from '../raft/index.ts'
+import type { Disk, LogStore, ObjectStore, StagedSnapshot } from '../storage/index.ts'
+import type { Compaction } from './compaction.ts'
+import { MemberError } from './errors.ts'
+import type { MemberBugs, MemberEvents } from './member.ts'
+import type { Membership } from './membership.ts'
+import { type Clock, clockTid, type PeerNetwork, type Timer } from './seams.ts'
+import { SnapshotTransfers } from './snapshots.ts'
+import type { Waiters } from './waiters.ts'
+
+export interface DriverOptions {
+  readonly id: NodeId
+  readonly node: RaftNode
+  readonly logStore: LogStore
+  readonly store: ObjectStore
+  readonly disk: Disk
+  readonly network: PeerNetwork
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly tickMs: number
+  readonly snapshotChunkBytes: number
+  readonly snapshotAckTimeoutMs: number
+  readonly bugs: MemberBugs
+  readonly waiters: Waiters
+  readonly compaction: Compaction
+  readonly membership: Membership
+}
+
+export class Driver {
+  readonly #options: DriverOptions
+  readonly #node: RaftNode
+  readonly #store: ObjectStore
+  readonly #log: Logger
+  readonly #waiters: Waiters
+  readonly #membership: Membership
+  readonly #snapshots: SnapshotTransfers
+  readonly #listeners = new Set<MemberEvents['invalidation']>()
+  readonly #stopListeners = new Set<() => void>()
+  #publishedTid: Tid
+  /** The running loop, or undefined: `stop` waits for it. */
+  #loopRunning: Promise<void> | undefined
+  #loopAgain = false
+  #stopped = false
+  /** Set once the loop hits an error it cannot go on from (a disk failure): the member stops serving. */
+  #fatal: Error | undefined
+  #tickTimer: Timer | undefined
+  #packStepPending = false
+  #leaderChanges = 0
+  /** A verified image waiting for the core's Ready to install it, and the Ready count when it was stepped. */
+  #staged: { readonly image: StagedSnapshot; readonly index: number; readonly atReady: number } | undefined
+  #readyCount = 0
+
+  constructor(options: DriverOptions) {
+    this.#options = options
+    this.#node = options.node
+    this.#store = options.store
+    this.#log = options.logger
+    this.#waiters = options.waiters
+    this.#membership = options.membership
+    this.#publishedTid = options.store.lastTransaction()
+    this.#snapshots = new SnapshotTransfers({
+      id: options.id,
+      store: options.store,
+      network: options.network,
+      clock: options.clock,
+      logger: options.logger,
+      chunkBytes: options.snapshotChunkBytes,
+      ackTimeoutMs: options.snapshotAckTimeoutMs,
+      confAt: (index) => this.#node.confAt(index),
+      leads: (term) => {
+        const status = this.#node.status()
+        return status.role === 'leader' && status.term === term
+      },
+      reportSnapshot: (to, ok) => {
+        this.#node.reportSnapshot(to, ok)
+        this.kick()
+      },
+      corrupted: (error) => this.#stopServing(error),
+      staged: (message, image) => this.#stepStaged(message, image),
+      canStage: () => this.#staged === undefined,
+    })
+  }
+
+  get stopped(): boolean {
+    return this.#stopped
+  }
+
+  get leaderChanges(): number {
+    return this.#leaderChanges
+  }
+
+  get clientCount(): number {
+    return this.#listeners.size
+  }
+
+  /** The newest TID whose invalidation every client of this member has been handed. */
+  get publishedTid(): Tid {
+    return this.#publishedTid
+  }
+
+  healthy(): boolean {
+    return this.#fatal === undefined
+  }
+
+  onInvalidation(listener: MemberEvents['invalidation']): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  onStopServing(listener: () => void): () => void {
+    this.#stopListeners.add(listener)
+    return () => this.#stopListeners.delete(listener)
+  }
+
+  /** Throws the error a caller gets once the member stopped or stopped serving. */
+  checkServing(): void {
+    if (this.#stopped)
+      throw new MemberError(
+        'shuttingDown',
+        `Member ${this.#options.id} is shutting down; retry on another member.`,
+      )
+    // 'shuttingDown': the client goes to another member, as it does for one that is stopping.
+    if (this.#fatal)
+      throw new MemberError(
+        'shuttingDown',
+        `Member ${this.#options.id} stopped serving (${this.#fatal.message}); use another member.`,
+      )
+  }
+
+  /** Starts the clock: ticks feed Raft from now on. */
+  start(): void {
+    const tick = (): void => {
+      if (this.#stopped || this.#fatal !== undefined) return
+      this.#node.tick()
+      this.#membership.maybePromote()
+      this.#membership.checkRemoved(true)
+      this.kick()
+      this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
+    }
+    this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
+    this.#membership.updatePeers()
+    this.kick()
+  }
+
+  /** Stops ticking and fails everything still waiting; the caller closes the disk and network. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    this.#tickTimer?.cancel()
+    this.#snapshots.stop()
+    const error = new MemberError(
+      'shuttingDown',
+      `Member ${this.#options.id} is shutting down; retry on another member.`,
+    )
+    this.#waiters.failAll(error)
+    // The loop ends after the Ready it is handling: a write under way completes first.
+    await this.#loopRunning
+  }
+
+  /** A batch of messages from peer `from` (PeerNetwork.onMessages). */
+  receive(from: NodeId, messages: readonly Message[]): void {
+    if (this.#stopped || this.#fatal) return
+    for (const message of messages) {
+      assert.equal(message.from, from, 'the transport delivers only messages from the authenticated peer')
+      this.#node.step(message)
+    }
+    this.kick()
+  }
+
+  /** Makes sure the loop runs; it runs one Ready at a time and picks up whatever arrived meanwhile. */
+  kick(): void {
+    if (this.#stopped || this.#fatal) return
+    if (this.#loopRunning !== undefined) {
+      this.#loopAgain = true
+      return
+    }
+    this.#loopRunning = this.#loop().then(
+      () => {
+        this.#loopRunning = undefined
+      },
+      (error: unknown) => {
+        this.#loopRunning = undefined
+        this.#stopServing(error instanceof Error ? error : new Error(String(error)))
+      },
+    )
+  }
+
+  /**
+   * A disk or state-machine failure this member cannot go on from (a failed write, or its
+   * own data failing its checksums where every member must read it): it stops taking part,
+   * so the others elect a leader with healthy data; /healthz says so, and the operator
+   * rebuilds it from a healthy replica (docs/operations.md).
+   */
+  #stopServing(error: Error): void {
+    if (this.#fatal !== undefined) return
+    this.#fatal = error
+    this.#tickTimer?.cancel()
+    this.#log.fatal({ err: error }, 'the member stopped serving: its disk or state machine failed')
+    this.#waiters.failAll(
+      new MemberError(
+        'shuttingDown',
+        `Member ${this.#options.id} stopped serving (${error.message}); use another member.`,
+      ),
+    )
+    for (const listener of this.#stopListeners) listener()
+  }
+
+  async #loop(): Promise<void> {
+    do {
+      this.#loopAgain = false
+      while (!this.#stopped && this.#node.hasReady()) {
+        this.#readyCount++
+        await this.#handleReady(this.#node.ready())
+      }
+    } while (this.#loopAgain && !this.#stopped)
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
+    // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
+    this.#send(rd.messages)
+    const ackEarly = this.#options.bugs.ackBeforeSync === true
+    if (ackEarly) this.#send(rd.messagesAfterPersist)
+    if (rd.snapshot !== undefined) {
+      await this.#installSnapshot(rd)
+    } else {
+      // A staged image the core did not take (its log already covered it) is dropped.
+      if (this.#staged !== undefined && this.#staged.atReady < this.#readyCount) this.#staged = undefined
+      if (rd.entries.length > 0 || rd.hardState !== undefined) {
+        await this.#options.logStore.save(rd.entries, rd.hardState)
+        this.#options.compaction.noteEntries(rd.entries)
+      }
+    }
+    if (!ackEarly) this.#send(rd.messagesAfterPersist)
+    const configApplied = rd.committedEntries.some((entry) => entry.kind === 'config')
+    if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries)
+    for (const read of rd.readStates) this.#waiters.readAt(read.requestId, read.index)
+    for (const requestId of rd.droppedReads) this.#waiters.dropRead(requestId, this.#membership.notLeader())
+    this.#node.advance(rd)
+    this.#waiters.appliedTo(this.#store.appliedIndex)
+    this.#maybeProposePackStep()
+    if (rd.softState !== undefined || rd.snapshot !== undefined || configApplied || rd.entries.length > 0)
+      this.#membership.updatePeers()
+    if (configApplied) this.#membership.checkRemoved()
+    this.#membership.maybeSeedDirectory()
+    await this.#options.compaction.maybeCompact(this.#store.appliedIndex)
+    this.#waiters.readyHandled()
+  }
+
+  /** Applies one Ready's committed entries in one batch (ObjectStore.applyAll), then answers in order. */
+  async #apply(entries: readonly Entry[]): Promise<void> {
+    const results = await this.#store.applyAll(entries)
+    // Invalidations go out before any answer: replies are sent from promise callbacks.
+    this.#publish(results)
+    let directoryChanged = false
+    entries.forEach((entry, i) => {
+      const result = results[i]
+      assert.ok(result !== undefined, 'one result per applied entry')
+      // Of the commands, only a member directory update answers 'none'.
+      if (entry.kind === 'normal' && result.ok && result.code === 'none') directoryChanged = true
+      if (result.ok && result.code === 'packProgress') this.#packStepPending = false
+      this.#waiters.entryApplied(entry, result, () => this.#lost())
+    })
+    if (directoryChanged) await this.#membership.loadDirectory()
+  }
+
+  #lost(): MemberError {
+    return new MemberError(
+      'notLeader',
+      'Leadership changed before the command committed; retry it with the same sequence number.',
+      this.#membership.leaderHint(),
+    )
+  }
+
+  /**
+   * Ready.snapshot (src/raft/types.ts, step 0): the staged image becomes the state
+   * machine, and the log restarts after it with the Ready's entries and hard state, in
+   * one batch with one sync (ObjectStore.switchToStaged). A crash before it leaves the
+   * old state machine with the old log.
+   */
+  async #installSnapshot(rd: Ready): Promise<void> {
+    const meta = rd.snapshot
+    const staged = this.#staged
+    assert.ok(meta !== undefined)
+    assert.ok(
+      staged !== undefined && staged.index === meta.index && this.#store.holdsStaged(staged.image),
+      `the core installs snapshot ${meta.index} and its image is staged`,
+    )
+    const extra = this.#options.logStore.snapshotOperations(meta, rd.entries, rd.hardState)
+    try {
+      await this.#store.switchToStaged(staged.image, extra, () => this.#options.disk.sync())
+    } finally {
+      // Only now may the next image be staged: staging clears the inactive half, which
+      // until the switch's sync completes is the half being switched in.
+      this.#staged = undefined
+    }
+    await this.#options.logStore.snapshotInstalled(meta, rd.entries)
+    this.#options.compaction.restarted(meta.index, rd.entries)
+    await this.#membership.loadDirectory()
+    this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')
+    // Clients of this member must hear what the image changed since their last invalidation.
+    try {
+      const invalidations = await this.#store.invalidationsSince(this.#publishedTid)
+      if (invalidations.length > 0) {
+        for (const listener of this.#listeners) listener(invalidations)
+      }
+    } catch (error) {
+      this.#log.warn({ err: error }, 'clients of this member cannot be told what the snapshot changed')
+    }
+    this.#publishedTid = this.#store.lastTransaction()
+    this.#waiters.publishedTo(this.#publishedTid)
+    this.#waiters.tidAppliedTo(this.#store.lastTransaction())
+  }
+
+  /** A verified image is staged: step its `snapshot` message into the core. */
+  #stepStaged(message: SnapshotMessage, image: StagedSnapshot): void {
+    if (this.#stopped || this.#fatal) return
+    this.#staged = { image, index: message.snapshot.index, atReady: this.#readyCount }
+    this.#node.step(message)
+    this.kick()
+  }
+
+  #send(messages: readonly Message[]): void {
+    if (messages.length === 0) return
+    const byPeer = new Map<NodeId, Message[]>()
+    for (const m of messages) {
+      if (m.type === 'snapshot') {
+        // The image streams over its own frames (src/server/snapshots.ts).
+        this.#snapshots.send(m)
+        continue
+      }
+      const batch = byPeer.get(m.to)
+      if (batch) batch.push(m)
+      else byPeer.set(m.to, [m])
+    }
+    for (const [to, batch] of byPeer) this.#options.network.send(to, batch)
+  }
+
+  /**
+   * Hands every client of this member the invalidations of one Ready's transactions, as
+   * one batch in TID order. A retried command answers its first result again: its
+   * invalidation went out back then, so only TIDs past the last published one count.
+   */
+  #publish(results: readonly Result[]): void {
+    const invalidations: Invalidation[] = []
+    let last = this.#publishedTid
+    for (const result of results) {
+      if (result.ok && result.code === 'committed' && result.tid > last) {
+        invalidations.push({ tid: result.tid, oids: result.oids })
+        last = result.tid
+      }
+    }
+    if (invalidations.length === 0) return
+    if (this.#options.bugs.invalidateAfterReply === true) {
+      const listeners = [...this.#listeners]
+      this.#options.clock.setTimer(1, () => {
+        for (const listener of listeners) listener(invalidations)
+      })
+    } else {
+      for (const listener of this.#listeners) listener(invalidations)
+    }
+    this.#publishedTid = last
+    this.#waiters.publishedTo(this.#publishedTid)
+    this.#waiters.tidAppliedTo(this.#store.lastTransaction())
+  }
+
+  /** A pack runs in bounded steps: the leader proposes the next step once the last one applied. */
+  #maybeProposePackStep(): void {
+    if (
+      this.#packStepPending ||
+      this.#node.status().role !== 'leader' ||
+      this.#store.packStatus().phase === 'idle'
+    )
+      return
+    const proposed = this.#node.propose([
+      encodeCommand({ type: 'packStep', proposedTid: clockTid(this.#options.clock) }),
+    ])
+    if (proposed.ok) {
+      this.#packStepPending = true
+      this.kick()
+    }
+  }
+}
