@@ -73,8 +73,10 @@ export class Bucket extends Persistent {
   splitOff(at: number): Bucket {
     writable(this)
     const right = new Bucket()
+    const jar = this[META].jar
     right.entryKeys = this.entryKeys.splice(at)
-    right.entryValues = this.entryValues.splice(at)
+    // The new bucket has no transaction yet: what moves into it must be live objects, not stored references.
+    right.entryValues = this.entryValues.splice(at).map((value) => liveValue(value, jar))
     this.generation++
     return right
   }
@@ -158,7 +160,8 @@ export class TreeNode extends Persistent {
     writable(this)
     const at = this.childRefs.length >>> 1
     const right = new TreeNode()
-    right.childRefs = this.childRefs.splice(at)
+    const jar = this[META].jar
+    right.childRefs = this.childRefs.splice(at).map((child) => liveValue(child, jar))
     right.separators = this.separators.splice(at)
     const separator = this.separators.pop() as Key
     return [separator, right]
