@@ -105,12 +105,14 @@ async function counterFigure(cluster: ZeoqCluster, db: Database, seconds: number
       for (let s = 0; s < streamsPerProcess; s++) root.set(counterKey('separate', w, s), new Counter())
   })
   const rates = new Map<CounterMode, number[]>()
+  const committed = new Map<CounterMode, number>()
   for (const mode of ['separate', 'sharded', 'single', 'separate', 'sharded'] as const) {
     const results = await runWorkers(cluster, mode, seconds)
     const total = sum(results.map((r) => r.commits))
     const rate = total / seconds
     rates.set(mode, [...(rates.get(mode) ?? []), rate])
-    const stored = await odb.transact(async (t) => {
+    committed.set(mode, (committed.get(mode) ?? 0) + total)
+    const { value: stored } = await odb.transact(async (t) => {
       const root = await t.root()
       const keys =
         mode === 'separate' ? [...root.keys()].filter((k) => k.startsWith('sep-')) : [counterKey(mode, 0, 0)]
@@ -119,7 +121,7 @@ async function counterFigure(cluster: ZeoqCluster, db: Database, seconds: number
     console.log(
       `  ${mode.padEnd(8)} ${rate.toFixed(0).padStart(6)} commits/s, failed ${sum(results.map((r) => r.failures))}, ` +
         `resolved ${sum(results.map((r) => r.resolved))}, waited ${sum(results.map((r) => r.waits))}, ` +
-        `merges ${sum(results.map((r) => r.merges))}; stored total ${stored} (cumulative)`,
+        `merges ${sum(results.map((r) => r.merges))}; counted ${stored} of ${committed.get(mode)} increments committed so far`,
     )
   }
   const mean = (mode: CounterMode): number => sum(rates.get(mode) ?? []) / (rates.get(mode)?.length ?? 1)
