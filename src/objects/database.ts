@@ -92,6 +92,8 @@ const defaults = { attempts: 3, resolveAttempts: 10, conflictBackoffMsMax: 10, d
 const attemptsMax = 100
 /** Serials of this process's last commits per oid, to tell its own changes from others'. */
 const ownSerialsMax = 100_000
+/** Sharded counters (and contended shards) this process remembers its shard choice for. */
+const countersRememberedMax = 10_000
 /** Fresh oids are allocated in batches through the log; the batch doubles up to this. */
 const oidBatchMax = 1024
 const oidBatchMin = 16
@@ -286,7 +288,7 @@ export class ObjectDatabase {
             merged: (write, serial) => {
               this.#counters.merges++
               if (write.Class === CounterShard && this.#ownSerials.get(write.oid) !== serial)
-                this.#contendedShards.add(write.oid)
+                remember(this.#contendedShards, write.oid)
             },
           }),
         {
@@ -332,10 +334,21 @@ export class ObjectDatabase {
     const current = shards[at() % shards.length]
     if (current !== undefined && this.#contendedShards.delete(current)) {
       offset++
+      this.#slotOffsets.delete(counter)
       this.#slotOffsets.set(counter, offset)
+      trim(this.#slotOffsets)
     }
     return at() % shards.length
   }
+}
+
+function remember(set: Set<Oid>, oid: Oid): void {
+  set.add(oid)
+  if (set.size > countersRememberedMax) set.delete(set.values().next().value as Oid)
+}
+
+function trim(map: Map<Oid, number>): void {
+  if (map.size > countersRememberedMax) map.delete(map.keys().next().value as Oid)
 }
 
 function record(options: ObjectTransactOptions): {
