@@ -66,7 +66,7 @@ export interface Meta {
   readData: Uint8Array | undefined
   loading: Promise<void> | undefined
   bytes: ByteWatch[] | undefined
-  /** Its oid came from this process's pool in a transaction that did not commit. */
+  /** A new object whose oid came from this process's pool: no other transaction can have written it. */
   fresh: boolean
 }
 

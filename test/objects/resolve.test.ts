@@ -213,6 +213,35 @@ describe('objects: conflict resolution', () => {
     assert.match(value.label, /^again from [ab]$/)
   })
 
+  it('a read-current object changed meanwhile makes the function run again, even when its writes would merge', async () => {
+    const limitKey = await fresh(() => new Tally())
+    const counterKey = await fresh(() => new Counter())
+    let runs = 0
+    let bCommitted = (): void => {}
+    const afterB = new Promise<void>((resolve) => {
+      bCommitted = resolve
+    })
+    await Promise.all([
+      a.transact(async (t) => {
+        runs++
+        const root = await t.root()
+        const limit = await t.load(root.get(limitKey) as Tally)
+        t.readCurrent(limit)
+        await afterB // b changes the limit after a read it
+        await (root.get(counterKey) as Counter).add(1)
+      }),
+      b
+        .transact(async (t) => {
+          const limit = await t.load((await t.root()).get(limitKey) as Tally)
+          limit.label = 'changed'
+        })
+        .then(bCommitted),
+    ])
+    assert.equal(runs, 2, 'the counter would merge, but the read-current limit changed: a ran again')
+    const { value } = await b.transact(async (t) => ((await t.root()).get(counterKey) as Counter).value())
+    assert.equal(value, 1)
+  })
+
   it('16 concurrent increments of one counter in one process never conflict at the store', async () => {
     const key = await fresh(() => new Counter())
     const before = a.stats()
