@@ -123,6 +123,8 @@ export class TreeNode extends Persistent {
   separators: Key[] = []
   childRefs: unknown[] = []
   own = true
+  /** The children as objects, filled as they are asked for; dropped when the children change. */
+  liveChildren: (Bucket | TreeNode | undefined)[] | undefined
 
   get childCount(): number {
     return this.childRefs.length
@@ -135,9 +137,13 @@ export class TreeNode extends Persistent {
   }
 
   child(i: number): Bucket | TreeNode {
+    const known = this.liveChildren?.[i]
+    if (known !== undefined) return known
     const child = liveValue(this.childRefs[i], this[META].jar)
     if (!(child instanceof Bucket || child instanceof TreeNode))
       throw new NotAnObjectError(this[META].oid ?? 0n, `its child ${i} is not a bucket or node`)
+    this.liveChildren ??= new Array(this.childRefs.length)
+    this.liveChildren[i] = child
     return child
   }
 
@@ -181,6 +187,7 @@ export class TreeNode extends Persistent {
       throw new NotAnObjectError(this[META].oid ?? 0n, 'a tree node needs one separator fewer than children')
     this.separators = keys as Key[]
     this.childRefs = children as unknown[]
+    this.liveChildren = undefined
     this.own = false
   }
 }
@@ -195,6 +202,7 @@ export function separatorsSorted(node: TreeNode): boolean {
 /** Marks a bucket or node changed and gives it arrays of its own (decoded ones are shared and frozen). */
 function writable(obj: Bucket | TreeNode): void {
   markChanged(obj)
+  if (obj instanceof TreeNode) obj.liveChildren = undefined
   if (obj.own) return
   if (obj instanceof Bucket) {
     obj.entryKeys = [...obj.entryKeys]

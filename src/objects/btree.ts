@@ -14,6 +14,7 @@ import { Bucket, TreeNode } from './btree-nodes.ts'
 import { checkKey, type Key, type RawObject, searchKeys } from './codec.ts'
 import { NotAnObjectError } from './errors.ts'
 import {
+  checkUsable,
   GET_STATE,
   liveValue,
   META,
@@ -83,9 +84,19 @@ abstract class OrderedTree extends Persistent {
     this.rootRef = new Bucket()
   }
 
+  /** The bucket where `key` belongs (the read path: no path kept, no await for loaded records). */
+  protected async bucketFor(key: Key): Promise<Bucket> {
+    let node = this.loadedRoot() ?? (await this.rootNode())
+    while (node instanceof TreeNode) {
+      const child = node.child(node.childIndex(key))
+      node = child[META].status === 'ghost' ? await ready(child) : child
+    }
+    return node
+  }
+
   protected async findValue(key: unknown): Promise<{ readonly found: boolean; readonly value: unknown }> {
     const k = checkKey(key)
-    const { bucket } = await this.descend(k)
+    const bucket = await this.bucketFor(k)
     const i = bucket.find(k)
     return i < 0 ? { found: false, value: undefined } : { found: true, value: bucket.valueAt(i) }
   }
@@ -148,9 +159,19 @@ abstract class OrderedTree extends Persistent {
     return ready(root)
   }
 
+  /** The root when it and the tree are loaded, without waiting; else undefined. */
+  private loadedRoot(): Bucket | TreeNode | undefined {
+    const meta = this[META]
+    if (meta.status === 'ghost') return undefined
+    checkUsable(meta, 'used')
+    const root = liveValue(this.rootRef, meta.jar)
+    if ((root instanceof Bucket || root instanceof TreeNode) && root[META].status !== 'ghost') return root
+    return undefined
+  }
+
   /** The path from the root to the bucket where `key` belongs. */
   private async descend(key: Key): Promise<{ readonly path: Step[]; readonly bucket: Bucket }> {
-    let node = await this.rootNode()
+    let node = this.loadedRoot() ?? (await this.rootNode())
     const path: Step[] = []
     while (node instanceof TreeNode) {
       const index = node.childIndex(key)
@@ -248,7 +269,10 @@ export class BTree<K extends Key = Key, V = unknown> extends OrderedTree {
   static override readonly className: string = 'zeoq.BTree'
 
   async get(key: K): Promise<V | undefined> {
-    return (await this.findValue(key)).value as V | undefined
+    const k = checkKey(key)
+    const bucket = await this.bucketFor(k)
+    const i = bucket.find(k)
+    return i < 0 ? undefined : (bucket.valueAt(i) as V)
   }
 
   async has(key: K): Promise<boolean> {
