@@ -39,7 +39,7 @@ export class NotLoadedError extends ObjectsError {
 
   constructor(className: string, oid: Oid | undefined, field: string) {
     super(
-      `${describeObject(className, oid)} is not loaded, so its field "${field}" cannot be read: ` +
+      `${describeObject(className, oid)} is not loaded, so ${field === '' ? 'it' : `"${field}"`} cannot be used: ` +
         'load it first with `await t.load(obj)` (or `await load(obj)`); BTree, TreeSet, ' +
         'PersistentList and Counter methods load what they need themselves.',
     )

@@ -41,18 +41,18 @@ export class PersistentMap<K extends Key = string, V = unknown> extends Persiste
 
   /** The number of entries. */
   get size(): number {
-    return readable(this).entryKeys.length
+    return readable(this, 'size').entryKeys.length
   }
 
   /** The value under `key`, undefined when there is none. Persistent objects come back as this transaction's objects (maybe not loaded). */
   get(key: K): V | undefined {
-    const map = readable(this)
+    const map = readable(this, 'get')
     const i = searchKeys(map.entryKeys, checkKey(key))
     return i < 0 ? undefined : (liveValue(map.entryValues[i], map[META].jar) as V)
   }
 
   has(key: K): boolean {
-    return searchKeys(readable(this).entryKeys, checkKey(key)) >= 0
+    return searchKeys(readable(this, 'has').entryKeys, checkKey(key)) >= 0
   }
 
   /** Sets `key` to (a frozen copy of) `value`. */
@@ -71,7 +71,7 @@ export class PersistentMap<K extends Key = string, V = unknown> extends Persiste
 
   /** Removes `key`; true when it was there. */
   delete(key: K): boolean {
-    const i = searchKeys(readable(this).entryKeys, checkKey(key))
+    const i = searchKeys(readable(this, 'delete').entryKeys, checkKey(key))
     if (i < 0) return false
     const map = writable(this)
     map.entryKeys.splice(i, 1)
@@ -88,17 +88,17 @@ export class PersistentMap<K extends Key = string, V = unknown> extends Persiste
   }
 
   *keys(): IterableIterator<K> {
-    const map = readable(this)
+    const map = readable(this, 'keys')
     for (const key of map.entryKeys) yield key as K
   }
 
   *values(): IterableIterator<V> {
-    const map = readable(this)
+    const map = readable(this, 'values')
     for (const value of map.entryValues) yield liveValue(value, map[META].jar) as V
   }
 
   *entries(): IterableIterator<[K, V]> {
-    const map = readable(this)
+    const map = readable(this, 'entries')
     for (let i = 0; i < map.entryKeys.length; i++)
       yield [map.entryKeys[i] as K, liveValue(map.entryValues[i], map[META].jar) as V]
   }
@@ -133,8 +133,8 @@ export class PersistentMap<K extends Key = string, V = unknown> extends Persiste
   }
 }
 
-function readable<M extends Persistent>(map: M): M {
-  checkUsable(map[META], 'read')
+function readable<M extends Persistent>(map: M, method: string): M {
+  checkUsable(map[META], 'read', `${method}()`)
   return map
 }
 
