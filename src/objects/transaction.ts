@@ -220,17 +220,21 @@ export class ObjectTransaction implements Jar {
 
   // ───────────────────────────── loading ─────────────────────────────
 
-  async #activate(meta: Meta): Promise<void> {
-    meta.loading ??= this.#loadState(meta).finally(() => {
-      meta.loading = undefined
-    })
-    await meta.loading
+  #activate(meta: Meta): Promise<void> {
+    // Concurrent loads of one ghost share one load; #loadState clears it when done.
+    meta.loading ??= this.#loadState(meta)
+    return meta.loading
   }
 
   async #loadState(meta: Meta): Promise<void> {
     const oid = meta.oid
     if (oid === undefined) throw new Error('A ghost without an oid: a bug in the object layer.')
-    const record = await this.#tx.load(oid)
+    let record: Awaited<ReturnType<Transaction['load']>>
+    try {
+      record = await this.#tx.load(oid)
+    } finally {
+      meta.loading = undefined
+    }
     this.#checkOpen('load')
     if (record === undefined) throw new MissingObjectError(oid)
     if (meta.status !== 'ghost') return
