@@ -84,6 +84,17 @@ abstract class OrderedTree extends Persistent {
     this.rootRef = new Bucket()
   }
 
+  /** The bucket where `key` belongs when every record on the way is loaded; else undefined. */
+  protected loadedBucketFor(key: Key): Bucket | undefined {
+    let node = this.loadedRoot()
+    while (node instanceof TreeNode) {
+      const child = node.child(node.childIndex(key))
+      if (child[META].status === 'ghost') return undefined
+      node = child
+    }
+    return node
+  }
+
   /** The bucket where `key` belongs (the read path: no path kept, no await for loaded records). */
   protected async bucketFor(key: Key): Promise<Bucket> {
     let node = this.loadedRoot() ?? (await this.rootNode())
@@ -96,7 +107,7 @@ abstract class OrderedTree extends Persistent {
 
   protected async findValue(key: unknown): Promise<{ readonly found: boolean; readonly value: unknown }> {
     const k = checkKey(key)
-    const bucket = await this.bucketFor(k)
+    const bucket = this.loadedBucketFor(k) ?? (await this.bucketFor(k))
     const i = bucket.find(k)
     return i < 0 ? { found: false, value: undefined } : { found: true, value: bucket.valueAt(i) }
   }
@@ -270,7 +281,7 @@ export class BTree<K extends Key = Key, V = unknown> extends OrderedTree {
 
   async get(key: K): Promise<V | undefined> {
     const k = checkKey(key)
-    const bucket = await this.bucketFor(k)
+    const bucket = this.loadedBucketFor(k) ?? (await this.bucketFor(k))
     const i = bucket.find(k)
     return i < 0 ? undefined : (bucket.valueAt(i) as V)
   }

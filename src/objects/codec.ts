@@ -190,6 +190,8 @@ function keyRank(key: Key): number {
 
 /** The total order of keys: numbers and bigints by value, then strings by code unit, then arrays lexicographically. */
 export function compareKeys(a: Key, b: Key): number {
+  // The common case first: two strings, or two numbers.
+  if (typeof a === typeof b && typeof a !== 'object') return a < b ? -1 : a > b ? 1 : 0
   const rankA = keyRank(a)
   const rankB = keyRank(b)
   if (rankA !== rankB) return rankA - rankB
