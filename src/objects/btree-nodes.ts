@@ -85,7 +85,7 @@ export class Bucket extends Persistent {
     return {
       keys: this.entryKeys,
       values: this.entryValues.map((value, i) =>
-        toRaw(value, sink, `Bucket[${String(this.entryKeys[i])}]`, 0),
+        toRaw(value, sink, () => `Bucket[${String(this.entryKeys[i])}]`),
       ),
       g: this.generation,
     }
@@ -176,7 +176,7 @@ export class TreeNode extends Persistent {
   override [GET_STATE](sink: RawSink): RawObject {
     return {
       keys: this.separators,
-      children: this.childRefs.map((child, i) => toRaw(child, sink, `TreeNode.children[${i}]`, 0)),
+      children: this.childRefs.map((child, i) => toRaw(child, sink, () => `TreeNode.children[${i}]`)),
     }
   }
 

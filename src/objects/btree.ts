@@ -115,7 +115,10 @@ abstract class OrderedTree extends Persistent {
   /** Sets `key` to a frozen copy of `value`; true when the key is new. */
   protected async putValue(key: unknown, value: unknown): Promise<boolean> {
     const k = checkKey(key)
-    const v = storableCopy(value, `${(this.constructor as typeof Persistent).className}[${String(key)}]`)
+    const v = storableCopy(
+      value,
+      () => `${(this.constructor as typeof Persistent).className}[${String(key)}]`,
+    )
     const { path, bucket } = await this.descend(k)
     const added = bucket.put(k, v)
     if (bucket.size > this.bucketSize) {
@@ -252,7 +255,7 @@ abstract class OrderedTree extends Persistent {
 
   override [GET_STATE](sink: RawSink): RawObject {
     return {
-      root: toRaw(this.rootRef, sink, 'tree.root', 0),
+      root: toRaw(this.rootRef, sink, 'tree.root'),
       bucketSize: this.bucketSize,
       nodeSize: this.nodeSize,
     }

@@ -79,7 +79,7 @@ export class Counter extends Persistent {
   override [GET_STATE](sink: RawSink): RawObject {
     return {
       count: this.count,
-      shards: this.shardRefs.map((shard, i) => toRaw(shard, sink, `Counter.shards[${i}]`, 0)),
+      shards: this.shardRefs.map((shard, i) => toRaw(shard, sink, () => `Counter.shards[${i}]`)),
     }
   }
 

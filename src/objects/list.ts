@@ -57,7 +57,7 @@ export class PersistentList<T = unknown> extends Persistent {
   /** Appends items at the end. */
   async append(...items: T[]): Promise<void> {
     await ready(this)
-    const copies = items.map((item, i) => storableCopy(item, `PersistentList.append(…)[${i}]`))
+    const copies = items.map((item, i) => storableCopy(item, () => `PersistentList.append(…)[${i}]`))
     let last = await lastChunk(this)
     for (const item of copies) {
       if (last === undefined || last.items.length >= this.chunkSize) {
@@ -86,7 +86,7 @@ export class PersistentList<T = unknown> extends Persistent {
 
   /** Replaces the item at `index`; throws RangeError beyond the end. */
   async set(index: number, value: T): Promise<void> {
-    const copy = storableCopy(value, `PersistentList[${index}]`)
+    const copy = storableCopy(value, () => `PersistentList[${index}]`)
     const at = await locate(this, index)
     if (at === undefined) throw new RangeError(`Index ${index} is beyond the end of the list.`)
     at.chunk.replace(at.offset, copy)
@@ -114,7 +114,7 @@ export class PersistentList<T = unknown> extends Persistent {
 
   override [GET_STATE](sink: RawSink): RawObject {
     return {
-      chunks: this.chunkRefs.map((chunk, i) => toRaw(chunk, sink, `PersistentList.chunks[${i}]`, 0)),
+      chunks: this.chunkRefs.map((chunk, i) => toRaw(chunk, sink, () => `PersistentList.chunks[${i}]`)),
       sealed: this.sealedCounts,
       chunkSize: this.chunkSize,
     }
@@ -162,7 +162,7 @@ export class ListChunk extends Persistent {
 
   override [GET_STATE](sink: RawSink): RawObject {
     return {
-      items: this.items.map((item, i) => toRaw(item, sink, `ListChunk.items[${i}]`, 0)),
+      items: this.items.map((item, i) => toRaw(item, sink, () => `ListChunk.items[${i}]`)),
       sealed: this.sealed,
     }
   }

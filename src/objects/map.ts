@@ -59,7 +59,7 @@ export class PersistentMap<K extends Key = string, V = unknown> extends Persiste
   set(key: K, value: V): this {
     const map = writable(this)
     const k = checkKey(key)
-    const v = storableCopy(value, `PersistentMap.set(${String(key)})`)
+    const v = storableCopy(value, () => `PersistentMap.set(${String(key)})`)
     const i = searchKeys(map.entryKeys, k)
     if (i >= 0) map.entryValues[i] = v
     else {
@@ -111,7 +111,7 @@ export class PersistentMap<K extends Key = string, V = unknown> extends Persiste
     return {
       keys: this.entryKeys,
       values: this.entryValues.map((value, i) =>
-        toRaw(value, sink, `PersistentMap[${String(this.entryKeys[i])}]`, 0),
+        toRaw(value, sink, () => `PersistentMap[${String(this.entryKeys[i])}]`),
       ),
     }
   }

@@ -131,7 +131,7 @@ export class Persistent {
       const value = target[key]
       if (value === undefined) continue
       checkFieldName(key, className)
-      state[key] = toRaw(value, sink, `${className}.${key}`, 0)
+      state[key] = toRaw(value, sink, () => `${className}.${key}`)
     }
     return state
   }
@@ -311,9 +311,16 @@ const nestedHandler: ProxyHandler<object> = {
 /** Where stored states send their references while being written. */
 export interface RawSink {
   /** The reference to a persistent object (giving a new one its oid, or checking it belongs here). */
-  ref(obj: Persistent, path: string): RefMap
+  ref(obj: Persistent): RefMap
   /** A reference that is already in stored form. */
   note(ref: RefMap): void
+}
+
+/** Where a value is, for error messages: built only when needed (most values are fine). */
+export type PathOf = string | (() => string)
+
+function pathText(path: PathOf): string {
+  return typeof path === 'string' ? path : path()
 }
 
 const int64Min = -(2n ** 63n)
@@ -326,9 +333,15 @@ function checkFieldName(key: string, className: string): void {
 
 /** What a walk over a live value does with what it finds. */
 interface Visitor {
-  persistent(obj: Persistent, path: string): unknown
+  persistent(obj: Persistent): unknown
   ref(ref: RefMap): unknown
   readonly freeze: boolean
+}
+
+function isSimple(value: unknown): boolean {
+  return (
+    value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+  )
 }
 
 /**
@@ -336,63 +349,67 @@ interface Visitor {
  * naming the path of the first value that cannot. Plain arrays and objects are copied
  * (and frozen with `freeze`), wrappers unwrapped, byte arrays copied.
  */
-function walkValue(value: unknown, visitor: Visitor, path: string, depth: number): unknown {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-    case 'number':
-      return value
-    case 'bigint':
-      if (value < int64Min || value > uint64Max)
-        throw new UnstorableValueError(path, 'a bigint beyond 64 bits')
-      return value
-    case 'object':
-      break
-    default:
-      throw new UnstorableValueError(path, `${describeValue(value)} cannot be stored`)
+function walkValue(value: unknown, visitor: Visitor, path: PathOf, depth: number): unknown {
+  if (isSimple(value)) return value
+  if (typeof value === 'bigint') {
+    if (value < int64Min || value > uint64Max)
+      throw new UnstorableValueError(pathText(path), 'a bigint beyond 64 bits')
+    return value
   }
-  if (value === null) return null
+  if (typeof value !== 'object' || value === null)
+    throw new UnstorableValueError(pathText(path), `${describeValue(value)} cannot be stored`)
   if (depth > stateDepthMax)
-    throw new UnstorableValueError(path, `plain values nest deeper than ${stateDepthMax} levels (a cycle?)`)
-  if (value instanceof Persistent) return visitor.persistent(value, path)
+    throw new UnstorableValueError(
+      pathText(path),
+      `plain values nest deeper than ${stateDepthMax} levels (a cycle?)`,
+    )
+  if (value instanceof Persistent) return visitor.persistent(value)
   if (isTrustedRef(value)) return visitor.ref(value)
   const plain = unwrapNested(value)
   if (plain instanceof Uint8Array) return visitor.freeze ? new Uint8Array(plain) : plain
   if (Array.isArray(plain)) {
-    const out = plain.map((item: unknown, i) => {
-      if (item === undefined)
-        throw new UnstorableValueError(`${path}[${i}]`, 'undefined in an array (store null)')
-      return walkValue(item, visitor, `${path}[${i}]`, depth + 1)
-    })
+    const out: unknown[] = new Array(plain.length)
+    for (let i = 0; i < plain.length; i++) {
+      const item: unknown = plain[i]
+      if (isSimple(item)) out[i] = item
+      else if (item === undefined)
+        throw new UnstorableValueError(`${pathText(path)}[${i}]`, 'undefined in an array (store null)')
+      else out[i] = walkValue(item, visitor, () => `${pathText(path)}[${i}]`, depth + 1)
+    }
     return visitor.freeze ? Object.freeze(out) : out
   }
-  if (!isPlainObject(plain)) throw new UnstorableValueError(path, `${describeValue(plain)} cannot be stored`)
+  if (!isPlainObject(plain))
+    throw new UnstorableValueError(pathText(path), `${describeValue(plain)} cannot be stored`)
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(plain)) {
     const item = plain[key]
     if (item === undefined) continue
     if (key === refKey || key === '__proto__')
-      throw new UnstorableValueError(`${path}.${key}`, `the key "${key}" is reserved`)
-    out[key] = walkValue(item, visitor, `${path}.${key}`, depth + 1)
+      throw new UnstorableValueError(`${pathText(path)}.${key}`, `the key "${key}" is reserved`)
+    out[key] = isSimple(item) ? item : walkValue(item, visitor, () => `${pathText(path)}.${key}`, depth + 1)
   }
   return visitor.freeze ? Object.freeze(out) : out
 }
 
+/** One visitor per sink: toRaw runs once per stored value. */
+const sinkVisitors = new WeakMap<RawSink, Visitor>()
+
 /** A live value in stored form, with persistent objects replaced by references. */
-export function toRaw(value: unknown, sink: RawSink, path: string, depth: number): Raw {
-  return walkValue(
-    value,
-    {
-      persistent: (obj, at) => sink.ref(obj, at),
+export function toRaw(value: unknown, sink: RawSink, path: PathOf, depth = 0): Raw {
+  if (isSimple(value)) return value as Raw
+  let visitor = sinkVisitors.get(sink)
+  if (visitor === undefined) {
+    visitor = {
+      persistent: (obj) => sink.ref(obj),
       ref: (ref) => {
         sink.note(ref)
         return ref
       },
       freeze: false,
-    },
-    path,
-    depth,
-  ) as Raw
+    }
+    sinkVisitors.set(sink, visitor)
+  }
+  return walkValue(value, visitor, path, depth) as Raw
 }
 
 const keepObjects: Visitor = { persistent: (obj) => obj, ref: (ref) => ref, freeze: true }
@@ -401,8 +418,10 @@ const keepObjects: Visitor = { persistent: (obj) => obj, ref: (ref) => ref, free
  * What a collection keeps of a value given to it: a frozen copy, persistent objects kept
  * as they are. Values in collections are immutable: to change one, set it again.
  */
-export function storableCopy(value: unknown, path: string): unknown {
-  if (value === undefined) throw new UnstorableValueError(path, 'undefined cannot be stored (store null)')
+export function storableCopy(value: unknown, path: PathOf): unknown {
+  if (isSimple(value)) return value
+  if (value === undefined)
+    throw new UnstorableValueError(pathText(path), 'undefined cannot be stored (store null)')
   return walkValue(value, keepObjects, path, 0)
 }
 

@@ -62,7 +62,7 @@ export class LocalQuorum {
       peers: [url],
       token: 'none',
       transport: this.transport(),
-      timeoutMs: 5_000,
+      timeoutMs: 20_000,
       backoffMsMin: 1,
       backoffMsMax: 20,
       ...extra,
