@@ -57,6 +57,8 @@ interface WorkerTask {
 interface WorkerResult {
   readonly commits: number
   readonly failures: number
+  /** Failed transactions by error name. */
+  readonly errors: Readonly<Record<string, number>>
   readonly resolved: number
   readonly waits: number
   readonly merges: number
@@ -74,6 +76,7 @@ async function worker(task: WorkerTask): Promise<void> {
   let commits = 0
   let failures = 0
   let resolved = 0
+  const errors: Record<string, number> = {}
   await Promise.all(
     Array.from({ length: streamsPerProcess }, async (_, stream) => {
       const key = counterKey(task.mode, task.worker, stream)
@@ -82,15 +85,17 @@ async function worker(task: WorkerTask): Promise<void> {
           const result = await odb.transact(async (t) => ((await t.root()).get(key) as Counter).add(1))
           commits++
           if (result.resolved) resolved++
-        } catch {
+        } catch (error) {
           failures++
+          const name = error instanceof Error ? error.name : 'unknown'
+          errors[name] = (errors[name] ?? 0) + 1
         }
       }
     }),
   )
   const { waits, merges } = odb.stats()
   process.stdout.write(
-    `${JSON.stringify({ commits, failures, resolved, waits, merges } satisfies WorkerResult)}\n`,
+    `${JSON.stringify({ commits, failures, errors, resolved, waits, merges } satisfies WorkerResult)}\n`,
   )
   await db.close()
 }
@@ -119,7 +124,8 @@ async function counterFigure(cluster: ZeoqCluster, db: Database, seconds: number
       return sum(await Promise.all(keys.map((k) => (root.get(k) as Counter).value())))
     })
     console.log(
-      `  ${mode.padEnd(8)} ${rate.toFixed(0).padStart(6)} commits/s, failed ${sum(results.map((r) => r.failures))}, ` +
+      `  ${mode.padEnd(8)} ${rate.toFixed(0).padStart(6)} commits/s, failed ${sum(results.map((r) => r.failures))}` +
+        `${failedKinds(results)}, ` +
         `resolved ${sum(results.map((r) => r.resolved))}, waited ${sum(results.map((r) => r.waits))}, ` +
         `merges ${sum(results.map((r) => r.merges))}; counted ${stored} of ${committed.get(mode)} increments committed so far`,
     )
@@ -275,6 +281,13 @@ async function costFigure(db: Database, seconds: number): Promise<void> {
     `  cost per commit, objects / raw: time ${(mean('raw', 'rate') / mean('objects', 'rate')).toFixed(2)}, ` +
       `client CPU ${(mean('objects', 'cpuUsPerCommit') / mean('raw', 'cpuUsPerCommit')).toFixed(2)} (target ≤ 1.30)`,
   )
+}
+
+function failedKinds(results: readonly WorkerResult[]): string {
+  const kinds = new Map<string, number>()
+  for (const r of results)
+    for (const [name, n] of Object.entries(r.errors)) kinds.set(name, (kinds.get(name) ?? 0) + n)
+  return kinds.size === 0 ? '' : ` (${[...kinds].map(([name, n]) => `${n} ${name}`).join(', ')})`
 }
 
 function sum(values: readonly number[]): number {
