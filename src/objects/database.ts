@@ -16,7 +16,14 @@
  * It takes no timers or randomness of its own: pauses between attempts are the client's,
  * so it runs on any Database, the simulator's included.
  */
-import { ConflictError, type Database, type Oid, type Tid, type Transacted } from '../client/index.ts'
+import {
+  ConflictError,
+  type Database,
+  type Oid,
+  type Tid,
+  type Transacted,
+  type Transaction,
+} from '../client/index.ts'
 import { BTree, Bucket, TreeNode, TreeSet } from './btree.ts'
 import { type DecodedRecord, decodeRecord, normalize, type RawObject } from './codec.ts'
 import { Counter, CounterShard } from './counter.ts'
@@ -248,7 +255,7 @@ export class ObjectDatabase {
   /** The application's function, then its commit if nothing of this process is committing the same objects. */
   async #firstPass<T>(
     fn: (t: ObjectTransaction) => Promise<T>,
-    tx: Parameters<Parameters<Database['transact']>[0]>[0],
+    tx: Transaction,
     state: RunState<T>,
   ): Promise<T> {
     const jar = new ObjectTransaction(this.#shared, tx)
