@@ -1,29 +1,33 @@
 /**
- * The example site's data, kept as zeoq objects that every application server shares:
+ * The example site's data, as persistent objects every application server shares:
  *
- *   root (oid 0)  {"pageViews": "<oid>", "guestbook": "<oid>", …}   refs: every oid named
- *    ├─ page views   {"total": 12, "byServer": {"app-8080": 7, "app-8081": 5}}
- *    └─ guestbook    {"entries": ["<oid>", …]} newest first           refs: the entries
- *        └─ entry    {"name": "…", "message": "…", "at": "<ISO time>", "server": "app-8081"}
+ *   root ── "guestbook" ── Guestbook
+ *                            ├─ views          Counter (sharded: servers add to their own shard)
+ *                            ├─ viewsByServer  PersistentMap  server name → views
+ *                            └─ entries        PersistentList of { name, message, at, server }
  *
- * Data is UTF-8 JSON. The refs mirror the oids inside the JSON, so that pack keeps every
- * object reachable from the root (and drops entries that fell off the list). The root is
- * a name → oid map that other applications may share: this site adds its two names and
- * leaves the others alone.
+ * No encoding, no oids, no refs: the object layer stores what is reachable from the root.
+ * Concurrent visits and signatures on different servers do not fight: the counter adds
+ * deltas, the map merges changes of different servers' keys, the list keeps both appends.
  */
-import { type Database, type Oid, rootOid, type Transaction } from '../../src/client/index.ts'
+import type { Database } from '../../src/client/index.ts'
+import {
+  Counter,
+  ObjectDatabase,
+  type ObjectTransaction,
+  Persistent,
+  PersistentList,
+  PersistentMap,
+} from '../../src/objects/index.ts'
 
-/** Entries the guestbook keeps; older ones drop off the list, and pack reclaims them. */
-export const entriesKeptMax = 200
-/** Entries a page shows. */
+/** Entries a page shows, newest first. */
 export const entriesShownMax = 50
 export const nameLengthMax = 60
 export const messageLengthMax = 500
-/**
- * Tries of one transaction. Three servers incrementing one counter conflict often under
- * load; each retry runs on fresh data after a short jittered pause, so ten is plenty.
- */
+/** Runs of a transaction whose conflict cannot be merged (two servers creating the site at once). */
 const attempts = 10
+/** Where the site lives in the root, beside whatever else other applications keep there. */
+const siteKey = 'guestbook'
 
 export interface Entry {
   readonly name: string
@@ -42,17 +46,14 @@ export interface SiteState {
   readonly entryCount: number
 }
 
-interface SiteOids {
-  readonly pageViews: Oid
-  readonly guestbook: Oid
+export class Guestbook extends Persistent {
+  static override readonly className = 'example.Guestbook'
+  views = new Counter({ shards: 8 })
+  viewsByServer = new PersistentMap<string, number>()
+  entries = new PersistentList<Entry>()
 }
 
-interface PageViews {
-  readonly total: number
-  readonly byServer: Readonly<Record<string, number>>
-}
-
-/** The stored data was not what this example writes: someone else's data under our names. */
+/** The root holds something else under the site's name: someone else's data. */
 export class SiteDataError extends Error {
   constructor(what: string) {
     super(`${what} The example expects the objects it created itself; start it on a fresh quorum.`)
@@ -60,171 +61,65 @@ export class SiteDataError extends Error {
   }
 }
 
-/** The example's objects, found from the root; creates them (and the root) the first time. */
-export async function ensureSite(db: Database, server: string): Promise<SiteOids> {
-  const { value } = await db.transact(
-    async (tx) => {
-      const root = await tx.load(rootOid)
-      const names = root === undefined ? {} : parseRoot(root.data)
-      const pageViews = names.pageViews
-      const guestbook = names.guestbook
-      if (pageViews !== undefined && guestbook !== undefined)
-        return { pageViews: BigInt(pageViews), guestbook: BigInt(guestbook) }
-      // Two servers starting together both get here; one commit wins, the other conflicts
-      // on the root and its retry finds the winner's objects. Its oids go unused.
-      const [viewsOid, bookOid] = await tx.newOids(2)
-      if (viewsOid === undefined || bookOid === undefined) throw new Error('newOids(2) gave fewer oids.')
-      tx.store(viewsOid, encode({ total: 0, byServer: {} }))
-      tx.store(bookOid, encode({ entries: [] }))
-      const updated = { ...names, pageViews: String(viewsOid), guestbook: String(bookOid) }
-      tx.store(rootOid, encode(updated), Object.values(updated).map(BigInt))
-      return { pageViews: viewsOid, guestbook: bookOid }
+/** The object layer over `db`, knowing the site's class. */
+export function openSite(db: Database): ObjectDatabase {
+  return new ObjectDatabase(db, { classes: [Guestbook] })
+}
+
+/** Creates the site the first time (two servers starting together: one creates it, the other's retry finds it). */
+export async function ensureSite(odb: ObjectDatabase, server: string): Promise<void> {
+  await odb.transact(
+    async (t) => {
+      ;(await t.root()).getOrSet(siteKey, () => new Guestbook())
     },
     { attempts, user: server, description: 'guestbook example: create the site' },
   )
-  return value
-}
-
-/**
- * Runs this process's writes one at a time. Concurrent transactions of one process on the
- * one counter would mostly conflict with each other (each commit invalidates all the
- * others' reads) and could run out of attempts under a burst; queued, they only meet the
- * other servers' writes.
- */
-let writes: Promise<unknown> = Promise.resolve()
-
-function oneAtATime<T>(write: () => Promise<T>): Promise<T> {
-  const result = writes.then(write, write)
-  writes = result.catch(() => undefined)
-  return result
 }
 
 /** Counts one page view by `server` and reads the site, in one transaction. */
-export async function visit(db: Database, oids: SiteOids, server: string): Promise<SiteState> {
-  const { value } = await oneAtATime(() =>
-    db.transact(
-      async (tx) => {
-        const views = await loadPageViews(tx, oids.pageViews)
-        const counted: PageViews = {
-          total: views.total + 1,
-          byServer: { ...views.byServer, [server]: (views.byServer[server] ?? 0) + 1 },
-        }
-        tx.store(oids.pageViews, encode(counted))
-        return {
-          ...(await readGuestbook(tx, oids.guestbook)),
-          views: counted.total,
-          viewsByServer: counted.byServer,
-        }
-      },
-      { attempts, user: server, description: 'guestbook example: page view' },
-    ),
+export async function visit(odb: ObjectDatabase, server: string): Promise<SiteState> {
+  const { value } = await odb.transact(
+    async (t) => {
+      const book = await site(t)
+      await book.views.add(1)
+      const byServer = await t.load(book.viewsByServer)
+      byServer.set(server, (byServer.get(server) ?? 0) + 1)
+      return read(t, book)
+    },
+    { attempts, user: server, description: 'guestbook example: page view' },
   )
   return value
 }
 
 /** Reads the site without counting a view: one snapshot, no commit. */
-export async function look(db: Database, oids: SiteOids): Promise<SiteState> {
-  const { value } = await db.transact(async (tx) => {
-    const views = await loadPageViews(tx, oids.pageViews)
-    return { ...(await readGuestbook(tx, oids.guestbook)), views: views.total, viewsByServer: views.byServer }
+export async function look(odb: ObjectDatabase): Promise<SiteState> {
+  return (await odb.transact(async (t) => read(t, await site(t)))).value
+}
+
+/** Adds an entry to the guestbook. */
+export async function sign(odb: ObjectDatabase, entry: Entry): Promise<void> {
+  await odb.transact(async (t) => (await site(t)).entries.append(entry), {
+    attempts,
+    user: entry.server,
+    description: `guestbook example: signed by ${entry.name}`,
   })
-  return value
 }
 
-/** Adds an entry at the top of the guestbook. */
-export async function sign(db: Database, oids: SiteOids, entry: Entry): Promise<void> {
-  // Allocated once, outside the retried function: every attempt stores the same new object.
-  const [entryOid] = await db.newOids(1)
-  if (entryOid === undefined) throw new Error('newOids(1) gave no oid.')
-  await oneAtATime(() =>
-    db.transact(
-      async (tx) => {
-        const listed = await loadEntryOids(tx, oids.guestbook)
-        const kept = [entryOid, ...listed].slice(0, entriesKeptMax)
-        tx.store(entryOid, encode(entry))
-        tx.store(oids.guestbook, encode({ entries: kept.map(String) }), kept)
-      },
-      { attempts, user: entry.server, description: `guestbook example: signed by ${entry.name}` },
-    ),
-  )
+async function site(t: ObjectTransaction): Promise<Guestbook> {
+  const found = (await t.root()).get(siteKey)
+  if (!(found instanceof Guestbook)) throw new SiteDataError(`The root's "${siteKey}" is not a guestbook.`)
+  // The guestbook and what it references (counter, map, list) in one round of loads.
+  return t.load(found, { prefetch: 1 })
 }
 
-async function readGuestbook(
-  tx: Transaction,
-  guestbookOid: Oid,
-): Promise<{ readonly entries: Entry[]; readonly entryCount: number }> {
-  const listed = await loadEntryOids(tx, guestbookOid)
-  const entries = await Promise.all(
-    listed.slice(0, entriesShownMax).map(async (oid) => {
-      const found = await tx.load(oid)
-      if (found === undefined) throw new SiteDataError(`Guestbook entry ${oid} is missing.`)
-      return parseEntry(found.data, oid)
-    }),
-  )
-  return { entries, entryCount: listed.length }
-}
-
-async function loadPageViews(tx: Transaction, oid: Oid): Promise<PageViews> {
-  const found = await tx.load(oid)
-  if (found === undefined) throw new SiteDataError(`The page-view counter ${oid} is missing.`)
-  const value = decode(found.data)
-  if (!isRecord(value) || typeof value.total !== 'number' || !isRecord(value.byServer))
-    throw new SiteDataError(`Object ${oid} is not a page-view counter.`)
-  const byServer: Record<string, number> = {}
-  for (const [name, count] of Object.entries(value.byServer))
-    if (typeof count === 'number') byServer[name] = count
-  return { total: value.total, byServer }
-}
-
-async function loadEntryOids(tx: Transaction, oid: Oid): Promise<Oid[]> {
-  const found = await tx.load(oid)
-  if (found === undefined) throw new SiteDataError(`The guestbook ${oid} is missing.`)
-  const value = decode(found.data)
-  if (!isRecord(value) || !Array.isArray(value.entries) || !value.entries.every(isOidText))
-    throw new SiteDataError(`Object ${oid} is not a guestbook.`)
-  return value.entries.map(BigInt)
-}
-
-function parseRoot(data: Uint8Array): Record<string, string> {
-  const value = decode(data)
-  if (!isRecord(value)) throw new SiteDataError('The root object is not a JSON map of names to oids.')
-  const names: Record<string, string> = {}
-  for (const [name, oid] of Object.entries(value)) {
-    if (!isOidText(oid)) throw new SiteDataError(`The root object's "${name}" is not an oid.`)
-    names[name] = oid
-  }
-  return names
-}
-
-function parseEntry(data: Uint8Array, oid: Oid): Entry {
-  const value = decode(data)
-  if (
-    !isRecord(value) ||
-    typeof value.name !== 'string' ||
-    typeof value.message !== 'string' ||
-    typeof value.at !== 'string' ||
-    typeof value.server !== 'string'
-  )
-    throw new SiteDataError(`Object ${oid} is not a guestbook entry.`)
-  return { name: value.name, message: value.message, at: value.at, server: value.server }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function isOidText(value: unknown): value is string {
-  return typeof value === 'string' && /^\d+$/.test(value)
-}
-
-function encode(value: unknown): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(value))
-}
-
-function decode(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data)) as unknown
-  } catch {
-    return undefined
+async function read(t: ObjectTransaction, book: Guestbook): Promise<SiteState> {
+  const entries: Entry[] = []
+  for await (const entry of book.entries.values({ reverse: true, limit: entriesShownMax }))
+    entries.push(entry)
+  return {
+    views: await book.views.value(),
+    viewsByServer: Object.fromEntries((await t.load(book.viewsByServer)).entries()),
+    entries,
+    entryCount: await book.entries.length(),
   }
 }
