@@ -296,8 +296,11 @@ export class Member {
         ),
       )
     }
+    // The waiter first: a sole voter's round can settle inside the kick, and an answer
+    // that finds no waiter is lost (test/server/single-member-read.test.ts).
+    const answered = this.#waiters.read(requestId)
     this.#driver.kick()
-    return this.#waiters.read(requestId)
+    return answered
   }
 
   /** Waits until this member has applied transaction `tid` (snapshot reads at `tid` are then exact). */
