@@ -42,8 +42,8 @@ function judged(
 }
 
 /**
- * The goals for one connection, then the earlier goals that still stand. Longer than most
- * functions: a flat list of eight goals, each read in one place, side by side.
+ * The goals for one connection, then the earlier goals that still stand. Long because it
+ * is a flat list of eight goals, each read in one place, side by side.
  */
 export function goals(results: BenchResults): Goal[] {
   const rows = commitRows(results.commits, 'one')

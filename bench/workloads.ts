@@ -160,8 +160,8 @@ export async function readRuns(
 /**
  * SIGKILL of the leader while clients commit without pause; each trial measures from the
  * kill to the first acknowledged commit that began after it, then restarts the member and
- * waits until it has caught up before the next trial. Longer than most functions: the
- * streams and the trials share the kill and recovery times, which a split would scatter.
+ * waits until it has caught up before the next trial. Long because the streams and the
+ * trials share the kill and recovery times, which a split would scatter.
  */
 export async function failoverRuns(
   stage: Stage,

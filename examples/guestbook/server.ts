@@ -25,6 +25,10 @@ import {
   visit,
 } from './site.ts'
 
+/**
+ * Long because it is the whole app server in reading order: connect, build the routes,
+ * listen, and shut down on a signal; the example is meant to be read top to bottom.
+ */
 async function main(): Promise<void> {
   const config = settings('guestbook', 8080)
   const server: Server = { name: config.name, port: config.port }

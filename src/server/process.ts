@@ -77,7 +77,7 @@ async function openDataDir(dataDir: string, storeFiles: number): Promise<Disk> {
   }
 }
 
-// Long because it wires a process in order. One function past the ~70-line guideline: it wires a process in order — disk, peers,
+// Long because it wires a process in order — disk, peers,
 // member, HTTP — and its `stop` undoes that order; read top to bottom, the two mirror each other.
 export async function runMember(
   config: MemberConfig,
