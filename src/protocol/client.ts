@@ -70,8 +70,66 @@ export type ClientOp =
   | { readonly op: 'memberList' }
   /** Admin: hand leadership to voter `to` and wait until it leads. */
   | { readonly op: 'transferLeader'; readonly to: number }
+  /**
+   * Admin: the next piece of a backup file (docs/operations.md, "Backup and restore").
+   * `stream` 0 starts a backup of the member's state now: `full`, or `incremental` after
+   * the backup at `sinceTid` (whose pack TID was `sincePackTid`); the member takes a full
+   * one when an incremental cannot be had, and says why. Then `stream` names it and `seq`
+   * counts its pieces from 0, until the piece marked `last`.
+   */
+  | {
+      readonly op: 'backup'
+      readonly stream: number
+      readonly seq: number
+      readonly kind: BackupKind
+      readonly sinceTid: Tid
+      readonly sincePackTid: Tid
+    }
 
 export type ClientOpName = ClientOp['op']
+
+export type BackupKind = 'full' | 'incremental'
+
+/**
+ * Content bytes in one chunk of a backup file. One chunk travels in one answer: far below
+ * every frame limit, and large enough that a round trip per chunk costs little.
+ */
+export const backupChunkBytesMax = 1024 * 1024
+/** Bytes of backup file in one `backup` answer: a chunk with its record header, or the file header. */
+export const backupAnswerBytesMax = backupChunkBytesMax + 64 * 1024
+
+/** What a backup holds, as its file's header records it. */
+export interface BackupInfo {
+  readonly kind: BackupKind
+  /** An incremental holds the transactions after this TID (the previous backup's); 0 for a full one. */
+  readonly fromTid: Tid
+  /** The source's last TID at the backup point: the backup holds its state there. */
+  readonly tid: Tid
+  /** The source member's applied index (and its term) at the backup point. */
+  readonly appliedIndex: number
+  readonly appliedTerm: number
+  /** The pack time of the source's last pack, and whether one was running. */
+  readonly packTid: Tid
+  readonly packing: boolean
+  /** The state machine's format number (docs/storage.md, "Formats"). */
+  readonly stateFormat: number
+  /** The member that served it, and its wall clock when it began (ms since the epoch). */
+  readonly memberId: number
+  readonly createdMs: number
+}
+
+/** One piece of a backup file, the answer to a `backup` request. */
+export interface BackupPiece {
+  readonly stream: number
+  readonly seq: number
+  readonly info: BackupInfo
+  /** Why a full backup was taken when an incremental was asked for; empty otherwise. */
+  readonly note: string
+  /** The next bytes of the file: whole records, at most `backupAnswerBytesMax`. */
+  readonly data: Uint8Array
+  /** The file is complete with this piece. */
+  readonly last: boolean
+}
 
 export type ClientFrame =
   | {
@@ -165,6 +223,7 @@ export interface OpValues {
   readonly memberRemove: MemberList
   readonly memberList: MemberList
   readonly transferLeader: { readonly leader: number }
+  readonly backup: BackupPiece
 }
 
 /** Why a request failed, as the member says it. The client turns each into a typed error. */
@@ -258,6 +317,7 @@ const opNames = [
   'memberRemove',
   'memberList',
   'transferLeader',
+  'backup',
 ] as const satisfies readonly ClientOpName[]
 
 function readOp(value: unknown, path: string): ClientOp {
@@ -290,6 +350,16 @@ function readOp(value: unknown, path: string): ClientOp {
     case 'command':
       only('command')
       return { op, command: readClientCommand(f.command, at('command')) }
+    case 'backup':
+      only('stream', 'seq', 'kind', 'sinceTid', 'sincePackTid')
+      return {
+        op,
+        stream: readCount(f.stream, at('stream'), 0, Number.MAX_SAFE_INTEGER),
+        seq: readCount(f.seq, at('seq'), 0, Number.MAX_SAFE_INTEGER),
+        kind: readOneOf(f.kind, at('kind'), backupKinds),
+        sinceTid: readU64(f.sinceTid, at('sinceTid')),
+        sincePackTid: readU64(f.sincePackTid, at('sincePackTid')),
+      }
     case 'load':
       only('oid', 'consistency', 'minTid')
       return {
@@ -537,11 +607,59 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
       onlyFields(f, 'value', ['leader'])
       return { leader: readCount(f.leader, 'value.leader', 0, memberIdMax) }
     }
+    case 'backup': {
+      const f = readObject(value, 'value')
+      onlyFields(f, 'value', ['stream', 'seq', 'info', 'note', 'data', 'last'])
+      return {
+        stream: readCount(f.stream, 'value.stream', 1, Number.MAX_SAFE_INTEGER),
+        seq: readCount(f.seq, 'value.seq', 0, Number.MAX_SAFE_INTEGER),
+        info: readBackupInfo(f.info, 'value.info'),
+        note: readString(f.note, 'value.note', messageLengthMax),
+        data: readBytes(f.data, 'value.data', backupAnswerBytesMax),
+        last: readBoolean(f.last, 'value.last'),
+      }
+    }
     default: {
       const unreachable: never = op
       throw new ProtocolError('op', `unknown operation ${String(unreachable)}`)
     }
   }
+}
+
+const backupKinds = ['full', 'incremental'] as const satisfies readonly BackupKind[]
+
+/** Checks a backup's description: in an answer, and in a backup file's header. */
+export function readBackupInfo(value: unknown, path: string): BackupInfo {
+  const f = readObject(value, path)
+  onlyFields(f, path, [
+    'kind',
+    'fromTid',
+    'tid',
+    'appliedIndex',
+    'appliedTerm',
+    'packTid',
+    'packing',
+    'stateFormat',
+    'memberId',
+    'createdMs',
+  ])
+  const count = (key: string, min = 0): number => readCount(f[key], join(path, key), min, Number.MAX_SAFE_INTEGER)
+  const info: BackupInfo = {
+    kind: readOneOf(f.kind, join(path, 'kind'), backupKinds),
+    fromTid: readU64(f.fromTid, join(path, 'fromTid')),
+    tid: readU64(f.tid, join(path, 'tid')),
+    appliedIndex: count('appliedIndex'),
+    appliedTerm: count('appliedTerm'),
+    packTid: readU64(f.packTid, join(path, 'packTid')),
+    packing: readBoolean(f.packing, join(path, 'packing')),
+    stateFormat: count('stateFormat', 1),
+    memberId: readCount(f.memberId, join(path, 'memberId'), 1, memberIdMax),
+    createdMs: count('createdMs'),
+  }
+  if (info.kind === 'full' && info.fromTid !== 0n)
+    throw new ProtocolError(join(path, 'fromTid'), 'a full backup starts from nothing (0)')
+  if (info.fromTid > info.tid) throw new ProtocolError(join(path, 'fromTid'), 'is after the backup TID')
+  return info
 }
 
 function readNonEmptyMemberUrl(value: unknown, path: string): string {

@@ -10,6 +10,9 @@
 export type { Backoff, UnitRandom } from './backoff.ts'
 export { backoffDelayMs, backoffDoublingsMax } from './backoff.ts'
 export type {
+  BackupInfo,
+  BackupKind,
+  BackupPiece,
   ClientCommand,
   ClientFrame,
   ClientOp,
@@ -31,11 +34,14 @@ export type {
   WireErrorCode,
 } from './client.ts'
 export {
+  backupAnswerBytesMax,
+  backupChunkBytesMax,
   clientProtocolVersions,
   decodeClientFrame,
   decodeMemberFrame,
   decodeOpValue,
   encodeFrame,
+  readBackupInfo,
   tokenRoles,
 } from './client.ts'
 export type { CommitBody } from './codec.ts'
