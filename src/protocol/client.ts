@@ -643,7 +643,8 @@ export function readBackupInfo(value: unknown, path: string): BackupInfo {
     'memberId',
     'createdMs',
   ])
-  const count = (key: string, min = 0): number => readCount(f[key], join(path, key), min, Number.MAX_SAFE_INTEGER)
+  const count = (key: string, min = 0): number =>
+    readCount(f[key], join(path, key), min, Number.MAX_SAFE_INTEGER)
   const info: BackupInfo = {
     kind: readOneOf(f.kind, join(path, 'kind'), backupKinds),
     fromTid: readU64(f.fromTid, join(path, 'fromTid')),

@@ -10,6 +10,7 @@ import pino, { type Logger } from 'pino'
 import { checkSizeLimits, peerSendBufferBytesMax, sizeLimits } from '../protocol/index.ts'
 import { seededRandom } from '../raft/index.ts'
 import { type Disk, openClassicDisk, storeOpenFilesDefault } from '../storage/index.ts'
+import { openClusterIdentity } from './cluster-identity.ts'
 import type { MemberConfig } from './config.ts'
 import { DataDirError, dataDirExitCodes } from './errors.ts'
 import { serveMember } from './http.ts'
@@ -95,10 +96,13 @@ export async function runMember(
   const budget = connectionBudget(config.connectionsMax, fileLimit, storeFiles)
   if (budget.warning !== undefined) logger.warn({ openFilesLimit: fileLimit }, budget.warning)
   const disk = await openDataDir(config.dataDir, storeFiles)
+  const founders = [...config.peers.keys()]
+  const cluster = await openClusterIdentity(disk, { join: config.join, secret: config.secret, founders })
   const peers = new PeerWs({
     id: config.id,
     peers: config.peers,
     secret: config.secret,
+    cluster,
     clock: realClock,
     logger,
     frameBytesMax: config.frameBytesMax,

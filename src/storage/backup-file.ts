@@ -73,7 +73,8 @@ export class BackupFileWriter {
   }
 
   chunk(data: Uint8Array): Uint8Array {
-    if (data.byteLength > backupChunkBytesMax) throw new RangeError('a backup chunk is at most backupChunkBytesMax')
+    if (data.byteLength > backupChunkBytesMax)
+      throw new RangeError('a backup chunk is at most backupChunkBytesMax')
     const body = new Uint8Array(chunkHeaderBytes + data.byteLength)
     const view = new DataView(body.buffer)
     body[0] = chunkRecord
@@ -175,7 +176,10 @@ export class BackupFileReader {
       if (available < length) return length
       checkCrc(bytes, at, length, offset, `chunk ${this.#chunks}`)
       if (seq !== this.#chunks)
-        throw new BackupDamagedError(offset, `chunk ${seq} where chunk ${this.#chunks} belongs (chunks out of order)`)
+        throw new BackupDamagedError(
+          offset,
+          `chunk ${seq} where chunk ${this.#chunks} belongs (chunks out of order)`,
+        )
       this.#chunks += 1
       this.#dataBytes += dataBytes
       const data = bytes.slice(at + chunkHeaderBytes, at + chunkHeaderBytes + dataBytes)

@@ -15,8 +15,8 @@
 import { createHash } from 'node:crypto'
 import type { BackupInfo, Tid } from '../protocol/index.ts'
 import { CorruptionError } from '../protocol/index.ts'
-import { BackupDamagedError, BackupFileReader } from './backup-file.ts'
 import { incrementalMagic } from './backup.ts'
+import { BackupDamagedError, BackupFileReader } from './backup-file.ts'
 import { seal, unseal } from './checksum.ts'
 import {
   inPlacePrefixes,
@@ -35,7 +35,7 @@ export interface BackupPart {
   /** For messages: the file's name. */
   readonly name: string
   readonly info: BackupInfo
-  readonly read: () => AsyncIterable<Uint8Array>
+  readonly read: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 }
 
 /** Thrown when files do not form a chain, or a restore asks for what they do not hold. */
@@ -135,7 +135,8 @@ export function checkChains(parts: readonly BackupPart[]): void {
       return
     }
     const why = chainBreak(previous.info, part.info)
-    if (why !== undefined) throw new BackupChainError(`${part.name} does not follow ${previous.name}: ${why}.`)
+    if (why !== undefined)
+      throw new BackupChainError(`${part.name} does not follow ${previous.name}: ${why}.`)
   })
 }
 

@@ -41,16 +41,22 @@ export interface BackupRequest {
   readonly chunkBytesMax?: number
 }
 
+/**
+ * A backup being read. It holds a database snapshot until the file's end has been read
+ * or `close` is called.
+ */
 export interface BackupSource {
   readonly info: BackupInfo
   /** Why it is full when an incremental was asked for; empty otherwise. */
   readonly note: string
   /**
-   * The file's records in order: the header, then a chunk record per chunk of content,
-   * then the end record. Each is at most a chunk plus a few bytes. Consume it once; stop
-   * early with `return()` to release the database snapshot.
+   * The file's next record: the header, then a chunk record per chunk of content, then
+   * the end record; undefined after that. Each is at most a chunk plus a few bytes.
+   * Calls must not overlap.
    */
-  readonly records: AsyncGenerator<Uint8Array, void, undefined>
+  next(): Promise<Uint8Array | undefined>
+  /** Releases the database snapshot at any point; `next` answers undefined from then on. */
+  close(): Promise<void>
 }
 
 /**
@@ -85,7 +91,7 @@ export async function openBackup(store: ObjectStore, request: BackupRequest): Pr
         memberId: request.memberId,
         createdMs: request.nowMs,
       }
-      return { info, note, records: fileRecords(info, incrementalContent(view, request.sinceTid, chunkBytesMax)) }
+      return await startReading(info, note, incrementalContent(view, request.sinceTid, chunkBytesMax))
     }
     await view.close()
   }
@@ -102,17 +108,40 @@ export async function openBackup(store: ObjectStore, request: BackupRequest): Pr
     memberId: request.memberId,
     createdMs: request.nowMs,
   }
-  return { info, note, records: fileRecords(info, image.chunks) }
+  return await startReading(info, note, image.chunks[Symbol.asyncIterator]())
 }
 
-async function* fileRecords(
+/**
+ * Wraps `content` in the file's records. The content generator is started at once: a
+ * generator releases its snapshot (in its `finally`) only once started, and `close` must
+ * release it whenever it is called.
+ */
+async function startReading(
   info: BackupInfo,
-  content: AsyncIterable<Uint8Array>,
-): AsyncGenerator<Uint8Array, void, undefined> {
+  note: string,
+  content: AsyncIterator<Uint8Array, unknown, undefined>,
+): Promise<BackupSource> {
   const writer = new BackupFileWriter()
-  yield writer.header(info)
-  for await (const chunk of content) yield writer.chunk(chunk)
-  yield writer.end()
+  let ahead: IteratorResult<Uint8Array, unknown> | undefined = await content.next()
+  let stage: 'header' | 'content' | 'done' = 'header'
+  const close = async (): Promise<void> => {
+    if (stage === 'done') return
+    stage = 'done'
+    await content.return?.()
+  }
+  const next = async (): Promise<Uint8Array | undefined> => {
+    if (stage === 'header') {
+      stage = 'content'
+      return writer.header(info)
+    }
+    if (stage === 'done') return undefined
+    const step = ahead ?? (await content.next())
+    ahead = undefined
+    if (step.done !== true) return writer.chunk(step.value)
+    stage = 'done'
+    return writer.end()
+  }
+  return { info, note, next, close }
 }
 
 /** The incremental stream: frames of the transactions after `sinceTid`, then the in-place keyspaces. */
@@ -121,6 +150,7 @@ async function* incrementalContent(
   sinceTid: Tid,
   chunkBytesMax: number,
 ): AsyncGenerator<Uint8Array, void, undefined> {
+  // Started at once by `startReading`: yields nothing before its `try`, so it closes the view.
   const writer = new ChunkWriter(chunkBytesMax)
   const hash = createHash('sha256')
   let count = 0

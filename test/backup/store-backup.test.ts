@@ -35,7 +35,11 @@ async function commit(h: Harness, firstOid: bigint, count: number, fill: number)
     const oid = firstOid + BigInt(i)
     const serial = (await h.store.load(oid))?.serial ?? 0n
     const size = (fill + i) % 3 === 0 ? 40 : 5
-    writes.push({ oid, serial, record: { refs: oid > 0n ? [0n] : [], data: new Uint8Array(size).fill(fill) } })
+    writes.push({
+      oid,
+      serial,
+      record: { refs: oid > 0n ? [0n] : [], data: new Uint8Array(size).fill(fill) },
+    })
   }
   const result: Result = await h.apply({
     type: 'commit',
@@ -67,7 +71,7 @@ async function takeBackup(
     chunkBytesMax: 256,
   })
   const pieces: Uint8Array[] = []
-  for await (const piece of source.records) {
+  for (let piece = await source.next(); piece !== undefined; piece = await source.next()) {
     pieces.push(piece)
     await during?.(pieces.length)
   }
@@ -147,8 +151,14 @@ describe('incremental backups', () => {
     await commit(h, 70n, 1, 61)
     const third = (await takeBackup(h, second)).part
     const fullNow = (await takeBackup(h)).part
-    const [incrementalBytes, fullBytes] = [(await bytesOf(third)).byteLength, (await bytesOf(fullNow)).byteLength]
-    assert.ok(incrementalBytes * 2 < fullBytes, `an incremental (${incrementalBytes} bytes) carries only what changed`)
+    const [incrementalBytes, fullBytes] = [
+      (await bytesOf(third)).byteLength,
+      (await bytesOf(fullNow)).byteLength,
+    ]
+    assert.ok(
+      incrementalBytes * 2 < fullBytes,
+      `an incremental (${incrementalBytes} bytes) carries only what changed`,
+    )
   })
 
   it('until a TID inside an incremental keeps exactly the transactions up to it', async () => {
