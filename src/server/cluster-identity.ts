@@ -51,7 +51,8 @@ export async function openClusterIdentity(
 /** The id every founder of a cluster computes alike (see the header). */
 export function foundingClusterId(secret: Uint8Array, founders: readonly number[]): Uint8Array {
   const ids = Buffer.alloc(4 * founders.length)
-  ;[...founders].sort((a, b) => a - b).forEach((id, i) => ids.writeUInt32BE(id, 4 * i))
+  const sorted = [...founders].sort((a, b) => a - b)
+  for (const [i, id] of sorted.entries()) ids.writeUInt32BE(id, 4 * i)
   const mac = createHmac('sha256', secret).update('zeoq-cluster-id').update(ids).digest()
   return new Uint8Array(mac.subarray(0, clusterIdBytes))
 }

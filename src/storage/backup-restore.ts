@@ -156,7 +156,8 @@ export interface RestorePlan {
  */
 export function planRestore(parts: readonly BackupPart[], untilTid?: Tid): RestorePlan {
   checkChains(parts)
-  const until = untilTid ?? parts.reduce((max, p) => (p.info.tid > max ? p.info.tid : max), 0n)
+  let until = untilTid ?? 0n
+  if (untilTid === undefined) for (const part of parts) if (part.info.tid > until) until = part.info.tid
   let start = -1
   parts.forEach((part, i) => {
     if (part.info.kind === 'full' && part.info.tid <= until) start = i
