@@ -40,6 +40,11 @@ export function memberLogger(level: string, id: number): Logger {
   return pino(options, pino.destination({ dest: 1, sync: true }))
 }
 
+/** Where a member keeps its database inside its data directory (`zeoq restore` builds the same). */
+export function storePathOf(dataDir: string): string {
+  return join(dataDir, 'db')
+}
+
 /** An error's message on one line, bounded: it goes into a one-line startup error. */
 function oneLine(error: unknown): string {
   const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : ''
@@ -55,7 +60,7 @@ function oneLine(error: unknown): string {
 async function openDataDir(dataDir: string, storeFiles: number): Promise<Disk> {
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-    return await openClassicDisk(join(dataDir, 'db'), storeFiles)
+    return await openClassicDisk(storePathOf(dataDir), storeFiles)
   } catch (error) {
     const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code
     if (code === 'LEVEL_LOCKED')
