@@ -7,7 +7,7 @@
  * taken; a full backup starts a chain, each incremental continues the one before it.
  */
 import { randomBytes } from 'node:crypto'
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { cp, open } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { type BackupInfo, encodeCommand, type Tid } from '../protocol/index.ts'
