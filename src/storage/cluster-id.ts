@@ -27,7 +27,7 @@ export async function readClusterId(disk: Disk): Promise<Uint8Array | undefined>
   const id = unseal(clusterKey, sealed, () => 'cluster id')
   if (id.byteLength !== clusterIdBytes)
     throw new CorruptionError('cluster id', `${id.byteLength} bytes instead of ${clusterIdBytes}`)
-  return id
+  return Uint8Array.from(id)
 }
 
 /** Stores the cluster id, synced: a member must never present two ids. */
