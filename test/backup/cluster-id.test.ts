@@ -94,7 +94,10 @@ describe('the peer handshake', () => {
       servers.map((s, i) => [i + 1, `ws://127.0.0.1:${(s.address() as AddressInfo).port}`]),
     )
     let logged = ''
-    const logger = pino({ level: 'warn' }, { write: (line: string) => void (logged += line) })
+    const write = (line: string): void => {
+      logged += line
+    }
+    const logger = pino({ level: 'warn' }, { write })
     const nets = [one, two].map(
       (cluster, i) =>
         new PeerWs({
@@ -108,7 +111,8 @@ describe('the peer handshake', () => {
           sendBufferBytesMax: 1 << 20,
         }),
     )
-    servers.forEach((server, i) => server.on('connection', (socket) => nets[i]?.acceptInbound(socket)))
+    for (const [i, server] of servers.entries())
+      server.on('connection', (socket) => nets[i]?.acceptInbound(socket))
     let received = 0
     nets[1]?.onMessages(() => {
       received += 1
