@@ -24,9 +24,9 @@ import { type BackupInfo, backup, type Tid, tidTimeMs } from '../client/index.ts
 import { table, write } from './output.ts'
 
 interface BackupFlags {
-  readonly peers: string
+  readonly peers?: string
   readonly token?: string
-  readonly out: string
+  readonly out?: string
   readonly full?: boolean
   readonly json?: boolean
 }
@@ -48,11 +48,12 @@ export function registerBackupCommands(program: Command): void {
   const backupCommand = program
     .command('backup')
     .description('take an online backup of a running quorum into a file or a directory of backups')
-    .requiredOption('--peers <urls>', 'members to ask, in order (ws://host:port,… or ID=URL,…)')
+    // Not commander's required options: those would be asked of `zeoq backup verify` too.
+    .option('--peers <urls>', 'members to ask, in order (ws://host:port,… or ID=URL,…); required')
     .option('--token <token>', 'an admin token (ZEOQ_TOKEN)')
-    .requiredOption(
+    .option(
       '--out <path>',
-      'a new file for one full backup, or a directory: an incremental after its newest backup',
+      'a new file for one full backup, or a directory: an incremental after its newest backup; required',
     )
     .option('--full', 'into a directory: take a full backup even when an incremental could be had')
     .option('--json', 'print what was taken as JSON')
@@ -82,6 +83,8 @@ export function registerBackupCommands(program: Command): void {
 // ───────────────────────────── zeoq backup ─────────────────────────────
 
 async function takeBackup(flags: BackupFlags): Promise<void> {
+  if (flags.peers === undefined) fail('zeoq backup needs --peers: the members to ask', 2)
+  if (flags.out === undefined) fail('zeoq backup needs --out: a new file, or a directory of backups', 2)
   const { peerUrls } = await import('./member-commands.ts')
   const { listBackups, nextBackupName, verifyBackups } = await import('../server/index.ts')
   const out = resolve(flags.out)
