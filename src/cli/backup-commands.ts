@@ -97,7 +97,7 @@ async function takeBackup(flags: BackupFlags): Promise<void> {
     peers: peerUrls(flags.peers),
     token,
     kind: previous === undefined ? 'full' : 'incremental',
-    ...(previous === undefined ? {} : { since: { tid: previous.info.tid, packTid: previous.info.packTid } }),
+    ...(previous === undefined ? {} : { since: previous.info }),
   }).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error), 1))
   const partial = join(intoDirectory ? out : dirname(out), `.partial-${randomBytes(4).toString('hex')}.zqb`)
   const bar = progressBar(

@@ -9,7 +9,7 @@
  * const taken = await backup({ peers: ['ws://127.0.0.1:7002'], token: adminToken })
  * for await (const piece of taken.pieces) file.write(piece)
  */
-import type { BackupInfo, BackupKind, BackupPiece, Tid } from '../protocol/index.ts'
+import type { BackupInfo, BackupKind, BackupPiece } from '../protocol/index.ts'
 import { Connection } from './connection.ts'
 import { ClientError, UnavailableError } from './errors.ts'
 import { type ClientClock, type ClientTransport, realClock, webSocketTransport } from './seams.ts'
@@ -25,8 +25,11 @@ export interface BackupOptions {
    * @default 'full'
    */
   readonly kind?: BackupKind
-  /** The previous backup of the chain, for an incremental: its last TID and pack TID. */
-  readonly since?: { readonly tid: Tid; readonly packTid: Tid }
+  /**
+   * The previous backup of the chain, for an incremental: its last TID and pack state.
+   * One taken while a pack ran cannot be continued: a full backup is taken instead.
+   */
+  readonly since?: Pick<BackupInfo, 'tid' | 'packTid' | 'packing'>
   /** How this client names itself to the member. @default 'zeoq backup' */
   readonly name?: string
   /** The wait for each piece. @default 60 000 */
@@ -98,9 +101,12 @@ export async function backup(options: BackupOptions): Promise<BackupStream> {
 async function begin(
   connection: Connection,
   options: BackupOptions,
-  kind: BackupKind,
+  asked: BackupKind,
 ): Promise<BackupStream> {
   const timeoutMs = options.requestTimeoutMs ?? requestTimeoutMsDefault
+  // A pack ran on at the previous backup: what it swept since is beyond an incremental.
+  const packedSince = asked === 'incremental' && options.since?.packing === true
+  const kind = packedSince ? 'full' : asked
   const request = {
     op: 'backup',
     kind,
@@ -122,7 +128,7 @@ async function begin(
   }
   return {
     info: first.info,
-    note: first.note,
+    note: packedSince ? 'the previous backup was taken while a pack ran' : first.note,
     memberUrl: connection.url,
     pieces: pieces(),
     close: () => connection.close(),
