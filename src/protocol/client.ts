@@ -3,6 +3,8 @@
  * then requests answered by id, and invalidations pushed in TID order. The member and
  * the client library both import this file; neither defines a frame of its own.
  */
+import type { BackupKind, BackupPiece } from './backup.ts'
+import { readBackupPiece, readBackupRequest } from './backup.ts'
 import type { CommitCommand, NewOidsCommand, PackCommand, Result, UndoCommand } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
@@ -87,49 +89,6 @@ export type ClientOp =
     }
 
 export type ClientOpName = ClientOp['op']
-
-export type BackupKind = 'full' | 'incremental'
-
-/**
- * Content bytes in one chunk of a backup file. One chunk travels in one answer: far below
- * every frame limit, and large enough that a round trip per chunk costs little.
- */
-export const backupChunkBytesMax = 1024 * 1024
-/** Bytes of backup file in one `backup` answer: a chunk with its record header, or the file header. */
-export const backupAnswerBytesMax = backupChunkBytesMax + 64 * 1024
-
-/** What a backup holds, as its file's header records it. */
-export interface BackupInfo {
-  readonly kind: BackupKind
-  /** An incremental holds the transactions after this TID (the previous backup's); 0 for a full one. */
-  readonly fromTid: Tid
-  /** The source's last TID at the backup point: the backup holds its state there. */
-  readonly tid: Tid
-  /** The source member's applied index (and its term) at the backup point. */
-  readonly appliedIndex: number
-  readonly appliedTerm: number
-  /** The pack time of the source's last pack, and whether one was running. */
-  readonly packTid: Tid
-  readonly packing: boolean
-  /** The state machine's format number (docs/storage.md, "Formats"). */
-  readonly stateFormat: number
-  /** The member that served it, and its wall clock when it began (ms since the epoch). */
-  readonly memberId: number
-  readonly createdMs: number
-}
-
-/** One piece of a backup file, the answer to a `backup` request. */
-export interface BackupPiece {
-  readonly stream: number
-  readonly seq: number
-  readonly info: BackupInfo
-  /** Why a full backup was taken when an incremental was asked for; empty otherwise. */
-  readonly note: string
-  /** The next bytes of the file: whole records, at most `backupAnswerBytesMax`. */
-  readonly data: Uint8Array
-  /** The file is complete with this piece. */
-  readonly last: boolean
-}
 
 export type ClientFrame =
   | {
@@ -352,14 +311,7 @@ function readOp(value: unknown, path: string): ClientOp {
       return { op, command: readClientCommand(f.command, at('command')) }
     case 'backup':
       only('stream', 'seq', 'kind', 'sinceTid', 'sincePackTid')
-      return {
-        op,
-        stream: readCount(f.stream, at('stream'), 0, Number.MAX_SAFE_INTEGER),
-        seq: readCount(f.seq, at('seq'), 0, Number.MAX_SAFE_INTEGER),
-        kind: readOneOf(f.kind, at('kind'), backupKinds),
-        sinceTid: readU64(f.sinceTid, at('sinceTid')),
-        sincePackTid: readU64(f.sincePackTid, at('sincePackTid')),
-      }
+      return { op, ...readBackupRequest(f, path) }
     case 'load':
       only('oid', 'consistency', 'minTid')
       return {
@@ -607,60 +559,13 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
       onlyFields(f, 'value', ['leader'])
       return { leader: readCount(f.leader, 'value.leader', 0, memberIdMax) }
     }
-    case 'backup': {
-      const f = readObject(value, 'value')
-      onlyFields(f, 'value', ['stream', 'seq', 'info', 'note', 'data', 'last'])
-      return {
-        stream: readCount(f.stream, 'value.stream', 1, Number.MAX_SAFE_INTEGER),
-        seq: readCount(f.seq, 'value.seq', 0, Number.MAX_SAFE_INTEGER),
-        info: readBackupInfo(f.info, 'value.info'),
-        note: readString(f.note, 'value.note', messageLengthMax),
-        data: readBytes(f.data, 'value.data', backupAnswerBytesMax),
-        last: readBoolean(f.last, 'value.last'),
-      }
-    }
+    case 'backup':
+      return readBackupPiece(value, 'value')
     default: {
       const unreachable: never = op
       throw new ProtocolError('op', `unknown operation ${String(unreachable)}`)
     }
   }
-}
-
-const backupKinds = ['full', 'incremental'] as const satisfies readonly BackupKind[]
-
-/** Checks a backup's description: in an answer, and in a backup file's header. */
-export function readBackupInfo(value: unknown, path: string): BackupInfo {
-  const f = readObject(value, path)
-  onlyFields(f, path, [
-    'kind',
-    'fromTid',
-    'tid',
-    'appliedIndex',
-    'appliedTerm',
-    'packTid',
-    'packing',
-    'stateFormat',
-    'memberId',
-    'createdMs',
-  ])
-  const count = (key: string, min = 0): number =>
-    readCount(f[key], join(path, key), min, Number.MAX_SAFE_INTEGER)
-  const info: BackupInfo = {
-    kind: readOneOf(f.kind, join(path, 'kind'), backupKinds),
-    fromTid: readU64(f.fromTid, join(path, 'fromTid')),
-    tid: readU64(f.tid, join(path, 'tid')),
-    appliedIndex: count('appliedIndex'),
-    appliedTerm: count('appliedTerm'),
-    packTid: readU64(f.packTid, join(path, 'packTid')),
-    packing: readBoolean(f.packing, join(path, 'packing')),
-    stateFormat: count('stateFormat', 1),
-    memberId: readCount(f.memberId, join(path, 'memberId'), 1, memberIdMax),
-    createdMs: count('createdMs'),
-  }
-  if (info.kind === 'full' && info.fromTid !== 0n)
-    throw new ProtocolError(join(path, 'fromTid'), 'a full backup starts from nothing (0)')
-  if (info.fromTid > info.tid) throw new ProtocolError(join(path, 'fromTid'), 'is after the backup TID')
-  return info
 }
 
 function readNonEmptyMemberUrl(value: unknown, path: string): string {

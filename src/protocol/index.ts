@@ -9,10 +9,9 @@
  */
 export type { Backoff, UnitRandom } from './backoff.ts'
 export { backoffDelayMs, backoffDoublingsMax } from './backoff.ts'
+export type { BackupInfo, BackupKind, BackupPiece } from './backup.ts'
+export { backupAnswerBytesMax, backupChunkBytesMax, readBackupInfo } from './backup.ts'
 export type {
-  BackupInfo,
-  BackupKind,
-  BackupPiece,
   ClientCommand,
   ClientFrame,
   ClientOp,
@@ -34,14 +33,11 @@ export type {
   WireErrorCode,
 } from './client.ts'
 export {
-  backupAnswerBytesMax,
-  backupChunkBytesMax,
   clientProtocolVersions,
   decodeClientFrame,
   decodeMemberFrame,
   decodeOpValue,
   encodeFrame,
-  readBackupInfo,
   tokenRoles,
 } from './client.ts'
 export type { CommitBody } from './codec.ts'
