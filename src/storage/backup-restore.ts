@@ -153,9 +153,9 @@ export interface RestorePlan {
  * The files a restore to `untilTid` (default: as late as they reach) reads, from a list
  * in order (a directory's chains, or one file): the newest full backup at or before
  * `untilTid` and the incrementals that follow it, up to the first that reaches `untilTid`.
+ * Throws `BackupChainError` when those do not form a chain or do not reach `untilTid`.
  */
 export function planRestore(parts: readonly BackupPart[], untilTid?: Tid): RestorePlan {
-  checkChains(parts)
   let until = untilTid ?? 0n
   if (untilTid === undefined) for (const part of parts) if (part.info.tid > until) until = part.info.tid
   let start = -1
@@ -177,6 +177,8 @@ export function planRestore(parts: readonly BackupPart[], untilTid?: Tid): Resto
     chosen.push(part)
     if (part.info.tid >= until) break
   }
+  // Only the chain read must be whole: a broken older chain beside it does not matter.
+  checkChains(chosen)
   const last = chosen.at(-1)!
   if (until > last.info.tid && untilTid !== undefined)
     throw new BackupChainError(
