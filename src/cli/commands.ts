@@ -30,6 +30,10 @@ export const commandGroups: readonly CommandGroup[] = [
   },
   { commands: ['sim'], load: async () => (await import('./sim-command.ts')).registerSimCommand },
   {
+    commands: ['backup', 'restore'],
+    load: async () => (await import('./backup-commands.ts')).registerBackupCommands,
+  },
+  {
     commands: ['get', 'put', 'history', 'log'],
     load: async () => (await import('./data-commands.ts')).registerDataCommands,
   },

@@ -11,6 +11,7 @@
  */
 
 export type {
+  BackupInfo,
   HistoryItem,
   LoadBeforeData,
   MemberStatus,
@@ -28,6 +29,8 @@ export {
   tidTimeMs,
   ZeoqError,
 } from '../protocol/index.ts'
+export type { BackupOptions, BackupStream } from './backup.ts'
+export { backup } from './backup.ts'
 export type {
   ClientStats,
   ConnectOptions,

@@ -3,6 +3,8 @@
  * then requests answered by id, and invalidations pushed in TID order. The member and
  * the client library both import this file; neither defines a frame of its own.
  */
+import type { BackupKind, BackupPiece } from './backup.ts'
+import { readBackupPiece, readBackupRequest } from './backup.ts'
 import type { CommitCommand, NewOidsCommand, PackCommand, Result, UndoCommand } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
@@ -70,6 +72,21 @@ export type ClientOp =
   | { readonly op: 'memberList' }
   /** Admin: hand leadership to voter `to` and wait until it leads. */
   | { readonly op: 'transferLeader'; readonly to: number }
+  /**
+   * Admin: the next piece of a backup file (docs/operations.md, "Backup and restore").
+   * `stream` 0 starts a backup of the member's state now: `full`, or `incremental` after
+   * the backup at `sinceTid` (whose pack TID was `sincePackTid`); the member takes a full
+   * one when an incremental cannot be had, and says why. Then `stream` names it and `seq`
+   * counts its pieces from 0, until the piece marked `last`.
+   */
+  | {
+      readonly op: 'backup'
+      readonly stream: number
+      readonly seq: number
+      readonly kind: BackupKind
+      readonly sinceTid: Tid
+      readonly sincePackTid: Tid
+    }
 
 export type ClientOpName = ClientOp['op']
 
@@ -165,6 +182,7 @@ export interface OpValues {
   readonly memberRemove: MemberList
   readonly memberList: MemberList
   readonly transferLeader: { readonly leader: number }
+  readonly backup: BackupPiece
 }
 
 /** Why a request failed, as the member says it. The client turns each into a typed error. */
@@ -258,6 +276,7 @@ const opNames = [
   'memberRemove',
   'memberList',
   'transferLeader',
+  'backup',
 ] as const satisfies readonly ClientOpName[]
 
 function readOp(value: unknown, path: string): ClientOp {
@@ -290,6 +309,9 @@ function readOp(value: unknown, path: string): ClientOp {
     case 'command':
       only('command')
       return { op, command: readClientCommand(f.command, at('command')) }
+    case 'backup':
+      only('stream', 'seq', 'kind', 'sinceTid', 'sincePackTid')
+      return { op, ...readBackupRequest(f, path) }
     case 'load':
       only('oid', 'consistency', 'minTid')
       return {
@@ -537,6 +559,8 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
       onlyFields(f, 'value', ['leader'])
       return { leader: readCount(f.leader, 'value.leader', 0, memberIdMax) }
     }
+    case 'backup':
+      return readBackupPiece(value, 'value')
     default: {
       const unreachable: never = op
       throw new ProtocolError('op', `unknown operation ${String(unreachable)}`)

@@ -9,6 +9,8 @@
  */
 export type { Backoff, UnitRandom } from './backoff.ts'
 export { backoffDelayMs, backoffDoublingsMax } from './backoff.ts'
+export type { BackupInfo, BackupKind, BackupPiece } from './backup.ts'
+export { backupAnswerBytesMax, backupChunkBytesMax, readBackupInfo } from './backup.ts'
 export type {
   ClientCommand,
   ClientFrame,

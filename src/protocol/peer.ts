@@ -20,7 +20,14 @@ import {
 import { entriesPerAppendMax, snapshotChunkBytesMax } from './limits.ts'
 import { decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
 
-export const peerProtocolVersion = 1
+/** Version 2: the handshake carries the cluster id. */
+export const peerProtocolVersion = 2
+
+/**
+ * Bytes of a cluster id in the handshake: 16, or 0 from a member that has none yet (a
+ * new member that has not met its cluster, or a data directory older than cluster ids).
+ */
+export const clusterIdBytesMax = 16
 
 /** Nonce length of the handshake: 256 bits, so a replayed answer is never accepted. */
 export const peerNonceBytes = 32
@@ -95,9 +102,17 @@ export type RaftWireMessage =
  * B → A `challenge` (B's id and nonce nB); A → B `auth` (A's id, nonce nA, and
  * HMAC(secret, "zeoq-peer A→B" ‖ nB ‖ nA)); B → A `authOk` (HMAC(secret, "zeoq-peer B→A" ‖ nA ‖ nB)).
  * The secret never crosses the wire; each side proves it knows it. Then A sends `raft` frames.
+ * `challenge` and `auth` carry each side's cluster id: members of two different clusters
+ * (a restored cluster and its source) refuse each other even when they share a secret.
  */
 export type PeerFrame =
-  | { readonly type: 'challenge'; readonly version: number; readonly id: number; readonly nonce: Uint8Array }
+  | {
+      readonly type: 'challenge'
+      readonly version: number
+      readonly id: number
+      readonly nonce: Uint8Array
+      readonly cluster: Uint8Array
+    }
   | {
       readonly type: 'auth'
       readonly version: number
@@ -105,6 +120,7 @@ export type PeerFrame =
       readonly to: number
       readonly nonce: Uint8Array
       readonly mac: Uint8Array
+      readonly cluster: Uint8Array
     }
   | { readonly type: 'authOk'; readonly mac: Uint8Array }
   | { readonly type: 'refused'; readonly reason: string }
@@ -168,15 +184,16 @@ function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
   ] as const)
   switch (type) {
     case 'challenge':
-      onlyFields(f, '', ['type', 'version', 'id', 'nonce'])
+      onlyFields(f, '', ['type', 'version', 'id', 'nonce', 'cluster'])
       return {
         type,
         version: readCount(f.version, 'version', 1, idMax),
         id: readCount(f.id, 'id', 1, idMax),
         nonce: readNonce(f.nonce, 'nonce'),
+        cluster: readClusterId(f.cluster, 'cluster'),
       }
     case 'auth':
-      onlyFields(f, '', ['type', 'version', 'id', 'to', 'nonce', 'mac'])
+      onlyFields(f, '', ['type', 'version', 'id', 'to', 'nonce', 'mac', 'cluster'])
       return {
         type,
         version: readCount(f.version, 'version', 1, idMax),
@@ -184,6 +201,7 @@ function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
         to: readCount(f.to, 'to', 1, idMax),
         nonce: readNonce(f.nonce, 'nonce'),
         mac: readBytes(f.mac, 'mac', 64),
+        cluster: readClusterId(f.cluster, 'cluster'),
       }
     case 'authOk':
       onlyFields(f, '', ['type', 'mac'])
@@ -229,6 +247,13 @@ function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
       throw new ProtocolError('type', `unknown frame type ${String(unreachable)}`)
     }
   }
+}
+
+function readClusterId(value: unknown, path: string): Uint8Array {
+  const id = readBytes(value, path, clusterIdBytesMax)
+  if (id.byteLength !== 0 && id.byteLength !== clusterIdBytesMax)
+    throw new ProtocolError(path, `expected ${clusterIdBytesMax} bytes, or none`)
+  return id
 }
 
 function readNonce(value: unknown, path: string): Uint8Array {

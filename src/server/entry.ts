@@ -17,6 +17,14 @@ const server = await import('./index.ts').catch((error: unknown) => {
 })
 
 export const {
+  BackupChainError,
+  BackupDamagedError,
+  backupFileExtension,
+  listBackups,
+  nextBackupName,
+  readBackupHeader,
+  restoreBackups,
+  verifyBackups,
   ClientSession,
   requestsInFlightMax,
   ConfigError,

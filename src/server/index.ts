@@ -7,6 +7,16 @@
  * import src/client, src/cli or the simulator. The npm packages it needs beyond the
  * client's are optional peer dependencies, listed in packages.ts.
  */
+export { BackupChainError, BackupDamagedError } from '../storage/index.ts'
+export type { BackupFile, RestoreOptions, RestoreResult, VerifiedFile } from './backup-files.ts'
+export {
+  backupFileExtension,
+  listBackups,
+  nextBackupName,
+  readBackupHeader,
+  restoreBackups,
+  verifyBackups,
+} from './backup-files.ts'
 export type { ClientLink, ClientSessionOptions } from './client-session.ts'
 export { ClientSession, requestsInFlightMax } from './client-session.ts'
 export type { MemberConfig, RawConfig, TokenGrant } from './config.ts'

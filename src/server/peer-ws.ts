@@ -21,6 +21,7 @@ import {
   type UnitRandom,
 } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
+import { type ClusterIdentity, fixedClusterIdentity } from './cluster-identity.ts'
 import type { Clock, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
 
 export interface PeerWsOptions {
@@ -28,6 +29,11 @@ export interface PeerWsOptions {
   /** Every member's WebSocket URL, this one's included. */
   readonly peers: ReadonlyMap<NodeId, string>
   readonly secret: Uint8Array
+  /**
+   * The cluster this member belongs to: peers of another cluster are refused, whatever
+   * their secret. @default no cluster id (talks only to members without one)
+   */
+  readonly cluster?: ClusterIdentity
   readonly clock: Clock
   readonly logger: Logger
   /** Largest frame accepted from a peer. */
@@ -113,6 +119,7 @@ class OutboundLink {
     this.#socket = socket
     const nonce = randomBytes(peerNonceBytes)
     let theirNonce: Uint8Array | undefined
+    let theirCluster: Uint8Array = new Uint8Array(0)
     const handshake = options.clock.setTimer(handshakeTimeoutMs, () => socket.terminate())
     socket.binaryType = 'nodebuffer'
     socket.on('message', (data: Buffer) => {
@@ -133,6 +140,7 @@ class OutboundLink {
           return
         }
         theirNonce = frame.nonce
+        theirCluster = frame.cluster
         const mac = peerMac(options.secret, `zeoq-peer ${options.id}->${this.#to}`, frame.nonce, nonce)
         socket.send(
           encodePeerFrame({
@@ -142,6 +150,7 @@ class OutboundLink {
             to: this.#to,
             nonce,
             mac,
+            cluster: this.#net.cluster.current(),
           }),
         )
       } else if (frame.type === 'authOk' && theirNonce !== undefined && !this.#ready) {
@@ -154,10 +163,7 @@ class OutboundLink {
           socket.terminate()
           return
         }
-        handshake.cancel()
-        this.#ready = true
-        this.#attempt = 0
-        options.logger.info({ peer: this.#to }, 'connected to peer')
+        this.#admit(socket, theirCluster, handshake)
       } else if (frame.type === 'refused') {
         options.logger.error({ peer: this.#to, reason: frame.reason }, 'peer refused this member')
         socket.terminate()
@@ -177,6 +183,29 @@ class OutboundLink {
     })
   }
 
+  /** The peer proved the secret: the link is ready once it is of this member's cluster. */
+  #admit(socket: WebSocket, theirCluster: Uint8Array, handshake: Timer): void {
+    const { options } = this.#net
+    this.#net.cluster.admit(theirCluster).then(
+      (refusal) => {
+        if (this.#socket !== socket || socket.readyState !== WebSocket.OPEN) return
+        if (refusal !== undefined) {
+          options.logger.error({ peer: this.#to }, `not talking to member ${this.#to}: ${refusal}`)
+          socket.terminate()
+          return
+        }
+        handshake.cancel()
+        this.#ready = true
+        this.#attempt = 0
+        options.logger.info({ peer: this.#to }, 'connected to peer')
+      },
+      (error: unknown) => {
+        options.logger.error({ peer: this.#to, err: error }, 'could not record the cluster id')
+        socket.terminate()
+      },
+    )
+  }
+
   #scheduleReconnect(): void {
     const delayMs = backoffDelayMs(reconnectBackoff, this.#attempt, this.#net.random)
     this.#attempt = Math.min(this.#attempt + 1, backoffDoublingsMax)
@@ -190,6 +219,7 @@ class OutboundLink {
 export class PeerWs implements PeerNetwork {
   readonly options: PeerWsOptions
   readonly random: UnitRandom
+  readonly cluster: ClusterIdentity
   readonly #links = new Map<NodeId, OutboundLink>()
   readonly #inbound = new Map<WebSocket, NodeId | undefined>()
   /** The members this one talks to: the configuration's, as the member directory names them. */
@@ -201,6 +231,7 @@ export class PeerWs implements PeerNetwork {
   constructor(options: PeerWsOptions) {
     this.options = options
     this.random = options.random ?? cryptoUnitRandom
+    this.cluster = options.cluster ?? fixedClusterIdentity()
     this.#peers = new Map(options.peers)
     for (const [id, url] of options.peers) {
       if (id !== options.id) this.#links.set(id, new OutboundLink(this, id, url))
@@ -249,6 +280,7 @@ export class PeerWs implements PeerNetwork {
     this.#inbound.set(socket, undefined)
     const nonce = randomBytes(peerNonceBytes)
     let peer: NodeId | undefined
+    let admitting = false
     const refuse = (reason: string): void => {
       options.logger.warn({ reason }, 'refused a peer connection')
       socket.send(encodePeerFrame({ type: 'refused', reason }), () => socket.terminate())
@@ -267,20 +299,27 @@ export class PeerWs implements PeerNetwork {
       }
       const frame: PeerFrame = decoded.value
       if (peer === undefined) {
+        if (admitting) return refuse('a frame before the handshake ended')
         if (frame.type !== 'auth') return refuse('expected an auth frame first')
-        if (frame.version !== peerProtocolVersion)
-          return refuse(`peer protocol version ${frame.version} is not ${peerProtocolVersion}`)
-        if (frame.to !== options.id) return refuse(`this is member ${options.id}, not ${frame.to}`)
-        if (!this.#peers.has(frame.id) || frame.id === options.id) {
-          return refuse(`member ${frame.id} is not in this cluster's configuration`)
-        }
-        const expected = peerMac(options.secret, `zeoq-peer ${frame.id}->${options.id}`, nonce, frame.nonce)
-        if (!sameMac(frame.mac, expected)) return refuse('authentication failed: wrong cluster secret')
-        peer = frame.id
-        this.#inbound.set(socket, peer)
-        handshake.cancel()
-        const mac = peerMac(options.secret, `zeoq-peer ${options.id}->${frame.id}`, frame.nonce, nonce)
-        socket.send(encodePeerFrame({ type: 'authOk', mac }))
+        const refusal = this.#checkAuth(frame, nonce)
+        if (refusal !== undefined) return refuse(refusal)
+        admitting = true
+        const from = frame.id
+        const mac = peerMac(options.secret, `zeoq-peer ${options.id}->${from}`, frame.nonce, nonce)
+        this.cluster.admit(frame.cluster).then(
+          (refusal) => {
+            if (refusal !== undefined) return refuse(`member ${from}: ${refusal}`)
+            if (!this.#inbound.has(socket)) return
+            peer = from
+            this.#inbound.set(socket, peer)
+            handshake.cancel()
+            socket.send(encodePeerFrame({ type: 'authOk', mac }))
+          },
+          (error: unknown) => {
+            options.logger.error({ peer: from, err: error }, 'could not record the cluster id')
+            socket.terminate()
+          },
+        )
         return
       }
       const from = peer
@@ -294,7 +333,28 @@ export class PeerWs implements PeerNetwork {
         return refuse(`a message from ${misaddressed.from} to ${misaddressed.to} on ${from}'s link`)
       this.#handler(from, frame.messages)
     })
-    socket.send(encodePeerFrame({ type: 'challenge', version: peerProtocolVersion, id: options.id, nonce }))
+    socket.send(
+      encodePeerFrame({
+        type: 'challenge',
+        version: peerProtocolVersion,
+        id: options.id,
+        nonce,
+        cluster: this.cluster.current(),
+      }),
+    )
+  }
+
+  /** Why an inbound peer's `auth` is refused, or undefined when it proved the secret. */
+  #checkAuth(frame: PeerFrame & { readonly type: 'auth' }, nonce: Uint8Array): string | undefined {
+    const { options } = this
+    if (frame.version !== peerProtocolVersion)
+      return `peer protocol version ${frame.version} is not ${peerProtocolVersion}`
+    if (frame.to !== options.id) return `this is member ${options.id}, not ${frame.to}`
+    if (!this.#peers.has(frame.id) || frame.id === options.id)
+      return `member ${frame.id} is not in this cluster's configuration`
+    const expected = peerMac(options.secret, `zeoq-peer ${frame.id}->${options.id}`, nonce, frame.nonce)
+    if (!sameMac(frame.mac, expected)) return 'authentication failed: wrong cluster secret'
+    return undefined
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import pino, { type Logger } from 'pino'
 import { checkSizeLimits, peerSendBufferBytesMax, sizeLimits } from '../protocol/index.ts'
 import { seededRandom } from '../raft/index.ts'
 import { type Disk, openClassicDisk, storeOpenFilesDefault } from '../storage/index.ts'
+import { openClusterIdentity } from './cluster-identity.ts'
 import type { MemberConfig } from './config.ts'
 import { DataDirError, dataDirExitCodes } from './errors.ts'
 import { serveMember } from './http.ts'
@@ -39,6 +40,11 @@ export function memberLogger(level: string, id: number): Logger {
   return pino(options, pino.destination({ dest: 1, sync: true }))
 }
 
+/** Where a member keeps its database inside its data directory (`zeoq restore` builds the same). */
+export function storePathOf(dataDir: string): string {
+  return join(dataDir, 'db')
+}
+
 /** An error's message on one line, bounded: it goes into a one-line startup error. */
 function oneLine(error: unknown): string {
   const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : ''
@@ -54,7 +60,7 @@ function oneLine(error: unknown): string {
 async function openDataDir(dataDir: string, storeFiles: number): Promise<Disk> {
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-    return await openClassicDisk(join(dataDir, 'db'), storeFiles)
+    return await openClassicDisk(storePathOf(dataDir), storeFiles)
   } catch (error) {
     const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code
     if (code === 'LEVEL_LOCKED')
@@ -97,10 +103,13 @@ export async function runMember(
   const budget = connectionBudget(config.connectionsMax, fileLimit, storeFiles)
   if (budget.warning !== undefined) logger.warn({ openFilesLimit: fileLimit }, budget.warning)
   const disk = await openDataDir(config.dataDir, storeFiles)
+  const founders = [...config.peers.keys()]
+  const cluster = await openClusterIdentity(disk, { join: config.join, secret: config.secret, founders })
   const peers = new PeerWs({
     id: config.id,
     peers: config.peers,
     secret: config.secret,
+    cluster,
     clock: realClock,
     logger,
     frameBytesMax: config.frameBytesMax,

@@ -9,6 +9,20 @@
  * its apply path reads no clock and draws no randomness, so every replica computes the
  * same state.
  */
+export type { BackupRequest, BackupSource } from './backup.ts'
+export { openBackup } from './backup.ts'
+export type { BackupRecord } from './backup-file.ts'
+export { BackupDamagedError, BackupFileReader } from './backup-file.ts'
+export type { BackupPart, PartSummary, RestorePlan } from './backup-restore.ts'
+export {
+  BackupChainError,
+  chainBreak,
+  checkChains,
+  partEntries,
+  planRestore,
+  restoredImage,
+} from './backup-restore.ts'
+export { clusterIdBytes, isBlankDisk, readClusterId, writeClusterId } from './cluster-id.ts'
 export type { Disk, DiskDb } from './disk.ts'
 export { MemoryDisk, openClassicDisk, storeOpenFilesDefault } from './disk.ts'
 export type { LoadedLog, StoredConf, StoredSnapshotMeta } from './log-store.ts'
@@ -24,9 +38,11 @@ export { ObjectStore } from './object-store.ts'
 export type { ObjectStoreOptions, StoreBugs } from './options.ts'
 export type {
   HistoryEntry,
+  KeyRange,
   Loaded,
   LoadedBefore,
   PackStatus,
+  StateView,
   StoredEntry,
   StoredEntryKind,
   StoredHardState,

@@ -83,3 +83,30 @@ export const memberUrlKeyId = (key: Uint8Array): number =>
 /** Keys of the session table (sessions, their kept results, the expiry index): what a snapshot must carry for exactly-once. */
 export const isSessionTableKey = (key: Uint8Array): boolean =>
   key[0] === tag.session || key[0] === tag.sessionResult || key[0] === tag.sessionExpiry
+
+/**
+ * The keyspaces a commit never writes under its own TID and that change in place: the
+ * meta, the session table and the member directory. An incremental backup carries them
+ * whole at its point (docs/storage.md, "Backups").
+ */
+export const inPlacePrefixes: readonly number[] = [
+  tag.meta,
+  tag.sessionResult,
+  tag.session,
+  tag.memberUrl,
+  tag.sessionExpiry,
+]
+
+/** The keyspaces of a running pack's marks. */
+export const packMarkPrefixes: readonly number[] = [tag.packMark, tag.packGray]
+
+/**
+ * The TID of a key a transaction wrote (its metadata `t`, a revision `r`, a blob chunk
+ * `b`), or undefined for any other key.
+ */
+export function transactionOwnedKeyTid(key: Uint8Array): Tid | undefined {
+  if (key[0] === tag.transaction && key.byteLength === 9) return readU64(key, 1)
+  if (key[0] === tag.revision && key.byteLength === 17) return readU64(key, 9)
+  if (key[0] === tag.blobChunk && key.byteLength === 21) return readU64(key, 9)
+  return undefined
+}

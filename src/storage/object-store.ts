@@ -5,6 +5,9 @@
  * Apply calls must be sequential (await each); reads may run at any time beside them.
  * Each apply is one atomic batch that includes the new applied index, so after a crash
  * the store is exactly at some applied index and the driver replays the log from there.
+ *
+ * Long because one class owns the active half of the keyspace: apply, the reads, the
+ * snapshot image, the consistent view backups read and the staged install all reach it.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -34,9 +37,11 @@ import { describeKey, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
 import type {
   HistoryEntry,
+  KeyRange,
   Loaded,
   LoadedBefore,
   PackStatus,
+  StateView,
   StoredEntry,
   TransactionRecord,
   UndoLogEntry,
@@ -57,6 +62,10 @@ export interface SnapshotImage {
   /** The applied index (and term) the image is at. */
   readonly appliedIndex: number
   readonly appliedTerm: number
+  /** The last TID and pack state there: what a backup's header records. */
+  readonly lastTid: Tid
+  readonly lastPackTid: Tid
+  readonly packing: boolean
   /** The image, in chunks of at most `chunkBytesMax` bytes. Consume it once. */
   readonly chunks: AsyncIterable<Uint8Array>
 }
@@ -449,7 +458,33 @@ export class ObjectStore {
         await snapshot.close()
       }
     }
-    return { appliedIndex: meta.appliedIndex, appliedTerm: meta.appliedTerm, chunks: chunks() }
+    const { appliedIndex, appliedTerm, lastTid, lastPackTid } = meta
+    return {
+      appliedIndex,
+      appliedTerm,
+      lastTid,
+      lastPackTid,
+      packing: meta.pack !== undefined,
+      chunks: chunks(),
+    }
+  }
+
+  /**
+   * A read-only view of the state machine as it is now (a database snapshot), for reads
+   * that must see one applied index across many ranges: an incremental backup. Close it.
+   */
+  async view(): Promise<StateView> {
+    const snapshot = this.#db.snapshot()
+    const db = this.#space.db
+    const payload = await db.get(metaKey, { snapshot })
+    const meta =
+      payload === undefined ? initialMeta : decodeMeta(unseal(metaKey, payload, () => 'state machine meta'))
+    const entries = async (range: KeyRange, limit: number): Promise<[Uint8Array, Uint8Array][]> => {
+      const found = await db.iterator({ ...range, limit, snapshot }).all()
+      for (const [key, value] of found) unseal(key, value, () => describeKey(key))
+      return found
+    }
+    return { meta, entries, close: () => snapshot.close() }
   }
 
   /** The replicated member directory (URLs by id, retired ids with an empty URL). */

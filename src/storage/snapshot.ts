@@ -82,11 +82,17 @@ export type SnapshotFrame =
 
 /** Parses frames out of chunks; checks the header, the count and the hash. */
 export class FrameReader {
+  readonly #magic: Uint8Array
   #pending: Uint8Array = new Uint8Array(0)
   #sawHeader = false
   #ended = false
   #count = 0
   readonly #hash = createHash('sha256')
+
+  /** `magic` opens the stream: a snapshot image's by default (a backup's incremental part has its own). */
+  constructor(magic: Uint8Array = snapshotMagic) {
+    this.#magic = magic
+  }
 
   /** Frames completed by this chunk. */
   push(chunk: Uint8Array): SnapshotFrame[] {
@@ -97,15 +103,15 @@ export class FrameReader {
     const frames: SnapshotFrame[] = []
     let at = 0
     if (!this.#sawHeader) {
-      if (joined.byteLength < snapshotMagic.byteLength) {
+      if (joined.byteLength < this.#magic.byteLength) {
         this.#pending = joined
         return frames
       }
       if (formerSnapshotMagic.every((b, i) => joined[i] === b))
         throw corrupt('the image is in format 1, from an older build; every member must run the same build')
-      if (!snapshotMagic.every((b, i) => joined[i] === b)) throw corrupt('not a zeoq snapshot (bad magic)')
+      if (!this.#magic.every((b, i) => joined[i] === b)) throw corrupt('not a zeoq snapshot (bad magic)')
       this.#sawHeader = true
-      at = snapshotMagic.byteLength
+      at = this.#magic.byteLength
     }
     const view = new DataView(joined.buffer)
     while (at < joined.byteLength && !this.#ended) {

@@ -4,6 +4,7 @@
  * import src/raft), so the driver passes one for the other without conversion.
  */
 import type { ObjectRecord, Oid, PackPhase, Tid } from '../protocol/index.ts'
+import type { StoreMeta } from './values.ts'
 
 export type StoredEntryKind = 'normal' | 'noop' | 'config'
 
@@ -61,4 +62,20 @@ export interface PackStatus {
   readonly phase: PackPhase
   /** The pack time of the running pack, or of the last one started (0 if none). */
   readonly packTid: Tid
+}
+
+/** A range of keys, as abstract-level iterators take it. */
+export interface KeyRange {
+  readonly gte?: Uint8Array
+  readonly gt?: Uint8Array
+  readonly lte?: Uint8Array
+  readonly lt?: Uint8Array
+}
+
+/** The state machine at one applied index, read-only (`ObjectStore.view`). */
+export interface StateView {
+  readonly meta: StoreMeta
+  /** Entries of `range` in key order, at most `limit`, with their sealed values (checked). */
+  entries(range: KeyRange, limit: number): Promise<[Uint8Array, Uint8Array][]>
+  close(): Promise<void>
 }

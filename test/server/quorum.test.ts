@@ -14,6 +14,7 @@ import {
   memberFrameBytesMax,
   type Oid,
   peerNonceBytes,
+  peerProtocolVersion,
   type Result,
   sessionOwnerBytes,
 } from '../../src/protocol/index.ts'
@@ -187,7 +188,17 @@ describe('a quorum of three member processes', () => {
           if (frame.type === 'challenge' && frame.nonce) {
             const nonce = new Uint8Array(peerNonceBytes).fill(7)
             const mac = peerMac(secret, `zeoq-peer ${claimedId}->${leader}`, frame.nonce, nonce)
-            socket.send(encodePeerFrame({ type: 'auth', version: 1, id: claimedId, to: leader, nonce, mac }))
+            socket.send(
+              encodePeerFrame({
+                type: 'auth',
+                version: peerProtocolVersion,
+                id: claimedId,
+                to: leader,
+                nonce,
+                mac,
+                cluster: new Uint8Array(0),
+              }),
+            )
           } else {
             resolve(`${frame.type}: ${frame.reason ?? ''}`)
             socket.close()
