@@ -73,7 +73,7 @@ async function openDataDir(dataDir: string, storeFiles: number): Promise<Disk> {
       throw new DataDirError(
         dataDir,
         dataDirExitCodes.damaged,
-        `The data directory ${dataDir} is damaged (${oneLine(error)}). Restore it from a backup, or remove it and add this member back under a new id (docs/operations.md, "Replacing a member").`,
+        `The data directory ${dataDir} is damaged (${oneLine(error)}). Remove it and add this member back under a new id while the others run (docs/operations.md, "Replacing a member"); if the whole cluster lost its data, restore a new cluster from a backup (zeoq restore).`,
       )
     throw new DataDirError(
       dataDir,
@@ -142,7 +142,7 @@ export async function runMember(
       config.dataDir,
       dataDirExitCodes.damaged,
       `The data directory ${config.dataDir} could not be loaded (${oneLine(error)}). ` +
-        'Restore it from a backup, or remove it and add this member back under a new id (docs/operations.md, "Replacing a member").',
+        'Remove it and add this member back under a new id while the others run (docs/operations.md, "Replacing a member"); if the whole cluster lost its data, restore a new cluster from a backup (zeoq restore).',
     )
   }
   const members = [...config.peers].map(([id, url]) => ({ id, url }))

@@ -76,6 +76,6 @@ describe("a member's data directory", () => {
     const { code, stderr } = await startOn(dir)
     assert.equal(code, dataDirExitCodes.damaged)
     assert.equal(stderr.trim().split('\n').length, 1, `one line, not a stack:\n${stderr}`)
-    assert.match(stderr, new RegExp(`${dir} is damaged .*Corruption.*Restore it from a backup`))
+    assert.match(stderr, new RegExp(`${dir} is damaged .*Corruption.*add this member back under a new id`))
   })
 })
