@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { traceHash } from '../../../sim/common/index.ts'
 import type { Op } from '../../../sim/system/history.ts'
 import { runSystemSeed, type SystemBugName, type SystemResult } from '../../../sim/system/index.ts'
 import { checkObjects } from '../../../sim/system/objects-checker.ts'
@@ -30,9 +31,11 @@ describe('the objects workload', () => {
   it('passes on clean seeds, sharded and unsharded, with merges and splits happening', async () => {
     let merged = 0
     let acked = 0
+    const hashes: string[] = []
     // Odd seeds shard the counter, even ones keep one record that every client merges on.
     for (const seed of [1, 2, 3, 4]) {
       const result = await runSystemSeed({ seed, workload: 'objects', trace: true })
+      hashes.push(traceHash(result.trace ?? []))
       assert.deepEqual(
         result.violations.map((v) => `seed ${seed}: ${v.checker}: ${v.message}`),
         [],
