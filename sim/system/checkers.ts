@@ -12,6 +12,7 @@ export const systemCheckerNames = [
   'bankTotal',
   'counterExactlyOnce',
   'listAppend',
+  'objectsExactlyOnce',
   'invalidationOrder',
   'electionSafety',
   'durability',

@@ -4,9 +4,19 @@
  * and the workload's own checker reads the final values. They run in virtual time like
  * the rest (a convergence that never comes is a liveness failure, not a hang).
  */
+
+import type { Database } from '../../src/client/index.ts'
 import { CorruptionError } from '../../src/protocol/index.ts'
 import type { NodeId } from '../../src/raft/index.ts'
-import { checkBank, checkCounters, checkListAppendHistory, checkRegisters } from './checkers.ts'
+import {
+  checkBank,
+  checkCounters,
+  checkListAppendHistory,
+  checkRegisters,
+  type SystemViolation,
+} from './checkers.ts'
+import { checkObjects } from './objects-checker.ts'
+import { readObjectsFinal } from './objects-workload.ts'
 import { memberUrl } from './wire.ts'
 import { finalValues, workloadShape } from './workloads.ts'
 import type { SystemWorld } from './world.ts'
@@ -103,7 +113,7 @@ export class FinalChecks {
    * CorruptionError for it and serves nothing damaged; the operator then takes that
    * member out (here: it stays down) and the reads go to the others.
    */
-  async #finalReads(deadlineMs: number): Promise<Awaited<ReturnType<typeof finalValues>> | undefined> {
+  async #finalReads<T>(deadlineMs: number, read: (db: Database) => Promise<T>): Promise<T | undefined> {
     const w = this.#world
     for (let attempt = 0; attempt <= w.members.length; attempt++) {
       const reader = w.clients.connect(`final-${attempt}`)
@@ -112,7 +122,7 @@ export class FinalChecks {
           (async () => {
             const db = await reader.db
             try {
-              return await finalValues(db, w.clients.oids)
+              return await read(db)
             } finally {
               await db.close()
             }
@@ -145,8 +155,13 @@ export class FinalChecks {
   async #checkWorkload(deadlineMs: number): Promise<void> {
     const w = this.#world
     const o = w.options
+    if (o.workload === 'objects') {
+      const final = await this.#finalReads(deadlineMs, readObjectsFinal)
+      if (final !== undefined) this.#report(checkObjects(w.history.ops, final))
+      return
+    }
     const shape = workloadShape(o.workload)
-    const final = await this.#finalReads(deadlineMs)
+    const final = await this.#finalReads(deadlineMs, (db) => finalValues(db, w.clients.oids))
     if (final === undefined) return
     const ops = w.history.ops
     const found =
@@ -160,6 +175,11 @@ export class FinalChecks {
           : o.workload === 'counters'
             ? checkCounters(ops, shape.keys, final.numbers)
             : checkListAppendHistory(ops, final.lists)
+    this.#report(found)
+  }
+
+  #report(found: readonly SystemViolation[]): void {
+    const w = this.#world
     for (const v of found) {
       w.violations.push(v)
       w.log('violation', { checker: v.checker, message: v.message })

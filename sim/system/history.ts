@@ -23,6 +23,12 @@ export type OpDetail =
   | { readonly type: 'incr'; readonly key: number }
   | { readonly type: 'counterRead'; readonly key: number; value: number | undefined }
   | { readonly type: 'txn'; mops: readonly Mop[] }
+  | {
+      readonly type: 'objectInsert'
+      readonly key: readonly [number, number]
+      readonly value: number
+      resolved: boolean | undefined
+    }
 
 export interface Op {
   readonly id: number

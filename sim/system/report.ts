@@ -39,6 +39,8 @@ function keysOf(op: Op, keys: number): number[] {
       return Array.from({ length: keys }, (_, k) => k)
     case 'txn':
       return [...new Set(d.mops.map((m) => m.key))]
+    case 'objectInsert':
+      return [0]
   }
 }
 
@@ -63,6 +65,8 @@ function label(op: Op): string {
       return d.mops
         .map((m) => (m.f === 'r' ? `r ${m.key} [${m.list?.join(' ') ?? '?'}]` : `append ${m.key} ${m.value}`))
         .join('; ')
+    case 'objectInsert':
+      return `insert [${d.key.join(',')}]${d.resolved === true ? ' (merged)' : ''}`
   }
 }
 

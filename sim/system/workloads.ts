@@ -8,8 +8,9 @@ import type { Oid } from '../../src/protocol/index.ts'
 import type { Random } from '../../src/raft/index.ts'
 import { between, chance, pick } from '../common/rng.ts'
 import type { History, Mop, Op } from './history.ts'
+import { objectsOperation } from './objects-workload.ts'
 
-export const workloadNames = ['registers', 'bank', 'counters', 'listAppend'] as const
+export const workloadNames = ['registers', 'bank', 'counters', 'listAppend', 'objects'] as const
 export type WorkloadName = (typeof workloadNames)[number]
 
 export function isWorkloadName(name: string): name is WorkloadName {
@@ -57,6 +58,8 @@ export function workloadShape(name: WorkloadName): WorkloadShape {
       return { keys: 2, initial: () => 0 }
     case 'listAppend':
       return { keys: 4, initial: () => [] }
+    case 'objects':
+      return { keys: 1, initial: () => 0 } // one lane in the report: the tree and counter (objects-workload.ts)
   }
 }
 
@@ -93,6 +96,8 @@ export async function runOperation(name: WorkloadName, ctx: ClientContext): Prom
       return counterOperation(ctx)
     case 'listAppend':
       return listAppendOperation(ctx)
+    case 'objects':
+      return objectsOperation(ctx)
   }
 }
 

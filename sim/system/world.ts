@@ -22,6 +22,7 @@ import { History } from './history.ts'
 import { SimLoop } from './loop.ts'
 import { type MemberHost, SimMember, type SnapshotPolicy, tickMs } from './members.ts'
 import { SystemNemesis } from './nemesis.ts'
+import { setupObjects } from './objects-workload.ts'
 import type { SystemOptions, SystemResult } from './options.ts'
 import { SimPeers } from './peers.ts'
 import { memberUrl } from './wire.ts'
@@ -267,6 +268,12 @@ export class SystemWorld {
     const ready = await this.drive(
       (async () => {
         const db = await setup.db
+        if (o.workload === 'objects') {
+          // A root holding a tree and a counter, made through the object layer: no raw records.
+          await setupObjects(db, o.seed)
+          await db.close()
+          return []
+        }
         const oids = await db.newOids(shape.keys)
         await db.transact(async (tx) => {
           for (const [key, oid] of oids.entries()) tx.store(oid, encodeValue(shape.initial(key)))
