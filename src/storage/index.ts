@@ -33,3 +33,4 @@ export type {
   TransactionRecord,
   UndoLogEntry,
 } from './types.ts'
+export type { PackSummary } from './values.ts'

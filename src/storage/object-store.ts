@@ -21,6 +21,7 @@ import {
   memberUrlPrefixEnd,
   memberUrlPrefixStart,
   metaKey,
+  packSummaryKey,
   revisionKey,
   revisionKeyTid,
   transactionKey,
@@ -28,7 +29,7 @@ import {
 } from './keys.ts'
 import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
 import { resolveOptions } from './options.ts'
-import { packStep } from './pack.ts'
+import { packProgress, packStep } from './pack.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
 import { describeKey, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
@@ -41,8 +42,15 @@ import type {
   TransactionRecord,
   UndoLogEntry,
 } from './types.ts'
-import type { StoreMeta } from './values.ts'
-import { decodeMemberUrl, decodeMeta, decodeTransaction, encodeMeta, initialMeta } from './values.ts'
+import type { PackSummary, StoreMeta } from './values.ts'
+import {
+  decodeMemberUrl,
+  decodeMeta,
+  decodePackSummary,
+  decodeTransaction,
+  encodeMeta,
+  initialMeta,
+} from './values.ts'
 
 const dbOptions = { keyEncoding: 'view', valueEncoding: 'view' } as const
 type Half = 'a' | 'b'
@@ -298,13 +306,29 @@ export class ObjectStore {
     return this.#meta.nextOid
   }
 
-  /** Committed transactions with `fromTid ≤ tid ≤ toTid`, oldest first, with their records. */
-  async *transactions(fromTid: Tid, toTid: Tid): AsyncGenerator<TransactionRecord> {
+  /**
+   * Committed transactions with `fromTid ≤ tid ≤ toTid`, with their records: oldest first,
+   * or newest first with `newestFirst` (what `zeoq log` shows: one reverse scan from `toTid`).
+   */
+  async *transactions(
+    fromTid: Tid,
+    toTid: Tid,
+    order: { readonly newestFirst?: boolean } = {},
+  ): AsyncGenerator<TransactionRecord> {
     const space = this.#space
+    const reverse = order.newestFirst === true
     let cursor: Uint8Array | undefined
     for (;;) {
-      const range = cursor === undefined ? { gte: transactionKey(fromTid) } : { gt: cursor }
-      const page = await space.entries({ ...range, lte: transactionKey(toTid) }, scanPageEntriesMax)
+      const range = reverse
+        ? {
+            gte: transactionKey(fromTid),
+            ...(cursor === undefined ? { lte: transactionKey(toTid) } : { lt: cursor }),
+          }
+        : {
+            lte: transactionKey(toTid),
+            ...(cursor === undefined ? { gte: transactionKey(fromTid) } : { gt: cursor }),
+          }
+      const page = await space.entries(range, scanPageEntriesMax, reverse)
       for (const [key, payload] of page) {
         const tid = transactionKeyTid(key)
         const txn = decodeTransaction(payload, `transaction ${tid}`)
@@ -371,9 +395,16 @@ export class ObjectStore {
 
   packStatus(): PackStatus {
     const pack = this.#meta.pack
+    const progress = packProgress(pack, this.#meta.nextOid)
     return pack === undefined
-      ? { phase: 'idle', packTid: this.#meta.lastPackTid }
-      : { phase: pack.phase, packTid: pack.packTid }
+      ? { phase: 'idle', packTid: this.#meta.lastPackTid, progress }
+      : { phase: pack.phase, packTid: pack.packTid, progress }
+  }
+
+  /** What the running pack, or the last one, removed so far; undefined before the first pack. */
+  async packSummary(): Promise<PackSummary | undefined> {
+    const payload = await this.#space.get(packSummaryKey)
+    return payload === undefined ? undefined : decodePackSummary(payload)
   }
 
   /**

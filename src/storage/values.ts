@@ -15,6 +15,51 @@ export interface PackState {
   readonly cursor: Uint8Array | undefined
 }
 
+/**
+ * What the running pack (or the last one, once it finished) removed. Counted by the pack
+ * steps in apply order, so every replica counts the same. Kept under a key of its own
+ * rather than in the meta: the meta's shape is the format every build of format 2 reads,
+ * and a store that never packed has no such key at all.
+ */
+export interface PackSummary {
+  readonly packTid: Tid
+  /** The pack ran to its end. */
+  readonly finished: boolean
+  /** Object revisions deleted: older than the one current at the pack time, or of unreachable objects. */
+  readonly revisionsRemoved: number
+  /** Bytes of object data in those revisions (a tombstone counts 0). */
+  readonly bytesRemoved: number
+  /** Objects unreachable from the root at the pack time, all of whose revisions were deleted. */
+  readonly objectsRemoved: number
+  /** Transaction records deleted because none of their revisions is left. */
+  readonly transactionsRemoved: number
+}
+
+export function encodePackSummary(summary: PackSummary): Uint8Array {
+  return encodeMsgpack([
+    summary.packTid,
+    summary.finished,
+    summary.revisionsRemoved,
+    summary.bytesRemoved,
+    summary.objectsRemoved,
+    summary.transactionsRemoved,
+  ])
+}
+
+export function decodePackSummary(payload: Uint8Array): PackSummary {
+  const where = 'pack summary'
+  const v = unpackArray(payload, where, 6)
+  if (typeof v[1] !== 'boolean') throw new CorruptionError(where, 'bad finished flag')
+  return {
+    packTid: big(v[0], where),
+    finished: v[1],
+    revisionsRemoved: num(v[2], where),
+    bytesRemoved: num(v[3], where),
+    objectsRemoved: num(v[4], where),
+    transactionsRemoved: num(v[5], where),
+  }
+}
+
 /** Everything the state machine keeps outside its tables, rewritten by every apply. */
 export interface StoreMeta {
   readonly appliedIndex: number
