@@ -13,9 +13,14 @@
 export type {
   HistoryItem,
   LoadBeforeData,
+  MemberList,
+  MemberListItem,
   MemberStatus,
   Oid,
+  PackStatusAnswer,
+  PackSummary,
   Tid,
+  TokenRole,
   TransactionSummary,
 } from '../protocol/index.ts'
 export {
@@ -28,6 +33,14 @@ export {
   tidTimeMs,
   ZeoqError,
 } from '../protocol/index.ts'
+export type {
+  AdminLink,
+  ClusterMemberStatus,
+  ClusterStatus,
+  PackOptions,
+  PackResult,
+} from './admin.ts'
+export { Admin, packTidFrom } from './admin.ts'
 export type {
   ClientStats,
   ConnectOptions,

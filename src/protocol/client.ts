@@ -3,7 +3,14 @@
  * then requests answered by id, and invalidations pushed in TID order. The member and
  * the client library both import this file; neither defines a frame of its own.
  */
-import type { CommitCommand, NewOidsCommand, PackCommand, Result, UndoCommand } from './commands.ts'
+import type {
+  CommitCommand,
+  NewOidsCommand,
+  PackCommand,
+  PackPhase,
+  Result,
+  UndoCommand,
+} from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
   type Fields,
@@ -60,8 +67,21 @@ export type ClientOp =
   | { readonly op: 'history'; readonly oid: Oid; readonly size: number }
   | { readonly op: 'lastTransaction'; readonly consistency: ReadConsistency; readonly minTid: Tid }
   | { readonly op: 'invalidationsSince'; readonly tid: Tid }
-  | { readonly op: 'transactions'; readonly fromTid: Tid; readonly toTid: Tid; readonly limit: number }
+  /**
+   * Transactions in [fromTid, toTid], at most `limit`: oldest first, or with `newestFirst`
+   * the newest `limit` of them, newest first. `newestFirst` is sent only when true, so a
+   * request without it reads the same to a member that predates it.
+   */
+  | {
+      readonly op: 'transactions'
+      readonly fromTid: Tid
+      readonly toTid: Tid
+      readonly limit: number
+      readonly newestFirst?: boolean
+    }
   | { readonly op: 'status' }
+  /** Any role: the running pack's phase and progress, and what it (or the last pack) removed. */
+  | { readonly op: 'packStatus' }
   /** Admin: add member `id` at `url` as a learner; the leader promotes it once caught up unless `mirror`. */
   | { readonly op: 'memberAdd'; readonly id: number; readonly url: string; readonly mirror: boolean }
   /** Admin: remove member `id` (the leader too); its id is retired. */
@@ -133,6 +153,32 @@ export interface MemberStatus {
   readonly lagEntries: readonly { readonly id: number; readonly lag: number }[]
 }
 
+/** What a pack removed (the running one so far, or the last one). Every replica counts the same. */
+export interface PackSummary {
+  readonly packTid: Tid
+  /** The pack ran to its end. */
+  readonly finished: boolean
+  /** Revisions deleted: older than the one current at the pack time, or of unreachable objects. */
+  readonly revisionsRemoved: number
+  /** Bytes of object data in them. */
+  readonly bytesRemoved: number
+  /** Objects unreachable from the root at the pack time, removed with every revision. */
+  readonly objectsRemoved: number
+  /** Transaction records left with no revision, removed. */
+  readonly transactionsRemoved: number
+}
+
+export interface PackStatusAnswer {
+  /** 'idle' when no pack runs. */
+  readonly phase: PackPhase
+  /** The running pack's time, or the last one started (0 if none). */
+  readonly packTid: Tid
+  /** How far the running pack is, 0 to 1 (a guess within a phase); 1 when none runs. */
+  readonly progress: number
+  /** Undefined until a pack has run (on a build that counts). */
+  readonly summary: PackSummary | undefined
+}
+
 /** One member as the admin operations show it. */
 export interface MemberListItem {
   readonly id: number
@@ -161,6 +207,7 @@ export interface OpValues {
   readonly invalidationsSince: InvalidationsAnswer
   readonly transactions: readonly TransactionSummary[]
   readonly status: MemberStatus
+  readonly packStatus: PackStatusAnswer
   readonly memberAdd: MemberList
   readonly memberRemove: MemberList
   readonly memberList: MemberList
@@ -254,6 +301,7 @@ const opNames = [
   'invalidationsSince',
   'transactions',
   'status',
+  'packStatus',
   'memberAdd',
   'memberRemove',
   'memberList',
@@ -270,6 +318,7 @@ function readOp(value: unknown, path: string): ClientOp {
       only('owner')
       return { op, owner: readSessionOwner(f.owner, at('owner')) }
     case 'status':
+    case 'packStatus':
     case 'memberList':
       only()
       return { op }
@@ -322,14 +371,17 @@ function readOp(value: unknown, path: string): ClientOp {
     case 'invalidationsSince':
       only('tid')
       return { op, tid: readU64(f.tid, at('tid')) }
-    case 'transactions':
-      only('fromTid', 'toTid', 'limit')
+    case 'transactions': {
+      only('fromTid', 'toTid', 'limit', 'newestFirst')
+      const newestFirst = f.newestFirst === undefined ? false : readBoolean(f.newestFirst, at('newestFirst'))
       return {
         op,
         fromTid: readU64(f.fromTid, at('fromTid')),
         toTid: readU64(f.toTid, at('toTid')),
         limit: readCount(f.limit, at('limit'), 1, transactionsLimitMax),
+        ...(newestFirst ? { newestFirst } : {}),
       }
+    }
     default: {
       const unreachable: never = op
       throw new ProtocolError(at('op'), `unknown operation ${String(unreachable)}`)
@@ -528,6 +580,8 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
     case 'status':
       // Status is for people and dashboards: checked as a map, passed through.
       return readObject(value, 'value')
+    case 'packStatus':
+      return readPackStatus(value, 'value')
     case 'memberAdd':
     case 'memberRemove':
     case 'memberList':
@@ -569,5 +623,42 @@ function readMemberList(value: unknown, path: string): MemberList {
         match: readCount(m.match, join(p, 'match'), -1, Number.MAX_SAFE_INTEGER),
       }
     }),
+  }
+}
+
+const packPhases = ['idle', 'roots', 'mark', 'sweep', 'txns', 'cleanup'] as const satisfies readonly PackPhase[]
+
+function readPackStatus(value: unknown, path: string): PackStatusAnswer {
+  const f = readObject(value, path)
+  onlyFields(f, path, ['phase', 'packTid', 'progress', 'summary'])
+  const progress = f.progress
+  if (typeof progress !== 'number' || !(progress >= 0 && progress <= 1))
+    throw new ProtocolError(join(path, 'progress'), 'must be a number from 0 to 1')
+  return {
+    phase: readOneOf(f.phase, join(path, 'phase'), packPhases),
+    packTid: readU64(f.packTid, join(path, 'packTid')),
+    progress,
+    summary: readOptional(f.summary, () => readPackSummary(f.summary, join(path, 'summary'))),
+  }
+}
+
+function readPackSummary(value: unknown, path: string): PackSummary {
+  const f = readObject(value, path)
+  onlyFields(f, path, [
+    'packTid',
+    'finished',
+    'revisionsRemoved',
+    'bytesRemoved',
+    'objectsRemoved',
+    'transactionsRemoved',
+  ])
+  const count = (key: string): number => readCount(f[key], join(path, key), 0, Number.MAX_SAFE_INTEGER)
+  return {
+    packTid: readU64(f.packTid, join(path, 'packTid')),
+    finished: readBoolean(f.finished, join(path, 'finished')),
+    revisionsRemoved: count('revisionsRemoved'),
+    bytesRemoved: count('bytesRemoved'),
+    objectsRemoved: count('objectsRemoved'),
+    transactionsRemoved: count('transactionsRemoved'),
   }
 }

@@ -23,6 +23,8 @@ export type {
   MemberListItem,
   MemberStatus,
   OpValues,
+  PackStatusAnswer,
+  PackSummary,
   ReadConsistency,
   RevisionData,
   TokenRole,
