@@ -116,7 +116,8 @@ const durationUnitsMs: Readonly<Record<string, number>> = {
  */
 export function packTidFrom(before: Tid | Date | string, nowMs: number): Tid {
   if (typeof before === 'bigint') {
-    if (before < 0n || before > u64Max) throw new RangeError(`A TID is a 64-bit unsigned integer, got ${before}.`)
+    if (before < 0n || before > u64Max)
+      throw new RangeError(`A TID is a 64-bit unsigned integer, got ${before}.`)
     return before
   }
   if (before instanceof Date) {
@@ -199,7 +200,11 @@ export class Admin {
           const status = await this.#link.askMember(member.url, { op: 'status' }, memberStatusTimeoutMs)
           return { ...member, status, error: undefined }
         } catch (error) {
-          return { ...member, status: undefined, error: error instanceof Error ? error.message : String(error) }
+          return {
+            ...member,
+            status: undefined,
+            error: error instanceof Error ? error.message : String(error),
+          }
         }
       }),
     )

@@ -559,7 +559,11 @@ export class Database {
           c.request<K>(op, ms),
         )
       },
-      askMember: <K extends ClientOpName>(url: string, op: ClientOp & { readonly op: K }, timeoutMs: number) => {
+      askMember: <K extends ClientOpName>(
+        url: string,
+        op: ClientOp & { readonly op: K },
+        timeoutMs: number,
+      ) => {
         this.#checkOpen('admin')
         return this.#cluster.askMember<K>(url, op, timeoutMs)
       },

@@ -100,7 +100,9 @@ export function webSocketTransportWith(tls: { readonly ca?: string | Uint8Array 
         }
         handlers.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
       })
-      socket.on('error', (error: NodeJS.ErrnoException) => finish(error.message, error.code === 'ECONNREFUSED'))
+      socket.on('error', (error: NodeJS.ErrnoException) =>
+        finish(error.message, error.code === 'ECONNREFUSED'),
+      )
       socket.on('close', (code) => finish(`connection closed (code ${code})`))
       return {
         send: (bytes) => {

@@ -626,7 +626,14 @@ function readMemberList(value: unknown, path: string): MemberList {
   }
 }
 
-const packPhases = ['idle', 'roots', 'mark', 'sweep', 'txns', 'cleanup'] as const satisfies readonly PackPhase[]
+const packPhases = [
+  'idle',
+  'roots',
+  'mark',
+  'sweep',
+  'txns',
+  'cleanup',
+] as const satisfies readonly PackPhase[]
 
 function readPackStatus(value: unknown, path: string): PackStatusAnswer {
   const f = readObject(value, path)
