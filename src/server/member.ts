@@ -423,8 +423,7 @@ export class Member {
         ),
       )
     }
-    this.#kick()
-    return new Promise<void>((resolve, reject) => {
+    const waiting = new Promise<void>((resolve, reject) => {
       const timer = this.#options.clock.setTimer(this.#requestTimeoutMs(), () => {
         this.#reads.delete(requestId)
         reject(
@@ -436,6 +435,10 @@ export class Member {
       })
       this.#reads.set(requestId, { resolve, reject, timer })
     })
+    // After the waiter is in place: a member alone answers the read in the Ready this runs
+    // at once, and a read settled before its waiter exists would never be answered.
+    this.#kick()
+    return waiting
   }
 
   /** Waits until this member has applied transaction `tid` (snapshot reads at `tid` are then exact). */
