@@ -272,6 +272,8 @@ export interface LocalQuorumOptions {
   readonly ports: ReadonlyMap<number, number>
   /** Serve wss:// with these PEM files; the launcher's own requests trust `caFile`. */
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string }
+  /** Give the members the tokens file; false starts them with client authentication off. @default true */
+  readonly clientAuth?: boolean
   /** The members' log level. @default 'warn' */
   readonly logLevel?: string
   /** More `zeoq start` arguments for every member. */
@@ -367,8 +369,7 @@ export class LocalQuorum {
       join(this.dir, String(id)),
       '--secret-file',
       this.files.secretFile,
-      '--tokens-file',
-      this.files.tokensFile,
+      ...(options.clientAuth === false ? [] : ['--tokens-file', this.files.tokensFile]),
       '--log-level',
       options.logLevel ?? 'warn',
       ...tlsArgs,
