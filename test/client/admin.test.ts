@@ -128,7 +128,8 @@ describe('the admin API against a real quorum', { timeout: 120_000 }, () => {
     const [oid] = await db.newOids(1)
     assert.ok(oid !== undefined)
     const tids = []
-    for (const text of ['a', 'b', 'c']) tids.push((await db.transact(async (tx) => tx.store(oid, encode(text)))).tid)
+    for (const text of ['a', 'b', 'c'])
+      tids.push((await db.transact(async (tx) => tx.store(oid, encode(text)))).tid)
     const newest = await db.transactions(0n, await db.lastTransaction(), 2, { newestFirst: true })
     assert.deepEqual(
       newest.map((t) => t.tid),
