@@ -354,9 +354,12 @@ async function runQuorum(dir: string, nodes: number, basePort: number, logLevel:
   if (leader !== undefined) process.stdout.write(connectInfo(quorum, leader))
   // Until Ctrl-C (or every member gone): members restarted with zeoq restart-member run
   // outside this launcher, so its own children exiting is not the end.
+  // A timer keeps the process up meanwhile: a signal listener alone does not.
+  const keepAlive = setInterval(() => undefined, 60_000)
   await new Promise<void>((done) =>
     stopping.signal.aborted ? done() : stopping.signal.addEventListener('abort', () => done()),
   )
+  clearInterval(keepAlive)
   await Promise.all([quorum.allExited(), quorum.stopRestarted()])
   if (leader === undefined) process.exit(1)
 }
