@@ -48,6 +48,12 @@ function withConnection(command: Command): Command {
 }
 
 export function registerDataCommands(program: Command): void {
+  registerObjectCommands(program)
+  registerTransactionCommands(program)
+}
+
+/** `get`, `put`, `history`, `log`. */
+function registerObjectCommands(program: Command): void {
   withConnection(
     program
       .command('get')
@@ -114,7 +120,10 @@ export function registerDataCommands(program: Command): void {
       .description('the most recent transactions, newest first, with user, description and changed oids')
       .option('--limit <n>', `how many transactions (1 to ${logLimitMax})`, String(logLimitDefault)),
   ).action((flags: ConnectionFlags & { readonly limit: string }) => run(flags, 'readWrite', () => log(flags)))
+}
 
+/** `undo`, `watch`. */
+function registerTransactionCommands(program: Command): void {
   withConnection(
     program
       .command('undo')

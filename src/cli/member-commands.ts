@@ -159,6 +159,11 @@ export function registerMemberCommands(program: Command): void {
       await runQuorum(resolve(flags.dir), nodes, basePort, flags.logLevel)
     })
 
+  registerStatus(program)
+  registerRestartMember(program)
+}
+
+function registerStatus(program: Command): void {
   program
     .command('status')
     .description(
@@ -181,7 +186,9 @@ export function registerMemberCommands(program: Command): void {
       }
       if (statuses.every((s) => 'error' in s)) process.exit(1)
     })
+}
 
+function registerRestartMember(program: Command): void {
   program
     .command('restart-member')
     .description(

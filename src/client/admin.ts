@@ -22,8 +22,10 @@ import {
   tidFromTimeMs,
   u64Max,
 } from '../protocol/index.ts'
+import type { Cluster } from './cluster.ts'
 import { AuthError, MemberFailedError, ReadOnlyError, RejectedError, TimeoutError } from './errors.ts'
-import type { CommandBody } from './session.ts'
+import type { ClientClock } from './seams.ts'
+import type { CommandBody, SessionCommands } from './session.ts'
 
 /** What the admin API uses of its client. */
 export interface AdminLink {
@@ -47,6 +49,44 @@ export interface AdminLink {
   nowMs(): number
   /** Wall-clock time (ms since the epoch): what "7 days ago" is counted back from. */
   wallClockMs(): number
+}
+
+/** The link of a client's admin API: its cluster and session commands, checked open before each use. */
+export function adminLink(client: {
+  readonly cluster: Cluster
+  readonly commands: SessionCommands
+  readonly clock: ClientClock
+  /** Throws ClosedError once the client is closed. */
+  readonly checkOpen: () => void
+}): AdminLink {
+  const { cluster, commands, clock, checkOpen } = client
+  return {
+    request: <K extends ClientOpName>(
+      what: string,
+      op: ClientOp & { readonly op: K },
+      options: { readonly requestTimeoutMs?: number } = {},
+    ) => {
+      checkOpen()
+      return cluster.call(what, { target: 'primary', write: false, ...options }, (c, ms) =>
+        c.request<K>(op, ms),
+      )
+    },
+    askMember: <K extends ClientOpName>(
+      url: string,
+      op: ClientOp & { readonly op: K },
+      timeoutMs: number,
+    ) => {
+      checkOpen()
+      return cluster.askMember<K>(url, op, timeoutMs)
+    },
+    command: (what, body) => {
+      checkOpen()
+      return commands.run(what, body)
+    },
+    sleep: (delayMs) => new Promise<void>((resolve) => clock.setTimer(delayMs, resolve)),
+    nowMs: () => clock.nowMs(),
+    wallClockMs: () => Date.now(),
+  }
 }
 
 /** Options of `admin.pack`. */

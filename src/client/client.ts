@@ -3,8 +3,6 @@
  * docs/client.md for the consistency guarantees.
  */
 import {
-  type ClientOp,
-  type ClientOpName,
   type CommitBody,
   ConflictError,
   commitBytesMax,
@@ -18,7 +16,7 @@ import {
   type Tid,
   type TransactionSummary,
 } from '../protocol/index.ts'
-import { Admin, type PackOptions, type PackResult } from './admin.ts'
+import { Admin, adminLink, type PackOptions, type PackResult } from './admin.ts'
 import { ObjectCache } from './cache.ts'
 import { readCacheFile, saveCacheFile } from './cache-file.ts'
 import { Cluster } from './cluster.ts'
@@ -548,33 +546,14 @@ export class Database {
    * operations need an admin token (AuthError otherwise). See admin.ts.
    */
   get admin(): Admin {
-    this.#admin ??= new Admin({
-      request: <K extends ClientOpName>(
-        what: string,
-        op: ClientOp & { readonly op: K },
-        options: { readonly requestTimeoutMs?: number } = {},
-      ) => {
-        this.#checkOpen('admin')
-        return this.#cluster.call(what, { target: 'primary', write: false, ...options }, (c, ms) =>
-          c.request<K>(op, ms),
-        )
-      },
-      askMember: <K extends ClientOpName>(
-        url: string,
-        op: ClientOp & { readonly op: K },
-        timeoutMs: number,
-      ) => {
-        this.#checkOpen('admin')
-        return this.#cluster.askMember<K>(url, op, timeoutMs)
-      },
-      command: (what, body) => {
-        this.#checkOpen('admin')
-        return this.#commands.run(what, body)
-      },
-      sleep: (delayMs) => this.#pause(delayMs),
-      nowMs: () => this.#clock.nowMs(),
-      wallClockMs: () => Date.now(),
-    })
+    this.#admin ??= new Admin(
+      adminLink({
+        cluster: this.#cluster,
+        commands: this.#commands,
+        clock: this.#clock,
+        checkOpen: () => this.#checkOpen('admin'),
+      }),
+    )
     return this.#admin
   }
 

@@ -3,14 +3,7 @@
  * then requests answered by id, and invalidations pushed in TID order. The member and
  * the client library both import this file; neither defines a frame of its own.
  */
-import type {
-  CommitCommand,
-  NewOidsCommand,
-  PackCommand,
-  PackPhase,
-  Result,
-  UndoCommand,
-} from './commands.ts'
+import type { CommitCommand, NewOidsCommand, PackCommand, Result, UndoCommand } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
   type Fields,
@@ -28,6 +21,7 @@ import {
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
 import { decodeMsgpack, decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
+import { type PackStatusAnswer, readPackStatus } from './pack-status.ts'
 import { memberIdMax, readMemberUrl, readSessionOwner, validateCommand } from './validate.ts'
 
 /**
@@ -151,32 +145,6 @@ export interface MemberStatus {
   readonly clients: number
   /** On the leader: how many entries each member is behind the leader's last index. */
   readonly lagEntries: readonly { readonly id: number; readonly lag: number }[]
-}
-
-/** What a pack removed (the running one so far, or the last one). Every replica counts the same. */
-export interface PackSummary {
-  readonly packTid: Tid
-  /** The pack ran to its end. */
-  readonly finished: boolean
-  /** Revisions deleted: older than the one current at the pack time, or of unreachable objects. */
-  readonly revisionsRemoved: number
-  /** Bytes of object data in them. */
-  readonly bytesRemoved: number
-  /** Objects unreachable from the root at the pack time, removed with every revision. */
-  readonly objectsRemoved: number
-  /** Transaction records left with no revision, removed. */
-  readonly transactionsRemoved: number
-}
-
-export interface PackStatusAnswer {
-  /** 'idle' when no pack runs. */
-  readonly phase: PackPhase
-  /** The running pack's time, or the last one started (0 if none). */
-  readonly packTid: Tid
-  /** How far the running pack is, 0 to 1 (a guess within a phase); 1 when none runs. */
-  readonly progress: number
-  /** Undefined until a pack has run (on a build that counts). */
-  readonly summary: PackSummary | undefined
 }
 
 /** One member as the admin operations show it. */
@@ -623,49 +591,5 @@ function readMemberList(value: unknown, path: string): MemberList {
         match: readCount(m.match, join(p, 'match'), -1, Number.MAX_SAFE_INTEGER),
       }
     }),
-  }
-}
-
-const packPhases = [
-  'idle',
-  'roots',
-  'mark',
-  'sweep',
-  'txns',
-  'cleanup',
-] as const satisfies readonly PackPhase[]
-
-function readPackStatus(value: unknown, path: string): PackStatusAnswer {
-  const f = readObject(value, path)
-  onlyFields(f, path, ['phase', 'packTid', 'progress', 'summary'])
-  const progress = f.progress
-  if (typeof progress !== 'number' || !(progress >= 0 && progress <= 1))
-    throw new ProtocolError(join(path, 'progress'), 'must be a number from 0 to 1')
-  return {
-    phase: readOneOf(f.phase, join(path, 'phase'), packPhases),
-    packTid: readU64(f.packTid, join(path, 'packTid')),
-    progress,
-    summary: readOptional(f.summary, () => readPackSummary(f.summary, join(path, 'summary'))),
-  }
-}
-
-function readPackSummary(value: unknown, path: string): PackSummary {
-  const f = readObject(value, path)
-  onlyFields(f, path, [
-    'packTid',
-    'finished',
-    'revisionsRemoved',
-    'bytesRemoved',
-    'objectsRemoved',
-    'transactionsRemoved',
-  ])
-  const count = (key: string): number => readCount(f[key], join(path, key), 0, Number.MAX_SAFE_INTEGER)
-  return {
-    packTid: readU64(f.packTid, join(path, 'packTid')),
-    finished: readBoolean(f.finished, join(path, 'finished')),
-    revisionsRemoved: count('revisionsRemoved'),
-    bytesRemoved: count('bytesRemoved'),
-    objectsRemoved: count('objectsRemoved'),
-    transactionsRemoved: count('transactionsRemoved'),
   }
 }

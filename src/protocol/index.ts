@@ -23,8 +23,6 @@ export type {
   MemberListItem,
   MemberStatus,
   OpValues,
-  PackStatusAnswer,
-  PackSummary,
   ReadConsistency,
   RevisionData,
   TokenRole,
@@ -109,6 +107,7 @@ export {
   snapshotChunkBytesMax,
 } from './limits.ts'
 export { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
+export type { PackStatusAnswer, PackSummary } from './pack-status.ts'
 export type {
   PeerFrame,
   RaftWireMessage,

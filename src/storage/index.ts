@@ -33,4 +33,3 @@ export type {
   TransactionRecord,
   UndoLogEntry,
 } from './types.ts'
-export type { PackSummary } from './values.ts'

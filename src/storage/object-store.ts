@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { AbstractSublevel } from 'abstract-level'
-import type { Invalidation, ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
+import type { Invalidation, ObjectRecord, Oid, PackSummary, Result, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
 import { executeCommand, mustApplyAlone, put } from './apply.ts'
@@ -21,7 +21,6 @@ import {
   memberUrlPrefixEnd,
   memberUrlPrefixStart,
   metaKey,
-  packSummaryKey,
   revisionKey,
   revisionKeyTid,
   transactionKey,
@@ -29,7 +28,7 @@ import {
 } from './keys.ts'
 import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
 import { resolveOptions } from './options.ts'
-import { packProgress, packStep } from './pack.ts'
+import { packProgress, packStep, readPackSummary } from './pack.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
 import { describeKey, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
@@ -42,15 +41,8 @@ import type {
   TransactionRecord,
   UndoLogEntry,
 } from './types.ts'
-import type { PackSummary, StoreMeta } from './values.ts'
-import {
-  decodeMemberUrl,
-  decodeMeta,
-  decodePackSummary,
-  decodeTransaction,
-  encodeMeta,
-  initialMeta,
-} from './values.ts'
+import type { StoreMeta } from './values.ts'
+import { decodeMemberUrl, decodeMeta, decodeTransaction, encodeMeta, initialMeta } from './values.ts'
 
 const dbOptions = { keyEncoding: 'view', valueEncoding: 'view' } as const
 type Half = 'a' | 'b'
@@ -306,28 +298,20 @@ export class ObjectStore {
     return this.#meta.nextOid
   }
 
-  /**
-   * Committed transactions with `fromTid ≤ tid ≤ toTid`, with their records: oldest first,
-   * or newest first with `newestFirst` (what `zeoq log` shows: one reverse scan from `toTid`).
-   */
+  /** Committed transactions with `fromTid ≤ tid ≤ toTid` and their records, oldest (or newest) first. */
   async *transactions(
     fromTid: Tid,
     toTid: Tid,
-    order: { readonly newestFirst?: boolean } = {},
+    order = { newestFirst: false },
   ): AsyncGenerator<TransactionRecord> {
     const space = this.#space
-    const reverse = order.newestFirst === true
+    const reverse = order.newestFirst
+    const [first, last] = [transactionKey(fromTid), transactionKey(toTid)]
     let cursor: Uint8Array | undefined
     for (;;) {
-      const range = reverse
-        ? {
-            gte: transactionKey(fromTid),
-            ...(cursor === undefined ? { lte: transactionKey(toTid) } : { lt: cursor }),
-          }
-        : {
-            lte: transactionKey(toTid),
-            ...(cursor === undefined ? { gte: transactionKey(fromTid) } : { gt: cursor }),
-          }
+      const from = cursor === undefined ? { gte: first } : { gt: cursor }
+      const to = cursor === undefined ? { lte: last } : { lt: cursor }
+      const range = reverse ? { gte: first, ...to } : { lte: last, ...from }
       const page = await space.entries(range, scanPageEntriesMax, reverse)
       for (const [key, payload] of page) {
         const tid = transactionKeyTid(key)
@@ -402,9 +386,8 @@ export class ObjectStore {
   }
 
   /** What the running pack, or the last one, removed so far; undefined before the first pack. */
-  async packSummary(): Promise<PackSummary | undefined> {
-    const payload = await this.#space.get(packSummaryKey)
-    return payload === undefined ? undefined : decodePackSummary(payload)
+  packSummary(): Promise<PackSummary | undefined> {
+    return readPackSummary(this.#space)
   }
 
   /**

@@ -23,7 +23,7 @@
  * its own key): revisions, their data bytes, unreachable objects, transaction records.
  * The counts depend only on the store and the step order, so every replica has the same.
  */
-import type { Oid, PackPhase, Tid } from '../protocol/index.ts'
+import type { Oid, PackPhase, PackSummary, Tid } from '../protocol/index.ts'
 import { rootOid, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
 import { del, put } from './apply.ts'
@@ -45,8 +45,8 @@ import {
   transactionKeyTid,
 } from './keys.ts'
 import { decodeRevisionHeader, revisionDeletions } from './records.ts'
-import { describeKey } from './space.ts'
-import type { PackState, PackSummary } from './values.ts'
+import { describeKey, type Space } from './space.ts'
+import type { PackState } from './values.ts'
 import { decodePackSummary, decodeTransaction, encodePackSummary } from './values.ts'
 
 /** What this pack has removed so far: the summary's counts, added to by each step. */
@@ -95,12 +95,16 @@ export async function packStep(ctx: ApplyContext): Promise<PackPhase> {
 async function countsSoFar(ctx: ApplyContext, pack: PackState): Promise<Counts> {
   const zero: Counts = { revisionsRemoved: 0, bytesRemoved: 0, objectsRemoved: 0, transactionsRemoved: 0 }
   if (pack.phase === 'roots' && pack.cursor === undefined) return zero
-  const payload = await ctx.space.get(packSummaryKey)
-  if (payload === undefined) return zero
-  const stored = decodePackSummary(payload)
-  if (stored.packTid !== pack.packTid || stored.finished) return zero
+  const stored = await readPackSummary(ctx.space)
+  if (stored === undefined || stored.packTid !== pack.packTid || stored.finished) return zero
   const { revisionsRemoved, bytesRemoved, objectsRemoved, transactionsRemoved } = stored
   return { revisionsRemoved, bytesRemoved, objectsRemoved, transactionsRemoved }
+}
+
+/** The stored pack summary: the running pack's counts so far, or the last pack's; undefined before any. */
+export async function readPackSummary(space: Space): Promise<PackSummary | undefined> {
+  const payload = await space.get(packSummaryKey)
+  return payload === undefined ? undefined : decodePackSummary(payload)
 }
 
 async function runPhase(

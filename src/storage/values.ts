@@ -3,7 +3,7 @@
  * metadata and session entries. They are stored sealed (checksum.ts); a value that
  * decodes to the wrong shape is reported as corruption.
  */
-import type { Oid, PackPhase, SessionId, Tid } from '../protocol/index.ts'
+import type { Oid, PackPhase, PackSummary, SessionId, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeMsgpack, encodeMsgpack } from '../protocol/index.ts'
 
 export type RunningPackPhase = Exclude<PackPhase, 'idle'>
@@ -16,25 +16,11 @@ export interface PackState {
 }
 
 /**
- * What the running pack (or the last one, once it finished) removed. Counted by the pack
- * steps in apply order, so every replica counts the same. Kept under a key of its own
- * rather than in the meta: the meta's shape is the format every build of format 2 reads,
- * and a store that never packed has no such key at all.
+ * The pack summary (protocol's `PackSummary`: what the running pack, or the last one,
+ * removed), counted by the pack steps in apply order, so every replica counts the same.
+ * Kept under a key of its own rather than in the meta: the meta's shape is what format 2
+ * means to every build, and a store that never packed has no such key at all.
  */
-export interface PackSummary {
-  readonly packTid: Tid
-  /** The pack ran to its end. */
-  readonly finished: boolean
-  /** Object revisions deleted: older than the one current at the pack time, or of unreachable objects. */
-  readonly revisionsRemoved: number
-  /** Bytes of object data in those revisions (a tombstone counts 0). */
-  readonly bytesRemoved: number
-  /** Objects unreachable from the root at the pack time, all of whose revisions were deleted. */
-  readonly objectsRemoved: number
-  /** Transaction records deleted because none of their revisions is left. */
-  readonly transactionsRemoved: number
-}
-
 export function encodePackSummary(summary: PackSummary): Uint8Array {
   return encodeMsgpack([
     summary.packTid,
