@@ -77,6 +77,13 @@ export interface ConnectOptions {
   readonly requestTimeoutMs?: number
   /** The time for a member to accept a connection and answer hello. @default 5 000 */
   readonly handshakeTimeoutMs?: number
+  /**
+   * Keep trying members that refuse the connection (nothing listens yet) until
+   * `timeoutMs`, for a client started together with its cluster. By default a first
+   * connection that every member refuses fails at once with an UnavailableError.
+   * @default false
+   */
+  readonly waitForMembers?: boolean
   /** Requests one connection may have waiting for answers. @default 1 024 */
   readonly requestsInFlightMax?: number
   /**
@@ -230,6 +237,7 @@ export class Database {
     this.#cluster = new Cluster({
       peers: options.peers,
       token: options.token ?? '',
+      waitForMembers: options.waitForMembers ?? false,
       name: options.name ?? defaults.name,
       reads: options.reads ?? 'leader',
       transport:

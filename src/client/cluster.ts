@@ -9,7 +9,8 @@
  *
  * Before the first connection, a round in which every member refused the connection
  * (ECONNREFUSED: nothing listens there) is an answer, not a failure to wait out: the call
- * fails at once. Once connected, refusals are retried, since members restart.
+ * fails at once (unless `waitForMembers`). Once connected, refusals are retried, since
+ * members restart.
  *
  * Cache verification (ZEO's): a new primary's pushed invalidations are held back while
  * the client asks it for the invalidations since the cache's `lastTid`; those are applied
@@ -39,6 +40,8 @@ export interface ClusterOptions {
   readonly peers: readonly string[]
   readonly token: string
   readonly name: string
+  /** Retry members that refuse the first connection rather than failing at once. */
+  readonly waitForMembers: boolean
   readonly reads: 'leader' | 'nearest'
   readonly transport: ClientTransport
   readonly clock: ClientClock
@@ -241,7 +244,8 @@ export class Cluster {
         if (found.kind === 'follower' && found.leaderUrl !== '' && !triedThisRound.has(found.leaderUrl))
           queue.unshift(found.leaderUrl)
       }
-      if (everyOneRefused && this.#installs === 0 && triedThisRound.size > 0) throw new RefusedError()
+      const firstConnection = this.#installs === 0 && !this.#options.waitForMembers
+      if (everyOneRefused && firstConnection && triedThisRound.size > 0) throw new RefusedError()
       await this.#sleep(this.#backoffMs(round))
     }
   }

@@ -175,13 +175,14 @@ describe('connecting', { timeout: 120_000 }, () => {
     })
   })
 
-  it('members with authentication off accept a client that gives no token', async () => {
+  it('with waitForMembers, a client started before its members waits for them; with authentication off it needs no token', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'zeoq-noauth-'))
     const quorum = await LocalQuorum.open({ dir, ports: new Map([[1, await freePort()]]), clientAuth: false })
     try {
+      // Nothing listens yet: without waitForMembers this would fail at once (the test above).
+      const connecting = connect({ peers: [quorum.url(1)], timeoutMs: 60_000, waitForMembers: true })
       quorum.startAll()
-      await quorum.waitForLeader({ timeoutMs: 60_000 })
-      const db = await connect({ peers: [quorum.url(1)], timeoutMs: 30_000 })
+      const db = await connecting
       try {
         const { tid } = await db.transact(async (tx) => tx.store(rootOid, encode('open')))
         assert.ok(tid > 0n)
