@@ -1,169 +1,55 @@
 /**
- * `zeoq member add|remove|list` and `zeoq transfer-leader`: membership and leadership,
- * over the client protocol with an admin token. Each command asks a member, follows its
- * leader hint when it does not lead, and prints a table or JSON.
- *
- * `ws`, the member's `toJson` and member-commands.ts's `peerUrls` are imported when a
- * command runs, not when `zeoq` starts: the last two load the whole member, which `zeoq
- * --help` and a mistyped option should not wait for (commands.ts says more).
+ * `zeoq member add|remove|list`, `zeoq transfer-leader` and `zeoq pack`: membership,
+ * leadership and pack, through the client library's admin API (`db.admin`, which finds
+ * and follows the leader from any member given). They need an admin token: `--token`,
+ * ZEOQ_TOKEN, or beside a local quorum its admin token. Connection options and exit
+ * codes: connection.ts.
  */
+import { SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
+import type { Admin, MemberList, PackStatusAnswer, PackSummary, Tid } from '../client/index.ts'
+import { packTidFrom } from '../client/index.ts'
 import {
-  type ClientOp,
-  type ClientOpName,
-  clientProtocolVersions,
-  decodeMemberFrame,
-  decodeOpValue,
-  encodeFrame,
-  type MemberList,
-  type OpValues,
-  resultFromValue,
-  type WireError,
-} from '../protocol/index.ts'
-import { table } from './output.ts'
+  type Body,
+  type ConnectionFlags,
+  isoTime,
+  printJson,
+  run,
+  UsageError,
+  withConnection as withConnectionOptions,
+} from './connection.ts'
+import { table, write } from './output.ts'
 
-/** A membership change waits for its entry to apply; transfers for the new leader. */
-const adminRequestTimeoutMs = 30_000
-/** Leader hints followed before giving up (leadership may move while we ask). */
-const hopsMax = 5
+/** Membership changes wait for their entry to apply, transfers for the new leader: longer than a read. */
+const timeoutMsDefault = 60_000
+/** A pack is followed for as long as it runs; `--wait-timeout-ms` bounds it. */
+const packWaitTimeoutMsDefault = 3_600_000
 
-interface AdminFlags {
-  readonly peers: string
-  readonly token?: string
-  readonly json?: boolean
-}
-
-class AdminError extends Error {
-  readonly wire: WireError | undefined
-
-  constructor(message: string, wire?: WireError) {
-    super(message)
-    this.name = 'AdminError'
-    this.wire = wire
-  }
-}
-
-function fail(message: string): never {
-  process.stderr.write(`zeoq: ${message}\n`)
-  process.exit(1)
+function withConnection(command: Command): Command {
+  return withConnectionOptions(
+    command,
+    timeoutMsDefault,
+    "an admin token (default: the local quorum's admin token)",
+  )
 }
 
 function positiveId(text: string, flag: string): number {
   const id = Number(text)
-  if (!Number.isSafeInteger(id) || id < 1 || id > 0xffff_ffff) fail(`${flag} must be a positive integer`)
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(id) || id < 1 || id > 0xffff_ffff)
+    throw new UsageError(`${flag} must be a positive integer, got "${text}".`)
   return id
 }
 
-/** One request on a fresh connection to `url`: hello with the token, then the op. */
-async function requestOnce(url: string, token: string, op: ClientOp): Promise<unknown> {
-  const { default: WebSocket } = await import('ws')
-  const socket = new WebSocket(`${url}/client`)
-  socket.binaryType = 'nodebuffer'
-  try {
-    return await new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new AdminError(`${url} did not answer ${op.op} within ${adminRequestTimeoutMs} ms`)),
-        adminRequestTimeoutMs,
-      )
-      const done = (fn: () => void): void => {
-        clearTimeout(timer)
-        fn()
-      }
-      socket.on('error', (error) => done(() => reject(new AdminError(`${url}: ${error.message}`))))
-      socket.on('close', () => done(() => reject(new AdminError(`${url} closed the connection`))))
-      socket.on('open', () => {
-        socket.send(
-          encodeFrame({ type: 'hello', versions: clientProtocolVersions, token, name: 'zeoq admin' }),
-        )
-      })
-      socket.on('message', (data: Buffer) => {
-        const decoded = decodeMemberFrame(data)
-        if (!decoded.ok) return done(() => reject(new AdminError(`${url}: ${decoded.error.message}`)))
-        const frame = decoded.value
-        if (frame.type === 'welcome') socket.send(encodeFrame({ type: 'request', id: 1, op }))
-        else if (frame.type === 'goodbye')
-          done(() => reject(new AdminError(frame.error.message, frame.error)))
-        else if (frame.type === 'response') {
-          if (frame.ok) done(() => resolve(frame.value))
-          else done(() => reject(new AdminError(frame.error.message, frame.error)))
-        }
-      })
-    })
-  } finally {
-    socket.terminate()
-  }
-}
-
-/** Sends `op` to the leader: tries each member, follows leader hints. */
-async function toLeader<K extends ClientOpName>(
-  flags: AdminFlags,
-  op: ClientOp & { readonly op: K },
-): Promise<OpValues[K]> {
-  const token = flags.token ?? process.env.ZEOQ_TOKEN ?? ''
-  const { peerUrls } = await import('./member-commands.ts')
-  const queue = peerUrls(flags.peers)
-  let lastError: Error | undefined
-  for (let hop = 0; hop < queue.length + hopsMax; hop++) {
-    const url = queue[hop]
-    if (url === undefined) break
-    try {
-      const value = await requestOnce(url, token, op)
-      const checked = decodeOpValue(op.op, value, resultFromValue)
-      if (!checked.ok) throw new AdminError(`${url} answered ${op.op} malformed: ${checked.error.message}`)
-      return checked.value
-    } catch (error) {
-      lastError = error instanceof Error ? error : new Error(String(error))
-      const wire = error instanceof AdminError ? error.wire : undefined
-      if (wire?.code === 'notLeader') {
-        if (wire.leaderUrl !== '' && !queue.slice(hop + 1).includes(wire.leaderUrl))
-          queue.splice(hop + 1, 0, wire.leaderUrl)
-        else if (wire.leaderUrl === '') await new Promise((r) => setTimeout(r, 500))
-        continue
-      }
-      // A refusal that says what is wrong (auth, a bad request) is the answer.
-      if (wire !== undefined && wire.code !== 'shuttingDown' && wire.code !== 'timeout') throw error
-    }
-  }
-  throw lastError ?? new AdminError('no member answered')
-}
-
-async function printList(list: MemberList, json: boolean | undefined): Promise<void> {
-  if (json) {
-    const { toJson } = await import('../server/index.ts')
-    process.stdout.write(`${toJson(list)}\n`)
-    return
-  }
-  const header = ['id', 'role', 'url', 'leader', 'match']
-  const rows = list.members.map((m) => [
-    String(m.id),
-    m.mirror ? `${m.role} (mirror)` : m.role,
-    m.url,
-    m.id === list.leader ? 'yes' : '',
-    m.match < 0 ? '' : String(m.match),
-  ])
-  process.stdout.write(`${table(header, rows)}\n`)
-}
-
-async function run(action: () => Promise<void>): Promise<void> {
-  try {
-    await action()
-  } catch (error) {
-    fail(error instanceof Error ? error.message : String(error))
-  }
-}
-
-function common(command: Command): Command {
-  return command
-    .requiredOption('--peers <list>', 'member URLs, comma-separated: ws://host:port,… or ID=URL,…')
-    .option('--token <token>', 'an admin token (or ZEOQ_TOKEN)')
-    .option('--json', 'print JSON')
+/** A body that runs `action` on the admin API. */
+function admin(action: (admin: Admin) => Promise<void>): Body {
+  return (db) => action(db.admin)
 }
 
 export function registerAdminCommands(program: Command): void {
   const member = program
     .command('member')
     .description('grow, shrink and list the members of a running cluster')
-  common(
+  withConnection(
     member
       .command('add')
       .description(
@@ -172,49 +58,231 @@ export function registerAdminCommands(program: Command): void {
       .requiredOption('--id <id>', "the new member's id (never one used before)")
       .requiredOption('--url <url>', "the new member's URL, ws://host:port")
       .option('--mirror', 'keep it a non-voting learner: a read mirror for clients with reads: nearest'),
-  ).action((flags: AdminFlags & { id: string; url: string; mirror?: boolean }) =>
-    run(async () => {
-      const op = {
-        op: 'memberAdd',
-        id: positiveId(flags.id, '--id'),
-        url: flags.url,
-        mirror: flags.mirror === true,
-      } as const
-      await printList(await toLeader(flags, op), flags.json)
+  ).action((flags: ConnectionFlags & { id: string; url: string; mirror?: boolean }) =>
+    run(flags, 'admin', () => {
+      const id = positiveId(flags.id, '--id')
+      return admin(async (a) =>
+        printList(await a.add(id, flags.url, { mirror: flags.mirror === true }), flags),
+      )
     }),
   )
-  common(
+  withConnection(
     member
       .command('remove')
       .description('remove a member (the leader too); its id is retired for good')
       .requiredOption('--id <id>', 'the member to remove'),
-  ).action((flags: AdminFlags & { id: string }) =>
-    run(async () => {
-      await printList(
-        await toLeader(flags, { op: 'memberRemove', id: positiveId(flags.id, '--id') }),
-        flags.json,
-      )
+  ).action((flags: ConnectionFlags & { id: string }) =>
+    run(flags, 'admin', () => {
+      const id = positiveId(flags.id, '--id')
+      return admin(async (a) => printList(await a.remove(id), flags))
     }),
   )
-  common(
+  withConnection(
     member.command('list').description('the configuration: voters, learners, URLs, how far each is'),
-  ).action((flags: AdminFlags) =>
-    run(async () => {
-      await printList(await toLeader(flags, { op: 'memberList' }), flags.json)
-    }),
+  ).action((flags: ConnectionFlags) =>
+    run(flags, 'admin', () => admin(async (a) => printList(await a.members(), flags))),
   )
-  common(
+  withConnection(
     program
       .command('transfer-leader')
       .description('hand leadership to another voter and wait until it leads')
       .requiredOption('--to <id>', 'the voter to lead'),
-  ).action((flags: AdminFlags & { to: string }) =>
-    run(async () => {
-      const answer = await toLeader(flags, { op: 'transferLeader', to: positiveId(flags.to, '--to') })
-      if (flags.json) {
-        const { toJson } = await import('../server/index.ts')
-        process.stdout.write(`${toJson(answer)}\n`)
-      } else process.stdout.write(`member ${answer.leader} leads\n`)
+  ).action((flags: ConnectionFlags & { to: string }) =>
+    run(flags, 'admin', () => {
+      const to = positiveId(flags.to, '--to')
+      return admin(async (a) => {
+        const answer = await a.transferLeadership(to)
+        if (flags.json) await printJson(answer)
+        else await write(process.stdout, `member ${answer.leader} leads\n`)
+      })
     }),
   )
+  registerPack(program)
+}
+
+async function printList(list: MemberList, flags: ConnectionFlags): Promise<void> {
+  if (flags.json) return printJson(list)
+  const header = ['id', 'role', 'url', 'leader', 'match']
+  const rows = list.members.map((m) => [
+    String(m.id),
+    m.mirror ? `${m.role} (mirror)` : m.role,
+    m.url,
+    m.id === list.leader ? 'yes' : '',
+    m.match < 0 ? '' : String(m.match),
+  ])
+  await write(process.stdout, `${table(header, rows)}\n`)
+}
+
+// ───────────────────────────── pack ─────────────────────────────
+
+interface PackFlags extends ConnectionFlags {
+  readonly before?: string
+  readonly wait: boolean
+  readonly status?: boolean
+  readonly waitTimeoutMs: string
+}
+
+function registerPack(program: Command): void {
+  withConnection(
+    program
+      .command('pack')
+      .description(
+        'remove old revisions and unreachable objects: the history before --before goes, what was current then stays',
+      )
+      .option(
+        '--before <when>',
+        'how far back history is kept: a duration (7d, 12h, 30m, 90s; 0s keeps only current revisions), a TID, or an ISO 8601 time',
+      )
+      .option('--no-wait', 'return once the pack has started; it goes on in the cluster')
+      .option('--status', 'show the running (or last) pack and what it removed, and start none')
+      .option(
+        '--wait-timeout-ms <ms>',
+        'stop following the pack after this long (it goes on)',
+        String(packWaitTimeoutMsDefault),
+      ),
+  ).action((flags: PackFlags) => run(flags, 'admin', () => pack(flags)))
+}
+
+function pack(flags: PackFlags): Body {
+  if (flags.status) {
+    if (flags.before !== undefined)
+      throw new UsageError('--status shows the pack status; it takes no --before.')
+    return admin(async (a) => showPackStatus(await a.packStatus(), flags))
+  }
+  if (flags.before === undefined)
+    throw new UsageError(
+      '--before is required: how far back to keep history, e.g. --before 7d (or --status).',
+    )
+  const before = flags.before
+  try {
+    packTidFrom(before, Date.now())
+  } catch (error) {
+    throw new UsageError(`--before: ${(error as Error).message}`)
+  }
+  const waitTimeoutMs = Number(flags.waitTimeoutMs)
+  if (!Number.isSafeInteger(waitTimeoutMs) || waitTimeoutMs < 1)
+    throw new UsageError(`--wait-timeout-ms must be a positive integer, got "${flags.waitTimeoutMs}".`)
+  return admin(async (a) => {
+    const progress = new PackProgress()
+    let result: Awaited<ReturnType<Admin['pack']>>
+    try {
+      result = await a.pack({
+        before,
+        wait: flags.wait,
+        waitTimeoutMs,
+        onProgress: (status) => progress.update(status),
+      })
+    } finally {
+      progress.stop()
+    }
+    if (flags.json) return printJson(packJson(result.packTid, result.summary))
+    if (!flags.wait)
+      return write(
+        process.stdout,
+        `pack before ${describeTid(result.packTid)} started; zeoq pack --status follows it\n`,
+      )
+    await write(process.stdout, `${packSummaryLine(result.packTid, result.summary)}\n`)
+  })
+}
+
+/** The progress of a pack on stderr: a bar on a terminal, a line per phase otherwise. */
+class PackProgress {
+  readonly #bar: SingleBar | undefined
+  #started = false
+  #phase = ''
+
+  constructor() {
+    this.#bar = process.stderr.isTTY
+      ? new SingleBar({
+          stream: process.stderr,
+          format: 'pack [{bar}] {percentage}% | {phase} | {removed}',
+          hideCursor: true,
+        })
+      : undefined
+  }
+
+  update(status: PackStatusAnswer): void {
+    const percent = Math.round(status.progress * 100)
+    const removed = status.summary === undefined ? '' : removedText(status.summary)
+    if (this.#bar !== undefined) {
+      if (!this.#started) this.#bar.start(100, percent, { phase: status.phase, removed })
+      else this.#bar.update(percent, { phase: status.phase, removed })
+      this.#started = true
+    } else if (status.phase !== this.#phase && status.phase !== 'idle') {
+      process.stderr.write(`zeoq: pack ${status.phase} (${percent}%)\n`)
+    }
+    this.#phase = status.phase
+  }
+
+  stop(): void {
+    if (this.#started) this.#bar?.stop()
+  }
+}
+
+function removedText(summary: PackSummary): string {
+  return (
+    `${summary.revisionsRemoved} revisions (${bytesText(summary.bytesRemoved)}), ` +
+    `${summary.objectsRemoved} unreachable objects, ${summary.transactionsRemoved} transaction records removed`
+  )
+}
+
+function bytesText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]}`
+}
+
+function describeTid(tid: Tid): string {
+  return `${tid} (${isoTime(tid)})`
+}
+
+function packSummaryLine(packTid: Tid, summary: PackSummary | undefined): string {
+  if (summary === undefined)
+    return `packed before ${describeTid(packTid)} (the members do not count what a pack removes)`
+  return `packed before ${describeTid(packTid)}: ${removedText(summary)}`
+}
+
+function packJson(packTid: Tid, summary: PackSummary | undefined): unknown {
+  return {
+    packTid: String(packTid),
+    time: isoTime(packTid),
+    ...(summary === undefined
+      ? {}
+      : {
+          finished: summary.finished,
+          revisionsRemoved: summary.revisionsRemoved,
+          bytesRemoved: summary.bytesRemoved,
+          objectsRemoved: summary.objectsRemoved,
+          transactionsRemoved: summary.transactionsRemoved,
+        }),
+  }
+}
+
+async function showPackStatus(status: PackStatusAnswer, flags: ConnectionFlags): Promise<void> {
+  if (flags.json)
+    return printJson({
+      phase: status.phase,
+      progress: status.progress,
+      ...(packJson(status.packTid, status.summary) as object),
+    })
+  const summary = status.summary
+  const lines =
+    status.phase === 'idle'
+      ? [
+          status.packTid === 0n
+            ? 'no pack has run'
+            : `no pack is running; the last packed before ${describeTid(status.packTid)}`,
+        ]
+      : [
+          `a pack before ${describeTid(status.packTid)} is in its ${status.phase} phase (${Math.round(status.progress * 100)}%)`,
+        ]
+  if (summary !== undefined && summary.packTid === status.packTid)
+    lines.push(`${summary.finished ? 'it removed' : 'so far'}: ${removedText(summary)}`)
+  await write(process.stdout, `${lines.join('\n')}\n`)
 }

@@ -85,7 +85,7 @@ export function registerBackupCommands(program: Command): void {
 async function takeBackup(flags: BackupFlags): Promise<void> {
   if (flags.peers === undefined) fail('zeoq backup needs --peers: the members to ask', 2)
   if (flags.out === undefined) fail('zeoq backup needs --out: a new file, or a directory of backups', 2)
-  const { peerUrls } = await import('./member-commands.ts')
+  const { memberUrls } = await import('./connection.ts')
   const { listBackups, nextBackupName, verifyBackups } = await import('../server/index.ts')
   const out = resolve(flags.out)
   const intoDirectory = existsSync(out) ? statSync(out).isDirectory() : flags.out.endsWith('/')
@@ -94,7 +94,7 @@ async function takeBackup(flags: BackupFlags): Promise<void> {
   const previous = intoDirectory && flags.full !== true ? (await listBackups(out)).at(-1) : undefined
   const token = flags.token ?? process.env.ZEOQ_TOKEN ?? ''
   const taken = await backup({
-    peers: peerUrls(flags.peers),
+    peers: await memberUrls(flags.peers),
     token,
     kind: previous === undefined ? 'full' : 'incremental',
     ...(previous === undefined ? {} : { since: previous.info }),
@@ -254,7 +254,7 @@ async function restore(path: string, flags: RestoreFlags): Promise<void> {
 }
 
 async function parseTid(flag: string, text: string): Promise<Tid> {
-  const { parseId } = await import('./data-commands.ts')
+  const { parseId } = await import('./connection.ts')
   try {
     return parseId(flag, text)
   } catch (error) {

@@ -21,11 +21,11 @@ export interface CommandGroup {
 // Dynamic imports of literal paths, so the room check (scripts/check-rooms.ts) still sees them.
 export const commandGroups: readonly CommandGroup[] = [
   {
-    commands: ['start', 'quorum', 'status'],
+    commands: ['start', 'quorum', 'status', 'restart-member'],
     load: async () => (await import('./member-commands.ts')).registerMemberCommands,
   },
   {
-    commands: ['member', 'transfer-leader'],
+    commands: ['member', 'transfer-leader', 'pack'],
     load: async () => (await import('./admin-commands.ts')).registerAdminCommands,
   },
   { commands: ['sim'], load: async () => (await import('./sim-command.ts')).registerSimCommand },
@@ -34,7 +34,7 @@ export const commandGroups: readonly CommandGroup[] = [
     load: async () => (await import('./backup-commands.ts')).registerBackupCommands,
   },
   {
-    commands: ['get', 'put', 'history', 'log'],
+    commands: ['get', 'put', 'history', 'log', 'undo', 'watch'],
     load: async () => (await import('./data-commands.ts')).registerDataCommands,
   },
 ]

@@ -1,29 +1,29 @@
 /**
- * `zeoq get`, `zeoq put`, `zeoq history` and `zeoq log`: reading and writing objects
+ * `zeoq get`, `put`, `history`, `log`, `undo` and `watch`: reading and writing objects
  * from a shell, for people (tables, text) and scripts (`--json`, `--raw`, exit codes).
- *
- * Exit codes: 0 done; 1 the cluster refused or failed (missing object, conflict, bad
- * token, no leader in time); 2 bad usage (a malformed argument or option), with a
- * message that names it. See docs/client.md, "The zeoq command".
+ * Where they connect, and the exit codes: connection.ts. See docs/client.md, "The zeoq
+ * command".
  */
 import { readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
-import { type Command, type CommanderError, Option } from 'commander'
-import {
-  ClientError,
-  connect,
-  type Database,
-  type Oid,
-  type Tid,
-  tidTimeMs,
-  ZeoqError,
-} from '../client/index.ts'
+import { type Command, Option } from 'commander'
+import { type Database, type Oid, RejectedError, type Tid } from '../client/index.ts'
 import { u64Max } from '../protocol/index.ts'
+import {
+  type Body,
+  CommandError,
+  type ConnectionFlags,
+  integerOption,
+  isoTime,
+  NotFoundError,
+  parseId,
+  printable,
+  printJson,
+  run,
+  UsageError,
+  withConnection as withConnectionOptions,
+} from './connection.ts'
 import { table, write } from './output.ts'
-import { recentTransactions } from './recent-transactions.ts'
-
-// Exported here too, where test/cli/data-commands.test.ts has always found it.
-export { recentTransactions }
 
 /** How long one command waits for the cluster by default: long enough for an election. */
 const timeoutMsDefault = 10_000
@@ -36,32 +36,24 @@ const logLimitMax = 1000
 /** The largest value `zeoq put` takes (the store's record limit is 64 MiB). */
 const valueBytesMax = 64 * 1024 * 1024
 
-/** A mistake in the command line: exit 2. */
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'UsageError'
-  }
-}
-
-/** The cluster answered, but not with what was asked for (no such object): exit 1. */
-class NotFoundError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'NotFoundError'
-  }
-}
-
-interface ConnectionFlags {
-  readonly peers?: string
-  readonly token?: string
-  readonly json?: boolean
-  readonly timeoutMs: string
-}
-
 type ValueEncoding = 'utf8' | 'base64' | 'hex'
 
+/** The data commands' connection options: a read-write token by default. */
+function withConnection(command: Command): Command {
+  return withConnectionOptions(
+    command,
+    timeoutMsDefault,
+    "the client token (default: none, or the local quorum's read-write token)",
+  )
+}
+
 export function registerDataCommands(program: Command): void {
+  registerObjectCommands(program)
+  registerTransactionCommands(program)
+}
+
+/** `get`, `put`, `history`, `log`. */
+function registerObjectCommands(program: Command): void {
   withConnection(
     program
       .command('get')
@@ -77,7 +69,9 @@ export function registerDataCommands(program: Command): void {
           .default('auto'),
       )
       .option('--raw', 'write the bytes to stdout exactly as stored, with no newline'),
-  ).action((oidText: string, flags: ConnectionFlags & GetFlags) => run(flags, () => get(oidText, flags)))
+  ).action((oidText: string, flags: ConnectionFlags & GetFlags) =>
+    run(flags, 'readWrite', () => get(oidText, flags)),
+  )
 
   withConnection(
     program
@@ -107,7 +101,7 @@ export function registerDataCommands(program: Command): void {
         'recorded with the transaction (default: "zeoq put <oid>", or "zeoq put new <oid>")',
       ),
   ).action((oidText: string, value: string | undefined, flags: ConnectionFlags & PutFlags) =>
-    run(flags, () => put(oidText, value, flags)),
+    run(flags, 'readWrite', () => put(oidText, value, flags)),
   )
 
   withConnection(
@@ -117,7 +111,7 @@ export function registerDataCommands(program: Command): void {
       .argument('<oid>', 'the object id, decimal or 0x-hex')
       .option('--limit <n>', `how many revisions (1 to ${historyLimitMax})`, String(historyLimitDefault)),
   ).action((oidText: string, flags: ConnectionFlags & { readonly limit: string }) =>
-    run(flags, () => history(oidText, flags)),
+    run(flags, 'readWrite', () => history(oidText, flags)),
   )
 
   withConnection(
@@ -125,112 +119,31 @@ export function registerDataCommands(program: Command): void {
       .command('log')
       .description('the most recent transactions, newest first, with user, description and changed oids')
       .option('--limit <n>', `how many transactions (1 to ${logLimitMax})`, String(logLimitDefault)),
-  ).action((flags: ConnectionFlags & { readonly limit: string }) => run(flags, () => log(flags)))
+  ).action((flags: ConnectionFlags & { readonly limit: string }) => run(flags, 'readWrite', () => log(flags)))
 }
 
-/** The options every data command takes, and usage errors that exit 2 (commander's default is 1). */
-function withConnection(command: Command): Command {
-  return command
-    .addOption(
-      new Option(
-        '--peers <list>',
-        'member URLs, comma-separated: ws://host:port,… or ID=URL,… (any reachable one is enough)',
-      ).env('ZEOQ_PEERS'),
-    )
-    .addOption(new Option('--token <token>', 'the client token').env('ZEOQ_TOKEN'))
-    .option('--json', 'print JSON (64-bit ids as decimal strings)')
-    .option(
-      '--timeout-ms <ms>',
-      'give up when the cluster has not answered within this time',
-      String(timeoutMsDefault),
-    )
-    .exitOverride((error: CommanderError) => {
-      const fine = error.code === 'commander.helpDisplayed' || error.code === 'commander.version'
-      process.exit(fine ? 0 : 2)
-    })
-}
-
-/** What a command does once connected; made after its arguments are checked. */
-type Body = (db: Database) => Promise<void>
-
-/**
- * Checks the arguments (`plan` throws a UsageError for a bad one, before any connection),
- * connects, runs the command and exits: 0 when it succeeded, 2 for a usage error, 1 for
- * anything the cluster refused or failed at. The connection is closed before exiting.
- */
-async function run(flags: ConnectionFlags, plan: () => Body): Promise<never> {
-  let db: Database | undefined
-  let exitCode = 0
-  // The client's timers are unref'd, so while it retries an unreachable cluster nothing
-  // else would keep the process alive until its timeout: it would end with the call unsettled.
-  const keepAlive = setInterval(() => undefined, 60_000)
-  try {
-    const body = plan()
-    const options = await connectionOptions(flags)
-    db = await connect({ ...options, name: 'zeoq-cli' })
-    await body(db)
-  } catch (error) {
-    exitCode = error instanceof UsageError ? 2 : 1
-    await write(process.stderr, `zeoq: ${describe(error)}\n`)
-  } finally {
-    await db?.close()
-    clearInterval(keepAlive)
-  }
-  process.exit(exitCode)
-}
-
-function describe(error: unknown): string {
-  if (
-    error instanceof UsageError ||
-    error instanceof NotFoundError ||
-    error instanceof ConflictingSerialError ||
-    error instanceof ClientError ||
-    error instanceof ZeoqError
+/** `undo`, `watch`. */
+function registerTransactionCommands(program: Command): void {
+  withConnection(
+    program
+      .command('undo')
+      .description(
+        'undo a transaction as a new one that restores what it changed (refused if an object it wrote has changed since)',
+      )
+      .argument('<tid>', 'the transaction to undo, as `zeoq log` shows it')
+      .option('--user <name>', 'recorded with the undo (default: your login name)')
+      .option('--description <text>', 'recorded with the undo (default: "undo <tid>")'),
+  ).action((tidText: string, flags: ConnectionFlags & UndoFlags) =>
+    run(flags, 'readWrite', () => undo(tidText, flags)),
   )
-    return error.message
-  if (error instanceof Error) return `${error.name}: ${error.message}`
-  return String(error)
-}
 
-async function connectionOptions(flags: ConnectionFlags): Promise<{
-  peers: string[]
-  token: string
-  timeoutMs: number
-}> {
-  if (flags.peers === undefined || flags.peers.trim() === '')
-    throw new UsageError(
-      '--peers (or ZEOQ_PEERS) is required: the member URLs, e.g. ws://127.0.0.1:7001,ws://127.0.0.1:7002.',
-    )
-  if (flags.token === undefined || flags.token === '')
-    throw new UsageError('--token (or ZEOQ_TOKEN) is required: a client token from the tokens file.')
-  return {
-    peers: await memberUrls(flags.peers),
-    token: flags.token,
-    timeoutMs: integerOption('--timeout-ms', flags.timeoutMs, 1, 3_600_000),
-  }
-}
-
-/** `ws://a,ws://b` or `1=ws://a,2=ws://b` (the form `zeoq start --peers` takes). */
-async function memberUrls(text: string): Promise<string[]> {
-  if (/(^|,)\s*\d+=/.test(text)) {
-    // The member's parser of that form, loaded only for it: importing src/server loads the
-    // whole member (pino, prom-client, classic-level), which a data command otherwise never needs.
-    const { ConfigError, parsePeers } = await import('../server/index.ts')
-    try {
-      return [...parsePeers(text, '--peers').values()]
-    } catch (error) {
-      if (error instanceof ConfigError) throw new UsageError(error.message)
-      throw error
-    }
-  }
-  const urls = text
-    .split(',')
-    .map((u) => u.trim())
-    .filter((u) => u !== '')
-  for (const url of urls)
-    if (!/^wss?:\/\/[^/\s]+\/?$/.test(url))
-      throw new UsageError(`--peers: "${url}" is not a member URL (ws://host:port or wss://host:port).`)
-  return urls.map((u) => u.replace(/\/$/, ''))
+  withConnection(
+    program
+      .command('watch')
+      .description(
+        "print each committed transaction's changed oids as the invalidations arrive, until Ctrl-C (--json: one JSON line each)",
+      ),
+  ).action((flags: ConnectionFlags) => run(flags, 'readOnly', () => watch(flags)))
 }
 
 // ───────────────────────────── get ─────────────────────────────
@@ -351,7 +264,7 @@ async function putObject(
   const oid = given ?? (await db.newOids(1))[0]
   if (oid === undefined) throw new Error('newOids(1) returned no oid.')
   let previous: Tid | undefined
-  const { tid } = await db.transact(
+  const stored = db.transact(
     async (tx) => {
       // Reading first makes this a normal transaction: the commit names the serial read,
       // so a concurrent writer's revision is never silently overwritten.
@@ -368,6 +281,18 @@ async function putObject(
       description: flags.description ?? `zeoq put ${given === undefined ? `new ${oid}` : oid}`,
     },
   )
+  let tid: Tid
+  try {
+    tid = (await stored).tid
+  } catch (error) {
+    // The one refusal of a plain write to an object with no revision: its oid was never allocated.
+    if (error instanceof RejectedError && given !== undefined && previous === undefined)
+      throw new CommandError(
+        `Object ${oid} does not exist and its oid was never allocated, so nothing was stored. ` +
+          'To create an object, run `zeoq put new <value>`: it allocates an oid and prints it.',
+      )
+    throw error
+  }
   if (flags.json) {
     await printJson({
       oid: String(oid),
@@ -382,7 +307,7 @@ async function putObject(
 }
 
 /** `--serial` named a revision that is no longer (or not yet) current. */
-class ConflictingSerialError extends Error {
+class ConflictingSerialError extends CommandError {
   constructor(oid: Oid, expected: Tid, actual: Tid) {
     super(
       actual === 0n
@@ -470,7 +395,7 @@ function log(flags: ConnectionFlags & { readonly limit: string }): Body {
 }
 
 async function showLog(db: Database, limit: number, flags: ConnectionFlags): Promise<void> {
-  const recent = await recentTransactions(db, limit)
+  const recent = await db.transactions(0n, u64Max, limit, { newestFirst: true })
   if (flags.json) {
     await printJson(
       recent.map((t) => ({
@@ -497,17 +422,64 @@ async function showLog(db: Database, limit: number, flags: ConnectionFlags): Pro
   await write(process.stdout, `${table(['tid', 'time', 'user', 'description', 'oids'], rows)}\n`)
 }
 
-// ───────────────────────────── parsing and printing ─────────────────────────────
+// ───────────────────────────── undo ─────────────────────────────
 
-/** An oid or TID: decimal or 0x-hex, an unsigned 64-bit integer. */
-export function parseId(name: string, text: string): bigint {
-  const trimmed = text.trim()
-  if (!/^(\d+|0[xX][0-9a-fA-F]+)$/.test(trimmed))
-    throw new UsageError(`${name} must be a decimal or 0x-hex integer (e.g. 42 or 0x2a), got "${text}".`)
-  const value = BigInt(trimmed)
-  if (value > u64Max) throw new UsageError(`${name} must fit in 64 bits, got "${text}".`)
-  return value
+interface UndoFlags {
+  readonly user?: string
+  readonly description?: string
 }
+
+function undo(tidText: string, flags: ConnectionFlags & UndoFlags): Body {
+  const target = parseId('<tid>', tidText)
+  return async (db) => {
+    const tid = await db.undo(target, {
+      user: flags.user ?? loginName(),
+      description: flags.description ?? `undo ${target}`,
+    })
+    if (flags.json) await printJson({ undone: String(target), tid: String(tid), time: isoTime(tid) })
+    else await write(process.stdout, `undid transaction ${target} as transaction ${tid} (${isoTime(tid)})\n`)
+  }
+}
+
+// ───────────────────────────── watch ─────────────────────────────
+
+/**
+ * Prints every invalidation the leader pushes (each committed transaction's TID and the
+ * oids it changed) until SIGINT or SIGTERM, then resolves (exit 0). Leader changes and
+ * lost connections are noted on stderr: transactions committed while the client was
+ * reconnecting are not shown.
+ */
+function watch(flags: ConnectionFlags): Body {
+  return async (db) => {
+    const stopped = new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve())
+      process.once('SIGTERM', () => resolve())
+    })
+    let printing = Promise.resolve()
+    const print = (line: string, stream: NodeJS.WritableStream = process.stdout): void => {
+      printing = printing.then(() => write(stream, line))
+    }
+    db.on('invalidate', ({ tid, oids }) => {
+      if (flags.json)
+        print(`${JSON.stringify({ tid: String(tid), time: isoTime(tid), oids: oids.map(String) })}\n`)
+      else print(`${tid}  ${isoTime(tid)}  ${oids.join(',')}\n`)
+    })
+    db.on('disconnect', ({ url, reason }) =>
+      print(
+        `zeoq: lost ${url} (${reason}); reconnecting, and transactions meanwhile are not shown\n`,
+        process.stderr,
+      ),
+    )
+    db.on('leader', ({ memberId, url }) =>
+      print(`zeoq: watching member ${memberId} at ${url}\n`, process.stderr),
+    )
+    await write(process.stderr, 'zeoq: watching for transactions; Ctrl-C stops\n')
+    await stopped
+    await printing
+  }
+}
+
+// ───────────────────────────── parsing ─────────────────────────────
 
 function parseIdList(name: string, text: string): Oid[] {
   return text
@@ -515,25 +487,4 @@ function parseIdList(name: string, text: string): Oid[] {
     .map((part) => part.trim())
     .filter((part) => part !== '')
     .map((part) => parseId(name, part))
-}
-
-function integerOption(name: string, text: string, min: number, max: number): number {
-  const value = Number(text)
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max)
-    throw new UsageError(`${name} must be an integer from ${min} to ${max}, got "${text}".`)
-  return value
-}
-
-function isoTime(tid: Tid): string {
-  return new Date(tidTimeMs(tid)).toISOString()
-}
-
-/** Text from the store, made safe for one table cell: control characters escaped. */
-function printable(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))
-}
-
-async function printJson(value: unknown): Promise<void> {
-  await write(process.stdout, `${JSON.stringify(value, null, 2)}\n`)
 }

@@ -5,7 +5,8 @@
  * earlier quorum would otherwise answer for the new one while the new members die — and
  * writes the cluster secret and a tokens file; then it starts, signals and watches
  * members, reads their HTTP endpoints and waits until they agree on a leader. Every wait
- * is bounded and polls a condition.
+ * is bounded and polls a condition. Each member's URL, command line and process id go
+ * into the folder's record (quorum-record.ts), for the commands run beside the quorum.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -24,6 +25,14 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { MemberStatus } from '../protocol/index.ts'
+import {
+  type QuorumRecord,
+  readQuorumRecord,
+  recordedIds,
+  stopProcess,
+  updateQuorumRecord,
+  withMember,
+} from './quorum-record.ts'
 
 /** The only address a local quorum uses: nothing leaves the machine. */
 export const loopbackHost = '127.0.0.1'
@@ -263,6 +272,8 @@ export interface LocalQuorumOptions {
   readonly ports: ReadonlyMap<number, number>
   /** Serve wss:// with these PEM files; the launcher's own requests trust `caFile`. */
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string }
+  /** Give the members the tokens file; false starts them with client authentication off. @default true */
+  readonly clientAuth?: boolean
   /** The members' log level. @default 'warn' */
   readonly logLevel?: string
   /** More `zeoq start` arguments for every member. */
@@ -346,29 +357,29 @@ export class LocalQuorum {
             '--tls-ca',
             options.tls.caFile,
           ]
-    const child = spawn(
+    const command = [
       process.execPath,
-      [
-        ...(options.nodeArgs ?? []),
-        zeoqBinPath(),
-        'start',
-        '--id',
-        String(id),
-        ...membership,
-        '--data',
-        join(this.dir, String(id)),
-        '--secret-file',
-        this.files.secretFile,
-        '--tokens-file',
-        this.files.tokensFile,
-        '--log-level',
-        options.logLevel ?? 'warn',
-        ...tlsArgs,
-        ...(options.memberArgs ?? []),
-        ...extraArgs,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
+      ...(options.nodeArgs ?? []),
+      zeoqBinPath(),
+      'start',
+      '--id',
+      String(id),
+      ...membership,
+      '--data',
+      join(this.dir, String(id)),
+      '--secret-file',
+      this.files.secretFile,
+      ...(options.clientAuth === false ? [] : ['--tokens-file', this.files.tokensFile]),
+      '--log-level',
+      options.logLevel ?? 'warn',
+      ...tlsArgs,
+      ...(options.memberArgs ?? []),
+      ...extraArgs,
+    ]
+    const child = spawn(command[0] ?? process.execPath, command.slice(1), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    this.#record(id, command, child.pid)
     const member: Running = { child, output: '', expected: false }
     this.#members.set(id, member)
     const log = options.logFiles ? createWriteStream(this.logFile(id), { flags: 'a' }) : undefined
@@ -388,6 +399,43 @@ export class LocalQuorum {
 
   logFile(id: number): string {
     return join(this.dir, `member-${id}.log`)
+  }
+
+  /** Notes member `id`'s command line and process in the folder's record (quorum-record.ts). */
+  #record(id: number, command: readonly string[], pid: number | undefined): void {
+    const url = this.url(id)
+    const logFile = this.logFile(id)
+    updateQuorumRecord(
+      this.dir,
+      () => this.#emptyRecord(),
+      (record) => withMember(record, id, () => ({ url, command, pid, logFile, restarting: false })),
+    )
+  }
+
+  #emptyRecord(): QuorumRecord {
+    return { tokensFile: this.files.tokensFile, caFile: this.#options.tls?.caFile, members: {} }
+  }
+
+  /**
+   * Stops the members `zeoq restart-member` started again (they are not this launcher's
+   * children), with SIGTERM, and waits until they are gone.
+   */
+  async stopRestarted(): Promise<void> {
+    const own = new Set(this.runningIds().map((id) => this.pid(id)))
+    let record: QuorumRecord | undefined
+    try {
+      record = readQuorumRecord(this.dir)
+    } catch {
+      return
+    }
+    if (record === undefined) return
+    await Promise.all(
+      recordedIds(record).map(async (id) => {
+        const member = record?.members[String(id)]
+        if (member?.pid === undefined || own.has(member.pid)) return
+        await stopProcess(member.pid, member.command, stopTimeoutMs)
+      }),
+    )
   }
 
   /** Whether member `id`'s latest process is running. */

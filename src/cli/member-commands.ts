@@ -1,8 +1,10 @@
 /**
- * `zeoq start`, `zeoq quorum` and `zeoq status`: running members and looking at them.
+ * `zeoq start`, `zeoq quorum`, `zeoq status` and `zeoq restart-member`: running members
+ * and looking at them.
  */
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import type { Command } from 'commander'
+import { type Command, Option } from 'commander'
 import { LimitMismatchError, type MemberStatus } from '../protocol/index.ts'
 import {
   ConfigError,
@@ -10,13 +12,14 @@ import {
   configFromFile,
   DataDirError,
   mergeConfig,
-  parsePeers,
   type RawConfig,
   resolveConfig,
   runMember,
   toJson,
 } from '../server/index.ts'
+import { localQuorumDirDefault, localQuorumPeers, memberUrls, UsageError } from './connection.ts'
 import { LocalQuorum, memberGet, PortInUseError } from './local-quorum.ts'
+import { QuorumRecordError, readQuorumRecord, restartRecordedMember } from './quorum-record.ts'
 
 /** How long `zeoq quorum` waits for a leader before giving up. */
 const quorumLeaderWaitMs = 30_000
@@ -24,6 +27,9 @@ const quorumLeaderWaitMs = 30_000
 const removedExitDelayMs = 1000
 /** How long `zeoq status` waits for each member. */
 const statusTimeoutMs = 3000
+/** How long `zeoq restart-member` gives the old process to stop, and the new one to answer. */
+const restartStopTimeoutMs = 15_000
+const restartReadyTimeoutMs = 30_000
 
 function fail(message: string, exitCode = 2): never {
   process.stderr.write(`zeoq: ${message}\n`)
@@ -153,15 +159,25 @@ export function registerMemberCommands(program: Command): void {
       await runQuorum(resolve(flags.dir), nodes, basePort, flags.logLevel)
     })
 
+  registerStatus(program)
+  registerRestartMember(program)
+}
+
+function registerStatus(program: Command): void {
   program
     .command('status')
     .description(
       "the quorum at a glance: each member's role, term, leader, indexes, last TID, lag and clients",
     )
-    .requiredOption('--peers <list>', 'member URLs, comma-separated: ws://host:port,… or ID=URL,…')
+    .addOption(
+      new Option(
+        '--peers <list>',
+        `member URLs, comma-separated: ws://host:port,… or ID=URL,… (default: the local quorum in ./${localQuorumDirDefault})`,
+      ).env('ZEOQ_PEERS'),
+    )
     .option('--json', 'print JSON')
-    .action(async (flags: { peers: string; json?: boolean }) => {
-      const urls = peerUrls(flags.peers)
+    .action(async (flags: { peers?: string; json?: boolean }) => {
+      const urls = await statusUrls(flags.peers)
       const statuses = await Promise.all(urls.map((url) => fetchStatus(url)))
       if (flags.json) {
         process.stdout.write(`${toJson(statuses.map((s, i) => ({ url: urls[i], ...s })))}\n`)
@@ -172,16 +188,76 @@ export function registerMemberCommands(program: Command): void {
     })
 }
 
-/** Accepts `ws://a,ws://b` or `1=ws://a,2=ws://b`. */
-export function peerUrls(text: string): string[] {
-  if (/\d+=/.test(text)) return [...parsePeers(text).values()]
-  const urls = text
-    .split(',')
-    .map((u) => u.trim())
-    .filter((u) => u !== '')
-  for (const url of urls)
-    if (!/^wss?:\/\/[^/\s]+\/?$/.test(url)) fail(`"${url}" is not a member URL (ws://host:port)`)
-  return urls.map((u) => u.replace(/\/$/, ''))
+function registerRestartMember(program: Command): void {
+  program
+    .command('restart-member')
+    .description(
+      'stop a member of a local quorum (zeoq quorum) and start it again with the command line it was started with',
+    )
+    .argument('<id>', 'the member to restart')
+    .option(
+      '--dir <dir>',
+      "the local quorum's folder (as given to zeoq quorum --dir)",
+      `./${localQuorumDirDefault}`,
+    )
+    .action(async (idText: string, flags: { dir: string }) => {
+      const id = Number(idText)
+      if (!/^\d+$/.test(idText) || !Number.isSafeInteger(id) || id < 1)
+        fail('<id> must be a positive integer')
+      await restartMember(resolve(flags.dir), id)
+    })
+}
+
+/**
+ * `zeoq restart-member`: stops the member's process, starts its recorded command line
+ * again (quorum-record.ts), and waits until the new process answers its status.
+ */
+async function restartMember(dir: string, id: number): Promise<void> {
+  let started: Awaited<ReturnType<typeof restartRecordedMember>>
+  try {
+    started = await restartRecordedMember(dir, id, restartStopTimeoutMs)
+  } catch (error) {
+    if (error instanceof QuorumRecordError) fail(error.message, 1)
+    throw error
+  }
+  const ca = readQuorumRecord(dir)?.caFile
+  const options = { timeoutMs: 1000, ...(ca === undefined ? {} : { ca: readFileSync(ca) }) }
+  const deadline = performance.now() + restartReadyTimeoutMs
+  for (;;) {
+    const answered = await memberGet(started.url, '/status', options).catch(() => undefined)
+    if (answered?.status === 200) break
+    if (!isRunning(started.pid) || performance.now() > deadline)
+      fail(
+        `member ${id} (process ${started.pid}) did not come back${isRunning(started.pid) ? ` within ${restartReadyTimeoutMs} ms` : ''}; see ${started.logFile}`,
+        1,
+      )
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  process.stdout.write(`member ${id} restarted (process ${started.pid}); it answers at ${started.url}\n`)
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The members `zeoq status` asks: --peers or ZEOQ_PEERS, else the local quorum's. */
+async function statusUrls(peers: string | undefined): Promise<string[]> {
+  try {
+    if (peers !== undefined && peers.trim() !== '') return await memberUrls(peers)
+    const local = await localQuorumPeers()
+    if (local !== undefined) return local.peers
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof QuorumRecordError) fail(error.message)
+    throw error
+  }
+  fail(
+    `--peers (or ZEOQ_PEERS) is required here: the member URLs. (Beside a local quorum's ./${localQuorumDirDefault} folder it is not.)`,
+  )
 }
 
 type StatusOrError = MemberStatus | { readonly error: string }
@@ -242,6 +318,12 @@ async function runQuorum(dir: string, nodes: number, basePort: number, logLevel:
       logFiles: true,
       onExit: ({ id, code, signal, expected }) => {
         if (expected || stopping.signal.aborted) return
+        if (restarting(dir, id)) {
+          process.stderr.write(
+            `member ${id} stopped for zeoq restart-member; it runs on outside this launcher.\n`,
+          )
+          return
+        }
         // The others carry on, as a quorum should: that is the point of having one.
         process.stderr.write(
           `member ${id} exited (${signal ?? `code ${code}`}); the others carry on. See ${quorum.logFile(id)}\n`,
@@ -277,8 +359,25 @@ async function runQuorum(dir: string, nodes: number, basePort: number, logLevel:
     stopAll()
   }
   if (leader !== undefined) process.stdout.write(connectInfo(quorum, leader))
-  await quorum.allExited()
+  // Until Ctrl-C (or every member gone): members restarted with zeoq restart-member run
+  // outside this launcher, so its own children exiting is not the end.
+  // A timer keeps the process up meanwhile: a signal listener alone does not.
+  const keepAlive = setInterval(() => undefined, 60_000)
+  await new Promise<void>((done) =>
+    stopping.signal.aborted ? done() : stopping.signal.addEventListener('abort', () => done()),
+  )
+  clearInterval(keepAlive)
+  await Promise.all([quorum.allExited(), quorum.stopRestarted()])
   if (leader === undefined) process.exit(1)
+}
+
+/** Whether `zeoq restart-member` is restarting member `id` of the quorum in `dir`. */
+function restarting(dir: string, id: number): boolean {
+  try {
+    return readQuorumRecord(dir)?.members[String(id)]?.restarting === true
+  } catch {
+    return false
+  }
 }
 
 /** What `zeoq quorum` prints once a leader is agreed on: the peers, the tokens, how to connect. */
@@ -297,8 +396,13 @@ function connectInfo(quorum: LocalQuorum, leader: MemberStatus): string {
     'connect from an application server:',
     `  import { connect } from 'zeoq'`,
     `  const db = await connect({ peers: ${JSON.stringify(urls)}, token: '${tokens.readWrite}' })`,
-    'look at it:',
-    `  npx zeoq status --peers ${urls.join(',')}`,
+    ...(quorum.dir === resolve(localQuorumDirDefault)
+      ? [
+          'look at it and use it from a shell in this folder (the commands find it in ./data):',
+          '  npx zeoq status',
+          '  npx zeoq put new hello',
+        ]
+      : ['look at it:', `  npx zeoq status --peers ${urls.join(',')}`]),
     '',
     'Ctrl-C stops all members.',
     '',

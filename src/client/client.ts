@@ -16,6 +16,7 @@ import {
   type Tid,
   type TransactionSummary,
 } from '../protocol/index.ts'
+import { Admin, adminLink, type PackOptions, type PackResult } from './admin.ts'
 import { ObjectCache } from './cache.ts'
 import { readCacheFile, saveCacheFile } from './cache-file.ts'
 import { Cluster } from './cluster.ts'
@@ -44,8 +45,13 @@ export interface ConnectOptions {
    * list the nearest member first.
    */
   readonly peers: readonly string[]
-  /** The client token; its role (read-only, read-write, admin) decides what the client may do. */
-  readonly token: string
+  /**
+   * The client token; its role (read-only, read-write, admin) decides what the client may
+   * do. Leave it out for members started without a tokens file (authentication off);
+   * members that need one refuse the connection with an AuthError that says so.
+   * @default ''
+   */
+  readonly token?: string
   /** Who connects, for the members' logs. @default 'zeoq-client' */
   readonly name?: string
   /**
@@ -71,6 +77,13 @@ export interface ConnectOptions {
   readonly requestTimeoutMs?: number
   /** The time for a member to accept a connection and answer hello. @default 5 000 */
   readonly handshakeTimeoutMs?: number
+  /**
+   * Keep trying members that refuse the connection (nothing listens yet) until
+   * `timeoutMs`, for a client started together with its cluster. By default a first
+   * connection that every member refuses fails at once with an UnavailableError.
+   * @default false
+   */
+  readonly waitForMembers?: boolean
   /** Requests one connection may have waiting for answers. @default 1 024 */
   readonly requestsInFlightMax?: number
   /**
@@ -144,6 +157,8 @@ export interface ClientStats {
   readonly invalidations: number
   /** The snapshot a new transaction reads at. */
   readonly lastTid: Tid
+  /** For `JSON.stringify`: the same counters, with `lastTid` as a decimal string (JSON has no 64-bit integers). */
+  toJSON(): Record<string, number | string>
 }
 
 /** How fresh `db.load` is: asked of the leader now, or the client's latest snapshot. */
@@ -196,6 +211,7 @@ export class Database {
   readonly #timeoutMs: number
   readonly #tidWaiters = new Set<{ readonly tid: Tid; readonly wake: () => void }>()
   #saveTimer: ReturnType<typeof setInterval> | undefined
+  #admin: Admin | undefined
   #closed = false
   #counters = {
     cacheHits: 0,
@@ -220,7 +236,8 @@ export class Database {
     )
     this.#cluster = new Cluster({
       peers: options.peers,
-      token: options.token,
+      token: options.token ?? '',
+      waitForMembers: options.waitForMembers ?? false,
       name: options.name ?? defaults.name,
       reads: options.reads ?? 'leader',
       transport:
@@ -301,8 +318,8 @@ export class Database {
    * const { tid } = await db.transact(async (tx) => {
    *   const [oid] = await tx.newOids(1)
    *   tx.store(oid, new TextEncoder().encode('hello'))
-   *   const root = await tx.load(rootOid)
-   *   tx.store(rootOid, encodeRoot({ ...decodeRoot(root), greeting: oid }), [oid])
+   *   // The root's data is the application's own: here JSON naming the greeting's oid.
+   *   tx.store(rootOid, new TextEncoder().encode(JSON.stringify({ greeting: String(oid) })), [oid])
    * }, { user: 'alice', description: 'add a greeting' })
    * ```
    */
@@ -470,11 +487,26 @@ export class Database {
     )
   }
 
-  /** Committed transactions with TIDs in [fromTid, toTid], oldest first, at most `limit`. */
-  async transactions(fromTid: Tid, toTid: Tid, limit = 100): Promise<readonly TransactionSummary[]> {
+  /**
+   * Committed transactions with TIDs in [fromTid, toTid], at most `limit`: the oldest
+   * first, or with `newestFirst` the newest `limit` of them, newest first.
+   *
+   * @example
+   * ```ts
+   * const recent = await db.transactions(0n, await db.lastTransaction(), 20, { newestFirst: true })
+   * ```
+   */
+  async transactions(
+    fromTid: Tid,
+    toTid: Tid,
+    limit = 100,
+    options: { readonly newestFirst?: boolean } = {},
+  ): Promise<readonly TransactionSummary[]> {
     this.#checkOpen('transactions')
+    // Sent only when asked for: a member that predates it reads the request as before.
+    const order = options.newestFirst === true ? { newestFirst: true } : {}
     return this.#cluster.call('Listing transactions', { target: 'primary', write: false }, (c, ms) =>
-      c.request({ op: 'transactions', fromTid, toTid, limit }, ms),
+      c.request({ op: 'transactions', fromTid, toTid, limit, ...order }, ms),
     )
   }
 
@@ -514,10 +546,28 @@ export class Database {
 
   /** The leader's status: role, term, commit and apply progress, lag of the others. */
   async status(): Promise<MemberStatus> {
-    this.#checkOpen('status')
-    return this.#cluster.call('Reading the status', { target: 'primary', write: false }, (c, ms) =>
-      c.request({ op: 'status' }, ms),
+    return this.admin.status()
+  }
+
+  /**
+   * The admin API: membership, leadership, pack, the status of every member. Its
+   * operations need an admin token (AuthError otherwise). See admin.ts.
+   */
+  get admin(): Admin {
+    this.#admin ??= new Admin(
+      adminLink({
+        cluster: this.#cluster,
+        commands: this.#commands,
+        clock: this.#clock,
+        checkOpen: () => this.#checkOpen('admin'),
+      }),
     )
+    return this.#admin
+  }
+
+  /** Packs the database: `db.admin.pack` (needs an admin token). */
+  async pack(options: PackOptions): Promise<PackResult> {
+    return this.admin.pack(options)
   }
 
   /**
@@ -539,13 +589,14 @@ export class Database {
 
   /** Counters since connect: cache hits and misses, bytes, reconnects, conflicts, retries. */
   stats(): ClientStats {
-    return {
+    const counters = {
       ...this.#counters,
       cacheBytes: this.#cache.bytes,
       cacheRevisions: this.#cache.size,
       reconnects: this.#cluster.reconnects,
-      lastTid: this.#cache.lastTid,
     }
+    const lastTid = this.#cache.lastTid
+    return { ...counters, lastTid, toJSON: () => ({ ...counters, lastTid: String(lastTid) }) }
   }
 
   /** Closes the connections (calls in progress fail with ClosedError) and saves the cache file. */

@@ -7,12 +7,24 @@
  * following NotLeader hints first and then the member list, until the deadline ends the
  * call with an UnavailableError that names the members tried.
  *
+ * Before the first connection, a round in which every member refused the connection
+ * (ECONNREFUSED: nothing listens there) is an answer, not a failure to wait out: the call
+ * fails at once (unless `waitForMembers`). Once connected, refusals are retried, since
+ * members restart.
+ *
  * Cache verification (ZEO's): a new primary's pushed invalidations are held back while
  * the client asks it for the invalidations since the cache's `lastTid`; those are applied
  * first, then the held-back ones (TIDs already applied are skipped). A member that no
  * longer has that history answers "too old", and the cache is dropped.
  */
-import { type Backoff, backoffDelayMs, type Invalidation } from '../protocol/index.ts'
+import {
+  type Backoff,
+  backoffDelayMs,
+  type ClientOp,
+  type ClientOpName,
+  type Invalidation,
+  type OpValues,
+} from '../protocol/index.ts'
 import type { ObjectCache } from './cache.ts'
 import {
   Connection,
@@ -28,6 +40,8 @@ export interface ClusterOptions {
   readonly peers: readonly string[]
   readonly token: string
   readonly name: string
+  /** Retry members that refuse the first connection rather than failing at once. */
+  readonly waitForMembers: boolean
   readonly reads: 'leader' | 'nearest'
   readonly transport: ClientTransport
   readonly clock: ClientClock
@@ -59,6 +73,8 @@ export interface CallOptions {
   readonly write: boolean
   /** Ends the call (default: now + timeoutMs). */
   readonly deadlineMs?: number
+  /** The time one attempt may take (default: the client's requestTimeoutMs), e.g. longer for a membership change. */
+  readonly requestTimeoutMs?: number
 }
 
 export class Cluster {
@@ -115,7 +131,8 @@ export class Cluster {
     options: CallOptions,
     attempt: (connection: Connection, requestTimeoutMs: number) => Promise<T>,
   ): Promise<T> {
-    const { clock, timeoutMs, requestTimeoutMs } = this.#options
+    const { clock, timeoutMs } = this.#options
+    const requestTimeoutMs = options.requestTimeoutMs ?? this.#options.requestTimeoutMs
     const deadlineMs = options.deadlineMs ?? clock.nowMs() + timeoutMs
     const tried = new Map<string, string>()
     let target = options.target
@@ -131,6 +148,10 @@ export class Cluster {
           target === 'reader' ? await this.#readerConnection(deadlineMs) : await this.primary(deadlineMs)
       } catch (error) {
         if (error instanceof DeadlineError) break
+        if (error instanceof RefusedError) {
+          const refusals = [...this.#recentFailures].map(([url, reason]) => ({ url, reason }))
+          throw new UnavailableError(what, timeoutMs, refusals, false, error, true)
+        }
         throw error
       }
       try {
@@ -155,6 +176,24 @@ export class Cluster {
       options.write && sent,
       lastError,
     )
+  }
+
+  /**
+   * Sends `op` to the member at `url` on a connection of its own, closed after the answer:
+   * what one member says of itself (its status), whichever member leads.
+   */
+  async askMember<K extends ClientOpName>(
+    url: string,
+    op: ClientOp & { readonly op: K },
+    timeoutMs: number,
+  ): Promise<OpValues[K]> {
+    if (this.#closed) throw new ClosedError('The call')
+    const connection = await this.#open(url)
+    try {
+      return await connection.request<K>(op, timeoutMs)
+    } finally {
+      connection.close()
+    }
   }
 
   /** Closes every connection; calls in progress end with ClosedError. */
@@ -191,6 +230,7 @@ export class Cluster {
     for (let round = 0; ; round++) {
       const triedThisRound = new Set<string>()
       const queue = this.#candidates()
+      let everyOneRefused = true
       while (queue.length > 0) {
         if (this.#closed) throw new ClosedError('Connecting')
         const url = queue.shift()
@@ -199,10 +239,13 @@ export class Cluster {
         const found = await this.#tryMember(url)
         if (found.kind === 'leader') return found.connection
         if (found.kind === 'auth') throw found.error
+        if (found.kind !== 'failed' || !found.refused) everyOneRefused = false
         // Follow a hint next, if it names a member not yet tried in this round.
         if (found.kind === 'follower' && found.leaderUrl !== '' && !triedThisRound.has(found.leaderUrl))
           queue.unshift(found.leaderUrl)
       }
+      const firstConnection = this.#installs === 0 && !this.#options.waitForMembers
+      if (everyOneRefused && firstConnection && triedThisRound.size > 0) throw new RefusedError()
       await this.#sleep(this.#backoffMs(round))
     }
   }
@@ -218,7 +261,7 @@ export class Cluster {
   ): Promise<
     | { readonly kind: 'leader'; readonly connection: Connection }
     | { readonly kind: 'follower'; readonly leaderUrl: string }
-    | { readonly kind: 'failed' }
+    | { readonly kind: 'failed'; readonly refused: boolean }
     | { readonly kind: 'auth'; readonly error: AuthError }
   > {
     let connection: Connection
@@ -227,7 +270,7 @@ export class Cluster {
     } catch (error) {
       if (error instanceof AuthError) return { kind: 'auth', error }
       this.#recentFailures.set(url, error instanceof Error ? error.message : String(error))
-      return { kind: 'failed' }
+      return { kind: 'failed', refused: error instanceof ConnectionLostError && error.refused }
     }
     const welcome = connection.welcome
     this.#learn(welcome)
@@ -248,7 +291,7 @@ export class Cluster {
       if (this.#verifying?.connection === connection) this.#verifying = undefined
       if (error instanceof AuthError) return { kind: 'auth', error }
       this.#recentFailures.set(url, error instanceof Error ? error.message : String(error))
-      return { kind: 'failed' }
+      return { kind: 'failed', refused: false }
     }
   }
 
@@ -451,6 +494,14 @@ export class Cluster {
         },
       )
     })
+  }
+}
+
+/** Before the first connection, every member refused it: nothing to wait for. */
+class RefusedError extends Error {
+  constructor() {
+    super('every member refused the connection')
+    this.name = 'RefusedError'
   }
 }
 

@@ -42,9 +42,13 @@ export interface Welcome {
 
 /** The connection was lost (or never made): the request may or may not have reached the member. */
 export class ConnectionLostError extends Error {
-  constructor(url: string, reason: string) {
+  /** The connection was never made: nothing listens at the URL (ECONNREFUSED). */
+  readonly refused: boolean
+
+  constructor(url: string, reason: string, refused = false) {
     super(`Lost the connection to ${url}: ${reason}.`)
     this.name = 'ConnectionLostError'
+    this.refused = refused
   }
 }
 
@@ -148,11 +152,22 @@ export class Connection {
             this.#welcome = { memberId, leaderId, members, role, lastTid }
             return settle(undefined)
           }
-          if (frame.value.type === 'goodbye') return settle(errorFromWire(frame.value.error, url))
+          if (frame.value.type === 'goodbye') {
+            const { error } = frame.value
+            // The member needs a token and none was given: say that, not "unknown token".
+            if (error.code === 'auth' && this.#options.token === '')
+              return settle(
+                new AuthError(`${url} needs a client token and none was given.`, {
+                  remedy:
+                    'Pass `token` to connect() (the zeoq command: --token or ZEOQ_TOKEN), a token from the tokens file the members were started with.',
+                }),
+              )
+            return settle(errorFromWire(error, url))
+          }
           settle(new ProtocolError('type', `expected a welcome from ${url}, got ${frame.value.type}`))
         },
-        onClose: (reason) => {
-          if (!settled) settle(new ConnectionLostError(url, reason))
+        onClose: (reason, refused) => {
+          if (!settled) settle(new ConnectionLostError(url, reason, refused === true))
           else this.#end(reason, true)
         },
       })

@@ -7,6 +7,8 @@
  * closed union that the member's wire codes do not extend.
  */
 
+import type { TokenRole } from '../protocol/index.ts'
+
 export type ClientErrorCode =
   | 'notLeader'
   | 'readOnly'
@@ -49,13 +51,24 @@ export class ReadOnlyError extends ClientError {
   }
 }
 
-/** The cluster refused the token (or the role it carries is not enough for the operation). */
+/**
+ * The cluster refused the token (or the role it carries is not enough for the operation),
+ * or it needs a token and none was given.
+ */
 export class AuthError extends ClientError {
   readonly code = 'auth'
+  /** The role the refused operation needs, when known (the admin API's calls need 'admin'). */
+  readonly neededRole: TokenRole | undefined
 
-  constructor(detail: string) {
-    super(`Authentication failed: ${detail} Check the token the client is given.`)
+  constructor(
+    detail: string,
+    options: { readonly neededRole?: TokenRole; readonly remedy?: string; readonly cause?: unknown } = {},
+  ) {
+    super(`Authentication failed: ${detail} ${options.remedy ?? 'Check the token the client is given.'}`, {
+      cause: options.cause,
+    })
     this.name = 'AuthError'
+    this.neededRole = options.neededRole
   }
 }
 
@@ -93,21 +106,29 @@ export class UnavailableError extends ClientError {
    */
   readonly outcomeUnknown: boolean
 
+  /** Every member refused the connection (nothing listens there): the call failed at once. */
+  readonly refused: boolean
+
   constructor(
     what: string,
     timeoutMs: number,
     tried: readonly { readonly url: string; readonly reason: string }[],
     outcomeUnknown: boolean,
     cause: unknown,
+    refused = false,
   ) {
     const members =
       tried.length === 0 ? 'no member could be tried' : tried.map((t) => `${t.url} (${t.reason})`).join('; ')
     super(
-      `${what} did not complete within ${timeoutMs} ms: ${members}.` +
-        (outcomeUnknown ? ' The write was sent and may have applied; read before repeating it.' : '') +
-        ' Check that a majority of the members are running and reachable, or raise timeoutMs.',
+      refused
+        ? `${what} failed: every member refused the connection: ${members}. ` +
+            'Check that the members are running and that the URLs (host and port) are theirs.'
+        : `${what} did not complete within ${timeoutMs} ms: ${members}.` +
+            (outcomeUnknown ? ' The write was sent and may have applied; read before repeating it.' : '') +
+            ' Check that a majority of the members are running and reachable, or raise timeoutMs.',
       { cause },
     )
+    this.refused = refused
     this.name = 'UnavailableError'
     this.tried = tried
     this.outcomeUnknown = outcomeUnknown

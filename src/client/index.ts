@@ -14,9 +14,14 @@ export type {
   BackupInfo,
   HistoryItem,
   LoadBeforeData,
+  MemberList,
+  MemberListItem,
   MemberStatus,
   Oid,
+  PackStatusAnswer,
+  PackSummary,
   Tid,
+  TokenRole,
   TransactionSummary,
 } from '../protocol/index.ts'
 export {
@@ -29,6 +34,14 @@ export {
   tidTimeMs,
   ZeoqError,
 } from '../protocol/index.ts'
+export type {
+  AdminLink,
+  ClusterMemberStatus,
+  ClusterStatus,
+  PackOptions,
+  PackResult,
+} from './admin.ts'
+export { Admin, packTidFrom } from './admin.ts'
 export type { BackupOptions, BackupStream } from './backup.ts'
 export { backup } from './backup.ts'
 export type {

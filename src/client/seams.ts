@@ -33,8 +33,11 @@ export interface ClientLink {
 export interface LinkHandlers {
   onOpen(): void
   onFrame(bytes: Uint8Array): void
-  /** Called once, whether the pipe failed to open or closed later. */
-  onClose(reason: string): void
+  /**
+   * Called once, whether the pipe failed to open or closed later. `refused`: nothing
+   * listens at the address (ECONNREFUSED), an answer rather than a failure worth retrying.
+   */
+  onClose(reason: string, refused?: boolean): void
 }
 
 /** Opens pipes to members: WebSockets in a real process, simulated links in the simulator. */
@@ -78,10 +81,10 @@ export function webSocketTransportWith(tls: { readonly ca?: string | Uint8Array 
   return {
     open(url, handlers) {
       let closed = false
-      const finish = (reason: string): void => {
+      const finish = (reason: string, refused = false): void => {
         if (closed) return
         closed = true
-        handlers.onClose(reason)
+        handlers.onClose(reason, refused)
       }
       const socket = new WebSocket(`${url.replace(/\/+$/, '')}/client`, {
         maxPayload: clientFrameBytesMax,
@@ -97,7 +100,9 @@ export function webSocketTransportWith(tls: { readonly ca?: string | Uint8Array 
         }
         handlers.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
       })
-      socket.on('error', (error) => finish(error.message))
+      socket.on('error', (error: NodeJS.ErrnoException) =>
+        finish(error.message, error.code === 'ECONNREFUSED'),
+      )
       socket.on('close', (code) => finish(`connection closed (code ${code})`))
       return {
         send: (bytes) => {

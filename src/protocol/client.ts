@@ -23,6 +23,7 @@ import {
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
 import { decodeMsgpack, decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
+import { type PackStatusAnswer, readPackStatus } from './pack-status.ts'
 import { memberIdMax, readMemberUrl, readSessionOwner, validateCommand } from './validate.ts'
 
 /**
@@ -62,8 +63,21 @@ export type ClientOp =
   | { readonly op: 'history'; readonly oid: Oid; readonly size: number }
   | { readonly op: 'lastTransaction'; readonly consistency: ReadConsistency; readonly minTid: Tid }
   | { readonly op: 'invalidationsSince'; readonly tid: Tid }
-  | { readonly op: 'transactions'; readonly fromTid: Tid; readonly toTid: Tid; readonly limit: number }
+  /**
+   * Transactions in [fromTid, toTid], at most `limit`: oldest first, or with `newestFirst`
+   * the newest `limit` of them, newest first. `newestFirst` is sent only when true, so a
+   * request without it reads the same to a member that predates it.
+   */
+  | {
+      readonly op: 'transactions'
+      readonly fromTid: Tid
+      readonly toTid: Tid
+      readonly limit: number
+      readonly newestFirst?: boolean
+    }
   | { readonly op: 'status' }
+  /** Any role: the running pack's phase and progress, and what it (or the last pack) removed. */
+  | { readonly op: 'packStatus' }
   /** Admin: add member `id` at `url` as a learner; the leader promotes it once caught up unless `mirror`. */
   | { readonly op: 'memberAdd'; readonly id: number; readonly url: string; readonly mirror: boolean }
   /** Admin: remove member `id` (the leader too); its id is retired. */
@@ -178,6 +192,7 @@ export interface OpValues {
   readonly invalidationsSince: InvalidationsAnswer
   readonly transactions: readonly TransactionSummary[]
   readonly status: MemberStatus
+  readonly packStatus: PackStatusAnswer
   readonly memberAdd: MemberList
   readonly memberRemove: MemberList
   readonly memberList: MemberList
@@ -272,6 +287,7 @@ const opNames = [
   'invalidationsSince',
   'transactions',
   'status',
+  'packStatus',
   'memberAdd',
   'memberRemove',
   'memberList',
@@ -289,6 +305,7 @@ function readOp(value: unknown, path: string): ClientOp {
       only('owner')
       return { op, owner: readSessionOwner(f.owner, at('owner')) }
     case 'status':
+    case 'packStatus':
     case 'memberList':
       only()
       return { op }
@@ -344,14 +361,17 @@ function readOp(value: unknown, path: string): ClientOp {
     case 'invalidationsSince':
       only('tid')
       return { op, tid: readU64(f.tid, at('tid')) }
-    case 'transactions':
-      only('fromTid', 'toTid', 'limit')
+    case 'transactions': {
+      only('fromTid', 'toTid', 'limit', 'newestFirst')
+      const newestFirst = f.newestFirst === undefined ? false : readBoolean(f.newestFirst, at('newestFirst'))
       return {
         op,
         fromTid: readU64(f.fromTid, at('fromTid')),
         toTid: readU64(f.toTid, at('toTid')),
         limit: readCount(f.limit, at('limit'), 1, transactionsLimitMax),
+        ...(newestFirst ? { newestFirst } : {}),
       }
+    }
     default: {
       const unreachable: never = op
       throw new ProtocolError(at('op'), `unknown operation ${String(unreachable)}`)
@@ -550,6 +570,8 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
     case 'status':
       // Status is for people and dashboards: checked as a map, passed through.
       return readObject(value, 'value')
+    case 'packStatus':
+      return readPackStatus(value, 'value')
     case 'memberAdd':
     case 'memberRemove':
     case 'memberList':

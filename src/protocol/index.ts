@@ -109,6 +109,7 @@ export {
   snapshotChunkBytesMax,
 } from './limits.ts'
 export { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
+export type { PackStatusAnswer, PackSummary } from './pack-status.ts'
 export type {
   PeerFrame,
   RaftWireMessage,

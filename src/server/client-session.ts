@@ -199,7 +199,8 @@ export class ClientSession {
   #require(role: TokenRole, what: string): void {
     const held = this.#role ?? 'readOnly'
     if (roleRank[held] >= roleRank[role]) return
-    if (held === 'readOnly')
+    // What an admin token allows is refused as auth whatever the role held: the remedy is the admin token.
+    if (held === 'readOnly' && role === 'readWrite')
       throw new MemberError('readOnly', `This client's token is read-only; ${what} needs a read-write token.`)
     throw new MemberError('auth', `${what} needs an ${role} token.`)
   }
@@ -261,7 +262,8 @@ export class ClientSession {
         return await this.#invalidationsSince(op.tid)
       case 'transactions': {
         const summaries: TransactionSummary[] = []
-        for await (const txn of store.transactions(op.fromTid, op.toTid)) {
+        const order = { newestFirst: op.newestFirst === true }
+        for await (const txn of store.transactions(op.fromTid, op.toTid, order)) {
           // The client left: stop reading history nobody will receive.
           if (this.#gate.closed) break
           summaries.push({
@@ -276,6 +278,10 @@ export class ClientSession {
       }
       case 'status':
         return member.memberStatus(this.#options.members)
+      case 'packStatus': {
+        const status = store.packStatus()
+        return { ...status, summary: await store.packSummary() }
+      }
       case 'memberAdd':
         this.#require('admin', 'adding a member')
         await member.addMember(op.id, op.url, op.mirror)

@@ -19,9 +19,11 @@ const tag = {
   packMark: 0x6b, // 'k' ‖ oid                    → (empty): reachable in the running pack
   packGray: 0x67, // 'g' ‖ oid                    → (empty): reachable, refs not yet traced
   memberUrl: 0x75, // 'u' ‖ u32 id                → u8 learner ‖ URL (empty URL: the id is retired)
+  packSummary: 0x70, // 'p'                       → what the running or last pack removed (once a pack ran)
 } as const
 
 export const metaKey: Uint8Array = Uint8Array.of(tag.meta)
+export const packSummaryKey: Uint8Array = Uint8Array.of(tag.packSummary)
 
 function u64Key(prefix: number, ...values: readonly bigint[]): Uint8Array {
   const key = new Uint8Array(1 + 8 * values.length)

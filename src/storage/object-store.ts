@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { AbstractSublevel } from 'abstract-level'
-import type { Invalidation, ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
+import type { Invalidation, ObjectRecord, Oid, PackSummary, Result, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
 import { executeCommand, mustApplyAlone, put } from './apply.ts'
@@ -31,7 +31,7 @@ import {
 } from './keys.ts'
 import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
 import { resolveOptions } from './options.ts'
-import { packStep } from './pack.ts'
+import { packProgress, packStep, readPackSummary } from './pack.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
 import { describeKey, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
@@ -307,13 +307,21 @@ export class ObjectStore {
     return this.#meta.nextOid
   }
 
-  /** Committed transactions with `fromTid ≤ tid ≤ toTid`, oldest first, with their records. */
-  async *transactions(fromTid: Tid, toTid: Tid): AsyncGenerator<TransactionRecord> {
+  /** Committed transactions with `fromTid ≤ tid ≤ toTid` and their records, oldest (or newest) first. */
+  async *transactions(
+    fromTid: Tid,
+    toTid: Tid,
+    order = { newestFirst: false },
+  ): AsyncGenerator<TransactionRecord> {
     const space = this.#space
+    const reverse = order.newestFirst
+    const [first, last] = [transactionKey(fromTid), transactionKey(toTid)]
     let cursor: Uint8Array | undefined
     for (;;) {
-      const range = cursor === undefined ? { gte: transactionKey(fromTid) } : { gt: cursor }
-      const page = await space.entries({ ...range, lte: transactionKey(toTid) }, scanPageEntriesMax)
+      const from = cursor === undefined ? { gte: first } : { gt: cursor }
+      const to = cursor === undefined ? { lte: last } : { lt: cursor }
+      const range = reverse ? { gte: first, ...to } : { lte: last, ...from }
+      const page = await space.entries(range, scanPageEntriesMax, reverse)
       for (const [key, payload] of page) {
         const tid = transactionKeyTid(key)
         const txn = decodeTransaction(payload, `transaction ${tid}`)
@@ -380,9 +388,15 @@ export class ObjectStore {
 
   packStatus(): PackStatus {
     const pack = this.#meta.pack
+    const progress = packProgress(pack, this.#meta.nextOid)
     return pack === undefined
-      ? { phase: 'idle', packTid: this.#meta.lastPackTid }
-      : { phase: pack.phase, packTid: pack.packTid }
+      ? { phase: 'idle', packTid: this.#meta.lastPackTid, progress }
+      : { phase: pack.phase, packTid: pack.packTid, progress }
+  }
+
+  /** What the running pack, or the last one, removed so far; undefined before the first pack. */
+  packSummary(): Promise<PackSummary | undefined> {
+    return readPackSummary(this.#space)
   }
 
   /**

@@ -18,8 +18,12 @@
  * So an object a new commit references is never swept, as long as it still existed
  * when the commit applied (a client holding a reference to garbage across a pack is
  * the same hazard as in ZODB).
+ *
+ * Each step also counts what it removed into the pack summary (values.ts `PackSummary`,
+ * its own key): revisions, their data bytes, unreachable objects, transaction records.
+ * The counts depend only on the store and the step order, so every replica has the same.
  */
-import type { Oid, PackPhase, Tid } from '../protocol/index.ts'
+import type { Oid, PackPhase, PackSummary, Tid } from '../protocol/index.ts'
 import { rootOid, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
 import { del, put } from './apply.ts'
@@ -31,6 +35,7 @@ import {
   packMarkKey,
   packMarkPrefixEnd,
   packMarkPrefixStart,
+  packSummaryKey,
   revisionKey,
   revisionKeyOid,
   revisionKeyTid,
@@ -40,9 +45,17 @@ import {
   transactionKeyTid,
 } from './keys.ts'
 import { decodeRevisionHeader, revisionDeletions } from './records.ts'
-import { describeKey } from './space.ts'
+import { describeKey, type Space } from './space.ts'
 import type { PackState } from './values.ts'
-import { decodeTransaction } from './values.ts'
+import { decodePackSummary, decodeTransaction, encodePackSummary } from './values.ts'
+
+/** What this pack has removed so far: the summary's counts, added to by each step. */
+interface Counts {
+  revisionsRemoved: number
+  bytesRemoved: number
+  objectsRemoved: number
+  transactionsRemoved: number
+}
 
 /** Marks and grays added during this apply: not yet visible to reads of the store. */
 interface Overlay {
@@ -60,15 +73,45 @@ export async function packStep(ctx: ApplyContext): Promise<PackPhase> {
   if (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep') {
     for (const oid of ctx.barrier) await markGray(ctx, overlay, oid)
   }
-  const next = await runPhase(ctx, overlay, pack)
+  const counts = await countsSoFar(ctx, pack)
+  const before = { ...counts }
+  const next = await runPhase(ctx, overlay, pack, counts)
   ctx.meta.pack = next
+  const first = pack.phase === 'roots' && pack.cursor === undefined
+  const changed = (Object.keys(counts) as (keyof Counts)[]).some((k) => counts[k] !== before[k])
+  if (first || changed || next === undefined) {
+    const summary: PackSummary = { packTid: pack.packTid, finished: next === undefined, ...counts }
+    put(ctx, packSummaryKey, encodePackSummary(summary))
+  }
   return next?.phase ?? 'idle'
+}
+
+/**
+ * The counts of the running pack: zero at its first step (the roots phase before any scan,
+ * which only the `pack` command's own apply sees); else what the last step stored. Every
+ * step of a pack is written in a batch of its own (`mustApplyAlone`), so the stored
+ * summary is the previous step's. A pack begun by a build that did not count starts at zero.
+ */
+async function countsSoFar(ctx: ApplyContext, pack: PackState): Promise<Counts> {
+  const zero: Counts = { revisionsRemoved: 0, bytesRemoved: 0, objectsRemoved: 0, transactionsRemoved: 0 }
+  if (pack.phase === 'roots' && pack.cursor === undefined) return zero
+  const stored = await readPackSummary(ctx.space)
+  if (stored === undefined || stored.packTid !== pack.packTid || stored.finished) return zero
+  const { revisionsRemoved, bytesRemoved, objectsRemoved, transactionsRemoved } = stored
+  return { revisionsRemoved, bytesRemoved, objectsRemoved, transactionsRemoved }
+}
+
+/** The stored pack summary: the running pack's counts so far, or the last pack's; undefined before any. */
+export async function readPackSummary(space: Space): Promise<PackSummary | undefined> {
+  const payload = await space.get(packSummaryKey)
+  return payload === undefined ? undefined : decodePackSummary(payload)
 }
 
 async function runPhase(
   ctx: ApplyContext,
   overlay: Overlay,
   pack: PackState,
+  counts: Counts,
 ): Promise<PackState | undefined> {
   switch (pack.phase) {
     case 'roots':
@@ -76,9 +119,9 @@ async function runPhase(
     case 'mark':
       return (await mark(ctx, overlay)) ? { ...pack, phase: 'sweep', cursor: undefined } : pack
     case 'sweep':
-      return sweep(ctx, overlay, pack)
+      return sweep(ctx, overlay, pack, counts)
     case 'txns':
-      return txns(ctx, pack)
+      return txns(ctx, pack, counts)
     case 'cleanup':
       return cleanup(ctx, pack)
     default: {
@@ -156,7 +199,12 @@ async function isMarked(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<
   return overlay.marked.has(oid) || (await ctx.space.get(packMarkKey(oid))) !== undefined
 }
 
-async function sweep(ctx: ApplyContext, overlay: Overlay, pack: PackState): Promise<PackState> {
+async function sweep(
+  ctx: ApplyContext,
+  overlay: Overlay,
+  pack: PackState,
+  counts: Counts,
+): Promise<PackState> {
   // Nothing may be swept while anything is gray: a gray object's refs are not yet marked.
   const gray = await ctx.space.keys({ gte: packGrayPrefixStart, lt: packGrayPrefixEnd }, 1)
   if (gray.length > 0 || overlay.gray.length > 0) {
@@ -169,6 +217,8 @@ async function sweep(ctx: ApplyContext, overlay: Overlay, pack: PackState): Prom
     limit,
   )
   const keepTids = new Map<Oid, Tid | undefined>()
+  // An object whose revisions straddle two steps was counted by the step before.
+  const continuedOid = pack.cursor === undefined ? undefined : revisionKeyOid(pack.cursor)
   for (const [key, payload] of found) {
     const oid = revisionKeyOid(key)
     const tid = revisionKeyTid(key)
@@ -178,16 +228,15 @@ async function sweep(ctx: ApplyContext, overlay: Overlay, pack: PackState): Prom
         ? ((await ctx.space.revisionBefore(oid, pack.packTid + 1n))?.tid ?? 0n)
         : undefined
       keepTids.set(oid, keep)
+      if (keep === undefined && oid !== continuedOid) counts.objectsRemoved++
     }
     const keepTid = keepTids.get(oid)
     if (keepTid === undefined || tid < keepTid) {
-      ctx.operations.push(
-        ...revisionDeletions(
-          oid,
-          tid,
-          decodeRevisionHeader(payload, () => describeKey(key)),
-        ),
-      )
+      const header = decodeRevisionHeader(payload, () => describeKey(key))
+      ctx.operations.push(...revisionDeletions(oid, tid, header))
+      counts.revisionsRemoved++
+      counts.bytesRemoved +=
+        header.kind === 'inline' ? header.data.byteLength : header.kind === 'chunked' ? header.dataBytes : 0
     }
   }
   if (found.length < limit) return { ...pack, phase: 'txns', cursor: undefined }
@@ -195,7 +244,7 @@ async function sweep(ctx: ApplyContext, overlay: Overlay, pack: PackState): Prom
 }
 
 /** Deletes metadata of transactions up to the pack time whose revisions are all gone. */
-async function txns(ctx: ApplyContext, pack: PackState): Promise<PackState> {
+async function txns(ctx: ApplyContext, pack: PackState, counts: Counts): Promise<PackState> {
   const limit = ctx.options.packStepWorkMax
   const found = await ctx.space.entries(
     { gt: pack.cursor ?? transactionKey(0n), lte: transactionKey(pack.packTid) },
@@ -211,7 +260,10 @@ async function txns(ctx: ApplyContext, pack: PackState): Promise<PackState> {
         break
       }
     }
-    if (!anyLeft) del(ctx, key)
+    if (!anyLeft) {
+      del(ctx, key)
+      counts.transactionsRemoved++
+    }
   }
   if (found.length < limit) return { ...pack, phase: 'cleanup', cursor: undefined }
   return { ...pack, cursor: found.at(-1)?.[0] }
@@ -222,4 +274,20 @@ async function cleanup(ctx: ApplyContext, pack: PackState): Promise<PackState | 
   const marks = await ctx.space.keys({ gte: packMarkPrefixStart, lt: packMarkPrefixEnd }, limit)
   for (const key of marks) del(ctx, key)
   return marks.length < limit ? undefined : pack
+}
+
+const runningPhases = ['roots', 'mark', 'sweep', 'txns', 'cleanup'] as const
+
+/**
+ * How far a pack is, from 0 to 1, for a progress line: the phases count as equal fifths,
+ * and the sweep (usually the longest) moves through its fifth as its cursor passes oids
+ * (a guess: oids are not spread evenly over the revisions). `nextOid` bounds the oids.
+ */
+export function packProgress(pack: PackState | undefined, nextOid: Oid): number {
+  if (pack === undefined) return 1
+  const index = runningPhases.indexOf(pack.phase)
+  let within = 0
+  if (pack.phase === 'sweep' && pack.cursor !== undefined && nextOid > 0n)
+    within = Math.min(1, Number(revisionKeyOid(pack.cursor)) / Number(nextOid))
+  return (index + within) / runningPhases.length
 }

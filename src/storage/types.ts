@@ -62,6 +62,8 @@ export interface PackStatus {
   readonly phase: PackPhase
   /** The pack time of the running pack, or of the last one started (0 if none). */
   readonly packTid: Tid
+  /** How far the running pack is, 0 to 1 (a guess within a phase); 1 when none runs. */
+  readonly progress: number
 }
 
 /** A range of keys, as abstract-level iterators take it. */

@@ -3,7 +3,7 @@
  * metadata and session entries. They are stored sealed (checksum.ts); a value that
  * decodes to the wrong shape is reported as corruption.
  */
-import type { Oid, PackPhase, SessionId, Tid } from '../protocol/index.ts'
+import type { Oid, PackPhase, PackSummary, SessionId, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeMsgpack, encodeMsgpack } from '../protocol/index.ts'
 
 export type RunningPackPhase = Exclude<PackPhase, 'idle'>
@@ -13,6 +13,37 @@ export interface PackState {
   readonly phase: RunningPackPhase
   /** Where the phase's scan resumes (exclusive), or undefined at the start of the phase. */
   readonly cursor: Uint8Array | undefined
+}
+
+/**
+ * The pack summary (protocol's `PackSummary`: what the running pack, or the last one,
+ * removed), counted by the pack steps in apply order, so every replica counts the same.
+ * Kept under a key of its own rather than in the meta: the meta's shape is what format 2
+ * means to every build, and a store that never packed has no such key at all.
+ */
+export function encodePackSummary(summary: PackSummary): Uint8Array {
+  return encodeMsgpack([
+    summary.packTid,
+    summary.finished,
+    summary.revisionsRemoved,
+    summary.bytesRemoved,
+    summary.objectsRemoved,
+    summary.transactionsRemoved,
+  ])
+}
+
+export function decodePackSummary(payload: Uint8Array): PackSummary {
+  const where = 'pack summary'
+  const v = unpackArray(payload, where, 6)
+  if (typeof v[1] !== 'boolean') throw new CorruptionError(where, 'bad finished flag')
+  return {
+    packTid: big(v[0], where),
+    finished: v[1],
+    revisionsRemoved: num(v[2], where),
+    bytesRemoved: num(v[3], where),
+    objectsRemoved: num(v[4], where),
+    transactionsRemoved: num(v[5], where),
+  }
 }
 
 /** Everything the state machine keeps outside its tables, rewritten by every apply. */

@@ -1,51 +1,14 @@
 /**
- * `zeoq get`, `put`, `history` and `log` as a person or a script runs them: `node
- * bin/zeoq.js …` child processes against a real three-member quorum; plus the time-window
- * walk of `zeoq log` against an in-memory list of transactions.
+ * `zeoq get`, `put`, `history`, `log`, `undo` and `watch` as a person or a script runs
+ * them: `node bin/zeoq.js …` child processes against a real three-member quorum.
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
-import { recentTransactions } from '../../src/cli/data-commands.ts'
-import type { Tid, TransactionSummary } from '../../src/client/index.ts'
-import { tidFromTimeMs } from '../../src/protocol/index.ts'
 import { ProcessCluster } from '../server/processes.ts'
+import { collect, ok, zeoq as run, startZeoq, utf8 } from './run-zeoq.ts'
 
-const zeoqBin = fileURLToPath(new URL('../../bin/zeoq.js', import.meta.url))
-/** One CLI run: a fresh node with tsx, a connection, one request; generous for a loaded machine. */
-const commandTimeoutMs = 20_000
-
-interface Ran {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs `zeoq …args` with only the given ZEOQ_* variables set. */
-async function zeoq(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<Ran> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ZEOQ_')))
-  return await new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [zeoqBin, ...args],
-      { env: { ...clean, ...env }, timeout: commandTimeoutMs, encoding: 'buffer' },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1
-        resolve({ code, stdout: stdout.toString('latin1'), stderr: stderr.toString() })
-      },
-    )
-  })
-}
-
-function utf8(ran: Ran): string {
-  return Buffer.from(ran.stdout, 'latin1').toString('utf8')
-}
-
-function ok(ran: Ran): Ran {
-  assert.equal(ran.code, 0, `exit ${ran.code}; stderr: ${ran.stderr}`)
-  return ran
-}
+/** Runs `zeoq …args` with only the given ZEOQ_* variables set, in an empty folder. */
+const zeoq = (args: readonly string[], env: Readonly<Record<string, string>> = {}) => run(args, { env })
 
 // The tests touch objects of their own (only the first writes the root), so they run at once.
 describe('zeoq data commands against a real quorum', { concurrency: true }, () => {
@@ -204,72 +167,58 @@ describe('zeoq data commands against a real quorum', { concurrency: true }, () =
     assert.match(refused.stderr, /^zeoq: Authentication failed: .*token/)
   })
 
+  it('put to an oid never allocated exits 1 and says to create objects with `zeoq put new`', async () => {
+    const refused = await zeoq(['put', '99999999', 'hello', ...withToken])
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /Object 99999999 does not exist and its oid was never allocated/)
+    assert.match(refused.stderr, /`zeoq put new <value>`/)
+    assert.doesNotMatch(refused.stderr, /newOids/)
+  })
+
+  it('undo restores what a transaction changed, as a new transaction', async () => {
+    const made = ok(await zeoq(['put', 'new', 'before', '--json', ...withToken]))
+    const { oid } = JSON.parse(made.stdout) as { oid: string }
+    const changed = JSON.parse(ok(await zeoq(['put', oid, 'after', '--json', ...withToken])).stdout) as {
+      tid: string
+    }
+    const undone = ok(await zeoq(['undo', changed.tid, '--json', ...withToken]))
+    const answer = JSON.parse(undone.stdout) as { undone: string; tid: string }
+    assert.equal(answer.undone, changed.tid)
+    assert.ok(BigInt(answer.tid) > BigInt(changed.tid))
+    assert.equal(ok(await zeoq(['get', oid, ...withToken])).stdout, 'before\n')
+    const again = await zeoq(['undo', changed.tid, ...withToken])
+    assert.equal(again.code, 1, 'the object changed since: the undo conflicts')
+    const history = JSON.parse(ok(await zeoq(['history', oid, '--json', ...withToken])).stdout) as {
+      description: string
+    }[]
+    assert.equal(history[0]?.description, `undo ${changed.tid}`)
+  })
+
+  it('watch prints each transaction as its invalidation arrives, one JSON line each, and Ctrl-C exits 0', async () => {
+    const watcher = startZeoq(['watch', '--json', ...withToken])
+    const seen = collect(watcher)
+    try {
+      await seen.waitFor('err', /watching for transactions/, 20_000)
+      const made = JSON.parse(ok(await zeoq(['put', 'new', 'watched', '--json', ...withToken])).stdout) as {
+        oid: string
+        tid: string
+      }
+      const line = await seen.waitFor('out', new RegExp(`^.*"tid":"${made.tid}".*$`, 'm'), 20_000)
+      assert.deepEqual(JSON.parse(line[0]), {
+        tid: made.tid,
+        time: new Date(JSON.parse(line[0]).time).toISOString(),
+        oids: [made.oid],
+      })
+      for (const l of seen.out().trimEnd().split('\n')) assert.doesNotThrow(() => JSON.parse(l), l)
+    } finally {
+      watcher.kill('SIGINT')
+    }
+    assert.equal(await seen.exited, 0, seen.err())
+  })
+
   it('get of an object that does not exist exits 1', async () => {
     const missing = await zeoq(['get', '999999', ...withToken])
     assert.equal(missing.code, 1)
     assert.match(missing.stderr, /Object 999999 does not exist/)
-  })
-})
-
-describe('zeoq log walks back over time windows', () => {
-  const baseMs = 1_700_000_000_000
-
-  /** A store's `transactions` over a fixed list, and a count of the requests made. */
-  function fakeStore(tids: readonly Tid[]) {
-    const sorted = [...tids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    const store = {
-      requests: 0,
-      lastTransaction: async (): Promise<Tid> => sorted.at(-1) ?? 0n,
-      transactions: async (from: Tid, to: Tid, limit: number): Promise<TransactionSummary[]> => {
-        store.requests++
-        return sorted
-          .filter((t) => t >= from && t <= to)
-          .slice(0, limit)
-          .map((tid) => ({ tid, user: '', description: '', oids: [] }))
-      },
-    }
-    return store
-  }
-
-  it('finds the newest transactions across gaps of years, newest first', async () => {
-    const tids = [
-      tidFromTimeMs(5),
-      tidFromTimeMs(baseMs - 3 * 365 * 86_400_000),
-      tidFromTimeMs(baseMs - 1000),
-      tidFromTimeMs(baseMs),
-      tidFromTimeMs(baseMs) + 1n,
-    ]
-    const store = fakeStore(tids)
-    const found = await recentTransactions(store, 4)
-    assert.deepEqual(
-      found.map((t) => t.tid),
-      [...tids].reverse().slice(0, 4),
-    )
-    const everything = await recentTransactions(store, 100)
-    assert.equal(everything.length, tids.length)
-    assert.ok(store.requests < 100, `${store.requests} requests`)
-  })
-
-  it('takes the newest of a window denser than a page', async () => {
-    // 2 500 commits within one millisecond, then 1 500 spread over the second before.
-    const dense = Array.from({ length: 2500 }, (_, i) => tidFromTimeMs(baseMs) + BigInt(i))
-    const spread = Array.from(
-      { length: 1500 },
-      (_, i) => tidFromTimeMs(baseMs - 1000 + Math.floor(i / 2)) + BigInt(i % 2),
-    )
-    const store = fakeStore([...spread, ...dense])
-    const found = await recentTransactions(store, 1000)
-    assert.deepEqual(
-      found.map((t) => t.tid),
-      [...dense].reverse().slice(0, 1000),
-    )
-    const more = await recentTransactions(store, 3000)
-    assert.equal(more.length, 3000)
-    assert.equal(more[2500]?.tid, spread.at(-1))
-    for (let i = 1; i < more.length; i++) assert.ok((more[i]?.tid ?? 0n) < (more[i - 1]?.tid ?? 0n))
-  })
-
-  it('answers an empty store with no transactions', async () => {
-    assert.deepEqual(await recentTransactions(fakeStore([]), 20), [])
   })
 })

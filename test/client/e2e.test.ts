@@ -18,7 +18,9 @@ class Quorum {
   }
 
   static async start(): Promise<Quorum> {
-    return new Quorum(await ProcessCluster.start({ extraArgs: ['--tick-ms', '20'] }))
+    const cluster = await ProcessCluster.start({ extraArgs: ['--tick-ms', '20'] })
+    await cluster.waitForLeader()
+    return new Quorum(cluster)
   }
 
   get dir(): string {

@@ -48,8 +48,15 @@ describe('the zeoq command groups', () => {
       const groups = groupsFor(args)
       return groups.length === 1 ? groups[0]?.commands : undefined
     }
-    assert.deepEqual(only(['get', '1', '--peers', 'ws://127.0.0.1:7001']), ['get', 'put', 'history', 'log'])
-    assert.deepEqual(only(['member', 'list']), ['member', 'transfer-leader'])
+    assert.deepEqual(only(['get', '1', '--peers', 'ws://127.0.0.1:7001']), [
+      'get',
+      'put',
+      'history',
+      'log',
+      'undo',
+      'watch',
+    ])
+    assert.deepEqual(only(['member', 'list']), ['member', 'transfer-leader', 'pack'])
     assert.deepEqual(only(['help', 'sim']), ['sim'])
     for (const args of [[], ['--help'], ['-h', 'get'], ['gte'], ['help']])
       assert.equal(groupsFor(args).length, commandGroups.length, args.join(' '))

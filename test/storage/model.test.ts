@@ -149,6 +149,8 @@ class Pack implements StoreCommand {
       assert.ok(i < stepsMax, 'pack finishes')
       await r.h.apply({ type: 'packStep', proposedTid: m.lastTid })
     }
+    // What the pack removed, counted step by step, is what the model removed all at once.
+    assert.deepEqual(await r.h.store.packSummary(), { packTid, finished: true, ...m.lastPackCounts })
   }
   toString = () => `pack(${this.pick})`
 }

@@ -136,6 +136,16 @@ export class StoreModel {
       .at(-1)
   }
 
+  /** What the last pack removed, as the store's pack summary counts it. */
+  lastPackCounts:
+    | {
+        readonly revisionsRemoved: number
+        readonly bytesRemoved: number
+        readonly objectsRemoved: number
+        readonly transactionsRemoved: number
+      }
+    | undefined
+
   /** Pack at `requested` (clamped to the last TID), run to completion. */
   pack(requested: Tid): Tid {
     const packTid = requested < this.lastTid ? requested : this.lastTid
@@ -156,12 +166,20 @@ export class StoreModel {
         if (r.tid >= from) for (const ref of r.record?.refs ?? []) markGray(ref)
       }
     }
+    const counts = { revisionsRemoved: 0, bytesRemoved: 0, objectsRemoved: 0, transactionsRemoved: 0 }
+    const removed = (gone: readonly ModelRevision[]): void => {
+      counts.revisionsRemoved += gone.length
+      for (const r of gone) counts.bytesRemoved += r.record?.data.byteLength ?? 0
+    }
     for (const [oid, list] of [...this.revisions]) {
       if (!marked.has(oid)) {
         this.revisions.delete(oid)
+        removed(list)
+        if (list.length > 0) counts.objectsRemoved++
         continue
       }
       const from = keepFrom(oid)
+      removed(list.filter((r) => r.tid < from))
       this.revisions.set(
         oid,
         list.filter((r) => r.tid >= from),
@@ -170,8 +188,12 @@ export class StoreModel {
     for (const [tid, txn] of [...this.txns]) {
       if (tid > packTid) continue
       const left = txn.oids.some((oid) => this.revisions.get(oid)?.some((r) => r.tid === tid))
-      if (!left) this.txns.delete(tid)
+      if (!left) {
+        this.txns.delete(tid)
+        counts.transactionsRemoved++
+      }
     }
+    this.lastPackCounts = counts
     return packTid
   }
 }
