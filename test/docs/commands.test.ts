@@ -35,6 +35,8 @@ interface Shown {
   readonly where: string
   readonly text: string
   readonly args: readonly string[]
+  /** A block that shows the command refused: the `error:` line printed under it. */
+  readonly refusal?: string
 }
 
 /** Splits a shell command into words: quotes group, and are removed. */
@@ -86,9 +88,11 @@ function commandsIn(file: string): Shown[] {
     if (inBlock) {
       // A line ending in a backslash goes on on the next.
       while (line.endsWith('\\') && i + 1 < lines.length) line = `${line.slice(0, -1)} ${lines[++i] ?? ''}`
+      const next = lines[i + 1] ?? ''
+      const refusal = /^\s*\$\s+/.test(line) && next.startsWith('error:') ? next : undefined
       for (const command of shellCommands(line.replace(/^\s*\$\s+/, ''))) {
         const args = zeoqArgs(words(command), true)
-        if (args !== undefined) shown.push({ where, text: command, args })
+        if (args !== undefined) shown.push({ where, text: command, args, ...(refusal ? { refusal } : {}) })
       }
       continue
     }
@@ -117,8 +121,11 @@ async function parseOnlyProgram(): Promise<Command> {
   await registerCommands(program, [])
   const silence = (command: Command): void => {
     command.exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} })
-    // A group (`zeoq member`) keeps having no action, so an unknown subcommand stays unknown.
-    if (command.commands.length === 0) command.action(() => {})
+    // A group without an action of its own (`zeoq member`) keeps having none, so an unknown
+    // subcommand stays unknown; a command with one (`zeoq backup`, which also has `verify`)
+    // gets a harmless one. Commander keeps the action in a private field.
+    const hasAction = (command as unknown as { _actionHandler?: unknown })._actionHandler != null
+    if (command.commands.length === 0 || hasAction) command.action(() => {})
     for (const sub of command.commands) silence(sub)
   }
   silence(program)
@@ -160,7 +167,13 @@ describe('the zeoq commands the documents show', () => {
     const failures: string[] = []
     for (const s of shown) {
       const error = await parseError(s.args)
-      if (error !== undefined) failures.push(`${s.where}: \`${s.text}\`: ${error}`)
+      if (s.refusal !== undefined) {
+        // Shown refused: it must be refused, with the message the document prints.
+        if (error === undefined || !s.refusal.startsWith(error.split('\n')[0] ?? error))
+          failures.push(
+            `${s.where}: \`${s.text}\` is shown refused with "${s.refusal}", got ${error ?? 'no error'}`,
+          )
+      } else if (error !== undefined) failures.push(`${s.where}: \`${s.text}\`: ${error}`)
     }
     assert.deepEqual(failures, [])
   })
@@ -169,7 +182,7 @@ describe('the zeoq commands the documents show', () => {
     assert.match((await parseError(['member', 'transfer', '--to', '2'])) ?? '', /unknown command 'transfer'/)
     assert.match((await parseError(['put', '0', 'x', '--nope'])) ?? '', /unknown option '--nope'/)
     assert.match((await parseError(['quorum', 'of', '3'])) ?? '', /too many arguments/)
-    assert.match((await parseError(['sim', '--faults', 'gremlins'])) ?? '', /gremlins/)
+    assert.match((await parseError(['sim', 'raft', '--faults', 'gremlins'])) ?? '', /gremlins/)
     assert.equal(
       await parseError(['member', 'add', '--mirror']),
       undefined,
