@@ -170,7 +170,7 @@ export async function profilePhase(plan: Plan, results: BenchResults): Promise<v
   })
 }
 
-/** `zeoq sim --seeds N --nodes 5 --json`: virtual seconds per wall second and seeds per minute. */
+/** `zeoq sim raft --seeds N --nodes 5 --json`: virtual seconds per wall second and seeds per minute. */
 export async function simPhase(plan: Plan, results: BenchResults): Promise<void> {
   if (!plan.only.has('sim')) return
   const seeds = plan.settings.simSeeds
@@ -179,6 +179,7 @@ export async function simPhase(plan: Plan, results: BenchResults): Promise<void>
   const { child, output } = spawnTracked(process.execPath, [
     zeoqBin,
     'sim',
+    'raft',
     '--seeds',
     String(seeds),
     '--nodes',
