@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { type Command, Option } from 'commander'
 import { type Database, type Oid, RejectedError, type Tid } from '../client/index.ts'
-import { u64Max } from '../protocol/index.ts'
+import { decodeMsgpack, u64Max } from '../protocol/index.ts'
 import {
   type Body,
   CommandError,
@@ -37,6 +37,8 @@ const logLimitMax = 1000
 const valueBytesMax = 64 * 1024 * 1024
 
 type ValueEncoding = 'utf8' | 'base64' | 'hex'
+/** How `get` showed the data: an encoding, or `object`, a persistent object's record as JSON. */
+type ShownAs = ValueEncoding | 'object'
 
 /** The data commands' connection options: a read-write token by default. */
 function withConnection(command: Command): Command {
@@ -63,7 +65,7 @@ function registerObjectCommands(program: Command): void {
       .addOption(
         new Option(
           '--encoding <encoding>',
-          'how to print the data: auto (UTF-8 text when it is text, else base64), utf8, base64 or hex',
+          'how to print the data: auto (a persistent object as JSON, UTF-8 text when it is text, else base64), utf8, base64 or hex',
         )
           .choices(['auto', 'utf8', 'base64', 'hex'])
           .default('auto'),
@@ -197,7 +199,9 @@ async function getObject(
     })
     return
   }
-  if (flags.encoding === 'auto' && shown.encoding !== 'utf8')
+  if (flags.encoding === 'auto' && shown.encoding === 'object')
+    await write(process.stderr, `zeoq: object ${oid} is a persistent object's record; shown as JSON.\n`)
+  else if (flags.encoding === 'auto' && shown.encoding !== 'utf8')
     await write(process.stderr, `zeoq: object ${oid}'s data is not UTF-8 text; shown as ${shown.encoding}.\n`)
   await write(process.stdout, shown.text.endsWith('\n') ? shown.text : `${shown.text}\n`)
 }
@@ -206,12 +210,43 @@ async function getObject(
 function showData(
   data: Uint8Array,
   encoding: 'auto' | ValueEncoding,
-): { readonly encoding: ValueEncoding; readonly text: string } | undefined {
+): { readonly encoding: ShownAs; readonly text: string } | undefined {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   if (encoding === 'base64' || encoding === 'hex') return { encoding, text: bytes.toString(encoding) }
   const text = utf8Text(data)
   if (text !== undefined) return { encoding: 'utf8', text }
-  return encoding === 'auto' ? { encoding: 'base64', text: bytes.toString('base64') } : undefined
+  if (encoding !== 'auto') return undefined
+  const object = objectRecordJson(data)
+  if (object !== undefined) return { encoding: 'object', text: object }
+  return { encoding: 'base64', text: bytes.toString('base64') }
+}
+
+/**
+ * A persistent object's record (zeoq/objects: msgpack `{class, version, state}`, docs/objects.md)
+ * as indented JSON: 64-bit integers as decimal strings, bytes as `{"$bytes": base64}`, and
+ * references as `{"$ref": [oid, class]}`, as stored. Undefined for anything else.
+ */
+function objectRecordJson(data: Uint8Array): string | undefined {
+  let value: unknown
+  try {
+    value = decodeMsgpack(data)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const { class: className, version, state } = value as Record<string, unknown>
+  if (typeof className !== 'string' || typeof version !== 'number' || typeof state !== 'object')
+    return undefined
+  return JSON.stringify(
+    value,
+    (_key, v: unknown) =>
+      typeof v === 'bigint'
+        ? v.toString()
+        : v instanceof Uint8Array
+          ? { $bytes: Buffer.from(v).toString('base64') }
+          : v,
+    2,
+  )
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { encodeMsgpack } from '../../src/protocol/index.ts'
 import { ProcessCluster } from '../server/processes.ts'
 import { collect, ok, zeoq as run, startZeoq, utf8 } from './run-zeoq.ts'
 
@@ -56,6 +57,33 @@ describe('zeoq data commands against a real quorum', { concurrency: true }, () =
     const refused = await zeoq(['get', oid, '--encoding', 'utf8', ...withToken])
     assert.equal(refused.code, 1)
     assert.match(refused.stderr, /not valid UTF-8 text/)
+  })
+
+  it("get shows a persistent object's record (zeoq/objects) as JSON, references as stored", async () => {
+    const record = encodeMsgpack({
+      class: 'todo.Item',
+      version: 1,
+      state: { title: 'water the plants', done: false, next: { $ref: [5, 'todo.Item'] } },
+    })
+    const put = ok(
+      await zeoq([
+        'put',
+        'new',
+        Buffer.from(record).toString('hex'),
+        '--encoding',
+        'hex',
+        '--json',
+        ...withToken,
+      ]),
+    )
+    const { oid } = JSON.parse(put.stdout) as { oid: string }
+    const shown = ok(await zeoq(['get', oid, ...withToken]))
+    assert.deepEqual(JSON.parse(shown.stdout), {
+      class: 'todo.Item',
+      version: 1,
+      state: { title: 'water the plants', done: false, next: { $ref: [5, 'todo.Item'] } },
+    })
+    assert.match(shown.stderr, /persistent object's record; shown as JSON/)
   })
 
   it('history lists the revisions of an object newest first, with user and description', async () => {
