@@ -11,6 +11,7 @@ import {
   clientProtocolVersions,
   decodeClientFrame,
   encodeFrame,
+  type Invalidation,
   type InvalidationsAnswer,
   type MemberFrame,
   type OpValues,
@@ -69,6 +70,28 @@ const helloTimeoutMs = 10_000
 export const requestsInFlightMax = 2 * requestLimitDefaults.requestsQueuedPerConnectionMax
 
 const roleRank: Readonly<Record<TokenRole, number>> = { readOnly: 0, readWrite: 1, admin: 2 }
+const roleNames: Readonly<Record<TokenRole, string>> = {
+  readOnly: 'read-only',
+  readWrite: 'read-write',
+  admin: 'admin',
+}
+
+/**
+ * The invalidate frame of one batch, encoded once and shared by every client of the
+ * member: the driver hands each listener the same array, so with thousands of idle
+ * clients a commit costs one encoding, not one per client. Keyed weakly: a batch's bytes
+ * go when the batch does.
+ */
+const invalidateFrames = new WeakMap<readonly Invalidation[], Uint8Array>()
+
+function invalidateFrame(invalidations: readonly Invalidation[]): Uint8Array {
+  let bytes = invalidateFrames.get(invalidations)
+  if (bytes === undefined) {
+    bytes = encodeFrame({ type: 'invalidate', invalidations })
+    invalidateFrames.set(invalidations, bytes)
+  }
+  return bytes
+}
 
 export class ClientSession {
   readonly #options: ClientSessionOptions
@@ -175,7 +198,7 @@ export class ClientSession {
       })
     })
     const invalidationWatch = member.onInvalidation((invalidations) => {
-      this.#send({ type: 'invalidate', invalidations })
+      this.#sendBytes(invalidateFrame(invalidations))
     })
     this.#unsubscribe = () => {
       stopWatch()
@@ -196,9 +219,11 @@ export class ClientSession {
   #require(role: TokenRole, what: string): void {
     const held = this.#role ?? 'readOnly'
     if (roleRank[held] >= roleRank[role]) return
-    if (held === 'readOnly')
-      throw new MemberError('readOnly', `This client's token is read-only; ${what} needs a read-write token.`)
-    throw new MemberError('auth', `${what} needs an ${role} token.`)
+    const needs = role === 'admin' ? 'an admin token' : 'a read-write token'
+    // A read-only token refused a write keeps its own code: the client raises ReadOnlyError.
+    if (held === 'readOnly' && role === 'readWrite')
+      throw new MemberError('readOnly', `This client's token is read-only; ${what} needs ${needs}.`)
+    throw new MemberError('auth', `This client's token is ${roleNames[held]}; ${what} needs ${needs}.`)
   }
 
   // One case per client operation, each a few lines: the switch is the protocol's dispatch
@@ -341,6 +366,10 @@ export class ClientSession {
   }
 
   #send(frame: MemberFrame): void {
+    this.#sendBytes(encodeFrame(frame))
+  }
+
+  #sendBytes(bytes: Uint8Array): void {
     if (this.#closed) return
     if (this.#link.bufferedBytes() > clientBufferBytesMax) {
       this.#goodbye({
@@ -350,7 +379,7 @@ export class ClientSession {
       return
     }
     // While reads wait for this connection's answers to be written out, each write wakes them.
-    this.#link.send(encodeFrame(frame), () => this.#gate.pump())
+    this.#link.send(bytes, () => this.#gate.pump())
   }
 
   #goodbye(error: WireError): void {
