@@ -24,6 +24,7 @@ import {
 } from '../protocol/index.ts'
 import type { TokenGrant } from './config.ts'
 import { MemberError } from './errors.ts'
+import { LimitedLog } from './log-limit.ts'
 import type { Member } from './member.ts'
 import {
   ConnectionGate,
@@ -59,6 +60,8 @@ export interface ClientSessionOptions {
   readonly onRequestDone?: (op: ClientOp['op'], ok: boolean, durationMs: number, result?: unknown) => void
   /** The member's budget shared by its connections (src/server/request-gate.ts); one of its own if left out. */
   readonly budget?: MemberRequestBudget
+  /** The member's limit on lines outside input can repeat (log-limit.ts); one of its own if left out. */
+  readonly limitedLog?: LimitedLog
 }
 
 /** A client that has not said hello in this time is disconnected. */
@@ -102,10 +105,12 @@ export class ClientSession {
   #closed = false
   #unsubscribe: (() => void) | undefined
   readonly #helloTimer: Timer
+  readonly #limitedLog: LimitedLog
 
   constructor(options: ClientSessionOptions, link: ClientLink) {
     this.#options = options
     this.#link = link
+    this.#limitedLog = options.limitedLog ?? new LimitedLog(options.logger, options.clock)
     this.#gate = new ConnectionGate(options.budget ?? new MemberRequestBudget(), link)
     this.#helloTimer = options.clock.setTimer(helloTimeoutMs, () => {
       this.#goodbye({ code: 'protocol', message: `No hello within ${helloTimeoutMs} ms.` })
@@ -181,7 +186,11 @@ export class ClientSession {
     }
     const grant: TokenGrant | undefined = tokens === undefined ? { role: 'admin', name } : tokens.get(token)
     if (grant === undefined) {
-      this.#options.logger.warn({ remote: this.#link.remote }, 'refused a client with an unknown token')
+      this.#limitedLog.warn(
+        'clientTokenUnknown',
+        { remote: this.#link.remote },
+        'refused a client with an unknown token',
+      )
       this.#goodbye({
         code: 'auth',
         message: 'The token is not known to this cluster.',

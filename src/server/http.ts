@@ -22,6 +22,7 @@ import { Activity } from './activity.ts'
 import { type ClientLink, ClientSession } from './client-session.ts'
 import type { StatusAuth, TokenGrant } from './config.ts'
 import { type ConnectionLimits, guardServer } from './http-guard.ts'
+import { LimitedLog } from './log-limit.ts'
 import type { Member } from './member.ts'
 import type { PeerWs } from './peer-ws.ts'
 import { MemberRequestBudget } from './request-gate.ts'
@@ -63,9 +64,11 @@ export interface MemberHttp {
   close(): Promise<void>
 }
 
-function wsLink(socket: WebSocket, remote: string, logger: Logger): ClientLink {
+function wsLink(socket: WebSocket, remote: string, log: LimitedLog): ClientLink {
   // A socket error (an oversized frame, a reset) closes that one connection, never the member.
-  socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'client connection failed'))
+  socket.on('error', (error) =>
+    log.debug('clientSocketFailed', { remote, err: error.message }, 'client connection failed'),
+  )
   return {
     remote,
     send: (bytes, onWritten) => socket.send(bytes, onWritten === undefined ? undefined : () => onWritten()),
@@ -380,6 +383,8 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
   const { member, logger } = options
   const sessions = new Set<ClientSession>()
   const budget = new MemberRequestBudget()
+  // One limit per member on the lines that junk from outside can repeat.
+  const limitedLog = new LimitedLog(logger, options.clock)
   const activity = new Activity(options.clock)
   const { registry, observe } = metricsFor(member, () => sessions.size, activity)
   const full = statusRouter(options, registry, activity)
@@ -399,8 +404,10 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
     if (path === '/peer') {
       peerServer.handleUpgrade(req, socket, head, (ws) => {
-        ws.on('error', (error) => logger.debug({ remote, err: error.message }, 'peer connection failed'))
-        options.peers.acceptInbound(ws)
+        ws.on('error', (error) =>
+          limitedLog.debug('peerSocketFailed', { remote, err: error.message }, 'peer connection failed'),
+        )
+        options.peers.acceptInbound(ws, remote)
       })
     } else if (path === '/client') {
       clientServer.handleUpgrade(req, socket, head, (ws) => {
@@ -414,8 +421,9 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
             logger,
             onRequestDone: observe,
             budget,
+            limitedLog,
           },
-          wsLink(ws, remote, logger),
+          wsLink(ws, remote, limitedLog),
         )
         sessions.add(session)
         ws.on('close', () => sessions.delete(session))

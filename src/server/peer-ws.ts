@@ -21,6 +21,7 @@ import {
   type UnitRandom,
 } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
+import { LimitedLog } from './log-limit.ts'
 import type { Clock, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
 
 export interface PeerWsOptions {
@@ -118,7 +119,11 @@ class OutboundLink {
     socket.on('message', (data: Buffer) => {
       const decoded = decodePeerFrame(data, options.frameBytesMax)
       if (!decoded.ok) {
-        options.logger.warn({ peer: this.#to, err: decoded.error.message }, 'malformed frame from peer')
+        this.#net.limitedLog.warn(
+          'peerFrameMalformed',
+          { peer: this.#to, url: this.#url, err: decoded.error.message },
+          'malformed frame from peer',
+        )
         socket.terminate()
         return
       }
@@ -197,9 +202,12 @@ export class PeerWs implements PeerNetwork {
   #closed = false
   #handler: (from: NodeId, messages: readonly Message[]) => void = () => {}
   #snapshotHandler: (from: NodeId, frame: SnapshotFrame) => void = () => {}
+  /** Lines junk from outside can repeat at will, limited per kind. */
+  readonly limitedLog: LimitedLog
 
   constructor(options: PeerWsOptions) {
     this.options = options
+    this.limitedLog = new LimitedLog(options.logger, options.clock)
     this.random = options.random ?? cryptoUnitRandom
     this.#peers = new Map(options.peers)
     for (const [id, url] of options.peers) {
@@ -243,14 +251,19 @@ export class PeerWs implements PeerNetwork {
     this.#handler = handler
   }
 
-  /** A peer dialled us: challenge it, then accept its Raft frames. */
-  acceptInbound(socket: WebSocket): void {
+  /**
+   * A peer dialled us from `remote` (address:port, for logs): challenge it, then accept its
+   * Raft frames. A dialler is told which member it reached (the challenge says so anyway)
+   * but nothing about the configuration until it has proved it holds the cluster secret:
+   * otherwise anyone could list the member ids by asking for each in turn.
+   */
+  acceptInbound(socket: WebSocket, remote: string): void {
     const { options } = this
     this.#inbound.set(socket, undefined)
     const nonce = randomBytes(peerNonceBytes)
     let peer: NodeId | undefined
     const refuse = (reason: string): void => {
-      options.logger.warn({ reason }, 'refused a peer connection')
+      this.limitedLog.warn('peerRefused', { remote, peer, reason }, 'refused a peer connection')
       socket.send(encodePeerFrame({ type: 'refused', reason }), () => socket.terminate())
     }
     const handshake = options.clock.setTimer(handshakeTimeoutMs, () => socket.terminate())
@@ -271,11 +284,11 @@ export class PeerWs implements PeerNetwork {
         if (frame.version !== peerProtocolVersion)
           return refuse(`peer protocol version ${frame.version} is not ${peerProtocolVersion}`)
         if (frame.to !== options.id) return refuse(`this is member ${options.id}, not ${frame.to}`)
-        if (!this.#peers.has(frame.id) || frame.id === options.id) {
-          return refuse(`member ${frame.id} is not in this cluster's configuration`)
-        }
         const expected = peerMac(options.secret, `zeoq-peer ${frame.id}->${options.id}`, nonce, frame.nonce)
         if (!sameMac(frame.mac, expected)) return refuse('authentication failed: wrong cluster secret')
+        // Only a dialler holding the secret learns whether its id is one of ours.
+        if (!this.#peers.has(frame.id) || frame.id === options.id)
+          return refuse(`member ${frame.id} is not in this cluster's configuration`)
         peer = frame.id
         this.#inbound.set(socket, peer)
         handshake.cancel()
