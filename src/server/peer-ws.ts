@@ -103,6 +103,8 @@ class OutboundLink {
     this.#socket?.terminate()
   }
 
+  // Long because the dialler's half of the handshake (challenge, auth, authOk or refused)
+  // reads best as one sequence in one place, beside the socket it runs on.
   #dial(): void {
     const { options } = this.#net
     const socket = new WebSocket(`${this.#url.replace(/\/$/, '')}/peer`, {
