@@ -67,6 +67,8 @@ export class Driver {
   #tickTimer: Timer | undefined
   #packStepPending = false
   #leaderChanges = 0
+  /** The leader last logged (0: none known). */
+  #loggedLeader: NodeId = 0
   /** A verified image waiting for the core's Ready to install it, and the Ready count when it was stepped. */
   #staged: { readonly image: StagedSnapshot; readonly index: number; readonly atReady: number } | undefined
   #readyCount = 0
@@ -236,7 +238,7 @@ export class Driver {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
-    if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
+    if (rd.softState !== undefined) this.#noteLeader(rd.softState.leader)
     // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
     this.#send(rd.messages)
     const ackEarly = this.#options.bugs.ackBeforeSync === true
@@ -265,6 +267,16 @@ export class Driver {
     this.#membership.maybeSeedDirectory()
     await this.#options.compaction.maybeCompact(this.#store.appliedIndex)
     this.#waiters.readyHandled()
+  }
+
+  /** Counts and logs a change of leader, as this member sees it (the core reports it in a Ready's soft state). */
+  #noteLeader(leader: NodeId): void {
+    if (leader === this.#loggedLeader) return
+    this.#loggedLeader = leader
+    if (leader === 0) return
+    this.#leaderChanges++
+    const term = this.#node.status().term
+    this.#log.info({ term, leader, self: leader === this.#options.id }, `member ${leader} leads term ${term}`)
   }
 
   /** Applies one Ready's committed entries in one batch (ObjectStore.applyAll), then answers in order. */
