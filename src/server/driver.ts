@@ -326,7 +326,7 @@ export class Driver {
       // until the switch's sync completes is the half being switched in.
       this.#staged = undefined
     }
-    await this.#options.logStore.snapshotInstalled(meta, rd.entries)
+    await this.#options.logStore.snapshotInstalled(meta, rd.entries, rd.hardState)
     this.#options.compaction.restarted(meta.index, rd.entries)
     await this.#membership.loadDirectory()
     this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')

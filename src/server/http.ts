@@ -337,6 +337,8 @@ function healthRoute(member: Member, path: string): Reply {
       return member.healthy() ? text(200, 'ok\n') : text(503, 'failed\n')
     case '/readyz': {
       const status = member.status()
+      if (status.catchUpTo > 0)
+        return text(503, `not ready: getting back lost log entries up to ${status.catchUpTo}\n`)
       const ready = member.healthy() && status.leader !== 0 && member.store.appliedIndex >= status.commit
       return ready ? text(200, 'ready\n') : text(503, 'not ready: no leader known or still applying\n')
     }

@@ -18,6 +18,7 @@
 import type { Logger } from 'pino'
 import {
   type Command,
+  CorruptionError,
   encodeCommand,
   type Invalidation,
   type MemberStatus,
@@ -199,6 +200,14 @@ export class Member {
         if (persisted.snapshotIndex === 0) await logStore.saveInitialConf(snapshotConf)
       }
     }
+    const logEnd = persisted.firstIndex - 1 + persisted.entries.length
+    if (store.appliedIndex > logEnd)
+      // The state machine cannot be rewound, and the configuration changes among the lost
+      // entries cannot be recovered: only a rebuild from a healthy member is safe.
+      throw new CorruptionError(
+        'the Raft log',
+        `it ends at ${logEnd} but the state machine applied up to ${store.appliedIndex}: log records were lost after they were applied`,
+      )
     const node = new RaftNode(
       {
         id: options.id,
@@ -212,8 +221,18 @@ export class Member {
         entries: persisted.entries,
         snapshot: { index: persisted.firstIndex - 1, term: persisted.snapshotTerm, conf: snapshotConf },
         applied: store.appliedIndex,
+        ...(persisted.lostEntries === undefined ? {} : { lostEntries: persisted.lostEntries }),
       },
     )
+    if (persisted.lostEntries !== undefined) {
+      const lastIndex = logEnd
+      options.logger.error(
+        { lastIndex, durableIndex: persisted.lostEntries.index, durableTerm: persisted.lostEntries.term },
+        `the Raft log ends at ${lastIndex} but entries up to ${persisted.lostEntries.index} were made durable before: ` +
+          'the disk lost synced writes, or the data directory was put back from an older copy. This member ' +
+          'will not campaign until the leader has sent them again (docs/operations.md, "A log that went backwards").',
+      )
+    }
     const member = new Member(options, node, logStore, store)
     member.#compaction.noteEntries(persisted.entries)
     await member.#membership.loadDirectory()

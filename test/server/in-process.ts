@@ -147,6 +147,8 @@ export class InProcessCluster {
   readonly #handlers = new Map<NodeId, (from: NodeId, messages: readonly Message[]) => void>()
   readonly #frameHandlers = new Map<NodeId, (from: NodeId, frame: SnapshotFrame) => void>()
   readonly #options: InProcessOptions
+  /** Rewrites (or drops, by returning none) the Raft messages of each batch before delivery. */
+  intercept: ((from: NodeId, to: NodeId, messages: readonly Message[]) => readonly Message[]) | undefined
 
   private constructor(options: InProcessOptions) {
     this.#options = options
@@ -172,7 +174,10 @@ export class InProcessCluster {
     const { logger, lines } = capturingLogger()
     this.logs.set(id, lines)
     const network: PeerNetwork = {
-      send: (to, messages) => this.#deliver(id, to, () => this.#handlers.get(to)?.(id, messages)),
+      send: (to, messages) => {
+        const passed = this.intercept === undefined ? messages : this.intercept(id, to, messages)
+        if (passed.length > 0) this.#deliver(id, to, () => this.#handlers.get(to)?.(id, passed))
+      },
       onMessages: (handler) => this.#handlers.set(id, handler),
       close: async () => {},
       sendSnapshotFrame: (to, frame) => {
