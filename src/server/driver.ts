@@ -29,6 +29,24 @@ import { type Clock, clockTid, type PeerNetwork, type Timer } from './seams.ts'
 import { SnapshotTransfers } from './snapshots.ts'
 import type { Waiters } from './waiters.ts'
 
+/** How often a member whose disk refuses writes tries the refused write again. */
+const diskRetryMs = 1_000
+/** Attempts of one refused write (an hour at `diskRetryMs`) before the member stops serving for good. */
+const diskRetryAttemptsMax = 3_600
+
+/**
+ * Errors that say the disk refused a write (and may take it later): no space, a quota, a
+ * read-only or failing device, as Node or LevelDB (through classic-level) report them.
+ */
+export function isDiskWriteError(error: unknown): boolean {
+  const codes = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'LEVEL_IO_ERROR'])
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; depth++) {
+    if (codes.has(String((e as NodeJS.ErrnoException).code))) return true
+    e = e.cause
+  }
+  return false
+}
+
 export interface DriverOptions {
   readonly id: NodeId
   readonly node: RaftNode
@@ -62,8 +80,12 @@ export class Driver {
   #loopRunning: Promise<void> | undefined
   #loopAgain = false
   #stopped = false
-  /** Set once the loop hits an error it cannot go on from (a disk failure): the member stops serving. */
+  /** Set once the loop hits an error it cannot go on from: the member stops serving. */
   #fatal: Error | undefined
+  /** Set while the disk refuses the loop's writes: the member neither leads nor takes part (`#durably`). */
+  #diskFailure: Error | undefined
+  /** Wakes the wait between two attempts of a refused write (stop cuts it short). */
+  #diskRetryWake: (() => void) | undefined
   #tickTimer: Timer | undefined
   #packStepPending = false
   #leaderChanges = 0
@@ -100,7 +122,7 @@ export class Driver {
       },
       corrupted: (error) => this.#stopServing(error),
       staged: (message, image) => this.#stepStaged(message, image),
-      canStage: () => this.#staged === undefined,
+      canStage: () => this.#staged === undefined && this.#diskFailure === undefined,
     })
   }
 
@@ -122,7 +144,12 @@ export class Driver {
   }
 
   healthy(): boolean {
-    return this.#fatal === undefined
+    return this.#fatal === undefined && this.#diskFailure === undefined
+  }
+
+  /** Why the disk refuses writes, while it does. */
+  get diskFailure(): Error | undefined {
+    return this.#diskFailure
   }
 
   onInvalidation(listener: MemberEvents['invalidation']): () => void {
@@ -148,6 +175,11 @@ export class Driver {
         'shuttingDown',
         `Member ${this.#options.id} stopped serving (${this.#fatal.message}); use another member.`,
       )
+    if (this.#diskFailure)
+      throw new MemberError(
+        'shuttingDown',
+        `Member ${this.#options.id} cannot write to its disk (${this.#diskFailure.message}); use another member.`,
+      )
   }
 
   /** Starts the clock: ticks feed Raft from now on. */
@@ -169,6 +201,7 @@ export class Driver {
   async stop(): Promise<void> {
     this.#stopped = true
     this.#tickTimer?.cancel()
+    this.#diskRetryWake?.()
     this.#snapshots.stop()
     const error = new MemberError(
       'shuttingDown',
@@ -181,7 +214,9 @@ export class Driver {
 
   /** A batch of messages from peer `from` (PeerNetwork.onMessages). */
   receive(from: NodeId, messages: readonly Message[]): void {
-    if (this.#stopped || this.#fatal) return
+    // A member whose disk refuses writes takes no part: what it cannot persist it must not
+    // take in (its log would grow in memory for as long as the disk is full).
+    if (this.#stopped || this.#fatal || this.#diskFailure) return
     for (const message of messages) {
       assert.equal(message.from, from, 'the transport delivers only messages from the authenticated peer')
       this.#node.step(message)
@@ -217,6 +252,8 @@ export class Driver {
     if (this.#fatal !== undefined) return
     this.#fatal = error
     this.#tickTimer?.cancel()
+    // It no longer leads, and says so: /status must not call a member that stopped a leader.
+    this.#node.setLeadershipAllowed(false)
     this.#log.fatal({ err: error }, 'the member stopped serving: its disk or state machine failed')
     this.#waiters.failAll(
       new MemberError(
@@ -249,13 +286,19 @@ export class Driver {
       // A staged image the core did not take (its log already covered it) is dropped.
       if (this.#staged !== undefined && this.#staged.atReady < this.#readyCount) this.#staged = undefined
       if (rd.entries.length > 0 || rd.hardState !== undefined) {
-        await this.#options.logStore.save(rd.entries, rd.hardState)
+        await this.#durably('persisting the Raft log', () =>
+          this.#options.logStore.save(rd.entries, rd.hardState),
+        )
         this.#options.compaction.noteEntries(rd.entries)
       }
     }
     if (!ackEarly) this.#send(rd.messagesAfterPersist)
     const configApplied = rd.committedEntries.some((entry) => entry.kind === 'config')
-    if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries)
+    if (rd.committedEntries.length > 0)
+      await this.#durably('applying committed entries', () =>
+        // A retry applies what the refused attempt did not (its earlier batches may have landed).
+        this.#apply(rd.committedEntries.filter((entry) => entry.index > this.#store.appliedIndex)),
+      )
     for (const read of rd.readStates) this.#waiters.readAt(read.requestId, read.index)
     for (const requestId of rd.droppedReads) this.#waiters.dropRead(requestId, this.#membership.notLeader())
     this.#node.advance(rd)
@@ -265,8 +308,69 @@ export class Driver {
       this.#membership.updatePeers()
     if (configApplied) this.#membership.checkRemoved()
     this.#membership.maybeSeedDirectory()
-    await this.#options.compaction.maybeCompact(this.#store.appliedIndex)
+    await this.#durably('compacting the Raft log', () =>
+      this.#options.compaction.maybeCompact(this.#store.appliedIndex),
+    )
     this.#waiters.readyHandled()
+  }
+
+  /**
+   * Runs one of the Ready loop's writes. When the disk refuses it (full, read-only, an I/O
+   * error), the member stops leading — it steps down and does not campaign or take over —
+   * takes no part (peer messages are dropped, clients sent elsewhere), and tries the same
+   * write again every `diskRetryMs`: the Ready under way resumes where it stopped once the
+   * write succeeds, and the member catches up with the leader (by snapshot if it fell far
+   * behind). A disk still refusing after `diskRetryAttemptsMax` attempts stops the member
+   * serving for good. Other errors are not the disk's: they stop it serving at once.
+   */
+  async #durably(what: string, write: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write()
+        if (this.#diskFailure !== undefined) {
+          this.#diskRecovered()
+          await this.#publishSinceLast('the writes done again')
+        }
+        return
+      } catch (error) {
+        if (!isDiskWriteError(error) || this.#stopped || attempt >= diskRetryAttemptsMax) throw error
+        if (this.#diskFailure === undefined) this.#diskFailed(error as Error, what)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = this.#options.clock.setTimer(diskRetryMs, resolve)
+        this.#diskRetryWake = () => {
+          timer.cancel()
+          resolve()
+        }
+      })
+      this.#diskRetryWake = undefined
+      if (this.#stopped) throw new MemberError('shuttingDown', `Member ${this.#options.id} stopped.`)
+    }
+  }
+
+  #diskFailed(error: Error, what: string): void {
+    this.#diskFailure = error
+    this.#log.error(
+      { err: error, retryMs: diskRetryMs },
+      `the disk refused a write (${what}): this member stops leading and taking part until it can write again; free space or fix the disk`,
+    )
+    this.#node.setLeadershipAllowed(false)
+    this.#waiters.failAll(
+      new MemberError(
+        'shuttingDown',
+        `Member ${this.#options.id} cannot write to its disk (${error.message}); use another member.`,
+      ),
+    )
+    for (const listener of this.#stopListeners) listener()
+  }
+
+  #diskRecovered(): void {
+    this.#log.info(
+      { failedFor: this.#diskFailure?.message },
+      'the disk takes writes again: this member takes part again',
+    )
+    this.#diskFailure = undefined
+    this.#node.setLeadershipAllowed(true)
   }
 
   /** Counts and logs a change of leader, as this member sees it (the core reports it in a Ready's soft state). */
@@ -330,14 +434,22 @@ export class Driver {
     this.#options.compaction.restarted(meta.index, rd.entries)
     await this.#membership.loadDirectory()
     this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')
-    // Clients of this member must hear what the image changed since their last invalidation.
+    await this.#publishSinceLast('the snapshot')
+  }
+
+  /**
+   * Clients of this member hear what changed since their last invalidation when the state
+   * machine moved without `#publish`: a snapshot was installed, or an apply the disk refused
+   * half-way was done again (its results, and so its invalidations, were lost).
+   */
+  async #publishSinceLast(what: string): Promise<void> {
     try {
       const invalidations = await this.#store.invalidationsSince(this.#publishedTid)
       if (invalidations.length > 0) {
         for (const listener of this.#listeners) listener(invalidations)
       }
     } catch (error) {
-      this.#log.warn({ err: error }, 'clients of this member cannot be told what the snapshot changed')
+      this.#log.warn({ err: error }, `clients of this member cannot be told what ${what} changed`)
     }
     this.#publishedTid = this.#store.lastTransaction()
     this.#waiters.publishedTo(this.#publishedTid)
