@@ -108,6 +108,8 @@ export {
 } from './limits.ts'
 export { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 export type {
+  HashReplyFrame,
+  HashRequestFrame,
   PeerFrame,
   RaftWireMessage,
   SnapshotAckFrame,

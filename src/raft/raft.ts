@@ -189,11 +189,11 @@ export class RaftNode {
    * campaign and ignores `timeoutNow`, so a transfer to it fails rather than hand the
    * cluster to it. It still votes (its log and vote are sound, and its vote may be the one
    * a majority needs); a vote it cannot persist is never sent anyway (Ready contract).
-   * A leader held back also steps down (`stepDown`).
+   * A leader held back goes on leading until its driver hands leadership over
+   * (`transferLeadership`) or gives it up (`stepDown`).
    */
   setLeadershipAllowed(allowed: boolean): void {
     this.#leadershipAllowed = allowed
-    if (!allowed) this.stepDown()
   }
 
   /**

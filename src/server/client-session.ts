@@ -160,6 +160,10 @@ export class ClientSession {
     } catch (error) {
       this.#options.onRequestDone?.(op.op, false, this.#options.clock.nowMs() - started)
       this.#respondError(id, this.#toWireError(error))
+      // The member's own data failed its checksum: once the client has its answer (and reads
+      // elsewhere), the member stops serving.
+      if (error instanceof ZeoqError && error.code === 'corruption')
+        this.#options.member.reportCorruption(error)
     }
   }
 

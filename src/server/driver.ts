@@ -23,29 +23,13 @@ import type { Entry, Message, NodeId, RaftNode, Ready, SnapshotMessage } from '.
 import type { Disk, LogStore, ObjectStore, StagedSnapshot } from '../storage/index.ts'
 import type { Compaction } from './compaction.ts'
 import { MemberError } from './errors.ts'
+import { HashCheck } from './hash-check.ts'
+import { type Alarms, MemberHealth } from './health.ts'
 import type { MemberBugs, MemberEvents } from './member.ts'
 import type { Membership } from './membership.ts'
 import { type Clock, clockTid, type PeerNetwork, type Timer } from './seams.ts'
 import { SnapshotTransfers } from './snapshots.ts'
 import type { Waiters } from './waiters.ts'
-
-/** How often a member whose disk refuses writes tries the refused write again. */
-const diskRetryMs = 1_000
-/** Attempts of one refused write (an hour at `diskRetryMs`) before the member stops serving for good. */
-const diskRetryAttemptsMax = 3_600
-
-/**
- * Errors that say the disk refused a write (and may take it later): no space, a quota, a
- * read-only or failing device, as Node or LevelDB (through classic-level) report them.
- */
-export function isDiskWriteError(error: unknown): boolean {
-  const codes = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'LEVEL_IO_ERROR'])
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; depth++) {
-    if (codes.has(String((e as NodeJS.ErrnoException).code))) return true
-    e = e.cause
-  }
-  return false
-}
 
 export interface DriverOptions {
   readonly id: NodeId
@@ -60,6 +44,8 @@ export interface DriverOptions {
   readonly snapshotChunkBytes: number
   readonly snapshotAckTimeoutMs: number
   readonly bugs: MemberBugs
+  /** Between two background consistency checks (hash-check.ts); 0 turns them off. */
+  readonly hashCheckIntervalMs: number
   readonly waiters: Waiters
   readonly compaction: Compaction
   readonly membership: Membership
@@ -80,12 +66,8 @@ export class Driver {
   #loopRunning: Promise<void> | undefined
   #loopAgain = false
   #stopped = false
-  /** Set once the loop hits an error it cannot go on from: the member stops serving. */
-  #fatal: Error | undefined
-  /** Set while the disk refuses the loop's writes: the member neither leads nor takes part (`#durably`). */
-  #diskFailure: Error | undefined
-  /** Wakes the wait between two attempts of a refused write (stop cuts it short). */
-  #diskRetryWake: (() => void) | undefined
+  readonly #health: MemberHealth
+  readonly #hashCheck: HashCheck
   #tickTimer: Timer | undefined
   #packStepPending = false
   #leaderChanges = 0
@@ -122,7 +104,32 @@ export class Driver {
       },
       corrupted: (error) => this.#stopServing(error),
       staged: (message, image) => this.#stepStaged(message, image),
-      canStage: () => this.#staged === undefined && this.#diskFailure === undefined,
+      canStage: () => this.#staged === undefined && this.#health.takesPart,
+    })
+    this.#health = new MemberHealth({
+      id: options.id,
+      node: options.node,
+      waiters: options.waiters,
+      membership: options.membership,
+      clock: options.clock,
+      logger: options.logger,
+      stopped: () => this.#stopped,
+      sendClientsAway: () => {
+        for (const listener of this.#stopListeners) listener()
+      },
+      kick: () => this.kick(),
+      writesResumed: () => this.#publishSinceLast('the writes done again'),
+    })
+    this.#hashCheck = new HashCheck({
+      id: options.id,
+      node: options.node,
+      store: options.store,
+      network: options.network,
+      clock: options.clock,
+      logger: options.logger,
+      intervalMs: options.hashCheckIntervalMs,
+      mismatch: (report) => this.#health.hashDisagrees(report),
+      corrupted: (error) => this.#health.corruptionFound(error),
     })
   }
 
@@ -144,12 +151,17 @@ export class Driver {
   }
 
   healthy(): boolean {
-    return this.#fatal === undefined && this.#diskFailure === undefined
+    return this.#health.healthy()
   }
 
-  /** Why the disk refuses writes, while it does. */
-  get diskFailure(): Error | undefined {
-    return this.#diskFailure
+  /** What is wrong with this member, one line each, for /status and the metrics; empty when nothing is. */
+  alarms(): Alarms {
+    return this.#health.alarms()
+  }
+
+  /** This member found its own data corrupt (MemberHealth.corruptionFound). */
+  corruptionFound(error: Error): void {
+    this.#health.corruptionFound(error)
   }
 
   onInvalidation(listener: MemberEvents['invalidation']): () => void {
@@ -169,23 +181,13 @@ export class Driver {
         'shuttingDown',
         `Member ${this.#options.id} is shutting down; retry on another member.`,
       )
-    // 'shuttingDown': the client goes to another member, as it does for one that is stopping.
-    if (this.#fatal)
-      throw new MemberError(
-        'shuttingDown',
-        `Member ${this.#options.id} stopped serving (${this.#fatal.message}); use another member.`,
-      )
-    if (this.#diskFailure)
-      throw new MemberError(
-        'shuttingDown',
-        `Member ${this.#options.id} cannot write to its disk (${this.#diskFailure.message}); use another member.`,
-      )
+    this.#health.checkServing()
   }
 
   /** Starts the clock: ticks feed Raft from now on. */
   start(): void {
     const tick = (): void => {
-      if (this.#stopped || this.#fatal !== undefined) return
+      if (this.#stopped || this.#health.fatal) return
       this.#node.tick()
       this.#membership.maybePromote()
       this.#membership.checkRemoved(true)
@@ -194,6 +196,7 @@ export class Driver {
     }
     this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
     this.#membership.updatePeers()
+    this.#hashCheck.start()
     this.kick()
   }
 
@@ -201,7 +204,8 @@ export class Driver {
   async stop(): Promise<void> {
     this.#stopped = true
     this.#tickTimer?.cancel()
-    this.#diskRetryWake?.()
+    this.#health.stop()
+    this.#hashCheck.stop()
     this.#snapshots.stop()
     const error = new MemberError(
       'shuttingDown',
@@ -216,7 +220,7 @@ export class Driver {
   receive(from: NodeId, messages: readonly Message[]): void {
     // A member whose disk refuses writes takes no part: what it cannot persist it must not
     // take in (its log would grow in memory for as long as the disk is full).
-    if (this.#stopped || this.#fatal || this.#diskFailure) return
+    if (this.#stopped || !this.#health.takesPart) return
     for (const message of messages) {
       assert.equal(message.from, from, 'the transport delivers only messages from the authenticated peer')
       this.#node.step(message)
@@ -226,7 +230,7 @@ export class Driver {
 
   /** Makes sure the loop runs; it runs one Ready at a time and picks up whatever arrived meanwhile. */
   kick(): void {
-    if (this.#stopped || this.#fatal) return
+    if (this.#stopped || this.#health.fatal) return
     if (this.#loopRunning !== undefined) {
       this.#loopAgain = true
       return
@@ -242,26 +246,9 @@ export class Driver {
     )
   }
 
-  /**
-   * A disk or state-machine failure this member cannot go on from (a failed write, or its
-   * own data failing its checksums where every member must read it): it stops taking part,
-   * so the others elect a leader with healthy data; /healthz says so, and the operator
-   * rebuilds it from a healthy replica (docs/operations.md).
-   */
+  /** A failure this member cannot go on from (MemberHealth.stopServing): its clock stops too. */
   #stopServing(error: Error): void {
-    if (this.#fatal !== undefined) return
-    this.#fatal = error
-    this.#tickTimer?.cancel()
-    // It no longer leads, and says so: /status must not call a member that stopped a leader.
-    this.#node.setLeadershipAllowed(false)
-    this.#log.fatal({ err: error }, 'the member stopped serving: its disk or state machine failed')
-    this.#waiters.failAll(
-      new MemberError(
-        'shuttingDown',
-        `Member ${this.#options.id} stopped serving (${error.message}); use another member.`,
-      ),
-    )
-    for (const listener of this.#stopListeners) listener()
+    if (this.#health.stopServing(error)) this.#tickTimer?.cancel()
   }
 
   async #loop(): Promise<void> {
@@ -286,7 +273,7 @@ export class Driver {
       // A staged image the core did not take (its log already covered it) is dropped.
       if (this.#staged !== undefined && this.#staged.atReady < this.#readyCount) this.#staged = undefined
       if (rd.entries.length > 0 || rd.hardState !== undefined) {
-        await this.#durably('persisting the Raft log', () =>
+        await this.#health.durably('persisting the Raft log', () =>
           this.#options.logStore.save(rd.entries, rd.hardState),
         )
         this.#options.compaction.noteEntries(rd.entries)
@@ -295,9 +282,9 @@ export class Driver {
     if (!ackEarly) this.#send(rd.messagesAfterPersist)
     const configApplied = rd.committedEntries.some((entry) => entry.kind === 'config')
     if (rd.committedEntries.length > 0)
-      await this.#durably('applying committed entries', () =>
+      await this.#health.durably('applying committed entries', () =>
         // A retry applies what the refused attempt did not (its earlier batches may have landed).
-        this.#apply(rd.committedEntries.filter((entry) => entry.index > this.#store.appliedIndex)),
+        this.#applyCommitted(rd.committedEntries.filter((entry) => entry.index > this.#store.appliedIndex)),
       )
     for (const read of rd.readStates) this.#waiters.readAt(read.requestId, read.index)
     for (const requestId of rd.droppedReads) this.#waiters.dropRead(requestId, this.#membership.notLeader())
@@ -308,69 +295,10 @@ export class Driver {
       this.#membership.updatePeers()
     if (configApplied) this.#membership.checkRemoved()
     this.#membership.maybeSeedDirectory()
-    await this.#durably('compacting the Raft log', () =>
+    await this.#health.durably('compacting the Raft log', () =>
       this.#options.compaction.maybeCompact(this.#store.appliedIndex),
     )
     this.#waiters.readyHandled()
-  }
-
-  /**
-   * Runs one of the Ready loop's writes. When the disk refuses it (full, read-only, an I/O
-   * error), the member stops leading — it steps down and does not campaign or take over —
-   * takes no part (peer messages are dropped, clients sent elsewhere), and tries the same
-   * write again every `diskRetryMs`: the Ready under way resumes where it stopped once the
-   * write succeeds, and the member catches up with the leader (by snapshot if it fell far
-   * behind). A disk still refusing after `diskRetryAttemptsMax` attempts stops the member
-   * serving for good. Other errors are not the disk's: they stop it serving at once.
-   */
-  async #durably(what: string, write: () => Promise<void>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await write()
-        if (this.#diskFailure !== undefined) {
-          this.#diskRecovered()
-          await this.#publishSinceLast('the writes done again')
-        }
-        return
-      } catch (error) {
-        if (!isDiskWriteError(error) || this.#stopped || attempt >= diskRetryAttemptsMax) throw error
-        if (this.#diskFailure === undefined) this.#diskFailed(error as Error, what)
-      }
-      await new Promise<void>((resolve) => {
-        const timer = this.#options.clock.setTimer(diskRetryMs, resolve)
-        this.#diskRetryWake = () => {
-          timer.cancel()
-          resolve()
-        }
-      })
-      this.#diskRetryWake = undefined
-      if (this.#stopped) throw new MemberError('shuttingDown', `Member ${this.#options.id} stopped.`)
-    }
-  }
-
-  #diskFailed(error: Error, what: string): void {
-    this.#diskFailure = error
-    this.#log.error(
-      { err: error, retryMs: diskRetryMs },
-      `the disk refused a write (${what}): this member stops leading and taking part until it can write again; free space or fix the disk`,
-    )
-    this.#node.setLeadershipAllowed(false)
-    this.#waiters.failAll(
-      new MemberError(
-        'shuttingDown',
-        `Member ${this.#options.id} cannot write to its disk (${error.message}); use another member.`,
-      ),
-    )
-    for (const listener of this.#stopListeners) listener()
-  }
-
-  #diskRecovered(): void {
-    this.#log.info(
-      { failedFor: this.#diskFailure?.message },
-      'the disk takes writes again: this member takes part again',
-    )
-    this.#diskFailure = undefined
-    this.#node.setLeadershipAllowed(true)
   }
 
   /** Counts and logs a change of leader, as this member sees it (the core reports it in a Ready's soft state). */
@@ -381,6 +309,23 @@ export class Driver {
     this.#leaderChanges++
     const term = this.#node.status().term
     this.#log.info({ term, leader, self: leader === this.#options.id }, `member ${leader} leads term ${term}`)
+  }
+
+  /**
+   * Applies committed entries, stopping once at the index where the consistency check
+   * owes a digest (hash-check.ts) so that it is taken of the state at exactly that index.
+   */
+  async #applyCommitted(entries: readonly Entry[]): Promise<void> {
+    const cut = this.#hashCheck.pendingIndex()
+    const split = cut === undefined ? -1 : entries.findIndex((entry) => entry.index === cut)
+    if (split >= 0 && split < entries.length - 1) {
+      await this.#apply(entries.slice(0, split + 1))
+      this.#hashCheck.applied(this.#store.appliedIndex)
+      await this.#apply(entries.slice(split + 1))
+    } else if (entries.length > 0) {
+      await this.#apply(entries)
+    }
+    this.#hashCheck.applied(this.#store.appliedIndex)
   }
 
   /** Applies one Ready's committed entries in one batch (ObjectStore.applyAll), then answers in order. */
@@ -434,6 +379,7 @@ export class Driver {
     this.#options.compaction.restarted(meta.index, rd.entries)
     await this.#membership.loadDirectory()
     this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')
+    this.#hashCheck.applied(this.#store.appliedIndex)
     await this.#publishSinceLast('the snapshot')
   }
 
@@ -458,7 +404,7 @@ export class Driver {
 
   /** A verified image is staged: step its `snapshot` message into the core. */
   #stepStaged(message: SnapshotMessage, image: StagedSnapshot): void {
-    if (this.#stopped || this.#fatal) return
+    if (this.#stopped || this.#health.fatal) return
     this.#staged = { image, index: message.snapshot.index, atReady: this.#readyCount }
     this.#node.step(message)
     this.kick()

@@ -89,6 +89,7 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)
 }
 
+// Long because it is a list: one gauge or counter per metric, each a few lines.
 function metricsFor(
   member: Member,
   clients: () => number,
@@ -153,6 +154,22 @@ function metricsFor(
     registers: [registry],
     collect() {
       this.set(clients())
+    },
+  })
+  new Gauge({
+    name: 'zeoq_corruption_alarm',
+    help: '1 once this member found its own data corrupt, or the consistency check found states that differ (see /status alarms).',
+    registers: [registry],
+    collect() {
+      this.set(member.alarms().corruption.length > 0 ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: 'zeoq_disk_write_failing',
+    help: "1 while the disk refuses this member's writes (it neither leads nor takes part meanwhile).",
+    registers: [registry],
+    collect() {
+      this.set(member.alarms().disk.length > 0 ? 1 : 0)
     },
   })
   new Gauge({
@@ -333,8 +350,12 @@ function statusRouter(options: MemberHttpOptions, registry: Registry, activity: 
 
 function healthRoute(member: Member, path: string): Reply {
   switch (path) {
-    case '/healthz':
-      return member.healthy() ? text(200, 'ok\n') : text(503, 'failed\n')
+    case '/healthz': {
+      if (member.healthy()) return text(200, 'ok\n')
+      const { corruption, disk } = member.alarms()
+      const why = [...corruption, ...disk]
+      return text(503, `failed${why.length > 0 ? `: ${why.join('; ')}` : ''}\n`)
+    }
     case '/readyz': {
       const status = member.status()
       if (status.catchUpTo > 0)

@@ -37,6 +37,7 @@ import { type Disk, LogStore, ObjectStore } from '../storage/index.ts'
 import { Compaction, type CompactionOptions } from './compaction.ts'
 import { Driver } from './driver.ts'
 import { MemberError } from './errors.ts'
+import { hashCheckIntervalMsDefault } from './hash-check.ts'
 import { type MemberInfo, Membership } from './membership.ts'
 import { type Clock, clockTid, type PeerNetwork } from './seams.ts'
 import { snapshotAckTimeoutMsDefault } from './snapshots.ts'
@@ -85,6 +86,12 @@ export interface MemberOptions extends CompactionOptions {
    * @default 10 000
    */
   readonly invalidationWindowTxns?: number
+  /**
+   * Between two background consistency checks of the members' state machines (the leader
+   * compares digests taken at the same log index; src/server/hash-check.ts). Each reads
+   * the whole store once per member. 0 turns the check off. @default 10 minutes
+   */
+  readonly hashCheckIntervalMs?: number
 }
 
 /**
@@ -174,6 +181,7 @@ export class Member {
       snapshotChunkBytes: options.snapshotChunkBytes ?? snapshotChunkBytesDefault,
       snapshotAckTimeoutMs: options.snapshotAckTimeoutMs ?? snapshotAckTimeoutMsDefault,
       bugs: options.bugs ?? {},
+      hashCheckIntervalMs: options.hashCheckIntervalMs ?? hashCheckIntervalMsDefault,
       waiters: this.#waiters,
       compaction: this.#compaction,
       membership: this.#membership,
@@ -387,9 +395,22 @@ export class Member {
     return this.#membership.handOff()
   }
 
-  /** False once the member has stopped serving after a disk or state machine failure. */
+  /** False once the member has stopped serving after a failure, while its disk refuses writes, or once its data is corrupt. */
   healthy(): boolean {
     return this.#driver.healthy()
+  }
+
+  /**
+   * A read found this member's own data corrupt (a checksum failed): it stops serving
+   * clients and leading, for good (Driver#corruptionFound).
+   */
+  reportCorruption(error: Error): void {
+    this.#driver.corruptionFound(error)
+  }
+
+  /** What is wrong with this member (corruption found, a state that differs, a disk refusing writes). */
+  alarms(): { readonly corruption: readonly string[]; readonly disk: readonly string[] } {
+    return this.#driver.alarms()
   }
 
   counters(): { readonly leaderChanges: number } {
@@ -399,6 +420,7 @@ export class Member {
   /** The member at a glance, for `zeoq status`, /status and the status operation. */
   memberStatus(members: readonly { readonly id: number; readonly url: string }[]): MemberStatus {
     const raft = this.#node.status()
+    const alarms = this.#driver.alarms()
     return {
       id: this.id,
       url: members.find((m) => m.id === this.id)?.url ?? this.#membership.urlOf(this.id),
@@ -411,6 +433,7 @@ export class Member {
       lastTid: this.store.lastTransaction(),
       clients: this.#driver.clientCount,
       lagEntries: raft.progress.map((p) => ({ id: p.id, lag: Math.max(0, raft.lastIndex - p.match) })),
+      alarms: [...alarms.corruption, ...alarms.disk],
     }
   }
 }

@@ -22,7 +22,7 @@ import {
 } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
 import { LimitedLog } from './log-limit.ts'
-import type { Clock, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
+import type { Clock, HashFrame, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
 
 export interface PeerWsOptions {
   readonly id: NodeId
@@ -204,6 +204,7 @@ export class PeerWs implements PeerNetwork {
   #closed = false
   #handler: (from: NodeId, messages: readonly Message[]) => void = () => {}
   #snapshotHandler: (from: NodeId, frame: SnapshotFrame) => void = () => {}
+  #hashHandler: (from: NodeId, frame: HashFrame) => void = () => {}
   /** Lines junk from outside can repeat at will, limited per kind. */
   readonly limitedLog: LimitedLog
 
@@ -239,6 +240,14 @@ export class PeerWs implements PeerNetwork {
 
   sendSnapshotFrame(to: NodeId, frame: SnapshotFrame): boolean {
     return this.#links.get(to)?.sendFrame(frame) ?? false
+  }
+
+  sendHashFrame(to: NodeId, frame: HashFrame): boolean {
+    return this.#links.get(to)?.sendFrame(frame) ?? false
+  }
+
+  onHashFrame(handler: (from: NodeId, frame: HashFrame) => void): void {
+    this.#hashHandler = handler
   }
 
   onSnapshotFrame(handler: (from: NodeId, frame: SnapshotFrame) => void): void {
@@ -301,6 +310,10 @@ export class PeerWs implements PeerNetwork {
       const from = peer
       if (frame.type === 'snapshotChunk' || frame.type === 'snapshotAck') {
         this.#snapshotHandler(from, frame)
+        return
+      }
+      if (frame.type === 'hashRequest' || frame.type === 'hashReply') {
+        this.#hashHandler(from, frame)
         return
       }
       if (frame.type !== 'raft') return refuse(`unexpected ${frame.type} frame after authentication`)

@@ -19,6 +19,7 @@ import {
   type ClientLink,
   ClientSession,
   type Clock,
+  type HashFrame,
   Member,
   type MemberOptions,
   type PeerNetwork,
@@ -146,6 +147,7 @@ export class InProcessCluster {
   readonly #cut = new Set<string>()
   readonly #handlers = new Map<NodeId, (from: NodeId, messages: readonly Message[]) => void>()
   readonly #frameHandlers = new Map<NodeId, (from: NodeId, frame: SnapshotFrame) => void>()
+  readonly #hashHandlers = new Map<NodeId, (from: NodeId, frame: HashFrame) => void>()
   readonly #options: InProcessOptions
   /** Rewrites (or drops, by returning none) the Raft messages of each batch before delivery. */
   intercept: ((from: NodeId, to: NodeId, messages: readonly Message[]) => readonly Message[]) | undefined
@@ -186,6 +188,12 @@ export class InProcessCluster {
         return true
       },
       onSnapshotFrame: (handler) => this.#frameHandlers.set(id, handler),
+      sendHashFrame: (to, frame) => {
+        if (this.#cut.has(`${id}->${to}`) || !this.members.has(to)) return false
+        this.#deliver(id, to, () => this.#hashHandlers.get(to)?.(id, frame))
+        return true
+      },
+      onHashFrame: (handler) => this.#hashHandlers.set(id, handler),
     }
     const member = await Member.open({
       id,
@@ -210,6 +218,7 @@ export class InProcessCluster {
     this.members.delete(id)
     this.#handlers.delete(id)
     this.#frameHandlers.delete(id)
+    this.#hashHandlers.delete(id)
     await member?.stop()
   }
 
