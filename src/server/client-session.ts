@@ -7,8 +7,11 @@
 import type { Logger } from 'pino'
 import {
   type ClientOp,
+  type CommitCommand,
   clientBufferBytesMax,
   clientProtocolVersions,
+  commitBytesMax,
+  commitEntryBytes,
   decodeClientFrame,
   encodeFrame,
   type Invalidation,
@@ -257,6 +260,7 @@ export class ClientSession {
           op.command.type === 'pack' ? 'admin' : 'readWrite',
           op.command.type === 'pack' ? 'packing' : 'committing',
         )
+        if (op.command.type === 'commit') checkCommitSize(op.command)
         return await member.propose({ ...op.command, proposedTid: 0n })
       case 'load': {
         await this.#readPoint(op.consistency, op.minTid)
@@ -426,6 +430,23 @@ function requestClass(op: ClientOp): RequestClass {
     default:
       return 'read'
   }
+}
+
+/**
+ * A commit larger than `commitBytesMax` is refused before it reaches the log, naming the
+ * limit: the client library refuses it before sending, and a client that does not is told
+ * the same. Only a commit whose records come near the limit is measured exactly.
+ */
+function checkCommitSize(commit: Omit<CommitCommand, 'proposedTid'>): void {
+  let dataBytes = 0
+  for (const write of commit.writes) dataBytes += write.record.data.byteLength
+  if (dataBytes < commitBytesMax / 2) return
+  const sizeBytes = commitEntryBytes(commit)
+  if (sizeBytes > commitBytesMax)
+    throw new MemberError(
+      'protocol',
+      `The commit is ${sizeBytes} bytes; the limit (commitBytesMax) is ${commitBytesMax} bytes. Split the transaction into smaller ones.`,
+    )
 }
 
 function maxTid(a: Tid, b: Tid): Tid {

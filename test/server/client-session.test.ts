@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { commitBytesMax, recordBytesMax } from '../../src/protocol/index.ts'
 import type { TokenGrant } from '../../src/server/index.ts'
 import { InProcessCluster, openSession, request } from './in-process.ts'
 
@@ -81,4 +82,47 @@ describe('client sessions', () => {
       'every client was handed the very same encoded frame',
     )
   })
+})
+
+test('a commit over commitBytesMax is refused by the member, naming the limit', async () => {
+  const cluster = await InProcessCluster.start({ members: 1 })
+  try {
+    await cluster.waitForLeader()
+    const { link } = openSession(cluster.member(1), cluster.clock, 'rw', tokens)
+    const owner = new Uint8Array(16).fill(2)
+    const opened = await request(cluster, link, { op: 'openSession', owner })
+    assert.ok(opened.ok)
+    const session = (opened.value as { session: bigint }).session
+    const half = Math.ceil(commitBytesMax / 2) + 1
+    assert.ok(half <= recordBytesMax)
+    const record = { refs: [], data: new Uint8Array(half) }
+    const answer = await request(cluster, link, {
+      op: 'command',
+      command: {
+        type: 'commit',
+        session,
+        owner,
+        seq: 1,
+        lowestUnansweredSeq: 1,
+        user: '',
+        description: '',
+        extension: new Uint8Array(0),
+        reads: [],
+        writes: [
+          { oid: 1n, serial: 0n, record },
+          { oid: 2n, serial: 0n, record },
+        ],
+      },
+    })
+    assert.ok(!answer.ok, 'refused, not proposed')
+    assert.equal(answer.error.code, 'protocol')
+    assert.match(answer.error.message, /the limit \(commitBytesMax\) is \d+ bytes/)
+    assert.equal(
+      cluster.member(1).status().lastIndex,
+      cluster.member(1).status().commit,
+      'nothing reached the log',
+    )
+  } finally {
+    await cluster.stopAll()
+  }
 })
