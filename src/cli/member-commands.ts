@@ -78,6 +78,10 @@ export function registerMemberCommands(program: Command): void {
       'missed transactions a reconnecting client is told of before it must drop its cache; the same on every member (ZEOQ_INVALIDATION_WINDOW, default 10000)',
     )
     .option(
+      '--hash-check-interval <seconds>',
+      "seconds between background checks that the members' states agree (each reads the whole store); 0 turns them off (ZEOQ_HASH_CHECK_INTERVAL, default 600)",
+    )
+    .option(
       '--compact-entries <n>',
       'compact the Raft log once this many applied entries lie past the kept tail (ZEOQ_COMPACT_ENTRIES, default 10000)',
     )

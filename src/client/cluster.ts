@@ -22,6 +22,7 @@ import {
   backoffDelayMs,
   type ClientOp,
   type ClientOpName,
+  CorruptionError,
   type Invalidation,
   type OpValues,
 } from '../protocol/index.ts'
@@ -159,7 +160,10 @@ export class Cluster {
         return await attempt(connection, Math.max(1, Math.min(requestTimeoutMs, deadlineMs - clock.nowMs())))
       } catch (error) {
         if (this.#closed) throw new ClosedError(what)
-        if (!isRetryable(error)) throw error
+        // A member that finds its own copy corrupt says so and stops serving: a read is
+        // tried on another member, whose copy is sound (a write never reads stored data).
+        const readElsewhere = error instanceof CorruptionError && !options.write
+        if (!isRetryable(error) && !readElsewhere) throw error
         lastError = error
         tried.set(connection.url, error instanceof Error ? error.message : String(error))
         this.#failed(connection, error)
@@ -387,9 +391,11 @@ export class Cluster {
     }
     // No answer in time from the client's side (the connection may be half-open), or the
     // leader could not commit or confirm its leadership in time (it may be cut off from a
-    // majority): a fresh connection, found through the member list, finds out.
+    // majority), or the member found its own data corrupt: a fresh connection, found
+    // through the member list, goes elsewhere.
     if (
       error instanceof RequestTimeoutError ||
+      error instanceof CorruptionError ||
       (error instanceof TimeoutError && connection === this.#primary)
     ) {
       if (connection === this.#reader) this.#reader = undefined

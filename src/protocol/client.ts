@@ -162,6 +162,8 @@ export interface MemberStatus {
   readonly clients: number
   /** On the leader: how many entries each member is behind the leader's last index. */
   readonly lagEntries: readonly { readonly id: number; readonly lag: number }[]
+  /** What is wrong with the member, one line each (corrupt data, states that differ, a disk refusing writes). */
+  readonly alarms?: readonly string[]
 }
 
 /** One member as the admin operations show it. */

@@ -111,6 +111,8 @@ export {
 export { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 export type { PackStatusAnswer, PackSummary } from './pack-status.ts'
 export type {
+  HashReplyFrame,
+  HashRequestFrame,
   PeerFrame,
   RaftWireMessage,
   SnapshotAckFrame,

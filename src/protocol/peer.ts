@@ -127,6 +127,30 @@ export type PeerFrame =
   | { readonly type: 'raft'; readonly messages: readonly RaftWireMessage[] }
   | SnapshotChunkFrame
   | SnapshotAckFrame
+  | HashRequestFrame
+  | HashReplyFrame
+
+/**
+ * The background consistency check (src/server/hash-check.ts): the leader of `term` asks a
+ * member, on the leader's link, for the digest of its state machine as it stands right
+ * after applying log index `index`.
+ */
+export interface HashRequestFrame {
+  readonly type: 'hashRequest'
+  readonly term: number
+  readonly index: number
+}
+
+/**
+ * The member's answer, on its own link: the digest (hex), or '' when it could not take
+ * it at that index (it had applied past it, installed a snapshot over it, or was busy).
+ */
+export interface HashReplyFrame {
+  readonly type: 'hashReply'
+  readonly term: number
+  readonly index: number
+  readonly hash: string
+}
 
 /**
  * One chunk of a state machine image on its way from the leader to a follower, on the
@@ -170,7 +194,10 @@ export function decodePeerFrame(
 
 const idMax = 0xffff_ffff
 const reasonLengthMax = 1024
+/** A SHA-256 digest in hex. */
+const stateHashLengthMax = 64
 
+// Long because it is the frame table: one short case per peer frame type.
 function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
   const f = readObject(value, '')
   const type = readOneOf(f.type, 'type', [
@@ -181,6 +208,8 @@ function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
     'raft',
     'snapshotChunk',
     'snapshotAck',
+    'hashRequest',
+    'hashReply',
   ] as const)
   switch (type) {
     case 'challenge':
@@ -242,6 +271,25 @@ function readPeerFrame(value: unknown, dataBytesMax: number): PeerFrame {
         ok: readBoolean(f.ok, 'ok'),
         reason: readString(f.reason, 'reason', reasonLengthMax),
       }
+    case 'hashRequest':
+      onlyFields(f, '', ['type', 'term', 'index'])
+      return {
+        type,
+        term: readCount(f.term, 'term', 0, Number.MAX_SAFE_INTEGER),
+        index: readCount(f.index, 'index', 0, Number.MAX_SAFE_INTEGER),
+      }
+    case 'hashReply': {
+      onlyFields(f, '', ['type', 'term', 'index', 'hash'])
+      const hash = readString(f.hash, 'hash', stateHashLengthMax)
+      if (!/^([0-9a-f]{64})?$/.test(hash))
+        throw new ProtocolError('hash', 'expected a hex SHA-256 digest or nothing')
+      return {
+        type,
+        term: readCount(f.term, 'term', 0, Number.MAX_SAFE_INTEGER),
+        index: readCount(f.index, 'index', 0, Number.MAX_SAFE_INTEGER),
+        hash,
+      }
+    }
     default: {
       const unreachable: never = type
       throw new ProtocolError('type', `unknown frame type ${String(unreachable)}`)

@@ -3,6 +3,7 @@
  * recovers from its driver's disk on start.
  */
 import assert from 'node:assert/strict'
+import type { LogPosition } from './log.ts'
 import type { Random } from './random.ts'
 import type { Entry, HardState, NodeId, PlantedBugs, SnapshotMeta } from './types.ts'
 import { noNode } from './types.ts'
@@ -81,6 +82,15 @@ export interface RaftRestore {
   readonly snapshot: SnapshotMeta
   /** The last index the state machine applied (durably, atomically with its effects). */
   readonly applied: number
+  /**
+   * Set when the driver found its log shorter than what it had made durable before: the
+   * index and term of the last entry it had then (its stored watermark; the disk lost
+   * synced writes, or the data was put back from an older copy). Entries up to it may have
+   * been acknowledged and counted toward commits. Until the log reaches that index again,
+   * from a leader, the member does not campaign, and it judges candidates against that
+   * entry rather than its shorter log (see `grantsVote`).
+   */
+  readonly lostEntries?: LogPosition
 }
 
 /** The state of a brand-new cluster whose members are `voters`. */

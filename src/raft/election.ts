@@ -3,7 +3,7 @@
  * owns the state they read and applies their answers; keeping the rules here lets each
  * be read beside the section it comes from.
  */
-import type { RaftLog } from './log.ts'
+import type { LogPosition, RaftLog } from './log.ts'
 import type { Message, NodeId, PreVoteMessage, VoteMessage } from './types.ts'
 import { noNode } from './types.ts'
 
@@ -15,6 +15,11 @@ export interface VoterView {
   readonly log: RaftLog
   /** Planted bug (test-only): grant a vote without the log check of Raft paper §5.4.1. */
   readonly voteWithoutLogCheck: boolean
+  /**
+   * The last entry of the log this member had made durable before it lost entries, while
+   * it does not hold them again (RaftRestore.lostEntries); undefined otherwise.
+   */
+  readonly lostEntries: LogPosition | undefined
 }
 
 /**
@@ -38,14 +43,31 @@ export function ignoredInLease(
  * only for a log at least as up to date as ours (the election restriction, Raft paper §5.4.1). A
  * pre-vote for a later term is granted on the log check alone: it promises nothing
  * (dissertation §9.6).
+ *
+ * A member that lost entries it had made durable judges candidates against the last of
+ * those entries, not against its shorter log: the election restriction assumes every
+ * voter's log holds what it acknowledged (a committed entry is on a majority, and every
+ * majority meets it, Raft paper §5.4.3). Against the shorter log it would pass a candidate
+ * lacking an entry its own acknowledgement helped commit. Up-to-dateness depends only on
+ * the last entry, so comparing with the lost last entry is the check it would have made
+ * with its log intact: its vote stays as safe, and a majority that needs it still forms.
  */
 export function grantsVote(v: VoterView, m: PreVoteMessage | VoteMessage): boolean {
   const canVote =
     v.vote === m.from ||
     (v.vote === noNode && v.leader === noNode) ||
     (m.type === 'preVote' && m.term > v.term)
-  const upToDate = v.voteWithoutLogCheck || v.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)
+  const lost = v.lostEntries
+  const upToDate =
+    v.voteWithoutLogCheck ||
+    (v.log.isUpToDate(m.lastLogIndex, m.lastLogTerm) &&
+      (lost === undefined || atLeastAsUpToDate(m.lastLogIndex, m.lastLogTerm, lost)))
   return canVote && upToDate
+}
+
+/** A log ending at (`lastIndex`, `lastTerm`) is at least as up to date as one ending at `than` (Raft paper §5.4.1). */
+export function atLeastAsUpToDate(lastIndex: number, lastTerm: number, than: LogPosition): boolean {
+  return lastTerm > than.term || (lastTerm === than.term && lastIndex >= than.index)
 }
 
 /**

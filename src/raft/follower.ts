@@ -91,9 +91,28 @@ export function handleAppend(f: FollowerState, m: AppendMessage): void {
   respond({ reject: true, index: m.prevLogIndex, hintIndex: hint.index, hintTerm: hint.term })
 }
 
-/** A heartbeat (Raft paper §5.2): commit what the leader says, never past our own log; echo the read round (§6.4). */
+/**
+ * A heartbeat (Raft paper §5.2): commit what the leader says, never past our own log; echo
+ * the read round (§6.4). The leader never names a commit index past what we acknowledged
+ * to it; if it does, we lost entries we had made durable, and we say where our log ends
+ * (a rejection with that hint), so that the leader sends them again even when no new
+ * entry would make it try.
+ */
 export function handleHeartbeat(f: FollowerState, m: HeartbeatMessage): void {
-  f.log.commitTo(Math.min(m.commit, f.log.lastIndex()))
+  const lastIndex = f.log.lastIndex()
+  if (m.commit > lastIndex) {
+    f.outbox.send({
+      type: 'appendResponse',
+      from: f.id,
+      to: m.from,
+      term: f.term,
+      reject: true,
+      index: m.commit,
+      hintIndex: lastIndex,
+      hintTerm: f.log.lastTerm(),
+    })
+  }
+  f.log.commitTo(Math.min(m.commit, lastIndex))
   const response: HeartbeatResponseMessage = {
     type: 'heartbeatResponse',
     from: f.id,

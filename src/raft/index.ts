@@ -20,7 +20,7 @@ export {
 } from './confchange.ts'
 export type { RaftConfig, RaftRestore } from './config.ts'
 export { initialRestore, joinRestore, raftDefaults } from './config.ts'
-export { RaftLog } from './log.ts'
+export { type LogPosition, RaftLog } from './log.ts'
 export { RaftNode } from './raft.ts'
 export type { Random } from './random.ts'
 export { seededRandom } from './random.ts'

@@ -92,6 +92,20 @@ export class Progress {
   maybeDecrTo(rejected: number, matchHint: number): boolean {
     // While a snapshot is on its way, rejections of earlier appends say nothing new.
     if (this.state === 'snapshot') return false
+    if (rejected >= this.match && matchHint < this.match) {
+      // The follower refused an append (or a heartbeat's commit index) at or past what it
+      // acknowledged, and says its log ends below that: it lost entries it had made durable
+      // (a disk that lost synced writes, a data directory put back from a copy). Within one
+      // leader's term a follower's matching prefix never shrinks otherwise: it truncates
+      // only entries that conflict with the leader's. Its match is no longer known, and
+      // counting it would commit entries it does not hold: forget it and probe from the
+      // hint. A rejection of an older append (below `match`) says nothing about the log now
+      // and stays ignored; ignoring these left the follower behind as long as this leader led.
+      this.match = 0
+      this.becomeProbe()
+      this.next = Math.max(1, Math.min(rejected, matchHint + 1))
+      return true
+    }
     if (this.state === 'replicate') {
       // In replicate state only a rejection above `match` is news: the pipeline broke.
       if (rejected <= this.match) return false

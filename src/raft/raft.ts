@@ -11,9 +11,10 @@
  * leader's rules (leader.ts), the follower's half of replication (follower.ts), the vote
  * rules (election.ts), ReadIndex (read-index.ts), the configuration history
  * (conf-history.ts), the log (log.ts), the outgoing messages (outbox.ts), the settings
- * (config.ts). The file stays a little over 600 lines on purpose: each
- * step function names every message its role ignores, so that a new message type does
- * not compile until every role has decided what to do with it.
+ * (config.ts). Long because each step function names every message its role ignores,
+ * so that a new message type does not compile until every role has decided what to do
+ * with it, and the holds on leading (a driver's, a log missing durable entries) sit
+ * beside the elections they stop.
  *
  * Every rule cites where it comes from: "Raft paper §n" is Ongaro and Ousterhout, "In
  * Search of an Understandable Consensus Algorithm" (2014); "dissertation §n" is Ongaro,
@@ -26,7 +27,7 @@ import { raftSettings } from './config.ts'
 import { grantsVote, ignoredInLease, staleTermAnswer } from './election.ts'
 import { type FollowerState, handleAppend, handleHeartbeat, handleSnapshot } from './follower.ts'
 import { Leadership } from './leader.ts'
-import { RaftLog } from './log.ts'
+import { type LogPosition, RaftLog } from './log.ts'
 import { Outbox } from './outbox.ts'
 import { voteOutcome } from './quorum.ts'
 import { ReadIndex } from './read-index.ts'
@@ -73,6 +74,11 @@ export class RaftNode {
   #pendingSnapshot: SnapshotMeta | undefined
   readonly #votes = new Map<NodeId, boolean>()
 
+  /** RaftRestore.lostEntries until the log reaches its index again: no campaigns, votes judged against it. */
+  #lostEntries: LogPosition | undefined
+  /** False while the driver holds this member back from leading (setLeadershipAllowed). */
+  #leadershipAllowed = true
+
   #electionElapsedTicks = 0
   #heartbeatElapsedTicks = 0
   #randomizedElectionTimeoutTicks = 0
@@ -98,6 +104,7 @@ export class RaftNode {
     })
     // After a restart the configuration is the latest in the log, as before the crash (dissertation §4.1).
     this.#confs.rereadFrom(this.#log.firstIndex(), this.#log)
+    this.#lostEntries = restore.lostEntries
     this.#reads = new ReadIndex(this.id)
     this.#lastHardState = hardState
     this.#resetTimers()
@@ -174,6 +181,30 @@ export class RaftNode {
   transferLeadership(to: NodeId): TransferResult {
     if (this.#lead === undefined) return { ok: false, code: 'notLeader', leader: this.#leader }
     return this.#lead.transfer(to)
+  }
+
+  /**
+   * Whether this member may lead. Its driver holds it back (`false`) when it can no longer
+   * lead well — its own data failed its checksums, or its disk refuses writes: it does not
+   * campaign and ignores `timeoutNow`, so a transfer to it fails rather than hand the
+   * cluster to it. It still votes (its log and vote are sound, and its vote may be the one
+   * a majority needs); a vote it cannot persist is never sent anyway (Ready contract).
+   * A leader held back goes on leading until its driver hands leadership over
+   * (`transferLeadership`) or gives it up (`stepDown`).
+   */
+  setLeadershipAllowed(allowed: boolean): void {
+    this.#leadershipAllowed = allowed
+  }
+
+  /**
+   * A leader gives up leadership at once and follows its term with no leader known; the
+   * other voters elect one after their election timeout. Its unanswered reads are dropped.
+   * For a driver that can no longer lead (see `setLeadershipAllowed`), when handing over
+   * (`transferLeadership`) is not possible. Does nothing on a follower.
+   */
+  stepDown(): void {
+    if (this.#role === 'leader' || this.#role === 'candidate' || this.#role === 'preCandidate')
+      this.#becomeFollower(this.#term, noNode)
   }
 
   /**
@@ -403,6 +434,8 @@ export class RaftNode {
       snapshotIndex: this.#log.snapshotIndex,
       confIndex: this.#confs.latestIndex(),
       transferee: this.#lead?.transferee ?? noNode,
+      catchUpTo: this.#stillLost()?.index ?? 0,
+      leadershipAllowed: this.#leadershipAllowed,
       progress: this.#lead?.status() ?? [],
     }
   }
@@ -453,6 +486,7 @@ export class RaftNode {
         leader: this.#leader,
         log: this.#log,
         voteWithoutLogCheck: this.#settings.bugs.voteWithoutLogCheck === true,
+        lostEntries: this.#stillLost(),
       },
       m,
     )
@@ -585,9 +619,30 @@ export class RaftNode {
       this.#settings.electionTimeoutTicks + this.#settings.random.int(this.#settings.electionTimeoutTicks)
   }
 
-  /** Only a voter campaigns: a learner, a removed member or one still joining never does (dissertation §4.2.1). */
+  /**
+   * Only a voter campaigns: a learner, a removed member or one still joining never does
+   * (dissertation §4.2.1); nor one its driver holds back (setLeadershipAllowed); nor one
+   * that lost entries it had made durable and does not hold them again: they may be
+   * committed entries its acknowledgement counted for, and a majority without the member
+   * that acknowledged them could elect it without them.
+   */
   #promotable(): boolean {
-    return this.#confs.latest().voters.includes(this.id)
+    return (
+      this.#leadershipAllowed &&
+      this.#stillLost() === undefined &&
+      this.#confs.latest().voters.includes(this.id)
+    )
+  }
+
+  /**
+   * RaftRestore.lostEntries while the log has not reached its index again. Entries come
+   * only from leaders, whose appends make our log match theirs up to the last one, so a
+   * log that reached the index holds every committed entry up to it again.
+   */
+  #stillLost(): LogPosition | undefined {
+    if (this.#lostEntries !== undefined && this.#log.lastIndex() >= this.#lostEntries.index)
+      this.#lostEntries = undefined
+    return this.#lostEntries
   }
 
   #followerState(): FollowerState {

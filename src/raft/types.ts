@@ -272,6 +272,10 @@ export interface RaftStatus {
   readonly confIndex: number
   /** The member a leadership transfer is under way to, or 0. */
   readonly transferee: NodeId
+  /** While this member misses entries it had made durable: the index its log must reach before it campaigns (0: none missing). */
+  readonly catchUpTo: number
+  /** False while the driver holds this member back from leading (RaftNode.setLeadershipAllowed). */
+  readonly leadershipAllowed: boolean
   /** The leader's view of each member (empty on non-leaders). */
   readonly progress: readonly FollowerStatus[]
 }

@@ -217,7 +217,7 @@ async function buildDataDir(
     const meta = { index: staged.appliedIndex, term: staged.appliedTerm, conf: { voters, learners: [] } }
     const hard = { term: meta.term, vote: 0, commit: meta.index }
     await store.switchToStaged(staged, log.snapshotOperations(meta, [], hard), () => disk.sync())
-    await log.snapshotInstalled(meta, [])
+    await log.snapshotInstalled(meta, [], hard)
     const entries = await directoryEntries(store, options.members, meta.index, meta.term)
     await log.save(entries, { ...hard, commit: meta.index + entries.length })
     await writeClusterId(disk, clusterId)

@@ -7,10 +7,14 @@
 import type { Logger } from 'pino'
 import {
   type ClientOp,
+  type CommitCommand,
   clientBufferBytesMax,
   clientProtocolVersions,
+  commitBytesMax,
+  commitEntryBytes,
   decodeClientFrame,
   encodeFrame,
+  type Invalidation,
   type InvalidationsAnswer,
   type MemberFrame,
   type OpValues,
@@ -24,6 +28,7 @@ import {
 import { BackupStreams } from './backup-streams.ts'
 import type { TokenGrant } from './config.ts'
 import { MemberError } from './errors.ts'
+import { LimitedLog } from './log-limit.ts'
 import type { Member } from './member.ts'
 import {
   ConnectionGate,
@@ -59,6 +64,8 @@ export interface ClientSessionOptions {
   readonly onRequestDone?: (op: ClientOp['op'], ok: boolean, durationMs: number, result?: unknown) => void
   /** The member's budget shared by its connections (src/server/request-gate.ts); one of its own if left out. */
   readonly budget?: MemberRequestBudget
+  /** The member's limit on lines outside input can repeat (log-limit.ts); one of its own if left out. */
+  readonly limitedLog?: LimitedLog
 }
 
 /** A client that has not said hello in this time is disconnected. */
@@ -70,6 +77,28 @@ const helloTimeoutMs = 10_000
 export const requestsInFlightMax = 2 * requestLimitDefaults.requestsQueuedPerConnectionMax
 
 const roleRank: Readonly<Record<TokenRole, number>> = { readOnly: 0, readWrite: 1, admin: 2 }
+const roleNames: Readonly<Record<TokenRole, string>> = {
+  readOnly: 'read-only',
+  readWrite: 'read-write',
+  admin: 'admin',
+}
+
+/**
+ * The invalidate frame of one batch, encoded once and shared by every client of the
+ * member: the driver hands each listener the same array, so with thousands of idle
+ * clients a commit costs one encoding, not one per client. Keyed weakly: a batch's bytes
+ * go when the batch does.
+ */
+const invalidateFrames = new WeakMap<readonly Invalidation[], Uint8Array>()
+
+function invalidateFrame(invalidations: readonly Invalidation[]): Uint8Array {
+  let bytes = invalidateFrames.get(invalidations)
+  if (bytes === undefined) {
+    bytes = encodeFrame({ type: 'invalidate', invalidations })
+    invalidateFrames.set(invalidations, bytes)
+  }
+  return bytes
+}
 
 export class ClientSession {
   readonly #options: ClientSessionOptions
@@ -81,11 +110,13 @@ export class ClientSession {
   #unsubscribe: (() => void) | undefined
   readonly #helloTimer: Timer
   readonly #backups: BackupStreams
+  readonly #limitedLog: LimitedLog
 
   constructor(options: ClientSessionOptions, link: ClientLink) {
     this.#options = options
     this.#link = link
     this.#backups = new BackupStreams(options.member, options.clock)
+    this.#limitedLog = options.limitedLog ?? new LimitedLog(options.logger, options.clock)
     this.#gate = new ConnectionGate(options.budget ?? new MemberRequestBudget(), link)
     this.#helloTimer = options.clock.setTimer(helloTimeoutMs, () => {
       this.#goodbye({ code: 'protocol', message: `No hello within ${helloTimeoutMs} ms.` })
@@ -135,6 +166,10 @@ export class ClientSession {
     } catch (error) {
       this.#options.onRequestDone?.(op.op, false, this.#options.clock.nowMs() - started)
       this.#respondError(id, this.#toWireError(error))
+      // The member's own data failed its checksum: once the client has its answer (and reads
+      // elsewhere), the member stops serving.
+      if (error instanceof ZeoqError && error.code === 'corruption')
+        this.#options.member.reportCorruption(error)
     }
   }
 
@@ -161,7 +196,11 @@ export class ClientSession {
     }
     const grant: TokenGrant | undefined = tokens === undefined ? { role: 'admin', name } : tokens.get(token)
     if (grant === undefined) {
-      this.#options.logger.warn({ remote: this.#link.remote }, 'refused a client with an unknown token')
+      this.#limitedLog.warn(
+        'clientTokenUnknown',
+        { remote: this.#link.remote },
+        'refused a client with an unknown token',
+      )
       this.#goodbye({
         code: 'auth',
         message: 'The token is not known to this cluster.',
@@ -178,7 +217,7 @@ export class ClientSession {
       })
     })
     const invalidationWatch = member.onInvalidation((invalidations) => {
-      this.#send({ type: 'invalidate', invalidations })
+      this.#sendBytes(invalidateFrame(invalidations))
     })
     this.#unsubscribe = () => {
       stopWatch()
@@ -199,10 +238,11 @@ export class ClientSession {
   #require(role: TokenRole, what: string): void {
     const held = this.#role ?? 'readOnly'
     if (roleRank[held] >= roleRank[role]) return
-    // What an admin token allows is refused as auth whatever the role held: the remedy is the admin token.
+    const needs = role === 'admin' ? 'an admin token' : 'a read-write token'
+    // A read-only token refused a write keeps its own code: the client raises ReadOnlyError.
     if (held === 'readOnly' && role === 'readWrite')
-      throw new MemberError('readOnly', `This client's token is read-only; ${what} needs a read-write token.`)
-    throw new MemberError('auth', `${what} needs an ${role} token.`)
+      throw new MemberError('readOnly', `This client's token is read-only; ${what} needs ${needs}.`)
+    throw new MemberError('auth', `This client's token is ${roleNames[held]}; ${what} needs ${needs}.`)
   }
 
   // Long because it is the protocol's dispatch table: one case per client operation, each a
@@ -223,6 +263,7 @@ export class ClientSession {
           op.command.type === 'pack' ? 'admin' : 'readWrite',
           op.command.type === 'pack' ? 'packing' : 'committing',
         )
+        if (op.command.type === 'commit') checkCommitSize(op.command)
         return await member.propose({ ...op.command, proposedTid: 0n })
       case 'load': {
         await this.#readPoint(op.consistency, op.minTid)
@@ -353,6 +394,10 @@ export class ClientSession {
   }
 
   #send(frame: MemberFrame): void {
+    this.#sendBytes(encodeFrame(frame))
+  }
+
+  #sendBytes(bytes: Uint8Array): void {
     if (this.#closed) return
     if (this.#link.bufferedBytes() > clientBufferBytesMax) {
       this.#goodbye({
@@ -362,7 +407,7 @@ export class ClientSession {
       return
     }
     // While reads wait for this connection's answers to be written out, each write wakes them.
-    this.#link.send(encodeFrame(frame), () => this.#gate.pump())
+    this.#link.send(bytes, () => this.#gate.pump())
   }
 
   #goodbye(error: WireError): void {
@@ -398,6 +443,23 @@ function requestClass(op: ClientOp): RequestClass {
     default:
       return 'read'
   }
+}
+
+/**
+ * A commit larger than `commitBytesMax` is refused before it reaches the log, naming the
+ * limit: the client library refuses it before sending, and a client that does not is told
+ * the same. Only a commit whose records come near the limit is measured exactly.
+ */
+function checkCommitSize(commit: Omit<CommitCommand, 'proposedTid'>): void {
+  let dataBytes = 0
+  for (const write of commit.writes) dataBytes += write.record.data.byteLength
+  if (dataBytes < commitBytesMax / 2) return
+  const sizeBytes = commitEntryBytes(commit)
+  if (sizeBytes > commitBytesMax)
+    throw new MemberError(
+      'protocol',
+      `The commit is ${sizeBytes} bytes; the limit (commitBytesMax) is ${commitBytesMax} bytes. Split the transaction into smaller ones.`,
+    )
 }
 
 function maxTid(a: Tid, b: Tid): Tid {

@@ -23,6 +23,8 @@ import type { Entry, Message, NodeId, RaftNode, Ready, SnapshotMessage } from '.
 import type { Disk, LogStore, ObjectStore, StagedSnapshot } from '../storage/index.ts'
 import type { Compaction } from './compaction.ts'
 import { MemberError } from './errors.ts'
+import { HashCheck } from './hash-check.ts'
+import { type Alarms, MemberHealth } from './health.ts'
 import type { MemberBugs, MemberEvents } from './member.ts'
 import type { Membership } from './membership.ts'
 import { type Clock, clockTid, type PeerNetwork, type Timer } from './seams.ts'
@@ -42,6 +44,8 @@ export interface DriverOptions {
   readonly snapshotChunkBytes: number
   readonly snapshotAckTimeoutMs: number
   readonly bugs: MemberBugs
+  /** Between two background consistency checks (hash-check.ts); 0 turns them off. */
+  readonly hashCheckIntervalMs: number
   readonly waiters: Waiters
   readonly compaction: Compaction
   readonly membership: Membership
@@ -62,11 +66,13 @@ export class Driver {
   #loopRunning: Promise<void> | undefined
   #loopAgain = false
   #stopped = false
-  /** Set once the loop hits an error it cannot go on from (a disk failure): the member stops serving. */
-  #fatal: Error | undefined
+  readonly #health: MemberHealth
+  readonly #hashCheck: HashCheck
   #tickTimer: Timer | undefined
   #packStepPending = false
   #leaderChanges = 0
+  /** The leader last logged (0: none known). */
+  #loggedLeader: NodeId = 0
   /** A verified image waiting for the core's Ready to install it, and the Ready count when it was stepped. */
   #staged: { readonly image: StagedSnapshot; readonly index: number; readonly atReady: number } | undefined
   #readyCount = 0
@@ -98,7 +104,32 @@ export class Driver {
       },
       corrupted: (error) => this.#stopServing(error),
       staged: (message, image) => this.#stepStaged(message, image),
-      canStage: () => this.#staged === undefined,
+      canStage: () => this.#staged === undefined && this.#health.takesPart,
+    })
+    this.#health = new MemberHealth({
+      id: options.id,
+      node: options.node,
+      waiters: options.waiters,
+      membership: options.membership,
+      clock: options.clock,
+      logger: options.logger,
+      stopped: () => this.#stopped,
+      sendClientsAway: () => {
+        for (const listener of this.#stopListeners) listener()
+      },
+      kick: () => this.kick(),
+      writesResumed: () => this.#publishSinceLast('the writes done again'),
+    })
+    this.#hashCheck = new HashCheck({
+      id: options.id,
+      node: options.node,
+      store: options.store,
+      network: options.network,
+      clock: options.clock,
+      logger: options.logger,
+      intervalMs: options.hashCheckIntervalMs,
+      mismatch: (report) => this.#health.hashDisagrees(report),
+      corrupted: (error) => this.#health.corruptionFound(error),
     })
   }
 
@@ -120,7 +151,17 @@ export class Driver {
   }
 
   healthy(): boolean {
-    return this.#fatal === undefined
+    return this.#health.healthy()
+  }
+
+  /** What is wrong with this member, one line each, for /status and the metrics; empty when nothing is. */
+  alarms(): Alarms {
+    return this.#health.alarms()
+  }
+
+  /** This member found its own data corrupt (MemberHealth.corruptionFound). */
+  corruptionFound(error: Error): void {
+    this.#health.corruptionFound(error)
   }
 
   onInvalidation(listener: MemberEvents['invalidation']): () => void {
@@ -140,18 +181,13 @@ export class Driver {
         'shuttingDown',
         `Member ${this.#options.id} is shutting down; retry on another member.`,
       )
-    // 'shuttingDown': the client goes to another member, as it does for one that is stopping.
-    if (this.#fatal)
-      throw new MemberError(
-        'shuttingDown',
-        `Member ${this.#options.id} stopped serving (${this.#fatal.message}); use another member.`,
-      )
+    this.#health.checkServing()
   }
 
   /** Starts the clock: ticks feed Raft from now on. */
   start(): void {
     const tick = (): void => {
-      if (this.#stopped || this.#fatal !== undefined) return
+      if (this.#stopped || this.#health.fatal) return
       this.#node.tick()
       this.#membership.maybePromote()
       this.#membership.checkRemoved(true)
@@ -160,6 +196,7 @@ export class Driver {
     }
     this.#tickTimer = this.#options.clock.setTimer(this.#options.tickMs, tick)
     this.#membership.updatePeers()
+    this.#hashCheck.start()
     this.kick()
   }
 
@@ -167,6 +204,8 @@ export class Driver {
   async stop(): Promise<void> {
     this.#stopped = true
     this.#tickTimer?.cancel()
+    this.#health.stop()
+    this.#hashCheck.stop()
     this.#snapshots.stop()
     const error = new MemberError(
       'shuttingDown',
@@ -179,7 +218,9 @@ export class Driver {
 
   /** A batch of messages from peer `from` (PeerNetwork.onMessages). */
   receive(from: NodeId, messages: readonly Message[]): void {
-    if (this.#stopped || this.#fatal) return
+    // A member whose disk refuses writes takes no part: what it cannot persist it must not
+    // take in (its log would grow in memory for as long as the disk is full).
+    if (this.#stopped || !this.#health.takesPart) return
     for (const message of messages) {
       assert.equal(message.from, from, 'the transport delivers only messages from the authenticated peer')
       this.#node.step(message)
@@ -189,7 +230,7 @@ export class Driver {
 
   /** Makes sure the loop runs; it runs one Ready at a time and picks up whatever arrived meanwhile. */
   kick(): void {
-    if (this.#stopped || this.#fatal) return
+    if (this.#stopped || this.#health.fatal) return
     if (this.#loopRunning !== undefined) {
       this.#loopAgain = true
       return
@@ -205,24 +246,9 @@ export class Driver {
     )
   }
 
-  /**
-   * A disk or state-machine failure this member cannot go on from (a failed write, or its
-   * own data failing its checksums where every member must read it): it stops taking part,
-   * so the others elect a leader with healthy data; /healthz says so, and the operator
-   * rebuilds it from a healthy replica (docs/operations.md).
-   */
+  /** A failure this member cannot go on from (MemberHealth.stopServing): its clock stops too. */
   #stopServing(error: Error): void {
-    if (this.#fatal !== undefined) return
-    this.#fatal = error
-    this.#tickTimer?.cancel()
-    this.#log.fatal({ err: error }, 'the member stopped serving: its disk or state machine failed')
-    this.#waiters.failAll(
-      new MemberError(
-        'shuttingDown',
-        `Member ${this.#options.id} stopped serving (${error.message}); use another member.`,
-      ),
-    )
-    for (const listener of this.#stopListeners) listener()
+    if (this.#health.stopServing(error)) this.#tickTimer?.cancel()
   }
 
   async #loop(): Promise<void> {
@@ -236,7 +262,7 @@ export class Driver {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
-    if (rd.softState !== undefined && rd.softState.leader !== 0) this.#leaderChanges++
+    if (rd.softState !== undefined) this.#noteLeader(rd.softState.leader)
     // Appends may leave before our own write: the leader persists in parallel (dissertation §10.2.1).
     this.#send(rd.messages)
     const ackEarly = this.#options.bugs.ackBeforeSync === true
@@ -247,13 +273,19 @@ export class Driver {
       // A staged image the core did not take (its log already covered it) is dropped.
       if (this.#staged !== undefined && this.#staged.atReady < this.#readyCount) this.#staged = undefined
       if (rd.entries.length > 0 || rd.hardState !== undefined) {
-        await this.#options.logStore.save(rd.entries, rd.hardState)
+        await this.#health.durably('persisting the Raft log', () =>
+          this.#options.logStore.save(rd.entries, rd.hardState),
+        )
         this.#options.compaction.noteEntries(rd.entries)
       }
     }
     if (!ackEarly) this.#send(rd.messagesAfterPersist)
     const configApplied = rd.committedEntries.some((entry) => entry.kind === 'config')
-    if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries)
+    if (rd.committedEntries.length > 0)
+      await this.#health.durably('applying committed entries', () =>
+        // A retry applies what the refused attempt did not (its earlier batches may have landed).
+        this.#applyCommitted(rd.committedEntries.filter((entry) => entry.index > this.#store.appliedIndex)),
+      )
     for (const read of rd.readStates) this.#waiters.readAt(read.requestId, read.index)
     for (const requestId of rd.droppedReads) this.#waiters.dropRead(requestId, this.#membership.notLeader())
     this.#node.advance(rd)
@@ -263,8 +295,37 @@ export class Driver {
       this.#membership.updatePeers()
     if (configApplied) this.#membership.checkRemoved()
     this.#membership.maybeSeedDirectory()
-    await this.#options.compaction.maybeCompact(this.#store.appliedIndex)
+    await this.#health.durably('compacting the Raft log', () =>
+      this.#options.compaction.maybeCompact(this.#store.appliedIndex),
+    )
     this.#waiters.readyHandled()
+  }
+
+  /** Counts and logs a change of leader, as this member sees it (the core reports it in a Ready's soft state). */
+  #noteLeader(leader: NodeId): void {
+    if (leader === this.#loggedLeader) return
+    this.#loggedLeader = leader
+    if (leader === 0) return
+    this.#leaderChanges++
+    const term = this.#node.status().term
+    this.#log.info({ term, leader, self: leader === this.#options.id }, `member ${leader} leads term ${term}`)
+  }
+
+  /**
+   * Applies committed entries, stopping once at the index where the consistency check
+   * owes a digest (hash-check.ts) so that it is taken of the state at exactly that index.
+   */
+  async #applyCommitted(entries: readonly Entry[]): Promise<void> {
+    const cut = this.#hashCheck.pendingIndex()
+    const split = cut === undefined ? -1 : entries.findIndex((entry) => entry.index === cut)
+    if (split >= 0 && split < entries.length - 1) {
+      await this.#apply(entries.slice(0, split + 1))
+      this.#hashCheck.applied(this.#store.appliedIndex)
+      await this.#apply(entries.slice(split + 1))
+    } else if (entries.length > 0) {
+      await this.#apply(entries)
+    }
+    this.#hashCheck.applied(this.#store.appliedIndex)
   }
 
   /** Applies one Ready's committed entries in one batch (ObjectStore.applyAll), then answers in order. */
@@ -314,18 +375,27 @@ export class Driver {
       // until the switch's sync completes is the half being switched in.
       this.#staged = undefined
     }
-    await this.#options.logStore.snapshotInstalled(meta, rd.entries)
+    await this.#options.logStore.snapshotInstalled(meta, rd.entries, rd.hardState)
     this.#options.compaction.restarted(meta.index, rd.entries)
     await this.#membership.loadDirectory()
     this.#log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader')
-    // Clients of this member must hear what the image changed since their last invalidation.
+    this.#hashCheck.applied(this.#store.appliedIndex)
+    await this.#publishSinceLast('the snapshot')
+  }
+
+  /**
+   * Clients of this member hear what changed since their last invalidation when the state
+   * machine moved without `#publish`: a snapshot was installed, or an apply the disk refused
+   * half-way was done again (its results, and so its invalidations, were lost).
+   */
+  async #publishSinceLast(what: string): Promise<void> {
     try {
       const invalidations = await this.#store.invalidationsSince(this.#publishedTid)
       if (invalidations.length > 0) {
         for (const listener of this.#listeners) listener(invalidations)
       }
     } catch (error) {
-      this.#log.warn({ err: error }, 'clients of this member cannot be told what the snapshot changed')
+      this.#log.warn({ err: error }, `clients of this member cannot be told what ${what} changed`)
     }
     this.#publishedTid = this.#store.lastTransaction()
     this.#waiters.publishedTo(this.#publishedTid)
@@ -334,7 +404,7 @@ export class Driver {
 
   /** A verified image is staged: step its `snapshot` message into the core. */
   #stepStaged(message: SnapshotMessage, image: StagedSnapshot): void {
-    if (this.#stopped || this.#fatal) return
+    if (this.#stopped || this.#health.fatal) return
     this.#staged = { image, index: message.snapshot.index, atReady: this.#readyCount }
     this.#node.step(message)
     this.kick()

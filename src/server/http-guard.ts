@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
+import { LimitedLog } from './log-limit.ts'
 import type { Clock } from './seams.ts'
 
 export interface ConnectionLimits {
@@ -40,9 +41,6 @@ export const descriptorsReservedForStore = 256
 
 /** After an EMFILE, new connections are closed for this long, so the store gets descriptors back first. */
 const acceptPauseMs = 1_000
-
-/** Refusals of the same kind are logged at most this often, so junk connections cannot grow the log without bound. */
-const refusalLogIntervalMs = 10_000
 
 /**
  * The soft open-files limit of this process, read from /proc on Linux; undefined
@@ -102,13 +100,8 @@ export function guardServer(
   const byAddress = new Map<string, number>()
   let open = 0
   let acceptPausedUntilMs = 0
-  const lastLogMs = new Map<string, number>()
-  const logRefusal = (kind: string, fields: Record<string, unknown>, message: string): void => {
-    const now = clock.nowMs()
-    if (now - (lastLogMs.get(kind) ?? Number.NEGATIVE_INFINITY) < refusalLogIntervalMs) return
-    lastLogMs.set(kind, now)
-    logger.warn(fields, message)
-  }
+  // A flood of refused connections costs a few lines per window, not one each.
+  const refusals = new LimitedLog(logger, clock)
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '?'
     const fromAddress = byAddress.get(address) ?? 0
@@ -118,7 +111,7 @@ export function guardServer(
     else if (fromAddress >= limits.connectionsPerAddressMax)
       refusal = `${fromAddress} connections are open from this address (the cap)`
     if (refusal !== undefined) {
-      logRefusal(refusal.split(' ')[0] ?? 'refused', { remote: address }, `connection refused: ${refusal}`)
+      refusals.warn('connectionRefused', { remote: address }, `connection refused: ${refusal}`)
       socket.destroy()
       return
     }
@@ -137,7 +130,11 @@ export function guardServer(
     // Node reports a failed accept() on the server; without a listener it would crash the member.
     if (error.code === 'EMFILE' || error.code === 'ENFILE') {
       acceptPausedUntilMs = clock.nowMs() + acceptPauseMs
-      logRefusal('emfile', { code: error.code }, 'out of file descriptors: not accepting for a moment')
+      refusals.warn(
+        'outOfDescriptors',
+        { code: error.code },
+        'out of file descriptors: not accepting for a moment',
+      )
       return
     }
     logger.error({ err: error }, 'listening socket failed')

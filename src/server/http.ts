@@ -22,6 +22,7 @@ import { Activity } from './activity.ts'
 import { type ClientLink, ClientSession } from './client-session.ts'
 import type { StatusAuth, TokenGrant } from './config.ts'
 import { type ConnectionLimits, guardServer } from './http-guard.ts'
+import { LimitedLog } from './log-limit.ts'
 import type { Member } from './member.ts'
 import type { PeerWs } from './peer-ws.ts'
 import { MemberRequestBudget } from './request-gate.ts'
@@ -63,9 +64,11 @@ export interface MemberHttp {
   close(): Promise<void>
 }
 
-function wsLink(socket: WebSocket, remote: string, logger: Logger): ClientLink {
+function wsLink(socket: WebSocket, remote: string, log: LimitedLog): ClientLink {
   // A socket error (an oversized frame, a reset) closes that one connection, never the member.
-  socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'client connection failed'))
+  socket.on('error', (error) =>
+    log.debug('clientSocketFailed', { remote, err: error.message }, 'client connection failed'),
+  )
   return {
     remote,
     send: (bytes, onWritten) => socket.send(bytes, onWritten === undefined ? undefined : () => onWritten()),
@@ -86,6 +89,7 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)
 }
 
+// Long because it is a list: one gauge or counter per metric, each a few lines.
 function metricsFor(
   member: Member,
   clients: () => number,
@@ -150,6 +154,22 @@ function metricsFor(
     registers: [registry],
     collect() {
       this.set(clients())
+    },
+  })
+  new Gauge({
+    name: 'zeoq_corruption_alarm',
+    help: '1 once this member found its own data corrupt, or the consistency check found states that differ (see /status alarms).',
+    registers: [registry],
+    collect() {
+      this.set(member.alarms().corruption.length > 0 ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: 'zeoq_disk_write_failing',
+    help: "1 while the disk refuses this member's writes (it neither leads nor takes part meanwhile).",
+    registers: [registry],
+    collect() {
+      this.set(member.alarms().disk.length > 0 ? 1 : 0)
     },
   })
   new Gauge({
@@ -330,10 +350,16 @@ function statusRouter(options: MemberHttpOptions, registry: Registry, activity: 
 
 function healthRoute(member: Member, path: string): Reply {
   switch (path) {
-    case '/healthz':
-      return member.healthy() ? text(200, 'ok\n') : text(503, 'failed\n')
+    case '/healthz': {
+      if (member.healthy()) return text(200, 'ok\n')
+      const { corruption, disk } = member.alarms()
+      const why = [...corruption, ...disk]
+      return text(503, `failed${why.length > 0 ? `: ${why.join('; ')}` : ''}\n`)
+    }
     case '/readyz': {
       const status = member.status()
+      if (status.catchUpTo > 0)
+        return text(503, `not ready: getting back lost log entries up to ${status.catchUpTo}\n`)
       const ready = member.healthy() && status.leader !== 0 && member.store.appliedIndex >= status.commit
       return ready ? text(200, 'ready\n') : text(503, 'not ready: no leader known or still applying\n')
     }
@@ -380,6 +406,8 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
   const { member, logger } = options
   const sessions = new Set<ClientSession>()
   const budget = new MemberRequestBudget()
+  // One limit per member on the lines that junk from outside can repeat.
+  const limitedLog = new LimitedLog(logger, options.clock)
   const activity = new Activity(options.clock)
   const { registry, observe } = metricsFor(member, () => sessions.size, activity)
   const full = statusRouter(options, registry, activity)
@@ -399,8 +427,10 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
     if (path === '/peer') {
       peerServer.handleUpgrade(req, socket, head, (ws) => {
-        ws.on('error', (error) => logger.debug({ remote, err: error.message }, 'peer connection failed'))
-        options.peers.acceptInbound(ws)
+        ws.on('error', (error) =>
+          limitedLog.debug('peerSocketFailed', { remote, err: error.message }, 'peer connection failed'),
+        )
+        options.peers.acceptInbound(ws, remote)
       })
     } else if (path === '/client') {
       clientServer.handleUpgrade(req, socket, head, (ws) => {
@@ -414,8 +444,9 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
             logger,
             onRequestDone: observe,
             budget,
+            limitedLog,
           },
-          wsLink(ws, remote, logger),
+          wsLink(ws, remote, limitedLog),
         )
         sessions.add(session)
         ws.on('close', () => sessions.delete(session))

@@ -18,6 +18,7 @@
 import type { Logger } from 'pino'
 import {
   type Command,
+  CorruptionError,
   encodeCommand,
   type Invalidation,
   type MemberStatus,
@@ -36,6 +37,7 @@ import { type Disk, LogStore, ObjectStore } from '../storage/index.ts'
 import { Compaction, type CompactionOptions } from './compaction.ts'
 import { Driver } from './driver.ts'
 import { MemberError } from './errors.ts'
+import { hashCheckIntervalMsDefault } from './hash-check.ts'
 import { type MemberInfo, Membership } from './membership.ts'
 import { type Clock, clockTid, type PeerNetwork } from './seams.ts'
 import { snapshotAckTimeoutMsDefault } from './snapshots.ts'
@@ -84,6 +86,12 @@ export interface MemberOptions extends CompactionOptions {
    * @default 10 000
    */
   readonly invalidationWindowTxns?: number
+  /**
+   * Between two background consistency checks of the members' state machines (the leader
+   * compares digests taken at the same log index; src/server/hash-check.ts). Each reads
+   * the whole store once per member. 0 turns the check off. @default 10 minutes
+   */
+  readonly hashCheckIntervalMs?: number
 }
 
 /**
@@ -173,6 +181,7 @@ export class Member {
       snapshotChunkBytes: options.snapshotChunkBytes ?? snapshotChunkBytesDefault,
       snapshotAckTimeoutMs: options.snapshotAckTimeoutMs ?? snapshotAckTimeoutMsDefault,
       bugs: options.bugs ?? {},
+      hashCheckIntervalMs: options.hashCheckIntervalMs ?? hashCheckIntervalMsDefault,
       waiters: this.#waiters,
       compaction: this.#compaction,
       membership: this.#membership,
@@ -199,6 +208,14 @@ export class Member {
         if (persisted.snapshotIndex === 0) await logStore.saveInitialConf(snapshotConf)
       }
     }
+    const logEnd = persisted.firstIndex - 1 + persisted.entries.length
+    if (store.appliedIndex > logEnd)
+      // The state machine cannot be rewound, and the configuration changes among the lost
+      // entries cannot be recovered: only a rebuild from a healthy member is safe.
+      throw new CorruptionError(
+        'the Raft log',
+        `it ends at ${logEnd} but the state machine applied up to ${store.appliedIndex}: log records were lost after they were applied`,
+      )
     const node = new RaftNode(
       {
         id: options.id,
@@ -212,8 +229,18 @@ export class Member {
         entries: persisted.entries,
         snapshot: { index: persisted.firstIndex - 1, term: persisted.snapshotTerm, conf: snapshotConf },
         applied: store.appliedIndex,
+        ...(persisted.lostEntries === undefined ? {} : { lostEntries: persisted.lostEntries }),
       },
     )
+    if (persisted.lostEntries !== undefined) {
+      const lastIndex = logEnd
+      options.logger.error(
+        { lastIndex, durableIndex: persisted.lostEntries.index, durableTerm: persisted.lostEntries.term },
+        `the Raft log ends at ${lastIndex} but entries up to ${persisted.lostEntries.index} were made durable before: ` +
+          'the disk lost synced writes, or the data directory was put back from an older copy. This member ' +
+          'will not campaign until the leader has sent them again (docs/operations.md, "A log that went backwards").',
+      )
+    }
     const member = new Member(options, node, logStore, store)
     member.#compaction.noteEntries(persisted.entries)
     await member.#membership.loadDirectory()
@@ -371,9 +398,22 @@ export class Member {
     return this.#membership.handOff()
   }
 
-  /** False once the member has stopped serving after a disk or state machine failure. */
+  /** False once the member has stopped serving after a failure, while its disk refuses writes, or once its data is corrupt. */
   healthy(): boolean {
     return this.#driver.healthy()
+  }
+
+  /**
+   * A read found this member's own data corrupt (a checksum failed): it stops serving
+   * clients and leading, for good (Driver#corruptionFound).
+   */
+  reportCorruption(error: Error): void {
+    this.#driver.corruptionFound(error)
+  }
+
+  /** What is wrong with this member (corruption found, a state that differs, a disk refusing writes). */
+  alarms(): { readonly corruption: readonly string[]; readonly disk: readonly string[] } {
+    return this.#driver.alarms()
   }
 
   counters(): { readonly leaderChanges: number } {
@@ -383,6 +423,7 @@ export class Member {
   /** The member at a glance, for `zeoq status`, /status and the status operation. */
   memberStatus(members: readonly { readonly id: number; readonly url: string }[]): MemberStatus {
     const raft = this.#node.status()
+    const alarms = this.#driver.alarms()
     return {
       id: this.id,
       url: members.find((m) => m.id === this.id)?.url ?? this.#membership.urlOf(this.id),
@@ -395,6 +436,7 @@ export class Member {
       lastTid: this.store.lastTransaction(),
       clients: this.#driver.clientCount,
       lagEntries: raft.progress.map((p) => ({ id: p.id, lag: Math.max(0, raft.lastIndex - p.match) })),
+      alarms: [...alarms.corruption, ...alarms.disk],
     }
   }
 }

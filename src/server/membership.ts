@@ -262,6 +262,11 @@ export class Membership {
   /** See Member.transferLeadership. */
   async transferLeadership(to: NodeId, waitMs = this.#electionTimeoutMs() * 2): Promise<void> {
     this.#host.checkServing()
+    await this.#transfer(to, waitMs)
+  }
+
+  /** A transfer by the member itself: also when it no longer serves clients (a hand-off after corrupt data). */
+  async #transfer(to: NodeId, waitMs: number): Promise<void> {
     const { node, clock, waiters } = this.#host
     const result = node.transferLeadership(to)
     if (!result.ok) {
@@ -330,10 +335,10 @@ export class Membership {
     const to = candidates[0]
     if (to === undefined) return
     try {
-      await this.transferLeadership(to.id)
-      this.#host.logger.info({ to: to.id }, 'handed leadership over before stopping')
+      await this.#transfer(to.id, this.#electionTimeoutMs() * 2)
+      this.#host.logger.info({ to: to.id }, 'handed leadership over')
     } catch (error) {
-      this.#host.logger.warn({ err: error, to: to.id }, 'leadership hand-off failed; stopping anyway')
+      this.#host.logger.warn({ err: error, to: to.id }, 'leadership hand-off failed')
     }
   }
 }

@@ -22,7 +22,8 @@ import {
 } from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
 import { type ClusterIdentity, fixedClusterIdentity } from './cluster-identity.ts'
-import type { Clock, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
+import { LimitedLog } from './log-limit.ts'
+import type { Clock, HashFrame, PeerNetwork, SnapshotFrame, Timer } from './seams.ts'
 
 export interface PeerWsOptions {
   readonly id: NodeId
@@ -108,6 +109,8 @@ class OutboundLink {
     this.#socket?.terminate()
   }
 
+  // Long because the dialler's half of the handshake (challenge, auth, authOk or refused)
+  // reads best as one sequence in one place, beside the socket it runs on.
   #dial(): void {
     const { options } = this.#net
     const socket = new WebSocket(`${this.#url.replace(/\/$/, '')}/peer`, {
@@ -125,7 +128,11 @@ class OutboundLink {
     socket.on('message', (data: Buffer) => {
       const decoded = decodePeerFrame(data, options.frameBytesMax)
       if (!decoded.ok) {
-        options.logger.warn({ peer: this.#to, err: decoded.error.message }, 'malformed frame from peer')
+        this.#net.limitedLog.warn(
+          'peerFrameMalformed',
+          { peer: this.#to, url: this.#url, err: decoded.error.message },
+          'malformed frame from peer',
+        )
         socket.terminate()
         return
       }
@@ -227,9 +234,13 @@ export class PeerWs implements PeerNetwork {
   #closed = false
   #handler: (from: NodeId, messages: readonly Message[]) => void = () => {}
   #snapshotHandler: (from: NodeId, frame: SnapshotFrame) => void = () => {}
+  #hashHandler: (from: NodeId, frame: HashFrame) => void = () => {}
+  /** Lines junk from outside can repeat at will, limited per kind. */
+  readonly limitedLog: LimitedLog
 
   constructor(options: PeerWsOptions) {
     this.options = options
+    this.limitedLog = new LimitedLog(options.logger, options.clock)
     this.random = options.random ?? cryptoUnitRandom
     this.cluster = options.cluster ?? fixedClusterIdentity()
     this.#peers = new Map(options.peers)
@@ -262,6 +273,14 @@ export class PeerWs implements PeerNetwork {
     return this.#links.get(to)?.sendFrame(frame) ?? false
   }
 
+  sendHashFrame(to: NodeId, frame: HashFrame): boolean {
+    return this.#links.get(to)?.sendFrame(frame) ?? false
+  }
+
+  onHashFrame(handler: (from: NodeId, frame: HashFrame) => void): void {
+    this.#hashHandler = handler
+  }
+
   onSnapshotFrame(handler: (from: NodeId, frame: SnapshotFrame) => void): void {
     this.#snapshotHandler = handler
   }
@@ -274,15 +293,20 @@ export class PeerWs implements PeerNetwork {
     this.#handler = handler
   }
 
-  /** A peer dialled us: challenge it, then accept its Raft frames. */
-  acceptInbound(socket: WebSocket): void {
+  /**
+   * A peer dialled us from `remote` (address:port, for logs): challenge it, then accept its
+   * Raft frames. A dialler is told which member it reached (the challenge says so anyway)
+   * but nothing about the configuration until it has proved it holds the cluster secret:
+   * otherwise anyone could list the member ids by asking for each in turn.
+   */
+  acceptInbound(socket: WebSocket, remote: string): void {
     const { options } = this
     this.#inbound.set(socket, undefined)
     const nonce = randomBytes(peerNonceBytes)
     let peer: NodeId | undefined
     let admitting = false
     const refuse = (reason: string): void => {
-      options.logger.warn({ reason }, 'refused a peer connection')
+      this.limitedLog.warn('peerRefused', { remote, peer, reason }, 'refused a peer connection')
       socket.send(encodePeerFrame({ type: 'refused', reason }), () => socket.terminate())
     }
     const handshake = options.clock.setTimer(handshakeTimeoutMs, () => socket.terminate())
@@ -327,6 +351,10 @@ export class PeerWs implements PeerNetwork {
         this.#snapshotHandler(from, frame)
         return
       }
+      if (frame.type === 'hashRequest' || frame.type === 'hashReply') {
+        this.#hashHandler(from, frame)
+        return
+      }
       if (frame.type !== 'raft') return refuse(`unexpected ${frame.type} frame after authentication`)
       const misaddressed = frame.messages.find((m: RaftWireMessage) => m.from !== from || m.to !== options.id)
       if (misaddressed !== undefined)
@@ -350,10 +378,11 @@ export class PeerWs implements PeerNetwork {
     if (frame.version !== peerProtocolVersion)
       return `peer protocol version ${frame.version} is not ${peerProtocolVersion}`
     if (frame.to !== options.id) return `this is member ${options.id}, not ${frame.to}`
-    if (!this.#peers.has(frame.id) || frame.id === options.id)
-      return `member ${frame.id} is not in this cluster's configuration`
     const expected = peerMac(options.secret, `zeoq-peer ${frame.id}->${options.id}`, nonce, frame.nonce)
     if (!sameMac(frame.mac, expected)) return 'authentication failed: wrong cluster secret'
+    // Only a dialler holding the secret learns whether its id is one of ours.
+    if (!this.#peers.has(frame.id) || frame.id === options.id)
+      return `member ${frame.id} is not in this cluster's configuration`
     return undefined
   }
 

@@ -134,6 +134,7 @@ export async function runMember(
       compactEntries: config.compactEntries,
       compactTailEntries: config.compactTailEntries,
       invalidationWindowTxns: config.invalidationWindow,
+      hashCheckIntervalMs: config.hashCheckInterval * 1000,
     })
   } catch (error) {
     await peers.close()

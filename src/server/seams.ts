@@ -3,7 +3,14 @@
  * real process they are Node's timers and WebSockets; in the simulator they are virtual.
  * (The other two seams are Random, from src/raft, and Disk, from src/storage.)
  */
-import { type SnapshotAckFrame, type SnapshotChunkFrame, type Tid, tidFromTimeMs } from '../protocol/index.ts'
+import {
+  type HashReplyFrame,
+  type HashRequestFrame,
+  type SnapshotAckFrame,
+  type SnapshotChunkFrame,
+  type Tid,
+  tidFromTimeMs,
+} from '../protocol/index.ts'
 import type { Message, NodeId } from '../raft/index.ts'
 
 export interface Timer {
@@ -49,6 +56,13 @@ export interface PeerNetwork {
   onSnapshotFrame?(handler: (from: NodeId, frame: SnapshotFrame) => void): void
   /** The members to talk to changed (membership): dial new ones, drop removed ones. */
   setPeers?(peers: ReadonlyMap<NodeId, string>): void
+  /**
+   * Sends one frame of the background consistency check (src/server/hash-check.ts);
+   * false when it was not sent. Optional: without it, the check does not run.
+   */
+  sendHashFrame?(to: NodeId, frame: HashFrame): boolean
+  onHashFrame?(handler: (from: NodeId, frame: HashFrame) => void): void
 }
 
 export type SnapshotFrame = SnapshotChunkFrame | SnapshotAckFrame
+export type HashFrame = HashRequestFrame | HashReplyFrame

@@ -36,7 +36,9 @@ function members(list) {
     if (m.error) { body.append(row([m.id, m.url, 'unreachable', '', '', '', '', '', m.error], 'down')); continue }
     const s = m.status
     const lag = (s.lagEntries || []).map((l) => l.id + ': ' + l.lag).join(', ')
-    body.append(row([s.id, s.url, s.role, s.term, s.commit, s.applied, s.clients, tidTime(s.lastTid), lag], s.role === 'leader' ? 'leader' : ''))
+    const alarms = (s.alarms || []).join('; ')
+    const role = alarms === '' ? s.role : s.role + ' — alarm: ' + alarms
+    body.append(row([s.id, s.url, role, s.term, s.commit, s.applied, s.clients, tidTime(s.lastTid), lag], alarms !== '' ? 'down' : s.role === 'leader' ? 'leader' : ''))
   }
 }
 function chart(samples) {

@@ -7,6 +7,8 @@
  * same results.
  */
 import assert from 'node:assert/strict'
+import { open, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { AbstractLevel } from 'abstract-level'
 import { ClassicLevel } from 'classic-level'
 import { MemoryLevel } from 'memory-level'
@@ -30,19 +32,95 @@ const dbOptions = { keyEncoding: 'view', valueEncoding: 'view' } as const
 const syncKey = new TextEncoder().encode('~sync')
 const syncValue = new Uint8Array(0)
 
-/** Opens (creating if missing) a LevelDB database at `path`. */
 /** LevelDB's own default of table files it keeps open; the member lowers it under a small open-files limit. */
 export const storeOpenFilesDefault = 1_000
 
-export async function openClassicDisk(path: string, maxOpenFiles = storeOpenFilesDefault): Promise<Disk> {
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(path, { ...dbOptions, maxOpenFiles })
+/** For tests: a small memtable (to make LevelDB switch log files soon) and a spy on the fsyncs. */
+export interface ClassicDiskTesting {
+  readonly writeBufferBytes?: number
+  readonly fsyncFile?: (path: string) => Promise<void>
+}
+
+/** Opens (creating if missing) a LevelDB database at `path`. */
+export async function openClassicDisk(
+  path: string,
+  maxOpenFiles = storeOpenFilesDefault,
+  testing: ClassicDiskTesting = {},
+): Promise<Disk> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(path, {
+    ...dbOptions,
+    maxOpenFiles,
+    ...(testing.writeBufferBytes === undefined ? {} : { writeBufferSize: testing.writeBufferBytes }),
+  })
   await db.open()
+  const logFiles = new LogFileSync(path, testing.fsyncFile ?? fsyncPath)
   return {
     db,
-    // LevelDB appends every write to one write-ahead log; a synced write fsyncs that log,
-    // and so every earlier write with it.
-    sync: () => db.put(syncKey, syncValue, { sync: true }),
+    // LevelDB appends every write to a write-ahead log; a synced write fsyncs that log,
+    // and so every earlier write in it. Earlier writes in a log file LevelDB has since
+    // switched away from are another matter (LogFileSync).
+    sync: async () => {
+      await db.put(syncKey, syncValue, { sync: true })
+      await logFiles.syncSwitched()
+    },
     close: () => db.close(),
+  }
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
+ * Why a synced write alone does not make every earlier write durable in LevelDB (read in
+ * its source, db_impl.cc, 1.20 as bundled by classic-level): when the memtable fills,
+ * `MakeRoomForWrite` opens a new log file and closes the old one without fsyncing it. A
+ * synced write then fsyncs only the new file. The old file's last records sit in the page
+ * cache until the background flush has written the memtable to a table file (which is
+ * synced) and deleted the old log. A power loss in that window loses writes made before
+ * the switch while the synced write after it survives: entries acknowledged as durable
+ * disappear, and later writes (a hard state) stay. Nor is the directory fsynced when a log
+ * file is created, so the new file itself may vanish.
+ *
+ * So after each synced write, the member looks at the log files present: when the set
+ * changed since the last sync, it fsyncs every log file and the directory. Most syncs find
+ * one log file, the same as before, and cost a directory listing.
+ */
+class LogFileSync {
+  readonly #dir: string
+  readonly #fsync: (path: string) => Promise<void>
+  #lastSet = ''
+
+  constructor(dir: string, fsync: (path: string) => Promise<void>) {
+    this.#dir = dir
+    this.#fsync = fsync
+  }
+
+  async syncSwitched(): Promise<void> {
+    const names = (await readdir(this.#dir)).filter((name) => /^\d+\.log$/.test(name)).sort()
+    const set = names.join(',')
+    if (set === this.#lastSet) return
+    for (const name of names) {
+      try {
+        await this.#fsync(join(this.#dir, name))
+      } catch (error) {
+        // Deleted meanwhile: its memtable was flushed to a synced table, nothing to lose.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      }
+    }
+    try {
+      await this.#fsync(this.#dir)
+    } catch (error) {
+      // Some platforms and filesystems cannot fsync a directory (Windows, some network mounts).
+      const code = (error as NodeJS.ErrnoException).code
+      if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL') throw error
+    }
+    this.#lastSet = set
   }
 }
 

@@ -2,10 +2,18 @@
  * The Raft log and hard state of one member, in the same database as its state machine.
  *
  * Entry key: u64 index (big-endian). Entry value, sealed with a checksum over key and
- * payload: u64 term ‖ u8 kind ‖ data. Hard state: u64 term ‖ u64 vote ‖ u64 commit.
- * The compaction mark (index and term of the last discarded entry, i.e. the snapshot's)
- * sits beside the hard state. `save` writes entries and hard state in one batch with
- * one sync: the write Raft requires before answering (Raft paper Figure 2).
+ * payload: u64 term ‖ u8 kind ‖ data. Hard state: u64 term ‖ u64 vote ‖ u64 commit ‖
+ * u64 durable index ‖ u64 durable term (a 24-byte record is an older log's, without the
+ * last two). The compaction mark (index and term of the last discarded entry, i.e. the
+ * snapshot's) sits beside the hard state. `save` writes entries and hard state in one
+ * batch with one sync: the write Raft requires before answering (Raft paper Figure 2).
+ *
+ * The durable index and term are the watermark: the last entry of the log as far as any
+ * write has made it durable (and so as far as the member may have acknowledged it). Every
+ * write of entries rewrites the hard state record with it, so a later write that survives
+ * carries it past an earlier one that was lost: at load, a log ending below its watermark
+ * has lost entries it had acknowledged (`LoadedLog.lostEntries`). It only moves back when
+ * the member itself replaces a conflicting suffix (those entries were never committed).
  */
 import assert from 'node:assert/strict'
 import type { AbstractSublevel } from 'abstract-level'
@@ -55,6 +63,17 @@ export interface LoadedLog {
   readonly firstIndex: number
   /** Every stored entry, from `firstIndex` on, checked. */
   readonly entries: readonly StoredEntry[]
+  /**
+   * The watermark (index and term of the last entry ever made durable) when the log ends
+   * below it: entries were lost after they were synced. Undefined when nothing is missing.
+   */
+  readonly lostEntries: LogPosition | undefined
+}
+
+/** A log position: an entry's index and term. */
+export interface LogPosition {
+  readonly index: number
+  readonly term: number
 }
 
 type Sublevel = AbstractSublevel<DiskDb, string | Buffer | Uint8Array, Uint8Array, Uint8Array>
@@ -73,6 +92,10 @@ export class LogStore {
   /** Term and vote of the last saved hard state: a change of either must be synced. */
   #syncedTerm = 0
   #syncedVote = 0
+  /** The last hard state saved: written again, with the watermark, beside every save of entries. */
+  #hardState: StoredHardState = { term: 0, vote: 0, commit: 0 }
+  /** The watermark as last written (see the file's opening). */
+  #durable: LogPosition = { index: 0, term: 0 }
 
   private constructor(disk: Disk) {
     this.#disk = disk
@@ -96,12 +119,15 @@ export class LogStore {
   /** Reads everything at startup, verifying every checksum. Throws `CorruptionError` on damage. */
   async load(): Promise<LoadedLog> {
     const hardSealed = await this.#hard.get(hardStateKey)
-    const hardState =
+    const stored =
       hardSealed === undefined
-        ? { term: 0, vote: 0, commit: 0 }
+        ? { hardState: { term: 0, vote: 0, commit: 0 }, durable: { index: 0, term: 0 } }
         : decodeHardState(unseal(hardStateKey, hardSealed, () => 'hard state'))
+    const { hardState } = stored
     this.#syncedTerm = hardState.term
     this.#syncedVote = hardState.vote
+    this.#hardState = hardState
+    this.#durable = stored.durable
     const compactedSealed = await this.#hard.get(compactedKey)
     if (compactedSealed !== undefined) {
       const payload = unseal(compactedKey, compactedSealed, () => 'log compaction mark')
@@ -141,6 +167,7 @@ export class LogStore {
       snapshotConf: this.#compactedConf,
       firstIndex: this.#compactedIndex + 1,
       entries,
+      lostEntries: this.#durable.index > this.#lastIndex ? this.#durable : undefined,
     }
   }
 
@@ -159,7 +186,7 @@ export class LogStore {
    * on, and saves `hardState` if given: one atomic batch, one sync.
    */
   async save(entries: readonly StoredEntry[], hardState: StoredHardState | undefined): Promise<void> {
-    const { operations, lastIndex } = this.#saveOperations(entries, hardState, this.#lastIndex)
+    const { operations, lastIndex, durable } = this.#saveOperations(entries, hardState, this.#lastIndex)
     if (operations.length === 0) return
     // One batch across both sublevels, then one sync: entries and vote become durable together.
     // A hard state whose term and vote are unchanged only moved the commit index, which a
@@ -174,20 +201,35 @@ export class LogStore {
     if (hardState !== undefined) {
       this.#syncedTerm = hardState.term
       this.#syncedVote = hardState.vote
+      this.#hardState = hardState
     }
+    this.#durable = durable
     this.#lastIndex = lastIndex
   }
 
+  /**
+   * The batch that stores `entries` and `hardState` over a log ending at `storedLastIndex`.
+   * `reset` is the new log's last entry when an installed snapshot replaces the log.
+   */
   #saveOperations(
     entries: readonly StoredEntry[],
     hardState: StoredHardState | undefined,
     storedLastIndex: number,
-  ): { operations: Operation[]; lastIndex: number } {
+    reset?: LogPosition,
+  ): { operations: Operation[]; lastIndex: number; durable: LogPosition } {
     const operations: Operation[] = []
     const log = this.#log
     let lastIndex = storedLastIndex
+    // Replacing our own stored entries (a conflicting suffix: never committed, since the
+    // leader's log differs there) lowers the watermark; entries appended after the log's
+    // end, or a snapshot, raise it only past its old place, so a watermark above a log that
+    // lost entries stays until they are back.
+    let durable = reset !== undefined && reset.index > this.#durable.index ? reset : this.#durable
     const first = entries[0]
-    if (first !== undefined) {
+    const last = entries.at(-1)
+    if (first !== undefined && last !== undefined) {
+      const replaces = first.index <= storedLastIndex
+      if (replaces || last.index >= durable.index) durable = { index: last.index, term: last.term }
       assert.ok(first.index > this.#compactedIndex, 'cannot overwrite compacted entries')
       assert.ok(first.index <= storedLastIndex + 1, 'entries must not leave a gap')
       entries.forEach((entry, i) => {
@@ -202,11 +244,11 @@ export class LogStore {
       }
       lastIndex = newLast
     }
-    if (hardState !== undefined) {
-      const value = seal(hardStateKey, encodeHardState(hardState))
+    if (hardState !== undefined || first !== undefined || reset !== undefined) {
+      const value = seal(hardStateKey, encodeHardState(hardState ?? this.#hardState, durable))
       operations.push({ type: 'put', sublevel: this.#hard, key: hardStateKey, value })
     }
-    return { operations, lastIndex }
+    return { operations, lastIndex, durable }
   }
 
   /**
@@ -231,21 +273,36 @@ export class LogStore {
     const oldMark = this.#compactedIndex
     this.#compactedIndex = meta.index
     try {
-      operations.push(...this.#saveOperations(entries, hardState, meta.index).operations)
+      const saved = this.#saveOperations(entries, hardState, meta.index, snapshotLast(meta, entries))
+      operations.push(...saved.operations)
     } finally {
       this.#compactedIndex = oldMark
     }
     return operations
   }
 
-  /** The batch of `snapshotOperations(meta, entries, …)` is durable: the log now starts after `meta`. */
-  async snapshotInstalled(meta: StoredSnapshotMeta, entries: readonly StoredEntry[]): Promise<void> {
+  /**
+   * The batch of `snapshotOperations(meta, entries, hardState)` is durable: the log now
+   * starts after `meta`.
+   */
+  async snapshotInstalled(
+    meta: StoredSnapshotMeta,
+    entries: readonly StoredEntry[],
+    hardState: StoredHardState | undefined,
+  ): Promise<void> {
     const oldCompacted = this.#compactedIndex
     const oldLast = this.#lastIndex
     this.#compactedIndex = meta.index
     this.#compactedTerm = meta.term
     this.#compactedConf = meta.conf
     this.#lastIndex = entries.at(-1)?.index ?? meta.index
+    const last = snapshotLast(meta, entries)
+    if (last.index > this.#durable.index) this.#durable = last
+    if (hardState !== undefined) {
+      this.#hardState = hardState
+      this.#syncedTerm = hardState.term
+      this.#syncedVote = hardState.vote
+    }
     await this.#deleteRange(oldCompacted + 1, Math.min(meta.index, oldLast))
   }
 
@@ -293,6 +350,12 @@ export class LogStore {
   }
 }
 
+/** The last entry of a log that restarts after snapshot `meta` with `entries`. */
+function snapshotLast(meta: StoredSnapshotMeta, entries: readonly StoredEntry[]): LogPosition {
+  const last = entries.at(-1)
+  return last === undefined ? { index: meta.index, term: meta.term } : { index: last.index, term: last.term }
+}
+
 function indexKey(index: number): Uint8Array {
   const key = new Uint8Array(8)
   new DataView(key.buffer).setBigUint64(0, BigInt(index))
@@ -317,22 +380,33 @@ function decodeEntry(key: Uint8Array, sealed: Uint8Array): StoredEntry {
   return { term, index, kind, data: payload.slice(9) }
 }
 
-function encodeHardState(state: StoredHardState): Uint8Array {
-  const payload = new Uint8Array(24)
+function encodeHardState(state: StoredHardState, durable: LogPosition): Uint8Array {
+  const payload = new Uint8Array(40)
   const view = new DataView(payload.buffer)
   view.setBigUint64(0, BigInt(state.term))
   view.setBigUint64(8, BigInt(state.vote))
   view.setBigUint64(16, BigInt(state.commit))
+  view.setBigUint64(24, BigInt(durable.index))
+  view.setBigUint64(32, BigInt(durable.term))
   return payload
 }
 
-function decodeHardState(payload: Uint8Array): StoredHardState {
-  if (payload.byteLength !== 24) throw new CorruptionError('hard state', 'wrong length')
+/** A hard state record; a 24-byte one (an older log's) has no watermark and counts as (0, 0). */
+function decodeHardState(payload: Uint8Array): { hardState: StoredHardState; durable: LogPosition } {
+  if (payload.byteLength !== 24 && payload.byteLength !== 40)
+    throw new CorruptionError('hard state', 'wrong length')
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  const long = payload.byteLength === 40
   return {
-    term: Number(view.getBigUint64(0)),
-    vote: Number(view.getBigUint64(8)),
-    commit: Number(view.getBigUint64(16)),
+    hardState: {
+      term: Number(view.getBigUint64(0)),
+      vote: Number(view.getBigUint64(8)),
+      commit: Number(view.getBigUint64(16)),
+    },
+    durable: {
+      index: long ? Number(view.getBigUint64(24)) : 0,
+      term: long ? Number(view.getBigUint64(32)) : 0,
+    },
   }
 }
 

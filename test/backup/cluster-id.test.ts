@@ -112,7 +112,7 @@ describe('the peer handshake', () => {
         }),
     )
     for (const [i, server] of servers.entries())
-      server.on('connection', (socket) => nets[i]?.acceptInbound(socket))
+      server.on('connection', (socket) => nets[i]?.acceptInbound(socket, '127.0.0.1'))
     let received = 0
     nets[1]?.onMessages(() => {
       received += 1

@@ -28,8 +28,11 @@ export interface Received {
   readonly op: ClientOp
 }
 
-/** What to do with a request: answer it, apply it and drop the connection unanswered, apply it and never answer, or never answer. */
-export type Interception = 'answer' | 'applyThenDrop' | 'applyThenIgnore' | 'ignore'
+/**
+ * What to do with a request: answer it, apply it and drop the connection unanswered, apply
+ * it and never answer, never answer, or answer that the member's own copy is corrupt.
+ */
+export type Interception = 'answer' | 'applyThenDrop' | 'applyThenIgnore' | 'ignore' | 'corruption'
 
 export class FakeMember {
   readonly id: number
@@ -115,6 +118,11 @@ export class FakeMember {
       this.cluster.received.push({ memberId: this.id, op: frame.op })
       const interception = this.cluster.intercept?.(this, frame.op) ?? 'answer'
       if (interception === 'ignore') return
+      if (interception === 'corruption') {
+        const message = `Stored data is corrupt at record oid=… on member ${this.id}.`
+        send(socket, { type: 'response', id: frame.id, ok: false, error: { code: 'corruption', message } })
+        return
+      }
       let reply: { ok: true; value: unknown } | { ok: false; error: WireError }
       try {
         reply = { ok: true, value: this.#execute(frame.op, role ?? 'readOnly') }

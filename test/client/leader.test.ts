@@ -133,3 +133,41 @@ describe('client: finding and following the leader', () => {
     assert.equal(cluster.text(0n), 'again')
   })
 })
+
+describe('client: a member that finds its copy corrupt', () => {
+  let cluster: FakeCluster
+  before(async () => {
+    cluster = await FakeCluster.start(3)
+  })
+  after(async () => {
+    await cluster.stop()
+  })
+
+  it('the read goes to another member, which answers it', async () => {
+    cluster.leaderId = 1
+    const writer = await open([cluster.member(1).url])
+    const [oid] = await writer.newOids(1)
+    assert.ok(oid !== undefined)
+    await writer.transact(async (tx) => tx.store(oid, encode('sound')))
+    await writer.close()
+    // Member 1 answers `corruption` for the object, then (as a real member does) hands
+    // leadership to member 2 and refuses clients.
+    cluster.intercept = (member, op) => {
+      if (member.id !== 1 || op.op !== 'load') return 'answer'
+      cluster.intercept = undefined
+      member.accepting = false
+      cluster.leaderId = 2
+      return 'corruption'
+    }
+    const reader = await open([cluster.member(1).url, cluster.member(2).url])
+    try {
+      const loaded = await reader.load(oid)
+      assert.equal(new TextDecoder().decode(loaded?.data), 'sound')
+      const loads = cluster.received.filter((r) => r.op.op === 'load').map((r) => r.memberId)
+      assert.deepEqual(loads, [1, 2], 'tried on member 1, answered by member 2')
+    } finally {
+      await reader.close()
+      cluster.member(1).accepting = true
+    }
+  })
+})

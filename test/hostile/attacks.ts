@@ -118,3 +118,104 @@ export async function bigIntFrame(
     client.close()
   }
 }
+
+/** What the member answered to forged commits: how many it refused and why. */
+export interface ForgedOutcome {
+  /** Refused: the session exists and is someone else's. */
+  readonly notOwned: number
+  /** Refused: no such session. */
+  readonly expired: number
+  /** Anything else (an applied commit would be here): must stay empty. */
+  readonly other: readonly string[]
+}
+
+/**
+ * A read-write client commits under other clients' session ids (finding: forged
+ * sessions). Session ids are the log indexes of their openSession entries, so they are
+ * easy to guess: the attacker opens its own session and sends a commit under every id
+ * below its own, down to `idsMax` of them, with its own owner secret, one at a time.
+ */
+export async function forgedSessions(url: string, token: string, idsMax: number): Promise<ForgedOutcome> {
+  const client = await RawClient.connect(url, token)
+  try {
+    const owner = new Uint8Array(16).fill(0x66)
+    const opened = await client.request({ op: 'openSession', owner })
+    if (!opened.ok) throw new Error(`the attacker could not open a session: ${opened.error.message}`)
+    const own = (opened.value as { session: bigint }).session
+    const outcome = { notOwned: 0, expired: 0, other: [] as string[] }
+    for (let session = own - 1n; session >= 1n && own - session <= BigInt(idsMax); session--) {
+      const answer = await withTimeout(
+        'a forged commit',
+        client.request({
+          op: 'command',
+          command: {
+            type: 'commit',
+            session,
+            owner,
+            seq: 1,
+            lowestUnansweredSeq: 1,
+            user: 'attacker',
+            description: 'forged',
+            extension: new Uint8Array(0),
+            reads: [],
+            writes: [{ oid: 1n, serial: 0n, record: { refs: [], data: new Uint8Array([0x66]) } }],
+          },
+        }),
+      )
+      const code = answer.ok ? (answer.value as { code: string }).code : `error ${answer.error.code}`
+      if (code === 'sessionNotOwned') outcome.notOwned++
+      else if (code === 'sessionExpired') outcome.expired++
+      else outcome.other.push(`session ${session}: ${code}`)
+    }
+    return outcome
+  } finally {
+    client.close()
+  }
+}
+
+/**
+ * One commit past the commit limit from a client that does not check it (finding: big
+ * commits): two records of half the limit each. Returns the member's answer.
+ */
+export async function oversizedCommit(
+  url: string,
+  token: string,
+  commitBytes: number,
+): Promise<{ readonly ok: boolean; readonly code: string; readonly message: string; readonly ms: number }> {
+  const client = await RawClient.connect(url, token)
+  try {
+    const owner = new Uint8Array(16).fill(0x77)
+    const opened = await client.request({ op: 'openSession', owner })
+    if (!opened.ok) throw new Error(`could not open a session: ${opened.error.message}`)
+    const session = (opened.value as { session: bigint }).session
+    const record = { refs: [], data: new Uint8Array(Math.ceil(commitBytes / 2) + 1).fill(0x77) }
+    const started = performance.now()
+    const answer = await withTimeout(
+      'an oversized commit',
+      client.request({
+        op: 'command',
+        command: {
+          type: 'commit',
+          session,
+          owner,
+          seq: 1,
+          lowestUnansweredSeq: 1,
+          user: '',
+          description: '',
+          extension: new Uint8Array(0),
+          reads: [],
+          writes: [
+            { oid: 1n, serial: 0n, record },
+            { oid: 2n, serial: 0n, record },
+          ],
+        },
+      }),
+    )
+    const ms = performance.now() - started
+    return answer.ok
+      ? { ok: true, code: (answer.value as { code: string }).code, message: '', ms }
+      : { ok: false, code: answer.error.code, message: answer.error.message, ms }
+  } finally {
+    client.close()
+  }
+}

@@ -8,9 +8,17 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { connect } from '../../src/client/index.ts'
+import { CommitTooLargeError, connect } from '../../src/client/index.ts'
+import { commitBytesMax, commitEntryBytes, recordBytesMax } from '../../src/protocol/index.ts'
 import { ProcessCluster } from '../server/processes.ts'
-import { bigIntFrame, halfOpenRequests, pipelinedLoads, scanFlood } from './attacks.ts'
+import {
+  bigIntFrame,
+  forgedSessions,
+  halfOpenRequests,
+  oversizedCommit,
+  pipelinedLoads,
+  scanFlood,
+} from './attacks.ts'
 import { peakRssMiB, VerifyingCommitter } from './committer.ts'
 
 /** A member's resident memory bound under the pipelined-load attack (it reached 815 MB before the request gate). */
@@ -94,6 +102,63 @@ describe('hostile input against a three-member quorum', () => {
     assert.ok(run.acks.length > 0)
     const afterStatus = await cluster.status(leader)
     assert.equal(afterStatus?.term, before?.term, 'no election happened')
+  })
+
+  test("commits under other clients' session ids are refused as not theirs, and the victim commits on", async () => {
+    const leader = await cluster.waitForLeader()
+    const attack = forgedSessions(cluster.url(leader), cluster.tokens.readWrite, 300)
+    const [outcome, run] = await Promise.all([attack, committer.run(commitIntervalMs, attack)])
+    assert.ok(outcome.notOwned > 0, "the attack hit other clients' sessions (the victim's among them)")
+    assert.deepEqual(outcome.other, [], 'every forged commit was refused')
+    assert.ok(run.acks.length > 0)
+    assert.equal(run.failures, 0, "none of the victim's commits failed")
+  })
+
+  test('a commit over the limit is refused at once naming it; one just under commits without an election', async () => {
+    const leader = await cluster.waitForLeader()
+    const before = await Promise.all([...cluster.urls.keys()].map((id) => cluster.status(id)))
+    const over = await oversizedCommit(cluster.url(leader), cluster.tokens.readWrite, commitBytesMax)
+    assert.equal(over.ok, false)
+    assert.equal(over.code, 'protocol')
+    assert.match(over.message, /commitBytesMax/)
+    const db = await connect({ peers: [...cluster.urls.values()], token: cluster.tokens.readWrite })
+    try {
+      const [big = 0n, small = 0n] = await db.newOids(2)
+      // The client library refuses it before sending, typed.
+      const tooLarge = db.transact(async (tx) => {
+        tx.store(big, new Uint8Array(recordBytesMax))
+        tx.store(small, new Uint8Array(recordBytesMax))
+      })
+      await assert.rejects(tooLarge, (error: unknown) => error instanceof CommitTooLargeError)
+      // Just under the limit: a largest record and a second one filling the rest.
+      const rest = commitBytesMax - recordBytesMax - 128 * 1024
+      const bytes = commitEntryBytes({
+        type: 'commit',
+        user: '',
+        description: '',
+        extension: new Uint8Array(0),
+        reads: [],
+        writes: [
+          { oid: big, serial: 0n, record: { refs: [], data: new Uint8Array(recordBytesMax) } },
+          { oid: small, serial: 0n, record: { refs: [], data: new Uint8Array(rest) } },
+        ],
+      })
+      assert.ok(bytes <= commitBytesMax && bytes > commitBytesMax - 256 * 1024, `${bytes} bytes`)
+      const commit = db.transact(async (tx) => {
+        tx.store(big, new Uint8Array(recordBytesMax).fill(1))
+        tx.store(small, new Uint8Array(rest).fill(2))
+      })
+      const [, run] = await Promise.all([commit, committer.run(commitIntervalMs, commit)])
+      assert.ok(run.acks.length > 0)
+    } finally {
+      await db.close()
+    }
+    const after = await Promise.all([...cluster.urls.keys()].map((id) => cluster.status(id)))
+    assert.deepEqual(
+      after.map((s) => s?.term),
+      before.map((s) => s?.term),
+      'no election on any member',
+    )
   })
 
   test('every commit acknowledged during the attacks reads back', async () => {

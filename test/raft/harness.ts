@@ -17,6 +17,7 @@ import {
   type HardState,
   initialRestore,
   joinRestore,
+  type LogPosition,
   type Message,
   type NodeId,
   type PlantedBugs,
@@ -400,14 +401,27 @@ export class Cluster {
    * Messages to and from it are forgotten unless `keepInFlight` (the network may
    * still deliver them, as a real one would).
    */
-  restart(id: NodeId, options: { readonly applied?: number; readonly keepInFlight?: boolean } = {}): void {
+  restart(
+    id: NodeId,
+    options: {
+      readonly applied?: number
+      readonly keepInFlight?: boolean
+      readonly lostEntries?: LogPosition
+    } = {},
+  ): void {
     const m = this.member(id)
     if (options.keepInFlight !== true) {
       this.inFlight = this.inFlight.filter((msg) => msg.to !== id && msg.from !== id)
     }
     // The state machine holds at least the snapshot it was restored from.
     const applied = Math.max(Math.min(options.applied ?? 0, m.applied.length), m.snapshot.index)
-    this.#start(id, { hardState: m.hardState, entries: m.log, snapshot: m.snapshot, applied })
+    this.#start(id, {
+      hardState: m.hardState,
+      entries: m.log,
+      snapshot: m.snapshot,
+      applied,
+      ...(options.lostEntries === undefined ? {} : { lostEntries: options.lostEntries }),
+    })
   }
 
   /**

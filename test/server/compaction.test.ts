@@ -8,38 +8,9 @@ import { test } from 'node:test'
 import pino from 'pino'
 import { type Result, sessionOwnerBytes } from '../../src/protocol/index.ts'
 import { seededRandom } from '../../src/raft/index.ts'
-import { type Clock, Member, type PeerNetwork, type Timer } from '../../src/server/index.ts'
+import { Member, type PeerNetwork } from '../../src/server/index.ts'
 import { MemoryDisk } from '../../src/storage/index.ts'
-
-/** Timers fire only when the test advances the clock. */
-class ManualClock implements Clock {
-  #nowMs = 1_700_000_000_000
-  #timers: { atMs: number; fn: () => void; cancelled: boolean }[] = []
-
-  nowMs(): number {
-    return this.#nowMs
-  }
-
-  setTimer(delayMs: number, fn: () => void): Timer {
-    const timer = { atMs: this.#nowMs + delayMs, fn, cancelled: false }
-    this.#timers.push(timer)
-    return { cancel: () => (timer.cancelled = true) }
-  }
-
-  /** Moves time on by `ms`, firing due timers in order, letting promises settle after each. */
-  async advance(ms: number): Promise<void> {
-    const end = this.#nowMs + ms
-    for (;;) {
-      const due = this.#timers.filter((t) => !t.cancelled && t.atMs <= end).sort((a, b) => a.atMs - b.atMs)[0]
-      if (due === undefined) break
-      this.#timers = this.#timers.filter((t) => t !== due)
-      this.#nowMs = Math.max(this.#nowMs, due.atMs)
-      due.fn()
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-    this.#nowMs = end
-  }
-}
+import { ManualClock } from './in-process.ts'
 
 const owner = new Uint8Array(sessionOwnerBytes).fill(5)
 

@@ -143,7 +143,7 @@ describe('snapshot install with the log reset', () => {
       log.snapshotOperations(meta, after, { term: 3, vote: 0, commit: meta.index }),
       () => target.disk.sync(),
     )
-    await log.snapshotInstalled(meta, after)
+    await log.snapshotInstalled(meta, after, undefined)
     assert.equal(log.firstIndex, meta.index + 1)
     assert.equal(log.lastIndex, meta.index + 1)
     target.disk.crash()

@@ -106,20 +106,24 @@ describe('system simulator regressions, each a scripted schedule that must reach
     assert.fail(`no read saw a snapshot from before the setup in ${seedsMax} seeds`)
   })
 
-  it('a member that reports a corrupt record is taken out and the others answer the final reads (bank)', async () => {
+  it('a member that meets a corrupt record takes itself out and the others answer the final reads (bank)', async () => {
     // The simulator's mistake: the final reads went to a leader whose record was damaged;
     // it answered CorruptionError (never the damaged bytes), and the simulator gave up
-    // instead of taking that member out as the operator would. The schedule damages the
-    // newest revision of every object on the leader just before the heal, so the final
-    // reads meet it. Without the take-out, liveness fails ("the final reads failed").
+    // instead of taking that member out as the operator would. Since then the member takes
+    // itself out (it stops serving clients and leading: src/server/health.ts) and the
+    // client reads elsewhere; the simulator's own take-out stays for a member that does
+    // not. The schedule damages the newest revision of every object on the leader just
+    // before the heal, so the final reads meet it. Liveness fails if neither happens.
     const schedule: SystemFault[] = [
       { kind: 'corrupt', atMs: 3_990, who: 'leader', pick: 5, revisions: 'newest' },
     ]
     const { world, result, events } = await run({ seed: 1, workload: 'bank', schedule })
     const [damaged] = world.corrupted
     assert.ok(damaged !== undefined, 'no record was damaged')
+    const member = world.members.find((m) => m.id === damaged)?.member
+    const tookItselfOut = member !== undefined && member.alarms().corruption.length > 0
     assert.ok(
-      events.some((e) => e.e === 'takenOut' && e.member === damaged),
+      tookItselfOut || events.some((e) => e.e === 'takenOut' && e.member === damaged),
       `member ${damaged} was not taken out after the final reads met its damaged record`,
     )
     assertPassed(result)
