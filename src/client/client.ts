@@ -7,6 +7,7 @@ import {
   ConflictError,
   commitBytesMax,
   commitEntryBytes,
+  commitEntryBytesAtMost,
   type HistoryItem,
   type LoadBeforeData,
   type MemberStatus,
@@ -345,8 +346,11 @@ export class Database {
         writes,
       }
       // Refused here, typed, rather than by the member's frame limit as a dropped connection.
-      const sizeBytes = commitEntryBytes(commit)
-      if (sizeBytes > commitBytesMax) throw new CommitTooLargeError(sizeBytes, commitBytesMax)
+      // The exact size costs an encoding of the whole commit: taken only near the limit.
+      if (commitEntryBytesAtMost(commit) > commitBytesMax) {
+        const sizeBytes = commitEntryBytes(commit)
+        if (sizeBytes > commitBytesMax) throw new CommitTooLargeError(sizeBytes, commitBytesMax)
+      }
       const result = await this.#commitFiled(writes, commit)
       if (result.ok && result.code === 'committed') {
         this.#counters.commits++

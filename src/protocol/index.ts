@@ -41,6 +41,7 @@ export {
 export type { CommitBody } from './codec.ts'
 export {
   commitEntryBytes,
+  commitEntryBytesAtMost,
   decodeCommand,
   decodeResult,
   encodeCommand,
@@ -127,3 +128,5 @@ export {
 } from './peer.ts'
 export type { Validated } from './validate.ts'
 export { memberIdMax, memberUrlLengthMax, readMemberUrl, readRecord, validateCommand } from './validate.ts'
+export type { Corkable } from './write-batching.ts'
+export { batchWritesPerTurn } from './write-batching.ts'

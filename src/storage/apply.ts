@@ -50,13 +50,26 @@ export interface ApplyContext {
   readonly index: number
   /** Current serials and sessions, written through as apply computes them. */
   readonly cache: StateCache
+  /**
+   * Session entries written by the batch so far, by session: each is put once when the
+   * batch is written (`sessionOperations`), however many of the session's commands the
+   * batch holds (a pipelining client sends many per Ready).
+   */
+  readonly sessionWrites: Map<SessionId, PendingSession>
 }
 
-export function put(ctx: ApplyContext, key: Uint8Array, payload: Uint8Array): void {
+/** A session's entry as the batch leaves it, and its expiry key on disk before the batch. */
+export interface PendingSession {
+  readonly entry: SessionEntry
+  /** The activity TID of the expiry key stored before this batch; undefined for a new session. */
+  readonly storedActiveTid: Tid | undefined
+}
+
+export function put(ctx: Pick<ApplyContext, 'operations'>, key: Uint8Array, payload: Uint8Array): void {
   ctx.operations.push({ type: 'put', key, value: seal(key, payload) })
 }
 
-export function del(ctx: ApplyContext, key: Uint8Array): void {
+export function del(ctx: Pick<ApplyContext, 'operations'>, key: Uint8Array): void {
   ctx.operations.push({ type: 'del', key })
 }
 
@@ -199,21 +212,47 @@ function dropResult(ctx: ApplyContext, session: SessionId, seq: number): void {
   ctx.cache.noteResult(session, seq, undefined)
 }
 
-/** Writes `entry` active as of now (log time), moving its expiry index key. */
+/**
+ * Makes `entry` active as of now (log time), moving its expiry index key; `previousActiveTid`
+ * is the activity of the entry it replaces (undefined for a new session). The writes are
+ * collected in the batch and made once per session by `sessionOperations`.
+ */
 function writeSession(ctx: ApplyContext, entry: SessionEntry, previousActiveTid: Tid | undefined): void {
-  if (previousActiveTid !== undefined) del(ctx, sessionExpiryKey(previousActiveTid, entry.session))
   const active: SessionEntry = { ...entry, activeTid: ctx.meta.clockTid }
-  put(ctx, sessionKey(entry.session), encodeSession(active))
   ctx.cache.noteSession(active)
-  put(ctx, sessionExpiryKey(active.activeTid, entry.session), new Uint8Array(0))
+  const pending = ctx.sessionWrites.get(entry.session)
+  ctx.sessionWrites.set(entry.session, {
+    entry: active,
+    storedActiveTid: pending === undefined ? previousActiveTid : pending.storedActiveTid,
+  })
 }
 
-/** Deletes a session with its kept results and its expiry index key. */
+/** Deletes a session with its kept results and its expiry index key (and any written by this batch). */
 function deleteSession(ctx: ApplyContext, entry: SessionEntry): void {
   for (const seq of entry.resultSeqs) dropResult(ctx, entry.session, seq)
+  const pending = ctx.sessionWrites.get(entry.session)
+  ctx.sessionWrites.delete(entry.session)
+  if (pending?.storedActiveTid !== undefined && pending.storedActiveTid !== entry.activeTid)
+    del(ctx, sessionExpiryKey(pending.storedActiveTid, entry.session))
   del(ctx, sessionKey(entry.session))
   del(ctx, sessionExpiryKey(entry.activeTid, entry.session))
   ctx.cache.forgetSession(entry.session)
+}
+
+/**
+ * The writes of the sessions a batch changed, one entry each: the entry as the batch left
+ * it, and its expiry key moved from where the disk had it. Called once, as the batch is
+ * written; the disk ends as if every command had written its session in turn.
+ */
+export function sessionOperations(ctx: Omit<ApplyContext, 'index'>): void {
+  for (const [session, { entry, storedActiveTid }] of ctx.sessionWrites) {
+    if (storedActiveTid !== undefined && storedActiveTid !== entry.activeTid)
+      del(ctx, sessionExpiryKey(storedActiveTid, session))
+    put(ctx, sessionKey(session), encodeSession(entry))
+    if (storedActiveTid !== entry.activeTid)
+      put(ctx, sessionExpiryKey(entry.activeTid, session), new Uint8Array(0))
+  }
+  ctx.sessionWrites.clear()
 }
 
 /** Log time between scans for expired sessions: expiry is hourly, so a second is plenty. */

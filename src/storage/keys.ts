@@ -23,14 +23,18 @@ const tag = {
 
 export const metaKey: Uint8Array = Uint8Array.of(tag.meta)
 
-function u64Key(prefix: number, ...values: readonly bigint[]): Uint8Array {
-  const key = new Uint8Array(1 + 8 * values.length)
+// One or two u64s after the tag, written without a rest array or a closure: every apply
+// builds several keys per commit.
+function u64Key(prefix: number, first: bigint, second?: bigint): Uint8Array {
+  const key = new Uint8Array(second === undefined ? 9 : 17)
   const view = new DataView(key.buffer)
   key[0] = prefix
-  values.forEach((value, i) => {
-    assert.ok(value >= 0n && value <= u64Max)
-    view.setBigUint64(1 + 8 * i, value)
-  })
+  assert.ok(first >= 0n && first <= u64Max)
+  view.setBigUint64(1, first)
+  if (second !== undefined) {
+    assert.ok(second >= 0n && second <= u64Max)
+    view.setBigUint64(9, second)
+  }
   return key
 }
 

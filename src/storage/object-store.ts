@@ -12,7 +12,7 @@ import type { AbstractSublevel } from 'abstract-level'
 import type { Invalidation, ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
 import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
-import { executeCommand, mustApplyAlone, put } from './apply.ts'
+import { executeCommand, mustApplyAlone, put, sessionOperations } from './apply.ts'
 import { seal, unseal } from './checksum.ts'
 import type { Disk, DiskDb } from './disk.ts'
 import {
@@ -183,7 +183,7 @@ export class ObjectStore {
         assert.equal(entry.index, batch.meta.appliedIndex + 1, 'entries are applied in log order')
         const decoded = entry.kind === 'normal' ? decodeCommand(entry.data, this.#options.limits) : undefined
         const alone = decoded?.ok === true && mustApplyAlone(batch.meta, decoded.value, this.#options)
-        if (alone && batch.operations.length > 0) {
+        if (alone && hasWrites(batch)) {
           await this.#write(batch)
           batch = this.#newBatch()
         }
@@ -224,6 +224,7 @@ export class ObjectStore {
       operations: [],
       barrier: [],
       cache: this.#cache,
+      sessionWrites: new Map(),
       written: false,
     }
   }
@@ -231,7 +232,8 @@ export class ObjectStore {
   /** Writes a batch with its meta (the applied index) atomically, then makes it the store's state. */
   async #write(batch: ApplyBatch): Promise<void> {
     const packing = this.#meta.pack !== undefined || batch.meta.pack !== undefined
-    put({ ...batch, index: batch.meta.appliedIndex }, metaKey, encodeMeta(batch.meta))
+    sessionOperations(batch)
+    put(batch, metaKey, encodeMeta(batch.meta))
     await this.#space.db.batch(batch.operations)
     this.#meta = batch.meta
     // A pack step may delete whole objects: their serials are no longer what the cache says.
@@ -588,6 +590,11 @@ export class ObjectStore {
     await this.switchToStaged(staged, extra, sync)
     return staged
   }
+}
+
+/** Whether a batch holds writes: operations, or session entries still to be written. */
+function hasWrites(batch: ApplyBatch): boolean {
+  return batch.operations.length > 0 || batch.sessionWrites.size > 0
 }
 
 function halfDb(db: DiskDb, half: Half): DiskDb {
