@@ -120,6 +120,7 @@ try {
 }
 
 if (profDir !== undefined) {
+  writeFileSync(join(profDir, 'window.json'), JSON.stringify({ windowUs, leaderPid }))
   for (const file of readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'))) {
     const role =
       file === 'client.cpuprofile' ? 'client' : file.includes(`.${leaderPid}.`) ? 'leader' : 'follower'

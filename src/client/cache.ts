@@ -86,6 +86,11 @@ export class ObjectCache {
     return undefined
   }
 
+  /** True when the cache holds the current revision of `oid` (one no invalidation has ended). */
+  holdsCurrent(oid: Oid): boolean {
+    return this.#byOid.get(oid)?.some((revision) => revision.end === undefined) ?? false
+  }
+
   /**
    * Applies the invalidation of transaction `tid`: every cached current revision of its
    * oids older than `tid` now ends at `tid`. Returns false (and changes nothing) for a TID

@@ -183,7 +183,8 @@ export class ObjectStore {
         assert.equal(entry.index, batch.meta.appliedIndex + 1, 'entries are applied in log order')
         const decoded = entry.kind === 'normal' ? decodeCommand(entry.data, this.#options.limits) : undefined
         const alone = decoded?.ok === true && mustApplyAlone(batch.meta, decoded.value, this.#options)
-        if (alone && hasWrites(batch)) {
+        // Session entries of the batch are written with it: they count as writes too.
+        if (alone && (batch.operations.length > 0 || batch.sessionWrites.size > 0)) {
           await this.#write(batch)
           batch = this.#newBatch()
         }
@@ -590,11 +591,6 @@ export class ObjectStore {
     await this.switchToStaged(staged, extra, sync)
     return staged
   }
-}
-
-/** Whether a batch holds writes: operations, or session entries still to be written. */
-function hasWrites(batch: ApplyBatch): boolean {
-  return batch.operations.length > 0 || batch.sessionWrites.size > 0
 }
 
 function halfDb(db: DiskDb, half: Half): DiskDb {
