@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { AbstractSublevel } from 'abstract-level'
-import type { Invalidation, ObjectRecord, Oid, Result, Tid } from '../protocol/index.ts'
-import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
+import type { Command, Invalidation, ObjectRecord, Oid, Result, Tid, Validated } from '../protocol/index.ts'
+import { CorruptionError, decodeCommand, TooOldError, u64Max, validateCommand } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
 import { executeCommand, mustApplyAlone, put, sessionOperations } from './apply.ts'
 import { seal, unseal } from './checksum.ts'
@@ -122,6 +122,8 @@ export class ObjectStore {
   #stagingRound = 0
   #stagerOpen = false
   readonly #cache = new StateCache()
+  /** Commands this member proposed, by the bytes of their entry (see `noteProposed`). */
+  readonly #proposed = new WeakMap<Uint8Array, Command>()
 
   private constructor(db: DiskDb, options: ResolvedOptions, half: Half, meta: StoreMeta) {
     this.#db = db
@@ -181,7 +183,7 @@ export class ObjectStore {
       let batch = this.#newBatch()
       for (const entry of entries) {
         assert.equal(entry.index, batch.meta.appliedIndex + 1, 'entries are applied in log order')
-        const decoded = entry.kind === 'normal' ? decodeCommand(entry.data, this.#options.limits) : undefined
+        const decoded = entry.kind === 'normal' ? this.#decode(entry.data) : undefined
         const alone = decoded?.ok === true && mustApplyAlone(batch.meta, decoded.value, this.#options)
         // Session entries of the batch are written with it: they count as writes too.
         if (alone && (batch.operations.length > 0 || batch.sessionWrites.size > 0)) {
@@ -215,6 +217,27 @@ export class ObjectStore {
     } finally {
       this.#applying = false
     }
+  }
+
+  /**
+   * Records that `data` is the entry this member encoded from `command` (a leader
+   * proposing): when the entry applies here, its msgpack need not be decoded again.
+   */
+  noteProposed(data: Uint8Array, command: Command): void {
+    this.#proposed.set(data, command)
+  }
+
+  /**
+   * The command of an entry's bytes, validated as every replica validates it. For an entry
+   * this member encoded itself (`noteProposed`, the same bytes object) the decoded value is
+   * the command it encoded: msgpack gives back what it was given for every value a valid
+   * command holds (test/storage/proposed.test.ts), so only the validation runs again.
+   */
+  #decode(data: Uint8Array): Validated<Command> {
+    const known = this.#proposed.get(data)
+    return known === undefined
+      ? decodeCommand(data, this.#options.limits)
+      : validateCommand(known, this.#options.limits)
   }
 
   #newBatch(): ApplyBatch {
@@ -384,33 +407,7 @@ export class ObjectStore {
    * replicas at the same applied index. Reads one consistent snapshot.
    */
   async stateHash(): Promise<string> {
-    const hash = createHash('sha256')
-    const length = new Uint8Array(4)
-    const view = new DataView(length.buffer)
-    for await (const [key, value] of this.#entries()) {
-      view.setUint32(0, key.byteLength)
-      hash.update(length).update(key)
-      view.setUint32(0, value.byteLength)
-      hash.update(length).update(value)
-    }
-    return hash.digest('hex')
-  }
-
-  /** All stored entries (sealed values, checked), in key order, from one implicit snapshot. */
-  async *#entries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
-    const iterator = this.#space.db.iterator()
-    try {
-      for (;;) {
-        const page = await iterator.nextv(scanPageEntriesMax)
-        if (page.length === 0) return
-        for (const [key, value] of page) {
-          unseal(key, value, () => describeKey(key))
-          yield [key, value]
-        }
-      }
-    } finally {
-      await iterator.close()
-    }
+    return this.#space.hash(scanPageEntriesMax)
   }
 
   /**
