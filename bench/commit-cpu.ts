@@ -4,7 +4,7 @@
  * for work on the commit path, and the profiles behind it.
  *
  *   npx tsx bench/commit-cpu.ts [--workers 64] [--warmup-s 2] [--measure-s 10] [--runs 1]
- *                               [--prof DIR] [--no-build]
+ *                               [--prof DIR] [--heap-prof DIR] [--no-build]
  *
  * It builds dist/ (members run the build, as in `npm run bench`), starts three members on
  * 127.0.0.1, seeds 1000 objects of 100 B, and runs `--runs` measured windows of the
@@ -14,7 +14,8 @@
  * and the load average. With `--prof DIR` the members run under `--cpu-prof` (their
  * profiles are written to DIR when they stop) and the client's profile of the last
  * window is written to DIR/client.cpuprofile; a summary of each (top self time, cut to
- * the window) follows.
+ * the window) follows. With `--heap-prof DIR` the members' sampled allocations are written
+ * there (`node --heap-prof`: allocation sites, for the garbage collector's share).
  *
  * To compare two versions in one period, copy this file into the other checkout and run
  * the two alternately: each measures its own client and members.
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     'measure-s': { type: 'string', default: '10' },
     runs: { type: 'string', default: '1' },
     prof: { type: 'string' },
+    'heap-prof': { type: 'string' },
     'no-build': { type: 'boolean', default: false },
   },
 })
@@ -63,10 +65,12 @@ if (!values['no-build']) {
 process.env.ZEOQ_FROM_BUILD = '1'
 
 const profDir = values.prof
-const bed = await launch(
-  'zeoq',
-  profDir === undefined ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] },
-)
+const heapDir = values['heap-prof']
+const nodeArgs = [
+  ...(profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir]),
+  ...(heapDir === undefined ? [] : ['--heap-prof', '--heap-prof-dir', heapDir]),
+]
+const bed = await launch('zeoq', nodeArgs.length === 0 ? {} : { nodeArgs })
 let leaderPid: number | undefined
 let windowUs: readonly [number, number] | undefined
 const client = profDir === undefined ? undefined : new Session()
@@ -116,7 +120,7 @@ try {
   }
 } finally {
   // A clean shutdown writes the members' profiles; SIGKILL would lose them.
-  await bed.stop(profDir !== undefined)
+  await bed.stop(nodeArgs.length > 0)
 }
 
 if (profDir !== undefined) {

@@ -23,18 +23,24 @@ const tag = {
 
 export const metaKey: Uint8Array = Uint8Array.of(tag.meta)
 
-// One or two u64s after the tag, written without a rest array or a closure: every apply
-// builds several keys per commit.
+/** Where keys' u64s are written before they are copied into the key: one view, not one per key. */
+const scratch = new DataView(new ArrayBuffer(16))
+const scratchBytes = new Uint8Array(scratch.buffer)
+
+// One or two u64s after the tag, written without a rest array, a closure or a DataView of
+// its own: every apply builds several keys per commit.
 function u64Key(prefix: number, first: bigint, second?: bigint): Uint8Array {
   const key = new Uint8Array(second === undefined ? 9 : 17)
-  const view = new DataView(key.buffer)
   key[0] = prefix
   assert.ok(first >= 0n && first <= u64Max)
-  view.setBigUint64(1, first)
-  if (second !== undefined) {
-    assert.ok(second >= 0n && second <= u64Max)
-    view.setBigUint64(9, second)
+  scratch.setBigUint64(0, first)
+  if (second === undefined) {
+    key.set(scratchBytes.subarray(0, 8), 1)
+    return key
   }
+  assert.ok(second >= 0n && second <= u64Max)
+  scratch.setBigUint64(8, second)
+  key.set(scratchBytes, 1)
   return key
 }
 

@@ -295,9 +295,12 @@ export class LogStore {
   }
 }
 
+/** Log indexes are safe integers: two u32 halves, with no bigint made per key. */
 function indexKey(index: number): Uint8Array {
   const key = new Uint8Array(8)
-  new DataView(key.buffer).setBigUint64(0, BigInt(index))
+  const view = new DataView(key.buffer)
+  view.setUint32(0, Math.floor(index / 2 ** 32))
+  view.setUint32(4, index >>> 0)
   return key
 }
 
