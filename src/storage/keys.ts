@@ -13,8 +13,8 @@ const tag = {
   revision: 0x72, // 'r' ‖ oid ‖ tid              → record header (+ inline data)
   blobChunk: 0x62, // 'b' ‖ oid ‖ tid ‖ u32 index → one chunk of a large record
   transaction: 0x74, // 't' ‖ tid                 → transaction metadata and oids
-  session: 0x73, // 's' ‖ session                 → owner, lowest unanswered seq, kept seqs, last active TID
-  sessionResult: 0x71, // 'q' ‖ session ‖ seq     → the encoded result of command seq (kept ones only)
+  session: 0x73, // 's' ‖ session                 → owner, lowest unanswered seq, kept seqs and results, last active TID
+  // 0x71 'q' (a kept result under its own key) was format 2's: unused since format 3
   sessionExpiry: 0x78, // 'x' ‖ tid ‖ session     → (empty): sessions by last activity
   packMark: 0x6b, // 'k' ‖ oid                    → (empty): reachable in the running pack
   packGray: 0x67, // 'g' ‖ oid                    → (empty): reachable, refs not yet traced
@@ -66,8 +66,6 @@ export const transactionKey = (tid: Tid): Uint8Array => u64Key(tag.transaction, 
 export const transactionKeyTid = (key: Uint8Array): Tid => readU64(key, 1)
 
 export const sessionKey = (session: SessionId): Uint8Array => u64Key(tag.session, session)
-export const sessionResultKey = (session: SessionId, seq: number): Uint8Array =>
-  u64Key(tag.sessionResult, session, BigInt(seq))
 export const sessionExpiryKey = (activeTid: Tid, session: SessionId): Uint8Array =>
   u64Key(tag.sessionExpiry, activeTid, session)
 export const sessionExpiryKeySession = (key: Uint8Array): SessionId => readU64(key, 9)
@@ -90,6 +88,6 @@ export const memberUrlPrefixStart: Uint8Array = Uint8Array.of(tag.memberUrl)
 export const memberUrlPrefixEnd: Uint8Array = Uint8Array.of(tag.memberUrl + 1)
 export const memberUrlKeyId = (key: Uint8Array): number =>
   new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
-/** Keys of the session table (sessions, their kept results, the expiry index): what a snapshot must carry for exactly-once. */
+/** Keys of the session table (sessions with their kept results, the expiry index): what a snapshot must carry for exactly-once. */
 export const isSessionTableKey = (key: Uint8Array): boolean =>
-  key[0] === tag.session || key[0] === tag.sessionResult || key[0] === tag.sessionExpiry
+  key[0] === tag.session || key[0] === tag.sessionExpiry
