@@ -21,7 +21,7 @@
  * the two alternately: each measures its own client and members.
  */
 import { spawnSync } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -125,9 +125,19 @@ try {
 
 if (profDir !== undefined) {
   writeFileSync(join(profDir, 'window.json'), JSON.stringify({ windowUs, leaderPid }))
-  for (const file of readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'))) {
+  let followers = 0
+  for (const file of readdirSync(profDir).filter(
+    (f) => f.endsWith('.cpuprofile') && !f.startsWith('window-'),
+  )) {
     const role =
       file === 'client.cpuprofile' ? 'client' : file.includes(`.${leaderPid}.`) ? 'leader' : 'follower'
+    const name = role === 'follower' ? `follower-${++followers}` : role
+    // The measured window alone, small enough to keep (docs/profiles/).
+    if (windowUs !== undefined)
+      writeFileSync(
+        join(profDir, `window-${name}.cpuprofile`),
+        JSON.stringify(windowOf(join(profDir, file), windowUs)),
+      )
     const summary = summarizeProfile(join(profDir, file), profileRows, windowUs)
     log(`\n## ${role} (${file}): ${summary.busyMs.toFixed(0)} ms busy, ${summary.idleMs.toFixed(0)} ms idle`)
     log('self time by function:')
@@ -141,4 +151,49 @@ if (profDir !== undefined) {
         `  ${row.pct.toFixed(1).padStart(5)} %  ${row.selfMs.toFixed(0).padStart(6)} ms  ${row.name}  ${row.file}`,
       )
   }
+}
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: unknown
+  readonly children?: readonly number[]
+  readonly [key: string]: unknown
+}
+
+interface CpuProfile {
+  readonly nodes: readonly ProfileNode[]
+  readonly startTime: number
+  readonly endTime: number
+  readonly samples: readonly number[]
+  readonly timeDeltas: readonly number[]
+}
+
+/**
+ * The part of a V8 CPU profile inside `windowUs` (its samples, and the call-tree nodes they
+ * reach): what DevTools or speedscope open, without start-up and shutdown.
+ */
+function windowOf(path: string, windowUs: readonly [number, number]): CpuProfile {
+  const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  const samples: number[] = []
+  const timeDeltas: number[] = []
+  let atUs = profile.startTime
+  let lastUs = windowUs[0]
+  profile.samples.forEach((id, i) => {
+    atUs += profile.timeDeltas[i] ?? 0
+    if (atUs < windowUs[0] || atUs > windowUs[1]) return
+    samples.push(id)
+    timeDeltas.push(atUs - lastUs)
+    lastUs = atUs
+  })
+  const kept = new Set<number>()
+  for (const id of new Set(samples)) {
+    for (let node: number | undefined = id; node !== undefined && !kept.has(node); node = parents.get(node))
+      kept.add(node)
+  }
+  const nodes = profile.nodes
+    .filter((node) => kept.has(node.id))
+    .map((node) => ({ ...node, children: (node.children ?? []).filter((child) => kept.has(child)) }))
+  return { nodes, startTime: windowUs[0], endTime: windowUs[1], samples, timeDeltas }
 }
