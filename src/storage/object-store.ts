@@ -50,6 +50,8 @@ const activeKey = new TextEncoder().encode('active')
 
 /** Entries read per iterator call when scanning (snapshot, hash, transaction iterator). */
 const scanPageEntriesMax = 256
+/** Proposals remembered until they apply: far more than a leader has in flight (its proposals wait 10 s at most). */
+const proposedCommandsMax = 100_000
 /** Entries written per batch while installing a snapshot. */
 const installBatchEntriesMax = 1024
 
@@ -122,8 +124,8 @@ export class ObjectStore {
   #stagingRound = 0
   #stagerOpen = false
   readonly #cache = new StateCache()
-  /** Commands this member proposed, by the bytes of their entry (see `noteProposed`). */
-  readonly #proposed = new WeakMap<Uint8Array, Command>()
+  /** Commands this member proposed, not yet applied, by their entry's bytes (`noteProposed`). A Map: cheaper than a WeakMap. */
+  readonly #proposed = new Map<Uint8Array, Command>()
 
   private constructor(db: DiskDb, options: ResolvedOptions, half: Half, meta: StoreMeta) {
     this.#db = db
@@ -224,20 +226,21 @@ export class ObjectStore {
    * proposing): when the entry applies here, its msgpack need not be decoded again.
    */
   noteProposed(data: Uint8Array, command: Command): void {
+    // Proposals of a leadership that ended never apply here: forget them all now and then.
+    if (this.#proposed.size >= proposedCommandsMax) this.#proposed.clear()
     this.#proposed.set(data, command)
   }
 
   /**
-   * The command of an entry's bytes, validated as every replica validates it. For an entry
-   * this member encoded itself (`noteProposed`, the same bytes object) the decoded value is
-   * the command it encoded: msgpack gives back what it was given for every value a valid
-   * command holds (test/storage/proposed.test.ts), so only the validation runs again.
+   * The command of an entry's bytes, validated as every replica does. For an entry this
+   * member encoded (`noteProposed`: the same bytes object) it is the command it encoded, as
+   * decoding would give it (test/storage/proposed.test.ts): only the validation runs again.
    */
   #decode(data: Uint8Array): Validated<Command> {
     const known = this.#proposed.get(data)
-    return known === undefined
-      ? decodeCommand(data, this.#options.limits)
-      : validateCommand(known, this.#options.limits)
+    if (known === undefined) return decodeCommand(data, this.#options.limits)
+    this.#proposed.delete(data)
+    return validateCommand(known, this.#options.limits)
   }
 
   #newBatch(): ApplyBatch {
