@@ -155,7 +155,7 @@ if (profDir !== undefined) {
 
 interface ProfileNode {
   readonly id: number
-  readonly callFrame: unknown
+  readonly callFrame: { readonly url: string }
   readonly children?: readonly number[]
   readonly [key: string]: unknown
 }
@@ -194,6 +194,24 @@ function windowOf(path: string, windowUs: readonly [number, number]): CpuProfile
   }
   const nodes = profile.nodes
     .filter((node) => kept.has(node.id))
-    .map((node) => ({ ...node, children: (node.children ?? []).filter((child) => kept.has(child)) }))
+    .map((node) => ({
+      ...node,
+      callFrame: withRelativeUrl(node.callFrame),
+      children: (node.children ?? []).filter((child) => kept.has(child)),
+    }))
   return { nodes, startTime: windowUs[0], endTime: windowUs[1], samples, timeDeltas }
+}
+
+/** A frame whose script is named relative to the repository (or its package), so a kept profile names no machine's paths. */
+function withRelativeUrl<F extends { readonly url: string }>(frame: F): F {
+  if (!frame.url.startsWith('file://') && !frame.url.startsWith('/')) return frame
+  const path = frame.url.startsWith('file://') ? fileURLToPath(frame.url) : frame.url
+  const modules = path.lastIndexOf('/node_modules/')
+  const url =
+    modules >= 0
+      ? path.slice(modules + 1)
+      : path.startsWith(repoRoot)
+        ? path.slice(repoRoot.length)
+        : path.split('/').slice(-2).join('/')
+  return { ...frame, url }
 }
