@@ -60,7 +60,8 @@ export interface ProfileSummary {
 }
 
 function isProjectFile(file: string): boolean {
-  return file.startsWith('src/') || file.startsWith('bin/')
+  // Members run the build (dist/src/…) in the benchmark.
+  return file.startsWith('src/') || file.startsWith('dist/src/') || file.startsWith('bin/')
 }
 
 function nameOf(frame: CallFrame): string {

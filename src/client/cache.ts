@@ -42,8 +42,11 @@ export class ObjectCache {
   #bytes = 0
   /** Bumped when the cache is dropped: answers to loads begun before are not filed. */
   #generation = 0
-  /** Every revision by `oid:serial`, in least-recently-used order (Map keeps insertion order). */
-  readonly #entries = new Map<string, CachedRevision>()
+  /**
+   * Every revision, in least-recently-used order (a Set keeps insertion order). Keyed by the
+   * revision itself: no key string is built from two bigints on every hit.
+   */
+  readonly #entries = new Set<CachedRevision>()
   readonly #byOid = new Map<Oid, CachedRevision[]>()
   readonly #tickets = new Map<Oid, Set<LoadTicket>>()
 
@@ -77,13 +80,17 @@ export class ObjectCache {
     if (revisions === undefined) return undefined
     for (const revision of revisions) {
       if (revision.serial <= atTid && (revision.end === undefined || revision.end > atTid)) {
-        const key = entryKey(revision.oid, revision.serial)
-        this.#entries.delete(key)
-        this.#entries.set(key, revision)
+        this.#entries.delete(revision)
+        this.#entries.add(revision)
         return revision
       }
     }
     return undefined
+  }
+
+  /** True when the cache holds the current revision of `oid` (one no invalidation has ended). */
+  holdsCurrent(oid: Oid): boolean {
+    return this.#byOid.get(oid)?.some((revision) => revision.end === undefined) ?? false
   }
 
   /**
@@ -186,18 +193,17 @@ export class ObjectCache {
       for (const r of known) if (r.end === undefined && r.serial < revision.serial) this.#remove(r)
     }
     const revisions = this.#byOid.get(revision.oid) ?? []
-    const key = entryKey(revision.oid, revision.serial)
-    const existing = this.#entries.get(key)
+    const existing = revisions.find((r) => r.serial === revision.serial)
     if (existing !== undefined) {
       // Same revision again: a known end is the better knowledge.
       if (existing.end === undefined) existing.end = revision.end
-      this.#entries.delete(key)
-      this.#entries.set(key, existing)
+      this.#entries.delete(existing)
+      this.#entries.add(existing)
       return
     }
     revisions.push(revision)
     this.#byOid.set(revision.oid, revisions)
-    this.#entries.set(key, revision)
+    this.#entries.add(revision)
     this.#bytes += size
     this.#evict()
   }
@@ -210,16 +216,12 @@ export class ObjectCache {
   }
 
   #remove(revision: CachedRevision): void {
-    if (!this.#entries.delete(entryKey(revision.oid, revision.serial))) return
+    if (!this.#entries.delete(revision)) return
     this.#bytes -= sizeBytes(revision)
     const rest = (this.#byOid.get(revision.oid) ?? []).filter((r) => r !== revision)
     if (rest.length === 0) this.#byOid.delete(revision.oid)
     else this.#byOid.set(revision.oid, rest)
   }
-}
-
-function entryKey(oid: Oid, serial: Tid): string {
-  return `${oid}:${serial}`
 }
 
 function sizeBytes(revision: CachedRevision): number {

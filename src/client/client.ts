@@ -7,6 +7,7 @@ import {
   ConflictError,
   commitBytesMax,
   commitEntryBytes,
+  commitEntryBytesAtMost,
   type HistoryItem,
   type LoadBeforeData,
   type MemberStatus,
@@ -22,6 +23,7 @@ import { readCacheFile, saveCacheFile } from './cache-file.ts'
 import { Cluster } from './cluster.ts'
 import { ClosedError, CommitTooLargeError, MemberFailedError, RejectedError } from './errors.ts'
 import { type ClientEventName, type ClientEvents, Emitter } from './events.ts'
+import { ReadBarrier } from './read-barrier.ts'
 import {
   type ClientClock,
   type ClientRandom,
@@ -210,6 +212,16 @@ export class Database {
   readonly #events = new Emitter()
   readonly #timeoutMs: number
   readonly #tidWaiters = new Set<{ readonly tid: Tid; readonly wake: () => void }>()
+  /** Linearizable read points, one request for the reads that ask together (read-barrier.ts). */
+  readonly #barrier = new ReadBarrier((sent) =>
+    this.#cluster.call('Reading the last transaction', { target: 'primary', write: false }, (c, ms) => {
+      sent()
+      return c.request(
+        { op: 'lastTransaction', consistency: 'linearizable', minTid: this.#cache.lastTid },
+        ms,
+      )
+    }),
+  )
   #saveTimer: ReturnType<typeof setInterval> | undefined
   #admin: Admin | undefined
   #closed = false
@@ -362,8 +374,11 @@ export class Database {
         writes,
       }
       // Refused here, typed, rather than by the member's frame limit as a dropped connection.
-      const sizeBytes = commitEntryBytes(commit)
-      if (sizeBytes > commitBytesMax) throw new CommitTooLargeError(sizeBytes, commitBytesMax)
+      // The exact size costs an encoding of the whole commit: taken only near the limit.
+      if (commitEntryBytesAtMost(commit) > commitBytesMax) {
+        const sizeBytes = commitEntryBytes(commit)
+        if (sizeBytes > commitBytesMax) throw new CommitTooLargeError(sizeBytes, commitBytesMax)
+      }
       const result = await this.#commitFiled(writes, commit)
       if (result.ok && result.code === 'committed') {
         this.#counters.commits++
@@ -398,6 +413,13 @@ export class Database {
     const consistency =
       options.consistency ?? (this.#options.reads === 'nearest' ? 'snapshot' : 'linearizable')
     if (consistency === 'snapshot') return this.#loadAt(oid, this.#cache.lastTid)
+    if (this.#cache.holdsCurrent(oid)) {
+      // A shared read point, then the cache at a snapshot that includes it (read-barrier.ts).
+      const point = await this.#barrier.point()
+      await this.#caughtUp(point)
+      if (this.#cache.lastTid >= point) return this.#loadAt(oid, this.#cache.lastTid)
+      // The invalidations through the point did not come in time: ask the leader itself.
+    }
     const ticket = this.#cache.beginLoad(oid)
     let answer: LoadedObject | undefined
     try {
@@ -472,18 +494,10 @@ export class Database {
   async lastTransaction(): Promise<Tid> {
     this.#checkOpen('lastTransaction')
     const nearest = this.#options.reads === 'nearest'
-    return this.#cluster.call(
-      'Reading the last transaction',
-      { target: nearest ? 'reader' : 'primary', write: false },
-      (c, ms) =>
-        c.request(
-          {
-            op: 'lastTransaction',
-            consistency: nearest ? 'local' : 'linearizable',
-            minTid: this.#cache.lastTid,
-          },
-          ms,
-        ),
+    // Linearizable: concurrent calls share one request (read-barrier.ts).
+    if (!nearest) return this.#barrier.point()
+    return this.#cluster.call('Reading the last transaction', { target: 'reader', write: false }, (c, ms) =>
+      c.request({ op: 'lastTransaction', consistency: 'local', minTid: this.#cache.lastTid }, ms),
     )
   }
 

@@ -80,13 +80,20 @@ interface Pending {
   readonly op: ClientOpName
   readonly resolve: (value: unknown) => void
   readonly reject: (error: Error) => void
-  readonly timer: ClientTimer
+  /** When this client gives up waiting (on `clock.nowMs()`), and the time it was given, for the error. */
+  readonly deadlineMs: number
+  readonly timeoutMs: number
 }
 
 export class Connection {
   readonly url: string
   readonly #options: ConnectionOptions
   readonly #pending = new Map<number, Pending>()
+  /**
+   * One timer for every request's timeout, armed for the earliest deadline, rather than a
+   * timer per request (thousands a second when many transactions commit at once).
+   */
+  #timer: { readonly atMs: number; readonly handle: ClientTimer } | undefined
   #link: ClientLink | undefined
   #nextId = 1
   #welcome: Welcome | undefined
@@ -192,10 +199,7 @@ export class Connection {
     }
     const id = this.#nextId++
     return new Promise<OpValues[K]>((resolve, reject) => {
-      const timer = this.#options.clock.setTimer(timeoutMs, () => {
-        this.#pending.delete(id)
-        reject(new RequestTimeoutError(`${this.url} did not answer ${op.op} within ${timeoutMs} ms.`))
-      })
+      const deadlineMs = this.#options.clock.nowMs() + timeoutMs
       this.#pending.set(id, {
         op: op.op,
         resolve: (value) => {
@@ -204,10 +208,41 @@ export class Connection {
           else reject(checked.error)
         },
         reject,
-        timer,
+        deadlineMs,
+        timeoutMs,
       })
+      this.#armTimer(deadlineMs)
       this.#link?.send(encodeFrame({ type: 'request', id, op }))
     })
+  }
+
+  /** Makes the timer fire by `deadlineMs` (it may fire earlier, for an earlier deadline). */
+  #armTimer(deadlineMs: number): void {
+    if (this.#timer !== undefined && this.#timer.atMs <= deadlineMs) return
+    this.#timer?.handle.cancel()
+    const { clock } = this.#options
+    this.#timer = {
+      atMs: deadlineMs,
+      handle: clock.setTimer(Math.max(0, deadlineMs - clock.nowMs()), () => {
+        this.#timer = undefined
+        this.#expire()
+      }),
+    }
+  }
+
+  /** Fails the requests whose deadline has passed, and arms the timer for the next one. */
+  #expire(): void {
+    const nowMs = this.#options.clock.nowMs()
+    let nextMs = Number.POSITIVE_INFINITY
+    for (const [id, pending] of this.#pending) {
+      if (pending.deadlineMs <= nowMs) {
+        this.#pending.delete(id)
+        pending.reject(
+          new RequestTimeoutError(`${this.url} did not answer ${pending.op} within ${pending.timeoutMs} ms.`),
+        )
+      } else if (pending.deadlineMs < nextMs) nextMs = pending.deadlineMs
+    }
+    if (nextMs !== Number.POSITIVE_INFINITY) this.#armTimer(nextMs)
   }
 
   /** Ends the connection; waiting requests fail with `ConnectionLostError`. */
@@ -230,7 +265,11 @@ export class Connection {
         const pending = this.#pending.get(frame.id)
         if (pending === undefined) return // answered after its timeout: already failed
         this.#pending.delete(frame.id)
-        pending.timer.cancel()
+        if (this.#pending.size === 0) {
+          // Nothing left to time out: no timer keeps the process alive.
+          this.#timer?.handle.cancel()
+          this.#timer = undefined
+        }
         if (frame.ok) pending.resolve(frame.value)
         else pending.reject(errorFromWire(frame.error, this.url))
         return
@@ -253,10 +292,9 @@ export class Connection {
     this.#ended = true
     this.#link?.close()
     const error = new ConnectionLostError(this.url, reason)
-    for (const pending of this.#pending.values()) {
-      pending.timer.cancel()
-      pending.reject(error)
-    }
+    this.#timer?.handle.cancel()
+    this.#timer = undefined
+    for (const pending of this.#pending.values()) pending.reject(error)
     this.#pending.clear()
     if (notify && this.#welcome !== undefined) this.#options.onLost(this, reason)
   }

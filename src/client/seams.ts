@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
-import { clientFrameBytesMax } from '../protocol/index.ts'
+import { batchWritesPerTurn, clientFrameBytesMax } from '../protocol/index.ts'
 
 export interface ClientTimer {
   cancel(): void
@@ -91,6 +91,12 @@ export function webSocketTransportWith(tls: { readonly ca?: string | Uint8Array 
         ...(ca === undefined ? {} : { ca }),
       })
       socket.binaryType = 'nodebuffer'
+      // The requests of one turn (a batch of transactions committing together) leave in one
+      // write (src/protocol/write-batching.ts); until the upgrade there is nothing to batch.
+      let batchWrites = (): void => {}
+      socket.on('upgrade', (response) => {
+        batchWrites = batchWritesPerTurn(response.socket)
+      })
       socket.on('open', () => handlers.onOpen())
       socket.on('message', (data, isBinary) => {
         if (!isBinary || !Buffer.isBuffer(data)) {
@@ -106,7 +112,9 @@ export function webSocketTransportWith(tls: { readonly ca?: string | Uint8Array 
       socket.on('close', (code) => finish(`connection closed (code ${code})`))
       return {
         send: (bytes) => {
-          if (socket.readyState === WebSocket.OPEN) socket.send(bytes)
+          if (socket.readyState !== WebSocket.OPEN) return
+          batchWrites()
+          socket.send(bytes)
         },
         close: () => {
           finish('closed by the client')

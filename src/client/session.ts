@@ -50,6 +50,11 @@ interface SessionState {
   nextSeq: number
   /** Seqs issued whose answer has not arrived (and that were not given up). */
   readonly unanswered: Set<number>
+  /**
+   * The lowest of `unanswered` (`nextSeq` when empty), kept as seqs settle: read at every
+   * send, it must not cost a scan of the window.
+   */
+  lowest: number
   /** Commands waiting for room in the window, first come first served; each is handed its seq. */
   readonly waiting: ((seq: number) => void)[]
 }
@@ -174,6 +179,8 @@ export class SessionCommands {
   /** `seq` is answered or given up: drop it from the window and hand the room to waiters. */
   #settle(session: SessionState, seq: number): void {
     session.unanswered.delete(seq)
+    // Seqs are issued in order, so the lowest only moves up, past the settled ones.
+    while (session.lowest < session.nextSeq && !session.unanswered.has(session.lowest)) session.lowest++
     for (;;) {
       const next = session.waiting[0]
       if (next === undefined || !this.#fits(session)) return
@@ -206,7 +213,14 @@ export class SessionCommands {
         return connection.request({ op: 'openSession', owner }, ms)
       },
     )
-    const state: SessionState = { id: session, owner, nextSeq: 1, unanswered: new Set(), waiting: [] }
+    const state: SessionState = {
+      id: session,
+      owner,
+      nextSeq: 1,
+      unanswered: new Set(),
+      lowest: 1,
+      waiting: [],
+    }
     this.#session = state
     return state
   }
@@ -234,9 +248,7 @@ function take(session: SessionState): number {
 
 /** The lowest seq issued and not yet answered; the next seq when all are answered. */
 function lowestUnanswered(session: SessionState): number {
-  let lowest = session.nextSeq
-  for (const seq of session.unanswered) if (seq < lowest) lowest = seq
-  return lowest
+  return session.unanswered.size === 0 ? session.nextSeq : session.lowest
 }
 
 function withSession(

@@ -37,6 +37,33 @@ export function commitEntryBytes(commit: CommitBody): number {
   }).byteLength
 }
 
+/** Bytes of msgpack around the fields a commit bound counts (headers, keys, fixed-width values). */
+const commitFixedBytesMax = 256
+/** One read-current entry at most: a map of two keys with two u64s (30 bytes), rounded up. */
+const readEntryBytesMax = 32
+/** One write without its data and refs: a map with oid, serial and a record map, u64s and headers (about 63 bytes). */
+const writeEntryBytesMax = 80
+/** One ref: a msgpack u64. */
+const refBytesMax = 9
+/** A string of n UTF-16 units takes at most 3n bytes of UTF-8 (a surrogate pair: 4 bytes for 2 units). */
+const utf8BytesPerUnitMax = 3
+
+/**
+ * An upper bound of `commitEntryBytes(commit)`, computed from lengths alone: when it is
+ * within a limit, the commit is too, and the exact size (an encoding of the whole commit)
+ * need not be taken. Every term bounds msgpack's widest header for its field.
+ */
+export function commitEntryBytesAtMost(commit: CommitBody): number {
+  let bytes =
+    commitFixedBytesMax +
+    utf8BytesPerUnitMax * (commit.user.length + commit.description.length) +
+    commit.extension.byteLength +
+    readEntryBytesMax * commit.reads.length
+  for (const write of commit.writes)
+    bytes += writeEntryBytesMax + write.record.data.byteLength + refBytesMax * write.record.refs.length
+  return bytes
+}
+
 export function decodeCommand(
   bytes: Uint8Array,
   limits: CommandLimits = defaultCommandLimits,

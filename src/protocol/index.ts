@@ -43,6 +43,7 @@ export {
 export type { CommitBody } from './codec.ts'
 export {
   commitEntryBytes,
+  commitEntryBytesAtMost,
   decodeCommand,
   decodeResult,
   encodeCommand,
@@ -132,3 +133,5 @@ export {
 } from './peer.ts'
 export type { Validated } from './validate.ts'
 export { memberIdMax, memberUrlLengthMax, readMemberUrl, readRecord, validateCommand } from './validate.ts'
+export type { Corkable } from './write-batching.ts'
+export { batchWritesPerTurn } from './write-batching.ts'

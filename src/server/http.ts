@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { type WebSocket, WebSocketServer } from 'ws'
-import type { Result, TokenRole } from '../protocol/index.ts'
+import { batchWritesPerTurn, type Corkable, type Result, type TokenRole } from '../protocol/index.ts'
 import { Activity } from './activity.ts'
 import { type ClientLink, ClientSession } from './client-session.ts'
 import type { StatusAuth, TokenGrant } from './config.ts'
@@ -64,14 +64,19 @@ export interface MemberHttp {
   close(): Promise<void>
 }
 
-function wsLink(socket: WebSocket, remote: string, log: LimitedLog): ClientLink {
+function wsLink(socket: WebSocket, raw: Corkable, remote: string, log: LimitedLog): ClientLink {
   // A socket error (an oversized frame, a reset) closes that one connection, never the member.
   socket.on('error', (error) =>
     log.debug('clientSocketFailed', { remote, err: error.message }, 'client connection failed'),
   )
+  // The answers and invalidations of one Ready leave in one write (src/protocol/write-batching.ts).
+  const batchWrites = batchWritesPerTurn(raw)
   return {
     remote,
-    send: (bytes, onWritten) => socket.send(bytes, onWritten === undefined ? undefined : () => onWritten()),
+    send: (bytes, onWritten) => {
+      batchWrites()
+      socket.send(bytes, onWritten === undefined ? undefined : () => onWritten())
+    },
     bufferedBytes: () => socket.bufferedAmount,
     close: () => socket.close(),
     onFrame: (handler) =>
@@ -446,7 +451,7 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
             budget,
             limitedLog,
           },
-          wsLink(ws, remote, limitedLog),
+          wsLink(ws, socket, remote, limitedLog),
         )
         sessions.add(session)
         ws.on('close', () => sessions.delete(session))

@@ -291,7 +291,8 @@ export class Member {
     const full = this.#waiters.proposalsFull()
     if (full !== undefined) return Promise.reject(full)
     const stamped: Command = { ...command, proposedTid: clockTid(this.#options.clock) }
-    const proposed = this.#node.propose([encodeCommand(stamped)])
+    const data = encodeCommand(stamped)
+    const proposed = this.#node.propose([data])
     if (!proposed.ok) {
       if (proposed.code === 'notLeader' || proposed.code === 'transferring')
         return Promise.reject(this.#membership.notLeader())
@@ -302,6 +303,8 @@ export class Member {
         ),
       )
     }
+    // Applied here, the entry is not decoded again (ObjectStore.noteProposed).
+    this.store.noteProposed(data, stamped)
     this.#driver.kick()
     return this.#waiters.proposal(proposed.firstIndex, proposed.term)
   }

@@ -25,7 +25,6 @@ import {
   sessionExpiryKey,
   sessionExpiryKeySession,
   sessionKey,
-  sessionResultKey,
   transactionKey,
 } from './keys.ts'
 import type { ResolvedOptions } from './options.ts'
@@ -50,13 +49,26 @@ export interface ApplyContext {
   readonly index: number
   /** Current serials and sessions, written through as apply computes them. */
   readonly cache: StateCache
+  /**
+   * Session entries written by the batch so far, by session: each is put once when the
+   * batch is written (`sessionOperations`), however many of the session's commands the
+   * batch holds (a pipelining client sends many per Ready).
+   */
+  readonly sessionWrites: Map<SessionId, PendingSession>
 }
 
-export function put(ctx: ApplyContext, key: Uint8Array, payload: Uint8Array): void {
+/** A session's entry as the batch leaves it, and its expiry key on disk before the batch. */
+export interface PendingSession {
+  readonly entry: SessionEntry
+  /** The activity TID of the expiry key stored before this batch; undefined for a new session. */
+  readonly storedActiveTid: Tid | undefined
+}
+
+export function put(ctx: Pick<ApplyContext, 'operations'>, key: Uint8Array, payload: Uint8Array): void {
   ctx.operations.push({ type: 'put', key, value: seal(key, payload) })
 }
 
-export function del(ctx: ApplyContext, key: Uint8Array): void {
+export function del(ctx: Pick<ApplyContext, 'operations'>, key: Uint8Array): void {
   ctx.operations.push({ type: 'del', key })
 }
 
@@ -72,7 +84,14 @@ export async function executeCommand(ctx: ApplyContext, command: Command): Promi
       touched = BigInt(ctx.index)
       writeSession(
         ctx,
-        { session: touched, owner: command.owner, lowestUnansweredSeq: 1, resultSeqs: [], activeTid: 0n },
+        {
+          session: touched,
+          owner: command.owner,
+          lowestUnansweredSeq: 1,
+          resultSeqs: [],
+          results: [],
+          activeTid: 0n,
+        },
         undefined,
       )
       result = { ok: true, code: 'sessionOpened', session: touched }
@@ -137,9 +156,10 @@ async function executeOnce(ctx: ApplyContext, command: SessionCommand): Promise<
   // The mark only moves up: a retry may carry an older report than a later command did.
   const lowest = Math.max(entry.lowestUnansweredSeq, command.lowestUnansweredSeq)
   // Test only: the planted bug re-executes a retried command as if the session table were empty.
-  if (entry.resultSeqs.includes(command.seq) && ctx.options.bugs.ignoreSessionTable !== true) {
-    const stored = await ctx.cache.result(ctx.space, session, command.seq)
-    // Stored by this code with the session entry that lists it, and checksummed: a miss is a bug.
+  const kept = entry.resultSeqs.indexOf(command.seq)
+  if (kept >= 0 && ctx.options.bugs.ignoreSessionTable !== true) {
+    const stored = entry.results[kept]
+    // Written by this code in the entry that lists its seq, and checksummed: a miss is a bug.
     assert.ok(stored !== undefined, 'a kept session result is stored')
     const first = decodeResult(stored)
     assert.ok(first.ok, 'a stored session result must decode')
@@ -169,7 +189,9 @@ function ownerMatches(stored: Uint8Array, given: Uint8Array): boolean {
 
 /**
  * Records an accepted command of `entry`'s session: the mark moves to `lowest` (results
- * below it are deleted: their answers were received), `added` is kept, activity is now.
+ * below it are dropped: their answers were received), `added` is kept, activity is now.
+ * The results live in the entry, which a batch writes once (`sessionOperations`): a
+ * command costs no write of its own for its result, nor a delete when it is dropped.
  */
 function updateSession(
   ctx: ApplyContext,
@@ -177,43 +199,64 @@ function updateSession(
   lowest: number,
   added: { readonly seq: number; readonly result: Result } | undefined,
 ): void {
-  const kept: number[] = []
-  for (const seq of entry.resultSeqs) {
-    if (seq < lowest) dropResult(ctx, entry.session, seq)
-    else if (seq !== added?.seq) kept.push(seq)
-  }
+  const seqs: number[] = []
+  const results: Uint8Array[] = []
+  entry.resultSeqs.forEach((seq, i) => {
+    if (seq < lowest || seq === added?.seq) return
+    seqs.push(seq)
+    results.push(entry.results[i] as Uint8Array)
+  })
   if (added !== undefined) {
-    const encoded = encodeResult(added.result)
-    put(ctx, sessionResultKey(entry.session, added.seq), encoded)
-    ctx.cache.noteResult(entry.session, added.seq, encoded)
-    const at = kept.findIndex((seq) => seq > added.seq)
-    kept.splice(at === -1 ? kept.length : at, 0, added.seq)
+    const after = seqs.findIndex((seq) => seq > added.seq)
+    const at = after === -1 ? seqs.length : after
+    seqs.splice(at, 0, added.seq)
+    results.splice(at, 0, encodeResult(added.result))
   }
   // Kept seqs lie in [lowest, lowest + window): the window bounds what a session stores.
-  assert.ok(kept.length <= ctx.options.sessionWindowCommandsMax)
-  writeSession(ctx, { ...entry, lowestUnansweredSeq: lowest, resultSeqs: kept }, entry.activeTid)
+  assert.ok(seqs.length <= ctx.options.sessionWindowCommandsMax)
+  writeSession(ctx, { ...entry, lowestUnansweredSeq: lowest, resultSeqs: seqs, results }, entry.activeTid)
 }
 
-function dropResult(ctx: ApplyContext, session: SessionId, seq: number): void {
-  del(ctx, sessionResultKey(session, seq))
-  ctx.cache.noteResult(session, seq, undefined)
-}
-
-/** Writes `entry` active as of now (log time), moving its expiry index key. */
+/**
+ * Makes `entry` active as of now (log time), moving its expiry index key; `previousActiveTid`
+ * is the activity of the entry it replaces (undefined for a new session). The writes are
+ * collected in the batch and made once per session by `sessionOperations`.
+ */
 function writeSession(ctx: ApplyContext, entry: SessionEntry, previousActiveTid: Tid | undefined): void {
-  if (previousActiveTid !== undefined) del(ctx, sessionExpiryKey(previousActiveTid, entry.session))
   const active: SessionEntry = { ...entry, activeTid: ctx.meta.clockTid }
-  put(ctx, sessionKey(entry.session), encodeSession(active))
   ctx.cache.noteSession(active)
-  put(ctx, sessionExpiryKey(active.activeTid, entry.session), new Uint8Array(0))
+  const pending = ctx.sessionWrites.get(entry.session)
+  ctx.sessionWrites.set(entry.session, {
+    entry: active,
+    storedActiveTid: pending === undefined ? previousActiveTid : pending.storedActiveTid,
+  })
 }
 
-/** Deletes a session with its kept results and its expiry index key. */
+/** Deletes a session (its kept results with it) and its expiry index key (and any written by this batch). */
 function deleteSession(ctx: ApplyContext, entry: SessionEntry): void {
-  for (const seq of entry.resultSeqs) dropResult(ctx, entry.session, seq)
+  const pending = ctx.sessionWrites.get(entry.session)
+  ctx.sessionWrites.delete(entry.session)
+  if (pending?.storedActiveTid !== undefined && pending.storedActiveTid !== entry.activeTid)
+    del(ctx, sessionExpiryKey(pending.storedActiveTid, entry.session))
   del(ctx, sessionKey(entry.session))
   del(ctx, sessionExpiryKey(entry.activeTid, entry.session))
   ctx.cache.forgetSession(entry.session)
+}
+
+/**
+ * The writes of the sessions a batch changed, one entry each: the entry as the batch left
+ * it, and its expiry key moved from where the disk had it. Called once, as the batch is
+ * written; the disk ends as if every command had written its session in turn.
+ */
+export function sessionOperations(ctx: Omit<ApplyContext, 'index'>): void {
+  for (const [session, { entry, storedActiveTid }] of ctx.sessionWrites) {
+    if (storedActiveTid !== undefined && storedActiveTid !== entry.activeTid)
+      del(ctx, sessionExpiryKey(storedActiveTid, session))
+    put(ctx, sessionKey(session), encodeSession(entry))
+    if (storedActiveTid !== entry.activeTid)
+      put(ctx, sessionExpiryKey(entry.activeTid, session), new Uint8Array(0))
+  }
+  ctx.sessionWrites.clear()
 }
 
 /** Log time between scans for expired sessions: expiry is hourly, so a second is plenty. */

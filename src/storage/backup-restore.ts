@@ -189,7 +189,7 @@ export function planRestore(parts: readonly BackupPart[], untilTid?: Tid): Resto
 }
 
 /**
- * The snapshot image (the `ZQS2` stream of snapshot.ts) of the state `plan` restores, in
+ * The snapshot image (the `ZQS3` stream of snapshot.ts) of the state `plan` restores, in
  * chunks of at most `chunkBytesMax`: install it with `ObjectStore.beginStaging`. Every
  * file is checked as it is read; a damaged one throws `BackupDamagedError`.
  */

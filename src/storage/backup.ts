@@ -24,7 +24,7 @@ import type { KeyRange, StateView } from './types.ts'
 import { decodeTransaction, stateFormatVersion } from './values.ts'
 
 /** Opens an incremental backup's content: not a snapshot image, so it cannot be installed as one. */
-export const incrementalMagic: Uint8Array = new TextEncoder().encode('ZQI2')
+export const incrementalMagic: Uint8Array = new TextEncoder().encode('ZQI3')
 
 /** Entries read per range call while reading a backup. */
 const pageEntriesMax = 256

@@ -21,6 +21,27 @@ export function seal(key: Uint8Array, payload: Uint8Array): Uint8Array {
   return sealed
 }
 
+/**
+ * A sealed value built in place, without the copy `seal` makes: write the payload into
+ * `payload` (a view of the value after its checksum), then call `sealInPlace`.
+ */
+export function sealedBuffer(payloadBytes: number): {
+  readonly sealed: Uint8Array
+  readonly payload: Uint8Array
+} {
+  const sealed = new Uint8Array(sealBytes + payloadBytes)
+  return { sealed, payload: sealed.subarray(sealBytes) }
+}
+
+/** Writes the checksum of `sealed`'s payload (filled in by the caller) under `key`; returns `sealed`. */
+export function sealInPlace(key: Uint8Array, sealed: Uint8Array): Uint8Array {
+  new DataView(sealed.buffer, sealed.byteOffset, sealBytes).setUint32(
+    0,
+    checksum(key, sealed.subarray(sealBytes)),
+  )
+  return sealed
+}
+
 /** Checks and strips the seal; `where` names the value in the error (e.g. "log entry 7"). */
 export function unseal(key: Uint8Array, sealed: Uint8Array, where: () => string): Uint8Array {
   if (sealed.byteLength < sealBytes)

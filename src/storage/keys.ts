@@ -13,8 +13,8 @@ const tag = {
   revision: 0x72, // 'r' ‖ oid ‖ tid              → record header (+ inline data)
   blobChunk: 0x62, // 'b' ‖ oid ‖ tid ‖ u32 index → one chunk of a large record
   transaction: 0x74, // 't' ‖ tid                 → transaction metadata and oids
-  session: 0x73, // 's' ‖ session                 → owner, lowest unanswered seq, kept seqs, last active TID
-  sessionResult: 0x71, // 'q' ‖ session ‖ seq     → the encoded result of command seq (kept ones only)
+  session: 0x73, // 's' ‖ session                 → owner, lowest unanswered seq, kept seqs and results, last active TID
+  // 0x71 'q' (a kept result under its own key) was format 2's: unused since format 3
   sessionExpiry: 0x78, // 'x' ‖ tid ‖ session     → (empty): sessions by last activity
   packMark: 0x6b, // 'k' ‖ oid                    → (empty): reachable in the running pack
   packGray: 0x67, // 'g' ‖ oid                    → (empty): reachable, refs not yet traced
@@ -25,14 +25,24 @@ const tag = {
 export const metaKey: Uint8Array = Uint8Array.of(tag.meta)
 export const packSummaryKey: Uint8Array = Uint8Array.of(tag.packSummary)
 
-function u64Key(prefix: number, ...values: readonly bigint[]): Uint8Array {
-  const key = new Uint8Array(1 + 8 * values.length)
-  const view = new DataView(key.buffer)
+/** Where keys' u64s are written before they are copied into the key: one view, not one per key. */
+const scratch = new DataView(new ArrayBuffer(16))
+const scratchBytes = new Uint8Array(scratch.buffer)
+
+// One or two u64s after the tag, written without a rest array, a closure or a DataView of
+// its own: every apply builds several keys per commit.
+function u64Key(prefix: number, first: bigint, second?: bigint): Uint8Array {
+  const key = new Uint8Array(second === undefined ? 9 : 17)
   key[0] = prefix
-  values.forEach((value, i) => {
-    assert.ok(value >= 0n && value <= u64Max)
-    view.setBigUint64(1 + 8 * i, value)
-  })
+  assert.ok(first >= 0n && first <= u64Max)
+  scratch.setBigUint64(0, first)
+  if (second === undefined) {
+    key.set(scratchBytes.subarray(0, 8), 1)
+    return key
+  }
+  assert.ok(second >= 0n && second <= u64Max)
+  scratch.setBigUint64(8, second)
+  key.set(scratchBytes, 1)
   return key
 }
 
@@ -58,8 +68,6 @@ export const transactionKey = (tid: Tid): Uint8Array => u64Key(tag.transaction, 
 export const transactionKeyTid = (key: Uint8Array): Tid => readU64(key, 1)
 
 export const sessionKey = (session: SessionId): Uint8Array => u64Key(tag.session, session)
-export const sessionResultKey = (session: SessionId, seq: number): Uint8Array =>
-  u64Key(tag.sessionResult, session, BigInt(seq))
 export const sessionExpiryKey = (activeTid: Tid, session: SessionId): Uint8Array =>
   u64Key(tag.sessionExpiry, activeTid, session)
 export const sessionExpiryKeySession = (key: Uint8Array): SessionId => readU64(key, 9)
@@ -82,22 +90,16 @@ export const memberUrlPrefixStart: Uint8Array = Uint8Array.of(tag.memberUrl)
 export const memberUrlPrefixEnd: Uint8Array = Uint8Array.of(tag.memberUrl + 1)
 export const memberUrlKeyId = (key: Uint8Array): number =>
   new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1)
-/** Keys of the session table (sessions, their kept results, the expiry index): what a snapshot must carry for exactly-once. */
+/** Keys of the session table (sessions with their kept results, the expiry index): what a snapshot must carry for exactly-once. */
 export const isSessionTableKey = (key: Uint8Array): boolean =>
-  key[0] === tag.session || key[0] === tag.sessionResult || key[0] === tag.sessionExpiry
+  key[0] === tag.session || key[0] === tag.sessionExpiry
 
 /**
  * The keyspaces a commit never writes under its own TID and that change in place: the
  * meta, the session table and the member directory. An incremental backup carries them
  * whole at its point (docs/storage.md, "Backups").
  */
-export const inPlacePrefixes: readonly number[] = [
-  tag.meta,
-  tag.sessionResult,
-  tag.session,
-  tag.memberUrl,
-  tag.sessionExpiry,
-]
+export const inPlacePrefixes: readonly number[] = [tag.meta, tag.session, tag.memberUrl, tag.sessionExpiry]
 
 /** The keyspaces of a running pack's marks. */
 export const packMarkPrefixes: readonly number[] = [tag.packMark, tag.packGray]

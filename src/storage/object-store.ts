@@ -12,10 +12,19 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { AbstractSublevel } from 'abstract-level'
-import type { Invalidation, ObjectRecord, Oid, PackSummary, Result, Tid } from '../protocol/index.ts'
-import { CorruptionError, decodeCommand, TooOldError, u64Max } from '../protocol/index.ts'
+import type {
+  Command,
+  Invalidation,
+  ObjectRecord,
+  Oid,
+  PackSummary,
+  Result,
+  Tid,
+  Validated,
+} from '../protocol/index.ts'
+import { CorruptionError, decodeCommand, TooOldError, u64Max, validateCommand } from '../protocol/index.ts'
 import type { ApplyContext } from './apply.ts'
-import { executeCommand, mustApplyAlone, put } from './apply.ts'
+import { executeCommand, mustApplyAlone, put, sessionOperations } from './apply.ts'
 import { seal, unseal } from './checksum.ts'
 import type { Disk, DiskDb } from './disk.ts'
 import {
@@ -55,6 +64,8 @@ const activeKey = new TextEncoder().encode('active')
 
 /** Entries read per iterator call when scanning (snapshot, hash, transaction iterator). */
 const scanPageEntriesMax = 256
+/** Proposals remembered until they apply: far more than a leader has in flight (its proposals wait 10 s at most). */
+const proposedCommandsMax = 100_000
 /** Entries written per batch while installing a snapshot. */
 const installBatchEntriesMax = 1024
 
@@ -131,6 +142,8 @@ export class ObjectStore {
   #stagingRound = 0
   #stagerOpen = false
   readonly #cache = new StateCache()
+  /** Commands this member proposed, not yet applied, by their entry's bytes (`noteProposed`). A Map: cheaper than a WeakMap. */
+  readonly #proposed = new Map<Uint8Array, Command>()
 
   private constructor(db: DiskDb, options: ResolvedOptions, half: Half, meta: StoreMeta) {
     this.#db = db
@@ -190,9 +203,10 @@ export class ObjectStore {
       let batch = this.#newBatch()
       for (const entry of entries) {
         assert.equal(entry.index, batch.meta.appliedIndex + 1, 'entries are applied in log order')
-        const decoded = entry.kind === 'normal' ? decodeCommand(entry.data, this.#options.limits) : undefined
+        const decoded = entry.kind === 'normal' ? this.#decode(entry.data) : undefined
         const alone = decoded?.ok === true && mustApplyAlone(batch.meta, decoded.value, this.#options)
-        if (alone && batch.operations.length > 0) {
+        // Session entries of the batch are written with it: they count as writes too.
+        if (alone && (batch.operations.length > 0 || batch.sessionWrites.size > 0)) {
           await this.#write(batch)
           batch = this.#newBatch()
         }
@@ -225,6 +239,28 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * Records that `data` is the entry this member encoded from `command` (a leader
+   * proposing): when the entry applies here, its msgpack need not be decoded again.
+   */
+  noteProposed(data: Uint8Array, command: Command): void {
+    // Proposals of a leadership that ended never apply here: forget them all now and then.
+    if (this.#proposed.size >= proposedCommandsMax) this.#proposed.clear()
+    this.#proposed.set(data, command)
+  }
+
+  /**
+   * The command of an entry's bytes, validated as every replica does. For an entry this
+   * member encoded (`noteProposed`: the same bytes object) it is the command it encoded, as
+   * decoding would give it (test/storage/proposed.test.ts): only the validation runs again.
+   */
+  #decode(data: Uint8Array): Validated<Command> {
+    const known = this.#proposed.get(data)
+    if (known === undefined) return decodeCommand(data, this.#options.limits)
+    this.#proposed.delete(data)
+    return validateCommand(known, this.#options.limits)
+  }
+
   #newBatch(): ApplyBatch {
     return {
       space: this.#space,
@@ -233,6 +269,7 @@ export class ObjectStore {
       operations: [],
       barrier: [],
       cache: this.#cache,
+      sessionWrites: new Map(),
       written: false,
     }
   }
@@ -240,7 +277,8 @@ export class ObjectStore {
   /** Writes a batch with its meta (the applied index) atomically, then makes it the store's state. */
   async #write(batch: ApplyBatch): Promise<void> {
     const packing = this.#meta.pack !== undefined || batch.meta.pack !== undefined
-    put({ ...batch, index: batch.meta.appliedIndex }, metaKey, encodeMeta(batch.meta))
+    sessionOperations(batch)
+    put(batch, metaKey, encodeMeta(batch.meta))
     await this.#space.db.batch(batch.operations)
     this.#meta = batch.meta
     // A pack step may delete whole objects: their serials are no longer what the cache says.
@@ -404,33 +442,7 @@ export class ObjectStore {
    * replicas at the same applied index. Reads one consistent snapshot.
    */
   async stateHash(): Promise<string> {
-    const hash = createHash('sha256')
-    const length = new Uint8Array(4)
-    const view = new DataView(length.buffer)
-    for await (const [key, value] of this.#entries()) {
-      view.setUint32(0, key.byteLength)
-      hash.update(length).update(key)
-      view.setUint32(0, value.byteLength)
-      hash.update(length).update(value)
-    }
-    return hash.digest('hex')
-  }
-
-  /** All stored entries (sealed values, checked), in key order, from one implicit snapshot. */
-  async *#entries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
-    const iterator = this.#space.db.iterator()
-    try {
-      for (;;) {
-        const page = await iterator.nextv(scanPageEntriesMax)
-        if (page.length === 0) return
-        for (const [key, value] of page) {
-          unseal(key, value, () => describeKey(key))
-          yield [key, value]
-        }
-      }
-    } finally {
-      await iterator.close()
-    }
+    return this.#space.hash(scanPageEntriesMax)
   }
 
   /**

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict'
 import type { ObjectRecord, Oid, Tid } from '../protocol/index.ts'
 import { CorruptionError } from '../protocol/index.ts'
-import { seal } from './checksum.ts'
+import { seal, sealedBuffer, sealInPlace } from './checksum.ts'
 import { blobChunkKey, revisionKey } from './keys.ts'
 
 export interface RecordLayout {
@@ -59,8 +59,11 @@ export function revisionOperations(
   const dataBytes = record.data.byteLength
   const inline = dataBytes <= layout.inlineRecordBytesMax
   const chunkCount = inline ? 0 : Math.ceil(dataBytes / layout.blobChunkBytes)
-  const header = new Uint8Array(1 + 4 + 8 * record.refs.length + 4 + (inline ? dataBytes : 4))
-  const view = new DataView(header.buffer)
+  // Built in place behind its checksum: the data is copied once, into the stored value.
+  const { sealed, payload: header } = sealedBuffer(
+    1 + 4 + 8 * record.refs.length + 4 + (inline ? dataBytes : 4),
+  )
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
   let at = 0
   header[at] = inline ? kindCode.inline : kindCode.chunked
   at += 1
@@ -74,7 +77,7 @@ export function revisionOperations(
   at += 4
   if (inline) header.set(record.data, at)
   else view.setUint32(at, chunkCount)
-  const operations: PutOperation[] = [{ type: 'put', key, value: seal(key, header) }]
+  const operations: PutOperation[] = [{ type: 'put', key, value: sealInPlace(key, sealed) }]
   for (let i = 0; i < chunkCount; i++) {
     const chunkKey = blobChunkKey(oid, tid, i)
     const chunk = record.data.subarray(i * layout.blobChunkBytes, (i + 1) * layout.blobChunkBytes)

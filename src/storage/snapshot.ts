@@ -3,7 +3,7 @@
  * byte chunks of at most `chunkBytesMax` each (see docs/storage.md "Snapshot format").
  *
  * The stream is a sequence of frames cut into chunks at arbitrary byte boundaries:
- *   header: 'Z' 'Q' 'S' '2' (the format: the state-machine format, values.ts `stateFormatVersion`)
+ *   header: 'Z' 'Q' 'S' '3' (the format: the state-machine format, values.ts `stateFormatVersion`)
  *   entry:  u8 0x45 ‖ u32 keyBytes ‖ key ‖ u32 valueBytes ‖ sealed value (as stored)
  *   end:    u8 0x5a ‖ u64 entryCount ‖ 32-byte SHA-256 of all entry frames
  * Values keep their seals, so the receiver checks each one, and the end frame catches a
@@ -13,9 +13,12 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { CorruptionError } from '../protocol/index.ts'
 
-export const snapshotMagic: Uint8Array = new TextEncoder().encode('ZQS2')
-/** The magic of an image from a build before owned, windowed sessions: refused with a clear message. */
-const formerSnapshotMagic: Uint8Array = new TextEncoder().encode('ZQS1')
+export const snapshotMagic: Uint8Array = new TextEncoder().encode('ZQS3')
+/** The magics of images of earlier formats, from older builds: refused with a clear message. */
+const formerSnapshotMagics: readonly (readonly [Uint8Array, number])[] = [
+  [new TextEncoder().encode('ZQS1'), 1],
+  [new TextEncoder().encode('ZQS2'), 2],
+]
 const entryFrame = 0x45
 const endFrame = 0x5a
 const hashBytes = 32
@@ -107,8 +110,12 @@ export class FrameReader {
         this.#pending = joined
         return frames
       }
-      if (formerSnapshotMagic.every((b, i) => joined[i] === b))
-        throw corrupt('the image is in format 1, from an older build; every member must run the same build')
+      for (const [magic, format] of formerSnapshotMagics) {
+        if (magic.every((b, i) => joined[i] === b))
+          throw corrupt(
+            `the image is in format ${format}, from an older build; every member must run the same build`,
+          )
+      }
       if (!this.#magic.every((b, i) => joined[i] === b)) throw corrupt('not a zeoq snapshot (bad magic)')
       this.#sawHeader = true
       at = this.#magic.byteLength

@@ -2,6 +2,7 @@
  * Checked reads over one state-machine keyspace (a sublevel). Every value read here is
  * unsealed, so a damaged byte surfaces as `CorruptionError`, never as data.
  */
+import { createHash } from 'node:crypto'
 import type { ObjectRecord, Oid, Tid } from '../protocol/index.ts'
 import { CorruptionError, u64Max } from '../protocol/index.ts'
 import { unseal } from './checksum.ts'
@@ -26,6 +27,32 @@ export class Space {
 
   constructor(db: DiskDb) {
     this.db = db
+  }
+
+  /**
+   * SHA-256 (hex) over every key and value (sealed, each seal checked), in key order, from
+   * one implicit snapshot, read `pageEntriesMax` at a time.
+   */
+  async hash(pageEntriesMax: number): Promise<string> {
+    const hash = createHash('sha256')
+    const length = new Uint8Array(4)
+    const view = new DataView(length.buffer)
+    const iterator = this.db.iterator()
+    try {
+      for (;;) {
+        const page = await iterator.nextv(pageEntriesMax)
+        if (page.length === 0) return hash.digest('hex')
+        for (const [key, value] of page) {
+          unseal(key, value, () => describeKey(key))
+          view.setUint32(0, key.byteLength)
+          hash.update(length).update(key)
+          view.setUint32(0, value.byteLength)
+          hash.update(length).update(value)
+        }
+      }
+    } finally {
+      await iterator.close()
+    }
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {

@@ -1,9 +1,8 @@
 /**
  * In-memory copies of the two things every commit reads: the current serial of each
- * object it writes or reads-current, and its session's exactly-once entry. With them a
- * commit's checks need no disk read, so many commits apply in one batch with one write.
- * Kept session results are cached too, although only a retry reads one: a retry may
- * come in the same batch as the command it repeats, before that result is on disk.
+ * object it writes or reads-current, and its session's exactly-once entry (with the
+ * session's kept results, which a retry reads). With them a commit's checks need no disk
+ * read, so many commits apply in one batch with one write.
  *
  * The cache is write-through: apply records a new serial or session entry as it computes
  * it, before the batch that holds it is written, so a later entry of the same batch sees
@@ -12,7 +11,7 @@
  * restart, a failed batch) costs only reads.
  */
 import type { Oid, SessionId, Tid } from '../protocol/index.ts'
-import { sessionKey, sessionResultKey } from './keys.ts'
+import { sessionKey } from './keys.ts'
 import type { Space } from './space.ts'
 import type { SessionEntry } from './values.ts'
 import { decodeSession } from './values.ts'
@@ -21,16 +20,10 @@ import { decodeSession } from './values.ts'
 export const serialCacheEntriesMax = 1_000_000
 /** Sessions kept; a session is one client connection's lifetime. */
 export const sessionCacheEntriesMax = 100_000
-/** Kept session results cached: only retries read them, so a few batches' worth is plenty. */
-export const sessionResultCacheEntriesMax = 10_000
-
-/** One map key per (session, seq): seqs are below 2^53, so the pair fits one bigint. */
-const resultCacheKey = (session: SessionId, seq: number): bigint => (session << 64n) | BigInt(seq)
 
 export class StateCache {
   readonly #serials = new Map<Oid, Tid>()
   readonly #sessions = new Map<SessionId, SessionEntry | undefined>()
-  readonly #results = new Map<bigint, Uint8Array | undefined>()
 
   /** The serial of the current revision of `oid` (0 if none). */
   async serial(space: Space, oid: Oid): Promise<Tid> {
@@ -65,22 +58,6 @@ export class StateCache {
     this.#sessions.set(id, undefined)
   }
 
-  /** The encoded result kept for command `seq` of `session`, if any. */
-  async result(space: Space, session: SessionId, seq: number): Promise<Uint8Array | undefined> {
-    const key = resultCacheKey(session, seq)
-    if (this.#results.has(key)) return this.#results.get(key)
-    const result = await space.get(sessionResultKey(session, seq))
-    this.#results.set(key, result)
-    return result
-  }
-
-  /** Records a result kept (`encoded`) or dropped (undefined). */
-  noteResult(session: SessionId, seq: number, encoded: Uint8Array | undefined): void {
-    const key = resultCacheKey(session, seq)
-    this.#results.delete(key)
-    this.#results.set(key, encoded)
-  }
-
   /** Drops every serial: after a pack step, which may delete whole objects. */
   forgetSerials(): void {
     this.#serials.clear()
@@ -89,14 +66,12 @@ export class StateCache {
   clear(): void {
     this.#serials.clear()
     this.#sessions.clear()
-    this.#results.clear()
   }
 
   /** Evicts the least recently written beyond the bounds. Call only between batches. */
   trim(): void {
     evictOldest(this.#serials, serialCacheEntriesMax)
     evictOldest(this.#sessions, sessionCacheEntriesMax)
-    evictOldest(this.#results, sessionResultCacheEntriesMax)
   }
 }
 

@@ -97,17 +97,20 @@ export interface SessionEntry {
   readonly lowestUnansweredSeq: number
   /** The seqs at or above `lowestUnansweredSeq` whose results are kept, ascending; fewer than the window. */
   readonly resultSeqs: readonly number[]
+  /** The encoded result of each of `resultSeqs`, in the same order: kept in the entry, not under keys of their own. */
+  readonly results: readonly Uint8Array[]
   /** Log time of the session's last accepted command: expiry counts from here. */
   readonly activeTid: Tid
 }
 
 /**
- * The layout of the state machine's values and keys, stored in the meta. 2: sessions
- * with an owner and a window of kept results (format 1 kept one result per session and
- * no owner). A store of another format is refused at open: there is no in-place upgrade
- * (docs/storage.md "Formats").
+ * The layout of the state machine's values and keys, stored in the meta. 3: a session's
+ * kept results live in its entry (format 2 kept each under a key of its own, written and
+ * deleted once per command); 2: sessions with an owner and a window of kept results
+ * (format 1 kept one result per session and no owner). A store of another format is
+ * refused at open: there is no in-place upgrade (docs/storage.md "Formats").
  */
-export const stateFormatVersion = 2
+export const stateFormatVersion = 3
 
 const phases: readonly RunningPackPhase[] = ['roots', 'mark', 'sweep', 'txns', 'cleanup']
 
@@ -186,20 +189,27 @@ export function encodeSession(entry: SessionEntry): Uint8Array {
     entry.lowestUnansweredSeq,
     entry.resultSeqs,
     entry.activeTid,
+    entry.results,
   ])
 }
 
 export function decodeSession(payload: Uint8Array, where: string): SessionEntry {
-  const v = unpackArray(payload, where, 5)
-  const [owner, seqs] = [v[1], v[3]]
+  const v = unpackArray(payload, where, 6)
+  const [owner, seqs, results] = [v[1], v[3], v[5]]
   if (!(owner instanceof Uint8Array)) throw new CorruptionError(where, 'bad session owner')
   if (!Array.isArray(seqs)) throw new CorruptionError(where, 'bad session result list')
+  if (!Array.isArray(results) || results.length !== seqs.length)
+    throw new CorruptionError(where, 'bad session results')
   return {
     session: big(v[0], where),
     owner,
     lowestUnansweredSeq: num(v[2], where),
     resultSeqs: seqs.map((seq: unknown) => num(seq, where)),
     activeTid: big(v[4], where),
+    results: results.map((result: unknown) => {
+      if (!(result instanceof Uint8Array)) throw new CorruptionError(where, 'bad session result')
+      return result
+    }),
   }
 }
 

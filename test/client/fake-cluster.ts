@@ -30,9 +30,10 @@ export interface Received {
 
 /**
  * What to do with a request: answer it, apply it and drop the connection unanswered, apply
- * it and never answer, never answer, or answer that the member's own copy is corrupt.
+ * it and never answer, never answer, answer that the member's own copy is corrupt, or apply
+ * it now and hold the answer until the test releases it (`FakeCluster.release`).
  */
-export type Interception = 'answer' | 'applyThenDrop' | 'applyThenIgnore' | 'ignore' | 'corruption'
+export type Interception = 'answer' | 'applyThenDrop' | 'applyThenIgnore' | 'ignore' | 'corruption' | 'hold'
 
 export class FakeMember {
   readonly id: number
@@ -135,7 +136,9 @@ export class FakeMember {
         return
       }
       if (interception === 'applyThenIgnore') return
-      send(socket, { type: 'response', id: frame.id, ...reply })
+      const response: MemberFrame = { type: 'response', id: frame.id, ...reply }
+      if (interception === 'hold') this.cluster.held.push(() => send(socket, response))
+      else send(socket, response)
     })
   }
 
@@ -243,6 +246,8 @@ export class FakeCluster {
   /** `invalidationsSince` before this TID answers "too old". */
   oldestKeptTid = 0n
   intercept: ((member: FakeMember, op: ClientOp) => Interception) | undefined
+  /** Answers computed when their request came and held back ('hold'), oldest first. */
+  readonly held: (() => void)[] = []
   #nextSession = 1n
 
   static async start(size: number): Promise<FakeCluster> {
@@ -319,6 +324,16 @@ export class FakeCluster {
   text(oid: Oid): string | undefined {
     const data = this.revisions(oid).at(-1)?.record?.data
     return data === undefined ? undefined : new TextDecoder().decode(data)
+  }
+
+  /** Sends the held answers, oldest first. */
+  release(): void {
+    for (const answer of this.held.splice(0)) answer()
+  }
+
+  /** The requests of kind `op` received so far. */
+  count(op: ClientOp['op']): number {
+    return this.received.filter((r) => r.op.op === op).length
   }
 
   commands(): ClientCommand[] {

@@ -9,19 +9,29 @@ import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import type { Command, NewOidsCommand, Result } from '../../src/protocol/index.ts'
 import { CorruptionError, encodeCommand, tidFromTimeMs } from '../../src/protocol/index.ts'
-import { seal } from '../../src/storage/checksum.ts'
+import { seal, unseal } from '../../src/storage/checksum.ts'
 import type { ObjectStoreOptions } from '../../src/storage/index.ts'
 import { MemoryDisk, ObjectStore } from '../../src/storage/index.ts'
+import { decodeSession } from '../../src/storage/values.ts'
 import { Harness, ownerSecret, plain, smallOptions } from './harness.ts'
 
 const keyView = { keyEncoding: 'view', valueEncoding: 'view' } as const
 
-/** Kept session results on disk (`q` keys), in both state-machine halves. */
+/** Kept session results on disk (in the session entries, `s` keys), in both state-machine halves. */
 async function keptResultKeys(h: Harness): Promise<number> {
   let count = 0
   for (const half of ['sm-a', 'sm-b']) {
     const db = h.disk.db.sublevel<Uint8Array, Uint8Array>(half, keyView)
-    count += (await db.keys({ gte: Uint8Array.of(0x71), lt: Uint8Array.of(0x72) }).all()).length
+    for (const [key, value] of await db
+      .iterator({ gte: Uint8Array.of(0x73), lt: Uint8Array.of(0x74) })
+      .all()) {
+      const entry = decodeSession(
+        unseal(key, value, () => 'a session entry'),
+        'a session entry',
+      )
+      assert.equal(entry.results.length, entry.resultSeqs.length)
+      count += entry.results.length
+    }
   }
   return count
 }
@@ -199,20 +209,22 @@ describe('formats', () => {
     await half.put(Uint8Array.of(0x6d), seal(Uint8Array.of(0x6d), oldMeta))
     await assert.rejects(ObjectStore.open(h.disk), (error: unknown) => {
       assert.ok(error instanceof CorruptionError)
-      assert.match(error.message, /format 1, this build reads format 2/)
+      assert.match(error.message, /format 1, this build reads format 3/)
       return true
     })
   })
 
-  it('a snapshot image of the earlier format is refused', async () => {
+  it('snapshot images of the earlier formats are refused', async () => {
     const disk = new MemoryDisk()
     await disk.open()
     const store = await ObjectStore.open(disk)
-    const old = new TextEncoder().encode('ZQS1')
-    await assert.rejects(
-      store.installSnapshot([old], () => disk.sync()),
-      /format 1, from an older build/,
-    )
+    for (const format of [1, 2]) {
+      const old = new TextEncoder().encode(`ZQS${format}`)
+      await assert.rejects(
+        store.installSnapshot([old], () => disk.sync()),
+        new RegExp(`format ${format}, from an older build`),
+      )
+    }
   })
 })
 
