@@ -36,6 +36,8 @@ function fail(message: string, exitCode = 2): never {
   process.exit(exitCode)
 }
 
+// Long because `zeoq start` declares one option per member setting (docs/operations.md,
+// "Settings"), each with its help and variable, in one commander chain.
 export function registerMemberCommands(program: Command): void {
   program
     .command('start')

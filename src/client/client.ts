@@ -1,6 +1,11 @@
 /**
  * The client library's main API: `connect()` and the `Database` it returns. See
  * docs/client.md for the consistency guarantees.
+ *
+ * Long because `Database` is the library's one public class, documented method by method
+ * with examples: transactions, reads, undo, pack, stats and events. What can live apart
+ * does: sessions (session.ts), the leader and connections (cluster.ts, connection.ts),
+ * read points (read-barrier.ts), the admin API (admin.ts), transactions (transaction.ts).
  */
 import {
   type CommitBody,

@@ -2,6 +2,10 @@
  * The wire schema between a client and a member: a versioned handshake with a token,
  * then requests answered by id, and invalidations pushed in TID order. The member and
  * the client library both import this file; neither defines a frame of its own.
+ *
+ * Long because each frame and operation has its type and its validator side by side, so
+ * that a reader (and the compiler) checks one against the other; backups and pack status
+ * already live in files of their own.
  */
 import type { BackupKind, BackupPiece } from './backup.ts'
 import { readBackupPiece, readBackupRequest } from './backup.ts'
@@ -297,6 +301,8 @@ const opNames = [
   'backup',
 ] as const satisfies readonly ClientOpName[]
 
+// Long because it is the one switch over every operation's fields: one short case per op,
+// read against the ClientOp union above.
 function readOp(value: unknown, path: string): ClientOp {
   const f = readObject(value, path)
   const at = (key: string): string => join(path, key)

@@ -325,6 +325,8 @@ const raftTypes = [
 
 const envelopeFields = ['type', 'from', 'to', 'term'] as const
 
+// Long because it mirrors src/raft's message union case by case, so the compiler checks
+// that the wire and the core agree on every field.
 function readRaftMessage(value: unknown, path: string, dataBytesMax: number): RaftWireMessage {
   const f = readObject(value, path)
   const at = (key: string): string => (path === '' ? key : `${path}.${key}`)

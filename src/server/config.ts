@@ -306,6 +306,8 @@ function statusSettings(
   }
 }
 
+// Long because it checks the settings in the order a reader of docs/operations.md meets
+// them; each check is a line or two and names its field.
 /** Checks raw settings as a whole and reads the files they name. */
 export function resolveConfig(raw: RawConfig): MemberConfig {
   if (raw.id === undefined)

@@ -407,6 +407,8 @@ async function listen(server: Server, host: string, port: number): Promise<numbe
   return typeof address === 'object' && address !== null ? address.port : port
 }
 
+// Long because it wires the member's port in one reading: the HTTP routes, the status
+// listener, the peer and client WebSocket upgrades, and the order in which they close.
 export async function serveMember(options: MemberHttpOptions): Promise<MemberHttp> {
   const { member, logger } = options
   const sessions = new Set<ClientSession>()

@@ -299,6 +299,8 @@ export class PeerWs implements PeerNetwork {
    * but nothing about the configuration until it has proved it holds the cluster secret:
    * otherwise anyone could list the member ids by asking for each in turn.
    */
+  // Long because the inbound handshake is one small state machine (challenge, auth, cluster
+  // id, then Raft frames) whose steps share the socket's state and its one timer.
   acceptInbound(socket: WebSocket, remote: string): void {
     const { options } = this
     this.#inbound.set(socket, undefined)
