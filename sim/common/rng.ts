@@ -42,6 +42,8 @@ export const systemStream = {
   client: 204,
   snapshots: 205,
   snapshotFrames: 206,
+  /** How many transactions each client runs at once (pipelining workloads). */
+  lanes: 207,
 } as const
 
 export function streamRandom(seed: number, streamId: number, ...salts: readonly number[]): Random {

@@ -9,7 +9,7 @@ import type { Oid } from '../../src/protocol/index.ts'
 import type { Random } from '../../src/raft/index.ts'
 import { between, streamRandom, systemStream } from '../common/rng.ts'
 import { simTransport } from './wire.ts'
-import { type ClientContext, runOperation } from './workloads.ts'
+import { type ClientContext, drawLanes, runOperation } from './workloads.ts'
 import type { SystemWorld } from './world.ts'
 
 /** Mean think time between a client's operations. */
@@ -27,12 +27,15 @@ export class SimClients {
   /** The workload's objects, once the setup created them. */
   oids: readonly Oid[] = []
   #nextValue = 1
+  /** Transactions each client runs at once (see `drawLanes`). */
+  readonly lanes: number
   /** What the finished clients reported (Database.stats), summed. */
   readonly stats = { commits: 0, conflicts: 0, retries: 0 }
 
   constructor(world: SystemWorld) {
     this.#world = world
     this.#random = streamRandom(world.options.seed, systemStream.client)
+    this.lanes = world.options.lanes ?? drawLanes(world.options.seed, world.options.workload)
   }
 
   /** A new client connection named `name`, and its transport (to cut its connections). */
@@ -119,7 +122,24 @@ export class SimClients {
       return
     }
     this.#dbs[slot] = db
-    const random = streamRandom(world.options.seed, systemStream.workload, clientId)
+    const lanes: Promise<void>[] = []
+    for (let lane = 0; lane < this.lanes; lane++) lanes.push(this.#lane(slot, clientId, lane, db))
+    await Promise.all(lanes)
+    const stats = db.stats()
+    this.stats.commits += stats.commits
+    this.stats.conflicts += stats.conflicts
+    this.stats.retries += stats.retries
+    if (this.#dbs[slot] === db) await db.close()
+  }
+
+  /** One of the client's transactions at a time, in a loop: the client runs `lanes` of these at once. */
+  async #lane(slot: number, clientId: number, lane: number, db: Database): Promise<void> {
+    const world = this.#world
+    // Lane 0 draws from the stream a one-lane client always had, so those runs stay as they were.
+    const random =
+      lane === 0
+        ? streamRandom(world.options.seed, systemStream.workload, clientId)
+        : streamRandom(world.options.seed, systemStream.workload, clientId, lane)
     const ctx: ClientContext = {
       client: clientId,
       db,
@@ -133,10 +153,5 @@ export class SimClients {
       await runOperation(world.options.workload, ctx)
       await new Promise<void>((resolve) => world.loop.setTimer(between(random, 0, thinkMsMax), resolve))
     }
-    const stats = db.stats()
-    this.stats.commits += stats.commits
-    this.stats.conflicts += stats.conflicts
-    this.stats.retries += stats.retries
-    if (this.#dbs[slot] === db) await db.close()
   }
 }

@@ -62,6 +62,7 @@ export function systemReplayCommand(o: SystemOptions): string {
     parts.push(`--liveness-bound-ms ${o.livenessBoundMs}`)
   for (const bug of o.bugs) parts.push(`--bug ${bug}`)
   if (o.schedule !== undefined) parts.push('(with an explicit fault schedule: see the JSONL trace)')
+  if (o.lanes !== undefined) parts.push(`(with ${o.lanes} transactions at once per client)`)
   if (o.snapshots !== undefined) parts.push(`(with the snapshot policy ${JSON.stringify(o.snapshots)})`)
   return parts.join(' ')
 }

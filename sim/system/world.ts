@@ -344,6 +344,7 @@ export class SystemWorld {
       events: this.loop.events,
       ops,
       ...this.clients.stats,
+      lanes: this.clients.lanes,
       faults: this.faultCounts,
       snapshotPolicy: this.snapshotPolicy,
       snapshots: this.peers.snapshots,

@@ -178,8 +178,10 @@ function updateSession(
   added: { readonly seq: number; readonly result: Result } | undefined,
 ): void {
   const kept: number[] = []
+  // Test only: the planted bug drops the awaited results too, keeping only the one added.
+  const forget = ctx.options.bugs.dropResultsAboveMark === true
   for (const seq of entry.resultSeqs) {
-    if (seq < lowest) dropResult(ctx, entry.session, seq)
+    if (seq < lowest || forget) dropResult(ctx, entry.session, seq)
     else if (seq !== added?.seq) kept.push(seq)
   }
   if (added !== undefined) {
