@@ -44,6 +44,8 @@ export const systemStream = {
   snapshotFrames: 206,
   /** How many transactions each client runs at once (pipelining workloads). */
   lanes: 207,
+  /** The attacker's owner secret. */
+  forger: 208,
 } as const
 
 export function streamRandom(seed: number, streamId: number, ...salts: readonly number[]): Random {

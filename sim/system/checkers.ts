@@ -18,6 +18,7 @@ export const systemCheckerNames = [
   'convergence',
   'liveness',
   'corruptionServed',
+  'forgedSession',
   'simulator',
 ] as const
 

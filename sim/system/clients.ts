@@ -4,7 +4,7 @@
  * dies is replaced by a new one in its slot, as an application server would restart,
  * so the load goes on and the dead client's last operation stays unknown, as it would.
  */
-import { connect, type Database } from '../../src/client/index.ts'
+import { type ClientTransport, connect, type Database } from '../../src/client/index.ts'
 import type { Oid } from '../../src/protocol/index.ts'
 import type { Random } from '../../src/raft/index.ts'
 import { between, streamRandom, systemStream } from '../common/rng.ts'
@@ -41,21 +41,7 @@ export class SimClients {
   /** A new client connection named `name`, and its transport (to cut its connections). */
   connect(name: string): { db: Promise<Database>; transport: { closeAll(): void } } {
     const world = this.#world
-    const transport = simTransport(
-      {
-        loop: world.loop,
-        network: world.network,
-        member: (id) => world.members[id - 1],
-        members: [...world.urls].map(([id, url]) => ({ id, url })),
-        onBreach: (b) =>
-          world.violation(
-            'invalidationOrder',
-            `member ${b.member} answered client ${b.client} with data of transaction ${b.shownTid} before telling it about that transaction (its last invalidation was ${b.knownTid})`,
-          ),
-        counters: this.#wire,
-      },
-      name,
-    )
+    const transport = this.transport(name)
     const random = streamRandom(world.options.seed, systemStream.client, this.#random.int(1 << 30))
     const db = connect({
       peers: [...world.urls.values()],
@@ -70,6 +56,26 @@ export class SimClients {
       backoffMsMax: 200,
     })
     return { db, transport }
+  }
+
+  /** The simulated client transport of a client named `name` (the attacker speaks over it too). */
+  transport(name: string): ClientTransport & { closeAll(): void } {
+    const world = this.#world
+    return simTransport(
+      {
+        loop: world.loop,
+        network: world.network,
+        member: (id) => world.members[id - 1],
+        members: [...world.urls].map(([id, url]) => ({ id, url })),
+        onBreach: (b) =>
+          world.violation(
+            'invalidationOrder',
+            `member ${b.member} answered client ${b.client} with data of transaction ${b.shownTid} before telling it about that transaction (its last invalidation was ${b.knownTid})`,
+          ),
+        counters: this.#wire,
+      },
+      name,
+    )
   }
 
   /** Starts a client in `slot`, replacing whatever ran there. */

@@ -17,7 +17,7 @@ import {
   swarmIntensities,
   swarmSchedule,
 } from '../common/faults.ts'
-import { pick, shuffled, streamRandom, systemStream } from '../common/rng.ts'
+import { between, pick, shuffled, streamRandom, systemStream } from '../common/rng.ts'
 
 export const systemFaultKinds = [
   'loss',
@@ -39,8 +39,9 @@ export const systemFaultKinds = [
   'clockJump',
   'clientDisconnect',
   'clientKill',
-  // Last, so that adding it left every earlier kind's draws (and so older seeds' schedules) as they were.
+  // Last, so that adding them left every earlier kind's draws (and so older seeds' schedules) as they were.
   'transfer',
+  'forge',
 ] as const
 
 export type SystemFaultKind = (typeof systemFaultKinds)[number]
@@ -119,6 +120,26 @@ export type SystemFault =
   | { readonly kind: 'clientKill'; readonly atMs: number; readonly client: number }
   /** The operator asks whoever leads to hand leadership to `who` (another member if `who` leads). */
   | { readonly kind: 'transfer'; readonly atMs: number; readonly who: Target }
+  /**
+   * An attacker (sim/system/forger.ts) commits under each of `sessions` — session ids it
+   * guesses, small log indexes — with an owner secret of its own, at seq `seq`.
+   */
+  | {
+      readonly kind: 'forge'
+      readonly atMs: number
+      readonly sessions: readonly number[]
+      readonly seq: number
+    }
+
+/**
+ * The attacker's guesses. Session ids are the log indexes of the sessions' openings: the
+ * setup's and the first clients' lie among the first few dozen entries. Honest clients
+ * number their commands from 1 and reach a hundred to a few thousand in a run.
+ */
+const forgedSessionIdMax = 24
+const forgedSessionsPerStrikeMax = 4
+/** Forged seqs lie in 1 … 2^12. */
+const forgedSeqLog2Max = 12
 
 /** What a system fault maker knows of the run: members and clients. */
 export interface SystemDrawContext extends DrawContext {
@@ -208,6 +229,17 @@ export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
       kind: 'transfer',
       atMs,
       who: { follower: random.int(context.members) },
+    }),
+    forge: (random, atMs) => ({
+      kind: 'forge',
+      atMs,
+      sessions: shuffled(
+        random,
+        Array.from({ length: forgedSessionIdMax }, (_, i) => i + 1),
+      ).slice(0, between(random, 1, forgedSessionsPerStrikeMax)),
+      // Log-uniform: a client with one transaction at a time reaches seq 100 or so in a run,
+      // one with sixteen some thousands; a forged seq counts only ahead of its victim's.
+      seq: Math.max(1, Math.floor(2 ** (random.next() * forgedSeqLog2Max))),
     }),
   } satisfies FaultMakers<SystemFault, SystemDrawContext>,
 }

@@ -136,6 +136,7 @@ export class SystemNemesis {
     clientDisconnect: (fault) => this.#world.clients.disconnect(fault.client % this.#world.options.clients),
     clientKill: (fault) => this.#world.clients.kill(fault.client % this.#world.options.clients),
     transfer: (fault) => this.#transfer(fault),
+    forge: (fault) => this.#world.forger.strike(fault),
   }
 
   #linkRate(

@@ -71,7 +71,8 @@ function family(fault: SystemFault): string {
     return 'member'
   if (fault.kind === 'slowDisk' || fault.kind === 'corrupt') return 'disk'
   if (fault.kind === 'clockSkew' || fault.kind === 'clockJump') return 'clock'
-  if (fault.kind === 'clientDisconnect' || fault.kind === 'clientKill') return 'client'
+  if (fault.kind === 'clientDisconnect' || fault.kind === 'clientKill' || fault.kind === 'forge')
+    return 'client'
   return 'network'
 }
 

@@ -18,6 +18,7 @@ import type { SystemCheckerName, SystemViolation } from './checkers.ts'
 import { SimClients } from './clients.ts'
 import { type SystemFault, type SystemFaultKind, systemSchedule, type Target } from './faults.ts'
 import { FinalChecks } from './final-checks.ts'
+import { Forger } from './forger.ts'
 import { History } from './history.ts'
 import { SimLoop } from './loop.ts'
 import { type MemberHost, SimMember, type SnapshotPolicy, tickMs } from './members.ts'
@@ -69,6 +70,8 @@ export class SystemWorld {
   readonly urls: ReadonlyMap<NodeId, string>
   readonly history = new History()
   readonly clients: SimClients
+  /** The attacker that forges commands under other clients' sessions (the `forge` fault). */
+  readonly forger: Forger
   readonly violations: SystemViolation[] = []
   readonly trace: string[] = []
   readonly faultCounts: Partial<Record<SystemFaultKind, number>> = {}
@@ -106,6 +109,7 @@ export class SystemWorld {
       log: (e, fields) => this.log(e, fields),
     })
     this.clients = new SimClients(this)
+    this.forger = new Forger(this)
     this.#nemesis = new SystemNemesis(this)
     this.snapshotPolicy = options.snapshots ?? drawSnapshotPolicy(options.seed)
     const urls = new Map<NodeId, string>()
@@ -160,6 +164,11 @@ export class SystemWorld {
 
   countFault(kind: SystemFaultKind): void {
     this.faultCounts[kind] = (this.faultCounts[kind] ?? 0) + 1
+  }
+
+  /** The client-facing URL of member `id`. */
+  urlOf(id: NodeId): string {
+    return memberUrl(id)
   }
 
   /** The member that leads the highest term among those that believe they lead. */
