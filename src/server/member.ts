@@ -157,6 +157,7 @@ export class Member {
       electionTicks: options.electionTicks,
       requestTimeoutMs,
       promoteLagEntries: options.promoteLagEntries,
+      joining: options.join === true,
       propose: (command) => this.propose(command),
       kick: () => this.#driver.kick(),
       checkServing: () => this.#driver.checkServing(),
