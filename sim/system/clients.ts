@@ -44,7 +44,7 @@ export class SimClients {
     const transport = this.transport(name)
     const random = streamRandom(world.options.seed, systemStream.client, this.#random.int(1 << 30))
     const db = connect({
-      peers: [...world.urls.values()],
+      peers: world.memberList().map((m) => m.url),
       token: '',
       name,
       clock: { nowMs: () => world.loop.nowMs, setTimer: (ms, fn) => world.loop.setTimer(ms, fn) },
@@ -66,7 +66,7 @@ export class SimClients {
         loop: world.loop,
         network: world.network,
         member: (id) => world.members[id - 1],
-        members: [...world.urls].map(([id, url]) => ({ id, url })),
+        members: () => world.memberList(),
         onBreach: (b) =>
           world.violation(
             'invalidationOrder',

@@ -42,6 +42,7 @@ export const systemFaultKinds = [
   // Last, so that adding them left every earlier kind's draws (and so older seeds' schedules) as they were.
   'transfer',
   'forge',
+  'membership',
 ] as const
 
 export type SystemFaultKind = (typeof systemFaultKinds)[number]
@@ -49,6 +50,11 @@ export type SystemFaultKind = (typeof systemFaultKinds)[number]
 export function isSystemFaultKind(name: string): name is SystemFaultKind {
   return (systemFaultKinds as readonly string[]).includes(name)
 }
+
+export type MembershipChange = 'add' | 'remove' | 'replace'
+
+/** Membership changes per seed at most: each adds at most one member, so this bounds the ids a run uses. */
+export const membershipChangesMax = 4
 
 /**
  * A member id (modulo the cluster size), whoever leads when the fault fires, or the
@@ -130,6 +136,18 @@ export type SystemFault =
       readonly sessions: readonly number[]
       readonly seq: number
     }
+  /**
+   * The operator changes the configuration (sim/system/operator.ts): adds a new member
+   * (a new id, an empty disk), removes voter `who`, or replaces it (a new member in, then
+   * `who` out). A change that would leave too few voters, or more than one above the
+   * seed's size, is refused.
+   */
+  | {
+      readonly kind: 'membership'
+      readonly atMs: number
+      readonly change: MembershipChange
+      readonly who: Target
+    }
 
 /**
  * The attacker's guesses. Session ids are the log indexes of the sessions' openings: the
@@ -157,7 +175,7 @@ export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
   durationMaxMs: 3_000,
   eventsMax: 1_000,
   // Corruption and wipes are rare by nature: at most one of each per seed.
-  perKindMax: { corrupt: 1, wipe: 1 },
+  perKindMax: { corrupt: 1, wipe: 1, membership: membershipChangesMax },
   swarmRandom: (seed) => streamRandom(seed, systemStream.swarm, 0),
   kindRandom: (seed, kindIndex) => streamRandom(seed, systemStream.swarm, 1 + kindIndex),
   makers: {
@@ -229,6 +247,12 @@ export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
       kind: 'transfer',
       atMs,
       who: { follower: random.int(context.members) },
+    }),
+    membership: (random, atMs, _durationMs, context) => ({
+      kind: 'membership',
+      atMs,
+      change: pick(random, ['add', 'remove', 'replace'] as const),
+      who: drawWho(random, memberIds(context)),
     }),
     forge: (random, atMs) => ({
       kind: 'forge',

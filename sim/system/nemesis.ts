@@ -69,7 +69,9 @@ export class SystemNemesis {
     bridge: (fault, later) => this.#partition(fault, later),
     flapping: (fault) => {
       const world = this.#world
-      const key = `${Math.min(fault.a, fault.b)}-${Math.max(fault.a, fault.b)}`
+      const a = world.resolve(fault.a).id
+      const b = world.resolve(fault.b).id
+      const key = `${Math.min(a, b)}-${Math.max(a, b)}`
       const endMs = world.loop.nowMs + fault.durationMs
       const toggle = (): void => {
         if (world.loop.nowMs >= endMs || world.loop.nowMs >= world.faultsEndAbsMs) {
@@ -137,6 +139,7 @@ export class SystemNemesis {
     clientKill: (fault) => this.#world.clients.kill(fault.client % this.#world.options.clients),
     transfer: (fault) => this.#transfer(fault),
     forge: (fault) => this.#world.forger.strike(fault),
+    membership: (fault) => this.#world.operator.onFault(fault),
   }
 
   #linkRate(
@@ -162,7 +165,22 @@ export class SystemNemesis {
     })
   }
 
+  /**
+   * The cut between member ids: a shape names members 1 … n, which land on the members in
+   * service when it strikes (`SystemWorld.positions`); a member in no place (added later,
+   * or removed) is cut off by the symmetric shapes.
+   */
   #cutOf(fault: NetworkShape): Cut {
+    if (fault.kind === 'isolateLeader') {
+      const id = this.#world.leader()?.id ?? 1
+      return (f, t) => f === id || t === id
+    }
+    const positions = this.#world.positions()
+    const shape = this.#shapeOf(fault)
+    return (f, t) => shape(positions.get(f) ?? 0, positions.get(t) ?? 0)
+  }
+
+  #shapeOf(fault: Exclude<NetworkShape, FaultOf<'isolateLeader'>>): Cut {
     switch (fault.kind) {
       case 'partition':
         return groupsCut(fault.groups)
@@ -170,10 +188,6 @@ export class SystemNemesis {
         const from = new Set(fault.from)
         const to = new Set(fault.to)
         return (f, t) => from.has(f) && to.has(t)
-      }
-      case 'isolateLeader': {
-        const id = this.#world.leader()?.id ?? 1
-        return (f, t) => f === id || t === id
       }
       case 'majoritiesRing':
         return majoritiesRingCut(fault.order)

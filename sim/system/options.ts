@@ -99,6 +99,8 @@ export interface SystemResult {
   /** Transactions each client ran at once. */
   readonly lanes: number
   readonly faults: Readonly<Partial<Record<SystemFaultKind, number>>>
+  /** Members the operator added (each now votes) and removed, and membership faults it refused. */
+  readonly membership: { readonly added: number; readonly removed: number; readonly refused: number }
   /** The run's compaction policy (undefined: the member's defaults, which never compact in a run this short). */
   readonly snapshotPolicy: SnapshotPolicy | undefined
   readonly snapshots: SnapshotCounts
