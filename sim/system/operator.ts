@@ -64,28 +64,34 @@ export class SystemOperator {
 
   onFault(fault: MembershipFault): void {
     const world = this.#world
-    const refuse = (reason: string): void => {
+    const steps = this.#stepsFor(fault)
+    if (typeof steps === 'string') {
       this.counts.refused++
-      world.log('refused', { change: fault.change, reason })
+      world.log('refused', { change: fault.change, reason: steps })
+      return
     }
-    if (!this.idle) return refuse('an earlier membership change is still in progress')
-    const member = world.leader()?.member
-    if (member === undefined) return refuse('no member leads')
-    const status = member.status()
-    const size = status.voters.length + status.learners.length
-    const victim = this.#victim(fault.who, status.voters, status.leader)
-    const canAdd = size < this.membersMax && world.members.length < world.membersCapacity
-    const canRemove = victim !== undefined && status.voters.length - 1 >= this.votersMin
-    const steps = this.#plan(fault.change, canAdd, canRemove, victim)
-    if (steps === undefined)
-      return refuse(
-        `${fault.change} would leave ${status.voters.length} voters outside ${this.votersMin}…${this.membersMax}`,
-      )
     world.log('membership', { change: fault.change, steps })
     this.#steps = steps
     this.#run().catch((error: unknown) => {
       world.violation('simulator', `the membership operator failed: ${String(error)}`)
     })
+  }
+
+  /** The steps of the change the fault asks for, or why it is refused. */
+  #stepsFor(fault: MembershipFault): Step[] | string {
+    const world = this.#world
+    if (!this.idle) return 'an earlier membership change is still in progress'
+    const member = world.leader()?.member
+    if (member === undefined) return 'no member leads'
+    const status = member.status()
+    const size = status.voters.length + status.learners.length
+    const victim = this.#victim(fault.who, status.voters, status.leader)
+    const canAdd = size < this.membersMax && world.members.length < world.membersCapacity
+    const canRemove = victim !== undefined && status.voters.length - 1 >= this.votersMin
+    return (
+      this.#plan(fault.change, canAdd, canRemove, victim) ??
+      `with ${status.voters.length} voters and ${status.learners.length} learners, ${fault.change} would leave the cluster outside ${this.votersMin}…${this.membersMax} voters`
+    )
   }
 
   #plan(
