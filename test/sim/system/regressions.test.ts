@@ -248,6 +248,24 @@ describe('system simulator regressions, each a scripted schedule that must reach
     assertPassed(result)
   })
 
+  it('a member added to a compacted cluster installs a snapshot from before its addition and stays (registers)', async () => {
+    // The bug (src/server/membership.ts): a joining member's first configuration is the one
+    // in the leader's snapshot, taken before the member was added; it found itself left out,
+    // took that for its removal, and stopped serving a second later. Now a joining member
+    // is not removed from configurations it was never in. The schedule: the leader compacts
+    // every 10 entries and the operator adds a member. Without the fix, the new member says
+    // it was removed (and, stopped, it leaves the cluster unable to converge: liveness).
+    const schedule: SystemFault[] = [{ kind: 'membership', atMs: 500, change: 'add', who: 1 }]
+    const { result, events } = await run({ seed: 1, workload: 'registers', schedule, snapshots: manyFrames })
+    assert.ok(
+      events.some((e) => e.e === 'snapshotInstalled' && e.follower === 4),
+      'the new member did not install a snapshot',
+    )
+    assert.equal(result.membership.added, 1, 'the new member did not come to vote')
+    assert.ok(!events.some((e) => e.e === 'removedNoticed'), 'a member took itself for removed')
+    assertPassed(result)
+  })
+
   it('the seeds that found these bugs still pass', async () => {
     const seeds: readonly Partial<SystemOptions>[] = [
       {
