@@ -57,8 +57,9 @@ export type MembershipChange = 'add' | 'remove' | 'replace'
 export const membershipChangesMax = 4
 
 /**
- * A member id (modulo the cluster size), whoever leads when the fault fires, or the
- * n-th member (by id, from 0) among those that do not lead then (for hand-made schedules).
+ * The n-th member in service (by id, modulo their number: the member with that id until
+ * the membership changes), whoever leads when the fault fires, or the n-th member in
+ * service (by id, from 0) among those that do not lead then (for hand-made schedules).
  */
 export type Target = number | 'leader' | { readonly follower: number }
 

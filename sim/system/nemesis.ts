@@ -98,14 +98,14 @@ export class SystemNemesis {
       m.pause()
       later(fault.durationMs, () => m.resume())
     },
-    // A member with an empty disk forgets its votes and acknowledged entries: joining
-    // again needs a membership change (remove, then add as a new member), which the
-    // member does not offer yet. The operator's wipe is refused rather than risk it.
+    // A member with an empty disk forgets its votes and acknowledged entries: under its old
+    // id it could vote twice in a term. The operator refuses to wipe a disk in place; what
+    // it does instead is the membership fault's replace (the member out, a new id in).
     wipe: (fault) => {
       const m = this.#world.resolve(fault.who)
       this.#world.log('refused', {
         member: m.id,
-        reason: `wiping member ${m.id}'s disk is refused: a wiped member must rejoin through a membership change, not yet supported`,
+        reason: `wiping member ${m.id}'s disk in place is refused: a wiped member rejoins only under a new id (a replacement)`,
       })
     },
     slowDisk: (fault, later) => {
