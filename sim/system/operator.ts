@@ -34,6 +34,8 @@ type Step = { readonly type: 'add' } | { readonly type: 'remove'; readonly id: N
 
 /** How often a refused or failed request is asked again. */
 const retryMs = 50
+/** How long a change waits for a leader to exist before it is refused. */
+const leaderWaitMsMax = 2_000
 /** The operator's own bound on one request (the member's are its own timers, which a crash stops). */
 const requestMsMax = 4_000
 
@@ -62,8 +64,13 @@ export class SystemOperator {
     return this.#world.options.members + 1
   }
 
-  onFault(fault: MembershipFault): void {
+  onFault(fault: MembershipFault, waitedMs = 0): void {
     const world = this.#world
+    // With no leader (an election under way), the operator waits for one, as a script would.
+    if (this.idle && world.leader() === undefined && waitedMs < leaderWaitMsMax) {
+      world.loop.setTimer(retryMs, () => this.onFault(fault, waitedMs + retryMs))
+      return
+    }
     const steps = this.#stepsFor(fault)
     if (typeof steps === 'string') {
       this.counts.refused++
@@ -81,6 +88,7 @@ export class SystemOperator {
   #stepsFor(fault: MembershipFault): Step[] | string {
     const world = this.#world
     if (!this.idle) return 'an earlier membership change is still in progress'
+    if (world.loop.nowMs >= world.faultsEndAbsMs) return 'the heal came first: no change starts after it'
     const member = world.leader()?.member
     if (member === undefined) return 'no member leads'
     const status = member.status()
