@@ -34,8 +34,12 @@ interface Run {
   readonly events: readonly TraceEvent[]
 }
 
+/**
+ * The schedules were made when every client ran one transaction at a time: they keep
+ * that (`lanes: 1`), so each recreates the run it was checked against, at its cost.
+ */
 async function run(options: Partial<SystemOptions>): Promise<Run> {
-  const world = new SystemWorld(systemOptions({ ...options, trace: true }))
+  const world = new SystemWorld(systemOptions({ lanes: 1, ...options, trace: true }))
   const result = await world.run()
   const events = (result.trace ?? []).map((line) => JSON.parse(line) as TraceEvent)
   return { world, result, events }
@@ -111,7 +115,9 @@ describe('system simulator regressions, each a scripted schedule that must reach
     // it answered CorruptionError (never the damaged bytes), and the simulator gave up
     // instead of taking that member out as the operator would. The schedule damages the
     // newest revision of every object on the leader just before the heal, so the final
-    // reads meet it. Without the take-out, liveness fails ("the final reads failed").
+    // reads meet it. Without the take-out, liveness fails ("the final reads failed"). (With
+    // many transactions per client the accounts get newer revisions after the damage and
+    // before the load stops, and the final reads never meet it: `run` keeps one.)
     const schedule: SystemFault[] = [
       { kind: 'corrupt', atMs: 3_990, who: 'leader', pick: 5, revisions: 'newest' },
     ]
@@ -282,6 +288,7 @@ describe('system simulator regressions, each a scripted schedule that must reach
       { seed: 9161, workload: 'registers' },
       { seed: 493, workload: 'bank' },
     ]
-    for (const options of seeds) assertPassed(await runSystemSeed(options))
+    // As they were found: one transaction per client.
+    for (const options of seeds) assertPassed(await runSystemSeed({ lanes: 1, ...options }))
   })
 })
