@@ -62,7 +62,7 @@ export class Forger {
   strike(fault: ForgeFault): void {
     const world = this.#world
     const oids = world.clients.oids
-    const target = world.leader() ?? world.members[0]
+    const target = world.leader() ?? world.active()[0]
     if (target === undefined || oids.length === 0) return
     const strike = ++this.#strikes
     const name = `forger-${strike}`

@@ -16,10 +16,11 @@
  *   remove first.
  *
  * A refused or failed request (not the leader, a timeout, a change already pending) is
- * asked again 50 ms later or at once of a new leader, until a bound after the heal. The
+ * asked again 50 ms later, of whoever leads by then, until a bound after the heal. The
  * fault is refused when it would leave fewer voters than tolerate a failure (max(3, n − 2)
- * for n members) or make the cluster more than one above its size, and while an earlier
- * change is still in progress. At the heal no change starts; one in progress finishes.
+ * for n members) or make the cluster more than one above its size, while an earlier
+ * change is still in progress, and when no member leads within 2 s. No change starts
+ * after the heal; one in progress finishes.
  */
 import type { NodeId } from '../../src/raft/index.ts'
 import type { Member } from '../../src/server/index.ts'
