@@ -42,6 +42,10 @@ export const systemStream = {
   client: 204,
   snapshots: 205,
   snapshotFrames: 206,
+  /** How many transactions each client runs at once (pipelining workloads). */
+  lanes: 207,
+  /** The attacker's owner secret. */
+  forger: 208,
 } as const
 
 export function streamRandom(seed: number, streamId: number, ...salts: readonly number[]): Random {

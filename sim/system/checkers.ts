@@ -19,6 +19,7 @@ export const systemCheckerNames = [
   'convergence',
   'liveness',
   'corruptionServed',
+  'forgedSession',
   'simulator',
 ] as const
 

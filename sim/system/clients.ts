@@ -4,12 +4,12 @@
  * dies is replaced by a new one in its slot, as an application server would restart,
  * so the load goes on and the dead client's last operation stays unknown, as it would.
  */
-import { connect, type Database } from '../../src/client/index.ts'
+import { type ClientTransport, connect, type Database } from '../../src/client/index.ts'
 import type { Oid } from '../../src/protocol/index.ts'
 import type { Random } from '../../src/raft/index.ts'
 import { between, streamRandom, systemStream } from '../common/rng.ts'
 import { simTransport } from './wire.ts'
-import { type ClientContext, runOperation } from './workloads.ts'
+import { type ClientContext, drawLanes, runOperation } from './workloads.ts'
 import type { SystemWorld } from './world.ts'
 
 /** Mean think time between a client's operations. */
@@ -27,35 +27,24 @@ export class SimClients {
   /** The workload's objects, once the setup created them. */
   oids: readonly Oid[] = []
   #nextValue = 1
+  /** Transactions each client runs at once (see `drawLanes`). */
+  readonly lanes: number
   /** What the finished clients reported (Database.stats), summed. */
   readonly stats = { commits: 0, conflicts: 0, retries: 0 }
 
   constructor(world: SystemWorld) {
     this.#world = world
     this.#random = streamRandom(world.options.seed, systemStream.client)
+    this.lanes = world.options.lanes ?? drawLanes(world.options.seed, world.options.workload)
   }
 
   /** A new client connection named `name`, and its transport (to cut its connections). */
   connect(name: string): { db: Promise<Database>; transport: { closeAll(): void } } {
     const world = this.#world
-    const transport = simTransport(
-      {
-        loop: world.loop,
-        network: world.network,
-        member: (id) => world.members[id - 1],
-        members: [...world.urls].map(([id, url]) => ({ id, url })),
-        onBreach: (b) =>
-          world.violation(
-            'invalidationOrder',
-            `member ${b.member} answered client ${b.client} with data of transaction ${b.shownTid} before telling it about that transaction (its last invalidation was ${b.knownTid})`,
-          ),
-        counters: this.#wire,
-      },
-      name,
-    )
+    const transport = this.transport(name)
     const random = streamRandom(world.options.seed, systemStream.client, this.#random.int(1 << 30))
     const db = connect({
-      peers: [...world.urls.values()],
+      peers: world.memberList().map((m) => m.url),
       token: '',
       name,
       clock: { nowMs: () => world.loop.nowMs, setTimer: (ms, fn) => world.loop.setTimer(ms, fn) },
@@ -67,6 +56,26 @@ export class SimClients {
       backoffMsMax: 200,
     })
     return { db, transport }
+  }
+
+  /** The simulated client transport of a client named `name` (the attacker speaks over it too). */
+  transport(name: string): ClientTransport & { closeAll(): void } {
+    const world = this.#world
+    return simTransport(
+      {
+        loop: world.loop,
+        network: world.network,
+        member: (id) => world.members[id - 1],
+        members: () => world.memberList(),
+        onBreach: (b) =>
+          world.violation(
+            'invalidationOrder',
+            `member ${b.member} answered client ${b.client} with data of transaction ${b.shownTid} before telling it about that transaction (its last invalidation was ${b.knownTid})`,
+          ),
+        counters: this.#wire,
+      },
+      name,
+    )
   }
 
   /** Starts a client in `slot`, replacing whatever ran there. */
@@ -119,7 +128,24 @@ export class SimClients {
       return
     }
     this.#dbs[slot] = db
-    const random = streamRandom(world.options.seed, systemStream.workload, clientId)
+    const lanes: Promise<void>[] = []
+    for (let lane = 0; lane < this.lanes; lane++) lanes.push(this.#lane(slot, clientId, lane, db))
+    await Promise.all(lanes)
+    const stats = db.stats()
+    this.stats.commits += stats.commits
+    this.stats.conflicts += stats.conflicts
+    this.stats.retries += stats.retries
+    if (this.#dbs[slot] === db) await db.close()
+  }
+
+  /** One of the client's transactions at a time, in a loop: the client runs `lanes` of these at once. */
+  async #lane(slot: number, clientId: number, lane: number, db: Database): Promise<void> {
+    const world = this.#world
+    // Lane 0 draws from the stream a one-lane client always had, so those runs stay as they were.
+    const random =
+      lane === 0
+        ? streamRandom(world.options.seed, systemStream.workload, clientId)
+        : streamRandom(world.options.seed, systemStream.workload, clientId, lane)
     const ctx: ClientContext = {
       client: clientId,
       db,
@@ -133,10 +159,5 @@ export class SimClients {
       await runOperation(world.options.workload, ctx)
       await new Promise<void>((resolve) => world.loop.setTimer(between(random, 0, thinkMsMax), resolve))
     }
-    const stats = db.stats()
-    this.stats.commits += stats.commits
-    this.stats.conflicts += stats.conflicts
-    this.stats.retries += stats.retries
-    if (this.#dbs[slot] === db) await db.close()
   }
 }

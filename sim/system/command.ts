@@ -62,6 +62,7 @@ export function systemReplayCommand(o: SystemOptions): string {
     parts.push(`--liveness-bound-ms ${o.livenessBoundMs}`)
   for (const bug of o.bugs) parts.push(`--bug ${bug}`)
   if (o.schedule !== undefined) parts.push('(with an explicit fault schedule: see the JSONL trace)')
+  if (o.lanes !== undefined) parts.push(`(with ${o.lanes} transactions at once per client)`)
   if (o.snapshots !== undefined) parts.push(`(with the snapshot policy ${JSON.stringify(o.snapshots)})`)
   return parts.join(' ')
 }
@@ -79,6 +80,9 @@ class Totals {
   /** Runs that compacted (a drawn or given policy), and the snapshot transfers of all runs. */
   compacting = 0
   readonly snapshots = { sent: 0, installed: 0, broken: 0 }
+  readonly membership = { added: 0, removed: 0, refused: 0 }
+  /** Runs in which the operator added or removed a member. */
+  runsWithMembership = 0
   /** Runs in which at least one snapshot was installed. */
   runsWithInstall = 0
   readonly faults = new Map<string, number>()
@@ -100,6 +104,10 @@ class Totals {
     this.snapshots.installed += r.snapshots.installed
     this.snapshots.broken += r.snapshots.broken
     if (r.snapshots.installed > 0) this.runsWithInstall++
+    this.membership.added += r.membership.added
+    this.membership.removed += r.membership.removed
+    this.membership.refused += r.membership.refused
+    if (r.membership.added + r.membership.removed > 0) this.runsWithMembership++
     for (const [k, n] of Object.entries(r.faults)) this.faults.set(k, (this.faults.get(k) ?? 0) + (n ?? 0))
     if (r.violations.length > 0) {
       this.failing.push(r)
@@ -118,6 +126,7 @@ class Totals {
       conflicts: this.conflicts,
       retries: this.retries,
       snapshots: { ...this.snapshots, runsWithInstall: this.runsWithInstall, compacting: this.compacting },
+      membership: { ...this.membership, runsWithChanges: this.runsWithMembership },
       faults: Object.fromEntries(this.faults),
       failing: this.failing.map((r) => ({ seed: r.seed, workload: r.workload, violations: r.violations })),
     }
@@ -142,6 +151,7 @@ class Totals {
       `retries                 ${this.retries}`,
       `faults                  ${faults || 'none'}`,
       `snapshots               ${this.snapshots.sent} sent, ${this.snapshots.installed} installed, ${this.snapshots.broken} broken mid-transfer; installs in ${this.runsWithInstall} of ${this.runs} runs (${this.compacting} compacting)`,
+      `membership              ${this.membership.added} members added, ${this.membership.removed} removed (in ${this.runsWithMembership} runs); ${this.membership.refused} changes refused`,
       `events                  ${this.events}`,
       `virtual time            ${virtualS.toFixed(1)} s`,
       `violations              ${violations}`,

@@ -17,7 +17,7 @@ import {
   swarmIntensities,
   swarmSchedule,
 } from '../common/faults.ts'
-import { pick, shuffled, streamRandom, systemStream } from '../common/rng.ts'
+import { between, pick, shuffled, streamRandom, systemStream } from '../common/rng.ts'
 
 export const systemFaultKinds = [
   'loss',
@@ -39,8 +39,10 @@ export const systemFaultKinds = [
   'clockJump',
   'clientDisconnect',
   'clientKill',
-  // Last, so that adding it left every earlier kind's draws (and so older seeds' schedules) as they were.
+  // Last, so that adding them left every earlier kind's draws (and so older seeds' schedules) as they were.
   'transfer',
+  'forge',
+  'membership',
 ] as const
 
 export type SystemFaultKind = (typeof systemFaultKinds)[number]
@@ -49,9 +51,15 @@ export function isSystemFaultKind(name: string): name is SystemFaultKind {
   return (systemFaultKinds as readonly string[]).includes(name)
 }
 
+export type MembershipChange = 'add' | 'remove' | 'replace'
+
+/** Membership changes per seed at most: each adds at most one member, so this bounds the ids a run uses. */
+export const membershipChangesMax = 4
+
 /**
- * A member id (modulo the cluster size), whoever leads when the fault fires, or the
- * n-th member (by id, from 0) among those that do not lead then (for hand-made schedules).
+ * The n-th member in service (by id, modulo their number: the member with that id until
+ * the membership changes), whoever leads when the fault fires, or the n-th member in
+ * service (by id, from 0) among those that do not lead then (for hand-made schedules).
  */
 export type Target = number | 'leader' | { readonly follower: number }
 
@@ -119,6 +127,38 @@ export type SystemFault =
   | { readonly kind: 'clientKill'; readonly atMs: number; readonly client: number }
   /** The operator asks whoever leads to hand leadership to `who` (another member if `who` leads). */
   | { readonly kind: 'transfer'; readonly atMs: number; readonly who: Target }
+  /**
+   * An attacker (sim/system/forger.ts) commits under each of `sessions` — session ids it
+   * guesses, small log indexes — with an owner secret of its own, at seq `seq`.
+   */
+  | {
+      readonly kind: 'forge'
+      readonly atMs: number
+      readonly sessions: readonly number[]
+      readonly seq: number
+    }
+  /**
+   * The operator changes the configuration (sim/system/operator.ts): adds a new member
+   * (a new id, an empty disk), removes voter `who`, or replaces it (a new member in, then
+   * `who` out). A change that would leave too few voters, or more than one above the
+   * seed's size, is refused.
+   */
+  | {
+      readonly kind: 'membership'
+      readonly atMs: number
+      readonly change: MembershipChange
+      readonly who: Target
+    }
+
+/**
+ * The attacker's guesses. Session ids are the log indexes of the sessions' openings: the
+ * setup's and the first clients' lie among the first few dozen entries. Honest clients
+ * number their commands from 1 and reach a hundred to a few thousand in a run.
+ */
+const forgedSessionIdMax = 24
+const forgedSessionsPerStrikeMax = 4
+/** Forged seqs lie in 1 … 2^12. */
+const forgedSeqLog2Max = 12
 
 /** What a system fault maker knows of the run: members and clients. */
 export interface SystemDrawContext extends DrawContext {
@@ -136,7 +176,7 @@ export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
   durationMaxMs: 3_000,
   eventsMax: 1_000,
   // Corruption and wipes are rare by nature: at most one of each per seed.
-  perKindMax: { corrupt: 1, wipe: 1 },
+  perKindMax: { corrupt: 1, wipe: 1, membership: membershipChangesMax },
   swarmRandom: (seed) => streamRandom(seed, systemStream.swarm, 0),
   kindRandom: (seed, kindIndex) => streamRandom(seed, systemStream.swarm, 1 + kindIndex),
   makers: {
@@ -208,6 +248,23 @@ export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
       kind: 'transfer',
       atMs,
       who: { follower: random.int(context.members) },
+    }),
+    membership: (random, atMs, _durationMs, context) => ({
+      kind: 'membership',
+      atMs,
+      change: pick(random, ['add', 'remove', 'replace'] as const),
+      who: drawWho(random, memberIds(context)),
+    }),
+    forge: (random, atMs) => ({
+      kind: 'forge',
+      atMs,
+      sessions: shuffled(
+        random,
+        Array.from({ length: forgedSessionIdMax }, (_, i) => i + 1),
+      ).slice(0, between(random, 1, forgedSessionsPerStrikeMax)),
+      // Log-uniform: a client with one transaction at a time reaches seq 100 or so in a run,
+      // one with sixteen some thousands; a forged seq counts only ahead of its victim's.
+      seq: Math.max(1, Math.floor(2 ** (random.next() * forgedSeqLog2Max))),
     }),
   } satisfies FaultMakers<SystemFault, SystemDrawContext>,
 }

@@ -15,6 +15,7 @@ import {
   checkRegisters,
   type SystemViolation,
 } from './checkers.ts'
+import type { SimMember } from './members.ts'
 import { checkObjects } from './objects-checker.ts'
 import { readObjectsFinal } from './objects-workload.ts'
 import { memberUrl } from './wire.ts'
@@ -23,6 +24,8 @@ import type { SystemWorld } from './world.ts'
 
 export class FinalChecks {
   readonly #world: SystemWorld
+  /** The members of the final configuration: removed members, still running or not, are not checked. */
+  #members: readonly SimMember[] = []
 
   constructor(world: SystemWorld) {
     this.#world = world
@@ -31,16 +34,22 @@ export class FinalChecks {
   /** Convergence, durability and the workload's checker. */
   async run(deadlineMs: number): Promise<void> {
     const w = this.#world
+    // Converged: no membership change in progress, a committed configuration of voters only
+    // (every member added has been promoted), and each of them at the leader's commit index.
     const converged = (): boolean => {
       const leader = w.leader()?.member
-      if (leader === undefined) return false
-      const target = leader.status().commit
-      return w.members.every((m) => {
+      if (leader === undefined || !w.operator.idle) return false
+      const status = leader.status()
+      if (status.learners.length > 0 || status.confIndex > status.commit) return false
+      const members = w.members.filter((m) => status.voters.includes(m.id))
+      const caughtUp = members.every((m) => {
         const member = m.member
         if (member === undefined) return m.failed !== undefined
         if (!member.healthy()) return w.corrupted.has(m.id)
-        return member.store.appliedIndex === target && member.status().lastIndex === leader.status().lastIndex
+        return member.store.appliedIndex === status.commit && member.status().lastIndex === status.lastIndex
       })
+      if (caughtUp) this.#members = members
+      return caughtUp
     }
     const poll = async (): Promise<void> => {
       while (!converged()) await new Promise<void>((resolve) => w.loop.setTimer(20, resolve))
@@ -62,7 +71,7 @@ export class FinalChecks {
   async #checkConvergence(): Promise<void> {
     const w = this.#world
     const hashes: { id: NodeId; hash: string }[] = []
-    for (const m of w.members) {
+    for (const m of this.#members) {
       const member = m.member
       if (member === undefined || !member.healthy()) continue
       try {
@@ -85,7 +94,7 @@ export class FinalChecks {
   async #checkDurability(): Promise<void> {
     const w = this.#world
     const acked = w.history.ops.filter((op) => op.outcome === 'ok' && op.tid !== undefined)
-    for (const m of w.members) {
+    for (const m of this.#members) {
       const member = m.member
       if (member === undefined || !member.healthy() || w.corrupted.has(m.id)) continue
       const tids = new Set<bigint>()

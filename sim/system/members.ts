@@ -36,7 +36,6 @@ const silent: Logger = pino({ level: 'silent' })
 export interface MemberHost {
   readonly loop: SimLoop
   readonly seed: number
-  readonly urls: ReadonlyMap<NodeId, string>
   sendPeers(from: NodeId, to: NodeId, messages: readonly Message[]): void
   /** One frame of a snapshot transfer, from incarnation `inc` of `from`: false when the link is not open. */
   sendSnapshotFrame(from: NodeId, inc: Incarnation, to: NodeId, frame: SnapshotFrame): boolean
@@ -46,6 +45,8 @@ export interface MemberHost {
   readonly requestTimeoutMs: number
   /** This seed's compaction and snapshot chunking (Member.open's options); undefined: the member's defaults. */
   readonly snapshots: SnapshotPolicy | undefined
+  /** The incarnation learned that it was removed from the configuration (Member.onRemoved). */
+  removed(m: SimMember): void
 }
 
 /**
@@ -87,6 +88,13 @@ export class Incarnation {
 export class SimMember {
   readonly id: NodeId
   readonly memoryDisk = new MemoryDisk()
+  /**
+   * The members this one is told of at start (Member.open's `urls`): the founders found
+   * the first configuration from theirs; a member added later joins (`join`) with an
+   * empty disk, knowing who was there when it was created.
+   */
+  readonly urls: ReadonlyMap<NodeId, string>
+  readonly join: boolean
   readonly #host: MemberHost
   incarnation: Incarnation | undefined
   #boots = 0
@@ -95,10 +103,14 @@ export class SimMember {
   offsetMs = 0
   /** Set when the member refused to start or failed (corruption): it stays down, with the reason. */
   failed: string | undefined
+  /** Removed from the cluster and stopped by the operator: it never starts again. */
+  retired = false
 
-  constructor(id: NodeId, host: MemberHost) {
+  constructor(id: NodeId, host: MemberHost, urls: ReadonlyMap<NodeId, string>, join: boolean) {
     this.id = id
     this.#host = host
+    this.urls = urls
+    this.join = join
   }
 
   get up(): boolean {
@@ -150,7 +162,8 @@ export class SimMember {
     const policy = this.#host.snapshots
     const member = await Member.open({
       id: this.id,
-      urls: this.#host.urls,
+      urls: this.urls,
+      join: this.join,
       clock,
       random: streamRandom(this.#host.seed, stream.core, this.id, this.#boots),
       disk,
@@ -172,6 +185,9 @@ export class SimMember {
     })
     if (!inc.alive) return
     inc.member = member
+    member.onRemoved(() => {
+      if (inc.alive) this.#host.removed(this)
+    })
     member.start()
   }
 

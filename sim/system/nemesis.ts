@@ -69,7 +69,9 @@ export class SystemNemesis {
     bridge: (fault, later) => this.#partition(fault, later),
     flapping: (fault) => {
       const world = this.#world
-      const key = `${Math.min(fault.a, fault.b)}-${Math.max(fault.a, fault.b)}`
+      const a = world.resolve(fault.a).id
+      const b = world.resolve(fault.b).id
+      const key = `${Math.min(a, b)}-${Math.max(a, b)}`
       const endMs = world.loop.nowMs + fault.durationMs
       const toggle = (): void => {
         if (world.loop.nowMs >= endMs || world.loop.nowMs >= world.faultsEndAbsMs) {
@@ -96,14 +98,14 @@ export class SystemNemesis {
       m.pause()
       later(fault.durationMs, () => m.resume())
     },
-    // A member with an empty disk forgets its votes and acknowledged entries: joining
-    // again needs a membership change (remove, then add as a new member), which the
-    // member does not offer yet. The operator's wipe is refused rather than risk it.
+    // A member with an empty disk forgets its votes and acknowledged entries: under its old
+    // id it could vote twice in a term. The operator refuses to wipe a disk in place; what
+    // it does instead is the membership fault's replace (the member out, a new id in).
     wipe: (fault) => {
       const m = this.#world.resolve(fault.who)
       this.#world.log('refused', {
         member: m.id,
-        reason: `wiping member ${m.id}'s disk is refused: a wiped member must rejoin through a membership change, not yet supported`,
+        reason: `wiping member ${m.id}'s disk in place is refused: a wiped member rejoins only under a new id (a replacement)`,
       })
     },
     slowDisk: (fault, later) => {
@@ -136,6 +138,8 @@ export class SystemNemesis {
     clientDisconnect: (fault) => this.#world.clients.disconnect(fault.client % this.#world.options.clients),
     clientKill: (fault) => this.#world.clients.kill(fault.client % this.#world.options.clients),
     transfer: (fault) => this.#transfer(fault),
+    forge: (fault) => this.#world.forger.strike(fault),
+    membership: (fault) => this.#world.operator.onFault(fault),
   }
 
   #linkRate(
@@ -161,7 +165,22 @@ export class SystemNemesis {
     })
   }
 
+  /**
+   * The cut between member ids: a shape names members 1 … n, which land on the members in
+   * service when it strikes (`SystemWorld.positions`); a member in no place (added later,
+   * or removed) is cut off by the symmetric shapes.
+   */
   #cutOf(fault: NetworkShape): Cut {
+    if (fault.kind === 'isolateLeader') {
+      const id = this.#world.leader()?.id ?? 1
+      return (f, t) => f === id || t === id
+    }
+    const positions = this.#world.positions()
+    const shape = this.#shapeOf(fault)
+    return (f, t) => shape(positions.get(f) ?? 0, positions.get(t) ?? 0)
+  }
+
+  #shapeOf(fault: Exclude<NetworkShape, FaultOf<'isolateLeader'>>): Cut {
     switch (fault.kind) {
       case 'partition':
         return groupsCut(fault.groups)
@@ -169,10 +188,6 @@ export class SystemNemesis {
         const from = new Set(fault.from)
         const to = new Set(fault.to)
         return (f, t) => from.has(f) && to.has(t)
-      }
-      case 'isolateLeader': {
-        const id = this.#world.leader()?.id ?? 1
-        return (f, t) => f === id || t === id
       }
       case 'majoritiesRing':
         return majoritiesRingCut(fault.order)

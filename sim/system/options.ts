@@ -16,6 +16,8 @@ export const systemBugNames = [
   'ignoreSessionTable',
   'invalidateAfterReply',
   'snapshotWithoutSessions',
+  'dropResultsAboveMark',
+  'skipSessionOwnerCheck',
 ] as const satisfies readonly (keyof MemberBugs)[]
 
 export type SystemBugName = (typeof systemBugNames)[number]
@@ -38,6 +40,11 @@ export interface SystemOptions {
   readonly faultsEndMs: number
   /** After the heal, commits must resume and every member converge within this. */
   readonly livenessBoundMs: number
+  /**
+   * Transactions each client runs at once (one `Database`, many `transact` calls in
+   * flight); undefined: drawn from the seed (4–16 for counters and bank, 1 otherwise).
+   */
+  readonly lanes: number | undefined
   /** Compaction and snapshot chunking for every member; undefined: drawn from the seed. */
   readonly snapshots: SnapshotPolicy | undefined
   /** TEST ONLY: planted bugs. */
@@ -57,6 +64,7 @@ export const defaultSystemOptions: SystemOptions = {
   schedule: undefined,
   faultsEndMs: 4_000,
   livenessBoundMs: 10_000,
+  lanes: undefined,
   snapshots: undefined,
   bugs: [],
   trace: false,
@@ -70,6 +78,11 @@ export function systemOptions(partial: Partial<SystemOptions>): SystemOptions {
   if (!Number.isSafeInteger(options.clients) || options.clients < 1 || options.clients > 32)
     throw new RangeError(`Clients must be an integer from 1 to 32, not ${options.clients}.`)
   if (!workloadNames.includes(options.workload)) throw new RangeError(`Unknown workload ${options.workload}.`)
+  if (
+    options.lanes !== undefined &&
+    (!Number.isSafeInteger(options.lanes) || options.lanes < 1 || options.lanes > 64)
+  )
+    throw new RangeError(`Transactions per client must be an integer from 1 to 64, not ${options.lanes}.`)
   return options
 }
 
@@ -83,7 +96,11 @@ export interface SystemResult {
   readonly commits: number
   readonly conflicts: number
   readonly retries: number
+  /** Transactions each client ran at once. */
+  readonly lanes: number
   readonly faults: Readonly<Partial<Record<SystemFaultKind, number>>>
+  /** Members the operator added (each now votes) and removed, and membership faults it refused. */
+  readonly membership: { readonly added: number; readonly removed: number; readonly refused: number }
   /** The run's compaction policy (undefined: the member's defaults, which never compact in a run this short). */
   readonly snapshotPolicy: SnapshotPolicy | undefined
   readonly snapshots: SnapshotCounts

@@ -71,11 +71,18 @@ function label(op: Op): string {
 }
 
 function family(fault: SystemFault): string {
-  if (fault.kind === 'crash' || fault.kind === 'pause' || fault.kind === 'wipe' || fault.kind === 'transfer')
+  if (
+    fault.kind === 'crash' ||
+    fault.kind === 'pause' ||
+    fault.kind === 'wipe' ||
+    fault.kind === 'transfer' ||
+    fault.kind === 'membership'
+  )
     return 'member'
   if (fault.kind === 'slowDisk' || fault.kind === 'corrupt') return 'disk'
   if (fault.kind === 'clockSkew' || fault.kind === 'clockJump') return 'clock'
-  if (fault.kind === 'clientDisconnect' || fault.kind === 'clientKill') return 'client'
+  if (fault.kind === 'clientDisconnect' || fault.kind === 'clientKill' || fault.kind === 'forge')
+    return 'client'
   return 'network'
 }
 

@@ -30,7 +30,8 @@ export interface WireHost {
   readonly loop: SimLoop
   readonly network: Network
   member(id: NodeId): SimMember | undefined
-  readonly members: readonly { readonly id: number; readonly url: string }[]
+  /** The members a welcome lists (those in service when the connection opens). */
+  members(): readonly { readonly id: number; readonly url: string }[]
   onBreach(breach: OrderBreach): void
   /** Every client frame in each direction, for counters. */
   readonly counters: { frames: number }
@@ -170,7 +171,7 @@ class SimConnection {
         {
           member,
           tokens: undefined,
-          members: host.members,
+          members: host.members(),
           clock: inc.clock ?? loopClock(host.loop),
           logger: silent,
         },

@@ -6,7 +6,7 @@
 import type { Database, Transaction } from '../../src/client/index.ts'
 import type { Oid } from '../../src/protocol/index.ts'
 import type { Random } from '../../src/raft/index.ts'
-import { between, chance, pick } from '../common/rng.ts'
+import { between, chance, pick, streamRandom, systemStream } from '../common/rng.ts'
 import type { History, Mop, Op } from './history.ts'
 import { objectsOperation } from './objects-workload.ts'
 
@@ -55,12 +55,28 @@ export function workloadShape(name: WorkloadName): WorkloadShape {
     case 'bank':
       return { keys: bankAccounts, initial: () => bankInitialBalance }
     case 'counters':
-      return { keys: 2, initial: () => 0 }
+      return { keys: 8, initial: () => 0 }
     case 'listAppend':
       return { keys: 4, initial: () => [] }
     case 'objects':
       return { keys: 1, initial: () => 0 } // one lane in the report: the tree and counter (objects-workload.ts)
   }
+}
+
+/**
+ * Transactions one client runs at once, for the workloads whose checkers do not care which
+ * client did what (counters, bank): each is its own loop on one `Database`, so the
+ * client's session carries many commands in flight and the store's window of results per
+ * session is exercised under every fault. The registers and list-append workloads keep one
+ * per client: their checkers' searches grow with concurrency, and they already run several
+ * clients. Drawn per seed from its own stream (the draw shifts no other).
+ */
+export const lanesMin = 4
+export const lanesMax = 16
+
+export function drawLanes(seed: number, name: WorkloadName): number {
+  if (name !== 'counters' && name !== 'bank') return 1
+  return between(streamRandom(seed, systemStream.lanes), lanesMin, lanesMax)
 }
 
 /** What a client needs to run operations: its database, the objects, the history, a clock. */

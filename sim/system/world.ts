@@ -16,13 +16,21 @@ import { Network } from '../common/network.ts'
 import { between, chance, pick, streamRandom, systemStream } from '../common/rng.ts'
 import type { SystemCheckerName, SystemViolation } from './checkers.ts'
 import { SimClients } from './clients.ts'
-import { type SystemFault, type SystemFaultKind, systemSchedule, type Target } from './faults.ts'
+import {
+  membershipChangesMax,
+  type SystemFault,
+  type SystemFaultKind,
+  systemSchedule,
+  type Target,
+} from './faults.ts'
 import { FinalChecks } from './final-checks.ts'
+import { Forger } from './forger.ts'
 import { History } from './history.ts'
 import { SimLoop } from './loop.ts'
 import { type MemberHost, SimMember, type SnapshotPolicy, tickMs } from './members.ts'
 import { SystemNemesis } from './nemesis.ts'
 import { setupObjects } from './objects-workload.ts'
+import { SystemOperator } from './operator.ts'
 import type { SystemOptions, SystemResult } from './options.ts'
 import { SimPeers } from './peers.ts'
 import { memberUrl } from './wire.ts'
@@ -60,16 +68,25 @@ const clientsDrainMs = 8_000
 const sampleMs = tickMs
 /** A run keeps at most this many violations of its own checks: the first few say everything. */
 const violationsMax = 20
+/** A member that learned of its removal stops this long after (as `zeoq start` exits), so answers in flight go out. */
+const removedStopMs = 1_000
 
 export class SystemWorld {
   readonly options: SystemOptions
   readonly loop = new SimLoop()
   readonly network: Network
   readonly peers: SimPeers
+  /** Every member the run has had, by id (`members[id - 1]`): the founders, then those added. */
   readonly members: SimMember[] = []
+  /** The founders' URLs: they found the first configuration from them. */
   readonly urls: ReadonlyMap<NodeId, string>
+  /** The network's size: the founders and the most members the operator can add. */
+  readonly membersCapacity: number
+  readonly operator: SystemOperator
   readonly history = new History()
   readonly clients: SimClients
+  /** The attacker that forges commands under other clients' sessions (the `forge` fault). */
+  readonly forger: Forger
   readonly violations: SystemViolation[] = []
   readonly trace: string[] = []
   readonly faultCounts: Partial<Record<SystemFaultKind, number>> = {}
@@ -86,6 +103,7 @@ export class SystemWorld {
   /** The heal's virtual time; a commit invoked after it shows liveness. */
   healedAtMs = Number.POSITIVE_INFINITY
   readonly #nemesis: SystemNemesis
+  readonly #host: MemberHost
   readonly #leaders = new Map<number, NodeId>()
   /** The heal's virtual time (absolute): faults start after the setup. */
   #faultsEndAbsMs = Number.POSITIVE_INFINITY
@@ -93,7 +111,8 @@ export class SystemWorld {
   constructor(options: SystemOptions) {
     this.options = options
     const net = streamRandom(options.seed, systemStream.network)
-    this.network = new Network(options.members, net, {
+    this.membersCapacity = options.members + membershipChangesMax
+    this.network = new Network(this.membersCapacity, net, {
       minMs: 1,
       meanExtraMs: pick(net, [1, 2, 4]),
       capMs: 50,
@@ -107,6 +126,8 @@ export class SystemWorld {
       log: (e, fields) => this.log(e, fields),
     })
     this.clients = new SimClients(this)
+    this.forger = new Forger(this)
+    this.operator = new SystemOperator(this)
     this.#nemesis = new SystemNemesis(this)
     this.snapshotPolicy = options.snapshots ?? drawSnapshotPolicy(options.seed)
     const urls = new Map<NodeId, string>()
@@ -114,10 +135,9 @@ export class SystemWorld {
     this.urls = urls
     const bugs: Record<string, boolean> = {}
     for (const bug of options.bugs) bugs[bug] = true
-    const host: MemberHost = {
+    this.#host = {
       loop: this.loop,
       seed: options.seed,
-      urls,
       sendPeers: (from, to, messages) => this.peers.send(from, to, messages),
       sendSnapshotFrame: (from, inc, to, frame) => this.peers.sendSnapshotFrame(from, inc, to, frame),
       syncDelayMs: (id) => this.syncMs.get(id) ?? syncMsHealthy,
@@ -125,8 +145,10 @@ export class SystemWorld {
       memberBugs: bugs as MemberBugs,
       requestTimeoutMs: 3_000,
       snapshots: this.snapshotPolicy,
+      removed: (m) => this.#removed(m),
     }
-    for (let id = 1; id <= options.members; id++) this.members.push(new SimMember(id, host))
+    for (let id = 1; id <= options.members; id++)
+      this.members.push(new SimMember(id, this.#host, urls, false))
     this.schedule =
       options.schedule ??
       systemSchedule({
@@ -163,6 +185,57 @@ export class SystemWorld {
     this.faultCounts[kind] = (this.faultCounts[kind] ?? 0) + 1
   }
 
+  /** The client-facing URL of member `id`. */
+  urlOf(id: NodeId): string {
+    return memberUrl(id)
+  }
+
+  /** Members in service: every member but those removed and stopped, by id. */
+  active(): SimMember[] {
+    return this.members.filter((m) => !m.retired)
+  }
+
+  /** The members a client is told of (a welcome's list; a new client's peers): those in service. */
+  memberList(): { readonly id: number; readonly url: string }[] {
+    return this.active().map((m) => ({ id: m.id, url: memberUrl(m.id) }))
+  }
+
+  /** A new member for the operator to add: the next id, an empty disk, started as joining. */
+  createMember(): SimMember {
+    const id = this.members.length + 1
+    const urls = new Map<NodeId, string>()
+    for (const m of this.active()) urls.set(m.id, memberUrl(m.id))
+    urls.set(id, memberUrl(id))
+    const m = new SimMember(id, this.#host, urls, true)
+    this.members.push(m)
+    return m
+  }
+
+  /** A member learned it was removed: it stops a moment later and never starts again. */
+  #removed(m: SimMember): void {
+    this.log('removedNoticed', { member: m.id })
+    const inc = m.incarnation
+    this.loop.setTimer(removedStopMs, () => {
+      if (m.incarnation !== inc || m.retired) return
+      m.retired = true
+      m.crash(0)
+      this.log('stopped', { member: m.id, reason: 'removed from the cluster' })
+    })
+  }
+
+  /**
+   * Where the fault shapes' member numbers (1 … n) land now: the members in service by id,
+   * the n + 1-th (one added above the size) sharing the first one's place.
+   */
+  positions(): Map<NodeId, number> {
+    const n = this.options.members
+    const positions = new Map<NodeId, number>()
+    this.active().forEach((m, i) => {
+      positions.set(m.id, (i % n) + 1)
+    })
+    return positions
+  }
+
   /** The member that leads the highest term among those that believe they lead. */
   leader(): SimMember | undefined {
     let best: SimMember | undefined
@@ -179,20 +252,24 @@ export class SystemWorld {
     return best
   }
 
-  /** The member a fault names: by id (modulo the size), whoever leads, or the n-th non-leader. */
+  /**
+   * The member a fault names: the n-th in service (by id, modulo their number), whoever
+   * leads, or the n-th in service that does not lead.
+   */
   resolve(target: Target): SimMember {
-    if (target === 'leader') return this.leader() ?? this.members[0]!
+    const active = this.active()
+    if (target === 'leader') return this.leader() ?? active[0]!
     if (typeof target === 'object') {
       const leader = this.leader()
-      const others = this.members.filter((m) => m !== leader)
+      const others = active.filter((m) => m !== leader)
       return others[target.follower % others.length]!
     }
-    return this.members[(((target - 1) % this.members.length) + this.members.length) % this.members.length]!
+    return active[(((target - 1) % active.length) + active.length) % active.length]!
   }
 
   /** Starts a member that is down (unless it failed for good); a failure to open its disk is reported. */
   boot(m: SimMember): void {
-    if (m.up || m.failed !== undefined) return
+    if (m.up || m.failed !== undefined || m.retired) return
     m.boot().then(
       () => this.log('boot', { member: m.id }),
       (error: unknown) => {
@@ -321,6 +398,7 @@ export class SystemWorld {
     return this.members
       .map((m) => {
         const member = m.member
+        if (m.retired) return `member ${m.id} removed and stopped`
         if (member === undefined)
           return `member ${m.id} ${m.failed === undefined ? 'down' : `failed (${m.failed})`}`
         const s = member.status()
@@ -351,7 +429,9 @@ export class SystemWorld {
       events: this.loop.events,
       ops,
       ...this.clients.stats,
+      lanes: this.clients.lanes,
       faults: this.faultCounts,
+      membership: { ...this.operator.counts },
       snapshotPolicy: this.snapshotPolicy,
       snapshots: this.peers.snapshots,
       violations: this.violations,

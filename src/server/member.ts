@@ -111,6 +111,10 @@ export interface MemberBugs {
   readonly ignoreSessionTable?: boolean
   /** Snapshot images leave out the session table (a member that installs one forgets its retries). */
   readonly snapshotWithoutSessions?: boolean
+  /** The store accepts a command under a session from anyone who names it, without the owner's secret. */
+  readonly skipSessionOwnerCheck?: boolean
+  /** The store's window keeps only the newest result of a session: a retry of an older command in flight runs again. */
+  readonly dropResultsAboveMark?: boolean
 }
 
 export interface MemberEvents {
@@ -161,6 +165,7 @@ export class Member {
       electionTicks: options.electionTicks,
       requestTimeoutMs,
       promoteLagEntries: options.promoteLagEntries,
+      joining: options.join === true,
       propose: (command) => this.propose(command),
       kick: () => this.#driver.kick(),
       checkServing: () => this.#driver.checkServing(),
@@ -453,12 +458,16 @@ function openStore(options: MemberOptions): Promise<ObjectStore> {
       : { invalidationWindowTxnsMax: options.invalidationWindowTxns }),
     ...(bugs.skipConflictCheck === true ||
     bugs.ignoreSessionTable === true ||
-    bugs.snapshotWithoutSessions === true
+    bugs.snapshotWithoutSessions === true ||
+    bugs.skipSessionOwnerCheck === true ||
+    bugs.dropResultsAboveMark === true
       ? {
           bugs: {
             skipConflictCheck: bugs.skipConflictCheck === true,
             ignoreSessionTable: bugs.ignoreSessionTable === true,
             snapshotWithoutSessions: bugs.snapshotWithoutSessions === true,
+            skipSessionOwnerCheck: bugs.skipSessionOwnerCheck === true,
+            dropResultsAboveMark: bugs.dropResultsAboveMark === true,
           },
         }
       : {}),

@@ -53,6 +53,8 @@ export interface MembershipHost {
   readonly electionTicks: number
   readonly requestTimeoutMs: number
   readonly promoteLagEntries: number | undefined
+  /** Started to join a running cluster (`join`): not yet in any configuration it has seen. */
+  readonly joining: boolean
   /** Proposes a command and waits for its result (Member.propose). */
   propose(command: Command): Promise<Result>
   /** Runs the Ready loop: the core has something new. */
@@ -72,9 +74,17 @@ export class Membership {
   readonly #removedListeners = new Set<() => void>()
   #seededDirectoryTerm = 0
   #excludedTicks = 0
+  /**
+   * A joining member first sees configurations from before its own addition (the leader's
+   * snapshot, the log's first entries): until it sees itself in one, being left out of
+   * them is not a removal. Found by the system simulator: new members stopped serving
+   * right after installing their first snapshot.
+   */
+  #awaitingFirstConf: boolean
 
   constructor(host: MembershipHost) {
     this.#host = host
+    this.#awaitingFirstConf = host.joining
   }
 
   async loadDirectory(): Promise<void> {
@@ -143,9 +153,10 @@ export class Membership {
     const conf = node.conf()
     if (this.#removed || conf.voters.includes(id) || conf.learners.includes(id)) {
       this.#excludedTicks = 0
+      if (!this.#removed) this.#awaitingFirstConf = false
       return
     }
-    if (conf.voters.length === 0) return
+    if (conf.voters.length === 0 || this.#awaitingFirstConf) return
     if (ticked) this.#excludedTicks++
     const graceTicks = removedGraceElections * this.#host.electionTicks
     if (this.#host.store.appliedIndex < node.status().confIndex && this.#excludedTicks < graceTicks) return

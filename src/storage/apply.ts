@@ -201,8 +201,10 @@ function updateSession(
 ): void {
   const seqs: number[] = []
   const results: Uint8Array[] = []
+  // Test only: the planted bug drops the awaited results too, keeping only the one added.
+  const forget = ctx.options.bugs.dropResultsAboveMark === true
   entry.resultSeqs.forEach((seq, i) => {
-    if (seq < lowest || seq === added?.seq) return
+    if (seq < lowest || seq === added?.seq || forget) return
     seqs.push(seq)
     results.push(entry.results[i] as Uint8Array)
   })

@@ -42,6 +42,12 @@ export interface StoreBugs {
   readonly snapshotWithoutSessions?: boolean
   /** A command under another client's session is accepted: a forger's commit takes the owner's seq and answer. */
   readonly skipSessionOwnerCheck?: boolean
+  /**
+   * The window forgets: when a session's command applies, the results kept at or above
+   * the reported mark (answers still awaited) are dropped, so a retry of one runs again.
+   * Invisible with one command in flight per session.
+   */
+  readonly dropResultsAboveMark?: boolean
 }
 
 export type ResolvedOptions = Required<ObjectStoreOptions>

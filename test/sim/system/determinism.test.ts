@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { traceHash } from '../../../sim/common/index.ts'
-import { runSystemSeed, type WorkloadName } from '../../../sim/system/index.ts'
+import { runSystemSeed, type SystemOptions, type WorkloadName } from '../../../sim/system/index.ts'
 
-async function hashOf(seed: number, workload: WorkloadName): Promise<string> {
-  const result = await runSystemSeed({ seed, workload, trace: true })
+async function hashOf(
+  seed: number,
+  workload: WorkloadName,
+  options: Partial<SystemOptions> = {},
+): Promise<string> {
+  const result = await runSystemSeed({ ...options, seed, workload, trace: true })
   assert.ok(result.trace !== undefined && result.trace.length > 100, 'a run leaves a substantial trace')
   return traceHash(result.trace)
 }
@@ -17,6 +21,15 @@ describe('a system seed replays byte for byte', () => {
     ] as const) {
       assert.equal(await hashOf(seed, workload), await hashOf(seed, workload), `${workload} seed ${seed}`)
     }
+  })
+
+  it('so does a seed with transactions in flight together, membership changes and the attacker', async () => {
+    const options: Partial<SystemOptions> = {
+      lanes: 6,
+      faultKinds: ['membership', 'forge', 'crash', 'isolateLeader'],
+      swarm: false,
+    }
+    assert.equal(await hashOf(2, 'counters', options), await hashOf(2, 'counters', options))
   })
 
   it('different seeds give different traces', async () => {
