@@ -31,6 +31,12 @@ import { type Clock, clockTid, type PeerNetwork, type Timer } from './seams.ts'
 import { SnapshotTransfers } from './snapshots.ts'
 import type { Waiters } from './waiters.ts'
 
+/** The pause after a pack step, as a multiple of the time its batch took to apply (a duty cycle of about 1/5). */
+const packStepPauseFactor = 4
+/** Bounds on that pause: never busy-looping, never stalling a pack for long. */
+const packStepPauseMsMin = 2
+const packStepPauseMsMax = 250
+
 export interface DriverOptions {
   readonly id: NodeId
   readonly node: RaftNode
@@ -330,7 +336,9 @@ export class Driver {
 
   /** Applies one Ready's committed entries in one batch (ObjectStore.applyAll), then answers in order. */
   async #apply(entries: readonly Entry[]): Promise<void> {
+    const startedMs = this.#options.clock.nowMs()
     const results = await this.#store.applyAll(entries)
+    const appliedMs = this.#options.clock.nowMs() - startedMs
     // Invalidations go out before any answer: replies are sent from promise callbacks.
     this.#publish(results)
     let directoryChanged = false
@@ -339,7 +347,7 @@ export class Driver {
       assert.ok(result !== undefined, 'one result per applied entry')
       // Of the commands, only a member directory update answers 'none'.
       if (entry.kind === 'normal' && result.ok && result.code === 'none') directoryChanged = true
-      if (result.ok && result.code === 'packProgress') this.#packStepPending = false
+      if (result.ok && result.code === 'packProgress') this.#packStepApplied(appliedMs)
       this.#waiters.entryApplied(entry, result, () => this.#lost())
     })
     if (directoryChanged) await this.#membership.loadDirectory()
@@ -454,7 +462,24 @@ export class Driver {
     this.#waiters.tidAppliedTo(this.#store.lastTransaction())
   }
 
-  /** A pack runs in bounded steps: the leader proposes the next step once the last one applied. */
+  /**
+   * A pack step applied, in a batch that took `appliedMs`: the next is proposed after a
+   * pause of `packStepPauseFactor` times that, so a pack takes at most about a fifth of
+   * the member's time and commits keep the rest (a step after every apply held commits to
+   * a fifth of their rate: bench/pack.ts). Bounded, so a pack always moves on.
+   */
+  #packStepApplied(appliedMs: number): void {
+    const pauseMs = Math.min(
+      packStepPauseMsMax,
+      Math.max(packStepPauseMsMin, packStepPauseFactor * appliedMs),
+    )
+    this.#options.clock.setTimer(pauseMs, () => {
+      this.#packStepPending = false
+      if (!this.#stopped) this.kick()
+    })
+  }
+
+  /** A pack runs in bounded steps: the leader proposes the next step once the last one applied and its pause ended. */
   #maybeProposePackStep(): void {
     if (
       this.#packStepPending ||

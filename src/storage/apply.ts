@@ -302,7 +302,8 @@ async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined)
  * see every earlier write on disk, since scans do not see a pending batch.
  */
 export function mustApplyAlone(meta: StoreMeta, command: Command, options: ResolvedOptions): boolean {
-  if (meta.pack !== undefined) return true
+  // While a pack runs, only its own steps (below) read what earlier commands wrote; the
+  // write barrier of other commands is batch-safe (pack.ts, packBarrier).
   if (command.type === 'undo' || command.type === 'pack' || command.type === 'packStep') return true
   // Log time as executeCommand will advance it for this command.
   let clockTid = meta.clockTid

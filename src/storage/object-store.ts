@@ -40,7 +40,7 @@ import {
 } from './keys.ts'
 import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
 import { resolveOptions } from './options.ts'
-import { packProgress, packStep, readPackSummary } from './pack.ts'
+import { packBarrier, packProgress, packStep, readPackSummary } from './pack.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
 import { describeKey, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
@@ -216,8 +216,11 @@ export class ObjectStore {
         let result: Result = { ok: true, code: 'none' }
         if (decoded?.ok === true) {
           result = await executeCommand(ctx, decoded.value)
-          const phase = await packStep(ctx)
-          if (decoded.value.type === 'packStep') result = { ok: true, code: 'packProgress', phase }
+          const type = decoded.value.type
+          if (type === 'pack' || type === 'packStep') {
+            const phase = await packStep(ctx)
+            if (type === 'packStep') result = { ok: true, code: 'packProgress', phase }
+          } else await packBarrier(ctx)
         } else if (decoded !== undefined && !decoded.ok) {
           result = { ok: false, code: 'badCommand', message: decoded.error.message }
         }
