@@ -113,6 +113,46 @@ export function drawCrashVictims(
   return count === ids.length ? ids : [drawWho(random, ids), ...shuffled(random, ids).slice(0, count - 1)]
 }
 
+/**
+ * The crash maker both simulators use: a power loss of `drawCrashVictims`'s members for
+ * the fault's duration, with each simulator's own shares of one, a majority, or everyone.
+ */
+export function crashMaker(
+  oneShare: number,
+  majorityShare: number,
+): FaultMaker<
+  {
+    readonly kind: 'crash'
+    readonly atMs: number
+    readonly who: readonly (number | 'leader')[]
+    readonly downMs: number
+  },
+  DrawContext
+> {
+  return (random, atMs, durationMs, context) => ({
+    kind: 'crash',
+    atMs,
+    who: drawCrashVictims(random, memberIds(context), oneShare, majorityShare),
+    downMs: durationMs,
+  })
+}
+
+/** The pause maker both simulators use: one member (or whoever leads) stops for the fault's duration. */
+export const pauseMaker: FaultMaker<
+  {
+    readonly kind: 'pause'
+    readonly atMs: number
+    readonly who: number | 'leader'
+    readonly durationMs: number
+  },
+  DrawContext
+> = (random, atMs, durationMs, context) => ({
+  kind: 'pause',
+  atMs,
+  who: drawWho(random, memberIds(context)),
+  durationMs,
+})
+
 /** Two sides of a random cut of the members, each non-empty. */
 function drawCut(random: Random, context: DrawContext): [number[], number[]] {
   const order = shuffled(random, memberIds(context))

@@ -7,13 +7,14 @@
  */
 import type { Random } from '../../src/raft/index.ts'
 import {
+  crashMaker,
   type DrawContext,
-  drawCrashVictims,
   drawWho,
   type FaultMakers,
   memberIds,
   type NetworkFault,
   networkFaultMakers,
+  pauseMaker,
   type SwarmProfile,
 } from '../common/faults.ts'
 import { pick, stream, streamRandom } from '../common/rng.ts'
@@ -117,18 +118,8 @@ export const raftSwarm: SwarmProfile<FaultEvent, DrawContext> = {
       durationMs,
       delayMs: pick(random, [0, 3, 10, 30, 80]),
     }),
-    crash: (random, atMs, durationMs, context) => ({
-      kind: 'crash',
-      atMs,
-      who: drawCrashVictims(random, memberIds(context), 0.5, 0.8),
-      downMs: durationMs,
-    }),
-    pause: (random, atMs, durationMs, context) => ({
-      kind: 'pause',
-      atMs,
-      who: drawWho(random, memberIds(context)),
-      durationMs,
-    }),
+    crash: crashMaker(0.5, 0.8),
+    pause: pauseMaker,
     slowDisk: (random, atMs, durationMs, context) => ({
       kind: 'slowDisk',
       atMs,

@@ -6,13 +6,14 @@
  * kinds exist, how hard they strike, and how each is drawn.
  */
 import {
+  crashMaker,
   type DrawContext,
-  drawCrashVictims,
   drawWho,
   type FaultMakers,
   memberIds,
   type NetworkFault,
   networkFaultMakers,
+  pauseMaker,
   type SwarmProfile,
   swarmIntensities,
   swarmSchedule,
@@ -191,18 +192,8 @@ export const systemSwarm: SwarmProfile<SystemFault, SystemDrawContext> = {
       const [a, b] = shuffled(random, memberIds(context))
       return { kind: 'flapping', atMs, durationMs, a: a ?? 1, b: b ?? 2, periodMs: pick(random, [5, 20, 80]) }
     },
-    crash: (random, atMs, durationMs, context) => ({
-      kind: 'crash',
-      atMs,
-      who: drawCrashVictims(random, memberIds(context), 0.6, 0.85),
-      downMs: durationMs,
-    }),
-    pause: (random, atMs, durationMs, context) => ({
-      kind: 'pause',
-      atMs,
-      who: drawWho(random, memberIds(context)),
-      durationMs,
-    }),
+    crash: crashMaker(0.6, 0.85),
+    pause: pauseMaker,
     wipe: (random, atMs, _durationMs, context) => ({
       kind: 'wipe',
       atMs,
