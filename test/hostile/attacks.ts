@@ -4,7 +4,7 @@
  * The numbers of the findings they reproduce are those of docs/operations.md, "Hostile input".
  */
 import { connect as netConnect, type Socket } from 'node:net'
-import { RawClient } from '../server/raw-client.ts'
+import { commitRequest, RawClient } from '../server/raw-client.ts'
 
 /** No attack waits longer than this for the member's answers. */
 export const attackTimeoutMs = 60_000
@@ -146,21 +146,16 @@ export async function forgedSessions(url: string, token: string, idsMax: number)
     for (let session = own - 1n; session >= 1n && own - session <= BigInt(idsMax); session--) {
       const answer = await withTimeout(
         'a forged commit',
-        client.request({
-          op: 'command',
-          command: {
-            type: 'commit',
+        client.request(
+          commitRequest(
             session,
             owner,
-            seq: 1,
-            lowestUnansweredSeq: 1,
-            user: 'attacker',
-            description: 'forged',
-            extension: new Uint8Array(0),
-            reads: [],
-            writes: [{ oid: 1n, serial: 0n, record: { refs: [], data: new Uint8Array([0x66]) } }],
-          },
-        }),
+            1,
+            [{ oid: 1n, serial: 0n, record: { refs: [], data: new Uint8Array([0x66]) } }],
+            'attacker',
+            'forged',
+          ),
+        ),
       )
       const code = answer.ok ? (answer.value as { code: string }).code : `error ${answer.error.code}`
       if (code === 'sessionNotOwned') outcome.notOwned++
@@ -192,24 +187,12 @@ export async function oversizedCommit(
     const started = performance.now()
     const answer = await withTimeout(
       'an oversized commit',
-      client.request({
-        op: 'command',
-        command: {
-          type: 'commit',
-          session,
-          owner,
-          seq: 1,
-          lowestUnansweredSeq: 1,
-          user: '',
-          description: '',
-          extension: new Uint8Array(0),
-          reads: [],
-          writes: [
-            { oid: 1n, serial: 0n, record },
-            { oid: 2n, serial: 0n, record },
-          ],
-        },
-      }),
+      client.request(
+        commitRequest(session, owner, 1, [
+          { oid: 1n, serial: 0n, record },
+          { oid: 2n, serial: 0n, record },
+        ]),
+      ),
     )
     const ms = performance.now() - started
     return answer.ok

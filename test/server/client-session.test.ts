@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import { commitBytesMax, recordBytesMax } from '../../src/protocol/index.ts'
 import type { TokenGrant } from '../../src/server/index.ts'
 import { InProcessCluster, openSession, request } from './in-process.ts'
+import { commitRequest } from './raw-client.ts'
 
 const tokens = new Map<string, TokenGrant>([
   ['ro', { role: 'readOnly', name: 'reader' }],
@@ -58,18 +59,13 @@ describe('client sessions', () => {
     })
     assert.ok(allocated.ok && (allocated.value as { code: string }).code === 'oids')
     const oid = (allocated.value as { first: bigint }).first
-    const committed = await request(cluster, link, {
-      op: 'command',
-      command: {
-        type: 'commit',
-        ...fields(2),
-        user: '',
-        description: '',
-        extension: new Uint8Array(0),
-        reads: [],
-        writes: [{ oid, serial: 0n, record: { refs: [], data: new Uint8Array([1]) } }],
-      },
-    })
+    const committed = await request(
+      cluster,
+      link,
+      commitRequest(session, owner, 2, [
+        { oid, serial: 0n, record: { refs: [], data: new Uint8Array([1]) } },
+      ]),
+    )
     assert.ok(committed.ok && (committed.value as { code: string }).code === 'committed')
     const invalidateBytes = idle.map(({ link: l, frames }) => {
       const index = frames().findIndex((f) => f.type === 'invalidate')
@@ -96,24 +92,14 @@ test('a commit over commitBytesMax is refused by the member, naming the limit', 
     const half = Math.ceil(commitBytesMax / 2) + 1
     assert.ok(half <= recordBytesMax)
     const record = { refs: [], data: new Uint8Array(half) }
-    const answer = await request(cluster, link, {
-      op: 'command',
-      command: {
-        type: 'commit',
-        session,
-        owner,
-        seq: 1,
-        lowestUnansweredSeq: 1,
-        user: '',
-        description: '',
-        extension: new Uint8Array(0),
-        reads: [],
-        writes: [
-          { oid: 1n, serial: 0n, record },
-          { oid: 2n, serial: 0n, record },
-        ],
-      },
-    })
+    const answer = await request(
+      cluster,
+      link,
+      commitRequest(session, owner, 1, [
+        { oid: 1n, serial: 0n, record },
+        { oid: 2n, serial: 0n, record },
+      ]),
+    )
     assert.ok(!answer.ok, 'refused, not proposed')
     assert.equal(answer.error.code, 'protocol')
     assert.match(answer.error.message, /the limit \(commitBytesMax\) is \d+ bytes/)

@@ -11,6 +11,7 @@ import {
   encodeFrame,
   type Invalidation,
   type MemberFrame,
+  type ObjectRecord,
   type WireError,
 } from '../../src/protocol/index.ts'
 
@@ -98,5 +99,34 @@ export class RawClient {
 
   close(): void {
     this.socket.close()
+  }
+}
+
+/**
+ * A client request committing `writes` as command `seq` of `session` (no reads, empty
+ * metadata): the shape every member test that speaks the wire sends.
+ */
+export function commitRequest(
+  session: bigint,
+  owner: Uint8Array,
+  seq: number,
+  writes: readonly { readonly oid: bigint; readonly serial: bigint; readonly record: ObjectRecord }[],
+  user = '',
+  description = '',
+): ClientOp {
+  return {
+    op: 'command',
+    command: {
+      type: 'commit',
+      session,
+      owner,
+      seq,
+      lowestUnansweredSeq: seq,
+      user,
+      description,
+      extension: new Uint8Array(0),
+      reads: [],
+      writes,
+    },
   }
 }
