@@ -90,7 +90,9 @@ if (system) {
   console.log(`system: ${system.runs} runs (${systemSeeds} seeds × every workload, 3 members),`)
   console.log(`        ${(system.virtualMs / 1000).toFixed(0)} virtual s, ${system.commits} commits,`)
   console.log(`        operations ${ops.ok} ok, ${ops.fail} failed, ${ops.info} unknown,`)
-  console.log(`        snapshots installed ${system.snapshots.installed}, members added ${system.membership.added}`)
+  console.log(
+    `        snapshots installed ${system.snapshots.installed}, members added ${system.membership.added}`,
+  )
   console.log(`        and removed ${system.membership.removed}, ${system.failing.length} failing`)
 }
 const failing = [...(raft?.failing ?? []), ...(system?.failing ?? [])]
