@@ -9,7 +9,7 @@
  * into the folder's record (quorum-record.ts), for the commands run beside the quorum.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import {
   createWriteStream,
   existsSync,
@@ -121,30 +121,68 @@ export class PortInUseError extends Error {
   }
 }
 
-/** A port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
+/**
+ * Ports handed out by `freePort` in this process: never handed out twice, so two clusters
+ * started by one process (the benchmark starts zeoq's and etcd's) cannot be given the same.
+ */
+const portsHandedOut = new Set<number>()
+/** Tries of random ports before `freePort` gives up (each is one bind on 127.0.0.1). */
+const freePortTriesMax = 200
+/** Ports below this are left alone: the well-known and commonly configured ones. */
+const freePortLowest = 10_000
+
+/**
+ * The first port of the kernel's ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range,
+ * 32768 by default). Outgoing connections take their local port from that range, so a port
+ * found free there can be taken by any connection between the check and the listen; ports
+ * below it are taken only by a listen.
+ */
+function ephemeralPortLowest(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    if (Number.isInteger(low) && low > freePortLowest + 1000) return low
+  } catch {
+    // Not Linux: the IANA dynamic range starts at 49152.
+  }
+  return 49_152
+}
+
+/** Binds `port` on 127.0.0.1 and closes it again: true if that worked. */
+async function canListen(port: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve, reject) => {
     const server = createServer()
-    server.once('error', reject)
-    server.listen(0, loopbackHost, () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'EADDRINUSE' || error.code === 'EACCES' ? resolve(false) : reject(error),
+    )
+    server.listen(port, loopbackHost, () => server.close(() => resolve(true)))
   })
+}
+
+/**
+ * A port on 127.0.0.1 that was free a moment ago, for tests, benchmarks and local quorums.
+ * It is drawn at random below the ephemeral range (where no outgoing connection can take
+ * it before its listener binds, the race a port from `listen(0)` has) and is never handed
+ * out twice by one process; concurrent processes (test files) draw independently.
+ */
+export async function freePort(): Promise<number> {
+  const highest = ephemeralPortLowest() - 1
+  for (let tries = 0; tries < freePortTriesMax; tries++) {
+    const port = randomInt(freePortLowest, highest + 1)
+    if (portsHandedOut.has(port)) continue
+    if (!(await canListen(port))) continue
+    portsHandedOut.add(port)
+    return port
+  }
+  throw new Error(
+    `No free port on ${loopbackHost} between ${freePortLowest} and ${highest} after ${freePortTriesMax} tries: ` +
+      'close what holds them, or give ports explicitly.',
+  )
 }
 
 /** Throws PortInUseError for the first of `ports` that cannot be bound on 127.0.0.1. */
 export async function checkPortsFree(ports: readonly number[]): Promise<void> {
   for (const port of ports) {
-    const free = await new Promise<boolean>((resolve, reject) => {
-      const server = createServer()
-      server.once('error', (error: NodeJS.ErrnoException) =>
-        error.code === 'EADDRINUSE' ? resolve(false) : reject(error),
-      )
-      server.listen(port, loopbackHost, () => server.close(() => resolve(true)))
-    })
-    if (!free) throw new PortInUseError(port, await portHolder(port))
+    if (!(await canListen(port))) throw new PortInUseError(port, await portHolder(port))
   }
 }
 

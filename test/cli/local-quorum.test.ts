@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer, type Server as NetServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -58,6 +58,17 @@ describe('the local-quorum launcher', () => {
 
   it('accepts free ports', async () => {
     await checkPortsFree([await freePort(), await freePort()])
+  })
+
+  it('hands out a port once per process, below the ephemeral range outgoing connections draw from', async () => {
+    // The bench once gave etcd a port that a connection had taken as its local port between
+    // the check and the listen: ports from listen(0) are ephemeral ones.
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0])
+    const ports = []
+    for (let i = 0; i < 50; i++) ports.push(await freePort())
+    assert.equal(new Set(ports).size, ports.length)
+    for (const port of ports)
+      assert.ok(port >= 10_000 && port < low, `port ${port} outside 10000..${low - 1}`)
   })
 
   it('refuses a port in use, naming it and, on Linux, the process that holds it', async () => {
