@@ -48,6 +48,7 @@ function runPart(simulator, extra, range) {
       try {
         const summary = JSON.parse(out.slice(out.indexOf('{')))
         console.log(`done in ${seconds} s: ${label}, ${summary.failing.length} failing`)
+        for (const f of summary.failing) console.log(`  failing: ${JSON.stringify(f).slice(0, 600)}`)
         resolve(summary)
       } catch {
         reject(new Error(`${label} exited ${code} without a JSON summary:\n${out.slice(0, 2000)}`))
@@ -96,5 +97,4 @@ if (system) {
   console.log(`        and removed ${system.membership.removed}, ${system.failing.length} failing`)
 }
 const failing = [...(raft?.failing ?? []), ...(system?.failing ?? [])]
-for (const f of failing.slice(0, 20)) console.log(`failing: ${JSON.stringify(f).slice(0, 400)}`)
 process.exit(failing.length === 0 ? 0 : 1)
