@@ -20,6 +20,7 @@ import {
   type Raw,
   type RawObject,
   type RefMap,
+  recordClassName,
   refMap,
 } from './codec.ts'
 import {
@@ -139,8 +140,7 @@ export class ObjectTransaction implements Jar {
     }
     const record = await this.#tx.load(rootOid)
     if (record !== undefined) {
-      const { className } = decodeRecord(rootOid, record.data)
-      return asRoot(await this.load(this.ghost(rootOid, className)))
+      return asRoot(await this.load(this.ghost(rootOid, recordClassName(rootOid, record.data))))
     }
     const root = new PersistentMap()
     this.#attach(root, rootOid, false)
@@ -155,7 +155,7 @@ export class ObjectTransaction implements Jar {
     if (known !== undefined) return this.load(known)
     const record = await this.#tx.load(oid)
     if (record === undefined) throw new MissingObjectError(oid)
-    return this.load(this.ghost(oid, decodeRecord(oid, record.data).className))
+    return this.load(this.ghost(oid, recordClassName(oid, record.data)))
   }
 
   /**
