@@ -92,6 +92,8 @@ export interface ObjectStats {
   readonly merges: number
   /** Runs of a function repeated because a conflict could not be resolved. */
   readonly reruns: number
+  /** Transactions committed in one commit with others of this process (a group commit). */
+  readonly grouped: number
 }
 
 const defaults = { attempts: 3, resolveAttempts: 10, conflictBackoffMsMax: 10, decodedRecordsMax: 100_000 }
