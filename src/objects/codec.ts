@@ -89,8 +89,19 @@ export function recordClassName(oid: Oid, data: Uint8Array): string {
   if (tag >= 0xa1 && tag <= 0xbf) length = tag - 0xa0
   else if (tag === 0xd9 && at + 1 < data.length) length = data[++at] ?? -1
   if (length < 1 || at + 1 + length > data.length) return decodeRecord(oid, data).className
+  const start = at + 1
+  let ascii = ''
+  for (let i = start; i < start + length; i++) {
+    const byte = data[i] ?? 0xff
+    if (byte >= 0x80) return utf8Name(oid, data, start, length)
+    ascii += String.fromCharCode(byte)
+  }
+  return ascii
+}
+
+function utf8Name(oid: Oid, data: Uint8Array, start: number, length: number): string {
   try {
-    return utf8.decode(data.subarray(at + 1, at + 1 + length))
+    return utf8.decode(data.subarray(start, start + length))
   } catch {
     return decodeRecord(oid, data).className
   }

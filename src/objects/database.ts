@@ -51,7 +51,7 @@ const builtInClasses: readonly PersistentClass[] = [
 export interface ObjectDatabaseOptions {
   /** The application's persistent classes (each with its own `static className`). */
   readonly classes?: readonly PersistentClass[]
-  /** Decoded collection records (buckets, nodes, chunks) kept between transactions. @default 100 000 */
+  /** Decoded records kept between transactions (each transaction's objects are made from them). @default 100 000 */
   readonly decodedRecordsMax?: number
 }
 
@@ -467,7 +467,7 @@ function mix(value: bigint): bigint {
   return x ^ (x >> 31n)
 }
 
-/** Decoded records of collections, frozen and shared by every transaction that reads the same revision. */
+/** Decoded records, frozen and shared by every transaction that reads the same revision. */
 class StateCache {
   readonly #entries = new Map<Oid, { readonly serial: Tid; readonly record: DecodedRecord }>()
   readonly #max: number

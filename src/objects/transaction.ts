@@ -15,7 +15,7 @@ import {
   type DecodedRecord,
   decodeRecord,
   encodeRecord,
-  isRefMap,
+  isTrustedRef,
   normalize,
   type Raw,
   type RawObject,
@@ -239,24 +239,24 @@ export class ObjectTransaction implements Jar {
     if (record === undefined) throw new MissingObjectError(oid)
     if (meta.status !== 'ghost') return
     const Class = classOf(meta.target)
-    const decoded = Class.tracked
-      ? decodeRecord(oid, record.data)
-      : this.#shared.sharedState(oid, record.serial, record.data)
+    // Decoded once per revision and shared (frozen); a tracked object gets a live copy of its own.
+    const decoded = this.#shared.sharedState(oid, record.serial, record.data)
     if (decoded.className !== Class.className)
       throw new NotAnObjectError(
         oid,
         `a reference says ${Class.className} but the record is a ${decoded.className}`,
       )
     if (Class.tracked) {
+      // An older version goes through the class's upgrade, which may change what it is given: a fresh decode.
+      const stored =
+        decoded.version === Class.version
+          ? decoded.state
+          : (normalize(decodeRecord(oid, record.data).state, false) as RawObject)
+      const state = this.#shared.registry.current(Class, oid, decoded.version, stored)
       const bytes: ByteWatch[] = []
-      const state = this.#shared.registry.current(
-        Class,
-        oid,
-        decoded.version,
-        normalize(decoded.state, false) as RawObject,
-      )
-      for (const key of Object.keys(state)) state[key] = this.#live(state[key], bytes, key)
-      meta.target[SET_STATE](state)
+      const live: Record<string, unknown> = {}
+      for (const key of Object.keys(state)) live[key] = this.#live(state[key], bytes, key)
+      meta.target[SET_STATE](live)
       meta.bytes = bytes.length > 0 ? bytes : undefined
     } else {
       meta.target[SET_STATE](this.#shared.registry.current(Class, oid, decoded.version, decoded.state))
@@ -266,17 +266,27 @@ export class ObjectTransaction implements Jar {
     meta.status = 'saved'
   }
 
-  /** A freshly decoded (unshared) value made live in place: references become objects of this transaction. */
+  /**
+   * A live copy of a stored (shared, frozen) value for a tracked object: references become
+   * objects of this transaction, plain arrays and objects and bytes are the object's own.
+   */
   #live(value: unknown, bytes: ByteWatch[], field: string): unknown {
     if (typeof value !== 'object' || value === null || value instanceof Persistent) return value
     if (value instanceof Uint8Array) {
-      bytes.push([value, value.slice(), field])
-      return value
+      const own = value.slice()
+      bytes.push([own, value, field])
+      return own
     }
-    if (isRefMap(value)) return this.ghost(value.$ref[0], value.$ref[1])
+    if (isTrustedRef(value)) return this.ghost(value.$ref[0], value.$ref[1])
+    if (Array.isArray(value)) {
+      const out: unknown[] = new Array(value.length)
+      for (let i = 0; i < value.length; i++) out[i] = this.#live(value[i], bytes, field)
+      return out
+    }
     const container = value as Record<string, unknown>
-    for (const key of Object.keys(container)) container[key] = this.#live(container[key], bytes, field)
-    return value
+    const out: Record<string, unknown> = {}
+    for (const key of Object.keys(container)) out[key] = this.#live(container[key], bytes, field)
+    return out
   }
 
   /** Loads the objects `obj` references, breadth first, `depth` levels, at most `max` objects. */

@@ -291,7 +291,8 @@ describe('objects: conflict resolution', () => {
     assert.ok(ranTwice[0]?.startsWith('x'))
     const { value } = await b.transact(async (t) => {
       const entries: [string, string][] = []
-      for await (const entry of ((await t.root()).get(key) as BTree<string, string>).entries()) entries.push(entry)
+      for await (const entry of ((await t.root()).get(key) as BTree<string, string>).entries())
+        entries.push(entry)
       return entries
     })
     assert.deepEqual(value, [
