@@ -239,10 +239,7 @@ export class ObjectDatabase {
     const state: RunState<T> = {}
     let first: Transacted<T> | undefined
     try {
-      first = await this.#db.transact((tx) => this.#firstPass(fn, tx, state), {
-        ...record(options),
-        attempts: 1,
-      })
+      first = await this.#db.transact((tx) => this.#firstPass(fn, tx, state), firstPassOptions(options))
     } catch (error) {
       if (!(error instanceof ConflictError) || state.prepared === undefined) {
         state.held?.release()
@@ -385,13 +382,12 @@ export class ObjectDatabase {
   #committed(prepared: Prepared, tid: Tid): void {
     this.#counters.commits++
     for (const w of prepared.writes) {
-      this.#ownSerials.delete(w.oid)
+      // Oldest first out, by first write: forgetting an oid costs at most one needless conflict.
+      if (this.#ownSerials.size >= ownSerialsMax && !this.#ownSerials.has(w.oid)) {
+        const oldest = this.#ownSerials.keys().next().value
+        if (oldest !== undefined) this.#ownSerials.delete(oldest)
+      }
       this.#ownSerials.set(w.oid, tid)
-    }
-    while (this.#ownSerials.size > ownSerialsMax) {
-      const oldest = this.#ownSerials.keys().next().value
-      if (oldest === undefined) break
-      this.#ownSerials.delete(oldest)
     }
   }
 
@@ -425,6 +421,19 @@ function trim(map: Map<Oid, number>): void {
   if (map.size > countersRememberedMax) map.delete(map.keys().next().value as Oid)
 }
 
+const noExtension = new Uint8Array(0)
+/** The client options of a first pass without metadata (the usual case), made once. */
+const plainFirstPass = Object.freeze({ user: '', description: '', extension: noExtension, attempts: 1 })
+
+/** One client attempt: the first pass commits what it can, and conflicts are resolved here. */
+function firstPassOptions(
+  options: ObjectTransactOptions,
+): Readonly<ReturnType<typeof record> & { attempts: number }> {
+  if (options.user === undefined && options.description === undefined && options.extension === undefined)
+    return plainFirstPass
+  return { ...record(options), attempts: 1 }
+}
+
 function record(options: ObjectTransactOptions): {
   user: string
   description: string
@@ -433,7 +442,7 @@ function record(options: ObjectTransactOptions): {
   return {
     user: options.user ?? '',
     description: options.description ?? '',
-    extension: options.extension ?? new Uint8Array(0),
+    extension: options.extension ?? noExtension,
   }
 }
 

@@ -84,15 +84,12 @@ export class CommitQueue<T> {
         this.#held.add(oid)
         taken.push(oid)
       }
-    let released = false
-    return {
-      release: () => {
-        if (released) return
-        released = true
-        for (const oid of taken) this.#held.delete(oid)
-        this.#pump()
-      },
-    }
+    return new HeldOids(taken, this.#releaseAll)
+  }
+
+  readonly #releaseAll = (oids: readonly Oid[]): void => {
+    for (const oid of oids) this.#held.delete(oid)
+    this.#pump()
   }
 
   /**
@@ -160,6 +157,24 @@ export class CommitQueue<T> {
     )
       return 'blocked'
     return group
+  }
+}
+
+/** Locks held by one commit (a class, not a closure: one is made per commit). */
+class HeldOids implements Held {
+  #oids: readonly Oid[] | undefined
+  readonly #release: (oids: readonly Oid[]) => void
+
+  constructor(oids: readonly Oid[], release: (oids: readonly Oid[]) => void) {
+    this.#oids = oids
+    this.#release = release
+  }
+
+  release(): void {
+    const oids = this.#oids
+    if (oids === undefined) return
+    this.#oids = undefined
+    this.#release(oids)
   }
 }
 

@@ -9,7 +9,7 @@
  * at its own snapshot, so an object cannot be shared between them; records and decoded
  * collection states are shared (the client cache and ObjectDatabase's state cache).
  */
-import { type Oid, rootOid, type Tid, type Transaction } from '../client/index.ts'
+import { type LoadedObject, type Oid, rootOid, type Tid, type Transaction } from '../client/index.ts'
 import {
   collectRefs,
   type DecodedRecord,
@@ -74,6 +74,9 @@ export interface Prepared {
   readonly writes: readonly PreparedWrite[]
   readonly reads: readonly { readonly oid: Oid; readonly serial: Tid }[]
 }
+
+/** The refs of a record without references (most records of application objects). */
+const noRefs: readonly Oid[] = Object.freeze([])
 
 /** Objects `prefetch` loads at most, whatever is asked: it issues all its loads at once. */
 export const prefetchObjectsMax = 1000
@@ -140,7 +143,12 @@ export class ObjectTransaction implements Jar {
     }
     const record = await this.#tx.load(rootOid)
     if (record !== undefined) {
-      return asRoot(await this.load(this.ghost(rootOid, recordClassName(rootOid, record.data))))
+      const root = asRoot(this.ghost(rootOid, recordClassName(rootOid, record.data)))
+      const meta = root[META]
+      // Its record was just read: no second read unless a load of it is under way.
+      if (meta.status === 'ghost' && meta.loading === undefined) this.#setState(meta, record)
+      else if (meta.status === 'ghost') await meta.loading
+      return root
     }
     const root = new PersistentMap()
     this.#attach(root, rootOid, false)
@@ -229,7 +237,7 @@ export class ObjectTransaction implements Jar {
   async #loadState(meta: Meta): Promise<void> {
     const oid = meta.oid
     if (oid === undefined) throw new Error('A ghost without an oid: a bug in the object layer.')
-    let record: Awaited<ReturnType<Transaction['load']>>
+    let record: LoadedObject | undefined
     try {
       record = await this.#tx.load(oid)
     } finally {
@@ -237,7 +245,12 @@ export class ObjectTransaction implements Jar {
     }
     this.#checkOpen('load')
     if (record === undefined) throw new MissingObjectError(oid)
-    if (meta.status !== 'ghost') return
+    if (meta.status === 'ghost') this.#setState(meta, record)
+  }
+
+  /** A ghost becomes loaded from its record. */
+  #setState(meta: Meta, record: LoadedObject): void {
+    const oid = meta.oid as Oid
     const Class = classOf(meta.target)
     // Decoded once per revision and shared (frozen); a tracked object gets a live copy of its own.
     const decoded = this.#shared.sharedState(oid, record.serial, record.data)
@@ -376,8 +389,12 @@ export class ObjectTransaction implements Jar {
     const meta = obj[META]
     const Class = classOf(obj)
     if (meta.oid === undefined) throw new Error('A written object without an oid: a bug in the object layer.')
-    const refs = new Set<Oid>()
-    for (const ref of refMaps) refs.add(ref.$ref[0])
+    let refs: readonly Oid[] = noRefs
+    if (refMaps.length > 0) {
+      const unique = new Set<Oid>()
+      for (const ref of refMaps) unique.add(ref.$ref[0])
+      refs = [...unique]
+    }
     return {
       oid: meta.oid,
       Class,
@@ -386,7 +403,7 @@ export class ObjectTransaction implements Jar {
       fresh: meta.fresh,
       state,
       data: encodeRecord(Class.className, Class.version, state),
-      refs: [...refs],
+      refs,
     }
   }
 
