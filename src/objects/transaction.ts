@@ -334,13 +334,15 @@ export class ObjectTransaction implements Jar {
     let queue: Persistent[] = [...this.#changed]
     let pending = new Map<Persistent, RefMap[]>()
     let refs: RefMap[] = []
+    const jar = this
+    // Methods, not arrow functions: made once per commit, and cheaper to make.
     const sink = {
-      ref: (obj: Persistent): RefMap => {
-        const ref = this.#refTo(obj, pending, queue)
+      ref(obj: Persistent): RefMap {
+        const ref = jar.#refTo(obj, pending, queue)
         refs.push(ref)
         return ref
       },
-      note: (ref: RefMap): void => {
+      note(ref: RefMap): void {
         refs.push(ref)
       },
     }
@@ -362,7 +364,12 @@ export class ObjectTransaction implements Jar {
         queue.push(obj)
       }
     }
-    return { writes: found.map((f) => this.#write(f.obj, f.state, f.refs)), reads: this.#reads() }
+    const writes: PreparedWrite[] = new Array(found.length)
+    for (let i = 0; i < found.length; i++) {
+      const f = found[i] as (typeof found)[number]
+      writes[i] = this.#write(f.obj, f.state, f.refs)
+    }
+    return { writes, reads: this.#reads() }
   }
 
   #refTo(obj: Persistent, pending: Map<Persistent, RefMap[]>, queue: Persistent[]): RefMap {
