@@ -45,6 +45,11 @@ export const groupBytesMax = 1024 * 1024
 /** Runs one group's commit with its locks held; must settle every member itself and not throw. */
 export type CommitGroup<T> = (members: readonly T[]) => Promise<void>
 
+/**
+ * The locks and the waiting transactions of one ObjectDatabase. The queue has no bound of
+ * its own: each transaction in flight waits in it at most once at a time, so its length
+ * is bounded by the application's concurrency (as the client's commits in flight are).
+ */
 export class CommitQueue<T> {
   readonly #held = new Set<Oid>()
   readonly #queue: Waiting<T>[] = []

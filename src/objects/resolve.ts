@@ -10,6 +10,11 @@
  * The commit that carries the merged records is validated by the store like any other,
  * against the newer snapshot's serials, so a merge is never written over a state it did
  * not see.
+ *
+ * Transactions of one process that waited for the same objects are carried together, in
+ * one commit (a group commit, locks.ts): each onto what the store holds and what the
+ * transactions before it in the group wrote, so that each one's changes are applied
+ * exactly once, in order, as if each had committed after the one before.
  */
 import { ConflictError, type LoadedObject, type Oid, type Tid, type Transaction } from '../client/index.ts'
 import { encodeRecord, type RawObject } from './codec.ts'
