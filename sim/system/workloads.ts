@@ -74,7 +74,14 @@ export function workloadShape(name: WorkloadName): WorkloadShape {
 export const lanesMin = 4
 export const lanesMax = 16
 
+/**
+ * The objects workload runs 1 to 4 at once per client, so that transactions of one
+ * process wait for each other's commits and commit in groups (src/objects/locks.ts).
+ */
+export const objectsLanesMax = 4
+
 export function drawLanes(seed: number, name: WorkloadName): number {
+  if (name === 'objects') return between(streamRandom(seed, systemStream.lanes), 1, objectsLanesMax)
   if (name !== 'counters' && name !== 'bank') return 1
   return between(streamRandom(seed, systemStream.lanes), lanesMin, lanesMax)
 }

@@ -67,6 +67,52 @@ export function decodeRecord(oid: Oid, data: Uint8Array): DecodedRecord {
   return { className, version, state: state as RawObject }
 }
 
+/** The map headers a record of three entries starts with: fixmap, map16 (msgpackr's), map32. */
+const threeEntryHeaders = [[0x83], [0xde, 0, 3], [0xdf, 0, 0, 0, 3]] as const
+/** The msgpack string "class" (fixstr of 5 bytes). */
+const classKeyBytes = [0xa5, 0x63, 0x6c, 0x61, 0x73, 0x73] as const
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The class name of a record without decoding its state: what a reference to an object
+ * needs before the object is loaded (a root with many entries would otherwise be decoded
+ * whole just to learn it is a map). Reads the layout `encodeRecord` writes; any other
+ * layout is decoded in full. The record is checked in full when the object loads.
+ */
+export function recordClassName(oid: Oid, data: Uint8Array): string {
+  let at = -1
+  for (const header of threeEntryHeaders) if (startsWith(data, 0, header)) at = header.length
+  if (at < 0 || !startsWith(data, at, classKeyBytes)) return decodeRecord(oid, data).className
+  at += classKeyBytes.length
+  const tag = data[at] ?? 0
+  let length = -1
+  if (tag >= 0xa1 && tag <= 0xbf) length = tag - 0xa0
+  else if (tag === 0xd9 && at + 1 < data.length) length = data[++at] ?? -1
+  if (length < 1 || at + 1 + length > data.length) return decodeRecord(oid, data).className
+  const start = at + 1
+  let ascii = ''
+  for (let i = start; i < start + length; i++) {
+    const byte = data[i] ?? 0xff
+    if (byte >= 0x80) return utf8Name(oid, data, start, length)
+    ascii += String.fromCharCode(byte)
+  }
+  return ascii
+}
+
+function utf8Name(oid: Oid, data: Uint8Array, start: number, length: number): string {
+  try {
+    return utf8.decode(data.subarray(start, start + length))
+  } catch {
+    return decodeRecord(oid, data).className
+  }
+}
+
+function startsWith(data: Uint8Array, at: number, bytes: readonly number[]): boolean {
+  if (at + bytes.length > data.length) return false
+  for (let i = 0; i < bytes.length; i++) if (data[at + i] !== bytes[i]) return false
+  return true
+}
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false
   const proto = Object.getPrototypeOf(value)

@@ -28,12 +28,12 @@ import { BTree, Bucket, TreeNode, TreeSet } from './btree.ts'
 import { type DecodedRecord, decodeRecord, normalize, type RawObject } from './codec.ts'
 import { Counter, CounterShard } from './counter.ts'
 import { ListChunk, PersistentList } from './list.ts'
-import { type Held, OidLocks } from './locks.ts'
+import { CommitQueue, type Held } from './locks.ts'
 import { PersistentMap } from './map.ts'
 import type { PersistentClass } from './persistent.ts'
 import { ClassRegistry } from './registry.ts'
-import { lockOids, rebase } from './resolve.ts'
-import { ObjectTransaction, type Prepared, type Shared } from './transaction.ts'
+import { lockOids, type MemberOutcome, rebaseGroup } from './resolve.ts'
+import { ObjectTransaction, type Prepared, type PreparedWrite, type Shared } from './transaction.ts'
 
 /** The collections every ObjectDatabase knows. */
 const builtInClasses: readonly PersistentClass[] = [
@@ -51,7 +51,7 @@ const builtInClasses: readonly PersistentClass[] = [
 export interface ObjectDatabaseOptions {
   /** The application's persistent classes (each with its own `static className`). */
   readonly classes?: readonly PersistentClass[]
-  /** Decoded collection records (buckets, nodes, chunks) kept between transactions. @default 100 000 */
+  /** Decoded records kept between transactions (each transaction's objects are made from them). @default 100 000 */
   readonly decodedRecordsMax?: number
 }
 
@@ -92,6 +92,8 @@ export interface ObjectStats {
   readonly merges: number
   /** Runs of a function repeated because a conflict could not be resolved. */
   readonly reruns: number
+  /** Transactions committed in one commit with others of this process (a group commit). */
+  readonly grouped: number
 }
 
 const defaults = { attempts: 3, resolveAttempts: 10, conflictBackoffMsMax: 10, decodedRecordsMax: 100_000 }
@@ -117,6 +119,19 @@ type RunOutcome<T> =
     }
   | { readonly done: false; readonly conflict: ConflictError }
 
+/** A transaction waiting in the commit queue, as the group commit sees it. */
+interface GroupMember {
+  readonly prepared: Prepared
+  readonly meta: ReturnType<typeof record>
+  readonly resolveAttempts: number
+  readonly backoffMsMax: number
+  settle(outcome: GroupOutcome): void
+}
+
+type GroupOutcome =
+  | { readonly committed: true; readonly tid: Tid; readonly merged: boolean }
+  | { readonly committed: false; readonly error: unknown }
+
 interface RunState<T> {
   jar?: ObjectTransaction | undefined
   prepared?: Prepared | undefined
@@ -141,7 +156,7 @@ export class ObjectDatabase {
   readonly #db: Database
   readonly #registry: ClassRegistry
   readonly #states: StateCache
-  readonly #locks = new OidLocks()
+  readonly #queue = new CommitQueue<GroupMember>((members) => this.#commitGroup(members))
   readonly #pool: OidPool
   readonly #ownSerials = new Map<Oid, Tid>()
   /** Per sharded counter, how far this process moved from its first shard after others wrote it too. */
@@ -150,7 +165,7 @@ export class ObjectDatabase {
   readonly #contendedShards = new Set<Oid>()
   #seed: Oid | undefined
   readonly #shared: Shared
-  #counters = { transactions: 0, commits: 0, conflicts: 0, waits: 0, merges: 0, reruns: 0 }
+  #counters = { transactions: 0, commits: 0, conflicts: 0, waits: 0, merges: 0, reruns: 0, grouped: 0 }
 
   constructor(db: Database, options: ObjectDatabaseOptions = {}) {
     this.#db = db
@@ -224,10 +239,7 @@ export class ObjectDatabase {
     const state: RunState<T> = {}
     let first: Transacted<T> | undefined
     try {
-      first = await this.#db.transact((tx) => this.#firstPass(fn, tx, state), {
-        ...record(options),
-        attempts: 1,
-      })
+      first = await this.#db.transact((tx) => this.#firstPass(fn, tx, state), firstPassOptions(options))
     } catch (error) {
       if (!(error instanceof ConflictError) || state.prepared === undefined) {
         state.held?.release()
@@ -271,60 +283,111 @@ export class ObjectDatabase {
     const value = state.value
     if (prepared.writes.length === 0 && prepared.reads.length === 0) return value
     // A commit of this process after our snapshot changed what we write: it would conflict; merge instead.
-    if (prepared.writes.some((w) => (this.#ownSerials.get(w.oid) ?? 0n) > w.readSerial && !w.fresh))
-      return value
-    state.held = this.#locks.tryAcquire(lockOids(prepared))
+    for (const w of prepared.writes)
+      if (!w.fresh && (this.#ownSerials.get(w.oid) ?? 0n) > w.readSerial) return value
+    state.held = this.#queue.tryTake(lockOids(prepared))
     if (state.held === undefined) return value
     for (const w of prepared.writes) tx.store(w.oid, w.data, w.refs)
     for (const r of prepared.reads) tx.readCurrent(r.oid)
     return value
   }
 
-  /** Carries the prepared writes onto fresh snapshots, merging, until one commits; else the function runs again. */
+  /**
+   * Carries the prepared writes onto a fresh snapshot, merging, in a group commit with the
+   * other transactions of this process waiting for the same objects (locks.ts); when they
+   * cannot be merged, the function runs again.
+   */
   async #resolve<T>(
     state: RunState<T>,
     prepared: Prepared,
     jar: ObjectTransaction,
     options: ObjectTransactOptions,
   ): Promise<RunOutcome<T>> {
-    const held = state.held ?? (await this.#locks.acquire(lockOids(prepared)))
+    const resolveAttempts = options.resolveAttempts ?? defaults.resolveAttempts
+    const backoffMsMax = options.conflictBackoffMsMax ?? defaults.conflictBackoffMsMax
+    const meta = record(options)
+    const outcome = new Promise<GroupOutcome>((settle) => {
+      let bytes = 0
+      for (const w of prepared.writes) bytes += w.data.byteLength
+      this.#queue.wait({
+        oids: lockOids(prepared),
+        key: groupKey(meta, resolveAttempts, backoffMsMax),
+        writes: prepared.writes.length,
+        bytes,
+        item: { prepared, meta, resolveAttempts, backoffMsMax, settle },
+      })
+      // Queued first, so that the queue sees it when the locks of a commit that conflicted go.
+      state.held?.release()
+    })
+    const result = await outcome
+    if (result.committed)
+      return {
+        done: true,
+        value: state.value as T,
+        tid: result.tid,
+        committed: true,
+        resolved: result.merged,
+      }
+    jar.detachNew()
+    if (result.error instanceof ConflictError) return { done: false, conflict: result.error }
+    throw result.error
+  }
+
+  /**
+   * One group commit (locks.ts calls it with the group's locks held): the members' writes
+   * merged in order onto a fresh snapshot, in one client transaction retried on conflicts
+   * up to `resolveAttempts` times. Settles every member; never throws.
+   */
+  async #commitGroup(members: readonly GroupMember[]): Promise<void> {
+    const first = members[0]
+    if (first === undefined) return
+    let outcomes: MemberOutcome[] = []
+    const hooks = {
+      merged: (write: PreparedWrite, serial: Tid) => {
+        this.#counters.merges++
+        if (write.Class === CounterShard && this.#ownSerials.get(write.oid) !== serial)
+          remember(this.#contendedShards, write.oid)
+      },
+      mergedInGroup: () => {
+        this.#counters.merges++
+      },
+    }
     try {
       const result = await this.#db.transact(
-        (tx) =>
-          rebase(tx, prepared, {
-            merged: (write, serial) => {
-              this.#counters.merges++
-              if (write.Class === CounterShard && this.#ownSerials.get(write.oid) !== serial)
-                remember(this.#contendedShards, write.oid)
-            },
-          }),
-        {
-          ...record(options),
-          attempts: options.resolveAttempts ?? defaults.resolveAttempts,
-          conflictBackoffMsMax: options.conflictBackoffMsMax ?? defaults.conflictBackoffMsMax,
+        async (tx) => {
+          outcomes = await rebaseGroup(
+            tx,
+            members.map((m) => m.prepared),
+            hooks,
+          )
         },
+        { ...first.meta, attempts: first.resolveAttempts, conflictBackoffMsMax: first.backoffMsMax },
       )
-      this.#committed(prepared, result.tid)
-      return { done: true, value: state.value as T, tid: result.tid, committed: true, resolved: true }
+      members.forEach((member, i) => {
+        const outcome = outcomes[i]
+        if (outcome === undefined || !outcome.ok || !result.committed) {
+          member.settle({ committed: false, error: outcome?.ok === false ? outcome.error : missing() })
+          return
+        }
+        this.#committed(member.prepared, result.tid)
+        if (members.length > 1) this.#counters.grouped++
+        member.settle({ committed: true, tid: result.tid, merged: outcome.merged })
+      })
     } catch (error) {
-      if (!(error instanceof ConflictError)) throw error
-      jar.detachNew()
-      return { done: false, conflict: error }
-    } finally {
-      held.release()
+      // The commit failed (a conflict after the last attempt) or its outcome is unknown: so is every member's.
+      for (const member of members) member.settle({ committed: false, error })
     }
   }
 
   #committed(prepared: Prepared, tid: Tid): void {
     this.#counters.commits++
     for (const w of prepared.writes) {
-      this.#ownSerials.delete(w.oid)
+      // Oldest first out, by first write: forgetting an oid costs at most one needless conflict.
+      if (this.#ownSerials.size >= ownSerialsMax && !this.#ownSerials.has(w.oid)) {
+        const oldest = this.#ownSerials.keys().next().value
+        if (oldest !== undefined) this.#ownSerials.delete(oldest)
+      }
       this.#ownSerials.set(w.oid, tid)
-    }
-    while (this.#ownSerials.size > ownSerialsMax) {
-      const oldest = this.#ownSerials.keys().next().value
-      if (oldest === undefined) break
-      this.#ownSerials.delete(oldest)
     }
   }
 
@@ -358,6 +421,19 @@ function trim(map: Map<Oid, number>): void {
   if (map.size > countersRememberedMax) map.delete(map.keys().next().value as Oid)
 }
 
+const noExtension = new Uint8Array(0)
+/** The client options of a first pass without metadata (the usual case), made once. */
+const plainFirstPass = Object.freeze({ user: '', description: '', extension: noExtension, attempts: 1 })
+
+/** One client attempt: the first pass commits what it can, and conflicts are resolved here. */
+function firstPassOptions(
+  options: ObjectTransactOptions,
+): Readonly<ReturnType<typeof record> & { attempts: number }> {
+  if (options.user === undefined && options.description === undefined && options.extension === undefined)
+    return plainFirstPass
+  return { ...record(options), attempts: 1 }
+}
+
 function record(options: ObjectTransactOptions): {
   user: string
   description: string
@@ -366,8 +442,22 @@ function record(options: ObjectTransactOptions): {
   return {
     user: options.user ?? '',
     description: options.description ?? '',
-    extension: options.extension ?? new Uint8Array(0),
+    extension: options.extension ?? noExtension,
   }
+}
+
+/** Transactions commit together only with the same metadata and the same retry options. */
+function groupKey(meta: ReturnType<typeof record>, resolveAttempts: number, backoffMsMax: number): string {
+  let extension = ''
+  for (const byte of meta.extension) extension += byte.toString(16).padStart(2, '0')
+  return `${meta.user}\u0000${meta.description}\u0000${extension}\u0000${resolveAttempts}\u0000${backoffMsMax}`
+}
+
+/** A member without an outcome: every attempt stored nothing (each member was left out) yet none said why. */
+function missing(): Error {
+  return new Error(
+    'A group commit ended without an outcome for one of its transactions: a bug in the object layer.',
+  )
 }
 
 function positiveInteger(value: number, name: string, max: number): number {
@@ -386,7 +476,7 @@ function mix(value: bigint): bigint {
   return x ^ (x >> 31n)
 }
 
-/** Decoded records of collections, frozen and shared by every transaction that reads the same revision. */
+/** Decoded records, frozen and shared by every transaction that reads the same revision. */
 class StateCache {
   readonly #entries = new Map<Oid, { readonly serial: Tid; readonly record: DecodedRecord }>()
   readonly #max: number

@@ -131,7 +131,7 @@ export class Persistent {
       const value = target[key]
       if (value === undefined) continue
       checkFieldName(key, className)
-      state[key] = toRaw(value, sink, () => `${className}.${key}`)
+      state[key] = isSimple(value) ? value : toRaw(value, sink, () => `${className}.${key}`)
     }
     return state
   }
@@ -338,7 +338,7 @@ interface Visitor {
   readonly freeze: boolean
 }
 
-function isSimple(value: unknown): boolean {
+function isSimple(value: unknown): value is null | string | number | boolean {
   return (
     value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
   )

@@ -9,17 +9,18 @@
  * at its own snapshot, so an object cannot be shared between them; records and decoded
  * collection states are shared (the client cache and ObjectDatabase's state cache).
  */
-import { type Oid, rootOid, type Tid, type Transaction } from '../client/index.ts'
+import { type LoadedObject, type Oid, rootOid, type Tid, type Transaction } from '../client/index.ts'
 import {
   collectRefs,
   type DecodedRecord,
   decodeRecord,
   encodeRecord,
-  isRefMap,
+  isTrustedRef,
   normalize,
   type Raw,
   type RawObject,
   type RefMap,
+  recordClassName,
   refMap,
 } from './codec.ts'
 import {
@@ -73,6 +74,9 @@ export interface Prepared {
   readonly writes: readonly PreparedWrite[]
   readonly reads: readonly { readonly oid: Oid; readonly serial: Tid }[]
 }
+
+/** The refs of a record without references (most records of application objects). */
+const noRefs: readonly Oid[] = Object.freeze([])
 
 /** Objects `prefetch` loads at most, whatever is asked: it issues all its loads at once. */
 export const prefetchObjectsMax = 1000
@@ -139,8 +143,12 @@ export class ObjectTransaction implements Jar {
     }
     const record = await this.#tx.load(rootOid)
     if (record !== undefined) {
-      const { className } = decodeRecord(rootOid, record.data)
-      return asRoot(await this.load(this.ghost(rootOid, className)))
+      const root = asRoot(this.ghost(rootOid, recordClassName(rootOid, record.data)))
+      const meta = root[META]
+      // Its record was just read: no second read unless a load of it is under way.
+      if (meta.status === 'ghost' && meta.loading === undefined) this.#setState(meta, record)
+      else if (meta.status === 'ghost') await meta.loading
+      return root
     }
     const root = new PersistentMap()
     this.#attach(root, rootOid, false)
@@ -155,7 +163,7 @@ export class ObjectTransaction implements Jar {
     if (known !== undefined) return this.load(known)
     const record = await this.#tx.load(oid)
     if (record === undefined) throw new MissingObjectError(oid)
-    return this.load(this.ghost(oid, decodeRecord(oid, record.data).className))
+    return this.load(this.ghost(oid, recordClassName(oid, record.data)))
   }
 
   /**
@@ -229,7 +237,7 @@ export class ObjectTransaction implements Jar {
   async #loadState(meta: Meta): Promise<void> {
     const oid = meta.oid
     if (oid === undefined) throw new Error('A ghost without an oid: a bug in the object layer.')
-    let record: Awaited<ReturnType<Transaction['load']>>
+    let record: LoadedObject | undefined
     try {
       record = await this.#tx.load(oid)
     } finally {
@@ -237,26 +245,31 @@ export class ObjectTransaction implements Jar {
     }
     this.#checkOpen('load')
     if (record === undefined) throw new MissingObjectError(oid)
-    if (meta.status !== 'ghost') return
+    if (meta.status === 'ghost') this.#setState(meta, record)
+  }
+
+  /** A ghost becomes loaded from its record. */
+  #setState(meta: Meta, record: LoadedObject): void {
+    const oid = meta.oid as Oid
     const Class = classOf(meta.target)
-    const decoded = Class.tracked
-      ? decodeRecord(oid, record.data)
-      : this.#shared.sharedState(oid, record.serial, record.data)
+    // Decoded once per revision and shared (frozen); a tracked object gets a live copy of its own.
+    const decoded = this.#shared.sharedState(oid, record.serial, record.data)
     if (decoded.className !== Class.className)
       throw new NotAnObjectError(
         oid,
         `a reference says ${Class.className} but the record is a ${decoded.className}`,
       )
     if (Class.tracked) {
+      // An older version goes through the class's upgrade, which may change what it is given: a fresh decode.
+      const stored =
+        decoded.version === Class.version
+          ? decoded.state
+          : (normalize(decodeRecord(oid, record.data).state, false) as RawObject)
+      const state = this.#shared.registry.current(Class, oid, decoded.version, stored)
       const bytes: ByteWatch[] = []
-      const state = this.#shared.registry.current(
-        Class,
-        oid,
-        decoded.version,
-        normalize(decoded.state, false) as RawObject,
-      )
-      for (const key of Object.keys(state)) state[key] = this.#live(state[key], bytes, key)
-      meta.target[SET_STATE](state)
+      const live: Record<string, unknown> = {}
+      for (const key of Object.keys(state)) live[key] = this.#live(state[key], bytes, key)
+      meta.target[SET_STATE](live)
       meta.bytes = bytes.length > 0 ? bytes : undefined
     } else {
       meta.target[SET_STATE](this.#shared.registry.current(Class, oid, decoded.version, decoded.state))
@@ -266,17 +279,27 @@ export class ObjectTransaction implements Jar {
     meta.status = 'saved'
   }
 
-  /** A freshly decoded (unshared) value made live in place: references become objects of this transaction. */
+  /**
+   * A live copy of a stored (shared, frozen) value for a tracked object: references become
+   * objects of this transaction, plain arrays and objects and bytes are the object's own.
+   */
   #live(value: unknown, bytes: ByteWatch[], field: string): unknown {
     if (typeof value !== 'object' || value === null || value instanceof Persistent) return value
     if (value instanceof Uint8Array) {
-      bytes.push([value, value.slice(), field])
-      return value
+      const own = value.slice()
+      bytes.push([own, value, field])
+      return own
     }
-    if (isRefMap(value)) return this.ghost(value.$ref[0], value.$ref[1])
+    if (isTrustedRef(value)) return this.ghost(value.$ref[0], value.$ref[1])
+    if (Array.isArray(value)) {
+      const out: unknown[] = new Array(value.length)
+      for (let i = 0; i < value.length; i++) out[i] = this.#live(value[i], bytes, field)
+      return out
+    }
     const container = value as Record<string, unknown>
-    for (const key of Object.keys(container)) container[key] = this.#live(container[key], bytes, field)
-    return value
+    const out: Record<string, unknown> = {}
+    for (const key of Object.keys(container)) out[key] = this.#live(container[key], bytes, field)
+    return out
   }
 
   /** Loads the objects `obj` references, breadth first, `depth` levels, at most `max` objects. */
@@ -311,13 +334,15 @@ export class ObjectTransaction implements Jar {
     let queue: Persistent[] = [...this.#changed]
     let pending = new Map<Persistent, RefMap[]>()
     let refs: RefMap[] = []
+    const jar = this
+    // Methods, not arrow functions: made once per commit, and cheaper to make.
     const sink = {
-      ref: (obj: Persistent): RefMap => {
-        const ref = this.#refTo(obj, pending, queue)
+      ref(obj: Persistent): RefMap {
+        const ref = jar.#refTo(obj, pending, queue)
         refs.push(ref)
         return ref
       },
-      note: (ref: RefMap): void => {
+      note(ref: RefMap): void {
         refs.push(ref)
       },
     }
@@ -339,7 +364,12 @@ export class ObjectTransaction implements Jar {
         queue.push(obj)
       }
     }
-    return { writes: found.map((f) => this.#write(f.obj, f.state, f.refs)), reads: this.#reads() }
+    const writes: PreparedWrite[] = new Array(found.length)
+    for (let i = 0; i < found.length; i++) {
+      const f = found[i] as (typeof found)[number]
+      writes[i] = this.#write(f.obj, f.state, f.refs)
+    }
+    return { writes, reads: this.#reads() }
   }
 
   #refTo(obj: Persistent, pending: Map<Persistent, RefMap[]>, queue: Persistent[]): RefMap {
@@ -366,8 +396,12 @@ export class ObjectTransaction implements Jar {
     const meta = obj[META]
     const Class = classOf(obj)
     if (meta.oid === undefined) throw new Error('A written object without an oid: a bug in the object layer.')
-    const refs = new Set<Oid>()
-    for (const ref of refMaps) refs.add(ref.$ref[0])
+    let refs: readonly Oid[] = noRefs
+    if (refMaps.length > 0) {
+      const unique = new Set<Oid>()
+      for (const ref of refMaps) unique.add(ref.$ref[0])
+      refs = [...unique]
+    }
     return {
       oid: meta.oid,
       Class,
@@ -376,7 +410,7 @@ export class ObjectTransaction implements Jar {
       fresh: meta.fresh,
       state,
       data: encodeRecord(Class.className, Class.version, state),
-      refs: [...refs],
+      refs,
     }
   }
 

@@ -242,20 +242,68 @@ describe('objects: conflict resolution', () => {
     assert.equal(value, 1)
   })
 
-  it('16 concurrent increments of one counter in one process never conflict at the store', async () => {
+  it('16 concurrent increments of one counter in one process never conflict at the store, and commit in groups', async () => {
     const key = await fresh(() => new Counter())
     const before = a.stats()
+    const commitsBefore = a.database.stats().commits
+    const wait = barrier(16)
     const results = await Promise.all(
       Array.from({ length: 16 }, () =>
-        a.transact(async (t) => ((await t.root()).get(key) as Counter).add(1)),
+        a.transact(async (t) => {
+          const counter = await t.load((await t.root()).get(key) as Counter)
+          await wait()
+          await counter.add(1)
+        }),
       ),
     )
     const after = a.stats()
     assert.ok(results.every((r) => r.committed && r.attempts === 1))
     assert.equal(after.conflicts - before.conflicts, 0, 'no commit was sent against a stale serial')
     assert.ok(after.waits - before.waits >= 1, 'later ones waited for earlier ones and merged')
+    // The first commits alone; the fifteen that waited for it go together in the next.
+    assert.equal(after.grouped - before.grouped, 15, 'the fifteen that waited committed together')
+    assert.equal(a.database.stats().commits - commitsBefore, 2, 'two commits carried the sixteen increments')
+    assert.equal(new Set(results.map((r) => r.tid)).size, 2)
     const { value } = await b.transact(async (t) => ((await t.root()).get(key) as Counter).value())
     assert.equal(value, 16)
+  })
+
+  it('in a group, a transaction that cannot merge onto an earlier one is left out and runs again; the others commit', async () => {
+    const key = await fresh(() => new BTree<string, string>())
+    const wait = barrier(8)
+    const runs = new Map<string, number>()
+    // Eight transactions of one process read the same bucket first; two of them set the same key.
+    const names = ['a', 'b', 'c', 'd', 'e', 'f', 'x1', 'x2']
+    const results = await Promise.all(
+      names.map((name) =>
+        a.transact(async (t) => {
+          runs.set(name, (runs.get(name) ?? 0) + 1)
+          const tree = (await t.root()).get(key) as BTree<string, string>
+          await tree.get('x')
+          await wait()
+          await tree.set(name.startsWith('x') ? 'x' : name, name)
+        }),
+      ),
+    )
+    assert.ok(results.every((r) => r.committed))
+    const ranTwice = [...runs].filter(([, n]) => n > 1).map(([name]) => name)
+    assert.equal(ranTwice.length, 1, `exactly one writer of x ran again (${[...runs]})`)
+    assert.ok(ranTwice[0]?.startsWith('x'))
+    const { value } = await b.transact(async (t) => {
+      const entries: [string, string][] = []
+      for await (const entry of ((await t.root()).get(key) as BTree<string, string>).entries())
+        entries.push(entry)
+      return entries
+    })
+    assert.deepEqual(value, [
+      ['a', 'a'],
+      ['b', 'b'],
+      ['c', 'c'],
+      ['d', 'd'],
+      ['e', 'e'],
+      ['f', 'f'],
+      ['x', ranTwice[0] as string],
+    ])
   })
 
   it('a sharded counter spreads two processes over different shards', async () => {

@@ -14,23 +14,38 @@ import { objectsBucketSize, objectsNodeSize } from '../../../sim/system/objects-
 import type { Key } from '../../../src/objects/index.ts'
 
 /** The inserts of a traced run, read back from its trace. */
-function insertsOf(result: SystemResult): { resolved: boolean | undefined; outcome: string }[] {
+function insertsOf(
+  result: SystemResult,
+): { resolved: boolean | undefined; outcome: string; tid: string | undefined }[] {
   return (result.trace ?? [])
     .map(
       (line) =>
         JSON.parse(line) as {
           e: string
-          op?: { outcome: string; detail: { type: string; resolved?: boolean } }
+          op?: { outcome: string; tid?: unknown; detail: { type: string; resolved?: boolean } }
         },
     )
     .filter((entry) => entry.e === 'op' && entry.op?.detail.type === 'objectInsert')
-    .map((entry) => ({ resolved: entry.op!.detail.resolved, outcome: entry.op!.outcome }))
+    .map((entry) => ({
+      resolved: entry.op!.detail.resolved,
+      outcome: entry.op!.outcome,
+      tid: entry.op!.tid === undefined ? undefined : String(entry.op!.tid),
+    }))
+}
+
+/** Acknowledged inserts that share their commit with another (a group commit of one client's transactions). */
+function groupedOf(inserts: readonly { outcome: string; tid: string | undefined }[]): number {
+  const perTid = new Map<string, number>()
+  for (const { outcome, tid } of inserts)
+    if (outcome === 'ok' && tid !== undefined) perTid.set(tid, (perTid.get(tid) ?? 0) + 1)
+  return [...perTid.values()].filter((n) => n > 1).reduce((a, b) => a + b, 0)
 }
 
 describe('the objects workload', () => {
   it('passes on clean seeds, sharded and unsharded, with merges and splits happening', async () => {
     let merged = 0
     let acked = 0
+    let grouped = 0
     const hashes: string[] = []
     // Odd seeds shard the counter, even ones keep one record that every client merges on.
     for (const seed of [1, 2, 3, 4]) {
@@ -45,7 +60,10 @@ describe('the objects workload', () => {
       assert.ok(ok >= 20, `seed ${seed}: the clients got inserts through (${ok} acknowledged)`)
       acked += ok
       merged += inserts.filter((i) => i.resolved === true).length
+      grouped += groupedOf(inserts)
     }
+    // Clients run up to four transactions at once: those waiting for the same records commit together.
+    assert.ok(grouped >= 10, `some inserts committed in groups (${grouped})`)
     // Conflicts were resolved on the client (merged bucket inserts and counter deltas) …
     assert.ok(merged >= 10, `some commits carried merged states (${merged})`)
     // … and the tree grew past one bucket per child of one node: buckets and nodes split.
