@@ -59,9 +59,8 @@ interface Counts {
   transactionsRemoved: number
 }
 
-/** Marks and grays added during this apply: not yet visible to reads of the store. */
+/** Grays added during this apply: not yet visible to reads of the store's `g` keys. */
 interface Overlay {
-  readonly marked: Set<Oid>
   readonly gray: Oid[]
 }
 
@@ -76,21 +75,28 @@ const empty = new Uint8Array(0)
  */
 export async function packBarrier(ctx: ApplyContext): Promise<void> {
   const pack = ctx.meta.pack
-  if (pack !== undefined && (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep')) {
-    const overlay: Overlay = { marked: new Set(), gray: [] }
-    for (const oid of ctx.barrier) await markGray(ctx, overlay, oid)
+  if (pack !== undefined && packReadsMarks(pack) && ctx.barrier.length > 0) {
+    await ctx.packMarks.load(ctx.space, pack.packTid)
+    const overlay: Overlay = { gray: [] }
+    for (const oid of ctx.barrier) markGray(ctx, overlay, oid)
   }
   // The batch shares one barrier list: what is marked need not be marked again.
   ctx.barrier.length = 0
+}
+
+/** Whether `pack` is in a phase that reads and adds marks (roots, mark, sweep): the write barrier's. */
+export function packReadsMarks(pack: PackState | undefined): boolean {
+  return pack !== undefined && (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep')
 }
 
 /** Runs one bounded pack step if a pack is running. Returns the phase after the step. */
 export async function packStep(ctx: ApplyContext): Promise<PackPhase> {
   const pack = ctx.meta.pack
   if (pack === undefined) return 'idle'
-  const overlay: Overlay = { marked: new Set(), gray: [] }
-  if (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep') {
-    for (const oid of ctx.barrier) await markGray(ctx, overlay, oid)
+  const overlay: Overlay = { gray: [] }
+  if (packReadsMarks(pack)) {
+    await ctx.packMarks.load(ctx.space, pack.packTid)
+    for (const oid of ctx.barrier) markGray(ctx, overlay, oid)
   }
   ctx.barrier.length = 0
   const counts = await countsSoFar(ctx, pack)
@@ -151,10 +157,10 @@ async function runPhase(
   }
 }
 
-async function markGray(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<void> {
-  if (overlay.marked.has(oid)) return
-  overlay.marked.add(oid)
-  if ((await ctx.space.get(packMarkKey(oid))) !== undefined) return
+/** Marks `oid` and turns it gray, unless it is marked already (the loaded marks are the `k` keys, pending ones included). */
+function markGray(ctx: ApplyContext, overlay: Overlay, oid: Oid): void {
+  if (ctx.packMarks.has(oid)) return
+  ctx.packMarks.add(oid)
   put(ctx, packMarkKey(oid), empty)
   put(ctx, packGrayKey(oid), empty)
   overlay.gray.push(oid)
@@ -162,7 +168,7 @@ async function markGray(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<
 
 /** Roots: the root object and every object written after the pack time. */
 async function roots(ctx: ApplyContext, overlay: Overlay, pack: PackState): Promise<PackState> {
-  if (pack.cursor === undefined) await markGray(ctx, overlay, rootOid)
+  if (pack.cursor === undefined) markGray(ctx, overlay, rootOid)
   const limit = ctx.options.packStepWorkMax
   const found = await ctx.space.entries(
     { gt: pack.cursor ?? transactionKey(pack.packTid), lt: transactionKey(u64Max) },
@@ -170,7 +176,7 @@ async function roots(ctx: ApplyContext, overlay: Overlay, pack: PackState): Prom
   )
   for (const [key, payload] of found) {
     const txn = decodeTransaction(payload, `transaction ${transactionKeyTid(key)}`)
-    for (const oid of txn.oids) await markGray(ctx, overlay, oid)
+    for (const oid of txn.oids) markGray(ctx, overlay, oid)
   }
   const last = found.at(-1)
   if (found.length < limit) return { ...pack, phase: 'mark', cursor: undefined }
@@ -210,13 +216,9 @@ async function trace(ctx: ApplyContext, overlay: Overlay, oid: Oid, packTid: Tid
   for (const [key, payload] of revisions) {
     const header = decodeRevisionHeader(payload, () => describeKey(key))
     if (header.kind === 'tombstone') continue
-    for (const ref of header.refs) await markGray(ctx, overlay, ref)
+    for (const ref of header.refs) markGray(ctx, overlay, ref)
   }
   return 1 + revisions.length
-}
-
-async function isMarked(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<boolean> {
-  return overlay.marked.has(oid) || (await ctx.space.get(packMarkKey(oid))) !== undefined
 }
 
 async function sweep(
@@ -244,11 +246,13 @@ async function sweep(
     const tid = revisionKeyTid(key)
     if (!keepTids.has(oid)) {
       // undefined keep tid: the object is garbage, every revision goes.
-      const keep = (await isMarked(ctx, overlay, oid))
+      const keep = ctx.packMarks.has(oid)
         ? ((await ctx.space.revisionBefore(oid, pack.packTid + 1n))?.tid ?? 0n)
         : undefined
       keepTids.set(oid, keep)
       if (keep === undefined && oid !== continuedOid) counts.objectsRemoved++
+      // Its revisions go: the serial cache must read its current serial anew.
+      if (keep === undefined) ctx.cache.forgetSerial(oid)
     }
     const keepTid = keepTids.get(oid)
     if (keepTid === undefined || tid < keepTid) {
