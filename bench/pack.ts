@@ -175,29 +175,30 @@ function verdictOf(runs: readonly Run[]): string {
   ].join('\n')
 }
 
-/** The leader's self time in the last quiet and the last packing window. */
+/** Each member's time in the last quiet and the last packing window: self time (the leader) or by project caller (all). */
 function printProfiles(dir: string, runs: readonly Run[], leaderPid: number | undefined): void {
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.includes(`.${leaderPid}.`))
-  if (file === undefined) {
-    process.stdout.write(`no profile of the leader (pid ${leaderPid}) in ${dir}\n`)
-    return
-  }
-  for (const packing of [false, true]) {
-    const run = runs.filter((r) => r.packing === packing).at(-1)
-    if (run === undefined) continue
-    const summary = summarizeProfile(join(dir, file), profileRows, run.windowUs)
-    process.stdout.write(
-      `\n## leader, last ${packing ? 'packing' : 'quiet'} window: ${summary.busyMs.toFixed(0)} ms busy, ${summary.idleMs.toFixed(0)} ms idle\n`,
-    )
-    for (const [title, rows] of [
-      ['self time by function', summary.functions],
-      ['by nearest project caller', summary.projectCallers],
-    ] as const) {
-      process.stdout.write(`${title}:\n`)
-      for (const row of rows)
-        process.stdout.write(
-          `  ${row.pct.toFixed(1).padStart(5)} %  ${row.selfMs.toFixed(0).padStart(6)} ms  ${row.name}  ${row.file}\n`,
-        )
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+  const roleOf = (file: string): string => (file.includes(`.${leaderPid}.`) ? 'leader' : 'follower')
+  for (const file of files.sort((a, b) => roleOf(a).localeCompare(roleOf(b)))) {
+    for (const packing of [false, true]) {
+      const run = runs.filter((r) => r.packing === packing).at(-1)
+      if (run === undefined) continue
+      const summary = summarizeProfile(join(dir, file), profileRows, run.windowUs)
+      const commits = (run.commitsPerS * measureMs) / 1000
+      process.stdout.write(
+        `\n## ${roleOf(file)} (${file}), last ${packing ? 'packing' : 'quiet'} window: ${summary.busyMs.toFixed(0)} ms busy (${(summary.busyMs / Math.max(1, commits)).toFixed(2)} ms per commit), ${summary.idleMs.toFixed(0)} ms idle\n`,
+      )
+      const tables = [
+        ...(roleOf(file) === 'leader' ? [['self time by function', summary.functions] as const] : []),
+        ['by nearest project caller', summary.projectCallers] as const,
+      ]
+      for (const [title, rows] of tables) {
+        process.stdout.write(`${title}:\n`)
+        for (const row of rows)
+          process.stdout.write(
+            `  ${row.pct.toFixed(1).padStart(5)} %  ${row.selfMs.toFixed(0).padStart(6)} ms  ${row.name}  ${row.file}\n`,
+          )
+      }
     }
   }
 }
