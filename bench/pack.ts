@@ -3,10 +3,12 @@
  * throughput while a pack runs ≥ 70% of without". One process, one `Database`, 16
  * transactions at once overwriting objects of 1 KiB; the runs alternate (quiet, packing,
  * quiet, packing, …) on the same three members, and each records the CPU of other
- * processes, with no verdict when they used more than 20% of a core. Each run also gives
+ * processes, with no verdict when they used more than 20% of a core. A packing run's
+ * window is the whole pack, from its start to its end. Each run also gives
  * the members' CPU per commit, which a busy machine disturbs less than the rate.
  *
- *   npx tsx bench/pack.ts [--rounds 3] [--measure-s 8] [--objects 2000] [--versions 8] [--prof DIR]
+ *   npx tsx bench/pack.ts [--rounds 3] [--measure-s 8] [--objects 2000] [--versions 8]
+ *     [--pack-window-s-max 120] [--prof DIR]
  *
  * With `--prof DIR` the members run under `--cpu-prof` (profiles written to DIR when they
  * stop), and the leader's self time is summarised for the last quiet and the last packing
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     'measure-s': { type: 'string', default: '8' },
     objects: { type: 'string', default: '2000' },
     versions: { type: 'string', default: '8' },
+    'pack-window-s-max': { type: 'string', default: '120' },
     prof: { type: 'string' },
   },
 })
@@ -35,13 +38,16 @@ const rounds = Number(values.rounds)
 const measureMs = Number(values['measure-s']) * 1000
 const objectCount = Number(values.objects)
 const versions = Number(values.versions)
+const packWindowMsMax = Number(values['pack-window-s-max']) * 1000
 const profDir = values.prof
 const workers = 16
 const objectBytes = 1024
 /** Rows of each profile summary printed. */
 const profileRows = 20
-/** Polls of the pack status, 100 ms apart, while waiting for a pack that outlived its window. */
-const packWaitPollsMax = 600
+/** Between two polls of the pack status. */
+const packPollMs = 100
+/** Polls of the pack status while waiting for a pack to end: three minutes, more than the window's bound. */
+const packWaitPollsMax = 1800
 
 /** Overwrites every object `times` times, so a pack has old revisions to remove. */
 async function makeHistory(db: Database, oids: readonly bigint[], times: number): Promise<void> {
@@ -68,6 +74,8 @@ async function makeHistory(db: Database, oids: readonly bigint[], times: number)
 interface Run {
   readonly packing: boolean
   readonly commitsPerS: number
+  /** Commits inside the window. */
+  readonly commits: number
   /** The three members' CPU per commit, in ms. */
   readonly membersCpuMsPerCommit: number
   readonly otherPct: number
@@ -78,11 +86,15 @@ interface Run {
 
 const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n)
 
-/** One measured run: a closed loop of single-object commits, with a pack started first when `packing`. */
+/**
+ * One measured run: a closed loop of single-object commits. When `packing`, a pack starts
+ * as the window opens and the window lasts until it ends (at most `--pack-window-s-max`),
+ * so the rate is that of the whole pack, every phase; else the window is `--measure-s`.
+ */
 async function measure(bed: Testbed, db: Database, oids: readonly bigint[], packing: boolean): Promise<Run> {
   // Fresh garbage before each run, so a pack has the same work in every round.
   await makeHistory(db, oids, versions)
-  if (packing) await db.admin.pack({ before: await db.lastTransaction(), wait: false })
+  const before = await db.lastTransaction()
   const payload = new Uint8Array(objectBytes).fill(2)
   let next = 0
   const op = async (): Promise<number> => {
@@ -97,6 +109,8 @@ async function measure(bed: Testbed, db: Database, oids: readonly bigint[], pack
     memberPids: bed.cluster.memberIds().flatMap((id) => bed.cluster.pid(id) ?? []),
     idlePids: [],
   })
+  const packDone = new AbortController()
+  let watcher: Promise<void> = Promise.resolve()
   let cpu: CpuWindow | undefined
   let otherPct = Number.NaN
   let membersMs = Number.NaN
@@ -104,11 +118,13 @@ async function measure(bed: Testbed, db: Database, oids: readonly bigint[], pack
   const result = await closedLoop({
     workers,
     warmupMs: 1000,
-    measureMs,
+    measureMs: packing ? packWindowMsMax : measureMs,
     op,
+    stop: packDone.signal,
     onWindowStart: () => {
       cpu = CpuWindow.start(pids)
       windowUs = [monotonicUs(), 0]
+      if (packing) watcher = watchPack(db, before, packDone)
     },
     onWindowEnd: () => {
       windowUs = [windowUs[0], monotonicUs()]
@@ -118,21 +134,36 @@ async function measure(bed: Testbed, db: Database, oids: readonly bigint[], pack
     },
   })
   const status = await db.admin.packStatus()
+  await watcher
   const run: Run = {
     packing,
-    commitsPerS: (result.ops / measureMs) * 1000,
+    commitsPerS: (result.ops / Math.max(1, result.measuredMs)) * 1000,
+    commits: result.ops,
     membersCpuMsPerCommit: membersMs / Math.max(1, result.ops),
     otherPct,
     packStillRunning: packing && status.phase !== 'idle',
     windowUs,
   }
+  const packNote = !packing
+    ? ''
+    : run.packStillRunning
+      ? `, pack still running at the end (${status.phase}, ${Math.round(status.progress * 100)}%)`
+      : ', the whole pack'
   process.stdout.write(
-    `${packing ? 'packing' : 'quiet  '}: ${run.commitsPerS.toFixed(0)} commits/s, members ${run.membersCpuMsPerCommit.toFixed(2)} CPU ms/commit, others ${otherPct.toFixed(0)}% of a core${packing ? `, pack ${run.packStillRunning ? 'still running at the end' : 'finished inside the window'}` : ''}\n`,
+    `${packing ? 'packing' : 'quiet  '}: ${run.commitsPerS.toFixed(0)} commits/s over ${(result.measuredMs / 1000).toFixed(1)} s, members ${run.membersCpuMsPerCommit.toFixed(2)} CPU ms/commit, others ${otherPct.toFixed(0)}% of a core${packNote}\n`,
   )
-  // Let a pack that outlived the window finish before the next run.
-  for (let i = 0; i < packWaitPollsMax && (await db.admin.packStatus()).phase !== 'idle'; i++)
-    await new Promise((resolve) => setTimeout(resolve, 100))
   return run
+}
+
+/** Starts a pack at `before` and aborts `done` once it has ended (or failed to start). */
+async function watchPack(db: Database, before: bigint, done: AbortController): Promise<void> {
+  try {
+    await db.admin.pack({ before, wait: false })
+    for (let i = 0; i < packWaitPollsMax && (await db.admin.packStatus()).phase !== 'idle'; i++)
+      await new Promise((resolve) => setTimeout(resolve, packPollMs))
+  } finally {
+    done.abort()
+  }
 }
 
 /** The alternating rounds, on one cluster. */
@@ -184,7 +215,7 @@ function printProfiles(dir: string, runs: readonly Run[], leaderPid: number | un
       const run = runs.filter((r) => r.packing === packing).at(-1)
       if (run === undefined) continue
       const summary = summarizeProfile(join(dir, file), profileRows, run.windowUs)
-      const commits = (run.commitsPerS * measureMs) / 1000
+      const commits = run.commits
       process.stdout.write(
         `\n## ${roleOf(file)} (${file}), last ${packing ? 'packing' : 'quiet'} window: ${summary.busyMs.toFixed(0)} ms busy (${(summary.busyMs / Math.max(1, commits)).toFixed(2)} ms per commit), ${summary.idleMs.toFixed(0)} ms idle\n`,
       )
