@@ -17,6 +17,7 @@
  * - cleanup: delete the marks.
  * The write barrier: while roots, mark or sweep run, a commit marks the objects it
  * writes and references (they turn gray), and sweep only proceeds when nothing is gray.
+ * The barrier and the sweep look marks up in a copy kept in memory (pack-marks.ts).
  * So an object a new commit references is never swept, as long as it still existed
  * when the commit applied (a client holding a reference to garbage across a pack is
  * the same hazard as in ZODB).
@@ -68,10 +69,12 @@ const empty = new Uint8Array(0)
 
 /**
  * The write barrier alone, for a command applied while a pack runs: what it wrote and
- * referenced turns gray, so no step sweeps it. It may share its batch with other commands
- * (a mark written earlier in the batch is not yet readable, and marking again writes the
- * same two keys: the state is the same whichever way replicas batch), while every step
- * applies in a write of its own (`mustApplyAlone`), after the batch's marks are written.
+ * referenced turns gray, so no step sweeps it. Whether an object is marked is asked of the
+ * marks in memory (pack-marks.ts), a lookup rather than a read. It may share its batch with
+ * other commands (a mark made earlier in the batch is in memory already, so it is not
+ * written twice; one entry at a time it would be on disk: the state is the same whichever
+ * way replicas batch), while every step applies in a write of its own (`mustApplyAlone`),
+ * after the batch's marks are written.
  */
 export async function packBarrier(ctx: ApplyContext): Promise<void> {
   const pack = ctx.meta.pack
