@@ -19,6 +19,8 @@ export interface LoopSpec {
   /** Called as the measured window opens and as it closes (to sample CPU at the same moments). */
   readonly onWindowStart?: () => void
   readonly onWindowEnd?: () => void
+  /** Ends the measured window early when aborted (the work it measures is done); `measuredMs` says how long it was. */
+  readonly stop?: AbortSignal
 }
 
 export interface LoopResult {
@@ -31,6 +33,7 @@ export interface LoopResult {
   readonly firstError?: string
   /** The latency of each operation that completed inside the window (at most `latencySamplesMax`). */
   readonly latenciesMs: readonly number[]
+  /** The window's length: `measureMs`, or less when `stop` ended it early. */
   readonly measuredMs: number
 }
 
@@ -46,15 +49,23 @@ export async function closedLoop(spec: LoopSpec): Promise<LoopResult> {
   let firstError: string | undefined
   let measuring = false
   let stopped = false
+  let measuredMs = spec.measureMs
+  let openedAtMs = 0
   const opened = setTimeout(() => {
     measuring = true
+    openedAtMs = performance.now()
     spec.onWindowStart?.()
   }, spec.warmupMs)
-  const closed = setTimeout(() => {
+  const close = (early: boolean): void => {
+    if (stopped) return
+    clearTimeout(opened)
+    if (early) measuredMs = measuring ? performance.now() - openedAtMs : 0
     measuring = false
     stopped = true
     spec.onWindowEnd?.()
-  }, spec.warmupMs + spec.measureMs)
+  }
+  const closed = setTimeout(() => close(false), spec.warmupMs + spec.measureMs)
+  spec.stop?.addEventListener('abort', () => close(true), { once: true })
   const worker = async (index: number): Promise<void> => {
     // Bounded by the clock: `stopped` is set when the window closes.
     while (!stopped) {
@@ -86,6 +97,6 @@ export async function closedLoop(spec: LoopSpec): Promise<LoopResult> {
     errors,
     ...(firstError === undefined ? {} : { firstError }),
     latenciesMs,
-    measuredMs: spec.measureMs,
+    measuredMs,
   }
 }

@@ -28,6 +28,7 @@ import {
   transactionKey,
 } from './keys.ts'
 import type { ResolvedOptions } from './options.ts'
+import type { PackMarks } from './pack-marks.ts'
 import type { Operation } from './records.ts'
 import { revisionOperations } from './records.ts'
 import type { Space } from './space.ts'
@@ -49,6 +50,8 @@ export interface ApplyContext {
   readonly index: number
   /** Current serials and sessions, written through as apply computes them. */
   readonly cache: StateCache
+  /** The running pack's marks, written through likewise (pack-marks.ts). */
+  readonly packMarks: PackMarks
   /**
    * Session entries written by the batch so far, by session: each is put once when the
    * batch is written (`sessionOperations`), however many of the session's commands the

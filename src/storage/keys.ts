@@ -75,6 +75,7 @@ export const sessionExpiryKeySession = (key: Uint8Array): SessionId => readU64(k
 export const packMarkKey = (oid: Oid): Uint8Array => u64Key(tag.packMark, oid)
 export const packMarkPrefixStart: Uint8Array = Uint8Array.of(tag.packMark)
 export const packMarkPrefixEnd: Uint8Array = Uint8Array.of(tag.packMark + 1)
+export const packMarkKeyOid = (key: Uint8Array): Oid => readU64(key, 1)
 export const packGrayKey = (oid: Oid): Uint8Array => u64Key(tag.packGray, oid)
 export const packGrayPrefixStart: Uint8Array = Uint8Array.of(tag.packGray)
 export const packGrayPrefixEnd: Uint8Array = Uint8Array.of(tag.packGray + 1)

@@ -40,7 +40,8 @@ import {
 } from './keys.ts'
 import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
 import { resolveOptions } from './options.ts'
-import { packBarrier, packProgress, packStep, readPackSummary } from './pack.ts'
+import { packBarrier, packProgress, packReadsMarks, packStep, readPackSummary } from './pack.ts'
+import { PackMarks } from './pack-marks.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
 import { describeKey, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
@@ -142,6 +143,7 @@ export class ObjectStore {
   #stagingRound = 0
   #stagerOpen = false
   readonly #cache = new StateCache()
+  readonly #packMarks = new PackMarks()
   /** Commands this member proposed, not yet applied, by their entry's bytes (`noteProposed`). A Map: cheaper than a WeakMap. */
   readonly #proposed = new Map<Uint8Array, Command>()
 
@@ -234,8 +236,9 @@ export class ObjectStore {
       if (batch.written) await this.#write(batch)
       return results
     } catch (error) {
-      // The cache may hold writes of a batch that never landed: forget it all.
+      // The caches may hold writes of a batch that never landed: forget them all.
       this.#cache.clear()
+      this.#packMarks.drop()
       throw error
     } finally {
       this.#applying = false
@@ -272,6 +275,7 @@ export class ObjectStore {
       operations: [],
       barrier: [],
       cache: this.#cache,
+      packMarks: this.#packMarks,
       sessionWrites: new Map(),
       written: false,
     }
@@ -279,13 +283,13 @@ export class ObjectStore {
 
   /** Writes a batch with its meta (the applied index) atomically, then makes it the store's state. */
   async #write(batch: ApplyBatch): Promise<void> {
-    const packing = this.#meta.pack !== undefined || batch.meta.pack !== undefined
     sessionOperations(batch)
     put(batch, metaKey, encodeMeta(batch.meta))
     await this.#space.db.batch(batch.operations)
     this.#meta = batch.meta
-    // A pack step may delete whole objects: their serials are no longer what the cache says.
-    if (packing) this.#cache.forgetSerials()
+    // Past the sweep nothing reads the marks: free them (a pack step forgets the serials
+    // of the objects it deletes itself, pack.ts sweep).
+    if (!packReadsMarks(batch.meta.pack)) this.#packMarks.drop()
     this.#cache.trim()
   }
 
@@ -627,6 +631,8 @@ export class ObjectStore {
       this.#space = space
       this.#meta = meta
       this.#cache.clear()
+      // The image may hold the same pack at another point: its marks are read anew.
+      this.#packMarks.drop()
       this.#stagingRound++
       await old.clear()
     } finally {

@@ -17,6 +17,7 @@
  * - cleanup: delete the marks.
  * The write barrier: while roots, mark or sweep run, a commit marks the objects it
  * writes and references (they turn gray), and sweep only proceeds when nothing is gray.
+ * The barrier and the sweep look marks up in a copy kept in memory (pack-marks.ts).
  * So an object a new commit references is never swept, as long as it still existed
  * when the commit applied (a client holding a reference to garbage across a pack is
  * the same hazard as in ZODB).
@@ -59,9 +60,8 @@ interface Counts {
   transactionsRemoved: number
 }
 
-/** Marks and grays added during this apply: not yet visible to reads of the store. */
+/** Grays added during this apply: not yet visible to reads of the store's `g` keys. */
 interface Overlay {
-  readonly marked: Set<Oid>
   readonly gray: Oid[]
 }
 
@@ -69,28 +69,37 @@ const empty = new Uint8Array(0)
 
 /**
  * The write barrier alone, for a command applied while a pack runs: what it wrote and
- * referenced turns gray, so no step sweeps it. It may share its batch with other commands
- * (a mark written earlier in the batch is not yet readable, and marking again writes the
- * same two keys: the state is the same whichever way replicas batch), while every step
- * applies in a write of its own (`mustApplyAlone`), after the batch's marks are written.
+ * referenced turns gray, so no step sweeps it. Whether an object is marked is asked of the
+ * marks in memory (pack-marks.ts), a lookup rather than a read. It may share its batch with
+ * other commands (a mark made earlier in the batch is in memory already, so it is not
+ * written twice; one entry at a time it would be on disk: the state is the same whichever
+ * way replicas batch), while every step applies in a write of its own (`mustApplyAlone`),
+ * after the batch's marks are written.
  */
 export async function packBarrier(ctx: ApplyContext): Promise<void> {
   const pack = ctx.meta.pack
-  if (pack !== undefined && (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep')) {
-    const overlay: Overlay = { marked: new Set(), gray: [] }
-    for (const oid of ctx.barrier) await markGray(ctx, overlay, oid)
+  if (pack !== undefined && packReadsMarks(pack) && ctx.barrier.length > 0) {
+    await ctx.packMarks.load(ctx.space, pack.packTid)
+    const overlay: Overlay = { gray: [] }
+    for (const oid of ctx.barrier) markGray(ctx, overlay, oid)
   }
   // The batch shares one barrier list: what is marked need not be marked again.
   ctx.barrier.length = 0
+}
+
+/** Whether `pack` is in a phase that reads and adds marks (roots, mark, sweep): the write barrier's. */
+export function packReadsMarks(pack: PackState | undefined): boolean {
+  return pack !== undefined && (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep')
 }
 
 /** Runs one bounded pack step if a pack is running. Returns the phase after the step. */
 export async function packStep(ctx: ApplyContext): Promise<PackPhase> {
   const pack = ctx.meta.pack
   if (pack === undefined) return 'idle'
-  const overlay: Overlay = { marked: new Set(), gray: [] }
-  if (pack.phase === 'roots' || pack.phase === 'mark' || pack.phase === 'sweep') {
-    for (const oid of ctx.barrier) await markGray(ctx, overlay, oid)
+  const overlay: Overlay = { gray: [] }
+  if (packReadsMarks(pack)) {
+    await ctx.packMarks.load(ctx.space, pack.packTid)
+    for (const oid of ctx.barrier) markGray(ctx, overlay, oid)
   }
   ctx.barrier.length = 0
   const counts = await countsSoFar(ctx, pack)
@@ -151,10 +160,10 @@ async function runPhase(
   }
 }
 
-async function markGray(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<void> {
-  if (overlay.marked.has(oid)) return
-  overlay.marked.add(oid)
-  if ((await ctx.space.get(packMarkKey(oid))) !== undefined) return
+/** Marks `oid` and turns it gray, unless it is marked already (the loaded marks are the `k` keys, pending ones included). */
+function markGray(ctx: ApplyContext, overlay: Overlay, oid: Oid): void {
+  if (ctx.packMarks.has(oid)) return
+  ctx.packMarks.add(oid)
   put(ctx, packMarkKey(oid), empty)
   put(ctx, packGrayKey(oid), empty)
   overlay.gray.push(oid)
@@ -162,7 +171,7 @@ async function markGray(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<
 
 /** Roots: the root object and every object written after the pack time. */
 async function roots(ctx: ApplyContext, overlay: Overlay, pack: PackState): Promise<PackState> {
-  if (pack.cursor === undefined) await markGray(ctx, overlay, rootOid)
+  if (pack.cursor === undefined) markGray(ctx, overlay, rootOid)
   const limit = ctx.options.packStepWorkMax
   const found = await ctx.space.entries(
     { gt: pack.cursor ?? transactionKey(pack.packTid), lt: transactionKey(u64Max) },
@@ -170,7 +179,7 @@ async function roots(ctx: ApplyContext, overlay: Overlay, pack: PackState): Prom
   )
   for (const [key, payload] of found) {
     const txn = decodeTransaction(payload, `transaction ${transactionKeyTid(key)}`)
-    for (const oid of txn.oids) await markGray(ctx, overlay, oid)
+    for (const oid of txn.oids) markGray(ctx, overlay, oid)
   }
   const last = found.at(-1)
   if (found.length < limit) return { ...pack, phase: 'mark', cursor: undefined }
@@ -183,40 +192,68 @@ async function mark(ctx: ApplyContext, overlay: Overlay): Promise<boolean> {
   const stored = await ctx.space.keys({ gte: packGrayPrefixStart, lt: packGrayPrefixEnd }, workMax)
   const packTid = ctx.meta.pack?.packTid ?? 0n
   let work = 0
+  let traced = 0
+  // Stored grays are traced while work remains (the rest stay for the next step)…
   for (const key of stored) {
+    if (work >= workMax) break
     del(ctx, key)
     work += await trace(ctx, overlay, packGrayKeyOid(key), packTid)
+    traced++
   }
-  // Grays found during this apply are traced now while work remains; the rest stay stored.
+  // …then grays found during this apply; those left stay stored.
   while (work < workMax) {
     const oid = overlay.gray.pop()
     if (oid === undefined) break
     del(ctx, packGrayKey(oid))
     work += await trace(ctx, overlay, oid, packTid)
   }
-  return stored.length < workMax && overlay.gray.length === 0
+  return traced === stored.length && stored.length < workMax && overlay.gray.length === 0
 }
 
-/** Marks what the kept revisions of `oid` reference. Returns the work done (revisions read). */
+/**
+ * The work of tracing one object beyond the revisions it reads: its read is a LevelDB
+ * iterator of its own, which costs about as much as visiting ten revisions in a scan
+ * (bench/pack-steps.ts: a mark step counting only revisions took ten times a sweep step).
+ */
+const traceReadWork = 8
+
+/** Marks what the kept revisions of `oid` reference. Returns the work done. */
 async function trace(ctx: ApplyContext, overlay: Overlay, oid: Oid, packTid: Tid): Promise<number> {
+  const revisions = await keptRevisions(ctx, oid, packTid)
+  for (const [key, payload] of revisions) {
+    const header = decodeRevisionHeader(payload, () => describeKey(key))
+    if (header.kind === 'tombstone') continue
+    for (const ref of header.refs) markGray(ctx, overlay, ref)
+  }
+  return traceReadWork + revisions.length
+}
+
+/** Revisions read by the first try of `keptRevisions`: most objects keep one or two. */
+const keptRevisionsGuess = 4
+
+/**
+ * The kept revisions of `oid` (the one current at `packTid` and all later ones), oldest
+ * first. One reverse read of the newest few usually finds them all; an object written
+ * more often since the pack time takes two reads more. (Each read costs a LevelDB
+ * iterator, the most of what a mark step spends.)
+ */
+async function keptRevisions(ctx: ApplyContext, oid: Oid, packTid: Tid): Promise<[Uint8Array, Uint8Array][]> {
+  const newest = await ctx.space.entries(
+    { gte: revisionKey(oid, 0n), lte: revisionKey(oid, u64Max) },
+    keptRevisionsGuess,
+    true,
+  )
+  const current = newest.findIndex(([key]) => revisionKeyTid(key) <= packTid)
+  if (current >= 0) return newest.slice(0, current + 1).reverse()
+  if (newest.length < keptRevisionsGuess) return newest.reverse()
   const keep = await ctx.space.revisionBefore(oid, packTid + 1n)
   const fromTid = keep?.tid ?? packTid + 1n
   // All kept revisions of one object are read in one go: an object's history after the
   // pack time is bounded by the commits since, so one step may exceed its budget by that.
-  const revisions = await ctx.space.entries(
+  return ctx.space.entries(
     { gte: revisionKey(oid, fromTid), lte: revisionKey(oid, u64Max) },
     Number.POSITIVE_INFINITY,
   )
-  for (const [key, payload] of revisions) {
-    const header = decodeRevisionHeader(payload, () => describeKey(key))
-    if (header.kind === 'tombstone') continue
-    for (const ref of header.refs) await markGray(ctx, overlay, ref)
-  }
-  return 1 + revisions.length
-}
-
-async function isMarked(ctx: ApplyContext, overlay: Overlay, oid: Oid): Promise<boolean> {
-  return overlay.marked.has(oid) || (await ctx.space.get(packMarkKey(oid))) !== undefined
 }
 
 async function sweep(
@@ -239,16 +276,24 @@ async function sweep(
   const keepTids = new Map<Oid, Tid | undefined>()
   // An object whose revisions straddle two steps was counted by the step before.
   const continuedOid = pack.cursor === undefined ? undefined : revisionKeyOid(pack.cursor)
+  // An object whose revisions may go on into the next step.
+  const unfinishedOid = found.length < limit ? undefined : revisionKeyOid(found.at(-1)?.[0] ?? empty)
+  const currentInStep = currentRevisionTids(found, pack.packTid)
   for (const [key, payload] of found) {
     const oid = revisionKeyOid(key)
     const tid = revisionKeyTid(key)
     if (!keepTids.has(oid)) {
-      // undefined keep tid: the object is garbage, every revision goes.
-      const keep = (await isMarked(ctx, overlay, oid))
-        ? ((await ctx.space.revisionBefore(oid, pack.packTid + 1n))?.tid ?? 0n)
-        : undefined
+      // undefined keep tid: the object is garbage, every revision goes. Of an object whose
+      // revisions all lie in this step the kept one is known without a read.
+      const keep = !ctx.packMarks.has(oid)
+        ? undefined
+        : oid === continuedOid || oid === unfinishedOid
+          ? ((await ctx.space.revisionBefore(oid, pack.packTid + 1n))?.tid ?? 0n)
+          : (currentInStep.get(oid) ?? 0n)
       keepTids.set(oid, keep)
       if (keep === undefined && oid !== continuedOid) counts.objectsRemoved++
+      // Its revisions go: the serial cache must read its current serial anew.
+      if (keep === undefined) ctx.cache.forgetSerial(oid)
     }
     const keepTid = keepTids.get(oid)
     if (keepTid === undefined || tid < keepTid) {
@@ -263,18 +308,39 @@ async function sweep(
   return { ...pack, cursor: found.at(-1)?.[0] }
 }
 
-/** Deletes metadata of transactions up to the pack time whose revisions are all gone. */
+/** Of each object in `found` (revisions in key order), the TID of its newest revision at or before `packTid`. */
+function currentRevisionTids(found: readonly [Uint8Array, Uint8Array][], packTid: Tid): Map<Oid, Tid> {
+  const current = new Map<Oid, Tid>()
+  for (const [key] of found) {
+    const tid = revisionKeyTid(key)
+    // Key order is TID order within an object: the last one at or before the pack time wins.
+    if (tid <= packTid) current.set(revisionKeyOid(key), tid)
+  }
+  return current
+}
+
+/**
+ * Deletes metadata of transactions up to the pack time whose revisions are all gone. The
+ * work is the revisions looked up (one per object a transaction wrote, until one is left),
+ * so a step of large transactions stops early: counting transactions, one step of 256
+ * transactions of 50 objects each took 250 ms (bench/pack-steps.ts).
+ */
 async function txns(ctx: ApplyContext, pack: PackState, counts: Counts): Promise<PackState> {
-  const limit = ctx.options.packStepWorkMax
+  const workMax = ctx.options.packStepWorkMax
   const found = await ctx.space.entries(
     { gt: pack.cursor ?? transactionKey(0n), lte: transactionKey(pack.packTid) },
-    limit,
+    workMax,
   )
+  let work = 0
+  let done = 0
   for (const [key, payload] of found) {
+    if (work >= workMax) break
     const tid = transactionKeyTid(key)
     const txn = decodeTransaction(payload, `transaction ${tid}`)
     let anyLeft = false
+    work++
     for (const oid of txn.oids) {
+      work++
       if (await ctx.space.db.has(revisionKey(oid, tid))) {
         anyLeft = true
         break
@@ -284,9 +350,10 @@ async function txns(ctx: ApplyContext, pack: PackState, counts: Counts): Promise
       del(ctx, key)
       counts.transactionsRemoved++
     }
+    done++
   }
-  if (found.length < limit) return { ...pack, phase: 'cleanup', cursor: undefined }
-  return { ...pack, cursor: found.at(-1)?.[0] }
+  if (done === found.length && found.length < workMax) return { ...pack, phase: 'cleanup', cursor: undefined }
+  return { ...pack, cursor: found[done - 1]?.[0] ?? pack.cursor }
 }
 
 async function cleanup(ctx: ApplyContext, pack: PackState): Promise<PackState | undefined> {

@@ -58,9 +58,13 @@ export class StateCache {
     this.#sessions.set(id, undefined)
   }
 
-  /** Drops every serial: after a pack step, which may delete whole objects. */
-  forgetSerials(): void {
-    this.#serials.clear()
+  /**
+   * Drops the serial of `oid`, whose revisions a pack step deletes: the next read takes it
+   * from disk, after the step's batch is written (a step applies alone, so nothing reads
+   * a serial in between).
+   */
+  forgetSerial(oid: Oid): void {
+    this.#serials.delete(oid)
   }
 
   clear(): void {
