@@ -59,31 +59,70 @@ export function revisionOperations(
   const dataBytes = record.data.byteLength
   const inline = dataBytes <= layout.inlineRecordBytesMax
   const chunkCount = inline ? 0 : Math.ceil(dataBytes / layout.blobChunkBytes)
-  // Built in place behind its checksum: the data is copied once, into the stored value.
-  const { sealed, payload: header } = sealedBuffer(
-    1 + 4 + 8 * record.refs.length + 4 + (inline ? dataBytes : 4),
-  )
-  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
-  let at = 0
-  header[at] = inline ? kindCode.inline : kindCode.chunked
-  at += 1
-  view.setUint32(at, record.refs.length)
-  at += 4
-  for (const ref of record.refs) {
-    view.setBigUint64(at, ref)
-    at += 8
-  }
-  view.setUint32(at, dataBytes)
-  at += 4
-  if (inline) header.set(record.data, at)
-  else view.setUint32(at, chunkCount)
-  const operations: PutOperation[] = [{ type: 'put', key, value: sealInPlace(key, sealed) }]
+  const operations = [
+    headerOperation(key, record.refs, dataBytes, inline ? record.data : undefined, chunkCount),
+  ]
   for (let i = 0; i < chunkCount; i++) {
     const chunkKey = blobChunkKey(oid, tid, i)
     const chunk = record.data.subarray(i * layout.blobChunkBytes, (i + 1) * layout.blobChunkBytes)
     operations.push({ type: 'put', key: chunkKey, value: seal(chunkKey, chunk) })
   }
   return operations
+}
+
+/**
+ * The sealed writes that store a record given as consecutive `chunks` (a staged upload)
+ * as revision (oid, tid). When the chunks are already the layout's blob chunks, each is
+ * stored as it is, under its revision's chunk key; otherwise the data is joined and
+ * stored as `revisionOperations` would.
+ */
+export function chunkedRevisionOperations(
+  oid: Oid,
+  tid: Tid,
+  refs: readonly Oid[],
+  chunks: readonly Uint8Array[],
+  layout: RecordLayout,
+): PutOperation[] {
+  let dataBytes = 0
+  for (const chunk of chunks) dataBytes += chunk.byteLength
+  const asLaid =
+    dataBytes > layout.inlineRecordBytesMax &&
+    chunks.every((chunk, i) => i === chunks.length - 1 || chunk.byteLength === layout.blobChunkBytes) &&
+    (chunks.at(-1)?.byteLength ?? 0) <= layout.blobChunkBytes
+  if (!asLaid) return revisionOperations(oid, tid, { refs, data: Buffer.concat(chunks) }, layout)
+  const operations = [headerOperation(revisionKey(oid, tid), refs, dataBytes, undefined, chunks.length)]
+  chunks.forEach((chunk, i) => {
+    const chunkKey = blobChunkKey(oid, tid, i)
+    operations.push({ type: 'put', key: chunkKey, value: seal(chunkKey, chunk) })
+  })
+  return operations
+}
+
+/** A revision header: with `inline` data, or saying the data lies in `chunkCount` chunks. */
+function headerOperation(
+  key: Uint8Array,
+  refs: readonly Oid[],
+  dataBytes: number,
+  inline: Uint8Array | undefined,
+  chunkCount: number,
+): PutOperation {
+  // Built in place behind its checksum: the data is copied once, into the stored value.
+  const { sealed, payload: header } = sealedBuffer(1 + 4 + 8 * refs.length + 4 + (inline?.byteLength ?? 4))
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
+  let at = 0
+  header[at] = inline !== undefined ? kindCode.inline : kindCode.chunked
+  at += 1
+  view.setUint32(at, refs.length)
+  at += 4
+  for (const ref of refs) {
+    view.setBigUint64(at, ref)
+    at += 8
+  }
+  view.setUint32(at, dataBytes)
+  at += 4
+  if (inline !== undefined) header.set(inline, at)
+  else view.setUint32(at, chunkCount)
+  return { type: 'put', key, value: sealInPlace(key, sealed) }
 }
 
 /** The deletes that remove revision (oid, tid), chunks included. */

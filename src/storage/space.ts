@@ -160,6 +160,35 @@ export class Space {
     }
   }
 
+  /** Bytes [offset, offset + length) of revision (oid, tid)'s data, clipped at its end; see ObjectStore.loadRange. */
+  async range(oid: Oid, tid: Tid, offset: number, length: number): Promise<Uint8Array | undefined> {
+    const revision = await this.revision(oid, tid)
+    if (revision === undefined) return undefined
+    const { header } = revision
+    if (header.kind === 'tombstone') return undefined
+    const dataBytes = header.kind === 'inline' ? header.data.byteLength : header.dataBytes
+    if (offset >= dataBytes) return undefined
+    const end = Math.min(dataBytes, offset + length)
+    if (header.kind === 'inline') return header.data.subarray(offset, end)
+    // Chunks hold `chunkBytes` each but the last: the first chunk's size tells it.
+    const first = await this.#chunk(oid, tid, 0, header.chunkCount)
+    const chunkBytes = first.byteLength
+    const parts: Uint8Array[] = []
+    for (let i = Math.floor(offset / chunkBytes); i * chunkBytes < end; i++) {
+      const chunk = i === 0 ? first : await this.#chunk(oid, tid, i, header.chunkCount)
+      const from = Math.max(0, offset - i * chunkBytes)
+      parts.push(chunk.subarray(from, Math.min(chunk.byteLength, end - i * chunkBytes)))
+    }
+    return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+  }
+
+  async #chunk(oid: Oid, tid: Tid, index: number, chunkCount: number): Promise<Uint8Array> {
+    const chunk = index < chunkCount ? await this.get(blobChunkKey(oid, tid, index)) : undefined
+    if (chunk === undefined)
+      throw new CorruptionError(`record oid=${oid} tid=${tid}`, `blob chunk ${index} is missing`)
+    return chunk
+  }
+
   async transaction(tid: Tid): Promise<TransactionMeta | undefined> {
     const payload = await this.get(transactionKey(tid))
     return payload === undefined ? undefined : decodeTransaction(payload, `transaction ${tid}`)
