@@ -80,7 +80,7 @@ export async function stageRecords(
         index,
         data: data.subarray(index * uploadChunkBytesMax, (index + 1) * uploadChunkBytesMax),
       })
-    const sha256 = createHash('sha256').update(data).digest()
+    const sha256 = stagedChecksum(data)
     staged.push({
       oid: write.oid,
       serial: write.serial,
@@ -99,6 +99,18 @@ export async function stageRecords(
     throw new MemberFailedError(`${what} got an unexpected answer: ${result.code}.`)
   })
   return staged
+}
+
+/** The checksum a commit gives for a staged record: SHA-256 over the SHA-256 of each chunk, in order. */
+export function stagedChecksum(data: Uint8Array): Uint8Array {
+  const list = createHash('sha256')
+  for (let at = 0; at < data.byteLength; at += uploadChunkBytesMax)
+    list.update(
+      createHash('sha256')
+        .update(data.subarray(at, at + uploadChunkBytesMax))
+        .digest(),
+    )
+  return list.digest()
 }
 
 /** Reads a record's data by ranges; undefined when the revision went away meanwhile (a pack removed it). */

@@ -49,9 +49,11 @@ export interface Write {
 
 /**
  * "Store the record staged as upload `upload` of my session as the new revision of
- * `oid`; I read it at `serial`." The data travelled before, in `uploadChunk` commands;
- * apply checks it is all there (`dataBytes` in all, SHA-256 `sha256`) and moves it into
- * the revision (docs/storage.md, "Records and blobs").
+ * `oid`; I read it at `serial`." The data travelled before, in `uploadChunk` commands of
+ * `uploadChunkBytesMax` each (the last one shorter); apply checks it is all there
+ * (`dataBytes` in all, and `sha256`: the SHA-256 over the SHA-256 of each chunk, in
+ * order, which the store knows without reading the data) and the revision takes the
+ * chunks over (docs/storage.md, "Records and blobs").
  */
 export interface StagedWrite {
   readonly oid: Oid

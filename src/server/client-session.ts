@@ -287,7 +287,7 @@ export class ClientSession {
         return { ...revisionAnswer(loaded), nextSerial: loaded.nextSerial }
       }
       case 'loadSerial': {
-        const loaded = await store.loadSerial(op.oid, op.serial, blobLoad)
+        const loaded = await store.loadExactly(op.oid, op.serial, blobLoad)
         return loaded === undefined ? undefined : revisionAnswer(loaded)
       }
       case 'loadRange':

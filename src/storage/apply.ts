@@ -29,7 +29,7 @@ import {
 } from './keys.ts'
 import type { ResolvedOptions } from './options.ts'
 import type { Operation } from './records.ts'
-import { chunkedRevisionOperations, revisionOperations } from './records.ts'
+import { revisionOperations, stagedRevisionOperation } from './records.ts'
 import type { Space } from './space.ts'
 import type { StateCache } from './state-cache.ts'
 import { consumeUploads, dropUploads, expireUploads, stageChunk, takeUploads } from './uploads.ts'
@@ -403,9 +403,11 @@ async function checkedCommit(ctx: ApplyContext, command: CommitCommand): Promise
     ctx.barrier.push(write.oid, ...write.record.refs)
     ctx.cache.noteSerial(write.oid, tid)
   }
-  // Staged records move into the revision's blob chunks: loads, pack, undo and backups see a blob like any other.
-  for (const { write, chunks } of taken) {
-    ctx.operations.push(...chunkedRevisionOperations(write.oid, tid, write.refs, chunks, ctx.options))
+  // A staged record's revision takes its chunks over where they lie: a header, whatever the size.
+  for (const { write, home, chunkCount } of taken) {
+    ctx.operations.push(
+      stagedRevisionOperation(write.oid, tid, write.refs, write.dataBytes, chunkCount, home),
+    )
     ctx.barrier.push(write.oid, ...write.refs)
     ctx.cache.noteSerial(write.oid, tid)
   }

@@ -20,7 +20,7 @@ const tag = {
   packGray: 0x67, // 'g' ‖ oid                    → (empty): reachable, refs not yet traced
   memberUrl: 0x75, // 'u' ‖ u32 id                → u8 learner ‖ URL (empty URL: the id is retired)
   packSummary: 0x70, // 'p'                       → what the running or last pack removed (once a pack ran)
-  uploadChunk: 0x63, // 'c' ‖ session ‖ upload ‖ u32 index → one staged chunk of an upload
+  uploadChunk: 0x63, // 'c' ‖ home ‖ u32 index     → one staged chunk (home: the log index that began the upload)
   upload: 0x77, // 'w' ‖ session ‖ upload         → an upload: chunks and bytes staged, last activity
   uploadExpiry: 0x65, // 'e' ‖ tid ‖ session ‖ upload → (empty): uploads by last activity
   stagedTotal: 0x79, // 'y'                       → bytes staged by every upload together
@@ -85,12 +85,20 @@ export const sessionUploadsRange = (session: SessionId): { gte: Uint8Array; lte:
   lte: uploadKey(session, u64Max),
 })
 
-export function uploadChunkKey(session: SessionId, upload: bigint, index: number): Uint8Array {
-  const key = new Uint8Array(21)
-  key.set(u64Key(tag.uploadChunk, session, upload))
-  new DataView(key.buffer).setUint32(17, index)
+/**
+ * Chunk `index` of the upload begun at log index `home`. Chunks are keyed by that index,
+ * unique in the log, rather than by (session, upload): a committed revision keeps its
+ * chunks under these keys, and a client that staged again under the same upload number
+ * must not overwrite them.
+ */
+export function uploadChunkKey(home: bigint, index: number): Uint8Array {
+  const key = new Uint8Array(13)
+  key.set(u64Key(tag.uploadChunk, home))
+  new DataView(key.buffer).setUint32(9, index)
   return key
 }
+export const uploadChunkKeyHome = (key: Uint8Array): bigint => readU64(key, 1)
+export const uploadChunkPrefix: number = tag.uploadChunk
 
 export function uploadExpiryKey(activeTid: Tid, session: SessionId, upload: bigint): Uint8Array {
   const key = new Uint8Array(25)
@@ -134,8 +142,8 @@ export const inPlacePrefixes: readonly number[] = [
   tag.session,
   tag.memberUrl,
   tag.sessionExpiry,
-  // Staged uploads: written by no transaction, they belong to sessions.
-  tag.uploadChunk,
+  // Staged uploads: written by no transaction, they belong to sessions (their chunks, `c`,
+  // travel with the revisions that took them over; see backup.ts).
   tag.upload,
   tag.uploadExpiry,
   tag.stagedTotal,

@@ -310,7 +310,12 @@ export class ObjectStore {
   }
 
   /** The revision of `oid` written at exactly `serial`. */
-  async loadSerial(oid: Oid, serial: Tid, options: LoadOptions = {}): Promise<Loaded | undefined> {
+  async loadSerial(oid: Oid, serial: Tid): Promise<ObjectRecord | undefined> {
+    return (await this.loadExactly(oid, serial))?.record
+  }
+
+  /** `loadSerial` with its serial, leaving out a blob's data above `options.dataBytesMax`. */
+  async loadExactly(oid: Oid, serial: Tid, options: LoadOptions = {}): Promise<Loaded | undefined> {
     const revision = await this.#space.revision(oid, serial)
     if (revision === undefined) return undefined
     const record = await this.#record(oid, revision, options)

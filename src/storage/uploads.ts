@@ -3,7 +3,8 @@
  * (docs/storage.md, "Records and blobs"). A session's client stages the record's data as
  * `uploadChunk` commands, each its own log entry, under an upload number of its choosing;
  * then a commit of the same session names the upload for an oid, with the record's size
- * and SHA-256, and apply moves the chunks into the new revision's blob chunks.
+ * and checksum, and the new revision takes the staged chunks over where they lie: the
+ * commit writes a header, whatever the record's size, so no apply ever moves a blob.
  *
  * Every command that reads or writes staged uploads is applied in a batch of its own
  * (`mustApplyAlone`), so the reads here see every earlier write on disk: no cache is
@@ -35,22 +36,40 @@ import {
   uploadKeyUpload,
 } from './keys.ts'
 
-/** One upload as stored under `w ‖ session ‖ upload`. */
+/**
+ * One upload as stored under `w ‖ session ‖ upload`: where its chunks live, and the size
+ * and SHA-256 of each chunk staged (by index; size 0: not staged yet). With these a
+ * commit checks the whole upload without reading a byte of its data.
+ */
 interface UploadEntry {
-  /** Distinct chunk indexes staged. */
-  readonly chunks: number
-  readonly stagedBytes: number
+  /** The log index of the upload's first chunk: its chunks' keys (`c ‖ home ‖ index`). */
+  readonly home: bigint
+  readonly sizes: readonly number[]
+  readonly digests: readonly Uint8Array[]
   /** Log time of its last chunk: expiry counts from here. */
   readonly activeTid: Tid
 }
 
+const stagedBytesOf = (entry: UploadEntry): number => entry.sizes.reduce((sum, size) => sum + size, 0)
+
 function encodeUpload(entry: UploadEntry): Uint8Array {
-  return encodeMsgpack([entry.chunks, entry.stagedBytes, entry.activeTid])
+  return encodeMsgpack([entry.home, entry.sizes, entry.digests, entry.activeTid])
 }
 
 function decodeUpload(payload: Uint8Array, where: string): UploadEntry {
-  const v = decodeArray(payload, where, 3)
-  return { chunks: count(v[0], where), stagedBytes: count(v[1], where), activeTid: tid(v[2], where) }
+  const v = decodeArray(payload, where, 4)
+  const [sizes, digests] = [v[1], v[2]]
+  if (!Array.isArray(sizes) || !Array.isArray(digests) || sizes.length !== digests.length)
+    throw new CorruptionError(where, 'bad chunk list')
+  return {
+    home: tid(v[0], where),
+    sizes: sizes.map((size: unknown) => count(size, where)),
+    digests: digests.map((digest: unknown) => {
+      if (!(digest instanceof Uint8Array)) throw new CorruptionError(where, 'bad chunk digest')
+      return digest
+    }),
+    activeTid: tid(v[3], where),
+  }
 }
 
 async function readUpload(
@@ -90,13 +109,12 @@ export async function stageChunk(ctx: ApplyContext, command: UploadChunkCommand)
   let reclaimed = false
   // An expired upload that is not reclaimed yet is reclaimed now; this chunk starts anew.
   if (entry !== undefined && expired(ctx, entry)) {
-    total -= await dropUpload(ctx, session, upload, entry)
+    total -= dropUpload(ctx, session, upload, entry)
     entry = undefined
     reclaimed = true
   }
-  const chunkKey = uploadChunkKey(session, upload, index)
-  const previous = entry === undefined ? undefined : await ctx.space.get(chunkKey)
-  const uploadBytes = (entry?.stagedBytes ?? 0) - (previous?.byteLength ?? 0) + data.byteLength
+  const previousBytes = entry?.sizes[index] ?? 0
+  const uploadBytes = (entry === undefined ? 0 : stagedBytesOf(entry)) - previousBytes + data.byteLength
   const refuse = (limit: UploadLimitName, limitValue: number): Result => {
     // What reclaiming an expired upload above took from the total is written all the same.
     if (reclaimed) writeStagedTotal(ctx, total)
@@ -109,15 +127,24 @@ export async function stageChunk(ctx: ApplyContext, command: UploadChunkCommand)
     return refuse('uploadsPerSessionMax', ctx.options.uploadsPerSessionMax)
   if (others.stagedBytes + uploadBytes > ctx.options.stagedBytesPerSessionMax)
     return refuse('stagedBytesPerSessionMax', ctx.options.stagedBytesPerSessionMax)
-  const newTotal = total - (previous?.byteLength ?? 0) + data.byteLength
+  const newTotal = total - previousBytes + data.byteLength
   if (newTotal > ctx.options.stagedBytesTotalMax)
     return refuse('stagedBytesTotalMax', ctx.options.stagedBytesTotalMax)
-  put(ctx, chunkKey, data)
+  // A new upload's home is this entry's log index: unique, the same on every replica.
+  const home = entry?.home ?? BigInt(ctx.index)
+  put(ctx, uploadChunkKey(home, index), data)
+  const sizes = [...(entry?.sizes ?? [])]
+  const digests = [...(entry?.digests ?? [])]
+  while (sizes.length <= index) {
+    sizes.push(0)
+    digests.push(new Uint8Array(0))
+  }
+  sizes[index] = data.byteLength
+  digests[index] = createHash('sha256').update(data).digest()
   const activeTid = ctx.meta.clockTid
   if (entry !== undefined) del(ctx, uploadExpiryKey(entry.activeTid, session, upload))
   put(ctx, uploadExpiryKey(activeTid, session, upload), new Uint8Array(0))
-  const chunks = (entry?.chunks ?? 0) + (previous === undefined ? 1 : 0)
-  put(ctx, uploadKey(session, upload), encodeUpload({ chunks, stagedBytes: uploadBytes, activeTid }))
+  put(ctx, uploadKey(session, upload), encodeUpload({ home, sizes, digests, activeTid }))
   writeStagedTotal(ctx, newTotal)
   return { ok: true, code: 'chunkStaged', upload, stagedBytes: uploadBytes }
 }
@@ -141,22 +168,24 @@ async function otherUploads(
     const entry = decodeUpload(payload, `upload ${other} of session ${session}`)
     if (expired(ctx, entry)) continue
     count++
-    stagedBytes += entry.stagedBytes
+    stagedBytes += stagedBytesOf(entry)
   }
   return { count, stagedBytes }
 }
 
-/** A staged write's record, read back whole and checked, ready to be moved into a revision. */
+/** A staged write whose upload is there whole: its chunks' home and count. */
 export interface TakenUpload {
   readonly write: StagedWrite
-  readonly chunks: readonly Uint8Array[]
+  readonly home: bigint
+  readonly chunkCount: number
 }
 
 /**
- * Reads the uploads a commit names and checks each is there whole: staged by the
- * commit's session, not expired, exactly `dataBytes` in chunks of `uploadChunkBytesMax`
- * (the last one shorter), with the SHA-256 the commit gives. Returns the chunks, or the
- * `uploadMissing` result for the first upload that is not.
+ * Checks that each upload a commit names is there whole: staged by the commit's session,
+ * not expired, exactly `dataBytes` in chunks of `uploadChunkBytesMax` (the last one
+ * shorter), with the checksum the commit gives (SHA-256 over the chunks' SHA-256s, in
+ * order). Reads the upload entries only, never the data. Returns where the chunks are,
+ * or the `uploadMissing` result for the first upload that is not whole.
  */
 export async function takeUploads(
   ctx: ApplyContext,
@@ -177,29 +206,28 @@ export async function takeUploads(
       return missing(
         `Upload ${write.upload} is not staged in this session (never, expired, or dropped by a failed commit).`,
       )
-    if (entry.stagedBytes !== write.dataBytes)
-      return missing(
-        `Upload ${write.upload} holds ${entry.stagedBytes} bytes; the commit says ${write.dataBytes}.`,
-      )
+    const stagedBytes = stagedBytesOf(entry)
+    if (stagedBytes !== write.dataBytes)
+      return missing(`Upload ${write.upload} holds ${stagedBytes} bytes; the commit says ${write.dataBytes}.`)
     const chunkCount = Math.ceil(write.dataBytes / chunkBytes)
     const hash = createHash('sha256')
-    const chunks: Uint8Array[] = []
     for (let i = 0; i < chunkCount; i++) {
-      const chunk = await ctx.space.get(uploadChunkKey(session, write.upload, i))
       const expected = i < chunkCount - 1 ? chunkBytes : write.dataBytes - i * chunkBytes
-      if (chunk === undefined || chunk.byteLength !== expected)
+      if (entry.sizes[i] !== expected)
         return missing(`Upload ${write.upload} lacks chunk ${i} of ${expected} bytes.`)
-      hash.update(chunk)
-      chunks.push(chunk)
+      hash.update(entry.digests[i] as Uint8Array)
     }
     if (!timingSafeEqual(hash.digest(), write.sha256))
       return missing(`Upload ${write.upload} does not have the SHA-256 the commit gives.`)
-    taken.push({ write, chunks })
+    taken.push({ write, home: entry.home, chunkCount })
   }
   return taken
 }
 
-/** Deletes the uploads a commit moved into revisions, and their bytes from the total. */
+/**
+ * The uploads a commit took over: their entries and expiry keys go, their chunks stay
+ * (the revisions own them now), and their bytes leave the staged total.
+ */
 export async function consumeUploads(
   ctx: ApplyContext,
   session: SessionId,
@@ -208,7 +236,10 @@ export async function consumeUploads(
   let total = await stagedTotal(ctx)
   for (const { write } of taken) {
     const entry = await readUpload(ctx, session, write.upload)
-    if (entry !== undefined) total -= await dropUpload(ctx, session, write.upload, entry)
+    if (entry === undefined) continue
+    del(ctx, uploadKey(session, write.upload))
+    del(ctx, uploadExpiryKey(entry.activeTid, session, write.upload))
+    total -= stagedBytesOf(entry)
   }
   writeStagedTotal(ctx, total)
 }
@@ -224,27 +255,20 @@ export async function dropUploads(
   for (const upload of uploads) {
     const entry = await readUpload(ctx, session, upload)
     if (entry === undefined) continue
-    total -= await dropUpload(ctx, session, upload, entry)
+    total -= dropUpload(ctx, session, upload, entry)
     dropped = true
   }
   if (dropped) writeStagedTotal(ctx, total)
 }
 
 /** Deletes one upload (entry, chunks, expiry key); returns its bytes for the caller's total. */
-async function dropUpload(
-  ctx: ApplyContext,
-  session: SessionId,
-  upload: bigint,
-  entry: UploadEntry,
-): Promise<number> {
-  const chunkKeys = await ctx.space.keys(
-    { gte: uploadChunkKey(session, upload, 0), lte: uploadChunkKey(session, upload, 0xffff_ffff) },
-    entry.chunks,
-  )
-  for (const key of chunkKeys) del(ctx, key)
+function dropUpload(ctx: ApplyContext, session: SessionId, upload: bigint, entry: UploadEntry): number {
+  entry.sizes.forEach((size, i) => {
+    if (size > 0) del(ctx, uploadChunkKey(entry.home, i))
+  })
   del(ctx, uploadKey(session, upload))
   del(ctx, uploadExpiryKey(entry.activeTid, session, upload))
-  return entry.stagedBytes
+  return stagedBytesOf(entry)
 }
 
 /**
@@ -265,7 +289,7 @@ export async function expireUploads(ctx: ApplyContext): Promise<boolean> {
     const upload = uploadExpiryKeyUpload(key)
     const entry = await readUpload(ctx, session, upload)
     if (entry === undefined) del(ctx, key)
-    else total -= await dropUpload(ctx, session, upload, entry)
+    else total -= dropUpload(ctx, session, upload, entry)
   }
   writeStagedTotal(ctx, total)
   return keys.length >= limit

@@ -42,8 +42,24 @@ async function stage(h: Harness, upload: bigint, data: Uint8Array, ms = 100): Pr
   const indexes = Array.from({ length: Math.ceil(data.byteLength / 8) }, (_, i) => i).reverse()
   for (const i of indexes) {
     const result = await h.apply(chunk(h, upload, i, data.subarray(i * 8, (i + 1) * 8), ms))
-    assert.equal(result.code, 'chunkStaged', JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? `${v}` : v)))
+    assert.equal(
+      result.code,
+      'chunkStaged',
+      JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? `${v}` : v)),
+    )
   }
+}
+
+/** SHA-256 over the SHA-256 of each 8-byte chunk, as the client computes it (blobs.ts, with its chunk size). */
+function checksum(data: Uint8Array): Uint8Array {
+  const list = createHash('sha256')
+  for (let at = 0; at < data.byteLength; at += 8)
+    list.update(
+      createHash('sha256')
+        .update(data.subarray(at, at + 8))
+        .digest(),
+    )
+  return list.digest()
 }
 
 function staged(oid: bigint, upload: bigint, data: Uint8Array, serial = 0n): StagedWrite {
@@ -53,7 +69,7 @@ function staged(oid: bigint, upload: bigint, data: Uint8Array, serial = 0n): Sta
     refs: [],
     upload,
     dataBytes: data.byteLength,
-    sha256: createHash('sha256').update(data).digest(),
+    sha256: checksum(data),
   }
 }
 
@@ -80,12 +96,15 @@ async function withOids(count: number): Promise<Harness> {
   return h
 }
 
-/** Keys of the staging keyspaces (chunks, uploads, their expiry index, the total). */
-async function stagingKeys(store: ObjectStore): Promise<number> {
+/** Keys under the given tags: by default the pending uploads' (uploads, their expiry index, the total). */
+async function stagingKeys(
+  store: ObjectStore,
+  tags: readonly number[] = [0x77, 0x65, 0x79],
+): Promise<number> {
   const view = await store.view()
   try {
     let count = 0
-    for (const tag of [0x63, 0x77, 0x65, 0x79])
+    for (const tag of tags)
       count += (await view.entries({ gte: Uint8Array.of(tag), lt: Uint8Array.of(tag + 1) }, 10_000)).length
     return count
   } finally {
@@ -109,7 +128,9 @@ describe('staged uploads', () => {
     assert.equal(result.code, 'committed')
     assert.deepEqual(new Uint8Array((await h.store.load(1n))?.record.data ?? []), data)
     assert.equal((await h.store.history(1n, 5))[0]?.sizeBytes, 60)
-    assert.equal(await stagingKeys(h.store), 0, 'the commit moved every chunk and dropped the upload')
+    assert.equal(await stagingKeys(h.store), 0, 'the upload is no longer pending')
+    assert.equal(await stagingKeys(h.store, [0x63]), 8, 'the revision owns the staged chunks where they lie')
+    assert.equal(await stagingKeys(h.store, [0x62]), 0, 'nothing was copied into blob chunks')
     // Read by ranges, as a client does for a blob: across chunk boundaries, clipped at the end.
     const serial = (await h.store.load(1n))?.serial ?? 0n
     const range = async (offset: number, length: number): Promise<Uint8Array | undefined> => {
@@ -147,7 +168,11 @@ describe('staged uploads', () => {
     const wrong = { ...staged(1n, 1n, data), sha256: new Uint8Array(32) }
     const refused = await h.apply(commit(h, [wrong]))
     assert.equal(refused.code, 'uploadMissing')
-    assert.equal(await stagingKeys(h.store), 0, 'the failed commit dropped its upload')
+    assert.equal(
+      await stagingKeys(h.store, [0x63, 0x77, 0x65, 0x79]),
+      0,
+      'the failed commit dropped its upload',
+    )
     assert.equal((await h.apply(commit(h, [staged(1n, 1n, data)]))).code, 'uploadMissing')
     await h.apply(chunk(h, 2n, 0, data.subarray(0, 8)))
     const short = await h.apply(commit(h, [staged(1n, 2n, data)]))
@@ -182,6 +207,7 @@ describe('staged uploads', () => {
     const stale = await h.apply(commit(h, [staged(1n, 2n, data, 0n)]))
     assert.equal(stale.code, 'conflict')
     assert.equal(await stagingKeys(h.store), 0)
+    assert.equal(await stagingKeys(h.store, [0x63]), 8, "only the committed revision's chunks are left")
   })
 
   it('each bound refuses the chunk, names the limit and stages nothing', async () => {
@@ -225,7 +251,7 @@ describe('staged uploads', () => {
     await stage(h, 1n, data, 100)
     // Log time passes the upload expiry (1 s) but not the session's (10 s): the scan reclaims it.
     await h.apply({ type: 'packStep', proposedTid: t(5_000) })
-    assert.equal(await stagingKeys(h.store), 0)
+    assert.equal(await stagingKeys(h.store, [0x63, 0x77, 0x65, 0x79]), 0)
     assert.equal((await h.apply(commit(h, [staged(1n, 1n, data)], 5_000))).code, 'uploadMissing')
   })
 
@@ -233,7 +259,7 @@ describe('staged uploads', () => {
     const h = await withOids(3)
     await stage(h, 1n, bytes(20, 8), 100)
     await h.apply({ type: 'packStep', proposedTid: t(60_000) })
-    assert.equal(await stagingKeys(h.store), 0)
+    assert.equal(await stagingKeys(h.store, [0x63, 0x77, 0x65, 0x79]), 0)
     assert.equal((await h.apply(chunk(h, 1n, 0, bytes(8, 0), 60_000))).code, 'sessionExpired')
   })
 
@@ -260,12 +286,7 @@ describe('staged uploads', () => {
     await stage(h, 2n, v2, 300)
     const serial = first.code === 'committed' ? first.tid : 0n
     assert.equal((await h.apply(commit(h, [staged(0n, 2n, v2, serial)], 400))).code, 'committed')
-    const chunkKeys = async (): Promise<number> => {
-      const view = await h.store.view()
-      const found = await view.entries({ gte: Uint8Array.of(0x62), lt: Uint8Array.of(0x63) }, 1000)
-      await view.close()
-      return found.length
-    }
+    const chunkKeys = (): Promise<number> => stagingKeys(h.store, [0x63])
     assert.equal(await chunkKeys(), 8 + 6)
     await h.apply({ type: 'pack', ...h.next(), proposedTid: t(500), packTid: t(500) })
     for (let i = 0; h.store.packStatus().phase !== 'idle'; i++) {
