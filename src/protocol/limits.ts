@@ -71,12 +71,13 @@ export const uploadChunkBytesMax = 1 * mib
 export const blobStagedBytesMin = uploadChunkBytesMax
 
 /**
- * Largest record of all, staged. Committing a staged record moves its chunks into the
- * revision in the commit's one batch (docs/storage.md, "Records and blobs"), so every
- * member writes it whole in one apply while its Raft loop waits: the bound keeps that
- * apply short. Measured with the real-process test (test/server/big-values.test.ts).
+ * Largest record of all, staged. Neither a log entry, an apply nor a frame ever holds a
+ * whole one: it is staged a chunk per entry, its commit writes a header that takes the
+ * staged chunks over where they lie, and it is read back a range per answer. What bounds
+ * it is the client, which holds the value whole, the disk, and a record's size being a
+ * u32 in the revision header. 1 GiB.
  */
-export const blobBytesMax = 256 * mib
+export const blobBytesMax = 1024 * mib
 
 /**
  * Staged bytes one session may hold in uploads not yet committed: the records of one
