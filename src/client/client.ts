@@ -18,15 +18,24 @@ import {
   type MemberStatus,
   type Oid,
   type Result,
+  type RevisionData,
   sessionWindowCommandsMax,
   type Tid,
   type TransactionSummary,
+  type Write,
 } from '../protocol/index.ts'
 import { Admin, adminLink, type PackOptions, type PackResult } from './admin.ts'
+import { checkStageable, isStaged, readRanges, stageRecords } from './blobs.ts'
 import { ObjectCache } from './cache.ts'
 import { readCacheFile, saveCacheFile } from './cache-file.ts'
 import { Cluster } from './cluster.ts'
-import { ClosedError, CommitTooLargeError, MemberFailedError, RejectedError } from './errors.ts'
+import {
+  ClosedError,
+  CommitTooLargeError,
+  MemberFailedError,
+  RejectedError,
+  UploadLostError,
+} from './errors.ts'
 import { type ClientEventName, type ClientEvents, Emitter } from './events.ts'
 import { ReadBarrier } from './read-barrier.ts'
 import {
@@ -187,6 +196,10 @@ const defaults = {
 
 /** Attempts a transaction may ask for: a bound on the retry loop. */
 const attemptsMax = 100
+/** Times a commit stages its large records again when the store lost them before the commit. */
+const stageAttemptsMax = 3
+/** Times a load starts again when the revision it reads by ranges went away meanwhile. */
+const rangeLoadAttemptsMax = 3
 
 /**
  * Connects to the cluster: to any reachable member of `peers`, then to the leader.
@@ -227,6 +240,8 @@ export class Database {
       )
     }),
   )
+  /** The next upload number of this client's session (uploads are per session; numbers are never reused). */
+  #nextUpload = 1n
   #saveTimer: ReturnType<typeof setInterval> | undefined
   #admin: Admin | undefined
   #closed = false
@@ -370,13 +385,16 @@ export class Database {
         return { value, tid: tx.snapshotTid, committed: false, attempts: attempt }
       }
       const { reads, writes } = await tx.finish()
+      // Large records travel staged, ahead of the commit (blobs.ts); the rest inside it.
+      const staged = writes.filter(isStaged)
+      checkStageable(staged)
       const commit: CommitBody = {
         type: 'commit',
         user: options.user ?? '',
         description: options.description ?? '',
         extension: options.extension ?? new Uint8Array(0),
         reads,
-        writes,
+        writes: staged.length === 0 ? writes : writes.filter((write) => !isStaged(write)),
       }
       // Refused here, typed, rather than by the member's frame limit as a dropped connection.
       // The exact size costs an encoding of the whole commit: taken only near the limit.
@@ -384,7 +402,7 @@ export class Database {
         const sizeBytes = commitEntryBytes(commit)
         if (sizeBytes > commitBytesMax) throw new CommitTooLargeError(sizeBytes, commitBytesMax)
       }
-      const result = await this.#commitFiled(writes, commit)
+      const result = await this.#commitStaged(writes, commit, staged)
       if (result.ok && result.code === 'committed') {
         this.#counters.commits++
         await this.#caughtUp(result.tid)
@@ -428,14 +446,13 @@ export class Database {
     const ticket = this.#cache.beginLoad(oid)
     let answer: LoadedObject | undefined
     try {
-      answer = await this.#cluster.call(
-        `Loading object ${oid}`,
-        { target: 'primary', write: false },
-        (connection, ms) =>
+      answer = await this.#loadWhole(oid, () =>
+        this.#cluster.call(`Loading object ${oid}`, { target: 'primary', write: false }, (connection, ms) =>
           connection.request(
             { op: 'load', oid, consistency: 'linearizable', minTid: this.#cache.lastTid },
             ms,
           ),
+        ),
       )
     } finally {
       this.#cache.finishLoad(ticket, answer === undefined ? undefined : { ...answer, nextSerial: undefined })
@@ -468,11 +485,12 @@ export class Database {
   /** The revision of `oid` written by transaction `serial`, if it is still stored. */
   async loadSerial(oid: Oid, serial: Tid): Promise<LoadedObject | undefined> {
     this.#checkOpen('loadSerial')
-    return this.#cluster.call(
-      `Loading object ${oid} at ${serial}`,
-      { target: 'primary', write: false },
-      (c, ms) => c.request({ op: 'loadSerial', oid, serial }, ms),
+    const loaded = await this.#loadWhole(oid, () =>
+      this.#cluster.call(`Loading object ${oid} at ${serial}`, { target: 'primary', write: false }, (c, ms) =>
+        c.request({ op: 'loadSerial', oid, serial }, ms),
+      ),
     )
+    return loaded === undefined ? undefined : { serial: loaded.serial, refs: loaded.refs, data: loaded.data }
   }
 
   /**
@@ -648,13 +666,12 @@ export class Database {
     const ticket = this.#cache.beginLoad(oid)
     let answer: LoadBeforeData | undefined
     try {
-      answer = await this.#cluster.call(
-        `Loading object ${oid}`,
-        { target: 'reader', write: false },
-        (c, ms) =>
+      answer = await this.#loadWhole(oid, () =>
+        this.#cluster.call(`Loading object ${oid}`, { target: 'reader', write: false }, (c, ms) =>
           // minTid is the client's newest snapshot, not just `tid`: an answer "current" then
           // lines up with the invalidations the client holds (see cache.ts).
           c.request({ op: 'loadBefore', oid, tid, minTid: this.#cache.lastTid }, ms),
+        ),
       )
     } finally {
       this.#cache.finishLoad(ticket, answer)
@@ -662,7 +679,52 @@ export class Database {
     return answer
   }
 
+  /**
+   * A load's answer with its data whole: an answer that left a large record's data out is
+   * followed by reads of its ranges (blobs.ts). A revision a pack removed meanwhile makes
+   * the load start again, a bounded number of times.
+   */
+  async #loadWhole<T extends RevisionData>(
+    oid: Oid,
+    fetch: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const answer = await fetch()
+      if (answer?.dataBytes === undefined) return answer
+      const data = await readRanges(this.#cluster, oid, answer.serial, answer.dataBytes)
+      if (data !== undefined) {
+        const { dataBytes: _pieces, ...whole } = answer
+        return { ...whole, data } as T
+      }
+      if (attempt >= rangeLoadAttemptsMax)
+        throw new MemberFailedError(
+          `Object ${oid} at ${answer.serial} was removed by a pack each of the ${attempt} times it was being read; load it again.`,
+        )
+    }
+  }
+
   // ───────────────────────────── commits ─────────────────────────────
+
+  /**
+   * Stages `staged` and sends the commit naming the uploads. When the store no longer
+   * holds them whole at commit (they expired, the session was replaced, a member lost
+   * them), they are staged again and the commit sent again, up to `stageAttemptsMax` times.
+   */
+  async #commitStaged(
+    writes: readonly Write[],
+    commit: CommitBody,
+    staged: readonly Write[],
+  ): Promise<Result> {
+    if (staged.length === 0) return this.#commitFiled(writes, commit)
+    let reason = ''
+    for (let attempt = 1; attempt <= stageAttemptsMax; attempt++) {
+      const named = await stageRecords(this.#commands, staged, () => this.#nextUpload++)
+      const result = await this.#commitFiled(writes, { ...commit, staged: named })
+      if (result.code !== 'uploadMissing') return result
+      reason = result.message
+    }
+    throw new UploadLostError(stageAttemptsMax, reason)
+  }
 
   /** Sends a commit; on success files the written revisions in the cache (see cache.ts on tickets). */
   async #commitFiled(

@@ -7,7 +7,7 @@
  * closed union that the member's wire codes do not extend.
  */
 
-import type { TokenRole } from '../protocol/index.ts'
+import type { TokenRole, UploadLimitName } from '../protocol/index.ts'
 
 export type ClientErrorCode =
   | 'notLeader'
@@ -20,6 +20,8 @@ export type ClientErrorCode =
   | 'closed'
   | 'rejected'
   | 'commitTooLarge'
+  | 'uploadRefused'
+  | 'uploadLost'
 
 export abstract class ClientError extends Error {
   abstract readonly code: ClientErrorCode
@@ -186,5 +188,51 @@ export class CommitTooLargeError extends ClientError {
     this.name = 'CommitTooLargeError'
     this.sizeBytes = sizeBytes
     this.limitBytes = limitBytes
+  }
+}
+
+/** What to do when staging a large record passed each bound. */
+const uploadAdvice: Readonly<Record<UploadLimitName, string>> = {
+  blobBytesMax: 'Split the data into several objects.',
+  stagedBytesPerSessionMax: 'Commit fewer or smaller large records in one transaction.',
+  uploadsPerSessionMax: 'Commit fewer large records in one transaction.',
+  stagedBytesTotalMax:
+    'Other clients are staging that much data now: retry later (what is staged is committed or expires).',
+}
+
+/**
+ * A large record could not be staged: it, or what is staged, would pass one of the bounds
+ * of src/protocol/limits.ts, named in `limit`. Nothing was committed. Only
+ * `stagedBytesTotalMax` (`retryable`) depends on other clients; the others need a change
+ * to the transaction.
+ */
+export class UploadRefusedError extends ClientError {
+  readonly code = 'uploadRefused'
+  readonly limit: UploadLimitName
+  readonly limitValue: number
+  readonly retryable: boolean
+
+  constructor(what: string, limit: UploadLimitName, limitValue: number) {
+    super(`${what} was refused: it would pass ${limit} (${limitValue}). ${uploadAdvice[limit]}`)
+    this.name = 'UploadRefusedError'
+    this.limit = limit
+    this.limitValue = limitValue
+    this.retryable = limit === 'stagedBytesTotalMax'
+  }
+}
+
+/**
+ * A commit named staged data the store no longer held whole, on every attempt: it expired,
+ * the session was replaced, or a member that installed a snapshot had dropped it. Nothing
+ * was committed; running the transaction again stages the data again.
+ */
+export class UploadLostError extends ClientError {
+  readonly code = 'uploadLost'
+
+  constructor(attempts: number, reason: string) {
+    super(
+      `The commit's staged data was gone at commit ${attempts} times (${reason}); nothing was committed. Run the transaction again.`,
+    )
+    this.name = 'UploadLostError'
   }
 }

@@ -65,6 +65,8 @@ export {
   RejectedError,
   TimeoutError,
   UnavailableError,
+  UploadLostError,
+  UploadRefusedError,
 } from './errors.ts'
 export type { ClientEventName, ClientEvents } from './events.ts'
 export type {

@@ -267,6 +267,8 @@ function withSession(
       return { ...body, ...fields }
     case 'pack':
       return { ...body, ...fields }
+    case 'uploadChunk':
+      return { ...body, ...fields }
     default: {
       const unreachable: never = body
       return unreachable

@@ -12,6 +12,7 @@ import {
   type Tid,
   type Write,
 } from '../protocol/index.ts'
+import { UploadRefusedError } from './errors.ts'
 
 /** An object as a read returns it. */
 export interface LoadedObject {
@@ -69,15 +70,19 @@ export class Transaction {
   }
 
   /**
-   * Buffers a new revision of `oid` until commit. The commit fails with a conflict (and
+   * Buffers a new revision of `oid` until commit. Any size up to `blobBytesMax` (src/protocol/limits.ts):
+   * records larger than `blobStagedBytesMin` are staged in chunks before the commit. The commit fails with a conflict (and
    * `transact` retries) if another transaction changed the object after the snapshot.
    */
   store(oid: Oid, data: Uint8Array, refs: readonly Oid[] = []): void {
     this.#checkOpen('store')
     const limits = defaultCommandLimits
-    if (data.byteLength > limits.recordBytesMax)
-      throw new RangeError(
-        `Object ${oid} has ${data.byteLength} bytes of data; the limit is ${limits.recordBytesMax}.`,
+    // Larger records than a commit carries are staged in chunks at commit (blobs.ts), up to blobBytesMax.
+    if (data.byteLength > limits.blobBytesMax)
+      throw new UploadRefusedError(
+        `Object ${oid} (${data.byteLength} bytes)`,
+        'blobBytesMax',
+        limits.blobBytesMax,
       )
     if (refs.length > limits.refsMax)
       throw new RangeError(`Object ${oid} has ${refs.length} refs; the limit is ${limits.refsMax}.`)

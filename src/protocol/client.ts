@@ -9,7 +9,14 @@
  */
 import type { BackupKind, BackupPiece } from './backup.ts'
 import { readBackupPiece, readBackupRequest } from './backup.ts'
-import type { CommitCommand, NewOidsCommand, PackCommand, Result, UndoCommand } from './commands.ts'
+import type {
+  CommitCommand,
+  NewOidsCommand,
+  PackCommand,
+  Result,
+  UndoCommand,
+  UploadChunkCommand,
+} from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
   type Fields,
@@ -26,6 +33,7 @@ import {
   validated,
 } from './fields.ts'
 import type { Oid, Tid } from './ids.ts'
+import { uploadChunkBytesMax } from './limits.ts'
 import { decodeMsgpack, decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
 import { type PackStatusAnswer, readPackStatus } from './pack-status.ts'
 import { memberIdMax, readMemberUrl, readSessionOwner, validateCommand } from './validate.ts'
@@ -34,9 +42,12 @@ import { memberIdMax, readMemberUrl, readSessionOwner, validateCommand } from '.
  * The versions this build speaks; the member picks the highest both sides know.
  * Version 2: sessions have an owner secret (`openSession.owner`, `command.owner`) and a
  * window of commands in flight (`command.lowestUnansweredSeq`); a version-1 client is
- * refused at hello, since it could not send either.
+ * refused at hello, since it could not send either. Version 3: large records travel in
+ * pieces (`uploadChunk` commands, commits with `staged` records, load answers that leave
+ * the data out and give `dataBytes`, `loadRange`); a version-2 client would take such an
+ * answer for an empty record, so it is refused.
  */
-export const clientProtocolVersions: readonly number[] = [2]
+export const clientProtocolVersions: readonly number[] = [3]
 
 export type TokenRole = 'readOnly' | 'readWrite' | 'admin'
 export const tokenRoles: readonly TokenRole[] = ['readOnly', 'readWrite', 'admin']
@@ -55,6 +66,7 @@ export type ClientCommand =
   | Omit<NewOidsCommand, 'proposedTid'>
   | Omit<UndoCommand, 'proposedTid'>
   | Omit<PackCommand, 'proposedTid'>
+  | Omit<UploadChunkCommand, 'proposedTid'>
 
 export type ClientOp =
   /** `owner`: the client's fresh secret for the session (`sessionOwnerBytes` random bytes). */
@@ -64,6 +76,17 @@ export type ClientOp =
   | { readonly op: 'load'; readonly oid: Oid; readonly consistency: ReadConsistency; readonly minTid: Tid }
   | { readonly op: 'loadBefore'; readonly oid: Oid; readonly tid: Tid; readonly minTid: Tid }
   | { readonly op: 'loadSerial'; readonly oid: Oid; readonly serial: Tid }
+  /**
+   * `length` bytes (at most `uploadChunkBytesMax`) of revision (`oid`, `serial`)'s data
+   * from `offset`: how a client reads a record whose load answer left the data out.
+   */
+  | {
+      readonly op: 'loadRange'
+      readonly oid: Oid
+      readonly serial: Tid
+      readonly offset: number
+      readonly length: number
+    }
   | { readonly op: 'history'; readonly oid: Oid; readonly size: number }
   | { readonly op: 'lastTransaction'; readonly consistency: ReadConsistency; readonly minTid: Tid }
   | { readonly op: 'invalidationsSince'; readonly tid: Tid }
@@ -122,7 +145,13 @@ export type ClientFrame =
 export interface RevisionData {
   readonly serial: Tid
   readonly refs: readonly Oid[]
+  /** Empty when `dataBytes` is given: the record is read by `loadRange`. */
   readonly data: Uint8Array
+  /**
+   * Set for a record larger than `blobStagedBytesMin`: the answer leaves its data out
+   * (one frame never carries a whole blob), and this is its size.
+   */
+  readonly dataBytes?: number
 }
 
 export interface LoadBeforeData extends RevisionData {
@@ -193,6 +222,8 @@ export interface OpValues {
   readonly load: RevisionData | undefined
   readonly loadBefore: LoadBeforeData | undefined
   readonly loadSerial: RevisionData | undefined
+  /** Undefined when the revision is gone (packed away) or the range lies past its end. */
+  readonly loadRange: Uint8Array | undefined
   readonly history: readonly HistoryItem[]
   readonly lastTransaction: Tid
   readonly invalidationsSince: InvalidationsAnswer
@@ -288,6 +319,7 @@ const opNames = [
   'load',
   'loadBefore',
   'loadSerial',
+  'loadRange',
   'history',
   'lastTransaction',
   'invalidationsSince',
@@ -356,6 +388,15 @@ function readOp(value: unknown, path: string): ClientOp {
     case 'loadSerial':
       only('oid', 'serial')
       return { op, oid: readU64(f.oid, at('oid')), serial: readU64(f.serial, at('serial')) }
+    case 'loadRange':
+      only('oid', 'serial', 'offset', 'length')
+      return {
+        op,
+        oid: readU64(f.oid, at('oid')),
+        serial: readU64(f.serial, at('serial')),
+        offset: readCount(f.offset, at('offset'), 0, Number.MAX_SAFE_INTEGER),
+        length: readCount(f.length, at('length'), 1, uploadChunkBytesMax),
+      }
     case 'history':
       only('oid', 'size')
       return { op, oid: readU64(f.oid, at('oid')), size: readCount(f.size, at('size'), 1, historySizeMax) }
@@ -402,7 +443,8 @@ function readClientCommand(value: unknown, path: string): ClientCommand {
     case 'commit':
     case 'newOids':
     case 'undo':
-    case 'pack': {
+    case 'pack':
+    case 'uploadChunk': {
       const { proposedTid: _stamp, ...rest } = command
       return rest
     }
@@ -486,11 +528,16 @@ function readWireError(value: unknown, path: string): WireError {
 }
 
 function readRevision(f: Fields, path: string): RevisionData {
-  return {
+  const revision = {
     serial: readU64(f.serial, join(path, 'serial')),
     refs: readList(f.refs, join(path, 'refs'), Number.MAX_SAFE_INTEGER, readU64),
     data: readBytes(f.data, join(path, 'data'), Number.MAX_SAFE_INTEGER),
   }
+  if (f.dataBytes === undefined || f.dataBytes === null) return revision
+  const dataBytes = readCount(f.dataBytes, join(path, 'dataBytes'), 1, Number.MAX_SAFE_INTEGER)
+  if (revision.data.byteLength !== 0)
+    throw new ProtocolError(join(path, 'data'), 'must be empty when dataBytes is given')
+  return { ...revision, dataBytes }
 }
 
 function readOptional<T>(value: unknown, read: () => T): T | undefined {
@@ -544,6 +591,8 @@ function readOpValue(op: ClientOpName, value: unknown, decodeResult: (value: unk
     case 'load':
     case 'loadSerial':
       return readOptional(value, () => readRevision(readObject(value, 'value'), 'value'))
+    case 'loadRange':
+      return readOptional(value, () => readBytes(value, 'value', uploadChunkBytesMax))
     case 'loadBefore':
       return readOptional(value, () => {
         const f = readObject(value, 'value')

@@ -3,7 +3,7 @@
  * uint64. Decoding always validates: the result is a typed value or a `ProtocolError`,
  * never an exception.
  */
-import type { Command, CommandLimits, CommitCommand, PackPhase, Result } from './commands.ts'
+import type { Command, CommandLimits, CommitCommand, PackPhase, Result, UploadLimitName } from './commands.ts'
 import { defaultCommandLimits, sessionOwnerBytes } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import { readCount, readList, readOneOf, readString, readU64, validated } from './fields.ts'
@@ -43,6 +43,8 @@ const commitFixedBytesMax = 256
 const readEntryBytesMax = 32
 /** One write without its data and refs: a map with oid, serial and a record map, u64s and headers (about 63 bytes). */
 const writeEntryBytesMax = 80
+/** One staged write without its refs: a map of six keys, three u64s, a count and a 32-byte checksum (about 110 bytes). */
+const stagedEntryBytesMax = 144
 /** One ref: a msgpack u64. */
 const refBytesMax = 9
 /** A string of n UTF-16 units takes at most 3n bytes of UTF-8 (a surrogate pair: 4 bytes for 2 units). */
@@ -61,6 +63,7 @@ export function commitEntryBytesAtMost(commit: CommitBody): number {
     readEntryBytesMax * commit.reads.length
   for (const write of commit.writes)
     bytes += writeEntryBytesMax + write.record.data.byteLength + refBytesMax * write.record.refs.length
+  for (const write of commit.staged ?? []) bytes += stagedEntryBytesMax + refBytesMax * write.refs.length
   return bytes
 }
 
@@ -82,6 +85,12 @@ export function decodeResult(bytes: Uint8Array): Validated<Result> {
 
 const packPhases: readonly PackPhase[] = ['idle', 'roots', 'mark', 'sweep', 'txns', 'cleanup']
 const conflictReasons = ['write', 'readCurrent', 'undo'] as const
+const uploadLimitNames = [
+  'blobBytesMax',
+  'stagedBytesPerSessionMax',
+  'stagedBytesTotalMax',
+  'uploadsPerSessionMax',
+] as const satisfies readonly UploadLimitName[]
 
 /**
  * Checks an already-decoded value (e.g. the value of a `command` response) as a `Result`.
@@ -148,6 +157,23 @@ function buildResult(f: Readonly<Record<string, unknown>>, code: string): Result
         lowestUnansweredSeq: int(f.lowestUnansweredSeq, 'lowestUnansweredSeq'),
         windowCommandsMax: int(f.windowCommandsMax, 'windowCommandsMax'),
       }
+    case 'chunkStaged':
+      return {
+        ok: true,
+        code,
+        upload: u64(f.upload, 'upload'),
+        stagedBytes: int(f.stagedBytes, 'stagedBytes'),
+      }
+    case 'uploadRefused':
+      return {
+        ok: false,
+        code,
+        upload: u64(f.upload, 'upload'),
+        limit: oneOf(f.limit, 'limit', uploadLimitNames),
+        limitValue: int(f.limitValue, 'limitValue'),
+      }
+    case 'uploadMissing':
+      return { ok: false, code, upload: u64(f.upload, 'upload'), message: text(f.message, 'message') }
     case 'undoFailed':
       return { ok: false, code, tid: u64(f.tid, 'tid'), message: text(f.message, 'message') }
     case 'packBusy':

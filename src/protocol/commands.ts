@@ -4,7 +4,7 @@
  * into msgpack bytes, `validateCommand` turns untrusted decoded values back into them.
  */
 import type { Oid, Tid } from './ids.ts'
-import { recordBytesMax } from './limits.ts'
+import { blobBytesMax, recordBytesMax, uploadChunkBytesMax } from './limits.ts'
 
 /** A session id: issued by the `openSession` command, unique because it is that entry's log index. */
 export type SessionId = bigint
@@ -47,6 +47,26 @@ export interface Write {
   readonly record: ObjectRecord
 }
 
+/**
+ * "Store the record staged as upload `upload` of my session as the new revision of
+ * `oid`; I read it at `serial`." The data travelled before, in `uploadChunk` commands of
+ * `uploadChunkBytesMax` each (the last one shorter); apply checks it is all there
+ * (`dataBytes` in all, and `sha256`: the SHA-256 over the SHA-256 of each chunk, in
+ * order, which the store knows without reading the data) and the revision takes the
+ * chunks over (docs/storage.md, "Records and blobs").
+ */
+export interface StagedWrite {
+  readonly oid: Oid
+  readonly serial: Tid
+  readonly refs: readonly Oid[]
+  readonly upload: bigint
+  readonly dataBytes: number
+  readonly sha256: Uint8Array
+}
+
+/** Length of a staged record's checksum: a SHA-256. */
+export const stagedChecksumBytes = 32
+
 /** Fields every client command carries, for exactly-once application (Raft dissertation §6.3). */
 interface SessionFields {
   readonly session: SessionId
@@ -80,6 +100,20 @@ export interface CommitCommand extends SessionFields {
   readonly extension: Uint8Array
   readonly reads: readonly ReadCurrent[]
   readonly writes: readonly Write[]
+  /** Records staged beforehand; left out (not empty) when there are none, so a commit without them encodes as before. */
+  readonly staged?: readonly StagedWrite[]
+}
+
+/**
+ * Stage chunk `index` (bytes `index × uploadChunkBytesMax` on) of upload `upload`, a
+ * number the session's client chooses. The upload belongs to the session: only a commit
+ * of the same session can use it, and it expires with the session or when idle.
+ */
+export interface UploadChunkCommand extends SessionFields {
+  readonly type: 'uploadChunk'
+  readonly upload: bigint
+  readonly index: number
+  readonly data: Uint8Array
 }
 
 /** Allocate `count` fresh oids, in one contiguous range. */
@@ -131,11 +165,19 @@ export type Command =
   | UndoCommand
   | PackCommand
   | PackStepCommand
+  | UploadChunkCommand
 
 export type CommandType = Command['type']
 
 /** Commands that carry (session, seq) and are applied exactly once. */
-export type SessionCommand = CommitCommand | NewOidsCommand | UndoCommand | PackCommand
+export type SessionCommand = CommitCommand | NewOidsCommand | UndoCommand | PackCommand | UploadChunkCommand
+
+/** The bounds on staging a session or the store can hit (src/protocol/limits.ts), each named by its limit. */
+export type UploadLimitName =
+  | 'blobBytesMax'
+  | 'stagedBytesPerSessionMax'
+  | 'stagedBytesTotalMax'
+  | 'uploadsPerSessionMax'
 
 /** The phase of a pack: see docs/storage.md "Pack". */
 export type PackPhase = 'idle' | 'roots' | 'mark' | 'sweep' | 'txns' | 'cleanup'
@@ -182,6 +224,22 @@ export type Result =
       readonly lowestUnansweredSeq: number
       readonly windowCommandsMax: number
     }
+  /** A chunk of an upload is staged: the upload now holds `stagedBytes`. */
+  | { readonly ok: true; readonly code: 'chunkStaged'; readonly upload: bigint; readonly stagedBytes: number }
+  /** A chunk was refused: staging it would pass `limit` (`limitValue`); nothing was staged. */
+  | {
+      readonly ok: false
+      readonly code: 'uploadRefused'
+      readonly upload: bigint
+      readonly limit: UploadLimitName
+      readonly limitValue: number
+    }
+  /**
+   * A commit named an upload that is not there whole (unknown, expired, short, or its
+   * checksum differs): nothing was written, and the commit's uploads are dropped. Staging
+   * again and committing again succeeds.
+   */
+  | { readonly ok: false; readonly code: 'uploadMissing'; readonly upload: bigint; readonly message: string }
   | { readonly ok: false; readonly code: 'undoFailed'; readonly tid: Tid; readonly message: string }
   | { readonly ok: false; readonly code: 'packBusy'; readonly packTid: Tid }
   | { readonly ok: false; readonly code: 'badCommand'; readonly message: string }
@@ -204,6 +262,10 @@ export interface CommandLimits {
   readonly extensionBytesMax: number
   /** Most oids one `newOids` allocates. @default 10 000 */
   readonly newOidsCountMax: number
+  /** Largest staged record (`StagedWrite.dataBytes`). @default blobBytesMax of limits.ts */
+  readonly blobBytesMax: number
+  /** Largest `uploadChunk` data. @default uploadChunkBytesMax of limits.ts (1 MiB) */
+  readonly uploadChunkBytesMax: number
 }
 
 export const defaultCommandLimits: CommandLimits = {
@@ -214,4 +276,6 @@ export const defaultCommandLimits: CommandLimits = {
   textLengthMax: 4096,
   extensionBytesMax: 64 * 1024,
   newOidsCountMax: 10_000,
+  blobBytesMax,
+  uploadChunkBytesMax,
 }

@@ -67,10 +67,18 @@ export type {
   ResultCode,
   SessionCommand,
   SessionId,
+  StagedWrite,
   UndoCommand,
+  UploadChunkCommand,
+  UploadLimitName,
   Write,
 } from './commands.ts'
-export { defaultCommandLimits, sessionOwnerBytes, sessionWindowCommandsMax } from './commands.ts'
+export {
+  defaultCommandLimits,
+  sessionOwnerBytes,
+  sessionWindowCommandsMax,
+  stagedChecksumBytes,
+} from './commands.ts'
 export type { ZeoqErrorCode } from './errors.ts'
 export {
   ConflictError,
@@ -94,6 +102,8 @@ export {
 export type { SizeLimitName, SizeLimits } from './limits.ts'
 export {
   appendEntryHeaderBytesMax,
+  blobBytesMax,
+  blobStagedBytesMin,
   checkSizeLimits,
   clientBufferBytesMax,
   clientFrameBytesMax,
@@ -108,6 +118,10 @@ export {
   recordBytesMax,
   sizeLimits,
   snapshotChunkBytesMax,
+  stagedBytesPerSessionMax,
+  stagedBytesTotalMax,
+  uploadChunkBytesMax,
+  uploadsPerSessionMax,
 } from './limits.ts'
 export { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 export type { PackStatusAnswer, PackSummary } from './pack-status.ts'

@@ -56,6 +56,43 @@ export const commitOverheadBytesMax = 1 * mib
 export const recordBytesMax = Math.min(64 * mib, commitBytesMax - commitOverheadBytesMax)
 
 /**
+ * Data of one `uploadChunk` command, and of one `loadRange` answer: a record larger than
+ * `blobStagedBytesMin` travels as a sequence of these, each its own log entry (or its own
+ * answer), never as one. 1 MiB: one entry is one Raft append (`raftAppendBytesMax`) and
+ * a few milliseconds of a follower's sync, so heartbeats never wait long behind it.
+ */
+export const uploadChunkBytesMax = 1 * mib
+
+/**
+ * Records above this travel as an upload (staged chunks, then a commit that names the
+ * upload) and are read back by ranges; smaller ones travel inside the commit and the load
+ * answer, as before. One chunk: a record that fits in one chunk gains nothing by staging.
+ */
+export const blobStagedBytesMin = uploadChunkBytesMax
+
+/**
+ * Largest record of all, staged. Neither a log entry, an apply nor a frame ever holds a
+ * whole one: it is staged a chunk per entry, its commit writes a header that takes the
+ * staged chunks over where they lie, and it is read back a range per answer. What bounds
+ * it is the client, which holds the value whole, the disk, and a record's size being a
+ * u32 in the revision header. 1 GiB.
+ */
+export const blobBytesMax = 1024 * mib
+
+/**
+ * Staged bytes one session may hold in uploads not yet committed: the records of one
+ * transaction in flight. A largest blob and a half, so a client whose commit failed can
+ * stage the next attempt before the failed attempt's leftovers expire.
+ */
+export const stagedBytesPerSessionMax = blobBytesMax + blobBytesMax / 2
+
+/** Staged bytes all sessions together may hold: bounds the disk staging can take. */
+export const stagedBytesTotalMax = 4 * blobBytesMax
+
+/** Uploads one session may hold at once (each a record of one transaction). */
+export const uploadsPerSessionMax = 64
+
+/**
  * Largest frame a client accepts from a member. A member's answers carry at most one record
  * (a load) or a bounded list (invalidations, history, transactions); 128 MiB takes a
  * largest record with room for a long list, and bounds what a member can make a client

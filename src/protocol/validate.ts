@@ -4,8 +4,16 @@
  * bad committed entry becomes a recorded `badCommand` result instead of an exception).
  * It never throws: every problem comes back as a `ProtocolError` naming the field.
  */
-import type { Command, CommandLimits, ObjectRecord, ReadCurrent, SessionCommand, Write } from './commands.ts'
-import { defaultCommandLimits, sessionOwnerBytes } from './commands.ts'
+import type {
+  Command,
+  CommandLimits,
+  ObjectRecord,
+  ReadCurrent,
+  SessionCommand,
+  StagedWrite,
+  Write,
+} from './commands.ts'
+import { defaultCommandLimits, sessionOwnerBytes, stagedChecksumBytes } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import {
   describe,
@@ -62,12 +70,14 @@ function readCommand(value: unknown, limits: CommandLimits): Command {
     case 'newOids':
     case 'undo':
     case 'pack':
+    case 'uploadChunk':
       return readSessionCommand(fields, type, limits)
     default:
       throw new ProtocolError('type', `unknown command type ${describe(type)}`)
   }
 }
 
+// Long because it is the one switch over every session command's fields, a short case each.
 function readSessionCommand(
   fields: Fields,
   type: SessionCommand['type'],
@@ -83,8 +93,18 @@ function readSessionCommand(
     proposedTid: readU64(fields.proposedTid, 'proposedTid'),
   }
   switch (type) {
-    case 'commit':
-      onlyFields(fields, '', [...sessionFieldNames, 'user', 'description', 'extension', 'reads', 'writes'])
+    case 'commit': {
+      onlyFields(fields, '', [
+        ...sessionFieldNames,
+        'user',
+        'description',
+        'extension',
+        'reads',
+        'writes',
+        'staged',
+      ])
+      const writes = readWrites(fields.writes, limits)
+      const staged = fields.staged === undefined ? undefined : readStagedWrites(fields.staged, writes, limits)
       return {
         type,
         ...base,
@@ -92,8 +112,22 @@ function readSessionCommand(
         description: readText(fields.description, 'description', limits),
         extension: readBytes(fields.extension, 'extension', limits.extensionBytesMax),
         reads: readList(fields.reads, 'reads', limits.readsMax, readReadCurrent),
-        writes: readWrites(fields.writes, limits),
+        writes,
+        ...(staged === undefined ? {} : { staged }),
       }
+    }
+    case 'uploadChunk': {
+      onlyFields(fields, '', [...sessionFieldNames, 'upload', 'index', 'data'])
+      const data = readBytes(fields.data, 'data', limits.uploadChunkBytesMax)
+      if (data.byteLength === 0) throw new ProtocolError('data', 'an upload chunk holds at least one byte')
+      return {
+        type,
+        ...base,
+        upload: readU64(fields.upload, 'upload'),
+        index: readCount(fields.index, 'index', 0, uploadChunkIndexMax(limits)),
+        data,
+      }
+    }
     case 'newOids':
       onlyFields(fields, '', [...sessionFieldNames, 'count'])
       return { type, ...base, count: readCount(fields.count, 'count', 1, limits.newOidsCountMax) }
@@ -126,6 +160,53 @@ function readWrites(value: unknown, limits: CommandLimits): readonly Write[] {
     seen.add(write.oid)
   })
   return writes
+}
+
+/**
+ * A commit's staged records: not empty (the field is left out instead), each oid written
+ * once across `writes` and `staged`, and both lists together within `writesMax`.
+ */
+function readStagedWrites(value: unknown, writes: readonly Write[], limits: CommandLimits): StagedWrite[] {
+  const room = limits.writesMax - writes.length
+  const staged = readList(value, 'staged', Math.max(0, room), (item, path) =>
+    readStagedWrite(item, path, limits),
+  )
+  if (staged.length === 0) throw new ProtocolError('staged', 'is empty: leave it out')
+  const seen = new Set<bigint>(writes.map((write) => write.oid))
+  const uploads = new Set<bigint>()
+  staged.forEach((write, i) => {
+    if (seen.has(write.oid))
+      throw new ProtocolError(`staged[${i}].oid`, `object ${write.oid} is written twice`)
+    if (uploads.has(write.upload))
+      throw new ProtocolError(`staged[${i}].upload`, `upload ${write.upload} is used twice`)
+    seen.add(write.oid)
+    uploads.add(write.upload)
+  })
+  return staged
+}
+
+function readStagedWrite(value: unknown, path: string, limits: CommandLimits): StagedWrite {
+  const fields = readObject(value, path)
+  onlyFields(fields, path, ['oid', 'serial', 'refs', 'upload', 'dataBytes', 'sha256'])
+  const sha256 = readBytes(fields.sha256, `${path}.sha256`, stagedChecksumBytes)
+  if (sha256.byteLength !== stagedChecksumBytes)
+    throw new ProtocolError(
+      `${path}.sha256`,
+      `expected ${stagedChecksumBytes} bytes, got ${sha256.byteLength}`,
+    )
+  return {
+    oid: readU64(fields.oid, `${path}.oid`),
+    serial: readU64(fields.serial, `${path}.serial`),
+    refs: readList(fields.refs, `${path}.refs`, limits.refsMax, readU64),
+    upload: readU64(fields.upload, `${path}.upload`),
+    dataBytes: readCount(fields.dataBytes, `${path}.dataBytes`, 1, limits.blobBytesMax),
+    sha256,
+  }
+}
+
+/** The highest chunk index an upload within `blobBytesMax` can have. */
+export function uploadChunkIndexMax(limits: CommandLimits): number {
+  return Math.max(0, Math.ceil(limits.blobBytesMax / limits.uploadChunkBytesMax) - 1)
 }
 
 function readReadCurrent(value: unknown, path: string): ReadCurrent {

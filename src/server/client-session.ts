@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino'
 import {
+  blobStagedBytesMin,
   type ClientOp,
   type CommitCommand,
   clientBufferBytesMax,
@@ -18,6 +19,7 @@ import {
   type InvalidationsAnswer,
   type MemberFrame,
   type OpValues,
+  type RevisionData,
   type Tid,
   type TokenRole,
   TooOldError,
@@ -25,6 +27,7 @@ import {
   type WireError,
   ZeoqError,
 } from '../protocol/index.ts'
+import type { Loaded } from '../storage/index.ts'
 import { BackupStreams } from './backup-streams.ts'
 import type { TokenGrant } from './config.ts'
 import { MemberError } from './errors.ts'
@@ -261,33 +264,36 @@ export class ClientSession {
       case 'command':
         this.#require(
           op.command.type === 'pack' ? 'admin' : 'readWrite',
-          op.command.type === 'pack' ? 'packing' : 'committing',
+          op.command.type === 'pack'
+            ? 'packing'
+            : op.command.type === 'uploadChunk'
+              ? 'staging data'
+              : 'committing',
         )
         if (op.command.type === 'commit') checkCommitSize(op.command)
         return await member.propose({ ...op.command, proposedTid: 0n })
       case 'load': {
         await this.#readPoint(op.consistency, op.minTid)
-        const loaded = await store.load(op.oid)
+        const loaded = await store.load(op.oid, blobLoad)
         if (loaded === undefined) return undefined
         await member.published(loaded.serial)
-        return { serial: loaded.serial, refs: loaded.record.refs, data: loaded.record.data }
+        return revisionAnswer(loaded)
       }
       case 'loadBefore': {
         await member.waitForTid(op.minTid)
-        const loaded = await store.loadBefore(op.oid, op.tid)
+        const loaded = await store.loadBefore(op.oid, op.tid, blobLoad)
         if (loaded === undefined) return undefined
         await member.published(maxTid(loaded.serial, loaded.nextSerial ?? 0n))
-        return {
-          serial: loaded.serial,
-          refs: loaded.record.refs,
-          data: loaded.record.data,
-          nextSerial: loaded.nextSerial,
-        }
+        return { ...revisionAnswer(loaded), nextSerial: loaded.nextSerial }
       }
       case 'loadSerial': {
-        const record = await store.loadSerial(op.oid, op.serial)
-        return record === undefined ? undefined : { serial: op.serial, refs: record.refs, data: record.data }
+        const loaded = await store.loadExactly(op.oid, op.serial, blobLoad)
+        return loaded === undefined ? undefined : revisionAnswer(loaded)
       }
+      case 'loadRange':
+        // A revision never changes once written: the member needs only to have applied it.
+        await member.waitForTid(op.serial)
+        return await store.loadRange(op.oid, op.serial, op.offset, op.length)
       case 'history': {
         const items = await store.history(op.oid, op.size)
         await member.published(items.reduce((m, i) => maxTid(m, i.serial), 0n))
@@ -460,6 +466,15 @@ function checkCommitSize(commit: Omit<CommitCommand, 'proposedTid'>): void {
       'protocol',
       `The commit is ${sizeBytes} bytes; the limit (commitBytesMax) is ${commitBytesMax} bytes. Split the transaction into smaller ones.`,
     )
+}
+
+/** Loads leave out the data of records above this: the client reads them by ranges (loadRange). */
+const blobLoad = { dataBytesMax: blobStagedBytesMin } as const
+
+/** A load's answer: the record whole, or its refs and size when its data was left out. */
+function revisionAnswer(loaded: Loaded): RevisionData {
+  const answer = { serial: loaded.serial, refs: loaded.record.refs, data: loaded.record.data }
+  return loaded.dataBytes === undefined ? answer : { ...answer, dataBytes: loaded.dataBytes }
 }
 
 function maxTid(a: Tid, b: Tid): Tid {

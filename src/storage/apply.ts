@@ -30,9 +30,10 @@ import {
 import type { ResolvedOptions } from './options.ts'
 import type { PackMarks } from './pack-marks.ts'
 import type { Operation } from './records.ts'
-import { revisionOperations } from './records.ts'
+import { revisionOperations, stagedRevisionOperation } from './records.ts'
 import type { Space } from './space.ts'
 import type { StateCache } from './state-cache.ts'
+import { consumeUploads, dropUploads, expireUploads, stageChunk, takeUploads } from './uploads.ts'
 import type { SessionEntry, StoreMeta, TransactionMeta } from './values.ts'
 import { encodeMemberUrl, encodeSession, encodeTransaction } from './values.ts'
 
@@ -111,6 +112,7 @@ export async function executeCommand(ctx: ApplyContext, command: Command): Promi
     case 'newOids':
     case 'undo':
     case 'pack':
+    case 'uploadChunk':
       touched = command.session
       result = await executeOnce(ctx, command)
       break
@@ -293,7 +295,9 @@ async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined)
     const entry = await ctx.cache.session(ctx.space, session)
     if (entry !== undefined) deleteSession(ctx, entry)
   }
-  const more = expired.length >= ctx.options.sessionExpiryPerApplyMax
+  // Uploads idle past their expiry go at the same scans (an upload never outlives its session).
+  const moreUploads = await expireUploads(ctx)
+  const more = expired.length >= ctx.options.sessionExpiryPerApplyMax || moreUploads
   const interval = tidSpanFromMs(expiryScanIntervalMs)
   const later = ctx.meta.clockTid > u64Max - interval ? u64Max : ctx.meta.clockTid + interval
   ctx.meta.nextExpiryScanTid = more ? ctx.meta.clockTid : later
@@ -308,6 +312,9 @@ export function mustApplyAlone(meta: StoreMeta, command: Command, options: Resol
   // While a pack runs, only its own steps (below) read what earlier commands wrote; the
   // write barrier of other commands is batch-safe (pack.ts, packBarrier).
   if (command.type === 'undo' || command.type === 'pack' || command.type === 'packStep') return true
+  // Staged uploads are read from disk (uploads.ts): every earlier write must be there.
+  if (command.type === 'uploadChunk' || (command.type === 'commit' && command.staged !== undefined))
+    return true
   // Log time as executeCommand will advance it for this command.
   let clockTid = meta.clockTid
   if (command.proposedTid > clockTid) clockTid = command.proposedTid
@@ -324,6 +331,8 @@ async function executeSessionCommand(ctx: ApplyContext, command: SessionCommand)
       return undo(ctx, command)
     case 'pack':
       return startPack(ctx, command)
+    case 'uploadChunk':
+      return stageChunk(ctx, command)
     default: {
       const unreachable: never = command
       return unreachable
@@ -337,8 +346,21 @@ function nextTid(ctx: ApplyContext, proposedTid: Tid): Tid | undefined {
   return proposedTid > last ? proposedTid : last + 1n
 }
 
+/** A commit; one that fails drops the uploads it names, so a retry stages afresh within the bounds. */
 async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result> {
-  for (const write of command.writes) {
+  const result = await checkedCommit(ctx, command)
+  if (!result.ok && command.staged !== undefined)
+    await dropUploads(
+      ctx,
+      command.session,
+      command.staged.map((write) => write.upload),
+    )
+  return result
+}
+
+async function checkedCommit(ctx: ApplyContext, command: CommitCommand): Promise<Result> {
+  const staged = command.staged ?? []
+  for (const write of [...command.writes, ...staged]) {
     if (write.oid !== 0n && write.oid >= ctx.meta.nextOid) {
       return {
         ok: false,
@@ -347,7 +369,7 @@ async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result
       }
     }
   }
-  for (const write of command.writes) {
+  for (const write of [...command.writes, ...staged]) {
     const actual = await ctx.cache.serial(ctx.space, write.oid)
     // Test only: the planted bug lets a stale write through.
     if (actual !== write.serial && ctx.options.bugs.skipConflictCheck !== true) {
@@ -374,14 +396,25 @@ async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result
       }
     }
   }
+  const taken = staged.length === 0 ? [] : await takeUploads(ctx, command.session, staged)
+  if (!Array.isArray(taken)) return taken
   const tid = nextTid(ctx, command.proposedTid)
   if (tid === undefined) return { ok: false, code: 'badCommand', message: 'The TID space is exhausted.' }
-  const oids = command.writes.map((write) => write.oid)
+  const oids = [...command.writes, ...staged].map((write) => write.oid)
   for (const write of command.writes) {
     ctx.operations.push(...revisionOperations(write.oid, tid, write.record, ctx.options))
     ctx.barrier.push(write.oid, ...write.record.refs)
     ctx.cache.noteSerial(write.oid, tid)
   }
+  // A staged record's revision takes its chunks over where they lie: a header, whatever the size.
+  for (const { write, home, chunkCount } of taken) {
+    ctx.operations.push(
+      stagedRevisionOperation(write.oid, tid, write.refs, write.dataBytes, chunkCount, home),
+    )
+    ctx.barrier.push(write.oid, ...write.refs)
+    ctx.cache.noteSerial(write.oid, tid)
+  }
+  if (taken.length > 0) await consumeUploads(ctx, command.session, taken)
   writeTransaction(ctx, tid, {
     user: command.user,
     description: command.description,

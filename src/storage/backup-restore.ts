@@ -25,7 +25,10 @@ import {
   packMarkPrefixes,
   revisionKeyOid,
   transactionOwnedKeyTid,
+  uploadChunkKeyHome,
+  uploadChunkPrefix,
 } from './keys.ts'
+import { decodeRevisionHeader } from './records.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
 import { describeKey } from './space.ts'
 import { decodeMeta, encodeMeta, initialMeta, stateFormatVersion } from './values.ts'
@@ -210,6 +213,8 @@ export async function* restoredImage(
   writer.write(snapshotMagic)
   let baseMeta: Uint8Array | undefined
   const kept = { lastTid: 0n, nextOid: 0n }
+  // Staged records' chunks follow their revision in an incremental: those of revisions past the limit are left out too.
+  const homesLeftOut = new Set<bigint>()
   for (const [i, part] of plan.parts.entries()) {
     const isBase = i === plan.baseIndex
     const cut = i > plan.baseIndex
@@ -217,11 +222,23 @@ export async function* restoredImage(
       for (const [key, value] of page) {
         const tid = transactionOwnedKeyTid(key)
         if (tid !== undefined) {
-          if (tid > plan.untilTid) continue
+          if (tid > plan.untilTid) {
+            if (isRevisionKey(key)) {
+              const header = decodeRevisionHeader(
+                unseal(key, value, () => describeKey(key)),
+                () => describeKey(key),
+              )
+              if (header.kind === 'chunked' && header.home !== undefined) homesLeftOut.add(header.home)
+            }
+            continue
+          }
           if (cut && tid > kept.lastTid) kept.lastTid = tid
           if (cut && isRevisionKey(key) && revisionKeyOid(key) >= kept.nextOid)
             kept.nextOid = revisionKeyOid(key) + 1n
           add(key, value)
+        } else if (key[0] === uploadChunkPrefix) {
+          // Staged chunks: of committed records (carried with their transaction) or of uploads pending at a full backup.
+          if (!homesLeftOut.has(uploadChunkKeyHome(key))) add(key, value)
         } else if (inPlacePrefixes.includes(key[0] ?? -1) || packMarkPrefixes.includes(key[0] ?? -1)) {
           if (!isBase) continue
           if (key.byteLength === metaKey.byteLength && key[0] === metaKey[0]) baseMeta = value

@@ -17,8 +17,9 @@ import type { BackupInfo, BackupKind, Tid } from '../protocol/index.ts'
 import { backupChunkBytesMax } from '../protocol/index.ts'
 import { BackupFileWriter } from './backup-file.ts'
 import { sealBytes } from './checksum.ts'
-import { blobChunkKey, inPlacePrefixes, revisionKey, transactionKey, transactionKeyTid } from './keys.ts'
+import { inPlacePrefixes, revisionKey, transactionKey, transactionKeyTid } from './keys.ts'
 import type { ObjectStore } from './object-store.ts'
+import { chunkKeyOf, decodeRevisionHeader } from './records.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame } from './snapshot.ts'
 import type { KeyRange, StateView } from './types.ts'
 import { decodeTransaction, stateFormatVersion } from './values.ts'
@@ -183,7 +184,10 @@ async function* incrementalContent(
   }
 }
 
-/** The revisions and blob chunks transaction `tid` wrote (the ones still stored). */
+/**
+ * The revisions and blob chunks transaction `tid` wrote (the ones still stored); a staged
+ * record's chunks are where its upload put them (`c ‖ home ‖ index`), named by its header.
+ */
 async function addTransactionKeys(
   view: StateView,
   tid: Tid,
@@ -197,7 +201,9 @@ async function addTransactionKeys(
     const [revision] = await view.entries({ gte: key, lte: key }, 1)
     if (revision === undefined) continue
     add(revision[0], revision[1])
-    const chunks = { gte: blobChunkKey(oid, tid, 0), lte: blobChunkKey(oid, tid, 0xffff_ffff) }
+    const header = decodeRevisionHeader(revision[1].subarray(sealBytes), () => `record oid=${oid} tid=${tid}`)
+    const home = header.kind === 'chunked' ? header.home : undefined
+    const chunks = { gte: chunkKeyOf(oid, tid, home, 0), lte: chunkKeyOf(oid, tid, home, 0xffff_ffff) }
     for await (const page of pages(view, chunks)) for (const [k, v] of page) add(k, v)
   }
 }

@@ -41,6 +41,7 @@ export type {
   KeyRange,
   Loaded,
   LoadedBefore,
+  LoadOptions,
   PackStatus,
   StateView,
   StoredEntry,

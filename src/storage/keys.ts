@@ -20,6 +20,10 @@ const tag = {
   packGray: 0x67, // 'g' ‖ oid                    → (empty): reachable, refs not yet traced
   memberUrl: 0x75, // 'u' ‖ u32 id                → u8 learner ‖ URL (empty URL: the id is retired)
   packSummary: 0x70, // 'p'                       → what the running or last pack removed (once a pack ran)
+  uploadChunk: 0x63, // 'c' ‖ home ‖ u32 index     → one staged chunk (home: the log index that began the upload)
+  upload: 0x77, // 'w' ‖ session ‖ upload         → an upload: chunks and bytes staged, last activity
+  uploadExpiry: 0x65, // 'e' ‖ tid ‖ session ‖ upload → (empty): uploads by last activity
+  stagedTotal: 0x79, // 'y'                       → bytes staged by every upload together
 } as const
 
 export const metaKey: Uint8Array = Uint8Array.of(tag.meta)
@@ -72,6 +76,40 @@ export const sessionExpiryKey = (activeTid: Tid, session: SessionId): Uint8Array
   u64Key(tag.sessionExpiry, activeTid, session)
 export const sessionExpiryKeySession = (key: Uint8Array): SessionId => readU64(key, 9)
 
+export const uploadKey = (session: SessionId, upload: bigint): Uint8Array =>
+  u64Key(tag.upload, session, upload)
+export const uploadKeyUpload = (key: Uint8Array): bigint => readU64(key, 9)
+/** The uploads of one session: `w ‖ session ‖ *`. */
+export const sessionUploadsRange = (session: SessionId): { gte: Uint8Array; lte: Uint8Array } => ({
+  gte: uploadKey(session, 0n),
+  lte: uploadKey(session, u64Max),
+})
+
+/**
+ * Chunk `index` of the upload begun at log index `home`. Chunks are keyed by that index,
+ * unique in the log, rather than by (session, upload): a committed revision keeps its
+ * chunks under these keys, and a client that staged again under the same upload number
+ * must not overwrite them.
+ */
+export function uploadChunkKey(home: bigint, index: number): Uint8Array {
+  const key = new Uint8Array(13)
+  key.set(u64Key(tag.uploadChunk, home))
+  new DataView(key.buffer).setUint32(9, index)
+  return key
+}
+export const uploadChunkKeyHome = (key: Uint8Array): bigint => readU64(key, 1)
+export const uploadChunkPrefix: number = tag.uploadChunk
+
+export function uploadExpiryKey(activeTid: Tid, session: SessionId, upload: bigint): Uint8Array {
+  const key = new Uint8Array(25)
+  key.set(u64Key(tag.uploadExpiry, activeTid, session))
+  new DataView(key.buffer).setBigUint64(17, upload)
+  return key
+}
+export const uploadExpiryKeySession = (key: Uint8Array): SessionId => readU64(key, 9)
+export const uploadExpiryKeyUpload = (key: Uint8Array): bigint => readU64(key, 17)
+export const stagedTotalKey: Uint8Array = Uint8Array.of(tag.stagedTotal)
+
 export const packMarkKey = (oid: Oid): Uint8Array => u64Key(tag.packMark, oid)
 export const packMarkPrefixStart: Uint8Array = Uint8Array.of(tag.packMark)
 export const packMarkPrefixEnd: Uint8Array = Uint8Array.of(tag.packMark + 1)
@@ -97,10 +135,20 @@ export const isSessionTableKey = (key: Uint8Array): boolean =>
 
 /**
  * The keyspaces a commit never writes under its own TID and that change in place: the
- * meta, the session table and the member directory. An incremental backup carries them
+ * meta, the session table, the member directory and the staged uploads. An incremental backup carries them
  * whole at its point (docs/storage.md, "Backups").
  */
-export const inPlacePrefixes: readonly number[] = [tag.meta, tag.session, tag.memberUrl, tag.sessionExpiry]
+export const inPlacePrefixes: readonly number[] = [
+  tag.meta,
+  tag.session,
+  tag.memberUrl,
+  tag.sessionExpiry,
+  // Staged uploads: written by no transaction, they belong to sessions (their chunks, `c`,
+  // travel with the revisions that took them over; see backup.ts).
+  tag.upload,
+  tag.uploadExpiry,
+  tag.stagedTotal,
+]
 
 /** The keyspaces of a running pack's marks. */
 export const packMarkPrefixes: readonly number[] = [tag.packMark, tag.packGray]

@@ -43,13 +43,14 @@ import { resolveOptions } from './options.ts'
 import { packBarrier, packProgress, packReadsMarks, packStep, readPackSummary } from './pack.ts'
 import { PackMarks } from './pack-marks.ts'
 import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
-import { describeKey, Space } from './space.ts'
+import { describeKey, type Revision, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
 import type {
   HistoryEntry,
   KeyRange,
   Loaded,
   LoadedBefore,
+  LoadOptions,
   PackStatus,
   StateView,
   StoredEntry,
@@ -294,26 +295,58 @@ export class ObjectStore {
   }
 
   /** The current revision of `oid`, or undefined if it has none (or its creation was undone). */
-  async load(oid: Oid): Promise<Loaded | undefined> {
-    const found = await this.loadBefore(oid, u64Max)
-    return found === undefined ? undefined : { record: found.record, serial: found.serial }
+  async load(oid: Oid, options: LoadOptions = {}): Promise<Loaded | undefined> {
+    const found = await this.loadBefore(oid, u64Max, options)
+    if (found === undefined) return undefined
+    const { nextSerial: _current, ...loaded } = found
+    return loaded
   }
 
   /** The revision of `oid` current just before `tid` (MVCC snapshot read at `tid - 1`). */
-  async loadBefore(oid: Oid, tid: Tid): Promise<LoadedBefore | undefined> {
+  async loadBefore(oid: Oid, tid: Tid, options: LoadOptions = {}): Promise<LoadedBefore | undefined> {
     const space = this.#space
     const revision = await space.revisionBefore(oid, tid)
     if (revision === undefined) return undefined
-    const record = await space.record(oid, revision)
+    const record = await this.#record(oid, revision, options)
     if (record === undefined) return undefined
     const nextSerial = await space.revisionTidFrom(oid, tid)
-    return { record, serial: revision.tid, nextSerial }
+    return { ...record, serial: revision.tid, nextSerial }
   }
 
   /** The revision of `oid` written at exactly `serial`. */
   async loadSerial(oid: Oid, serial: Tid): Promise<ObjectRecord | undefined> {
+    return (await this.loadExactly(oid, serial))?.record
+  }
+
+  /** `loadSerial` with its serial, leaving out a blob's data above `options.dataBytesMax`. */
+  async loadExactly(oid: Oid, serial: Tid, options: LoadOptions = {}): Promise<Loaded | undefined> {
     const revision = await this.#space.revision(oid, serial)
-    return revision === undefined ? undefined : this.#space.record(oid, revision)
+    if (revision === undefined) return undefined
+    const record = await this.#record(oid, revision, options)
+    return record === undefined ? undefined : { ...record, serial }
+  }
+
+  /** A revision's record, or only its refs and size for a blob above `dataBytesMax`. */
+  async #record(
+    oid: Oid,
+    revision: Revision,
+    options: LoadOptions,
+  ): Promise<Pick<Loaded, 'record' | 'dataBytes'> | undefined> {
+    const { header } = revision
+    if (header.kind === 'chunked' && header.dataBytes > (options.dataBytesMax ?? Number.POSITIVE_INFINITY))
+      return { record: { refs: header.refs, data: new Uint8Array(0) }, dataBytes: header.dataBytes }
+    const record = await this.#space.record(oid, revision)
+    return record === undefined ? undefined : { record }
+  }
+
+  /**
+   * Up to `length` bytes of revision (`oid`, `serial`)'s data from `offset`, reading only
+   * the chunks they lie in; undefined when the revision is gone (packed away), is a
+   * tombstone, or `offset` is at or past its end.
+   */
+  async loadRange(oid: Oid, serial: Tid, offset: number, length: number): Promise<Uint8Array | undefined> {
+    assert.ok(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length > 0)
+    return this.#space.range(oid, serial, offset, length)
   }
 
   /** Up to `size` revisions of `oid`, newest first. */

@@ -4,7 +4,13 @@
  */
 import assert from 'node:assert/strict'
 import type { CommandLimits } from '../protocol/index.ts'
-import { defaultCommandLimits, sessionWindowCommandsMax } from '../protocol/index.ts'
+import {
+  defaultCommandLimits,
+  sessionWindowCommandsMax,
+  stagedBytesPerSessionMax,
+  stagedBytesTotalMax,
+  uploadsPerSessionMax,
+} from '../protocol/index.ts'
 
 export interface ObjectStoreOptions {
   /** Bounds on commands; also bounds record size (blobs). @default defaultCommandLimits (64 MiB records) */
@@ -28,6 +34,20 @@ export interface ObjectStoreOptions {
   readonly inlineRecordBytesMax?: number
   /** Chunk size of larger records (blobs). @default 1 048 576 */
   readonly blobChunkBytes?: number
+  /**
+   * A staged upload idle (no chunk) for this long in log time expires: a commit naming it
+   * then fails (`uploadMissing`) and its chunks are reclaimed. At most `sessionExpiryMs`,
+   * so an upload never outlives its session. @default 600 000 (10 minutes)
+   */
+  readonly uploadExpiryMs?: number
+  /** Expired uploads reclaimed per apply (each up to a largest blob's chunks). @default 4 */
+  readonly uploadExpiryPerApplyMax?: number
+  /** Bytes one session may hold staged. @default stagedBytesPerSessionMax of src/protocol/limits.ts */
+  readonly stagedBytesPerSessionMax?: number
+  /** Bytes all sessions may hold staged together. @default stagedBytesTotalMax of src/protocol/limits.ts */
+  readonly stagedBytesTotalMax?: number
+  /** Uploads one session may hold at once. @default uploadsPerSessionMax of src/protocol/limits.ts */
+  readonly uploadsPerSessionMax?: number
   /** TEST ONLY: planted bugs, for proving the simulator's checkers can fail. Never set them otherwise. @default {} */
   readonly bugs?: StoreBugs
 }
@@ -62,6 +82,11 @@ export function resolveOptions(options: ObjectStoreOptions): ResolvedOptions {
     packStepWorkMax: options.packStepWorkMax ?? 256,
     inlineRecordBytesMax: options.inlineRecordBytesMax ?? 64 * 1024,
     blobChunkBytes: options.blobChunkBytes ?? 1024 * 1024,
+    uploadExpiryMs: Math.min(options.uploadExpiryMs ?? 600_000, options.sessionExpiryMs ?? 3_600_000),
+    uploadExpiryPerApplyMax: options.uploadExpiryPerApplyMax ?? 4,
+    stagedBytesPerSessionMax: options.stagedBytesPerSessionMax ?? stagedBytesPerSessionMax,
+    stagedBytesTotalMax: options.stagedBytesTotalMax ?? stagedBytesTotalMax,
+    uploadsPerSessionMax: options.uploadsPerSessionMax ?? uploadsPerSessionMax,
     bugs: options.bugs ?? {},
   }
   assert.ok(resolved.sessionExpiryMs > 0)
@@ -70,7 +95,9 @@ export function resolveOptions(options: ObjectStoreOptions): ResolvedOptions {
   assert.ok(resolved.invalidationWindowTxnsMax > 0)
   assert.ok(resolved.packStepWorkMax > 0)
   assert.ok(resolved.blobChunkBytes > 0 && resolved.inlineRecordBytesMax >= 0)
+  assert.ok(resolved.uploadExpiryMs > 0 && resolved.uploadExpiryPerApplyMax > 0)
+  assert.ok(resolved.uploadsPerSessionMax > 0 && resolved.stagedBytesPerSessionMax > 0)
   // A record's size is stored as u32 and one chunk must fit in one snapshot chunk.
-  assert.ok(resolved.limits.recordBytesMax < 2 ** 32)
+  assert.ok(resolved.limits.recordBytesMax < 2 ** 32 && resolved.limits.blobBytesMax < 2 ** 32)
   return resolved
 }

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import type { ObjectRecord, Oid, Tid } from '../protocol/index.ts'
 import { CorruptionError } from '../protocol/index.ts'
 import { seal, sealedBuffer, sealInPlace } from './checksum.ts'
-import { blobChunkKey, revisionKey } from './keys.ts'
+import { blobChunkKey, revisionKey, uploadChunkKey } from './keys.ts'
 
 export interface RecordLayout {
   /** Records up to this size are stored inline in their header. @default 64 KiB */
@@ -29,8 +29,15 @@ export type RevisionHeader =
       readonly refs: readonly Oid[]
       readonly dataBytes: number
       readonly chunkCount: number
+      /** Where the chunks live when they were staged (an upload's chunks); else under the revision's own keys. */
+      readonly home?: bigint
     }
   | { readonly kind: 'tombstone' }
+
+/** The key of chunk `index` of a chunked revision (oid, tid), at its upload's `home` if it was staged. */
+export function chunkKeyOf(oid: Oid, tid: Tid, home: bigint | undefined, index: number): Uint8Array {
+  return home === undefined ? blobChunkKey(oid, tid, index) : uploadChunkKey(home, index)
+}
 
 export interface PutOperation {
   readonly type: 'put'
@@ -45,7 +52,7 @@ export interface DelOperation {
 
 export type Operation = PutOperation | DelOperation
 
-const kindCode = { inline: 0, chunked: 1, tombstone: 2 } as const
+const kindCode = { inline: 0, chunked: 1, tombstone: 2, chunkedAtHome: 3 } as const
 
 /** The sealed writes that store `record` (or a tombstone) as revision (oid, tid). */
 export function revisionOperations(
@@ -59,25 +66,9 @@ export function revisionOperations(
   const dataBytes = record.data.byteLength
   const inline = dataBytes <= layout.inlineRecordBytesMax
   const chunkCount = inline ? 0 : Math.ceil(dataBytes / layout.blobChunkBytes)
-  // Built in place behind its checksum: the data is copied once, into the stored value.
-  const { sealed, payload: header } = sealedBuffer(
-    1 + 4 + 8 * record.refs.length + 4 + (inline ? dataBytes : 4),
-  )
-  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
-  let at = 0
-  header[at] = inline ? kindCode.inline : kindCode.chunked
-  at += 1
-  view.setUint32(at, record.refs.length)
-  at += 4
-  for (const ref of record.refs) {
-    view.setBigUint64(at, ref)
-    at += 8
-  }
-  view.setUint32(at, dataBytes)
-  at += 4
-  if (inline) header.set(record.data, at)
-  else view.setUint32(at, chunkCount)
-  const operations: PutOperation[] = [{ type: 'put', key, value: sealInPlace(key, sealed) }]
+  const operations = [
+    headerOperation(key, record.refs, dataBytes, inline ? record.data : undefined, chunkCount),
+  ]
   for (let i = 0; i < chunkCount; i++) {
     const chunkKey = blobChunkKey(oid, tid, i)
     const chunk = record.data.subarray(i * layout.blobChunkBytes, (i + 1) * layout.blobChunkBytes)
@@ -86,12 +77,58 @@ export function revisionOperations(
   return operations
 }
 
+/**
+ * The header of revision (oid, tid) for a record staged as `chunkCount` chunks of upload
+ * `home`: the chunks stay where they are, the revision owns them from now on.
+ */
+export function stagedRevisionOperation(
+  oid: Oid,
+  tid: Tid,
+  refs: readonly Oid[],
+  dataBytes: number,
+  chunkCount: number,
+  home: bigint,
+): PutOperation {
+  return headerOperation(revisionKey(oid, tid), refs, dataBytes, undefined, chunkCount, home)
+}
+
+/** A revision header: with `inline` data, or saying the data lies in `chunkCount` chunks. */
+function headerOperation(
+  key: Uint8Array,
+  refs: readonly Oid[],
+  dataBytes: number,
+  inline: Uint8Array | undefined,
+  chunkCount: number,
+  home?: bigint,
+): PutOperation {
+  // Built in place behind its checksum: the data is copied once, into the stored value.
+  const tail = inline?.byteLength ?? (home === undefined ? 4 : 12)
+  const { sealed, payload: header } = sealedBuffer(1 + 4 + 8 * refs.length + 4 + tail)
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
+  let at = 0
+  header[at] =
+    inline !== undefined ? kindCode.inline : home === undefined ? kindCode.chunked : kindCode.chunkedAtHome
+  at += 1
+  view.setUint32(at, refs.length)
+  at += 4
+  for (const ref of refs) {
+    view.setBigUint64(at, ref)
+    at += 8
+  }
+  view.setUint32(at, dataBytes)
+  at += 4
+  if (inline !== undefined) header.set(inline, at)
+  else view.setUint32(at, chunkCount)
+  if (home !== undefined) view.setBigUint64(at + 4, home)
+  return { type: 'put', key, value: sealInPlace(key, sealed) }
+}
+
 /** The deletes that remove revision (oid, tid), chunks included. */
 export function revisionDeletions(oid: Oid, tid: Tid, header: RevisionHeader): DelOperation[] {
   const operations: DelOperation[] = [{ type: 'del', key: revisionKey(oid, tid) }]
   if (header.kind === 'chunked') {
     for (let i = 0; i < header.chunkCount; i++)
-      operations.push({ type: 'del', key: blobChunkKey(oid, tid, i) })
+      operations.push({ type: 'del', key: chunkKeyOf(oid, tid, header.home, i) })
   }
   return operations
 }
@@ -105,7 +142,8 @@ export function decodeRevisionHeader(payload: Uint8Array, where: () => string): 
   if (payload.byteLength < 1) return fail('empty revision header')
   const kind = payload[0]
   if (kind === kindCode.tombstone) return { kind: 'tombstone' }
-  if (kind !== kindCode.inline && kind !== kindCode.chunked) return fail(`unknown revision kind ${kind}`)
+  if (kind !== kindCode.inline && kind !== kindCode.chunked && kind !== kindCode.chunkedAtHome)
+    return fail(`unknown revision kind ${kind}`)
   if (payload.byteLength < 5) return fail('truncated revision header')
   const refCount = view.getUint32(1)
   let at = 5
@@ -120,6 +158,16 @@ export function decodeRevisionHeader(payload: Uint8Array, where: () => string): 
   if (kind === kindCode.inline) {
     if (payload.byteLength !== at + dataBytes) return fail('inline data length mismatch')
     return { kind: 'inline', refs, data: payload.subarray(at) }
+  }
+  if (kind === kindCode.chunkedAtHome) {
+    if (payload.byteLength !== at + 12) return fail('truncated chunk home')
+    return {
+      kind: 'chunked',
+      refs,
+      dataBytes,
+      chunkCount: view.getUint32(at),
+      home: view.getBigUint64(at + 4),
+    }
   }
   if (payload.byteLength !== at + 4) return fail('truncated chunk count')
   const chunkCount = view.getUint32(at)

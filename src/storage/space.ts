@@ -7,9 +7,9 @@ import type { ObjectRecord, Oid, Tid } from '../protocol/index.ts'
 import { CorruptionError, u64Max } from '../protocol/index.ts'
 import { unseal } from './checksum.ts'
 import type { DiskDb } from './disk.ts'
-import { blobChunkKey, revisionKey, revisionKeyTid, transactionKey } from './keys.ts'
+import { revisionKey, revisionKeyTid, transactionKey } from './keys.ts'
 import type { RevisionHeader } from './records.ts'
-import { decodeRevisionHeader } from './records.ts'
+import { chunkKeyOf, decodeRevisionHeader } from './records.ts'
 import type { TransactionMeta } from './values.ts'
 import { decodeTransaction } from './values.ts'
 
@@ -140,7 +140,7 @@ export class Space {
         const data = new Uint8Array(header.dataBytes)
         let at = 0
         for (let i = 0; i < header.chunkCount; i++) {
-          const chunk = await this.get(blobChunkKey(oid, tid, i))
+          const chunk = await this.get(chunkKeyOf(oid, tid, header.home, i))
           if (chunk === undefined)
             throw new CorruptionError(`record oid=${oid} tid=${tid}`, `blob chunk ${i} is missing`)
           if (at + chunk.byteLength > data.byteLength) {
@@ -158,6 +158,41 @@ export class Space {
         return unreachable
       }
     }
+  }
+
+  /** Bytes [offset, offset + length) of revision (oid, tid)'s data, clipped at its end; see ObjectStore.loadRange. */
+  async range(oid: Oid, tid: Tid, offset: number, length: number): Promise<Uint8Array | undefined> {
+    const revision = await this.revision(oid, tid)
+    if (revision === undefined) return undefined
+    const { header } = revision
+    if (header.kind === 'tombstone') return undefined
+    const dataBytes = header.kind === 'inline' ? header.data.byteLength : header.dataBytes
+    if (offset >= dataBytes) return undefined
+    const end = Math.min(dataBytes, offset + length)
+    if (header.kind === 'inline') return header.data.subarray(offset, end)
+    // Chunks hold `chunkBytes` each but the last: the first chunk's size tells it.
+    const first = await this.#chunk(oid, tid, header, 0)
+    const chunkBytes = first.byteLength
+    const parts: Uint8Array[] = []
+    for (let i = Math.floor(offset / chunkBytes); i * chunkBytes < end; i++) {
+      const chunk = i === 0 ? first : await this.#chunk(oid, tid, header, i)
+      const from = Math.max(0, offset - i * chunkBytes)
+      parts.push(chunk.subarray(from, Math.min(chunk.byteLength, end - i * chunkBytes)))
+    }
+    return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+  }
+
+  async #chunk(
+    oid: Oid,
+    tid: Tid,
+    header: Extract<RevisionHeader, { kind: 'chunked' }>,
+    index: number,
+  ): Promise<Uint8Array> {
+    const chunk =
+      index < header.chunkCount ? await this.get(chunkKeyOf(oid, tid, header.home, index)) : undefined
+    if (chunk === undefined)
+      throw new CorruptionError(`record oid=${oid} tid=${tid}`, `blob chunk ${index} is missing`)
+    return chunk
   }
 
   async transaction(tid: Tid): Promise<TransactionMeta | undefined> {

@@ -23,8 +23,17 @@ export interface StoredHardState {
 
 /** `load`: the current revision. */
 export interface Loaded {
+  /** With `dataBytes` set, `data` is empty: read it by ranges (`ObjectStore.loadRange`). */
   readonly record: ObjectRecord
   readonly serial: Tid
+  /** Set when the record's data was left out (a blob above the `dataBytesMax` asked for): its size. */
+  readonly dataBytes?: number
+}
+
+/** How much of a record a load returns. */
+export interface LoadOptions {
+  /** Blobs larger than this come back without their data, with `dataBytes`. @default no limit */
+  readonly dataBytesMax?: number
 }
 
 /** `loadBefore`: the revision current just before a TID, and when it stopped being current. */

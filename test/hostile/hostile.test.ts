@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { CommitTooLargeError, connect } from '../../src/client/index.ts'
-import { commitBytesMax, commitEntryBytes, recordBytesMax } from '../../src/protocol/index.ts'
+import { blobStagedBytesMin, commitBytesMax, commitEntryBytes } from '../../src/protocol/index.ts'
 import { ProcessCluster } from '../server/processes.ts'
 import {
   bigIntFrame,
@@ -125,30 +125,36 @@ describe('hostile input against a three-member quorum', () => {
     assert.match(over.message, /commitBytesMax/)
     const db = await connect({ peers: [...cluster.urls.values()], token: cluster.tokens.readWrite })
     try {
-      const [big = 0n, small = 0n] = await db.newOids(2)
+      // Records above blobStagedBytesMin are staged in chunks, not carried in the commit: a
+      // commit too large is one of many records below that size.
+      const count = Math.floor(commitBytesMax / blobStagedBytesMin)
+      const oids = await db.newOids(count + 1)
       // The client library refuses it before sending, typed.
       const tooLarge = db.transact(async (tx) => {
-        tx.store(big, new Uint8Array(recordBytesMax))
-        tx.store(small, new Uint8Array(recordBytesMax))
+        for (const oid of oids) tx.store(oid, new Uint8Array(blobStagedBytesMin))
       })
       await assert.rejects(tooLarge, (error: unknown) => error instanceof CommitTooLargeError)
-      // Just under the limit: a largest record and a second one filling the rest.
-      const rest = commitBytesMax - recordBytesMax - 128 * 1024
+      // Just under the limit: records of the staging size and one filling the rest.
+      const rest = commitBytesMax - (count - 1) * blobStagedBytesMin - 128 * 1024
+      const sizes = [...Array.from({ length: count - 1 }, () => blobStagedBytesMin), rest]
       const bytes = commitEntryBytes({
         type: 'commit',
         user: '',
         description: '',
         extension: new Uint8Array(0),
         reads: [],
-        writes: [
-          { oid: big, serial: 0n, record: { refs: [], data: new Uint8Array(recordBytesMax) } },
-          { oid: small, serial: 0n, record: { refs: [], data: new Uint8Array(rest) } },
-        ],
+        writes: sizes.map((size, i) => ({
+          oid: oids[i] ?? 0n,
+          serial: 0n,
+          record: { refs: [], data: new Uint8Array(size) },
+        })),
       })
       assert.ok(bytes <= commitBytesMax && bytes > commitBytesMax - 256 * 1024, `${bytes} bytes`)
+      assert.ok(rest <= blobStagedBytesMin, 'every record travels inside the commit')
       const commit = db.transact(async (tx) => {
-        tx.store(big, new Uint8Array(recordBytesMax).fill(1))
-        tx.store(small, new Uint8Array(rest).fill(2))
+        sizes.forEach((size, i) => {
+          tx.store(oids[i] ?? 0n, new Uint8Array(size).fill(i + 1))
+        })
       })
       const [, run] = await Promise.all([commit, committer.run(commitIntervalMs, commit)])
       assert.ok(run.acks.length > 0)
