@@ -268,9 +268,10 @@ export interface MemberExit {
 /**
  * Options for node itself that every member started here gets, before the caller's own
  * `nodeArgs` (a later V8 flag wins). V8's young generation grows to two 16 MiB semi-spaces
- * by default; a member's young objects (frames, entries, results of one Ready) die within
- * a Ready or two, so 2 MiB semi-spaces keep the same scavenges cheap and take ~28 MiB less
- * at the peak (docs/operations.md, "Memory"; measured in docs/benchmarks.md).
+ * by default (32 MiB); a member's young objects (frames, entries, results of one Ready)
+ * die within a Ready or two, so 2 MiB semi-spaces (4 MiB) hold them as well, for a CPU cost
+ * within the benchmark's noise (docs/operations.md, "Memory"; docs/profiles/README.md,
+ * "Member memory").
  */
 export const memberNodeArgs: readonly string[] = ['--max-semi-space-size=2']
 

@@ -17,7 +17,7 @@ import { validateCommand } from './validate.ts'
  * The encoder returns a view into a buffer it fills with everything it encodes (frames,
  * stored values), and an entry stays in the leader's in-memory Raft log until compaction,
  * so a view would keep the whole buffer it lies in alive: 10,000 entries pinned ~25 MiB of
- * such buffers on a leader (docs/benchmarks.md, "Memory").
+ * such buffers on a leader (docs/profiles/README.md, "Member memory").
  */
 export function encodeCommand(command: Command): Uint8Array {
   return new Uint8Array(encodeMsgpack(command))
