@@ -2,6 +2,7 @@
  * The method section of docs/benchmarks.md: how a figure is taken. Written from the
  * settings of the run, so the page never describes a run other than the one it reports.
  */
+import { memberNodeArgs } from '../src/cli/local-quorum.ts'
 import { otherCpuPctMax } from './cpu.ts'
 import type { Settings } from './settings.ts'
 import { commitAttempts, payloadBytes } from './systems.ts'
@@ -23,7 +24,8 @@ export function methodSection(s: Settings): string[] {
     '  transactions at once over it. etcd gets the same from one client of the `etcd3` package, given its three',
     '  members (it spreads calls over them, one HTTP/2 channel per member), driven by the same loop code in the',
     '  same process. Both clusters are three members on 127.0.0.1 with sync on (zeoq’s default; etcd fsyncs by',
-    "  default); etcd is Debian's `etcd-server`.",
+    "  default); etcd is Debian's `etcd-server`. zeoq's members are started as `zeoq quorum` starts them",
+    `  (src/cli/local-quorum.ts: the build, with node's \`${memberNodeArgs.join(' ')}\`).`,
     `- **The transaction.** A closed loop: each of the N async workers runs one transaction after another. It`,
     `  picks one of ${s.objects} objects of ${payloadBytes} B at random, reads its version and writes ${payloadBytes} B if the version`,
     '  is unchanged. zeoq: `db.transact` with `tx.load(oid)` (the serial read, from the client cache or a snapshot',

@@ -28,13 +28,14 @@ export interface Settings {
 
 const mib = 2 ** 20
 
-export const settingsUsage = `[--quick] [--rounds N] [--measure-s N] [--data-mb N] [--catch-up-commits N] [--trials N]`
+export const settingsUsage = `[--quick] [--rounds N] [--measure-s N] [--at-once N,N,…] [--data-mb N] [--catch-up-commits N] [--trials N]`
 
 /** The options `settingsFrom` reads, for node:util's parseArgs. */
 export const settingsOptions = {
   quick: { type: 'boolean' },
   rounds: { type: 'string' },
   'measure-s': { type: 'string' },
+  'at-once': { type: 'string' },
   'data-mb': { type: 'string' },
   'catch-up-commits': { type: 'string' },
   trials: { type: 'string' },
@@ -50,10 +51,11 @@ export function settingsFrom(values: Readonly<Record<string, string | boolean | 
       throw new Error(`--${name} takes a positive integer, got "${raw}".`)
     return n
   }
+  const atOnce = values['at-once']
   return {
     quick,
     objects: 1000,
-    commitWorkers: [1, 16, 64],
+    commitWorkers: typeof atOnce === 'string' ? positiveList('at-once', atOnce) : [1, 16, 64],
     rounds: int('rounds', quick ? 1 : 3),
     perConnectionRounds: 1,
     readClients: [1, 16],
@@ -67,4 +69,12 @@ export function settingsFrom(values: Readonly<Record<string, string | boolean | 
     catchUpCommits: int('catch-up-commits', quick ? 2000 : 100_000),
     simSeeds: quick ? 20 : 200,
   }
+}
+
+/** A comma-separated list of positive integers, e.g. `--at-once 1,16`. */
+function positiveList(name: string, raw: string): number[] {
+  const list = raw.split(',').map((part) => Number(part.trim()))
+  if (list.length === 0 || list.some((n) => !Number.isSafeInteger(n) || n < 1))
+    throw new Error(`--${name} takes positive integers separated by commas, got "${raw}".`)
+  return list
 }

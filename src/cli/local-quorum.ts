@@ -303,6 +303,16 @@ export interface MemberExit {
   readonly output: string
 }
 
+/**
+ * Options for node itself that every member started here gets, before the caller's own
+ * `nodeArgs` (a later V8 flag wins). V8's young generation grows to two 16 MiB semi-spaces
+ * by default (32 MiB); a member's young objects (frames, entries, results of one Ready)
+ * die within a Ready or two, so 2 MiB semi-spaces (4 MiB) hold them as well, for a CPU cost
+ * within the benchmark's noise (docs/operations.md, "Memory"; docs/profiles/README.md,
+ * "Member memory").
+ */
+export const memberNodeArgs: readonly string[] = ['--max-semi-space-size=2']
+
 export interface LocalQuorumOptions {
   /** Holds the secret, the tokens file and each member's data directory (and log file). */
   readonly dir: string
@@ -316,7 +326,7 @@ export interface LocalQuorumOptions {
   readonly logLevel?: string
   /** More `zeoq start` arguments for every member. */
   readonly memberArgs?: readonly string[]
-  /** Options for node itself, before bin/zeoq.js (e.g. `--cpu-prof`). */
+  /** More options for node itself, after `memberNodeArgs` and before bin/zeoq.js (e.g. `--cpu-prof`). */
   readonly nodeArgs?: readonly string[]
   /** Also append each member's output to `<dir>/member-<id>.log`. @default false */
   readonly logFiles?: boolean
@@ -397,6 +407,7 @@ export class LocalQuorum {
           ]
     const command = [
       process.execPath,
+      ...memberNodeArgs,
       ...(options.nodeArgs ?? []),
       zeoqBinPath(),
       'start',

@@ -12,8 +12,15 @@ import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 import type { Validated } from './validate.ts'
 import { validateCommand } from './validate.ts'
 
+/**
+ * A command's bytes, as a log entry holds them: copied out of the encoder's shared buffer.
+ * The encoder returns a view into a buffer it fills with everything it encodes (frames,
+ * stored values), and an entry stays in the leader's in-memory Raft log until compaction,
+ * so a view would keep the whole buffer it lies in alive: 10,000 entries pinned ~25 MiB of
+ * such buffers on a leader (docs/profiles/README.md, "Member memory").
+ */
 export function encodeCommand(command: Command): Uint8Array {
-  return encodeMsgpack(command)
+  return new Uint8Array(encodeMsgpack(command))
 }
 
 /** A commit as a client builds it, before the session fields and the leader's stamp. */

@@ -182,22 +182,30 @@ export class LogStore {
    * on, and saves `hardState` if given: one atomic batch, one sync.
    */
   async save(entries: readonly StoredEntry[], hardState: StoredHardState | undefined): Promise<void> {
+    // A hard state whose term and vote are unchanged only moved the commit index. Raft
+    // keeps the commit index in volatile state (Raft paper, Figure 2): a member relearns it
+    // from the leader, and a restart takes at least the applied index as committed
+    // (RaftLog), so a stale stored commit index loses nothing. It is not written on its own
+    // (that was a write in series before every apply on the leader); it rides with the next
+    // write of entries or of a new term or vote, which rewrite the hard state record.
+    if (
+      entries.length === 0 &&
+      hardState !== undefined &&
+      hardState.term === this.#syncedTerm &&
+      hardState.vote === this.#syncedVote
+    ) {
+      this.#hardState = hardState
+      return
+    }
     const { operations, lastIndex, durable } = this.#saveOperations(entries, hardState, this.#lastIndex)
     if (operations.length === 0) return
-    // One batch across both sublevels, then one sync: entries and vote become durable together.
-    // A hard state whose term and vote are unchanged only moved the commit index, which a
-    // member relearns from the leader after a crash: it needs no sync of its own (etcd's
-    // MustSync rule), which saves an fsync per commit round on the leader.
-    const mustSync =
-      entries.length > 0 ||
-      (hardState !== undefined &&
-        (hardState.term !== this.#syncedTerm || hardState.vote !== this.#syncedVote))
-    // Where the disk can, the batch carries its own sync: one write per Ready, not a batch
-    // and then a second, syncing write.
-    if (mustSync && this.#disk.batchSynced !== undefined) await this.#disk.batchSynced(operations)
+    // One batch across both sublevels with one sync: entries and vote become durable
+    // together. Where the disk can, the batch carries its own sync: one write per Ready,
+    // not a batch and then a second, syncing write.
+    if (this.#disk.batchSynced !== undefined) await this.#disk.batchSynced(operations)
     else {
       await this.#disk.db.batch(operations)
-      if (mustSync) await this.#disk.sync()
+      await this.#disk.sync()
     }
     if (hardState !== undefined) {
       this.#syncedTerm = hardState.term

@@ -1,4 +1,4 @@
-/** Which log writes are synced: entries and term or vote changes are; a commit-only change is not. */
+/** Which log writes are synced: entries and term or vote changes are; a commit-only change is not even written. */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { LogStore, MemoryDisk } from '../../src/storage/index.ts'
@@ -22,9 +22,10 @@ describe('log store syncs', () => {
     const log = await LogStore.open(disk)
     await log.load()
     await log.save([entry(1, 1), entry(2, 1)], { term: 1, vote: 2, commit: 0 })
-    // Only the commit index moved: written, not synced (the leader tells it again after a crash).
+    // Only the commit index moved: not written at all (the leader tells it again after a crash).
     await log.save([], { term: 1, vote: 2, commit: 2 })
-    assert.ok(disk.unsyncedWrites > 0, 'the commit-only hard state was not synced')
+    assert.equal(disk.unsyncedWrites, 0, 'the commit-only hard state was not written')
+    assert.deepEqual((await reopen(disk)).hardState, { term: 1, vote: 2, commit: 0 })
     disk.crash()
     let loaded = await reopen(disk)
     assert.deepEqual(loaded.hardState, { term: 1, vote: 2, commit: 0 })
@@ -37,5 +38,19 @@ describe('log store syncs', () => {
     disk.crash()
     loaded = await reopen(disk)
     assert.deepEqual(loaded.hardState, { term: 2, vote: 3, commit: 2 })
+  })
+
+  test('a commit index not written on its own rides with the next write of entries', async () => {
+    const disk = new MemoryDisk()
+    await disk.open()
+    const log = await LogStore.open(disk)
+    await log.load()
+    await log.save([entry(1, 1), entry(2, 1)], { term: 1, vote: 2, commit: 0 })
+    await log.save([], { term: 1, vote: 2, commit: 2 })
+    await log.save([entry(3, 1)], undefined)
+    disk.crash()
+    const loaded = await reopen(disk)
+    assert.deepEqual(loaded.hardState, { term: 1, vote: 2, commit: 2 })
+    assert.equal(loaded.entries.length, 3)
   })
 })
