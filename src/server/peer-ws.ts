@@ -213,10 +213,25 @@ class OutboundLink {
     )
   }
 
+  /**
+   * The peer just dialled us and proved the secret, so it is up: if this link is waiting
+   * out its backoff, dial now. A member restarting after a while would otherwise wait up
+   * to the backoff's maximum (2 s) before its leader reaches it, and Raft traffic to it
+   * (the catch-up) flows only on this link.
+   */
+  peerIsUp(): void {
+    if (this.#closed || this.#socket !== undefined || this.#retry === undefined) return
+    this.#retry.cancel()
+    this.#retry = undefined
+    this.#attempt = 0
+    this.#dial()
+  }
+
   #scheduleReconnect(): void {
     const delayMs = backoffDelayMs(reconnectBackoff, this.#attempt, this.#net.random)
     this.#attempt = Math.min(this.#attempt + 1, backoffDoublingsMax)
     this.#retry = this.#net.options.clock.setTimer(delayMs, () => {
+      this.#retry = undefined
       if (!this.#closed) this.#dial()
     })
   }
@@ -340,6 +355,7 @@ export class PeerWs implements PeerNetwork {
             this.#inbound.set(socket, peer)
             handshake.cancel()
             socket.send(encodePeerFrame({ type: 'authOk', mac }))
+            this.#links.get(from)?.peerIsUp()
           },
           (error: unknown) => {
             options.logger.error({ peer: from, err: error }, 'could not record the cluster id')
