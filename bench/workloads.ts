@@ -310,7 +310,7 @@ export async function catchUpRun(
   const answeredMs = Math.min(catchUpMs, answeredAtMs - startMs)
   const cpu = window.end()
   log(
-    `  ${cluster.system} catch-up of ${commits} commits: ${catchUpMs.toFixed(0)} ms, of which ${answeredMs.toFixed(0)} ms until the member answered (written in ${writeSeconds.toFixed(1)} s, ${failed} failed and made again); others ${cpu.otherPct.toFixed(0)} % of a core`,
+    `  ${cluster.system} catch-up of ${commits} commits: ${catchUpMs.toFixed(0)} ms, of which ${answeredMs.toFixed(0)} ms until the member answered (written in ${writeSeconds.toFixed(1)} s, ${failed} failed and made again); members' CPU ${cpu.membersMs.toFixed(0)} ms (${cpu.membersPct.map((p) => p.toFixed(0)).join(', ')} % of a core); others ${cpu.otherPct.toFixed(0)} % of a core`,
   )
   return { system: cluster.system, commits, writeSeconds, failedWrites: failed, catchUpMs, answeredMs, cpu }
 }

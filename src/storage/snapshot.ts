@@ -6,8 +6,8 @@
  *   header: 'Z' 'Q' 'S' '3' (the format: the state-machine format, values.ts `stateFormatVersion`)
  *   entry:  u8 0x45 ‖ u32 keyBytes ‖ key ‖ u32 valueBytes ‖ sealed value (as stored)
  *   end:    u8 0x5a ‖ u64 entryCount ‖ 32-byte SHA-256 of all entry frames
- * Values keep their seals, so the receiver checks each one, and the end frame catches a
- * truncated or reordered stream.
+ * Values keep their seals (each is checked where the image is read from storage), and the
+ * end frame's hash catches a damaged, truncated or reordered stream.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
