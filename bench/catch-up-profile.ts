@@ -30,14 +30,17 @@ export async function catchUpProfilePhase(plan: Plan, results: BenchResults): Pr
   let windowUs: readonly [number, number]
   try {
     const keys = await seed(bed, settings.objects)
-    const leaderId = await bed.cluster.waitForLeader()
+    const pidsBefore = new Set(bed.cluster.memberIds().map((id) => bed.cluster.pid(id)))
     const startUs = monotonicUs()
     const result = await catchUpRun({ bed, keys, idle: [] }, settings.catchUpCommits, log)
     const endUs = monotonicUs()
     results.catchUp.push(result)
     // The catch-up window: from the restart (catchUpMs before the end) to caught up.
     windowUs = [Math.max(startUs, endUs - Math.round(result.catchUpMs * 1000)), endUs]
-    const followerId = bed.cluster.memberIds().find((id) => id !== leaderId)
+    // The leader now (leadership may have moved while the commits were written); the
+    // follower is the member with a new process.
+    const leaderId = await bed.cluster.waitForLeader()
+    const followerId = bed.cluster.memberIds().find((id) => !pidsBefore.has(bed.cluster.pid(id)))
     pids = {
       leader: bed.cluster.pid(leaderId),
       follower: followerId === undefined ? undefined : bed.cluster.pid(followerId),

@@ -99,7 +99,10 @@ export function recoverySection(results: BenchResults): string[] {
     'joining alone. Catch-up: see the method; zeoq’s member has caught up when its `/status` applied index',
     'reaches the leader’s commit index, etcd’s when its revision equals the leader’s. "Until it answered" is the',
     'part of the catch-up time before the restarted member first answered that poll (its process start);',
-    'the rest is the catch-up proper.',
+    'the rest is the catch-up proper. A zeoq follower this far behind needs entries its leader has compacted',
+    'away, so it is sent an image of the whole store, history included: its catch-up grows with the store',
+    '(every transaction since the last pack, those of the commit runs above too), not with the commits it',
+    'missed (docs/architecture.md, "Catching up"; `npm run bench -- --only catch-up-profile` profiles it).',
     '',
     ...table(
       ['system', 'data set', 'written in s', 'restart until serving, ms', 'same, empty, ms'],
