@@ -21,8 +21,18 @@ export interface BenchCluster {
   start(id: number): void
   /** Waits until a (re)started member serves: zeoq's /readyz, etcd's /health. */
   waitServing(id: number, timeoutMs: number): Promise<void>
-  waitCaughtUp(id: number, timeoutMs: number): Promise<void>
+  /**
+   * Waits until member `id` has applied everything the leader has committed; returns when
+   * (performance.now()) it first answered the question, i.e. its process was up and serving
+   * its status: the catch-up proper runs from there.
+   */
+  waitCaughtUp(id: number, timeoutMs: number): Promise<CaughtUp>
   stop(): Promise<void>
+}
+
+export interface CaughtUp {
+  /** performance.now() at the first poll the member answered (its process started and serves its status). */
+  readonly answeredAtMs: number
 }
 
 /** Keys the workloads use, and a target that reaches them through the given endpoints. */

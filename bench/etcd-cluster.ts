@@ -166,14 +166,18 @@ export class EtcdCluster {
   }
 
   /** Waits until member `id` has the leader's revision. */
-  async waitCaughtUp(id: number, timeoutMs: number): Promise<void> {
+  /** Waits until member `id` holds the leader's revision; returns when it first answered (performance.now()). */
+  async waitCaughtUp(id: number, timeoutMs: number): Promise<{ readonly answeredAtMs: number }> {
+    let answeredAtMs: number | undefined
     await waitFor(`etcd member ${id} to catch up`, timeoutMs, async () => {
       this.#checkAlive()
       const leader = await this.waitForLeader()
       const revision = 'etcd_debugging_mvcc_current_revision'
       const [want, have] = await Promise.all([this.gauge(leader, revision), this.gauge(id, revision)])
+      if (have !== undefined) answeredAtMs ??= performance.now()
       return want !== undefined && have !== undefined && have >= want ? true : undefined
     })
+    return { answeredAtMs: answeredAtMs ?? performance.now() }
   }
 
   async stop(): Promise<void> {

@@ -24,8 +24,26 @@ import {
   type Stage,
 } from './workloads.ts'
 
-export const phaseNames = ['commits', 'reads', 'failover', 'recovery', 'memory', 'sim', 'profile'] as const
+/**
+ * `recovery` includes the catch-up; `catch-up` alone runs only the catch-up (a quick
+ * measure of it). `catch-up-profile` is not part of a full run: the catch-up again on a
+ * fresh zeoq cluster whose members run under `--cpu-prof`, with the leader's and the
+ * restarted follower's profiles summarised over the catch-up.
+ */
+export const phaseNames = [
+  'commits',
+  'reads',
+  'failover',
+  'recovery',
+  'catch-up',
+  'memory',
+  'sim',
+  'profile',
+  'catch-up-profile',
+] as const
 export type PhaseName = (typeof phaseNames)[number]
+/** The phases of a run without --only. */
+export const defaultPhaseNames: readonly PhaseName[] = phaseNames.filter((p) => p !== 'catch-up-profile')
 
 export interface Plan {
   readonly only: ReadonlySet<PhaseName>
@@ -59,7 +77,8 @@ export async function guarded(
 export async function mainPhase(plan: Plan, results: BenchResults): Promise<void> {
   const { only, settings, log } = plan
   const wants = (p: PhaseName): boolean => only.has(p)
-  if (!['commits', 'reads', 'failover', 'recovery', 'memory'].some((p) => wants(p as PhaseName))) return
+  if (!['commits', 'reads', 'failover', 'recovery', 'catch-up', 'memory'].some((p) => wants(p as PhaseName)))
+    return
   log(`${plan.systems.join(' and ')}: starting three members each`)
   await withTestbeds(plan.systems, async (beds) => {
     const idle = beds.map((bed) => memberMemory(bed.cluster))
@@ -100,7 +119,7 @@ export async function mainPhase(plan: Plan, results: BenchResults): Promise<void
         await guarded(plan, results, `${system} failover`, async () => {
           results.failover.push(await failoverRuns(stage, settings, log))
         })
-      if (wants('recovery'))
+      if (wants('recovery') || wants('catch-up'))
         await guarded(plan, results, `${system} catch-up`, async () => {
           results.catchUp.push(await catchUpRun(stage, settings.catchUpCommits, log))
         })

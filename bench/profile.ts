@@ -121,8 +121,12 @@ export function summarizeProfile(
     frames.set(node.id, node.callFrame)
     for (const child of node.children ?? []) parents.set(child, node.id)
   }
+  // A process started inside the window (a restarted member) counts from its start.
   const windowed =
-    windowUs !== undefined && windowUs[0] >= profile.startTime && windowUs[1] <= profile.endTime + 1_000_000
+    windowUs !== undefined &&
+    windowUs[1] >= profile.startTime &&
+    windowUs[0] <= profile.endTime &&
+    windowUs[1] <= profile.endTime + 1_000_000
   const functions = new Tally()
   const files = new Tally()
   const callers = new Tally()

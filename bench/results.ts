@@ -86,6 +86,12 @@ export interface CatchUpResult {
   readonly cpu: CpuShares
   /** Restart of the member that missed them until it has applied all of them. */
   readonly catchUpMs: number
+  /**
+   * The part of `catchUpMs` until the restarted member first answered the benchmark's poll
+   * (its process started and serves its status): the rest is the catch-up proper. Absent
+   * in results of older runs.
+   */
+  readonly answeredMs?: number
 }
 
 export interface SimResult {

@@ -8,6 +8,8 @@
  *   npm run bench                      the full run (about a quarter of an hour on 2 cores)
  *   npm run bench -- --quick           one round of short runs: checks the harness (a few minutes)
  *   npm run bench -- --only commits --out /tmp/b
+ *   npm run bench -- --only catch-up --systems zeoq,etcd --rounds 1 --out /tmp/b
+ *   npm run bench -- --only catch-up-profile     the catch-up with the zeoq members profiled
  *
  * Everything listens on 127.0.0.1; every process started is killed and every temporary
  * directory removed on exit, on an error and on Ctrl-C. A step that fails is recorded in
@@ -19,11 +21,13 @@ import { cpus, release, totalmem, type } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { catchUpProfilePhase } from './catch-up-profile.ts'
 import { commitChart } from './chart.ts'
 import { otherCpuPctMax } from './cpu.ts'
 import { ensureEtcd } from './etcd-cluster.ts'
 import {
   bigDataPhase,
+  defaultPhaseNames,
   guarded,
   mainPhase,
   type PhaseName,
@@ -42,7 +46,7 @@ import type { SystemName } from './systems.ts'
 const repoRoot = fileURLToPath(new URL('../', import.meta.url))
 
 const usage = `Usage: npm run bench -- ${settingsUsage}
-       [--only ${phaseNames.join(',')}] [--out DIR] [--json FILE]
+       [--only ${phaseNames.join(',')}] [--systems zeoq,etcd] [--out DIR] [--json FILE]
 A full run of every phase writes docs/benchmarks.md and docs/benchmarks.svg; --quick or --only write
 them only into the DIR given with --out.`
 
@@ -60,13 +64,23 @@ function log(line: string): void {
 
 function phasesFrom(only: string | undefined): Set<PhaseName> {
   const phases = new Set<PhaseName>()
-  for (const name of (only ?? phaseNames.join(',')).split(',')) {
+  for (const name of (only ?? defaultPhaseNames.join(',')).split(',')) {
     const phase = phaseNames.find((p) => p === name.trim())
     if (phase === undefined)
       throw new Error(`Unknown phase "${name}" in --only; known: ${phaseNames.join(', ')}.`)
     phases.add(phase)
   }
   return phases
+}
+
+/** The systems --systems names (both by default), zeoq first: the order of each round. */
+function systemsFrom(names: string | undefined): SystemName[] {
+  const known: readonly SystemName[] = ['zeoq', 'etcd']
+  const wanted = (names ?? known.join(',')).split(',').map((n) => n.trim())
+  for (const name of wanted)
+    if (!known.includes(name as SystemName))
+      throw new Error(`Unknown system "${name}" in --systems; known: ${known.join(', ')}.`)
+  return known.filter((s) => wanted.includes(s))
 }
 
 /** Members run the compiled build, as an installed zeoq does (bin/zeoq.js uses dist/ when ZEOQ_FROM_BUILD=1). */
@@ -116,6 +130,7 @@ async function main(): Promise<number> {
     options: {
       ...settingsOptions,
       only: { type: 'string' },
+      systems: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean' },
@@ -127,18 +142,19 @@ async function main(): Promise<number> {
   }
   const settings = settingsFrom(values)
   const only = phasesFrom(values.only)
-  const fullRun = !settings.quick && values.only === undefined
+  const wanted = systemsFrom(values.systems)
+  const fullRun = !settings.quick && values.only === undefined && values.systems === undefined
   const outDir = values.out ?? (fullRun ? join(repoRoot, 'docs') : undefined)
   const buildStartMs = performance.now()
   buildForMembers()
-  const etcdVersion = ensureEtcd(log)
+  const etcdVersion = wanted.includes('etcd') ? ensureEtcd(log) : undefined
   const results = emptyResults(settings, etcdVersion)
   results.phases.push({ phase: 'build and etcd', seconds: (performance.now() - buildStartMs) / 1000 })
-  if (etcdVersion === undefined)
+  if (etcdVersion === undefined && wanted.includes('etcd'))
     results.failures.push(
       'etcd could not be installed (apt-get install etcd-server failed): the etcd side is skipped.',
     )
-  const systems: SystemName[] = etcdVersion === undefined ? ['zeoq'] : ['zeoq', 'etcd']
+  const systems = wanted.filter((s) => s !== 'etcd' || etcdVersion !== undefined)
   const plan: Plan = { only, systems, settings, log }
   log(
     `bench: ${settings.quick ? 'quick' : 'full'} run of ${[...only].join(', ')}; load average ${results.machine.loadBefore}`,
@@ -147,6 +163,7 @@ async function main(): Promise<number> {
     ['commits, reads, failover, catch-up', mainPhase],
     ['data set', bigDataPhase],
     ['profile', profilePhase],
+    ['catch-up profile', catchUpProfilePhase],
     ['sim', simPhase],
   ]
   for (const [name, phase] of phases) {

@@ -7,15 +7,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeCommand, sessionOwnerBytes } from '../src/protocol/index.ts'
 import type { Disk } from '../src/storage/index.ts'
 import { ObjectStore, openClassicDisk } from '../src/storage/index.ts'
+import { objectsMax, storeFiller } from './store-fill.ts'
 
 /** Commits per run without sync; with sync each costs an fsync, so fewer. */
 const commitsNoSync = 5000
 const commitsSync = 500
 const loadsCount = 20_000
-const objectsMax = 1000
 
 interface Row {
   readonly name: string
@@ -26,8 +25,7 @@ interface Row {
 /**
  * Applies `count` commits of `objectsPerCommit` objects, `batch` entries per `applyAll`
  * call (as a member applies a Ready's committed entries), with a sync after each call when
- * `sync` is set. Batches never repeat an object (999 objects, at most 640 per batch), so
- * every commit's serial is known from earlier batches.
+ * `sync` is set.
  */
 async function applyRun(
   disk: Disk,
@@ -36,63 +34,9 @@ async function applyRun(
   sync: boolean,
   batch = 1,
 ): Promise<Row> {
-  const store = await ObjectStore.open(disk)
-  let index = store.appliedIndex
-  const entryOf = (data: Uint8Array) => ({ term: 1, index: ++index, kind: 'normal' as const, data })
-  const owner = new Uint8Array(sessionOwnerBytes).fill(1)
-  const opened = await store.apply(entryOf(encodeCommand({ type: 'openSession', proposedTid: 1n, owner })))
-  if (opened.code !== 'sessionOpened') throw new Error('no session')
-  const session = opened.session
-  let seq = 0
-  await store.apply(
-    entryOf(
-      encodeCommand({
-        type: 'newOids',
-        session,
-        owner,
-        seq: ++seq,
-        lowestUnansweredSeq: seq,
-        proposedTid: 1n,
-        count: objectsMax,
-      }),
-    ),
-  )
-  const serials = new Map<bigint, bigint>()
-  const data = new Uint8Array(100).fill(7)
+  const fill = await storeFiller(await ObjectStore.open(disk))
   const start = process.hrtime.bigint()
-  for (let i = 0; i < count; i += batch) {
-    const entries = []
-    // The batch's commits are in flight together: the first of them is the lowest unanswered.
-    const lowestUnansweredSeq = seq + 1
-    for (let k = i; k < Math.min(count, i + batch); k++) {
-      const writes = Array.from({ length: objectsPerCommit }, (_, j) => {
-        const oid = BigInt(1 + ((k * objectsPerCommit + j) % (objectsMax - 1)))
-        return { oid, serial: serials.get(oid) ?? 0n, record: { refs: [], data } }
-      })
-      entries.push(
-        entryOf(
-          encodeCommand({
-            type: 'commit',
-            session,
-            owner,
-            seq: ++seq,
-            lowestUnansweredSeq,
-            proposedTid: BigInt(k + 1) << 16n,
-            user: 'bench',
-            description: '',
-            extension: new Uint8Array(0),
-            reads: [],
-            writes,
-          }),
-        ),
-      )
-    }
-    for (const result of await store.applyAll(entries)) {
-      if (result.code !== 'committed') throw new Error(`commit failed: ${result.code}`)
-      for (const oid of result.oids) serials.set(oid, result.tid)
-    }
-    if (sync) await disk.sync()
-  }
+  await fill({ objectsPerCommit, count, batch, ...(sync ? { afterBatch: () => disk.sync() } : {}) })
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
   const per = batch === 1 ? '' : `, ${batch} per batch`
   return { name: `apply ${objectsPerCommit} × 100 B${per}${sync ? ', sync each' : ''}`, ops: count, seconds }

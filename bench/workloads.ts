@@ -305,13 +305,14 @@ export async function catchUpRun(
   const window = CpuWindow.start(partiesOf(stage.bed, stage.idle))
   const startMs = performance.now()
   cluster.start(follower)
-  await cluster.waitCaughtUp(follower, memberWaitMs)
+  const { answeredAtMs } = await cluster.waitCaughtUp(follower, memberWaitMs)
   const catchUpMs = performance.now() - startMs
+  const answeredMs = Math.min(catchUpMs, answeredAtMs - startMs)
   const cpu = window.end()
   log(
-    `  ${cluster.system} catch-up of ${commits} commits: ${catchUpMs.toFixed(0)} ms (written in ${writeSeconds.toFixed(1)} s, ${failed} failed and made again); others ${cpu.otherPct.toFixed(0)} % of a core`,
+    `  ${cluster.system} catch-up of ${commits} commits: ${catchUpMs.toFixed(0)} ms, of which ${answeredMs.toFixed(0)} ms until the member answered (written in ${writeSeconds.toFixed(1)} s, ${failed} failed and made again); members' CPU ${cpu.membersMs.toFixed(0)} ms (${cpu.membersPct.map((p) => p.toFixed(0)).join(', ')} % of a core); others ${cpu.otherPct.toFixed(0)} % of a core`,
   )
-  return { system: cluster.system, commits, writeSeconds, failedWrites: failed, catchUpMs, cpu }
+  return { system: cluster.system, commits, writeSeconds, failedWrites: failed, catchUpMs, answeredMs, cpu }
 }
 
 /** The follower the restart measurements use: the lowest id that does not lead. */

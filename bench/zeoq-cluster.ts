@@ -97,15 +97,21 @@ export class ZeoqCluster {
     return leader.id
   }
 
-  /** Waits until member `id` has applied everything the leader has committed. */
-  async waitCaughtUp(id: number, timeoutMs: number): Promise<void> {
+  /**
+   * Waits until member `id` has applied everything the leader has committed; returns when
+   * it first answered its status (performance.now()).
+   */
+  async waitCaughtUp(id: number, timeoutMs: number): Promise<{ readonly answeredAtMs: number }> {
+    let answeredAtMs: number | undefined
     await waitFor(`member ${id} to catch up`, timeoutMs, async () => {
       this.#checkAlive()
       const leaderId = await this.waitForLeader()
       const [leader, member] = await Promise.all([this.status(leaderId), this.status(id)])
+      if (member !== undefined) answeredAtMs ??= performance.now()
       if (leader === undefined || member === undefined) return undefined
       return member.applied >= leader.commit ? true : undefined
     })
+    return { answeredAtMs: answeredAtMs ?? performance.now() }
   }
 
   async stop(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {

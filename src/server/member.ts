@@ -23,6 +23,7 @@ import {
   type Invalidation,
   type MemberStatus,
   type Result,
+  snapshotChunkBytesMax,
   type Tid,
 } from '../protocol/index.ts'
 import {
@@ -70,7 +71,7 @@ export interface MemberOptions extends CompactionOptions {
    * the disk holds a configuration. @default false
    */
   readonly join?: boolean
-  /** Bytes per snapshot chunk on the peer network. @default 256 KiB */
+  /** Bytes per snapshot chunk on the peer network. @default 1 MiB (`snapshotChunkBytesMax`) */
   readonly snapshotChunkBytes?: number
   /**
    * How long a snapshot transfer waits for the follower's acknowledgement before it
@@ -124,8 +125,12 @@ export interface MemberEvents {
 
 const catchUpWaitMsDefault = 5000
 const requestTimeoutMsDefault = 10_000
-/** A chunk big enough to stream at link speed, small enough that a few in flight cost little memory. */
-const snapshotChunkBytesDefault = 256 * 1024
+/**
+ * The largest chunk a peer accepts: an image of small entries streams faster the fewer
+ * frames, acknowledgements and staging calls it takes, and the few in flight
+ * (`snapshotChunksInFlightMax`) cost a few MiB of memory.
+ */
+const snapshotChunkBytesDefault = snapshotChunkBytesMax
 
 export class Member {
   readonly id: NodeId

@@ -12,7 +12,6 @@
  * backup before; the meta's last TID, next oid and log time move up to cover the kept
  * transactions.
  */
-import { createHash } from 'node:crypto'
 import type { BackupInfo, Tid } from '../protocol/index.ts'
 import { CorruptionError } from '../protocol/index.ts'
 import { incrementalMagic } from './backup.ts'
@@ -29,7 +28,7 @@ import {
   uploadChunkPrefix,
 } from './keys.ts'
 import { decodeRevisionHeader } from './records.ts'
-import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
+import { FrameReader, ImageWriter, snapshotMagic } from './snapshot.ts'
 import { describeKey } from './space.ts'
 import { decodeMeta, encodeMeta, initialMeta, stateFormatVersion } from './values.ts'
 
@@ -201,16 +200,8 @@ export async function* restoredImage(
   chunkBytesMax: number,
   onBytes?: (part: number, fileBytes: number) => void,
 ): AsyncGenerator<Uint8Array, void, undefined> {
-  const writer = new ChunkWriter(chunkBytesMax)
-  const hash = createHash('sha256')
-  let count = 0
-  const add = (key: Uint8Array, value: Uint8Array): void => {
-    const frame = encodeEntryFrame(key, value)
-    hash.update(frame)
-    count += 1
-    writer.write(frame)
-  }
-  writer.write(snapshotMagic)
+  const writer = new ImageWriter(chunkBytesMax, snapshotMagic)
+  const add = (key: Uint8Array, value: Uint8Array): void => writer.entry(key, value)
   let baseMeta: Uint8Array | undefined
   const kept = { lastTid: 0n, nextOid: 0n }
   // Staged records' chunks follow their revision in an incremental: those of revisions past the limit are left out too.
@@ -247,12 +238,11 @@ export async function* restoredImage(
           throw new CorruptionError(part.name, `an entry under an unknown ${describeKey(key)}`)
         }
       }
-      yield* writer.take(false)
+      yield* writer.take()
     }
   }
   add(metaKey, restoredMeta(baseMeta, kept))
-  writer.write(encodeEndFrame(count, hash.digest()))
-  yield* writer.take(true)
+  yield* writer.end()
 }
 
 /** The base backup's meta, moved up to cover the transactions kept from a cut incremental. */

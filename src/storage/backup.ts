@@ -12,7 +12,6 @@
  * transactions), so the two parts rebuild the source's keyspace exactly; a pack since
  * the previous backup therefore makes the next one full.
  */
-import { createHash } from 'node:crypto'
 import type { BackupInfo, BackupKind, Tid } from '../protocol/index.ts'
 import { backupChunkBytesMax } from '../protocol/index.ts'
 import { BackupFileWriter } from './backup-file.ts'
@@ -20,7 +19,7 @@ import { sealBytes } from './checksum.ts'
 import { inPlacePrefixes, revisionKey, transactionKey, transactionKeyTid } from './keys.ts'
 import type { ObjectStore } from './object-store.ts'
 import { chunkKeyOf, decodeRevisionHeader } from './records.ts'
-import { ChunkWriter, encodeEndFrame, encodeEntryFrame } from './snapshot.ts'
+import { ImageWriter } from './snapshot.ts'
 import type { KeyRange, StateView } from './types.ts'
 import { decodeTransaction, stateFormatVersion } from './values.ts'
 
@@ -152,33 +151,24 @@ async function* incrementalContent(
   chunkBytesMax: number,
 ): AsyncGenerator<Uint8Array, void, undefined> {
   // Started at once by `startReading`: yields nothing before its `try`, so it closes the view.
-  const writer = new ChunkWriter(chunkBytesMax)
-  const hash = createHash('sha256')
-  let count = 0
-  const add = (key: Uint8Array, value: Uint8Array): void => {
-    const frame = encodeEntryFrame(key, value)
-    hash.update(frame)
-    count += 1
-    writer.write(frame)
-  }
+  const writer = new ImageWriter(chunkBytesMax, incrementalMagic)
+  const add = (key: Uint8Array, value: Uint8Array): void => writer.entry(key, value)
   try {
-    writer.write(incrementalMagic)
     const transactions = { gt: transactionKey(sinceTid), lte: transactionKey(view.meta.lastTid) }
     for await (const page of pages(view, transactions)) {
       for (const [key, value] of page) {
         add(key, value)
         await addTransactionKeys(view, transactionKeyTid(key), value, add)
       }
-      yield* writer.take(false)
+      yield* writer.take()
     }
     for (const prefix of inPlacePrefixes) {
       for await (const page of pages(view, { gte: Uint8Array.of(prefix), lt: Uint8Array.of(prefix + 1) })) {
         for (const [key, value] of page) add(key, value)
-        yield* writer.take(false)
+        yield* writer.take()
       }
     }
-    writer.write(encodeEndFrame(count, hash.digest()))
-    yield* writer.take(true)
+    yield* writer.end()
   } finally {
     await view.close()
   }

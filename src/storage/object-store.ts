@@ -10,7 +10,6 @@
  * snapshot image, the consistent view backups read and the staged install all reach it.
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import type { AbstractSublevel } from 'abstract-level'
 import type {
   Command,
@@ -26,7 +25,7 @@ import { CorruptionError, decodeCommand, TooOldError, u64Max, validateCommand } 
 import type { ApplyContext } from './apply.ts'
 import { executeCommand, mustApplyAlone, put, sessionOperations } from './apply.ts'
 import { seal, unseal } from './checksum.ts'
-import type { Disk, DiskDb } from './disk.ts'
+import { BulkWriter, type Disk, type DiskDb } from './disk.ts'
 import {
   isSessionTableKey,
   memberUrlKeyId,
@@ -42,7 +41,7 @@ import type { ObjectStoreOptions, ResolvedOptions } from './options.ts'
 import { resolveOptions } from './options.ts'
 import { packBarrier, packProgress, packReadsMarks, packStep, readPackSummary } from './pack.ts'
 import { PackMarks } from './pack-marks.ts'
-import { ChunkWriter, encodeEndFrame, encodeEntryFrame, FrameReader, snapshotMagic } from './snapshot.ts'
+import { FrameReader, ImageWriter, snapshotMagic } from './snapshot.ts'
 import { describeKey, type Revision, Space } from './space.ts'
 import { StateCache } from './state-cache.ts'
 import type {
@@ -64,12 +63,21 @@ const dbOptions = { keyEncoding: 'view', valueEncoding: 'view' } as const
 type Half = 'a' | 'b'
 const activeKey = new TextEncoder().encode('active')
 
-/** Entries read per iterator call when scanning (snapshot, hash, transaction iterator). */
+/** Entries read per iterator call when scanning (hash, transaction iterator). */
 const scanPageEntriesMax = 256
+/**
+ * Entries read per iterator call for a snapshot image: more than a scan's page, since the
+ * image reads everything and each call has a fixed cost; a page of small entries is a few
+ * hundred kilobytes, and the image's chunks bound what is held beyond it.
+ */
+const imagePageEntriesMax = 2048
 /** Proposals remembered until they apply: far more than a leader has in flight (its proposals wait 10 s at most). */
 const proposedCommandsMax = 100_000
-/** Entries written per batch while installing a snapshot. */
-const installBatchEntriesMax = 1024
+/**
+ * Bytes (keys and values) written per batch while installing a snapshot: few writes for
+ * an image of small entries, and a bound on what one write holds for one of large ones.
+ */
+const installBatchBytesMax = 4 * 1024 * 1024
 
 export interface SnapshotImage {
   /** The applied index (and term) the image is at. */
@@ -143,6 +151,8 @@ export class ObjectStore {
   /** Bumped whenever the staging half is reset: a staged image of an earlier round is gone. */
   #stagingRound = 0
   #stagerOpen = false
+  /** The old half being emptied after a switch (`switchToStaged`); a failure is left to `beginStaging`'s clear. */
+  #clearing: Promise<void> = Promise.resolve()
   readonly #cache = new StateCache()
   readonly #packMarks = new PackMarks()
   /** Commands this member proposed, not yet applied, by their entry's bytes (`noteProposed`). A Map: cheaper than a WeakMap. */
@@ -498,27 +508,20 @@ export class ObjectStore {
     const meta =
       payload === undefined ? initialMeta : decodeMeta(unseal(metaKey, payload, () => 'state machine meta'))
     async function* chunks(): AsyncGenerator<Uint8Array> {
-      const writer = new ChunkWriter(chunkBytesMax)
-      const hash = createHash('sha256')
-      let count = 0
+      const writer = new ImageWriter(chunkBytesMax, snapshotMagic)
       const iterator = db.iterator({ snapshot })
       try {
-        writer.write(snapshotMagic)
         for (;;) {
-          const page = await iterator.nextv(scanPageEntriesMax)
+          const page = await iterator.nextv(imagePageEntriesMax)
           if (page.length === 0) break
           for (const [key, value] of page) {
             unseal(key, value, () => describeKey(key))
             if (withoutSessions && isSessionTableKey(key)) continue
-            const frame = encodeEntryFrame(key, value)
-            hash.update(frame)
-            count += 1
-            writer.write(frame)
+            writer.entry(key, value)
           }
-          yield* writer.take(false)
+          yield* writer.take()
         }
-        writer.write(encodeEndFrame(count, hash.digest()))
-        yield* writer.take(true)
+        yield* writer.end()
       } finally {
         await iterator.close()
         await snapshot.close()
@@ -575,32 +578,31 @@ export class ObjectStore {
     const round = ++this.#stagingRound
     const stagingDb = halfDb(this.#db, this.#half === 'a' ? 'b' : 'a')
     try {
+      await this.#clearing
       await stagingDb.clear()
     } catch (error) {
       this.#stagerOpen = false
       throw error
     }
     const reader = new FrameReader()
-    let batch: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = []
+    const writer = new BulkWriter(this.#db, stagingDb, installBatchBytesMax)
     let closed = false
     const close = (): void => {
       if (closed) return
       closed = true
       this.#stagerOpen = false
+      writer.close().catch(() => {})
     }
     const push = async (chunk: Uint8Array): Promise<void> => {
       assert.ok(!closed, 'the stager is closed')
       try {
+        // Values are not unsealed here: every image is read through a check of each seal
+        // (`snapshot` on the leader, `partEntries` for a backup), and the stream's hash covers
+        // the way here; a second check cost a fifth of the install's CPU.
         for (const frame of reader.push(chunk)) {
-          if (frame.type !== 'entry') continue
-          unseal(frame.key, frame.value, () => `snapshot ${describeKey(frame.key)}`)
-          batch.push({ type: 'put', key: frame.key, value: frame.value })
+          if (frame.type === 'entry') writer.put(frame.key, frame.value)
         }
-        if (batch.length >= installBatchEntriesMax) {
-          const writing = batch
-          batch = []
-          await stagingDb.batch(writing)
-        }
+        if (writer.full) await writer.flush()
       } catch (error) {
         close()
         throw error
@@ -610,7 +612,7 @@ export class ObjectStore {
       assert.ok(!closed, 'the stager is closed')
       try {
         reader.finish()
-        await stagingDb.batch(batch)
+        await writer.flush()
         const payload = await new Space(stagingDb).get(metaKey)
         if (payload === undefined) throw new CorruptionError('snapshot stream', 'the image has no meta entry')
         const meta = decodeMeta(payload)
@@ -667,7 +669,10 @@ export class ObjectStore {
       // The image may hold the same pack at another point: its marks are read anew.
       this.#packMarks.drop()
       this.#stagingRound++
-      await old.clear()
+      // The old half is emptied in the background: it is the next staging half, which
+      // `beginStaging` clears anyway (after this clear). Emptying a large store takes long,
+      // and the member has nothing to wait for here: it serves from the new half.
+      this.#clearing = old.clear().catch(() => {})
     } finally {
       this.#applying = false
     }

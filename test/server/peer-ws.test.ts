@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import pino from 'pino'
 import WebSocket, { WebSocketServer } from 'ws'
+import { freePort } from '../../src/cli/local-quorum.ts'
 import {
   decodePeerFrame,
   encodePeerFrame,
@@ -13,7 +15,8 @@ import {
   peerNonceBytes,
   peerProtocolVersion,
 } from '../../src/protocol/index.ts'
-import { PeerWs, realClock } from '../../src/server/index.ts'
+import type { Message } from '../../src/raft/index.ts'
+import { PeerWs, realClock, type Timer } from '../../src/server/index.ts'
 import { LimitedLog } from '../../src/server/log-limit.ts'
 import { capturingLogger, type LogLine, ManualClock } from './in-process.ts'
 
@@ -115,4 +118,71 @@ test('a limited log writes a few lines per kind and window, then reports how man
   await clock.advance(1000)
   log.warn('clientTokenUnknown', {}, 'unknown token')
   assert.equal(lines.at(-1)?.suppressed, 97, 'the next line says how many were left out')
+})
+
+describe('a member that restarts is dialled back at once', () => {
+  /** A clock whose timers never fire: only the links' own reactions can connect them. */
+  class FrozenClock extends ManualClock {
+    readonly delaysMs: number[] = []
+    override setTimer(delayMs: number, fn: () => void): Timer {
+      this.delaysMs.push(delayMs)
+      return super.setTimer(delayMs, fn)
+    }
+  }
+  const secret = new Uint8Array(32).fill(7)
+  const servers: WebSocketServer[] = []
+  const nets: PeerWs[] = []
+  after(async () => {
+    for (const net of nets) await net.close()
+    for (const server of servers) await new Promise((resolve) => server.close(resolve))
+  })
+
+  async function listen(port: number, net: () => PeerWs): Promise<void> {
+    const server = new WebSocketServer({ host: '127.0.0.1', port })
+    server.on('connection', (ws, req) => net().acceptInbound(ws, `${req.socket.remoteAddress}`))
+    await new Promise((resolve) => server.once('listening', resolve))
+    servers.push(server)
+  }
+
+  async function until(what: string, done: () => boolean): Promise<void> {
+    // Bounded: real sockets on 127.0.0.1 connect in milliseconds.
+    for (let i = 0; i < 500 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    assert.ok(done(), `timed out waiting for ${what}`)
+  }
+
+  test('the link to a peer waiting out its backoff dials as soon as that peer dials in', async () => {
+    const [portA, portB] = [await freePort(), await freePort()]
+    const urls = new Map([
+      [1, `ws://127.0.0.1:${portA}`],
+      [2, `ws://127.0.0.1:${portB}`],
+    ])
+    const options = (id: number, clock: ManualClock) => ({
+      id,
+      peers: urls,
+      secret,
+      clock,
+      logger: pino({ level: 'silent' }),
+      frameBytesMax: 1 << 20,
+      sendBufferBytesMax: 1 << 20,
+    })
+    // Member 1 runs; member 2 is down, so 1's link to it fails and waits for its retry timer, which never fires.
+    const clockA = new FrozenClock()
+    const a = new PeerWs(options(1, clockA))
+    nets.push(a)
+    await listen(portA, () => a)
+    const handshakeMs = 5000
+    await until("member 1's first dial to fail", () => clockA.delaysMs.some((ms) => ms < handshakeMs))
+    // Member 2 starts and dials member 1.
+    const received: Message[] = []
+    const b = new PeerWs(options(2, new FrozenClock()))
+    nets.push(b)
+    b.onMessages((_from, messages) => received.push(...messages))
+    await listen(portB, () => b)
+    const heartbeat: Message = { type: 'heartbeat', from: 1, to: 2, term: 1, commit: 0, readSeq: 0 }
+    await until('a message from member 1 to reach member 2', () => {
+      a.send(2, [heartbeat])
+      return received.length > 0
+    })
+    assert.deepEqual(received[0], heartbeat)
+  })
 })
