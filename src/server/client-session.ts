@@ -50,6 +50,8 @@ export interface ClientLink {
   /** Stop and restart reading frames (back-pressure); a simulated link may leave them out. */
   pause?(): void
   resume?(): void
+  /** The client said hello with a known token: its frames may be as large as the frame limit from now on. */
+  authenticated?(): void
   /** Who is on the other end, for logs. */
   readonly remote: string
 }
@@ -208,6 +210,7 @@ export class ClientSession {
       return
     }
     this.#helloTimer.cancel()
+    this.#link.authenticated?.()
     this.#role = grant.role
     this.#name = name || grant.name
     const stopWatch = member.onStopServing(() => {

@@ -16,6 +16,7 @@ export type LimitedLogKind =
   | 'clientTokenUnknown'
   | 'clientSocketFailed'
   | 'peerSocketFailed'
+  | 'unauthenticatedTooLarge'
 
 export interface LogLimits {
   /** Lines of one kind written per window; the rest are counted. */

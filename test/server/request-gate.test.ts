@@ -15,6 +15,7 @@ import {
 const limits: RequestLimits = {
   requestsQueuedPerConnectionMax: 6,
   readsRunningPerConnectionMax: 2,
+  readsRunningMax: 3,
   scansRunningPerConnectionMax: 1,
   scansRunningMax: 2,
   responseBytesPerConnectionMax: 100,
@@ -112,6 +113,19 @@ describe('the request gate of one connection', () => {
     heavy.link.unsent = 0
     light.gate.pump()
     assert.deepEqual(light.started, ['r1'])
+  })
+
+  test('reads are bounded across the member too, and one ending wakes a read waiting elsewhere', async () => {
+    const budget = new MemberRequestBudget(limits)
+    const a = connection(budget)
+    const b = connection(budget)
+    a.submit('read', 'a1')
+    a.submit('read', 'a2')
+    b.submit('read', 'b1')
+    b.submit('read', 'b2')
+    assert.deepEqual([...a.started, ...b.started], ['a1', 'a2', 'b1'], 'three run on the member, b2 waits')
+    await a.finish('a1')
+    assert.deepEqual(b.started, ['b1', 'b2'])
   })
 
   test('a full queue pauses reading from the socket, and reading resumes as requests finish', async () => {
