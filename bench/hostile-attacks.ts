@@ -62,13 +62,13 @@ async function repeated<T>(once: () => Promise<T>): Promise<T[]> {
   return results
 }
 
-/** The frames of the frames attack, each sent on a connection of its own before any hello. */
+/** The frames of the frames attack, each sent on a connection of its own, before and after a hello. */
 const frameSizes: Readonly<Record<HostileFrameKind, number>> = {
   bigInt: 1024 * 1024,
   longString: 4 * 1024 * 1024,
   deepNesting: 100_000,
   hugeBinary: 32 * 1024 * 1024,
-  junk: 64 * 1024,
+  junk: 32 * 1024,
 }
 
 /** A goodbye longer than this echoes the input. */
@@ -77,17 +77,25 @@ const goodbyeBytesMax = 500
 export const attacks: readonly Attack[] = [
   {
     name: 'frames',
-    what: 'hostile msgpack frames before hello: a 1 MiB BigInt, a 4 MiB string, 100,000-deep nesting, a 32 MiB binary, junk',
-    run: async ({ url }) => {
+    what: 'hostile msgpack frames before and after hello: a 1 MiB BigInt, a 4 MiB string, 100,000-deep nesting, a 32 MiB binary, junk',
+    run: async ({ url, tokens }) => {
       const kinds = Object.keys(frameSizes) as HostileFrameKind[]
       const rounds = await repeated(() =>
-        Promise.all(kinds.map((kind) => badFrame(url, hostileFrames[kind](frameSizes[kind])))),
+        Promise.all(
+          kinds.flatMap((kind) =>
+            [undefined, tokens.readOnly].map((token) =>
+              badFrame(url, hostileFrames[kind](frameSizes[kind]), token),
+            ),
+          ),
+        ),
       )
-      const sizes = rounds.flat().map((r) => r.goodbyeBytes)
-      const bad = sizes.filter((n) => n === 0 || n > goodbyeBytesMax).length
+      const outcomes = rounds.flat()
+      const cut = outcomes.filter((o) => o.cut).length
+      // Cut without a word (before a hello, past what a stranger may send) or told briefly.
+      const bad = outcomes.filter((o) => !o.cut && (o.goodbyeBytes === 0 || o.goodbyeBytes > goodbyeBytesMax))
       return {
-        ok: bad === 0,
-        note: `${sizes.length} frames, ${bad} without a short goodbye (longest ${Math.max(...sizes)} B)`,
+        ok: bad.length === 0,
+        note: `${outcomes.length} frames: ${cut} cut unread, ${outcomes.length - cut - bad.length} short goodbyes, ${bad.length} otherwise`,
       }
     },
   },
@@ -100,7 +108,11 @@ export const attacks: readonly Attack[] = [
           Array.from({ length: 16 }, () => badFrame(url, hostileFrames.hugeBinary(64 * 1024 * 1024))),
         ),
       )
-      return { ok: true, note: `${rounds.length * 16} frames of 64 MiB refused` }
+      const cut = rounds.flat().filter((o) => o.cut).length
+      return {
+        ok: cut === rounds.length * 16,
+        note: `${cut} of ${rounds.length * 16} frames of 64 MiB cut unread`,
+      }
     },
   },
   {

@@ -111,6 +111,10 @@ interface Window {
   readonly latenciesMs: readonly number[]
   /** Each member's peak VmRSS in the window, MiB, in member order. */
   readonly peakMiB: readonly number[]
+  /** Each member's VmRSS as the window opened, MiB. */
+  readonly startMiB: readonly number[]
+  /** The leader's place in member order as the window opened (-1: none). */
+  readonly leaderIndex: number
   /** Whether any member's term moved or the leader changed. */
   readonly election: boolean
   readonly logBytes: readonly number[]
@@ -152,6 +156,7 @@ async function measured<T>(
   const pids = ids.map((id) => cluster.pid(id) ?? 0)
   const before = await Promise.all(ids.map((id) => cluster.status(id)))
   const logsBefore = ids.map((id) => logSize(cluster.logFile(id)))
+  const startMiB = pids.map((pid) => (memoryOf(pid)?.rssBytes ?? 0) / 2 ** 20)
   const cpu = CpuWindow.start(() => ({ clientPids: [victim.child.pid ?? 0], memberPids: pids, idlePids: [] }))
   const startedMs = performance.now()
   victim.send({ type: 'start' })
@@ -167,7 +172,16 @@ async function measured<T>(
   const logBytes = ids.map((id, i) => logSize(cluster.logFile(id)) - (logsBefore[i] ?? 0))
   return {
     value,
-    window: { ...result, peakMiB, election, logBytes, cpu: shares, ms },
+    window: {
+      ...result,
+      peakMiB,
+      startMiB,
+      leaderIndex: before.findIndex((m) => m?.role === 'leader'),
+      election,
+      logBytes,
+      cpu: shares,
+      ms,
+    },
   }
 }
 
@@ -267,9 +281,9 @@ function report(
   const quietBusy = Math.max(...quiet.map((w) => w.cpu.otherPct))
   const out: string[] = []
   out.push(
-    `Quiet: ${quietLatency.count} commits, p50 ${fmt(quietLatency.p50Ms, 1)} ms, p99 ${fmt(quietLatency.p99Ms, 1)} ms; others used up to ${fmt(quietBusy)}% of a core; memory bound ${memberRssMiBMax} MiB per member.`,
+    `Quiet: ${quietLatency.count} commits, p50 ${fmt(quietLatency.p50Ms, 1)} ms, p99 ${fmt(quietLatency.p99Ms, 1)} ms; others used up to ${fmt(quietBusy)}% of a core; elections in quiet windows: ${quiet.filter((w) => w.election).length} of ${quiet.length}; members at ${quiet[0]?.startMiB.map((m) => fmt(m)).join(' / ')} MiB before the first; memory bound ${memberRssMiBMax} MiB per member.`,
     '',
-    '| attack | commits | failed | p50 ms | p99 ms | p99/quiet | peak MiB (members) | election | others % | check | verdict |',
+    '| attack | commits | failed | p50 ms | p99 ms | p99/quiet | peak MiB (members, * leader) | election | others % | check | verdict |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   )
   let failed = false
@@ -290,7 +304,7 @@ function report(
     const timing = busy ? (ratio <= p99RatioMax ? 'met, machine busy' : 'p99 not judged: machine busy') : ''
     const verdict = problems.length > 0 ? `FAILED: ${problems.join(', ')}` : 'ok'
     out.push(
-      `| ${attack.name} | ${window.commits} | ${window.failures} | ${fmt(latency.p50Ms, 1)} | ${fmt(latency.p99Ms, 1)} | ${fmt(ratio, 2)} | ${window.peakMiB.map((m) => fmt(m)).join(' / ')} | ${window.election ? 'yes' : 'no'} | ${fmt(window.cpu.otherPct)} | ${check} | ${[verdict, timing].filter((s) => s !== '').join('; ')} |`,
+      `| ${attack.name} | ${window.commits} | ${window.failures} | ${fmt(latency.p50Ms, 1)} | ${fmt(latency.p99Ms, 1)} | ${fmt(ratio, 2)} | ${window.peakMiB.map((m, i) => `${fmt(m)}${i === window.leaderIndex ? '*' : ''}`).join(' / ')} | ${window.election ? 'yes' : 'no'} | ${fmt(window.cpu.otherPct)} | ${check} | ${[verdict, timing].filter((s) => s !== '').join('; ')} |`,
     )
   }
   const lost = verified.lost.length

@@ -30,7 +30,7 @@ import {
 import { LimitedLog } from './log-limit.ts'
 import type { Member } from './member.ts'
 import type { PeerWs } from './peer-ws.ts'
-import { MemberRequestBudget } from './request-gate.ts'
+import { MemberRequestBudget, requestLimitDefaults } from './request-gate.ts'
 import type { Clock } from './seams.ts'
 import { statusPageHtml } from './status-page.ts'
 
@@ -97,6 +97,7 @@ function wsLink(
     onClose: (handler) => socket.on('close', handler),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
+    terminate: () => socket.terminate(),
     authenticated: () => cap.authenticated(),
   }
 }
@@ -424,7 +425,7 @@ async function listen(server: Server, host: string, port: number): Promise<numbe
 export async function serveMember(options: MemberHttpOptions): Promise<MemberHttp> {
   const { member, logger } = options
   const sessions = new Set<ClientSession>()
-  const budget = new MemberRequestBudget()
+  const budget = new MemberRequestBudget(requestLimitDefaults, options.clock)
   // One limit per member on the lines that junk from outside can repeat.
   const limitedLog = new LimitedLog(logger, options.clock)
   const activity = new Activity(options.clock)

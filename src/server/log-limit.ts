@@ -17,6 +17,7 @@ export type LimitedLogKind =
   | 'clientSocketFailed'
   | 'peerSocketFailed'
   | 'unauthenticatedTooLarge'
+  | 'clientNotReading'
 
 export interface LogLimits {
   /** Lines of one kind written per window; the rest are counted. */

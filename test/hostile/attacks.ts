@@ -158,13 +158,28 @@ function withHead(head: readonly number[], bodyBytes: number, fill: number): Uin
   return frame
 }
 
-/** Sends one frame before any hello and waits for the member to close. Returns its goodbye's size. */
-export async function badFrame(url: string, frame: Uint8Array): Promise<{ readonly goodbyeBytes: number }> {
-  const client = await RawClient.open(url, { keepFrames: false })
+/** How the member ended a connection that sent it a bad frame. */
+export interface BadFrameOutcome {
+  /** The size of its goodbye (JSON), 0 when it sent none. */
+  readonly goodbyeBytes: number
+  /** It cut the connection without a goodbye (before a hello: the frame was past the cap of what a stranger may send). */
+  readonly cut: boolean
+}
+
+/**
+ * Sends one frame and waits for the member to close: before any hello, or after a hello
+ * with `token` when one is given (then the frame reaches the shape check whatever its size).
+ */
+export async function badFrame(url: string, frame: Uint8Array, token?: string): Promise<BadFrameOutcome> {
+  const client =
+    token === undefined ? await RawClient.open(url, attacker) : await RawClient.connect(url, token, attacker)
+  // The member may reset the connection while the frame is still being written.
+  client.socket.on('error', () => {})
   try {
     client.send(frame)
     await withTimeout('a bad frame', client.closed)
-    return { goodbyeBytes: client.goodbye === undefined ? 0 : JSON.stringify(client.goodbye).length }
+    const goodbyeBytes = client.goodbye === undefined ? 0 : JSON.stringify(client.goodbye).length
+    return { goodbyeBytes, cut: client.goodbye === undefined }
   } finally {
     client.close()
   }
@@ -174,8 +189,9 @@ export async function badFrame(url: string, frame: Uint8Array): Promise<{ readon
 export async function bigIntFrame(
   url: string,
   payloadBytes: number,
-): Promise<{ readonly goodbyeBytes: number }> {
-  return await badFrame(url, hostileFrames.bigInt(payloadBytes))
+  token?: string,
+): Promise<BadFrameOutcome> {
+  return await badFrame(url, hostileFrames.bigInt(payloadBytes), token)
 }
 
 /** What the member answered to forged commits: how many it refused and why. */
