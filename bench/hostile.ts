@@ -251,7 +251,15 @@ async function main(): Promise<number> {
         hugeOid,
       }
       log(`${attack.name}: ${attack.what}`)
-      const { value: outcome, window } = await measured(cluster, victim, () => attack.run(context))
+      // An attack that fails (one of its bounded waits ran out) is a failed row, not the end of the run.
+      const { value: outcome, window } = await measured(cluster, victim, () =>
+        attack.run(context).catch(
+          (error: unknown): AttackOutcome => ({
+            ok: false,
+            note: `the attack failed: ${error instanceof Error ? error.message : String(error)}`,
+          }),
+        ),
+      )
       rows.push({ attack, window, outcome })
       log(
         `${attack.name}: ${outcome.note}; ${window.commits} commits, p99 ${fmt(summarize(window.latenciesMs).p99Ms, 1)} ms`,

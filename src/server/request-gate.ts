@@ -56,16 +56,19 @@ export const requestLimitDefaults = {
   readsRunningPerConnectionMax: 16,
   // The answers of reads running are in memory before the byte budgets below can see them:
   // without a member-wide cap, 16 slow-reading connections × 16 loads of 4 MiB held a
-  // leader at 733 MiB. 32 × a largest record (7 MiB) bounds that part; the benchmark's 16
-  // reading clients never wait for it.
-  readsRunningMax: 32,
+  // leader at 733 MiB (npm run hostile, unread-loads). 16 × a record bounds that part; the
+  // benchmark's 16 reading clients never wait for it, and LevelDB reads 4 at a time anyway
+  // (libuv's thread pool).
+  readsRunningMax: 16,
   // A scan reads whole transactions; one per connection, four per member keep the event loop free.
   scansRunningPerConnectionMax: 1,
   scansRunningMax: 4,
   // Two largest frames' worth per connection; the member's whole budget for read answers,
-  // which with the reads running (above) bounds what readers can make a member hold.
+  // which with the reads running (above) bounds what readers can make a member hold. At
+  // 128 MiB and 32 reads, slow readers of 4 MiB objects still took a leader to 648 MiB:
+  // each answer exists twice for a while (as read, and encoded) before the collector runs.
   responseBytesPerConnectionMax: 32 * 1024 * 1024,
-  responseBytesMax: 128 * 1024 * 1024,
+  responseBytesMax: 64 * 1024 * 1024,
   // A client that reads takes in some answer within a second, even a largest one over a slow link.
   stalledReaderMs: 1_000,
 } as const satisfies RequestLimits

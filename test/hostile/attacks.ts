@@ -15,10 +15,11 @@ export const attackTimeoutMs = 60_000
 
 /**
  * A member's resident memory bound under every attack here, in MiB. Beyond its idle size
- * (70–120 MB on the build), what readers can make a member hold is bounded by the request
- * gate (src/server/request-gate.ts): 128 MiB of answers not yet written out over all
- * connections, plus the answers of the 32 reads running, each a record; the attacks read
- * records of at most 4 MiB: 120 + 128 + 32 × 4 = 376 MiB. What a stranger sends before
+ * (105–125 MiB on the build), what readers can make a member hold is bounded by the
+ * request gate (src/server/request-gate.ts): 64 MiB of answers not yet written out over
+ * all connections, plus the answers of the 16 reads running, each a record; each answer
+ * exists twice until the collector runs (as read and encoded). The attacks read records of
+ * at most 4 MiB: 120 + 2 × (64 + 16 × 4) = 376 MiB. What a stranger sends before
  * authenticating is cut at 64 KiB (src/server/http-guard.ts). Before the gate 400
  * pipelined 1 MiB loads took a leader to 879 MiB; before the cap, 16 frames of 64 MiB sent
  * before hello took one to 962 MiB.
