@@ -20,14 +20,13 @@
  * To compare two versions in one period, copy this file into the other checkout and run
  * the two alternately: each measures its own client and members.
  */
-import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { commitRounds } from './commits.ts'
-import { loadAverage } from './processes.ts'
+import { buildForMembers, loadAverage } from './processes.ts'
 import { summarizeProfile } from './profile.ts'
 import { launch, seed } from './testbed.ts'
 
@@ -54,14 +53,7 @@ const log = (line: string): void => {
   process.stderr.write(`${line}\n`)
 }
 
-if (!values['no-build']) {
-  const built = spawnSync(
-    process.execPath,
-    [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(repoRoot, 'tsconfig.build.json')],
-    { stdio: 'inherit' },
-  )
-  if (built.status !== 0) throw new Error('The build failed.')
-}
+if (!values['no-build']) buildForMembers()
 process.env.ZEOQ_FROM_BUILD = '1'
 
 const profDir = values.prof

@@ -301,6 +301,67 @@ async function btreeFigure(db: Database, keys: number): Promise<void> {
   )
 }
 
+type CostKind = 'objects' | 'raw'
+interface CostRun {
+  readonly rate: number
+  readonly cpuUsPerCommit: number
+  readonly othersPct: number
+}
+
+/** One window of the cost figure: `costStreams` writers incrementing their own item, as objects or raw bytes. */
+async function costRun(
+  kind: CostKind,
+  on: {
+    readonly cluster: ZeoqCluster
+    readonly db: Database
+    readonly odb: ObjectDatabase
+    readonly rawOids: readonly Oid[]
+    readonly itemBytes: number
+    readonly seconds: number
+  },
+): Promise<CostRun> {
+  const { cluster, db, odb, rawOids, itemBytes, seconds } = on
+  const endMs = Date.now() + seconds * 1000
+  let commits = 0
+  const window = CpuWindow.start(() => ({ memberPids: memberPids(cluster), idlePids: [] }))
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: costStreams }, async (_, i) => {
+      while (Date.now() < endMs) {
+        if (kind === 'objects') {
+          await odb.transact(async (t) => {
+            const item = await t.load((await t.root()).get(`item-${i}`) as Item)
+            item.n++
+          })
+        } else {
+          const oid = rawOids[i] as Oid
+          await db.transact(async (tx) => {
+            const current = await tx.load(oid)
+            const data = new Uint8Array(itemBytes)
+            data[0] = ((current?.data[0] ?? 0) + 1) % 256
+            tx.store(oid, data)
+          })
+        }
+        commits++
+      }
+    }),
+  )
+  const used = process.cpuUsage(cpu)
+  const shares = window.end()
+  const elapsedS = (performance.now() - start) / 1000
+  const result = {
+    rate: commits / elapsedS,
+    cpuUsPerCommit: (used.user + used.system) / commits,
+    othersPct: shares.otherPct,
+  }
+  console.log(
+    `  ${kind.padEnd(7)} ${result.rate.toFixed(0).padStart(6)} commits/s, ${result.cpuUsPerCommit.toFixed(0)} µs client CPU each; ` +
+      `CPU (% of a core) client ${shares.clientPct.toFixed(0)}, members ${shares.membersPct.map((p) => p.toFixed(0)).join('/')}, others ${shares.otherPct.toFixed(0)}`,
+  )
+  return result
+}
+
 async function costFigure(
   cluster: ZeoqCluster,
   db: Database,
@@ -320,58 +381,13 @@ async function costFigure(
   await db.transact(async (tx) => {
     for (const oid of rawOids) tx.store(oid, new Uint8Array(itemBytes))
   })
-  type Kind = 'objects' | 'raw'
-  interface Run {
-    readonly rate: number
-    readonly cpuUsPerCommit: number
-    readonly othersPct: number
-  }
-  const run = async (kind: Kind): Promise<Run> => {
-    const endMs = Date.now() + seconds * 1000
-    let commits = 0
-    const window = CpuWindow.start(() => ({ memberPids: memberPids(cluster), idlePids: [] }))
-    const cpu = process.cpuUsage()
-    const start = performance.now()
-    await Promise.all(
-      Array.from({ length: costStreams }, async (_, i) => {
-        while (Date.now() < endMs) {
-          if (kind === 'objects') {
-            await odb.transact(async (t) => {
-              const item = await t.load((await t.root()).get(`item-${i}`) as Item)
-              item.n++
-            })
-          } else {
-            const oid = rawOids[i] as Oid
-            await db.transact(async (tx) => {
-              const current = await tx.load(oid)
-              const data = new Uint8Array(itemBytes)
-              data[0] = ((current?.data[0] ?? 0) + 1) % 256
-              tx.store(oid, data)
-            })
-          }
-          commits++
-        }
-      }),
-    )
-    const used = process.cpuUsage(cpu)
-    const shares = window.end()
-    const elapsedS = (performance.now() - start) / 1000
-    const result = {
-      rate: commits / elapsedS,
-      cpuUsPerCommit: (used.user + used.system) / commits,
-      othersPct: shares.otherPct,
-    }
-    console.log(
-      `  ${kind.padEnd(7)} ${result.rate.toFixed(0).padStart(6)} commits/s, ${result.cpuUsPerCommit.toFixed(0)} µs client CPU each; ` +
-        `CPU (% of a core) client ${shares.clientPct.toFixed(0)}, members ${shares.membersPct.map((p) => p.toFixed(0)).join('/')}, others ${shares.otherPct.toFixed(0)}`,
-    )
-    return result
-  }
-  const results: Record<Kind, Run[]> = { objects: [], raw: [] }
+  const on = { cluster, db, odb, rawOids, itemBytes, seconds }
+  const run = (kind: CostKind): Promise<CostRun> => costRun(kind, on)
+  const results: Record<CostKind, CostRun[]> = { objects: [], raw: [] }
   // Alternated, the baseline first, so that a change in the machine's load falls on both.
   for (let round = 0; round < rounds; round++)
     for (const kind of ['raw', 'objects'] as const) results[kind].push(await run(kind))
-  const mean = (kind: Kind, field: 'rate' | 'cpuUsPerCommit'): number =>
+  const mean = (kind: CostKind, field: 'rate' | 'cpuUsPerCommit'): number =>
     sum(results[kind].map((r) => r[field])) / results[kind].length
   const others = [...results.raw, ...results.objects].map((r) => r.othersPct)
   const verdict = verdictOf(

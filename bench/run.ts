@@ -15,7 +15,7 @@
  * directory removed on exit, on an error and on Ctrl-C. A step that fails is recorded in
  * the report and the run goes on; the exit code is then 1.
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, release, totalmem, type } from 'node:os'
 import { join } from 'node:path'
@@ -36,7 +36,7 @@ import {
   profilePhase,
   simPhase,
 } from './phases.ts'
-import { cleanupAll, loadAverage } from './processes.ts'
+import { buildForMembers, cleanupAll, loadAverage } from './processes.ts'
 import { consoleSummary, markdown } from './report.ts'
 import type { BenchResults } from './results.ts'
 import { type Settings, settingsFrom, settingsOptions, settingsUsage } from './settings.ts'
@@ -81,18 +81,6 @@ function systemsFrom(names: string | undefined): SystemName[] {
     if (!known.includes(name as SystemName))
       throw new Error(`Unknown system "${name}" in --systems; known: ${known.join(', ')}.`)
   return known.filter((s) => wanted.includes(s))
-}
-
-/** Members run the compiled build, as an installed zeoq does (bin/zeoq.js uses dist/ when ZEOQ_FROM_BUILD=1). */
-function buildForMembers(): void {
-  log('building dist/ for the members')
-  const built = spawnSync(
-    process.execPath,
-    [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(repoRoot, 'tsconfig.build.json')],
-    { stdio: 'inherit' },
-  )
-  if (built.status !== 0) throw new Error('npm run build failed: fix the type errors before benchmarking.')
-  process.env.ZEOQ_FROM_BUILD = '1'
 }
 
 /** The results of a run about to start, with the machine it runs on. */
@@ -146,6 +134,7 @@ async function main(): Promise<number> {
   const fullRun = !settings.quick && values.only === undefined && values.systems === undefined
   const outDir = values.out ?? (fullRun ? join(repoRoot, 'docs') : undefined)
   const buildStartMs = performance.now()
+  log('building dist/ for the members')
   buildForMembers()
   const etcdVersion = wanted.includes('etcd') ? ensureEtcd(log) : undefined
   const results = emptyResults(settings, etcdVersion)

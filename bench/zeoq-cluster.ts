@@ -4,7 +4,7 @@
  * start them, with sync on (the default); ways to find the leader, kill, restart and
  * profile members. The processes and the directory are the benchmark's to clean up.
  */
-import { freePort, LocalQuorum } from '../src/cli/local-quorum.ts'
+import { freePort, LocalQuorum, type QuorumTokens } from '../src/cli/local-quorum.ts'
 import type { MemberStatus } from '../src/protocol/index.ts'
 import { removeDir, tempDir, track, waitFor } from './processes.ts'
 
@@ -17,12 +17,16 @@ export interface ZeoqClusterOptions {
   readonly members?: number
   /** Options for `node` itself (before bin/zeoq.js), e.g. `--cpu-prof`. */
   readonly nodeArgs?: readonly string[]
+  /** Also write each member's output to a file (`logFile(id)`). @default false */
+  readonly logFiles?: boolean
 }
 
 export class ZeoqCluster {
   readonly dir: string
   readonly urls: ReadonlyMap<number, string>
   readonly token: string
+  /** Every role's token (`token` is the admin's). */
+  readonly tokens: QuorumTokens
   readonly #quorum: LocalQuorum
   /** Aborted when a member dies by itself: the benchmark has failed, and waits end at once. */
   readonly #died: AbortController
@@ -33,6 +37,7 @@ export class ZeoqCluster {
     this.dir = quorum.dir
     this.urls = quorum.urls
     this.token = quorum.files.tokens.admin
+    this.tokens = quorum.files.tokens
   }
 
   /** Starts the members and waits until they agree on a leader. */
@@ -46,6 +51,7 @@ export class ZeoqCluster {
       ports,
       logLevel: 'warn',
       nodeArgs: options.nodeArgs ?? [],
+      logFiles: options.logFiles ?? false,
       onSpawn: (_id, child) => track(child),
       onExit: ({ id, expected, output }) => {
         if (!expected && !died.signal.aborted)
@@ -68,6 +74,11 @@ export class ZeoqCluster {
 
   pid(id: number): number | undefined {
     return this.#quorum.pid(id)
+  }
+
+  /** Member `id`'s output, when started with `logFiles`. */
+  logFile(id: number): string {
+    return this.#quorum.logFile(id)
   }
 
   running(): number[] {

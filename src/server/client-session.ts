@@ -53,6 +53,10 @@ export interface ClientLink {
   /** Stop and restart reading frames (back-pressure); a simulated link may leave them out. */
   pause?(): void
   resume?(): void
+  /** Drops the connection at once, unsent bytes and all (a client that does not read); optional. */
+  terminate?(): void
+  /** The client said hello with a known token: its frames may be as large as the frame limit from now on. */
+  authenticated?(): void
   /** Who is on the other end, for logs. */
   readonly remote: string
 }
@@ -120,7 +124,21 @@ export class ClientSession {
     this.#link = link
     this.#backups = new BackupStreams(options.member, options.clock)
     this.#limitedLog = options.limitedLog ?? new LimitedLog(options.logger, options.clock)
-    this.#gate = new ConnectionGate(options.budget ?? new MemberRequestBudget(), link)
+    this.#gate = new ConnectionGate(options.budget ?? new MemberRequestBudget(), {
+      bufferedBytes: () => link.bufferedBytes(),
+      pause: () => link.pause?.(),
+      resume: () => link.resume?.(),
+      terminate: () => {
+        this.#limitedLog.warn(
+          'clientNotReading',
+          { remote: link.remote },
+          'cut a client that took in none of its answers while others waited for the member',
+        )
+        this.#cleanUp()
+        if (link.terminate === undefined) link.close()
+        else link.terminate()
+      },
+    })
     this.#helloTimer = options.clock.setTimer(helloTimeoutMs, () => {
       this.#goodbye({ code: 'protocol', message: `No hello within ${helloTimeoutMs} ms.` })
     })
@@ -211,6 +229,7 @@ export class ClientSession {
       return
     }
     this.#helloTimer.cancel()
+    this.#link.authenticated?.()
     this.#role = grant.role
     this.#name = name || grant.name
     const stopWatch = member.onStopServing(() => {
@@ -412,8 +431,9 @@ export class ClientSession {
       })
       return
     }
-    // While reads wait for this connection's answers to be written out, each write wakes them.
-    this.#link.send(bytes, () => this.#gate.pump())
+    // While reads wait for answers to be written out, here or elsewhere, each write wakes them.
+    this.#gate.sending()
+    this.#link.send(bytes, () => this.#gate.written())
   }
 
   #goodbye(error: WireError): void {

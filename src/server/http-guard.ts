@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { LimitedLog } from './log-limit.ts'
 import type { Clock } from './seams.ts'
@@ -140,4 +141,44 @@ export function guardServer(
     logger.error({ err: error }, 'listening socket failed')
   })
   return { connections: () => open }
+}
+
+/**
+ * Bytes a connection may send before it has authenticated (a client's hello, a peer's
+ * auth frame): both fit in a few KiB (a token of at most 4,096 characters, a name of 256).
+ * Without this bound anyone who reached the port, no token needed, made the member receive
+ * and unmask a whole frame of up to `--frame-bytes-max` (96 MiB) per connection before it
+ * could refuse it: 16 connections each sending a 64 MiB frame before hello took a leader
+ * from 120 to 962 MiB and cost it its leadership (npm run hostile, big-frames).
+ */
+export const unauthenticatedBytesMax = 64 * 1024
+
+/**
+ * Destroys `socket` once it has sent more than `bytesMax` bytes and `authenticated()` has
+ * not been called: the frame in progress is never completed. Call once the WebSocket
+ * library reads the socket (its listener runs first; this one only counts).
+ */
+export function capUntilAuthenticated(
+  socket: Duplex,
+  bytesMax: number,
+  onCut: (bytes: number) => void,
+): { authenticated(): void } {
+  let received = 0
+  let done = false
+  const count = (chunk: Buffer): void => {
+    if (done) return
+    received += chunk.byteLength
+    if (received <= bytesMax) return
+    done = true
+    socket.off('data', count)
+    onCut(received)
+    socket.destroy()
+  }
+  socket.on('data', count)
+  return {
+    authenticated: () => {
+      done = true
+      socket.off('data', count)
+    },
+  }
 }

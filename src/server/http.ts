@@ -21,11 +21,16 @@ import { batchWritesPerTurn, type Corkable, type Result, type TokenRole } from '
 import { Activity } from './activity.ts'
 import { type ClientLink, ClientSession } from './client-session.ts'
 import type { StatusAuth, TokenGrant } from './config.ts'
-import { type ConnectionLimits, guardServer } from './http-guard.ts'
+import {
+  type ConnectionLimits,
+  capUntilAuthenticated,
+  guardServer,
+  unauthenticatedBytesMax,
+} from './http-guard.ts'
 import { LimitedLog } from './log-limit.ts'
 import type { Member } from './member.ts'
 import type { PeerWs } from './peer-ws.ts'
-import { MemberRequestBudget } from './request-gate.ts'
+import { MemberRequestBudget, requestLimitDefaults } from './request-gate.ts'
 import type { Clock } from './seams.ts'
 import { statusPageHtml } from './status-page.ts'
 
@@ -64,7 +69,13 @@ export interface MemberHttp {
   close(): Promise<void>
 }
 
-function wsLink(socket: WebSocket, raw: Corkable, remote: string, log: LimitedLog): ClientLink {
+function wsLink(
+  socket: WebSocket,
+  raw: Corkable,
+  remote: string,
+  log: LimitedLog,
+  cap: { authenticated(): void },
+): ClientLink {
   // A socket error (an oversized frame, a reset) closes that one connection, never the member.
   socket.on('error', (error) =>
     log.debug('clientSocketFailed', { remote, err: error.message }, 'client connection failed'),
@@ -86,6 +97,8 @@ function wsLink(socket: WebSocket, raw: Corkable, remote: string, log: LimitedLo
     onClose: (handler) => socket.on('close', handler),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
+    terminate: () => socket.terminate(),
+    authenticated: () => cap.authenticated(),
   }
 }
 
@@ -412,7 +425,7 @@ async function listen(server: Server, host: string, port: number): Promise<numbe
 export async function serveMember(options: MemberHttpOptions): Promise<MemberHttp> {
   const { member, logger } = options
   const sessions = new Set<ClientSession>()
-  const budget = new MemberRequestBudget()
+  const budget = new MemberRequestBudget(requestLimitDefaults, options.clock)
   // One limit per member on the lines that junk from outside can repeat.
   const limitedLog = new LimitedLog(logger, options.clock)
   const activity = new Activity(options.clock)
@@ -432,15 +445,26 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0]
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
+    // Until it authenticates, a connection may send a few KiB: no frame of a stranger's is buffered whole.
+    const capped = () =>
+      capUntilAuthenticated(socket, unauthenticatedBytesMax, (bytes) =>
+        limitedLog.warn(
+          'unauthenticatedTooLarge',
+          { remote, path, bytes },
+          `cut a connection that sent ${bytes} bytes before authenticating`,
+        ),
+      )
     if (path === '/peer') {
       peerServer.handleUpgrade(req, socket, head, (ws) => {
         ws.on('error', (error) =>
           limitedLog.debug('peerSocketFailed', { remote, err: error.message }, 'peer connection failed'),
         )
-        options.peers.acceptInbound(ws, remote)
+        const cap = capped()
+        options.peers.acceptInbound(ws, remote, () => cap.authenticated())
       })
     } else if (path === '/client') {
       clientServer.handleUpgrade(req, socket, head, (ws) => {
+        const cap = capped()
         const session = new ClientSession(
           {
             member,
@@ -453,7 +477,7 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
             budget,
             limitedLog,
           },
-          wsLink(ws, socket, remote, limitedLog),
+          wsLink(ws, socket, remote, limitedLog, cap),
         )
         sessions.add(session)
         ws.on('close', () => sessions.delete(session))

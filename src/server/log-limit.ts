@@ -16,6 +16,8 @@ export type LimitedLogKind =
   | 'clientTokenUnknown'
   | 'clientSocketFailed'
   | 'peerSocketFailed'
+  | 'unauthenticatedTooLarge'
+  | 'clientNotReading'
 
 export interface LogLimits {
   /** Lines of one kind written per window; the rest are counted. */

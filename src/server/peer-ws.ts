@@ -328,7 +328,7 @@ export class PeerWs implements PeerNetwork {
    */
   // Long because the inbound handshake is one small state machine (challenge, auth, cluster
   // id, then Raft frames) whose steps share the socket's state and its one timer.
-  acceptInbound(socket: WebSocket, remote: string): void {
+  acceptInbound(socket: WebSocket, remote: string, onAuthenticated?: () => void): void {
     const { options } = this
     this.#inbound.set(socket, undefined)
     const nonce = randomBytes(peerNonceBytes)
@@ -366,6 +366,7 @@ export class PeerWs implements PeerNetwork {
             peer = from
             this.#inbound.set(socket, peer)
             handshake.cancel()
+            onAuthenticated?.()
             socket.send(encodePeerFrame({ type: 'authOk', mac }))
             this.#links.get(from)?.peerIsUp()
           },

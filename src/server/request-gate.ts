@@ -7,14 +7,24 @@
  * 60 `transactions` scans in flight on one connection starved heartbeats until it lost
  * leadership. The gate works in three ways:
  * - requests of a connection wait in its queue and start only while their class has room:
- *   reads run a few at a time per connection, scans one per connection and a few per member;
+ *   reads run a few at a time per connection and a few dozen per member, scans one per
+ *   connection and a few per member;
  * - no read starts while the connection's answers not yet written out, or all connections'
  *   together, exceed a byte budget (what has been read sits in memory until it is written);
+ * - what the member's limits hold back is served in turns, one request per connection
+ *   and turn, oldest first: without turns, connections that pipeline many reads took
+ *   every slot as it freed and a client reading one object at a time waited behind them
+ *   for seconds (npm run hostile, loads: the application's p50 went to 1.3 s);
+ * - a connection that has not taken in any of its answers for `stalledReaderMs` while the
+ *   member's byte budget is full and others wait is cut: otherwise four clients that never
+ *   read held the whole budget and no other client of the member could read at all;
  * - a connection whose queue is full is no longer read from (back-pressure through TCP), so
  *   a client that pipelines without bound slows itself down instead of growing our memory.
  * Commits are admitted at once: Raft bounds them itself (uncommitted bytes), and holding them
  * back here would only add latency. Work queued for a connection that closed is dropped.
  */
+
+import type { Clock, Timer } from './seams.ts'
 
 /** How a request uses the member: a command for the log, a point read, or a scan over history. */
 export type RequestClass = 'write' | 'read' | 'scan'
@@ -24,6 +34,8 @@ export interface RequestLimits {
   readonly requestsQueuedPerConnectionMax: number
   /** Point reads (load, loadBefore, history…) running at once on one connection. */
   readonly readsRunningPerConnectionMax: number
+  /** Point reads running at once on the whole member. */
+  readonly readsRunningMax: number
   /** Scans (transactions, invalidationsSince) running at once on one connection. */
   readonly scansRunningPerConnectionMax: number
   /** Scans running at once on the whole member. */
@@ -32,6 +44,8 @@ export interface RequestLimits {
   readonly responseBytesPerConnectionMax: number
   /** The same for all connections together. */
   readonly responseBytesMax: number
+  /** A connection with answers unwritten and none written for this long is cut when it holds others back. */
+  readonly stalledReaderMs: number
 }
 
 export const requestLimitDefaults = {
@@ -40,22 +54,45 @@ export const requestLimitDefaults = {
   requestsQueuedPerConnectionMax: 1_024,
   // Enough to overlap LevelDB's latency; a record may be large, so not more.
   readsRunningPerConnectionMax: 16,
+  // The answers of reads running are in memory before the byte budgets below can see them:
+  // without a member-wide cap, 16 slow-reading connections × 16 loads of 4 MiB held a
+  // leader at 733 MiB (npm run hostile, unread-loads). 16 × a record bounds that part; the
+  // benchmark's 16 reading clients never wait for it, and LevelDB reads 4 at a time anyway
+  // (libuv's thread pool).
+  readsRunningMax: 16,
   // A scan reads whole transactions; one per connection, four per member keep the event loop free.
   scansRunningPerConnectionMax: 1,
   scansRunningMax: 4,
-  // Two largest frames' worth per connection; the member's whole budget for read answers.
+  // Two largest frames' worth per connection; the member's whole budget for read answers,
+  // which with the reads running (above) bounds what readers can make a member hold. At
+  // 128 MiB and 32 reads, slow readers of 4 MiB objects still took a leader to 648 MiB:
+  // each answer exists twice for a while (as read, and encoded) before the collector runs.
   responseBytesPerConnectionMax: 32 * 1024 * 1024,
-  responseBytesMax: 256 * 1024 * 1024,
+  responseBytesMax: 64 * 1024 * 1024,
+  // A client that reads takes in some answer within a second, even a largest one over a slow link.
+  stalledReaderMs: 1_000,
 } as const satisfies RequestLimits
 
 /** What the gate shares between the connections of one member. */
 export class MemberRequestBudget {
   readonly limits: RequestLimits
+  readonly #clock: Clock | undefined
   readonly #connections = new Set<ConnectionGate>()
+  /** Connections with a request the member's limits hold back, in the order of their turns. */
+  readonly #held: ConnectionGate[] = []
+  #waking = false
+  #stallCheck: Timer | undefined
   scansRunning = 0
+  readsRunning = 0
 
-  constructor(limits: RequestLimits = requestLimitDefaults) {
+  /** Without a clock, stalled readers are never cut (a simulated link drains by itself). */
+  constructor(limits: RequestLimits = requestLimitDefaults, clock?: Clock) {
     this.limits = limits
+    this.#clock = clock
+  }
+
+  nowMs(): number {
+    return this.#clock?.nowMs() ?? 0
   }
 
   /** Answers not yet written out, over every connection. */
@@ -65,19 +102,80 @@ export class MemberRequestBudget {
     return sum
   }
 
+  /** Whether the member's own limits let a request of `kind` start now (the connection's aside). */
+  hasRoom(kind: 'read' | 'scan'): boolean {
+    const limits = this.limits
+    if (
+      kind === 'read'
+        ? this.readsRunning >= limits.readsRunningMax
+        : this.scansRunning >= limits.scansRunningMax
+    )
+      return false
+    return this.responseBytes() < limits.responseBytesMax
+  }
+
+  /** Whether other connections wait for the member's room ahead of `gate`. */
+  othersHeld(gate: ConnectionGate): boolean {
+    const first = this.#held[0]
+    return first !== undefined && first !== gate
+  }
+
   add(gate: ConnectionGate): void {
     this.#connections.add(gate)
   }
 
   remove(gate: ConnectionGate): void {
     this.#connections.delete(gate)
-    // Room freed here may let another connection's reads or scans start.
-    for (const other of this.#connections) other.pump()
+    const at = this.#held.indexOf(gate)
+    if (at >= 0) this.#held.splice(at, 1)
+    this.wake()
   }
 
-  /** A scan ended somewhere: scans waiting elsewhere may start. */
-  wakeAll(): void {
-    for (const c of this.#connections) c.pump()
+  /** `gate` has a request the member's limits hold back: it waits for a turn. */
+  hold(gate: ConnectionGate): void {
+    if (!this.#held.includes(gate)) this.#held.push(gate)
+    this.#watchStalls()
+  }
+
+  /**
+   * Room may have freed on the member: connections held back take turns, one request
+   * each, oldest first, for as long as there is room.
+   */
+  wake(): void {
+    if (this.#waking) return
+    this.#waking = true
+    try {
+      for (let turns = 0; turns < this.#connections.size + this.#held.length; turns++) {
+        const first = this.#held[0]
+        if (first === undefined) break
+        const turn = first.takeTurn()
+        if (turn === 'noRoom') break
+        this.#held.shift()
+        if (turn === 'started' && first.hasHeldRequest()) this.#held.push(first)
+      }
+    } finally {
+      this.#waking = false
+    }
+  }
+
+  /**
+   * While requests are held back by a full byte budget, cuts the connections that have
+   * taken in none of their answers for `stalledReaderMs`: they hold the budget hostage.
+   */
+  #watchStalls(): void {
+    const clock = this.#clock
+    if (clock === undefined || this.#stallCheck !== undefined) return
+    this.#stallCheck = clock.setTimer(this.limits.stalledReaderMs / 2, () => {
+      this.#stallCheck = undefined
+      if (this.#held.length === 0) return
+      if (this.responseBytes() >= this.limits.responseBytesMax) {
+        const now = clock.nowMs()
+        for (const c of [...this.#connections])
+          if (c.stalledSince(now) >= this.limits.stalledReaderMs) c.cut()
+        this.wake()
+      }
+      if (this.#held.length > 0) this.#watchStalls()
+    })
   }
 }
 
@@ -93,7 +191,12 @@ export interface GateLink {
   /** Stop and restart reading frames from the socket; optional (a simulated link has no socket). */
   pause?(): void
   resume?(): void
+  /** Drops the connection at once, unsent answers and all (a stalled reader); optional. */
+  terminate?(): void
 }
+
+/** What a turn on the member's room did: started a request, found no room, or had nothing to start. */
+export type Turn = 'started' | 'noRoom' | 'nothing'
 
 export class ConnectionGate {
   readonly #budget: MemberRequestBudget
@@ -102,10 +205,13 @@ export class ConnectionGate {
   readonly #running: Record<RequestClass, number> = { write: 0, read: 0, scan: 0 }
   #paused = false
   #closed = false
+  /** When the connection last had all its answers written out, or had one written. */
+  #drainedAtMs: number
 
   constructor(budget: MemberRequestBudget, link: GateLink) {
     this.#budget = budget
     this.#link = link
+    this.#drainedAtMs = budget.nowMs()
     budget.add(this)
   }
 
@@ -129,18 +235,53 @@ export class ConnectionGate {
     return true
   }
 
+  /** An answer is about to be handed to the link: a connection with nothing unsent is not stalled. */
+  sending(): void {
+    if (this.unsentBytes() === 0) this.#drainedAtMs = this.#budget.nowMs()
+  }
+
+  /** An answer was written out: room may have freed here and on the member. */
+  written(): void {
+    this.#drainedAtMs = this.#budget.nowMs()
+    this.#budget.wake()
+    this.pump()
+  }
+
+  /** How long the connection has held answers without any being written (0 with none unsent). */
+  stalledSince(nowMs: number): number {
+    return this.unsentBytes() === 0 ? 0 : nowMs - this.#drainedAtMs
+  }
+
+  /** Drops the connection for not reading its answers. */
+  cut(): void {
+    this.close()
+    this.#link.terminate?.()
+  }
+
   /** Starts what may start, in arrival order within each class, and pauses or resumes reading. */
   pump(): void {
     if (this.#closed) return
+    let held = false
+    const blocked = new Set<RequestClass>()
     for (let i = 0; i < this.#queue.length; ) {
       const pending = this.#queue[i]
-      if (pending === undefined || !this.#mayStart(pending.kind)) {
+      const kind = pending?.kind
+      if (pending === undefined || kind === undefined || blocked.has(kind)) {
         i++
         continue
       }
-      this.#queue.splice(i, 1)
-      this.#start(pending)
+      const verdict = this.#admit(kind)
+      if (verdict === 'start') {
+        this.#queue.splice(i, 1)
+        this.#start(pending)
+        continue
+      }
+      // Later requests of the class wait as well: arrival order within a class.
+      blocked.add(kind)
+      if (verdict === 'member') held = true
+      i++
     }
+    if (held) this.#budget.hold(this)
     const full = this.size() >= this.#budget.limits.requestsQueuedPerConnectionMax
     if (full && !this.#paused) {
       this.#paused = true
@@ -151,8 +292,26 @@ export class ConnectionGate {
     }
   }
 
+  /** This connection's turn on the member's room: starts its first held request if there is room. */
+  takeTurn(): Turn {
+    if (this.#closed) return 'nothing'
+    const at = this.#queue.findIndex((p) => p.kind !== 'write' && this.#connectionAdmits(p.kind))
+    const pending = this.#queue[at]
+    if (pending === undefined || pending.kind === 'write') return 'nothing'
+    if (!this.#budget.hasRoom(pending.kind)) return 'noRoom'
+    this.#queue.splice(at, 1)
+    this.#start(pending)
+    return 'started'
+  }
+
+  /** Whether a read or scan waits here (for the member or for this connection's own room). */
+  hasHeldRequest(): boolean {
+    return this.#queue.some((p) => p.kind !== 'write')
+  }
+
   /** The connection closed: what waits is dropped; what runs finishes, and its answer goes nowhere. */
   close(): void {
+    if (this.#closed) return
     this.#closed = true
     this.#queue.length = 0
     this.#budget.remove(this)
@@ -162,40 +321,33 @@ export class ConnectionGate {
     return this.#closed
   }
 
-  #mayStart(kind: RequestClass): boolean {
+  /** Whether a request of `kind` may start now: yes, not for this connection, or not for the member. */
+  #admit(kind: RequestClass): 'start' | 'connection' | 'member' {
+    if (kind === 'write') return 'start'
+    if (!this.#connectionAdmits(kind)) return 'connection'
+    if (this.#budget.othersHeld(this) || !this.#budget.hasRoom(kind)) return 'member'
+    return 'start'
+  }
+
+  #connectionAdmits(kind: 'read' | 'scan'): boolean {
     const limits = this.#budget.limits
-    switch (kind) {
-      case 'write':
-        return true
-      case 'read':
-        return (
-          this.#running.read < limits.readsRunningPerConnectionMax &&
-          this.unsentBytes() < limits.responseBytesPerConnectionMax &&
-          this.#budget.responseBytes() < limits.responseBytesMax
-        )
-      case 'scan':
-        return (
-          this.#running.scan < limits.scansRunningPerConnectionMax &&
-          this.#budget.scansRunning < limits.scansRunningMax &&
-          this.unsentBytes() < limits.responseBytesPerConnectionMax &&
-          this.#budget.responseBytes() < limits.responseBytesMax
-        )
-      default: {
-        const unreachable: never = kind
-        throw new Error(`unknown request class ${String(unreachable)}`)
-      }
-    }
+    const running =
+      kind === 'read'
+        ? this.#running.read < limits.readsRunningPerConnectionMax
+        : this.#running.scan < limits.scansRunningPerConnectionMax
+    return running && this.unsentBytes() < limits.responseBytesPerConnectionMax
   }
 
   #start(pending: Pending): void {
     this.#running[pending.kind]++
     if (pending.kind === 'scan') this.#budget.scansRunning++
+    if (pending.kind === 'read') this.#budget.readsRunning++
     const done = (): void => {
       this.#running[pending.kind]--
-      if (pending.kind === 'scan') {
-        this.#budget.scansRunning--
-        this.#budget.wakeAll()
-      }
+      if (pending.kind === 'scan') this.#budget.scansRunning--
+      if (pending.kind === 'read') this.#budget.readsRunning--
+      // A read or scan that ended freed room on the member: those held back go first.
+      if (pending.kind !== 'write') this.#budget.wake()
       this.pump()
     }
     // `start` answers its request itself and never rejects (its errors become error answers).

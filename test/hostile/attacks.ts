@@ -3,11 +3,36 @@
  * Each returns what it saw, so a test or the full suite (bench/hostile.ts) can judge it.
  * The numbers of the findings they reproduce are those of docs/operations.md, "Hostile input".
  */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { connect as netConnect, type Socket } from 'node:net'
+import WebSocket from 'ws'
+import { connect } from '../../src/client/index.ts'
+import { blobStagedBytesMin, commitBytesMax, commitEntryBytes } from '../../src/protocol/index.ts'
 import { commitRequest, RawClient } from '../server/raw-client.ts'
 
 /** No attack waits longer than this for the member's answers. */
 export const attackTimeoutMs = 60_000
+
+/**
+ * A member's resident memory bound under every attack here, in MiB. Beyond its idle size
+ * (105–125 MiB on the build), what readers can make a member hold is bounded by the
+ * request gate (src/server/request-gate.ts): 64 MiB of answers not yet written out over
+ * all connections, plus the answers of the 16 reads running, each a record; each answer
+ * exists twice until the collector runs (as read and encoded). The attacks read records of
+ * at most 4 MiB: 120 + 2 × (64 + 16 × 4) = 376 MiB. What a stranger sends before
+ * authenticating is cut at 64 KiB (src/server/http-guard.ts). Before the gate 400
+ * pipelined 1 MiB loads took a leader to 879 MiB; before the cap, 16 frames of 64 MiB sent
+ * before hello took one to 962 MiB.
+ */
+export const memberRssMiBMax = 400
+
+/** An attacker receives gigabytes: it counts frames, it does not keep them. */
+const attacker = { keepFrames: false } as const
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
 
 function withTimeout<T>(what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -30,17 +55,21 @@ export async function pipelinedLoads(
   oid: bigint,
   count: number,
 ): Promise<{ readonly answered: number; readonly failed: number }> {
-  const client = await RawClient.connect(url, token)
+  const client = await RawClient.connect(url, token, attacker)
   try {
+    // Each answer is dropped as it arrives: the attacker's memory is not the member's.
     const answers = await withTimeout(
       'pipelined loads',
       Promise.all(
         Array.from({ length: count }, () =>
-          client.request({ op: 'load', oid, consistency: 'local', minTid: 0n }).catch(() => ({ ok: false })),
+          client.request({ op: 'load', oid, consistency: 'local', minTid: 0n }).then(
+            (a) => a.ok,
+            () => false,
+          ),
         ),
       ),
     )
-    const answered = answers.filter((a) => a.ok).length
+    const answered = answers.filter((ok) => ok).length
     return { answered, failed: count - answered }
   } finally {
     client.close()
@@ -74,7 +103,7 @@ export async function halfOpenRequests(port: number, count: number, holdMs: numb
  * not starve the member's Raft loop.
  */
 export async function scanFlood(url: string, token: string, count: number): Promise<number> {
-  const client = await RawClient.connect(url, token)
+  const client = await RawClient.connect(url, token, attacker)
   try {
     const answers = await withTimeout(
       'scan flood',
@@ -93,30 +122,78 @@ export async function scanFlood(url: string, token: string, count: number): Prom
 }
 
 /**
- * One frame holding msgpack's BigInt extension with a 1 MiB payload, sent before any hello
- * (finding 1, no token needed). Returns the member's goodbye and its size.
+ * Frames a member must refuse before decoding them into anything large, sent before any
+ * hello (finding 1, no token needed): each is what its name says, `bytes` long or deep.
  */
-export async function bigIntFrame(
-  url: string,
-  payloadBytes: number,
-): Promise<{ readonly goodbyeBytes: number }> {
-  const client = await RawClient.open(url)
+export const hostileFrames = {
+  /** msgpack's BigInt extension (ext 32, type 0x42) holding `bytes` of digits. */
+  bigInt: (bytes: number): Uint8Array => withHead([0xc9, ...uint32(bytes), 0x42], bytes, 0x7f),
+  /** A string (str 32) of `bytes`, past the shape check's string bound. */
+  longString: (bytes: number): Uint8Array => withHead([0xdb, ...uint32(bytes)], bytes, 0x61),
+  /** `depth` lists each holding the next. */
+  deepNesting: (depth: number): Uint8Array => withHead([], depth, 0x91),
+  /** A well-formed byte string (bin 32) of `bytes`: not a frame, but the decoder may build it. */
+  hugeBinary: (bytes: number): Uint8Array => withHead([0xc6, ...uint32(bytes)], bytes, 0),
+  /** `bytes` of a fixed pseudo-random pattern. */
+  junk: (bytes: number): Uint8Array => {
+    const frame = new Uint8Array(bytes)
+    let x = 0x9e3779b9
+    for (let i = 0; i < bytes; i++) {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      frame[i] = x & 0xff
+    }
+    return frame
+  },
+} as const
+
+export type HostileFrameKind = keyof typeof hostileFrames
+
+function uint32(n: number): number[] {
+  return [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
+}
+
+function withHead(head: readonly number[], bodyBytes: number, fill: number): Uint8Array {
+  const frame = new Uint8Array(head.length + bodyBytes).fill(fill)
+  frame.set(head)
+  return frame
+}
+
+/** How the member ended a connection that sent it a bad frame. */
+export interface BadFrameOutcome {
+  /** The size of its goodbye (JSON), 0 when it sent none. */
+  readonly goodbyeBytes: number
+  /** It cut the connection without a goodbye (before a hello: the frame was past the cap of what a stranger may send). */
+  readonly cut: boolean
+}
+
+/**
+ * Sends one frame and waits for the member to close: before any hello, or after a hello
+ * with `token` when one is given (then the frame reaches the shape check whatever its size).
+ */
+export async function badFrame(url: string, frame: Uint8Array, token?: string): Promise<BadFrameOutcome> {
+  const client =
+    token === undefined ? await RawClient.open(url, attacker) : await RawClient.connect(url, token, attacker)
+  // The member may reset the connection while the frame is still being written.
+  client.socket.on('error', () => {})
   try {
-    const frame = new Uint8Array(6 + payloadBytes).fill(0x7f)
-    frame.set([
-      0xc9,
-      (payloadBytes >>> 24) & 0xff,
-      (payloadBytes >>> 16) & 0xff,
-      (payloadBytes >>> 8) & 0xff,
-      payloadBytes & 0xff,
-      0x42,
-    ])
     client.send(frame)
-    await withTimeout('BigInt frame', client.closed)
-    return { goodbyeBytes: client.goodbye === undefined ? 0 : JSON.stringify(client.goodbye).length }
+    await withTimeout('a bad frame', client.closed)
+    const goodbyeBytes = client.goodbye === undefined ? 0 : JSON.stringify(client.goodbye).length
+    return { goodbyeBytes, cut: client.goodbye === undefined }
   } finally {
     client.close()
   }
+}
+
+/** One frame holding msgpack's BigInt extension with a `payloadBytes` payload (finding 1). */
+export async function bigIntFrame(
+  url: string,
+  payloadBytes: number,
+  token?: string,
+): Promise<BadFrameOutcome> {
+  return await badFrame(url, hostileFrames.bigInt(payloadBytes), token)
 }
 
 /** What the member answered to forged commits: how many it refused and why. */
@@ -138,7 +215,8 @@ export interface ForgedOutcome {
 export async function forgedSessions(url: string, token: string, idsMax: number): Promise<ForgedOutcome> {
   const client = await RawClient.connect(url, token)
   try {
-    const owner = new Uint8Array(16).fill(0x66)
+    // A new secret each time: the sessions of an earlier call are someone else's now.
+    const owner = new Uint8Array(randomBytes(16))
     const opened = await client.request({ op: 'openSession', owner })
     if (!opened.ok) throw new Error(`the attacker could not open a session: ${opened.error.message}`)
     const own = (opened.value as { session: bigint }).session
@@ -200,5 +278,186 @@ export async function oversizedCommit(
       : { ok: false, code: answer.error.code, message: answer.error.message, ms }
   } finally {
     client.close()
+  }
+}
+
+/**
+ * Connections that pipeline loads of a large object and never read an answer (finding 3,
+ * the slow reader): what the member has read waits in its send buffers. Each connection
+ * sends `perConnection` loads at once; all are held open `holdMs`, then closed.
+ */
+export async function unreadLoads(
+  url: string,
+  token: string,
+  oid: bigint,
+  connections: number,
+  perConnection: number,
+  holdMs: number,
+): Promise<{ readonly connections: number }> {
+  const clients: RawClient[] = []
+  try {
+    for (let c = 0; c < connections; c++) {
+      const client = await RawClient.connect(url, token, attacker)
+      clients.push(client)
+      client.socket.pause()
+      for (let i = 0; i < perConnection; i++)
+        void client.request({ op: 'load', oid, consistency: 'local', minTid: 0n })
+    }
+    await sleep(holdMs)
+    return { connections: clients.length }
+  } finally {
+    for (const client of clients) client.socket.terminate()
+  }
+}
+
+/**
+ * `count` WebSocket connections to the client endpoint that never say hello, held
+ * `holdMs` (a connection flood): past the caps they are refused at once, and the member
+ * closes the rest when their hello is late.
+ */
+export async function connectionFlood(
+  url: string,
+  count: number,
+  holdMs: number,
+): Promise<{ readonly opened: number; readonly refused: number; readonly closedByMember: number }> {
+  const sockets: WebSocket[] = []
+  let opened = 0
+  let refused = 0
+  let closedByMember = 0
+  try {
+    await withTimeout(
+      'a connection flood',
+      Promise.all(
+        Array.from(
+          { length: count },
+          () =>
+            new Promise<void>((resolve) => {
+              const socket = new WebSocket(`${url}/client`)
+              sockets.push(socket)
+              socket.once('open', () => {
+                opened++
+                socket.once('close', () => closedByMember++)
+                resolve()
+              })
+              socket.once('error', () => {
+                refused++
+                resolve()
+              })
+            }),
+        ),
+      ),
+    )
+    await sleep(holdMs)
+    return { opened, refused, closedByMember }
+  } finally {
+    for (const socket of sockets) socket.terminate()
+  }
+}
+
+/**
+ * Junk repeated to grow the member's logs: `count` connections, a third each sending junk
+ * to the peer endpoint after its challenge, junk to the client endpoint, and a hello with
+ * a token the cluster does not know; `concurrency` at a time. Returns how many the member
+ * closed.
+ */
+export async function junkFlood(url: string, count: number, concurrency: number): Promise<number> {
+  let closed = 0
+  const one = async (i: number): Promise<void> => {
+    if (i % 3 === 0) {
+      const socket = new WebSocket(`${url}/peer`)
+      socket.on('error', () => {})
+      // The member speaks first on the peer endpoint (its challenge); junk answers it.
+      socket.once('message', () => socket.send(hostileFrames.junk(64)))
+      await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    } else if (i % 3 === 1) {
+      await badFrame(url, hostileFrames.junk(64))
+    } else {
+      const client = await RawClient.connect(url, `not a token ${i}`, attacker)
+      await client.closed
+    }
+    closed++
+  }
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < count) await one(next++)
+  }
+  await withTimeout('a junk flood', Promise.all(Array.from({ length: concurrency }, worker)))
+  return closed
+}
+
+/**
+ * `count` clients that say hello and then only listen, held `holdMs`: each commit's
+ * invalidation goes to every one of them. Returns the invalidations they received.
+ */
+export async function idleClients(
+  url: string,
+  token: string,
+  count: number,
+  holdMs: number,
+): Promise<number> {
+  const clients: RawClient[] = []
+  try {
+    for (let i = 0; i < count; i++) clients.push(await RawClient.connect(url, token, attacker))
+    await sleep(holdMs)
+    return clients.reduce((sum, c) => sum + c.invalidationCount, 0)
+  } finally {
+    for (const client of clients) client.close()
+  }
+}
+
+/** Records in a commit just under the commit limit (`nearLimitWrites`): the oids it needs. */
+export const nearLimitRecords = Math.floor(commitBytesMax / blobStagedBytesMin)
+
+/**
+ * The writes of a commit just under the commit limit (finding: big commits). Records above
+ * `blobStagedBytesMin` are staged in chunks, not carried in the commit, so it is many
+ * records of that size and one filling the rest, to `oids` (`nearLimitRecords` of them).
+ * Returns them with the commit's size as its Raft entry.
+ */
+export function nearLimitWrites(
+  oids: readonly bigint[],
+  fill: number,
+): { readonly writes: readonly { oid: bigint; data: Uint8Array }[]; readonly entryBytes: number } {
+  assert.ok(oids.length >= nearLimitRecords, `nearLimitWrites needs ${nearLimitRecords} oids`)
+  const rest = commitBytesMax - (nearLimitRecords - 1) * blobStagedBytesMin - 128 * 1024
+  assert.ok(rest > 0 && rest <= blobStagedBytesMin, 'every record travels inside the commit')
+  const sizes = [...Array.from({ length: nearLimitRecords - 1 }, () => blobStagedBytesMin), rest]
+  const writes = sizes.map((size, i) => ({ oid: oids[i] ?? 0n, data: new Uint8Array(size).fill(fill) }))
+  const entryBytes = commitEntryBytes({
+    type: 'commit',
+    user: '',
+    description: '',
+    extension: new Uint8Array(0),
+    reads: [],
+    writes: writes.map((w) => ({ oid: w.oid, serial: 0n, record: { refs: [], data: w.data } })),
+  })
+  return { writes, entryBytes }
+}
+
+/** `count` commits just under the commit limit, one after another, through the client library. */
+export async function bigCommits(
+  peers: readonly string[],
+  token: string,
+  count: number,
+): Promise<{ readonly committed: number; readonly entryBytes: number }> {
+  const db = await connect({ peers, token, timeoutMs: attackTimeoutMs })
+  try {
+    const oids = await db.newOids(nearLimitRecords)
+    let committed = 0
+    let entryBytes = 0
+    for (let i = 0; i < count; i++) {
+      const commit = nearLimitWrites(oids, i & 0xff)
+      entryBytes = commit.entryBytes
+      await withTimeout(
+        'a big commit',
+        db.transact(async (tx) => {
+          for (const w of commit.writes) tx.store(w.oid, w.data)
+        }),
+      )
+      committed++
+    }
+    return { committed, entryBytes }
+  } finally {
+    await db.close()
   }
 }

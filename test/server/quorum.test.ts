@@ -246,7 +246,8 @@ describe('a quorum of three member processes', () => {
       }),
       { numRuns: 40 },
     )
-    const big = await RawClient.open(cluster.url(leader))
+    // Said hello: before it, a connection is cut after a few KiB (the next test).
+    const big = await RawClient.connect(cluster.url(leader), cluster.tokens.readOnly)
     // The member may reset the connection while the rest of the frame is still being written.
     big.socket.on('error', () => {})
     big.send(new Uint8Array(memberFrameBytesMax + 1))
@@ -260,6 +261,32 @@ describe('a quorum of three member processes', () => {
     )
     client.close()
     for (const id of cluster.urls.keys()) assert.ok(await cluster.status(id), `member ${id} is still up`)
+  })
+
+  test('a connection that has not authenticated is cut after a few KiB: a stranger never makes the member read a big frame whole', async () => {
+    for (const path of ['/client', '/peer']) {
+      const socket = new WebSocket(`${cluster.url(leader)}${path}`)
+      await new Promise<void>((resolve, reject) => {
+        socket.once('open', () => resolve())
+        socket.once('error', reject)
+      })
+      // The member resets the connection while the frame is still being written.
+      socket.on('error', () => {})
+      const answers: string[] = []
+      socket.on('message', (data: Buffer) => {
+        const type = (decodeMsgpack(data) as { type: string }).type
+        // The peer endpoint speaks first; its challenge is not an answer to the frame.
+        if (type !== 'challenge') answers.push(type)
+      })
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
+      // Well under --frame-bytes-max: before the cap, the member read it whole, then refused it.
+      socket.send(new Uint8Array(32 * 1024 * 1024))
+      assert.equal(await closed, 1006, `${path}: cut without a closing handshake`)
+      assert.deepEqual(answers, [], `${path}: the member never read the frame to answer it`)
+    }
+    const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readOnly)
+    assert.ok(client.welcome, 'a hello is well under the cap')
+    client.close()
   })
 })
 

@@ -15,6 +15,12 @@ import {
   type WireError,
 } from '../../src/protocol/index.ts'
 
+export interface RawClientOptions {
+  readonly ca?: Uint8Array
+  /** Keep every frame and invalidation received (tests read them). @default true */
+  readonly keepFrames?: boolean
+}
+
 type Response =
   | { readonly ok: true; readonly value: unknown }
   | { readonly ok: false; readonly error: WireError }
@@ -24,6 +30,10 @@ export class RawClient {
   readonly invalidations: Invalidation[] = []
   /** Every frame in arrival order, to check that invalidations precede the replies that show their data. */
   readonly frames: MemberFrame[] = []
+  /** Invalidations received, counted even when they are not kept. */
+  invalidationCount = 0
+  /** False for an attacker that receives gigabytes: frames and invalidations are counted, not kept. */
+  readonly #keepFrames: boolean
   welcome: Extract<MemberFrame, { type: 'welcome' }> | undefined
   goodbye: WireError | undefined
   readonly #pending = new Map<number, (response: Response) => void>()
@@ -34,22 +44,25 @@ export class RawClient {
     this.#handshakeDone = resolve
   })
 
-  private constructor(socket: WebSocket) {
+  private constructor(socket: WebSocket, keepFrames: boolean) {
     this.socket = socket
+    this.#keepFrames = keepFrames
     this.closed = new Promise((resolve) => socket.on('close', (code) => resolve(code)))
     socket.on('message', (data: Buffer) => {
       const decoded = decodeMemberFrame(data)
       assert.ok(decoded.ok, decoded.ok ? '' : decoded.error.message)
       const frame = decoded.value
-      this.frames.push(frame)
+      if (this.#keepFrames) this.frames.push(frame)
       if (frame.type === 'welcome') {
         this.welcome = frame
         this.#handshakeDone()
       } else if (frame.type === 'goodbye') {
         this.goodbye = frame.error
         this.#handshakeDone()
-      } else if (frame.type === 'invalidate') this.invalidations.push(...frame.invalidations)
-      else {
+      } else if (frame.type === 'invalidate') {
+        this.invalidationCount += frame.invalidations.length
+        if (this.#keepFrames) this.invalidations.push(...frame.invalidations)
+      } else {
         const resolve = this.#pending.get(frame.id)
         this.#pending.delete(frame.id)
         resolve?.(frame.ok ? { ok: true, value: frame.value } : { ok: false, error: frame.error })
@@ -58,21 +71,17 @@ export class RawClient {
   }
 
   /** Opens a socket to `url`/client without saying hello. */
-  static async open(url: string, options: { readonly ca?: Uint8Array } = {}): Promise<RawClient> {
+  static async open(url: string, options: RawClientOptions = {}): Promise<RawClient> {
     const socket = new WebSocket(`${url}/client`, options.ca ? { ca: Buffer.from(options.ca) } : {})
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve())
       socket.once('error', reject)
     })
-    return new RawClient(socket)
+    return new RawClient(socket, options.keepFrames ?? true)
   }
 
   /** Opens a socket and completes the handshake. */
-  static async connect(
-    url: string,
-    token: string,
-    options: { readonly ca?: Uint8Array } = {},
-  ): Promise<RawClient> {
+  static async connect(url: string, token: string, options: RawClientOptions = {}): Promise<RawClient> {
     const client = await RawClient.open(url, options)
     client.send(
       encodeFrame({ type: 'hello', versions: [...clientProtocolVersions], token, name: 'raw test client' }),

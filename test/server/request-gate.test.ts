@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import type { Clock } from '../../src/server/index.ts'
 import {
   ConnectionGate,
   type GateLink,
@@ -15,15 +16,21 @@ import {
 const limits: RequestLimits = {
   requestsQueuedPerConnectionMax: 6,
   readsRunningPerConnectionMax: 2,
+  readsRunningMax: 3,
   scansRunningPerConnectionMax: 1,
   scansRunningMax: 2,
   responseBytesPerConnectionMax: 100,
   responseBytesMax: 150,
+  stalledReaderMs: 1000,
 }
 
 class FakeLink implements GateLink {
   unsent = 0
   paused = false
+  terminated = false
+  terminate(): void {
+    this.terminated = true
+  }
   bufferedBytes(): number {
     return this.unsent
   }
@@ -32,6 +39,36 @@ class FakeLink implements GateLink {
   }
   resume(): void {
     this.paused = false
+  }
+}
+
+/** A clock whose time and timers the test moves by hand. */
+function manualClock(): Clock & { advance(ms: number): void } {
+  let now = 0
+  const timers: { at: number; fn: () => void; cancelled: boolean }[] = []
+  return {
+    nowMs: () => now,
+    setTimer: (delayMs, fn) => {
+      const timer = { at: now + delayMs, fn, cancelled: false }
+      timers.push(timer)
+      return {
+        cancel: () => {
+          timer.cancelled = true
+        },
+      }
+    },
+    // Fires each timer due on the way, at its own time, in order (a timer may set another).
+    advance: (ms) => {
+      const target = now + ms
+      for (;;) {
+        const due = timers.filter((t) => !t.cancelled && t.at <= target).sort((x, y) => x.at - y.at)[0]
+        if (due === undefined) break
+        timers.splice(timers.indexOf(due), 1)
+        now = due.at
+        due.fn()
+      }
+      now = target
+    },
   }
 }
 
@@ -82,12 +119,13 @@ describe('the request gate of one connection', () => {
     c.submit('scan', 'c1')
     assert.deepEqual([a.started, b.started, c.started], [['a1'], ['b1'], []])
     await a.finish('a1')
-    // a's second scan and c's first compete for the freed place: the finishing connection
-    // pumps first, so a2 starts; c waits for the next scan to end.
-    assert.deepEqual([a.started, c.started], [['a1', 'a2'], []])
+    // a's second scan and c's first compete for the freed place: c was held back first
+    // (a2 waited for a1, its own connection's limit), so c takes its turn; a2 waits for
+    // the next scan to end.
+    assert.deepEqual([a.started, c.started], [['a1'], ['c1']])
     assert.equal(budget.scansRunning, 2)
     await b.finish('b1')
-    assert.deepEqual(c.started, ['c1'])
+    assert.deepEqual(a.started, ['a1', 'a2'])
   })
 
   test('no read starts while the answers not yet written exceed the budget, and a write wakes it', () => {
@@ -112,6 +150,53 @@ describe('the request gate of one connection', () => {
     heavy.link.unsent = 0
     light.gate.pump()
     assert.deepEqual(light.started, ['r1'])
+  })
+
+  test('reads are bounded across the member too, and one ending wakes a read waiting elsewhere', async () => {
+    const budget = new MemberRequestBudget(limits)
+    const a = connection(budget)
+    const b = connection(budget)
+    a.submit('read', 'a1')
+    a.submit('read', 'a2')
+    b.submit('read', 'b1')
+    b.submit('read', 'b2')
+    assert.deepEqual([...a.started, ...b.started], ['a1', 'a2', 'b1'], 'three run on the member, b2 waits')
+    await a.finish('a1')
+    assert.deepEqual(b.started, ['b1', 'b2'])
+  })
+
+  test("the member's room is served in turns: one read at a time is not starved by connections that pipeline", async () => {
+    const budget = new MemberRequestBudget(limits)
+    const a = connection(budget)
+    const b = connection(budget)
+    for (let i = 1; i <= 6; i++) a.submit('read', `a${i}`)
+    for (let i = 1; i <= 6; i++) b.submit('read', `b${i}`)
+    const c = connection(budget)
+    c.submit('read', 'c1')
+    assert.deepEqual([...a.started, ...b.started, ...c.started], ['a1', 'a2', 'b1'], 'the member runs three')
+    await a.finish('a1')
+    await a.finish('a2')
+    assert.deepEqual(c.started, ['c1'], 'the reader of one object got a turn as soon as two slots freed')
+  })
+
+  test('a connection that takes in none of its answers is cut once it holds the byte budget others wait for', async () => {
+    const clock = manualClock()
+    const budget = new MemberRequestBudget(limits, clock)
+    const stalled = connection(budget)
+    stalled.link.unsent = 90
+    const slow = connection(budget)
+    slow.link.unsent = 70
+    const reader = connection(budget)
+    reader.submit('read', 'r1')
+    assert.deepEqual(reader.started, [], 'the member budget is full')
+    clock.advance(400)
+    slow.gate.sending()
+    slow.link.unsent = 60
+    slow.gate.written()
+    clock.advance(limits.stalledReaderMs)
+    assert.equal(stalled.link.terminated, true, 'no answer of its own was written for a second')
+    assert.equal(slow.link.terminated, false, 'it takes in its answers, slowly')
+    assert.deepEqual(reader.started, ['r1'], 'the room freed went to the waiting reader')
   })
 
   test('a full queue pauses reading from the socket, and reading resumes as requests finish', async () => {
