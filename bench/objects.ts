@@ -301,6 +301,23 @@ async function btreeFigure(db: Database, keys: number): Promise<void> {
   )
 }
 
+type CostKind = 'objects' | 'raw'
+
+interface CostRun {
+  readonly rate: number
+  readonly cpuUsPerCommit: number
+  readonly othersPct: number
+}
+
+/** What both kinds of figure 3's runs write: an Item per writer, and raw records of the same size. */
+interface CostSetup {
+  readonly cluster: ZeoqCluster
+  readonly db: Database
+  readonly odb: ObjectDatabase
+  readonly rawOids: readonly Oid[]
+  readonly itemBytes: number
+}
+
 async function costFigure(
   cluster: ZeoqCluster,
   db: Database,
@@ -320,58 +337,12 @@ async function costFigure(
   await db.transact(async (tx) => {
     for (const oid of rawOids) tx.store(oid, new Uint8Array(itemBytes))
   })
-  type Kind = 'objects' | 'raw'
-  interface Run {
-    readonly rate: number
-    readonly cpuUsPerCommit: number
-    readonly othersPct: number
-  }
-  const run = async (kind: Kind): Promise<Run> => {
-    const endMs = Date.now() + seconds * 1000
-    let commits = 0
-    const window = CpuWindow.start(() => ({ memberPids: memberPids(cluster), idlePids: [] }))
-    const cpu = process.cpuUsage()
-    const start = performance.now()
-    await Promise.all(
-      Array.from({ length: costStreams }, async (_, i) => {
-        while (Date.now() < endMs) {
-          if (kind === 'objects') {
-            await odb.transact(async (t) => {
-              const item = await t.load((await t.root()).get(`item-${i}`) as Item)
-              item.n++
-            })
-          } else {
-            const oid = rawOids[i] as Oid
-            await db.transact(async (tx) => {
-              const current = await tx.load(oid)
-              const data = new Uint8Array(itemBytes)
-              data[0] = ((current?.data[0] ?? 0) + 1) % 256
-              tx.store(oid, data)
-            })
-          }
-          commits++
-        }
-      }),
-    )
-    const used = process.cpuUsage(cpu)
-    const shares = window.end()
-    const elapsedS = (performance.now() - start) / 1000
-    const result = {
-      rate: commits / elapsedS,
-      cpuUsPerCommit: (used.user + used.system) / commits,
-      othersPct: shares.otherPct,
-    }
-    console.log(
-      `  ${kind.padEnd(7)} ${result.rate.toFixed(0).padStart(6)} commits/s, ${result.cpuUsPerCommit.toFixed(0)} µs client CPU each; ` +
-        `CPU (% of a core) client ${shares.clientPct.toFixed(0)}, members ${shares.membersPct.map((p) => p.toFixed(0)).join('/')}, others ${shares.otherPct.toFixed(0)}`,
-    )
-    return result
-  }
-  const results: Record<Kind, Run[]> = { objects: [], raw: [] }
+  const setup: CostSetup = { cluster, db, odb, rawOids, itemBytes }
+  const results: Record<CostKind, CostRun[]> = { objects: [], raw: [] }
   // Alternated, the baseline first, so that a change in the machine's load falls on both.
   for (let round = 0; round < rounds; round++)
-    for (const kind of ['raw', 'objects'] as const) results[kind].push(await run(kind))
-  const mean = (kind: Kind, field: 'rate' | 'cpuUsPerCommit'): number =>
+    for (const kind of ['raw', 'objects'] as const) results[kind].push(await costRun(setup, kind, seconds))
+  const mean = (kind: CostKind, field: 'rate' | 'cpuUsPerCommit'): number =>
     sum(results[kind].map((r) => r[field])) / results[kind].length
   const others = [...results.raw, ...results.objects].map((r) => r.othersPct)
   const verdict = verdictOf(
@@ -389,6 +360,50 @@ async function costFigure(
   console.log(`  cost per commit, objects / raw: time ${time.text}`)
   console.log(`  cost per commit, objects / raw: client CPU ${verdict.text}`)
   return verdict
+}
+
+/** One run of figure 3: 16 writers, each rewriting its own object for `seconds`. */
+async function costRun(setup: CostSetup, kind: CostKind, seconds: number): Promise<CostRun> {
+  const { cluster, db, odb, rawOids, itemBytes } = setup
+  const endMs = Date.now() + seconds * 1000
+  let commits = 0
+  const window = CpuWindow.start(() => ({ memberPids: memberPids(cluster), idlePids: [] }))
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: costStreams }, async (_, i) => {
+      while (Date.now() < endMs) {
+        if (kind === 'objects') {
+          await odb.transact(async (t) => {
+            const item = await t.load((await t.root()).get(`item-${i}`) as Item)
+            item.n++
+          })
+        } else {
+          const oid = rawOids[i] as Oid
+          await db.transact(async (tx) => {
+            const current = await tx.load(oid)
+            const data = new Uint8Array(itemBytes)
+            data[0] = ((current?.data[0] ?? 0) + 1) % 256
+            tx.store(oid, data)
+          })
+        }
+        commits++
+      }
+    }),
+  )
+  const used = process.cpuUsage(cpu)
+  const shares = window.end()
+  const elapsedS = (performance.now() - start) / 1000
+  const result = {
+    rate: commits / elapsedS,
+    cpuUsPerCommit: (used.user + used.system) / commits,
+    othersPct: shares.otherPct,
+  }
+  console.log(
+    `  ${kind.padEnd(7)} ${result.rate.toFixed(0).padStart(6)} commits/s, ${result.cpuUsPerCommit.toFixed(0)} µs client CPU each; ` +
+      `CPU (% of a core) client ${shares.clientPct.toFixed(0)}, members ${shares.membersPct.map((p) => p.toFixed(0)).join('/')}, others ${shares.otherPct.toFixed(0)}`,
+  )
+  return result
 }
 
 function failedKinds(results: readonly WorkerResult[]): string {
