@@ -302,25 +302,69 @@ async function btreeFigure(db: Database, keys: number): Promise<void> {
 }
 
 type CostKind = 'objects' | 'raw'
+
 interface CostRun {
   readonly rate: number
   readonly cpuUsPerCommit: number
   readonly othersPct: number
 }
 
-/** One window of the cost figure: `costStreams` writers incrementing their own item, as objects or raw bytes. */
-async function costRun(
-  kind: CostKind,
-  on: {
-    readonly cluster: ZeoqCluster
-    readonly db: Database
-    readonly odb: ObjectDatabase
-    readonly rawOids: readonly Oid[]
-    readonly itemBytes: number
-    readonly seconds: number
-  },
-): Promise<CostRun> {
-  const { cluster, db, odb, rawOids, itemBytes, seconds } = on
+/** What both kinds of figure 3's runs write: an Item per writer, and raw records of the same size. */
+interface CostSetup {
+  readonly cluster: ZeoqCluster
+  readonly db: Database
+  readonly odb: ObjectDatabase
+  readonly rawOids: readonly Oid[]
+  readonly itemBytes: number
+}
+
+async function costFigure(
+  cluster: ZeoqCluster,
+  db: Database,
+  seconds: number,
+  rounds: number,
+): Promise<Verdict> {
+  const odb = new ObjectDatabase(db, { classes: [Item] })
+  const itemOids = await odb.transact(async (t) => {
+    const root = await t.root()
+    const items = Array.from({ length: costStreams }, () => new Item())
+    for (const [i, item] of items.entries()) root.set(`item-${i}`, item)
+    return () => items.map((item) => oidOf(item) as Oid)
+  })
+  const itemBytes =
+    (await db.load(itemOids.value()[0] as Oid, { consistency: 'snapshot' }))?.data.byteLength ?? 0
+  const rawOids = await db.newOids(costStreams)
+  await db.transact(async (tx) => {
+    for (const oid of rawOids) tx.store(oid, new Uint8Array(itemBytes))
+  })
+  const setup: CostSetup = { cluster, db, odb, rawOids, itemBytes }
+  const results: Record<CostKind, CostRun[]> = { objects: [], raw: [] }
+  // Alternated, the baseline first, so that a change in the machine's load falls on both.
+  for (let round = 0; round < rounds; round++)
+    for (const kind of ['raw', 'objects'] as const) results[kind].push(await costRun(setup, kind, seconds))
+  const mean = (kind: CostKind, field: 'rate' | 'cpuUsPerCommit'): number =>
+    sum(results[kind].map((r) => r[field])) / results[kind].length
+  const others = [...results.raw, ...results.objects].map((r) => r.othersPct)
+  const verdict = verdictOf(
+    mean('objects', 'cpuUsPerCommit') / mean('raw', 'cpuUsPerCommit'),
+    others,
+    1.3,
+    false,
+  )
+  const time = verdictOf(mean('raw', 'rate') / mean('objects', 'rate'), others, 1.3, false)
+  console.log(
+    `  ${itemBytes}-byte records, ${costStreams} writers: raw ${mean('raw', 'rate').toFixed(0)} commits/s ` +
+      `(${mean('raw', 'cpuUsPerCommit').toFixed(0)} µs client CPU each), objects ${mean('objects', 'rate').toFixed(0)} commits/s ` +
+      `(${mean('objects', 'cpuUsPerCommit').toFixed(0)} µs each)`,
+  )
+  console.log(`  cost per commit, objects / raw: time ${time.text}`)
+  console.log(`  cost per commit, objects / raw: client CPU ${verdict.text}`)
+  return verdict
+}
+
+/** One run of figure 3: 16 writers, each rewriting its own object for `seconds`. */
+async function costRun(setup: CostSetup, kind: CostKind, seconds: number): Promise<CostRun> {
+  const { cluster, db, odb, rawOids, itemBytes } = setup
   const endMs = Date.now() + seconds * 1000
   let commits = 0
   const window = CpuWindow.start(() => ({ memberPids: memberPids(cluster), idlePids: [] }))
@@ -360,51 +404,6 @@ async function costRun(
       `CPU (% of a core) client ${shares.clientPct.toFixed(0)}, members ${shares.membersPct.map((p) => p.toFixed(0)).join('/')}, others ${shares.otherPct.toFixed(0)}`,
   )
   return result
-}
-
-async function costFigure(
-  cluster: ZeoqCluster,
-  db: Database,
-  seconds: number,
-  rounds: number,
-): Promise<Verdict> {
-  const odb = new ObjectDatabase(db, { classes: [Item] })
-  const itemOids = await odb.transact(async (t) => {
-    const root = await t.root()
-    const items = Array.from({ length: costStreams }, () => new Item())
-    for (const [i, item] of items.entries()) root.set(`item-${i}`, item)
-    return () => items.map((item) => oidOf(item) as Oid)
-  })
-  const itemBytes =
-    (await db.load(itemOids.value()[0] as Oid, { consistency: 'snapshot' }))?.data.byteLength ?? 0
-  const rawOids = await db.newOids(costStreams)
-  await db.transact(async (tx) => {
-    for (const oid of rawOids) tx.store(oid, new Uint8Array(itemBytes))
-  })
-  const on = { cluster, db, odb, rawOids, itemBytes, seconds }
-  const run = (kind: CostKind): Promise<CostRun> => costRun(kind, on)
-  const results: Record<CostKind, CostRun[]> = { objects: [], raw: [] }
-  // Alternated, the baseline first, so that a change in the machine's load falls on both.
-  for (let round = 0; round < rounds; round++)
-    for (const kind of ['raw', 'objects'] as const) results[kind].push(await run(kind))
-  const mean = (kind: CostKind, field: 'rate' | 'cpuUsPerCommit'): number =>
-    sum(results[kind].map((r) => r[field])) / results[kind].length
-  const others = [...results.raw, ...results.objects].map((r) => r.othersPct)
-  const verdict = verdictOf(
-    mean('objects', 'cpuUsPerCommit') / mean('raw', 'cpuUsPerCommit'),
-    others,
-    1.3,
-    false,
-  )
-  const time = verdictOf(mean('raw', 'rate') / mean('objects', 'rate'), others, 1.3, false)
-  console.log(
-    `  ${itemBytes}-byte records, ${costStreams} writers: raw ${mean('raw', 'rate').toFixed(0)} commits/s ` +
-      `(${mean('raw', 'cpuUsPerCommit').toFixed(0)} µs client CPU each), objects ${mean('objects', 'rate').toFixed(0)} commits/s ` +
-      `(${mean('objects', 'cpuUsPerCommit').toFixed(0)} µs each)`,
-  )
-  console.log(`  cost per commit, objects / raw: time ${time.text}`)
-  console.log(`  cost per commit, objects / raw: client CPU ${verdict.text}`)
-  return verdict
 }
 
 function failedKinds(results: readonly WorkerResult[]): string {
