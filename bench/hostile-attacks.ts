@@ -173,7 +173,7 @@ export const attacks: readonly Attack[] = [
   },
   {
     name: 'big-commits',
-    what: 'one commit over the 8 MiB limit from a client that does not check, then 8 just under it',
+    what: 'one commit over the commit limit from a client that does not check, then 8 just under it',
     run: async ({ url, peers, tokens }) => {
       // The one over the limit first: it goes to the leader of the attack's start, which
       // the big commits may cost its leadership on a loaded machine.

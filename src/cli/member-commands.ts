@@ -68,7 +68,7 @@ export function registerMemberCommands(program: Command): void {
     .option('--election-ticks <n>', 'election timeout in ticks (ZEOQ_ELECTION_TICKS, default 10)')
     .option(
       '--frame-bytes-max <bytes>',
-      'largest frame accepted from a peer or a client (ZEOQ_FRAME_BYTES_MAX, default 96 MiB)',
+      'largest frame accepted from a peer or a client (ZEOQ_FRAME_BYTES_MAX, default 16 MiB)',
     )
     .option(
       '--join <list>',

@@ -248,7 +248,7 @@ export type ResultCode = Result['code']
 
 /** Bounds on a command: checked by validation before the log and again on apply. */
 export interface CommandLimits {
-  /** Largest record data. @default recordBytesMax of limits.ts (64 MiB) */
+  /** Largest record data inside a command. @default recordBytesMax of limits.ts (1 MiB: a commit's worth) */
   readonly recordBytesMax: number
   /** Most writes in one commit. @default 10 000 */
   readonly writesMax: number

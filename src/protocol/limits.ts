@@ -5,7 +5,7 @@
  * that they fit inside each other (a record in a commit, a commit in a frame, an append in
  * a frame…) and names the two that do not.
  *
- * The commit limit is the one to move: `commitBytesMax` (8 MiB; etcd keeps a request under
+ * The commit limit is the one to move: `commitBytesMax` (2 MiB; etcd keeps a request under
  * 1.5 MiB) is a one-line change here; the record limit follows it, and the frame limits
  * keep holding appends and answers.
  */
@@ -23,23 +23,25 @@ export const frameEnvelopeBytes = 64 * kib
 
 /**
  * Largest frame a member accepts from a client or a peer: the default of
- * `--frame-bytes-max`. 96 MiB takes a commit holding a largest record (64 MiB) with the
- * rest of its commit and room to spare, and bounds what one incoming message can cost a
- * member in memory.
+ * `--frame-bytes-max`. 16 MiB takes a largest commit, and a largest append (its data and
+ * up to `entriesPerAppendMax` entry headers, about 7.5 MiB), with room to spare, and bounds
+ * what one incoming message can cost a member in memory (it was 96 MiB while a commit could
+ * carry a 64 MiB record; larger records are staged in chunks now).
  */
-export const memberFrameBytesMax = 96 * mib
+export const memberFrameBytesMax = 16 * mib
 
 /**
  * Largest commit, counted as its encoded Raft entry (`commitEntryBytes`); the client
  * refuses a larger commit before sending it (CommitTooLargeError) and a member refuses it
- * on arrival. 8 MiB: what replication moves well within an election timeout. A follower
- * decodes and syncs an entry whole, and the leader's heartbeats wait behind it on the
- * link: measured on three local members (docs/operations.md, "Hostile input"), 32 MiB
- * commits in 1.2 s, 48 MiB caused an election, and 64 MiB made every new leader resend it
- * and lose its followers again, 35 elections in two minutes with nothing committed. To
- * move the commit limit, change this line only.
+ * on arrival. A follower decodes and syncs an entry whole, and the leader's heartbeats and
+ * every later commit wait behind it on the link and in the log: measured on three local
+ * members (docs/operations.md, "The commit limit"), 48 MiB caused an election, 64 MiB made
+ * every new leader resend it and lose its followers again, and under the hostile suite
+ * 8 MiB commits held other clients' p99 at 11–16 times its quiet value. 2 MiB: a few
+ * appends' worth, near etcd's 1.5 MiB, since records above `blobStagedBytesMin` travel
+ * staged in chunks and never in a commit. To move the commit limit, change this line only.
  */
-export const commitBytesMax = 8 * mib
+export const commitBytesMax = 2 * mib
 
 /**
  * What a commit of one record adds to the record's data: its refs (100,000 refs at 9 bytes
@@ -49,9 +51,10 @@ export const commitBytesMax = 8 * mib
 export const commitOverheadBytesMax = 1 * mib
 
 /**
- * Largest data of one record. 64 MiB: a member holds a few of these in memory while it
- * applies and answers, and anything larger is better split by the application. Never more
- * than a commit can carry, so that lowering `commitBytesMax` lowers it too.
+ * Largest data of one record carried inside a commit (and a load answer): what a commit can
+ * carry beside the rest of it, so that lowering `commitBytesMax` lowers it too; larger
+ * records are staged (`blobStagedBytesMin`, `blobBytesMax`). 64 MiB at most, whatever the
+ * commit limit: a member holds a few of these in memory while it applies and answers.
  */
 export const recordBytesMax = Math.min(64 * mib, commitBytesMax - commitOverheadBytesMax)
 

@@ -128,7 +128,7 @@ export const configDefaults = {
   // 50 ms ticks and a 10-tick election timeout: a dead leader is noticed in 0.5–1 s.
   tickMs: 50,
   electionTicks: 10,
-  // Why 96 MiB, and what it must hold: src/protocol/limits.ts (a member checks at start-up).
+  // Why 16 MiB, and what it must hold: src/protocol/limits.ts (a member checks at start-up).
   frameBytesMax: memberFrameBytesMax,
   // Compact past 10,000 applied entries, keeping 1,000 for followers slightly behind.
   compactEntries: 10_000,

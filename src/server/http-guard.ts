@@ -147,7 +147,7 @@ export function guardServer(
  * Bytes a connection may send before it has authenticated (a client's hello, a peer's
  * auth frame): both fit in a few KiB (a token of at most 4,096 characters, a name of 256).
  * Without this bound anyone who reached the port, no token needed, made the member receive
- * and unmask a whole frame of up to `--frame-bytes-max` (96 MiB) per connection before it
+ * and unmask a whole frame of up to `--frame-bytes-max` (16 MiB) per connection before it
  * could refuse it: 16 connections each sending a 64 MiB frame before hello took a leader
  * from 120 to 962 MiB and cost it its leadership (npm run hostile, big-frames).
  */

@@ -8,7 +8,12 @@ import { randomBytes } from 'node:crypto'
 import { connect as netConnect, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import { connect } from '../../src/client/index.ts'
-import { blobStagedBytesMin, commitBytesMax, commitEntryBytes } from '../../src/protocol/index.ts'
+import {
+  blobStagedBytesMin,
+  commitBytesMax,
+  commitEntryBytes,
+  recordBytesMax,
+} from '../../src/protocol/index.ts'
 import { commitRequest, RawClient } from '../server/raw-client.ts'
 
 /** No attack waits longer than this for the member's answers. */
@@ -261,16 +266,15 @@ export async function oversizedCommit(
     const opened = await client.request({ op: 'openSession', owner })
     if (!opened.ok) throw new Error(`could not open a session: ${opened.error.message}`)
     const session = (opened.value as { session: bigint }).session
-    const record = { refs: [], data: new Uint8Array(Math.ceil(commitBytes / 2) + 1).fill(0x77) }
+    // Records each within the record limit (a larger one is malformed, not oversized), more
+    // of them than the commit limit holds.
+    const record = { refs: [], data: new Uint8Array(recordBytesMax).fill(0x77) }
+    const count = Math.floor(commitBytes / recordBytesMax) + 1
+    const writes = Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
     const started = performance.now()
     const answer = await withTimeout(
       'an oversized commit',
-      client.request(
-        commitRequest(session, owner, 1, [
-          { oid: 1n, serial: 0n, record },
-          { oid: 2n, serial: 0n, record },
-        ]),
-      ),
+      client.request(commitRequest(session, owner, 1, writes)),
     )
     const ms = performance.now() - started
     return answer.ok
