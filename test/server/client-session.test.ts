@@ -89,17 +89,11 @@ test('a commit over commitBytesMax is refused by the member, naming the limit', 
     const opened = await request(cluster, link, { op: 'openSession', owner })
     assert.ok(opened.ok)
     const session = (opened.value as { session: bigint }).session
-    const half = Math.ceil(commitBytesMax / 2) + 1
-    assert.ok(half <= recordBytesMax)
-    const record = { refs: [], data: new Uint8Array(half) }
-    const answer = await request(
-      cluster,
-      link,
-      commitRequest(session, owner, 1, [
-        { oid: 1n, serial: 0n, record },
-        { oid: 2n, serial: 0n, record },
-      ]),
-    )
+    // Records each within the record limit, more of them than a commit holds.
+    const record = { refs: [], data: new Uint8Array(recordBytesMax) }
+    const count = Math.floor(commitBytesMax / recordBytesMax) + 1
+    const writes = Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
+    const answer = await request(cluster, link, commitRequest(session, owner, 1, writes))
     assert.ok(!answer.ok, 'refused, not proposed')
     assert.equal(answer.error.code, 'protocol')
     assert.match(answer.error.message, /the limit \(commitBytesMax\) is \d+ bytes/)
