@@ -280,7 +280,7 @@ describe('a quorum of three member processes', () => {
       })
       const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
       // Well under --frame-bytes-max: before the cap, the member read it whole, then refused it.
-      socket.send(new Uint8Array(32 * 1024 * 1024))
+      socket.send(new Uint8Array(memberFrameBytesMax / 2))
       assert.equal(await closed, 1006, `${path}: cut without a closing handshake`)
       assert.deepEqual(answers, [], `${path}: the member never read the frame to answer it`)
     }
