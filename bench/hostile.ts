@@ -36,7 +36,7 @@ import {
   largeObjectBytes,
 } from './hostile-attacks.ts'
 import type { FromVictim, ToVictim } from './hostile-victim.ts'
-import { buildForMembers, cleanupAll, loadAverage, memoryOf, sleep, track } from './processes.ts'
+import { buildForMembers, cleanupAll, loadAverage, memoryOf, runMain, sleep, track } from './processes.ts'
 import { summarize } from './stats.ts'
 import { ZeoqCluster } from './zeoq-cluster.ts'
 
@@ -333,23 +333,4 @@ function report(
   return failed ? 1 : 0
 }
 
-process.on('exit', cleanupAll)
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    log(`${signal}, stopping everything`)
-    cleanupAll()
-    process.exit(130)
-  })
-}
-
-main().then(
-  (code) => {
-    cleanupAll()
-    process.exit(code)
-  },
-  (error: unknown) => {
-    log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
-    cleanupAll()
-    process.exit(1)
-  },
-)
+runMain(main, '')

@@ -185,3 +185,33 @@ export function loadAverage(): string {
     return 'unknown'
   }
 }
+
+/**
+ * Runs a benchmark's `main` as the process: every process it started and every directory
+ * it made is cleaned up on exit, on SIGINT/SIGTERM and on a failure, and its code is the
+ * exit code. `label` starts the lines it writes on standard error.
+ */
+export function runMain(main: () => Promise<number>, label: string): void {
+  const say = (line: string): void => {
+    process.stderr.write(`${label}${line}\n`)
+  }
+  process.on('exit', cleanupAll)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      say(`${signal}, stopping everything`)
+      cleanupAll()
+      process.exit(130)
+    })
+  }
+  main().then(
+    (code) => {
+      cleanupAll()
+      process.exit(code)
+    },
+    (error: unknown) => {
+      say(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+      cleanupAll()
+      process.exit(1)
+    },
+  )
+}

@@ -36,7 +36,7 @@ import {
   profilePhase,
   simPhase,
 } from './phases.ts'
-import { buildForMembers, cleanupAll, loadAverage } from './processes.ts'
+import { buildForMembers, loadAverage, runMain } from './processes.ts'
 import { consoleSummary, markdown } from './report.ts'
 import type { BenchResults } from './results.ts'
 import { type Settings, settingsFrom, settingsOptions, settingsUsage } from './settings.ts'
@@ -207,23 +207,4 @@ function observations(results: BenchResults): string[] {
   return notes
 }
 
-process.on('exit', cleanupAll)
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    log(`bench: ${signal}, stopping everything`)
-    cleanupAll()
-    process.exit(130)
-  })
-}
-
-main().then(
-  (code) => {
-    cleanupAll()
-    process.exit(code)
-  },
-  (error: unknown) => {
-    log(`bench failed: ${(error as Error).stack ?? String(error)}`)
-    cleanupAll()
-    process.exit(1)
-  },
-)
+runMain(main, 'bench: ')

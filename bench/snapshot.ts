@@ -1,16 +1,6 @@
-/**
- * Snapshot image throughput on classic-level (LevelDB) in temporary directories: a store
- * filled with small commits (1 object of 100 bytes each, as the catch-up benchmark writes
- * them), then the image read out (what a leader does to stream it) and installed into an
- * empty store (what a follower far behind does). Wall and CPU time of each side; the
- * network between them is left out. Run: npx tsx bench/snapshot.ts [--commits N] [--chunk-kib N]
- */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { Disk } from '../src/storage/index.ts'
-import { ObjectStore, openClassicDisk } from '../src/storage/index.ts'
+import { ObjectStore } from '../src/storage/index.ts'
+import { withDisk } from './disk.ts'
 import { storeFiller } from './store-fill.ts'
 
 const { values } = parseArgs({
@@ -21,17 +11,6 @@ const chunkBytes = Number(values['chunk-kib'] ?? 256) * 1024
 const rounds = Number(values.rounds ?? 3)
 /** Entries per applyAll while filling: below the 999 objects, so no batch writes an object twice. */
 const fillBatch = 512
-
-async function withDisk<T>(run: (disk: Disk) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'zeoq-bench-'))
-  const disk = await openClassicDisk(join(dir, 'db'))
-  try {
-    return await run(disk)
-  } finally {
-    await disk.close()
-    await rm(dir, { recursive: true, force: true })
-  }
-}
 
 /** Wall and CPU milliseconds of `run`. */
 async function timed<T>(run: () => Promise<T>): Promise<{ value: T; wallMs: number; cpuMs: number }> {

@@ -1,14 +1,6 @@
-/**
- * Storage throughput on classic-level (LevelDB) in a temporary directory:
- * apply of small commits (1 object of 100 bytes; 10 objects of 100 bytes), each without
- * and with a sync per apply, in batches of 64 entries per applyAll (as a member applies a
- * Ready), and loadBefore. Run: npx tsx bench/storage.ts
- */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Disk } from '../src/storage/index.ts'
-import { ObjectStore, openClassicDisk } from '../src/storage/index.ts'
+import { ObjectStore } from '../src/storage/index.ts'
+import { withDisk } from './disk.ts'
 import { objectsMax, storeFiller } from './store-fill.ts'
 
 /** Commits per run without sync; with sync each costs an fsync, so fewer. */
@@ -53,17 +45,6 @@ async function loadRun(disk: Disk): Promise<Row> {
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
   return { name: 'loadBefore', ops: loadsCount, seconds }
-}
-
-async function withDisk<T>(run: (disk: Disk) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'zeoq-bench-'))
-  const disk = await openClassicDisk(join(dir, 'db'))
-  try {
-    return await run(disk)
-  } finally {
-    await disk.close()
-    await rm(dir, { recursive: true, force: true })
-  }
 }
 
 const rows: Row[] = []
