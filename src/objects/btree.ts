@@ -222,7 +222,14 @@ abstract class OrderedTree extends Persistent {
     // Only the root itself is replaced: it was changed above, so a concurrent change to it conflicts.
     if (root !== undefined && root.childCount === 1) {
       markChanged(this)
-      this.rootRef = root.child(0)
+      // The child may itself be a node left with one child by an earlier unlink of this
+      // transaction (the loop above stops at the first node that keeps a child): the root
+      // goes down to the first node with two children or more, or to the bucket. A ghost
+      // was not changed here, so what it holds is as it was stored.
+      let next = root.child(0)
+      while (next instanceof TreeNode && next[META].status !== 'ghost' && next.childCount === 1)
+        next = next.child(0)
+      this.rootRef = next
     } else if (root !== undefined && root.childCount === 0) {
       markChanged(this)
       this.rootRef = new Bucket()

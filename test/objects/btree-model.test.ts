@@ -121,36 +121,36 @@ describe('objects: the B-tree against a Map, across concurrent clients', () => {
     return value
   }
 
+  const property = () =>
+    fc.asyncProperty(scenario, async ({ clients: count, bucketSize, nodeSize, rounds }) => {
+      const treeKey = `model${run++}`
+      await clients[0]?.transact(async (t) => {
+        ;(await t.root()).set(treeKey, new BTree<number, string>({ bucketSize, nodeSize }))
+      })
+      const model = new Map<number, string>()
+      for (const [r, round] of rounds.entries()) {
+        // With one client, three at once; with more, up to six, spread over the clients.
+        const specs = round.slice(0, count === 1 ? 3 : round.length)
+        const wait = barrier(specs.length)
+        const outcomes = await Promise.all(
+          specs.map((ops, c) =>
+            transaction(clients[c % count] as ObjectDatabase, treeKey, ops, wait, `${r}:${c}`),
+          ),
+        )
+        const committed = outcomes.filter((o) => o !== undefined).sort((x, y) => (x.tid < y.tid ? -1 : 1))
+        for (const { changes } of committed)
+          for (const [key, value] of changes) {
+            if (value === undefined) model.delete(key)
+            else model.set(key, value)
+          }
+        const expected = [...model].sort((x, y) => x[0] - y[0])
+        assert.deepEqual(await contents(clients[r % count] as ObjectDatabase, treeKey), expected)
+      }
+    })
+
   it('every committed history reads back as the Map the same changes make', async () => {
     const before = clients.map((c) => c.stats())
-    await fc.assert(
-      fc.asyncProperty(scenario, async ({ clients: count, bucketSize, nodeSize, rounds }) => {
-        const treeKey = `model${run++}`
-        await clients[0]?.transact(async (t) => {
-          ;(await t.root()).set(treeKey, new BTree<number, string>({ bucketSize, nodeSize }))
-        })
-        const model = new Map<number, string>()
-        for (const [r, round] of rounds.entries()) {
-          // With one client, three at once; with more, up to six, spread over the clients.
-          const specs = round.slice(0, count === 1 ? 3 : round.length)
-          const wait = barrier(specs.length)
-          const outcomes = await Promise.all(
-            specs.map((ops, c) =>
-              transaction(clients[c % count] as ObjectDatabase, treeKey, ops, wait, `${r}:${c}`),
-            ),
-          )
-          const committed = outcomes.filter((o) => o !== undefined).sort((x, y) => (x.tid < y.tid ? -1 : 1))
-          for (const { changes } of committed)
-            for (const [key, value] of changes) {
-              if (value === undefined) model.delete(key)
-              else model.set(key, value)
-            }
-          const expected = [...model].sort((x, y) => x[0] - y[0])
-          assert.deepEqual(await contents(clients[r % count] as ObjectDatabase, treeKey), expected)
-        }
-      }),
-      { numRuns: 40 },
-    )
+    await fc.assert(property(), { numRuns: 40 })
     const after = clients.map((c) => c.stats())
     const delta = (field: 'merges' | 'reruns' | 'conflicts' | 'grouped') =>
       after.reduce((sum, s, i) => sum + s[field] - (before[i]?.[field] ?? 0), 0)
@@ -158,5 +158,16 @@ describe('objects: the B-tree against a Map, across concurrent clients', () => {
     assert.ok(delta('merges') > 0, 'some conflicts were resolved by merging buckets')
     assert.ok(delta('reruns') > 0, 'some could not be merged and ran again')
     assert.ok(delta('grouped') > 0, 'transactions of one client committed together')
+  })
+
+  it('replays the case that left a root node with one child (seed 1540848530)', async () => {
+    // One client, three transactions at once, then deletes under two nodes in one
+    // transaction: the root gave way to a node that an earlier unlink of the same
+    // transaction had left with one child (src/objects/btree.ts unlink).
+    await fc.assert(property(), {
+      seed: 1540848530,
+      path: '24:12:15:15:19:20:17:7:10:7:15:18:22:24:22:26:27:29:30:32:33:33:33:34:21:24:39:37:41:13:36:22:25:0:1:5:9:11:1:22:22:11:11:13:12:12',
+      endOnFailure: true,
+    })
   })
 })
