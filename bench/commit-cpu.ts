@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { commitRounds } from './commits.ts'
 import { buildForMembers, loadAverage } from './processes.ts'
-import { summarizeProfile } from './profile.ts'
+import { type CpuProfile, summarizeProfile } from './profile.ts'
 import { launch, seed } from './testbed.ts'
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url))
@@ -143,21 +143,6 @@ if (profDir !== undefined) {
         `  ${row.pct.toFixed(1).padStart(5)} %  ${row.selfMs.toFixed(0).padStart(6)} ms  ${row.name}  ${row.file}`,
       )
   }
-}
-
-interface ProfileNode {
-  readonly id: number
-  readonly callFrame: { readonly url: string }
-  readonly children?: readonly number[]
-  readonly [key: string]: unknown
-}
-
-interface CpuProfile {
-  readonly nodes: readonly ProfileNode[]
-  readonly startTime: number
-  readonly endTime: number
-  readonly samples: readonly number[]
-  readonly timeDeltas: readonly number[]
 }
 
 /**

@@ -12,13 +12,15 @@ interface CallFrame {
   readonly lineNumber: number
 }
 
-interface ProfileNode {
+/** A node of a V8 `.cpuprofile`; fields this code does not read are kept as they are. */
+export interface ProfileNode {
   readonly id: number
   readonly callFrame: CallFrame
   readonly children?: readonly number[]
+  readonly [key: string]: unknown
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   readonly nodes: readonly ProfileNode[]
   readonly startTime: number
   readonly endTime: number
