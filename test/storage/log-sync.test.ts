@@ -15,13 +15,19 @@ async function reopen(disk: MemoryDisk): Promise<Awaited<ReturnType<LogStore['lo
   return await store.load()
 }
 
+/** A log on a fresh memory disk holding entries 1 and 2 of term 1, with a vote for 2 and commit 0. */
+async function logOfTwoEntries(): Promise<{ readonly disk: MemoryDisk; readonly log: LogStore }> {
+  const disk = new MemoryDisk()
+  await disk.open()
+  const log = await LogStore.open(disk)
+  await log.load()
+  await log.save([entry(1, 1), entry(2, 1)], { term: 1, vote: 2, commit: 0 })
+  return { disk, log }
+}
+
 describe('log store syncs', () => {
   test('entries and a new term or vote survive a crash; a commit-only hard state need not', async () => {
-    const disk = new MemoryDisk()
-    await disk.open()
-    const log = await LogStore.open(disk)
-    await log.load()
-    await log.save([entry(1, 1), entry(2, 1)], { term: 1, vote: 2, commit: 0 })
+    const { disk, log } = await logOfTwoEntries()
     // Only the commit index moved: not written at all (the leader tells it again after a crash).
     await log.save([], { term: 1, vote: 2, commit: 2 })
     assert.equal(disk.unsyncedWrites, 0, 'the commit-only hard state was not written')
@@ -41,11 +47,7 @@ describe('log store syncs', () => {
   })
 
   test('a commit index not written on its own rides with the next write of entries', async () => {
-    const disk = new MemoryDisk()
-    await disk.open()
-    const log = await LogStore.open(disk)
-    await log.load()
-    await log.save([entry(1, 1), entry(2, 1)], { term: 1, vote: 2, commit: 0 })
+    const { disk, log } = await logOfTwoEntries()
     await log.save([], { term: 1, vote: 2, commit: 2 })
     await log.save([entry(3, 1)], undefined)
     disk.crash()
