@@ -34,7 +34,8 @@ export type CommitBody = Omit<
  * encoding with the session fields and the leader's stamp at their widest.
  */
 export function commitEntryBytes(commit: CommitBody): number {
-  return encodeCommand({
+  // Only the length is wanted: the encoder's view, not `encodeCommand`'s copy of it.
+  return encodeMsgpack({
     ...commit,
     session: u64Max,
     owner: new Uint8Array(sessionOwnerBytes),
