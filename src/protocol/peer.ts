@@ -20,8 +20,11 @@ import {
 import { entriesPerAppendMax, snapshotChunkBytesMax } from './limits.ts'
 import { decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
 
-/** Version 2: the handshake carries the cluster id. */
-export const peerProtocolVersion = 2
+/**
+ * Version 2: the handshake carries the cluster id. Version 3: appends, heartbeats and their
+ * rejections carry the leader's message number `seq`.
+ */
+export const peerProtocolVersion = 3
 
 /**
  * Bytes of a cluster id in the handshake: 16, or 0 from a member that has none yet (a
@@ -84,6 +87,7 @@ export type RaftWireMessage =
       readonly prevLogTerm: number
       readonly entries: readonly WireEntry[]
       readonly commit: number
+      readonly seq: number
     })
   | (WireEnvelope & {
       readonly type: 'appendResponse'
@@ -91,8 +95,14 @@ export type RaftWireMessage =
       readonly index: number
       readonly hintIndex: number
       readonly hintTerm: number
+      readonly seq: number
     })
-  | (WireEnvelope & { readonly type: 'heartbeat'; readonly commit: number; readonly readSeq: number })
+  | (WireEnvelope & {
+      readonly type: 'heartbeat'
+      readonly commit: number
+      readonly readSeq: number
+      readonly seq: number
+    })
   | (WireEnvelope & { readonly type: 'heartbeatResponse'; readonly readSeq: number })
   | (WireEnvelope & { readonly type: 'timeoutNow' })
   | (WireEnvelope & { readonly type: 'snapshot'; readonly snapshot: WireSnapshotMeta })
@@ -359,7 +369,7 @@ function readRaftMessage(value: unknown, path: string, dataBytesMax: number): Ra
       onlyFields(f, path, [...envelopeFields, 'reject'])
       return { type, ...envelope, reject: readBoolean(f.reject, at('reject')) }
     case 'append':
-      onlyFields(f, path, [...envelopeFields, 'prevLogIndex', 'prevLogTerm', 'entries', 'commit'])
+      onlyFields(f, path, [...envelopeFields, 'prevLogIndex', 'prevLogTerm', 'entries', 'commit', 'seq'])
       return {
         type,
         ...envelope,
@@ -369,9 +379,10 @@ function readRaftMessage(value: unknown, path: string, dataBytesMax: number): Ra
           readEntry(item, p, dataBytesMax),
         ),
         commit: index(f, 'commit', at),
+        seq: index(f, 'seq', at),
       }
     case 'appendResponse':
-      onlyFields(f, path, [...envelopeFields, 'reject', 'index', 'hintIndex', 'hintTerm'])
+      onlyFields(f, path, [...envelopeFields, 'reject', 'index', 'hintIndex', 'hintTerm', 'seq'])
       return {
         type,
         ...envelope,
@@ -379,10 +390,17 @@ function readRaftMessage(value: unknown, path: string, dataBytesMax: number): Ra
         index: index(f, 'index', at),
         hintIndex: index(f, 'hintIndex', at),
         hintTerm: index(f, 'hintTerm', at),
+        seq: index(f, 'seq', at),
       }
     case 'heartbeat':
-      onlyFields(f, path, [...envelopeFields, 'commit', 'readSeq'])
-      return { type, ...envelope, commit: index(f, 'commit', at), readSeq: index(f, 'readSeq', at) }
+      onlyFields(f, path, [...envelopeFields, 'commit', 'readSeq', 'seq'])
+      return {
+        type,
+        ...envelope,
+        commit: index(f, 'commit', at),
+        readSeq: index(f, 'readSeq', at),
+        seq: index(f, 'seq', at),
+      }
     case 'heartbeatResponse':
       onlyFields(f, path, [...envelopeFields, 'readSeq'])
       return { type, ...envelope, readSeq: index(f, 'readSeq', at) }

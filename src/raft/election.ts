@@ -89,6 +89,7 @@ export function staleTermAnswer(id: NodeId, term: number, m: Message): Message |
         index: 0,
         hintIndex: 0,
         hintTerm: 0,
+        seq: 0,
       }
     case 'preVote':
       return { type: 'preVoteResponse', from: id, to: m.from, term, reject: true }

@@ -52,6 +52,7 @@ export function handleAppend(f: FollowerState, m: AppendMessage): void {
       to: m.from,
       term: f.term,
       ...fields,
+      seq: m.seq,
     }
     // An acknowledgement promises durability: it waits for the persist (unless the bug is planted).
     if (fields.reject || f.ackBeforePersist) f.outbox.send(response)
@@ -110,6 +111,7 @@ export function handleHeartbeat(f: FollowerState, m: HeartbeatMessage): void {
       index: m.commit,
       hintIndex: lastIndex,
       hintTerm: f.log.lastTerm(),
+      seq: m.seq,
     })
   }
   f.log.commitTo(Math.min(m.commit, lastIndex))
@@ -142,6 +144,7 @@ export function handleSnapshot(f: FollowerState, m: SnapshotMessage): SnapshotMe
       index,
       hintIndex: 0,
       hintTerm: 0,
+      seq: 0,
     }
     f.outbox.sendAfterPersist(response)
   }

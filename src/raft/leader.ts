@@ -76,6 +76,8 @@ export class Leadership {
   /** Leadership transfer (dissertation §3.10): the member being brought up to date, or nobody. */
   #transferee: NodeId = noNode
   #transferElapsedTicks = 0
+  /** The `seq` of the last append or heartbeat sent (HeartbeatMessage.seq). */
+  #sentSeq = 0
 
   /** Takes over after winning an election, and appends the no-op of the new term. */
   constructor(host: LeaderHost) {
@@ -92,7 +94,7 @@ export class Leadership {
     }
     const self = this.#progress.get(this.#id)
     assert.ok(self !== undefined)
-    self.maybeUpdate(host.log.stable)
+    self.maybeUpdate(host.log.stable, this.#sentSeq)
     self.becomeReplicate()
     // A change in the log we lead with is pending until it commits (one at a time,
     // dissertation §4.1). Whether the tail holds one or not, the errata fix waits for the
@@ -189,7 +191,7 @@ export class Leadership {
 
   /** The leader counts its own log only once it is durable (dissertation §10.2.1). */
   selfDurable(): CommitOutcome {
-    this.#progress.get(this.#id)?.maybeUpdate(this.#host.log.stable)
+    this.#progress.get(this.#id)?.maybeUpdate(this.#host.log.stable, this.#sentSeq)
     return this.maybeCommit()
   }
 
@@ -380,6 +382,7 @@ export class Leadership {
       prevLogTerm,
       entries,
       commit: log.committed,
+      seq: ++this.#sentSeq,
     }
     this.#host.outbox.send(message)
     pr.sentAppend(entries.length, prevLogIndex + entries.length)
@@ -418,6 +421,7 @@ export class Leadership {
         term: this.#host.term,
         commit,
         readSeq: this.#host.reads.seq,
+        seq: ++this.#sentSeq,
       }
       this.#host.outbox.send(message)
     }
@@ -439,7 +443,7 @@ export class Leadership {
     if (m.reject) {
       let nextProbe = m.hintIndex
       if (m.hintTerm > 0) nextProbe = log.findConflictByTerm(m.hintIndex, m.hintTerm).index
-      if (pr.maybeDecrTo(m.index, nextProbe)) {
+      if (pr.maybeDecrTo(m.index, nextProbe, m.seq)) {
         if (pr.state === 'replicate') pr.becomeProbe()
         // A follower that cannot take the log even from our snapshot point (a member
         // joining with nothing) gets the snapshot.
@@ -449,7 +453,7 @@ export class Leadership {
       return 'unchanged'
     }
     const wasPaused = pr.isPaused()
-    if (!pr.maybeUpdate(m.index)) return 'unchanged'
+    if (!pr.maybeUpdate(m.index, this.#sentSeq)) return 'unchanged'
     if (pr.state === 'snapshot') {
       // An acknowledgement of an earlier append: the snapshot is still needed (and on its
       // way) unless the follower now holds everything it covers.

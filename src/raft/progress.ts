@@ -24,6 +24,11 @@ export class Progress {
   isLearner: boolean
   /** In snapshot state: the index of the snapshot being sent. */
   pendingSnapshot = 0
+  /**
+   * The `seq` of the last append or heartbeat sent when `match` last moved: a message sent
+   * after it reached the follower after the follower held `match` (HeartbeatMessage.seq).
+   */
+  matchSeq = 0
   /** Last indexes of the appends in flight, oldest first; bounded by the window. */
   readonly #inflight: number[] = []
   readonly #inflightMax: number
@@ -74,11 +79,15 @@ export class Progress {
     this.pendingSnapshot = 0
   }
 
-  /** An acknowledgement up to `index`. Returns true when it tells us something new. */
-  maybeUpdate(index: number): boolean {
+  /**
+   * An acknowledgement up to `index`, received when the leader's last message sent had
+   * `sentSeq`. Returns true when it tells us something new.
+   */
+  maybeUpdate(index: number, sentSeq: number): boolean {
     const updated = index > this.match
     if (updated) {
       this.match = index
+      this.matchSeq = sentSeq
       this.probeSent = false
     }
     this.next = Math.max(this.next, index + 1)
@@ -86,21 +95,27 @@ export class Progress {
   }
 
   /**
-   * A rejection of the append whose previous index was `rejected`; `matchHint` is the
-   * highest index at which the logs may still match. Returns false for a stale rejection.
+   * A rejection of the append whose previous index was `rejected` (or of a heartbeat's
+   * commit index), answering the message numbered `seq`; `matchHint` is the highest index at
+   * which the logs may still match. Returns false for a stale rejection.
    */
-  maybeDecrTo(rejected: number, matchHint: number): boolean {
+  maybeDecrTo(rejected: number, matchHint: number, seq: number): boolean {
     // While a snapshot is on its way, rejections of earlier appends say nothing new.
     if (this.state === 'snapshot') return false
-    if (rejected >= this.match && matchHint < this.match) {
-      // The follower refused an append (or a heartbeat's commit index) at or past what it
-      // acknowledged, and says its log ends below that: it lost entries it had made durable
-      // (a disk that lost synced writes, a data directory put back from a copy). Within one
-      // leader's term a follower's matching prefix never shrinks otherwise: it truncates
-      // only entries that conflict with the leader's. Its match is no longer known, and
-      // counting it would commit entries it does not hold: forget it and probe from the
-      // hint. A rejection of an older append (below `match`) says nothing about the log now
-      // and stays ignored; ignoring these left the follower behind as long as this leader led.
+    if (seq > this.matchSeq && rejected >= this.match && matchHint < this.match) {
+      // The follower refused a message sent after it had acknowledged `match`, and says its
+      // log ends below that: it lost entries it had made durable (a disk that lost synced
+      // writes, a data directory put back from a copy). Within one leader's term a
+      // follower's matching prefix never shrinks otherwise: it truncates only entries that
+      // conflict with the leader's. Its match is no longer known, and counting it would
+      // commit entries it does not hold: forget it and probe from the hint. A rejection of
+      // an older append (below `match`) says nothing about the log now and stays ignored;
+      // ignoring these left the follower behind as long as this leader led. Nor does a
+      // rejection of a message sent before the match was learned (`seq` ≤ `matchSeq`): under
+      // reordering the follower may have refused it before the entries of the match reached
+      // it, and taking it for a loss reset the match again and again while the stale
+      // acknowledgements in flight sent whole windows anew (Raft simulator seeds 2933, 4039,
+      // 4483 and 8483 with 5 members).
       this.match = 0
       this.becomeProbe()
       this.next = Math.max(1, Math.min(rejected, matchHint + 1))

@@ -113,6 +113,8 @@ export interface AppendMessage extends Envelope {
   readonly prevLogTerm: number
   readonly entries: readonly Entry[]
   readonly commit: number
+  /** The leader's number for this message (see HeartbeatMessage.seq); its answer carries it back. */
+  readonly seq: number
 }
 
 /**
@@ -120,7 +122,8 @@ export interface AppendMessage extends Envelope {
  * the leader. On rejection `index` is the `prevLogIndex` that did not match, and
  * `hintIndex`/`hintTerm` say where the follower's log may match, so the leader can
  * skip a whole term of mismatching entries in one round trip (Raft paper §5.3, the
- * "conflict term" optimisation).
+ * "conflict term" optimisation). `seq` is the `seq` of the append or heartbeat answered
+ * (0 for a snapshot's acknowledgement).
  */
 export interface AppendResponseMessage extends Envelope {
   readonly type: 'appendResponse'
@@ -128,16 +131,25 @@ export interface AppendResponseMessage extends Envelope {
   readonly index: number
   readonly hintIndex: number
   readonly hintTerm: number
+  readonly seq: number
 }
 
 /**
  * A heartbeat: an empty append that only asserts leadership and carries the commit
  * index. `readSeq` numbers the leader's ReadIndex rounds (dissertation §6.4).
+ *
+ * `seq` numbers every append and heartbeat a leader sends (it only grows while it leads);
+ * a rejection carries it back. It tells the leader whether a rejection answers a message
+ * sent after it learned the follower's match: only such a rejection can say that the
+ * follower lost entries it acknowledged. Under reordering, a rejection of an append sent
+ * before that (processed by the follower before the entries that made the match) looks
+ * the same otherwise (Progress.maybeDecrTo).
  */
 export interface HeartbeatMessage extends Envelope {
   readonly type: 'heartbeat'
   readonly commit: number
   readonly readSeq: number
+  readonly seq: number
 }
 
 export interface HeartbeatResponseMessage extends Envelope {

@@ -117,7 +117,7 @@ describe('the peer handshake', () => {
     nets[1]?.onMessages(() => {
       received += 1
     })
-    const heartbeat: Message = { type: 'heartbeat', from: 1, to: 2, term: 1, commit: 0, readSeq: 0 }
+    const heartbeat: Message = { type: 'heartbeat', from: 1, to: 2, term: 1, commit: 0, readSeq: 0, seq: 1 }
     const timer = setInterval(() => nets[0]?.send(2, [heartbeat]), 20)
     closers.push(async () => {
       clearInterval(timer)

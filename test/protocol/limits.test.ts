@@ -129,6 +129,7 @@ describe('size limits', () => {
           prevLogIndex: Number.MAX_SAFE_INTEGER,
           prevLogTerm: Number.MAX_SAFE_INTEGER,
           commit: Number.MAX_SAFE_INTEGER,
+          seq: Number.MAX_SAFE_INTEGER,
           entries: [
             {
               term: Number.MAX_SAFE_INTEGER,
@@ -162,6 +163,7 @@ describe('size limits', () => {
             prevLogIndex: 0,
             prevLogTerm: 0,
             commit: 0,
+            seq: 1,
             entries: entries.slice(0, count),
           },
         ],

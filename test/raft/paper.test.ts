@@ -16,7 +16,7 @@ import { Cluster, persisted } from './harness.ts'
 const noPreVote = { preVote: false, checkQuorum: false } as const
 
 function heartbeat(from: number, to: number, term: number): Message {
-  return { type: 'heartbeat', from, to, term, commit: 0, readSeq: 0 }
+  return { type: 'heartbeat', from, to, term, commit: 0, readSeq: 0, seq: 1 }
 }
 
 function lastAppendResponse(c: Cluster, from: number): AppendResponseMessage {
@@ -192,6 +192,7 @@ test('§5.3: a follower rejects an append whose previous entry it does not hold,
     prevLogTerm,
     entries: [{ term: 3, index: prevLogIndex + 1, kind: 'normal', data: new Uint8Array(1) }],
     commit: 0,
+    seq: 1,
   })
   // Index 3 is beyond 2's log; index 2 holds term 1, not term 2.
   c.inject(append(3, 2))
@@ -229,6 +230,7 @@ test('§5.3: a follower commits up to min(leaderCommit, index of the last new en
     prevLogTerm: 1,
     entries: [],
     commit: 3,
+    seq: 1,
   })
   assert.equal(c.node(2).status().commit, 1, 'only what the append vouched for commits')
   c.inject({
@@ -240,6 +242,7 @@ test('§5.3: a follower commits up to min(leaderCommit, index of the last new en
     prevLogTerm: 1,
     entries: [{ term: 1, index: 2, kind: 'normal', data: new Uint8Array(0) }],
     commit: 3,
+    seq: 1,
   })
   assert.equal(c.node(2).status().commit, 2)
 })

@@ -185,6 +185,7 @@ test('§5.1: an acknowledgement of an older append does not end the snapshot sta
     index: 2,
     hintIndex: 0,
     hintTerm: 0,
+    seq: 0,
   })
   const progress = c
     .node(1)

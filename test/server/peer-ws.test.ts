@@ -178,7 +178,7 @@ describe('a member that restarts is dialled back at once', () => {
     nets.push(b)
     b.onMessages((_from, messages) => received.push(...messages))
     await listen(portB, () => b)
-    const heartbeat: Message = { type: 'heartbeat', from: 1, to: 2, term: 1, commit: 0, readSeq: 0 }
+    const heartbeat: Message = { type: 'heartbeat', from: 1, to: 2, term: 1, commit: 0, readSeq: 0, seq: 1 }
     await until('a message from member 1 to reach member 2', () => {
       a.send(2, [heartbeat])
       return received.length > 0
