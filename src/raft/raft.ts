@@ -630,8 +630,22 @@ export class RaftNode {
     return (
       this.#leadershipAllowed &&
       this.#stillLost() === undefined &&
-      this.#confs.latest().voters.includes(this.id)
+      (this.#confs.latest().voters.includes(this.id) || this.#neededUntilRemovalCommits())
     )
+  }
+
+  /**
+   * A voter whose removal is in its log but not known committed still campaigns
+   * (dissertation §4.2.2: "it might still be needed until the C_new entry is committed"),
+   * counting only the new configuration's votes (`#decideElection`), and steps down once it
+   * has committed its removal. Otherwise a removed leader that stepped down before the
+   * removal committed holds the longest log, so the others cannot win without its vote,
+   * and it cannot campaign: no leader ever again (found by the system simulator, bank
+   * seed 1906).
+   */
+  #neededUntilRemovalCommits(): boolean {
+    const index = this.#confs.latestIndex()
+    return index > this.#log.committed && this.#confs.at(index - 1).voters.includes(this.id)
   }
 
   /**
