@@ -78,6 +78,8 @@ export class RaftNode {
   #lostEntries: LogPosition | undefined
   /** False while the driver holds this member back from leading (setLeadershipAllowed). */
   #leadershipAllowed = true
+  /** The latest config entry's index when a leader was last heard from (`#neededUntilRemovalCommits`). */
+  #leaderHeardAtConfIndex = -1
 
   #electionElapsedTicks = 0
   #heartbeatElapsedTicks = 0
@@ -340,6 +342,7 @@ export class RaftNode {
         if (m.type === 'append') handleAppend(f, m)
         else if (m.type === 'heartbeat') handleHeartbeat(f, m)
         else this.#pendingSnapshot = handleSnapshot(f, m) ?? this.#pendingSnapshot
+        this.#leaderHeardAtConfIndex = this.#confs.latestIndex()
         return
       }
       case 'timeoutNow':
@@ -436,6 +439,7 @@ export class RaftNode {
       transferee: this.#lead?.transferee ?? noNode,
       catchUpTo: this.#stillLost()?.index ?? 0,
       leadershipAllowed: this.#leadershipAllowed,
+      neededUntilRemovalCommits: this.#neededUntilRemovalCommits(),
       progress: this.#lead?.status() ?? [],
     }
   }
@@ -635,17 +639,24 @@ export class RaftNode {
   }
 
   /**
-   * A voter whose removal is in its log but not known committed still campaigns
+   * A voter whose removal is in its log, not known committed, still campaigns
    * (dissertation §4.2.2: "it might still be needed until the C_new entry is committed"),
    * counting only the new configuration's votes (`#decideElection`), and steps down once it
-   * has committed its removal. Otherwise a removed leader that stepped down before the
-   * removal committed holds the longest log, so the others cannot win without its vote,
-   * and it cannot campaign: no leader ever again (found by the system simulator, bank
-   * seed 1906).
+   * has committed its removal. Otherwise a leader that appended its own removal and lost
+   * its quorum before it committed holds the longest log: the others cannot win without
+   * its vote, and it cannot campaign — no leader ever again (found by the system
+   * simulator, bank seed 1906). Once another leader has been heard with the removal in
+   * our log, that leader holds it and is in the new configuration: it can finish the
+   * change without us, and a member that keeps campaigning would only knock at members
+   * that ignore it (the removed follower whose leader stops replicating to it at the commit).
    */
   #neededUntilRemovalCommits(): boolean {
     const index = this.#confs.latestIndex()
-    return index > this.#log.committed && this.#confs.at(index - 1).voters.includes(this.id)
+    return (
+      index > this.#log.committed &&
+      this.#leaderHeardAtConfIndex !== index &&
+      this.#confs.at(index - 1).voters.includes(this.id)
+    )
   }
 
   /**

@@ -74,8 +74,6 @@ export class Membership {
   readonly #removedListeners = new Set<() => void>()
   #seededDirectoryTerm = 0
   #excludedTicks = 0
-  /** Another member led while this one's removal was in its log (see `checkRemoved`). */
-  #removalLeaderHeard = false
   /**
    * A joining member first sees configurations from before its own addition (the leader's
    * snapshot, the log's first entries): until it sees itself in one, being left out of
@@ -151,32 +149,29 @@ export class Membership {
    * part). The leader stops replicating to a removed member once the removal commits, so
    * the member may never learn the commit: a removal that stays in its log for
    * `removedGraceElections` election timeouts counts too (an uncommitted removal that a
-   * new leader truncates puts the member back in its configuration first) — but only once
-   * another member has led with the removal in this member's log. That leader holds the
-   * removal and is in the new configuration, so it can commit it without us. Until then
-   * the member may be the only one holding its removal: a leader that appended its own
-   * removal and lost its quorum before it committed, whose log is then the longest. It is
-   * still needed (the core lets it campaign, dissertation §4.2.2); leaving would take a
-   * vote the configuration in force elsewhere still counts (found by the system simulator,
-   * bank seed 1906 and four more: no leader was ever elected again).
+   * new leader truncates puts the member back in its configuration first) — but not while
+   * the core says the member may be the only one holding its removal
+   * (`neededUntilRemovalCommits`: a leader that appended its own removal and lost its
+   * quorum before it committed, whose log is then the longest, and which no other leader
+   * has reached since). Leaving then would take a vote that the configuration in force
+   * elsewhere still counts (found by the system simulator, bank seed 1906 and three more:
+   * no leader was ever elected again).
    */
   checkRemoved(ticked = false): void {
     const { node, id } = this.#host
     const conf = node.conf()
     if (this.#removed || conf.voters.includes(id) || conf.learners.includes(id)) {
       this.#excludedTicks = 0
-      this.#removalLeaderHeard = false
       // In a committed configuration at last: only now can a configuration without it be a removal.
       if (!this.#removed && this.#host.store.appliedIndex >= node.status().confIndex)
         this.#awaitingFirstConf = false
       return
     }
     if (conf.voters.length === 0 || this.#awaitingFirstConf) return
-    const leader = node.status().leader
-    if (leader !== 0 && leader !== id) this.#removalLeaderHeard = true
-    if (ticked && this.#removalLeaderHeard) this.#excludedTicks++
+    const status = node.status()
+    if (ticked && !status.neededUntilRemovalCommits) this.#excludedTicks++
     const graceTicks = removedGraceElections * this.#host.electionTicks
-    if (this.#host.store.appliedIndex < node.status().confIndex && this.#excludedTicks < graceTicks) return
+    if (this.#host.store.appliedIndex < status.confIndex && this.#excludedTicks < graceTicks) return
     this.#removed = true
     this.#host.logger.warn('this member was removed from the cluster: it stops serving')
     for (const listener of this.#removedListeners) listener()

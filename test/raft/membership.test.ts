@@ -207,6 +207,43 @@ test('§4.2.2: removing the leader: it leads until the change commits, then step
   assert.equal(c.role(1), 'follower', 'the removed leader never campaigns again')
 })
 
+test('§4.2.2: a leader that lost its quorum before its removal committed still campaigns, and finishes it', () => {
+  // Four voters, 4 down for good. Leader 1 appends its own removal, {2,3,4}, while cut off:
+  // only its log holds it, and check-quorum makes it step down. 2 and 3 then need 1's vote,
+  // which it gives only to a log as long as its own: only 1 can finish the change, so it
+  // must campaign although its latest configuration leaves it out (dissertation §4.2.2).
+  // Without that: no leader ever again (system simulator, bank seed 1906).
+  const c = new Cluster([1, 2, 3, 4], { timeoutTicks })
+  c.elect(1)
+  c.isolate(4)
+  c.partition([1], [2, 3])
+  const index = change(c, 1, { type: 'remove', id: 1 })
+  assert.deepEqual(c.node(1).conf().voters, [2, 3, 4])
+  c.tickUntil(() => c.role(1) !== 'leader', [1])
+  assert.equal(c.node(1).status().commit < index, true, 'the removal is not committed')
+  c.heal()
+  c.isolate(4)
+  const ticks = c.tickUntil(() => c.node(1).status().commit >= index, [1, 2, 3])
+  assert.ok(ticks <= 3 * c.electionTimeoutTicks, `the removal committed after ${ticks} ticks`)
+  // 1 led a later term over {2,3,4}, not counting itself, committed its removal, and stepped down.
+  const term = c.term(1)
+  assert.ok(term > 1)
+  assert.ok(c.sent.some((m) => m.type === 'append' && m.from === 1 && m.term === term))
+  assert.equal(c.role(1), 'follower')
+  c.tickUntil(() => c.role(2) === 'leader' || c.role(3) === 'leader', [1, 2, 3])
+  const leader = c.role(2) === 'leader' ? 2 : 3
+  c.propose(leader, 'after')
+  c.stabilize()
+  c.tick([leader])
+  c.stabilize()
+  assert.deepEqual(c.appliedData(2), ['after'])
+  // Its removal known committed, it never campaigns again.
+  const termAfter = c.term(1)
+  c.isolate(1)
+  c.tick([1], 100)
+  assert.deepEqual([c.role(1), c.term(1)], ['follower', termAfter])
+})
+
 test('§4.2.3: a removed member that missed its removal campaigns, but cannot disrupt the rest', () => {
   // The lease check (pre-vote, check-quorum) is what protects the rest (§4.2.3).
   const c = new Cluster([1, 2, 3], { timeoutTicks })
