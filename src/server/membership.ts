@@ -16,9 +16,9 @@
  */
 import type { Logger } from 'pino'
 import { type Command, encodeCommand, type Result, type Tid } from '../protocol/index.ts'
-import type { ConfChange, NodeId, RaftNode } from '../raft/index.ts'
+import { type ConfChange, isQuorum, type NodeId, type RaftNode } from '../raft/index.ts'
 import type { MemberDirectoryEntry, ObjectStore } from '../storage/index.ts'
-import { MemberError } from './errors.ts'
+import { MemberError, NoMajorityError } from './errors.ts'
 import type { Clock, PeerNetwork } from './seams.ts'
 import type { Waiters } from './waiters.ts'
 
@@ -271,6 +271,7 @@ export class Membership {
   async removeMember(id: NodeId): Promise<void> {
     this.#host.checkServing()
     if (!this.#isLeader()) throw this.notLeader()
+    await this.#awaitMajorityWithout(id)
     await this.#confChange({ type: 'remove', id })
     if (this.#isLeader()) {
       try {
@@ -279,6 +280,41 @@ export class Membership {
         // The removal is done; a retired id that is not recorded is only refused less clearly later.
         this.#host.logger.warn({ err: error, id }, 'could not record the removed id as retired')
       }
+    }
+  }
+
+  /**
+   * The strict reconfiguration check (etcd refuses such a removal too, "not enough
+   * started members"): a removal takes effect as soon as it is appended and commits only
+   * on a majority of the voters left, so with fewer of them answering the leader it would
+   * leave the cluster unable to commit anything — the removal included — until enough of
+   * them return. Refused instead, while nothing has changed. The leader hears from each
+   * member at every heartbeat, but forgets who answered at every check-quorum round, so
+   * it waits up to two election timeouts for a majority to be heard from before refusing.
+   */
+  async #awaitMajorityWithout(id: NodeId): Promise<void> {
+    const { node, clock, waiters } = this.#host
+    const deadline = clock.nowMs() + this.#electionTimeoutMs() * 2
+    const problem = (): string | undefined => {
+      const status = node.status()
+      const left = status.voters.filter((voter) => voter !== id)
+      if (left.length === status.voters.length || left.length === 0) return undefined
+      const answering = new Set(status.progress.filter((p) => p.recentActive).map((p) => p.id))
+      answering.add(this.#host.id)
+      if (isQuorum(left, (voter) => answering.has(voter))) return undefined
+      const silent = left.filter((voter) => !answering.has(voter))
+      return (
+        `Removing member ${id} would leave voters ${left.join(', ')}, of which ${silent.join(', ')} ` +
+        `${silent.length === 1 ? 'does' : 'do'} not answer: a majority of them must, or nothing can commit ` +
+        `(this removal included). Nothing was changed; bring ${silent.length === 1 ? 'that member' : 'those members'} ` +
+        `back, or remove ${silent.length === 1 ? 'it' : 'them'} first, then retry.`
+      )
+    }
+    for (;;) {
+      const why = problem()
+      if (why === undefined) return
+      if (!this.#isLeader()) throw this.notLeader()
+      await waiters.nextReady(deadline, () => new NoMajorityError(problem() ?? why))
     }
   }
 
