@@ -78,8 +78,11 @@ export class RaftNode {
   #lostEntries: LogPosition | undefined
   /** False while the driver holds this member back from leading (setLeadershipAllowed). */
   #leadershipAllowed = true
-  /** The latest config entry's index when a leader was last heard from (`#neededUntilRemovalCommits`). */
-  #leaderHeardAtConfIndex = -1
+  /**
+   * The latest config entry's index when this member last learned that the others go on
+   * without it: a leader was heard from, or a campaign was turned down (`#neededUntilRemovalCommits`).
+   */
+  #removalSettledAtConfIndex = -1
 
   #electionElapsedTicks = 0
   #heartbeatElapsedTicks = 0
@@ -342,7 +345,7 @@ export class RaftNode {
         if (m.type === 'append') handleAppend(f, m)
         else if (m.type === 'heartbeat') handleHeartbeat(f, m)
         else this.#pendingSnapshot = handleSnapshot(f, m) ?? this.#pendingSnapshot
-        this.#leaderHeardAtConfIndex = this.#confs.latestIndex()
+        this.#removalSettledAtConfIndex = this.#confs.latestIndex()
         return
       }
       case 'timeoutNow':
@@ -470,7 +473,20 @@ export class RaftNode {
     if (m.type === 'preVote' || m.type === 'vote') {
       const inLease =
         this.#leader !== noNode && this.#electionElapsedTicks < this.#settings.electionTimeoutTicks
-      if (ignoredInLease(m, inLease, this.#settings.checkQuorum)) return false
+      if (ignoredInLease(m, inLease, this.#settings.checkQuorum)) {
+        // A pre-vote is turned down rather than ignored: it promises nothing either way, and
+        // the refusal tells a member whose removal it has not seen commit that the others
+        // have a leader (`#neededUntilRemovalCommits`). A vote request stays unanswered.
+        if (m.type === 'preVote')
+          this.#outbox.send({
+            type: 'preVoteResponse',
+            from: this.id,
+            to: m.from,
+            term: this.#term,
+            reject: true,
+          })
+        return false
+      }
     }
     // A pre-vote asks about a future term and changes nothing; a granted pre-vote
     // response carries the future term the pre-candidate asked about (dissertation §9.6).
@@ -556,6 +572,8 @@ export class RaftNode {
     const outcome = voteOutcome(this.#confs.latest().voters, this.#votes)
     if (outcome === 'pending') return false
     if (outcome === 'lost') {
+      // Turned down by enough of the voters: they have a leader or a newer log, and go on without us.
+      this.#removalSettledAtConfIndex = this.#confs.latestIndex()
       this.#becomeFollower(this.#term, noNode)
       return true
     }
@@ -645,16 +663,21 @@ export class RaftNode {
    * has committed its removal. Otherwise a leader that appended its own removal and lost
    * its quorum before it committed holds the longest log: the others cannot win without
    * its vote, and it cannot campaign — no leader ever again (found by the system
-   * simulator, bank seed 1906). Once another leader has been heard with the removal in
-   * our log, that leader holds it and is in the new configuration: it can finish the
-   * change without us, and a member that keeps campaigning would only knock at members
-   * that ignore it (the removed follower whose leader stops replicating to it at the commit).
+   * simulator, bank seed 1906). It stops counting itself needed once another leader has
+   * been heard from with the removal in its log (that leader holds it and is in the new
+   * configuration: it can finish the change without us), or once enough of the new
+   * configuration turned its campaign down (they follow a leader or hold a newer log: one
+   * that lacks our removal puts us back in its configuration when it reaches us). Then the
+   * member goes quiet; otherwise a removed member that never learns the commit — its
+   * leader stops replicating to it at the commit, or it restarted in between — would
+   * campaign forever.
    */
   #neededUntilRemovalCommits(): boolean {
     const index = this.#confs.latestIndex()
     return (
       index > this.#log.committed &&
-      this.#leaderHeardAtConfIndex !== index &&
+      this.#removalSettledAtConfIndex !== index &&
+      !this.#confs.latest().voters.includes(this.id) &&
       this.#confs.at(index - 1).voters.includes(this.id)
     )
   }
