@@ -14,7 +14,8 @@
  * (config.ts). Long because each step function names every message its role ignores,
  * so that a new message type does not compile until every role has decided what to do
  * with it, and the holds on leading (a driver's, a log missing durable entries) sit
- * beside the elections they stop.
+ * beside the elections they stop (as does the campaign of a member whose removal it
+ * does not know committed).
  *
  * Every rule cites where it comes from: "Raft paper §n" is Ongaro and Ousterhout, "In
  * Search of an Understandable Consensus Algorithm" (2014); "dissertation §n" is Ongaro,
