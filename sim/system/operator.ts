@@ -16,14 +16,16 @@
  *   remove first.
  *
  * A refused or failed request (not the leader, a timeout, a change already pending) is
- * asked again 50 ms later, of whoever leads by then, until a bound after the heal. The
+ * asked again 50 ms later, of whoever leads by then, until a bound after the heal; but a
+ * removal the leader refuses because too few of the voters left answer it (NoMajorityError,
+ * the product's check) ends the change, logged as `refused` with the leader's reason. The
  * fault is refused when it would leave fewer voters than tolerate a failure (max(3, n − 2)
  * for n members) or make the cluster more than one above its size, while an earlier
  * change is still in progress, and when no member leads within 2 s. No change starts
  * after the heal; one in progress finishes.
  */
 import type { NodeId } from '../../src/raft/index.ts'
-import type { Member } from '../../src/server/index.ts'
+import { type Member, NoMajorityError } from '../../src/server/index.ts'
 import type { MembershipChange, SystemFault, Target } from './faults.ts'
 import type { SimMember } from './members.ts'
 import type { SystemWorld } from './world.ts'
@@ -80,7 +82,7 @@ export class SystemOperator {
     }
     world.log('membership', { change: fault.change, steps })
     this.#steps = steps
-    this.#run().catch((error: unknown) => {
+    this.#run(fault.change).catch((error: unknown) => {
       world.violation('simulator', `the membership operator failed: ${String(error)}`)
     })
   }
@@ -127,12 +129,17 @@ export class SystemOperator {
     return pool[((index % pool.length) + pool.length) % pool.length]
   }
 
-  async #run(): Promise<void> {
+  async #run(change: MembershipChange): Promise<void> {
     while (this.#steps.length > 0) {
       const step = this.#steps[0]!
       const done = step.type === 'add' ? await this.#add() : await this.#remove(step.id)
-      if (!done) {
-        this.#world.log('membershipGaveUp', { step })
+      if (done !== true) {
+        if (done === false) this.#world.log('membershipGaveUp', { step })
+        else {
+          // The product's own refusal (NoMajorityError): what `zeoq member remove` prints, and the operator stops there.
+          this.counts.refused++
+          this.#world.log('refused', { change, reason: done.message })
+        }
         this.#steps = []
         return
       }
@@ -168,7 +175,8 @@ export class SystemOperator {
     return false
   }
 
-  async #remove(id: NodeId): Promise<boolean> {
+  /** True once removed, false past the deadline, or the leader's refusal when the voters left could not commit. */
+  async #remove(id: NodeId): Promise<boolean | NoMajorityError> {
     const world = this.#world
     while (world.loop.nowMs < this.#deadlineMs()) {
       const leader = world.leader()
@@ -181,7 +189,10 @@ export class SystemOperator {
           world.log('removed', { member: id, leader: leader.id })
           return true
         }
-        if (member) await this.#ask(leader, 'removeMember', (m) => m.removeMember(id))
+        if (member) {
+          const error = await this.#ask(leader, 'removeMember', (m) => m.removeMember(id))
+          if (error instanceof NoMajorityError) return error
+        }
       }
       await this.#sleep(retryMs)
     }
@@ -192,18 +203,18 @@ export class SystemOperator {
    * Asks `leader` (as the operator's request would reach it: a paused member takes it
    * when it resumes), bounded by the operator's own patience: a crashed member never answers.
    */
-  #ask(leader: SimMember, what: string, request: (member: Member) => Promise<void>): Promise<void> {
+  #ask(leader: SimMember, what: string, request: (member: Member) => Promise<void>): Promise<unknown> {
     const world = this.#world
     const inc = leader.incarnation
-    return new Promise<void>((resolve) => {
+    return new Promise<unknown>((resolve) => {
       let settled = false
-      const finish = (): void => {
+      const finish = (error?: unknown): void => {
         if (settled) return
         settled = true
         timer.cancel()
-        resolve()
+        resolve(error)
       }
-      const timer = world.loop.setTimer(requestMsMax, finish)
+      const timer = world.loop.setTimer(requestMsMax, () => finish())
       if (inc === undefined) return finish()
       // The answer is read from the leader's status on the next round, not from here.
       inc.gate(() => {
@@ -219,7 +230,7 @@ export class SystemOperator {
               leader: leader.id,
               reason: error instanceof Error ? error.message : String(error),
             })
-            finish()
+            finish(error)
           },
         )
       })

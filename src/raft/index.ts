@@ -21,6 +21,7 @@ export {
 export type { RaftConfig, RaftRestore } from './config.ts'
 export { initialRestore, joinRestore, raftDefaults } from './config.ts'
 export { type LogPosition, RaftLog } from './log.ts'
+export { isQuorum } from './quorum.ts'
 export { RaftNode } from './raft.ts'
 export type { Random } from './random.ts'
 export { seededRandom } from './random.ts'

@@ -14,7 +14,8 @@
  * (config.ts). Long because each step function names every message its role ignores,
  * so that a new message type does not compile until every role has decided what to do
  * with it, and the holds on leading (a driver's, a log missing durable entries) sit
- * beside the elections they stop.
+ * beside the elections they stop (as does the campaign of a member whose removal it
+ * does not know committed).
  *
  * Every rule cites where it comes from: "Raft paper §n" is Ongaro and Ousterhout, "In
  * Search of an Understandable Consensus Algorithm" (2014); "dissertation §n" is Ongaro,
@@ -78,6 +79,11 @@ export class RaftNode {
   #lostEntries: LogPosition | undefined
   /** False while the driver holds this member back from leading (setLeadershipAllowed). */
   #leadershipAllowed = true
+  /**
+   * The latest config entry's index when this member last learned that the others go on
+   * without it: a leader was heard from, or a campaign was turned down (`#neededUntilRemovalCommits`).
+   */
+  #removalSettledAtConfIndex = -1
 
   #electionElapsedTicks = 0
   #heartbeatElapsedTicks = 0
@@ -340,6 +346,7 @@ export class RaftNode {
         if (m.type === 'append') handleAppend(f, m)
         else if (m.type === 'heartbeat') handleHeartbeat(f, m)
         else this.#pendingSnapshot = handleSnapshot(f, m) ?? this.#pendingSnapshot
+        this.#removalSettledAtConfIndex = this.#confs.latestIndex()
         return
       }
       case 'timeoutNow':
@@ -436,6 +443,7 @@ export class RaftNode {
       transferee: this.#lead?.transferee ?? noNode,
       catchUpTo: this.#stillLost()?.index ?? 0,
       leadershipAllowed: this.#leadershipAllowed,
+      neededUntilRemovalCommits: this.#neededUntilRemovalCommits(),
       progress: this.#lead?.status() ?? [],
     }
   }
@@ -466,7 +474,20 @@ export class RaftNode {
     if (m.type === 'preVote' || m.type === 'vote') {
       const inLease =
         this.#leader !== noNode && this.#electionElapsedTicks < this.#settings.electionTimeoutTicks
-      if (ignoredInLease(m, inLease, this.#settings.checkQuorum)) return false
+      if (ignoredInLease(m, inLease, this.#settings.checkQuorum)) {
+        // A pre-vote is turned down rather than ignored: it promises nothing either way, and
+        // the refusal tells a member whose removal it has not seen commit that the others
+        // have a leader (`#neededUntilRemovalCommits`). A vote request stays unanswered.
+        if (m.type === 'preVote')
+          this.#outbox.send({
+            type: 'preVoteResponse',
+            from: this.id,
+            to: m.from,
+            term: this.#term,
+            reject: true,
+          })
+        return false
+      }
     }
     // A pre-vote asks about a future term and changes nothing; a granted pre-vote
     // response carries the future term the pre-candidate asked about (dissertation §9.6).
@@ -552,6 +573,8 @@ export class RaftNode {
     const outcome = voteOutcome(this.#confs.latest().voters, this.#votes)
     if (outcome === 'pending') return false
     if (outcome === 'lost') {
+      // Turned down by enough of the voters: they have a leader or a newer log, and go on without us.
+      this.#removalSettledAtConfIndex = this.#confs.latestIndex()
       this.#becomeFollower(this.#term, noNode)
       return true
     }
@@ -630,7 +653,33 @@ export class RaftNode {
     return (
       this.#leadershipAllowed &&
       this.#stillLost() === undefined &&
-      this.#confs.latest().voters.includes(this.id)
+      (this.#confs.latest().voters.includes(this.id) || this.#neededUntilRemovalCommits())
+    )
+  }
+
+  /**
+   * A voter whose removal is in its log, not known committed, still campaigns
+   * (dissertation §4.2.2: "it might still be needed until the C_new entry is committed"),
+   * counting only the new configuration's votes (`#decideElection`), and steps down once it
+   * has committed its removal. Otherwise a leader that appended its own removal and lost
+   * its quorum before it committed holds the longest log: the others cannot win without
+   * its vote, and it cannot campaign — no leader ever again (found by the system
+   * simulator, bank seed 1906). It stops counting itself needed once another leader has
+   * been heard from with the removal in its log (that leader holds it and is in the new
+   * configuration: it can finish the change without us), or once enough of the new
+   * configuration turned its campaign down (they follow a leader or hold a newer log: one
+   * that lacks our removal puts us back in its configuration when it reaches us). Then the
+   * member goes quiet; otherwise a removed member that never learns the commit — its
+   * leader stops replicating to it at the commit, or it restarted in between — would
+   * campaign forever.
+   */
+  #neededUntilRemovalCommits(): boolean {
+    const index = this.#confs.latestIndex()
+    return (
+      index > this.#log.committed &&
+      this.#removalSettledAtConfIndex !== index &&
+      !this.#confs.latest().voters.includes(this.id) &&
+      this.#confs.at(index - 1).voters.includes(this.id)
     )
   }
 

@@ -288,6 +288,12 @@ export interface RaftStatus {
   readonly catchUpTo: number
   /** False while the driver holds this member back from leading (RaftNode.setLeadershipAllowed). */
   readonly leadershipAllowed: boolean
+  /**
+   * This member's removal is in its log, not known committed, and no other leader has been
+   * heard from since: it may be the only member holding it, so it still campaigns
+   * (dissertation §4.2.2) and must not leave yet.
+   */
+  readonly neededUntilRemovalCommits: boolean
   /** The leader's view of each member (empty on non-leaders). */
   readonly progress: readonly FollowerStatus[]
 }

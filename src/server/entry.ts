@@ -39,6 +39,7 @@ export const {
   DataDirError,
   dataDirExitCodes,
   MemberError,
+  NoMajorityError,
   serveMember,
   toJson,
   Member,

@@ -22,6 +22,19 @@ export class MemberError extends Error {
 }
 
 /**
+ * A removal refused because the voters it would leave could not commit: too few of them
+ * answer the leader (Membership.removeMember). It reaches a client as a `protocol` refusal
+ * with this message; nothing was changed, and the same request succeeds once enough of
+ * them answer.
+ */
+export class NoMajorityError extends MemberError {
+  constructor(message: string) {
+    super('protocol', message)
+    this.name = 'NoMajorityError'
+  }
+}
+
+/**
  * A member could not start on its data directory. The message is one line naming the
  * directory, the cause and what to do; `exitCode` tells a supervisor the kinds apart, so
  * it can stop restarting a member that cannot come up by itself (docs/operations.md).

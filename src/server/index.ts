@@ -31,7 +31,7 @@ export {
   rawConfigFields,
   resolveConfig,
 } from './config.ts'
-export { DataDirError, dataDirExitCodes, MemberError } from './errors.ts'
+export { DataDirError, dataDirExitCodes, MemberError, NoMajorityError } from './errors.ts'
 export type { MemberHttp, MemberHttpOptions } from './http.ts'
 export { serveMember, toJson } from './http.ts'
 export type { MemberBugs, MemberEvents, MemberOptions } from './member.ts'

@@ -16,9 +16,9 @@
  */
 import type { Logger } from 'pino'
 import { type Command, encodeCommand, type Result, type Tid } from '../protocol/index.ts'
-import type { ConfChange, NodeId, RaftNode } from '../raft/index.ts'
+import { type ConfChange, isQuorum, type NodeId, type RaftNode } from '../raft/index.ts'
 import type { MemberDirectoryEntry, ObjectStore } from '../storage/index.ts'
-import { MemberError } from './errors.ts'
+import { MemberError, NoMajorityError } from './errors.ts'
 import type { Clock, PeerNetwork } from './seams.ts'
 import type { Waiters } from './waiters.ts'
 
@@ -78,7 +78,10 @@ export class Membership {
    * A joining member first sees configurations from before its own addition (the leader's
    * snapshot, the log's first entries): until it sees itself in one, being left out of
    * them is not a removal. Found by the system simulator: new members stopped serving
-   * right after installing their first snapshot.
+   * right after installing their first snapshot. The one it sees itself in must be
+   * committed (applied here): an addition that was never committed can be undone by a
+   * new leader, whose snapshot from before the member's second addition then leaves it
+   * out too (listAppend seed 1909: the re-added member stopped, and its vote was lost).
    */
   #awaitingFirstConf: boolean
 
@@ -146,20 +149,29 @@ export class Membership {
    * part). The leader stops replicating to a removed member once the removal commits, so
    * the member may never learn the commit: a removal that stays in its log for
    * `removedGraceElections` election timeouts counts too (an uncommitted removal that a
-   * new leader truncates puts the member back in its configuration first).
+   * new leader truncates puts the member back in its configuration first) — but not while
+   * the core says the member may be the only one holding its removal
+   * (`neededUntilRemovalCommits`: a leader that appended its own removal and lost its
+   * quorum before it committed, whose log is then the longest, and which no other leader
+   * has reached since). Leaving then would take a vote that the configuration in force
+   * elsewhere still counts (found by the system simulator, bank seed 1906 and three more:
+   * no leader was ever elected again).
    */
   checkRemoved(ticked = false): void {
     const { node, id } = this.#host
     const conf = node.conf()
     if (this.#removed || conf.voters.includes(id) || conf.learners.includes(id)) {
       this.#excludedTicks = 0
-      if (!this.#removed) this.#awaitingFirstConf = false
+      // In a committed configuration at last: only now can a configuration without it be a removal.
+      if (!this.#removed && this.#host.store.appliedIndex >= node.status().confIndex)
+        this.#awaitingFirstConf = false
       return
     }
     if (conf.voters.length === 0 || this.#awaitingFirstConf) return
-    if (ticked) this.#excludedTicks++
+    const status = node.status()
+    if (ticked && !status.neededUntilRemovalCommits) this.#excludedTicks++
     const graceTicks = removedGraceElections * this.#host.electionTicks
-    if (this.#host.store.appliedIndex < node.status().confIndex && this.#excludedTicks < graceTicks) return
+    if (this.#host.store.appliedIndex < status.confIndex && this.#excludedTicks < graceTicks) return
     this.#removed = true
     this.#host.logger.warn('this member was removed from the cluster: it stops serving')
     for (const listener of this.#removedListeners) listener()
@@ -259,6 +271,7 @@ export class Membership {
   async removeMember(id: NodeId): Promise<void> {
     this.#host.checkServing()
     if (!this.#isLeader()) throw this.notLeader()
+    await this.#awaitMajorityWithout(id)
     await this.#confChange({ type: 'remove', id })
     if (this.#isLeader()) {
       try {
@@ -267,6 +280,41 @@ export class Membership {
         // The removal is done; a retired id that is not recorded is only refused less clearly later.
         this.#host.logger.warn({ err: error, id }, 'could not record the removed id as retired')
       }
+    }
+  }
+
+  /**
+   * The strict reconfiguration check (etcd refuses such a removal too, "not enough
+   * started members"): a removal takes effect as soon as it is appended and commits only
+   * on a majority of the voters left, so with fewer of them answering the leader it would
+   * leave the cluster unable to commit anything — the removal included — until enough of
+   * them return. Refused instead, while nothing has changed. The leader hears from each
+   * member at every heartbeat, but forgets who answered at every check-quorum round, so
+   * it waits up to two election timeouts for a majority to be heard from before refusing.
+   */
+  async #awaitMajorityWithout(id: NodeId): Promise<void> {
+    const { node, clock, waiters } = this.#host
+    const deadline = clock.nowMs() + this.#electionTimeoutMs() * 2
+    const problem = (): string | undefined => {
+      const status = node.status()
+      const left = status.voters.filter((voter) => voter !== id)
+      if (left.length === status.voters.length || left.length === 0) return undefined
+      const answering = new Set(status.progress.filter((p) => p.recentActive).map((p) => p.id))
+      answering.add(this.#host.id)
+      if (isQuorum(left, (voter) => answering.has(voter))) return undefined
+      const silent = left.filter((voter) => !answering.has(voter))
+      return (
+        `Removing member ${id} would leave voters ${left.join(', ')}, of which ${silent.join(', ')} ` +
+        `${silent.length === 1 ? 'does' : 'do'} not answer: a majority of them must, or nothing can commit ` +
+        `(this removal included). Nothing was changed; bring ${silent.length === 1 ? 'that member' : 'those members'} ` +
+        `back, or remove ${silent.length === 1 ? 'it' : 'them'} first, then retry.`
+      )
+    }
+    for (;;) {
+      const why = problem()
+      if (why === undefined) return
+      if (!this.#isLeader()) throw this.notLeader()
+      await waiters.nextReady(deadline, () => new NoMajorityError(problem() ?? why))
     }
   }
 

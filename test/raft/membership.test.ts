@@ -207,6 +207,73 @@ test('§4.2.2: removing the leader: it leads until the change commits, then step
   assert.equal(c.role(1), 'follower', 'the removed leader never campaigns again')
 })
 
+test('§4.2.2: a leader that lost its quorum before its removal committed still campaigns, and finishes it', () => {
+  // Four voters, 4 down for good. Leader 1 appends its own removal, {2,3,4}, while cut off:
+  // only its log holds it, and check-quorum makes it step down. 2 and 3 then need 1's vote,
+  // which it gives only to a log as long as its own: only 1 can finish the change, so it
+  // must campaign although its latest configuration leaves it out (dissertation §4.2.2).
+  // Without that: no leader ever again (system simulator, bank seed 1906).
+  const c = new Cluster([1, 2, 3, 4], { timeoutTicks })
+  c.elect(1)
+  c.isolate(4)
+  c.partition([1], [2, 3])
+  const index = change(c, 1, { type: 'remove', id: 1 })
+  assert.deepEqual(c.node(1).conf().voters, [2, 3, 4])
+  c.tickUntil(() => c.role(1) !== 'leader', [1])
+  assert.equal(c.node(1).status().commit < index, true, 'the removal is not committed')
+  c.heal()
+  c.isolate(4)
+  const ticks = c.tickUntil(() => c.node(1).status().commit >= index, [1, 2, 3])
+  assert.ok(ticks <= 3 * c.electionTimeoutTicks, `the removal committed after ${ticks} ticks`)
+  // 1 led a later term over {2,3,4}, not counting itself, committed its removal, and stepped down.
+  const term = c.term(1)
+  assert.ok(term > 1)
+  assert.ok(c.sent.some((m) => m.type === 'append' && m.from === 1 && m.term === term))
+  assert.equal(c.role(1), 'follower')
+  c.tickUntil(() => c.role(2) === 'leader' || c.role(3) === 'leader', [1, 2, 3])
+  const leader = c.role(2) === 'leader' ? 2 : 3
+  c.propose(leader, 'after')
+  c.stabilize()
+  c.tick([leader])
+  c.stabilize()
+  assert.deepEqual(c.appliedData(2), ['after'])
+  // Its removal known committed, it never campaigns again.
+  const termAfter = c.term(1)
+  c.isolate(1)
+  c.tick([1], 100)
+  assert.deepEqual([c.role(1), c.term(1)], ['follower', termAfter])
+})
+
+test('§4.2.2: a removed leader that restarted before learning the commit is turned down, then goes quiet', () => {
+  // 1 appends its removal, 2 and 3 take it, and 1 restarts before any answer: its log holds
+  // its removal, uncommitted as far as it knows, and no leader will reach it again (2 and 3
+  // finish the change under {2,3}). It may be needed, so it campaigns; 2 and 3, following
+  // their leader, turn its pre-vote down, and from then on it stays quiet.
+  const c = new Cluster([1, 2, 3], { timeoutTicks })
+  c.elect(1)
+  const index = change(c, 1, { type: 'remove', id: 1 })
+  c.deliver((m) => m.from === 1)
+  c.drop((m) => m.to === 1)
+  c.restart(1)
+  assert.equal(c.node(1).status().neededUntilRemovalCommits, true)
+  c.tickUntil(() => c.leader() === 2 || c.leader() === 3, [2, 3])
+  const leader = c.leader() ?? 0
+  assert.ok(c.node(leader).status().commit >= index)
+  const term = c.term(leader)
+  const preVotesFrom1 = (): number => c.sent.filter((m) => m.type === 'preVote' && m.from === 1).length
+  // A refusal from a later term teaches it the term; a round refused at its own term counts.
+  const ticks = c.tickUntil(() => !c.node(1).status().neededUntilRemovalCommits)
+  assert.ok(ticks <= 4 * c.electionTimeoutTicks, `turned down after ${ticks} ticks`)
+  const asked = preVotesFrom1()
+  assert.ok(asked > 0, 'it campaigned')
+  for (let i = 0; i < 10 * c.electionTimeoutTicks; i++) {
+    c.tick()
+    c.stabilize()
+  }
+  assert.equal(preVotesFrom1(), asked, 'it never campaigns again')
+  assert.deepEqual([c.leader(), c.term(2), c.term(3)], [leader, term, term])
+})
+
 test('§4.2.3: a removed member that missed its removal campaigns, but cannot disrupt the rest', () => {
   // The lease check (pre-vote, check-quorum) is what protects the rest (§4.2.3).
   const c = new Cluster([1, 2, 3], { timeoutTicks })
