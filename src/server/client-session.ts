@@ -427,6 +427,8 @@ export class ClientSession {
   }
 
   #send(frame: MemberFrame): void {
+    // A read that finishes after its connection was cut is not encoded: its answer goes nowhere.
+    if (this.#closed) return
     this.#sendBytes(encodeFrame(frame))
   }
 

@@ -169,13 +169,18 @@ function withHead(head: readonly number[], bodyBytes: number, fill: number): Uin
 export interface BadFrameOutcome {
   /** The size of its goodbye (JSON), 0 when it sent none. */
   readonly goodbyeBytes: number
-  /** It cut the connection without a goodbye (before a hello: the frame was past the cap of what a stranger may send). */
+  /**
+   * It cut the connection without a goodbye (before a hello: the frame was past the cap of
+   * what a stranger may send; after, a goodbye can be lost to the reset of a connection cut
+   * while the frame is still being sent).
+   */
   readonly cut: boolean
 }
 
 /**
  * Sends one frame and waits for the member to close: before any hello, or after a hello
- * with `token` when one is given (then the frame reaches the shape check whatever its size).
+ * with `token` when one is given (then a frame within the role's `requestFrameBytesMax`
+ * reaches the shape check, and a larger one is cut at its header with a goodbye).
  */
 export async function badFrame(url: string, frame: Uint8Array, token?: string): Promise<BadFrameOutcome> {
   const client =
@@ -253,7 +258,9 @@ export async function forgedSessions(url: string, token: string, idsMax: number)
 
 /**
  * One commit past the commit limit from a client that does not check it (finding: big
- * commits): two records of half the limit each. Returns the member's answer.
+ * commits): records within the record limit, more of them than a commit holds. Returns the
+ * member's answer: a refusal naming the limit, or, for a frame past the commit limit and
+ * its framing, the goodbye of a member that cut it at its header (naming it too).
  */
 export async function oversizedCommit(
   url: string,
