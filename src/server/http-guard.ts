@@ -240,12 +240,21 @@ export class FrameHeaders {
         at += skipped
         continue
       }
-      header[this.#headerBytes++] = chunk[at++] ?? 0
-      if (this.#headerBytes < 2 || this.#headerBytes < headerLength(header)) continue
-      this.#headerBytes = 0
-      const payload = payloadLength(header)
+      let source = chunk
+      let start = at
+      if (this.#headerBytes === 0 && chunk.length - at >= frameHeaderBytesMax) {
+        // The whole header is in the chunk (nearly always): read it where it is.
+        at += headerLength(chunk[at + 1] ?? 0)
+      } else {
+        header[this.#headerBytes++] = chunk[at++] ?? 0
+        if (this.#headerBytes < 2 || this.#headerBytes < headerLength(header[1] ?? 0)) continue
+        this.#headerBytes = 0
+        source = header
+        start = 0
+      }
+      const first = source[start] ?? 0
+      const payload = payloadLength(source, start)
       this.#payloadLeft = payload
-      const first = header[0] ?? 0
       // Control frames (close, ping, pong) sit between fragments and are at most 125 bytes.
       if ((first & 0x0f) >= 8) continue
       this.#messageBytes += payload
@@ -256,20 +265,18 @@ export class FrameHeaders {
   }
 }
 
-/** A header's length from its second byte on: the length field's size and the mask key. */
-function headerLength(header: Uint8Array): number {
-  const second = header[1] ?? 0
+/** A header's length, from its second byte: the length field's size and the mask key. */
+function headerLength(second: number): number {
   const length7 = second & 0x7f
   return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) + ((second & 0x80) !== 0 ? 4 : 0)
 }
 
-/** The payload length of a complete header; a 64-bit length beyond 2^53 counts as infinite. */
-function payloadLength(header: Uint8Array): number {
-  const byte = (i: number): number => header[i] ?? 0
-  const length7 = byte(1) & 0x7f
+/** The payload length of the complete header at `start`; a 64-bit length beyond 2^53 counts as infinite. */
+function payloadLength(bytes: Uint8Array, start: number): number {
+  const length7 = (bytes[start + 1] ?? 0) & 0x7f
   if (length7 < 126) return length7
-  if (length7 === 126) return byte(2) * 0x100 + byte(3)
-  const high = ((byte(2) * 0x100 + byte(3)) * 0x100 + byte(4)) * 0x100 + byte(5)
-  const low = ((byte(6) * 0x100 + byte(7)) * 0x100 + byte(8)) * 0x100 + byte(9)
-  return high >= 2 ** 21 ? Number.POSITIVE_INFINITY : high * 2 ** 32 + low
+  let length = 0
+  for (let i = 2; i < (length7 === 126 ? 4 : 10); i++) length = length * 0x100 + (bytes[start + i] ?? 0)
+  // Past 2^53 the sum is no longer exact, but it is past any limit all the same.
+  return length > Number.MAX_SAFE_INTEGER ? Number.POSITIVE_INFINITY : length
 }
