@@ -48,7 +48,8 @@ export interface ClientLink {
   send(bytes: Uint8Array, onWritten?: () => void): void
   /** Bytes accepted by `send` and not yet written out. */
   bufferedBytes(): number
-  close(): void
+  /** Starts the closing handshake; `tooLarge` says why in the close code (1009, a message too big). */
+  close(tooLarge?: 'tooLarge'): void
   onFrame(handler: (bytes: Uint8Array) => void): void
   onClose(handler: () => void): void
   /** Stop and restart reading frames (back-pressure); a simulated link may leave them out. */
@@ -471,7 +472,7 @@ export class ClientSession {
     link.send(encodeFrame({ type: 'goodbye', error }), how === 'cut' ? () => link.terminate?.() : undefined)
     this.#cleanUp()
     // When cut, the close only bounds how long an unwritten goodbye may hold the connection.
-    link.close()
+    link.close(how === 'cut' ? 'tooLarge' : undefined)
   }
 
   #cleanUp(): void {

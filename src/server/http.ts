@@ -90,7 +90,7 @@ function wsLink(
       socket.send(bytes, onWritten === undefined ? undefined : () => onWritten())
     },
     bufferedBytes: () => socket.bufferedAmount,
-    close: () => socket.close(),
+    close: (why) => socket.close(why === 'tooLarge' ? 1009 : undefined),
     onFrame: (handler) =>
       socket.on('message', (data: Buffer, isBinary: boolean) =>
         isBinary ? handler(data) : socket.close(1003),

@@ -257,7 +257,7 @@ describe('a quorum of three member processes', () => {
     // frame past --frame-bytes-max (and past what any role needs) is cut at its header.
     const big = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
     // The member resets the connection while the rest of the frame is still being written:
-    // the client may then see the reset (1006) before the member's close (1009).
+    // the client may then see the reset (1006) before the member's close (1009, too big).
     big.socket.on('error', () => {})
     big.send(new Uint8Array(memberFrameBytesMax + 1))
     const code = await big.closed
@@ -323,6 +323,7 @@ describe('a quorum of three member processes', () => {
       ])
       socket.terminate()
       assert.notEqual(code, 'still open', `${frameBytes} bytes announced: the member waited for the payload`)
+      assert.equal(code, 1009, 'closed as a message too big')
       const goodbye = frames.find((f) => f.type === 'goodbye')
       assert.ok(goodbye?.type === 'goodbye', `a goodbye says why (closed ${code})`)
       assert.equal(goodbye.error.code, 'protocol')
