@@ -259,10 +259,11 @@ export async function forgedSessions(url: string, token: string, idsMax: number)
 }
 
 /**
- * One commit past the commit limit from a client that does not check it (finding: big
- * commits): records within the record limit, more of them than a commit holds. Returns the
- * member's answer: a refusal naming the limit, or, for a frame past the commit limit and
- * its framing, the goodbye of a member that cut it at its header (naming it too).
+ * One commit just past the commit limit from a client that does not check it (finding:
+ * big commits): records within the record limit whose data together is the limit, so the
+ * commit with its headers is a few hundred bytes over, and its frame within the limit's
+ * framing (`requestFrameBytesMax`): the member reads it and refuses it, naming the limit.
+ * (A frame past the framing is cut at its header: test/server/quorum.) Returns the answer.
  */
 export async function oversizedCommit(
   url: string,
@@ -275,11 +276,14 @@ export async function oversizedCommit(
     const opened = await client.request({ op: 'openSession', owner })
     if (!opened.ok) throw new Error(`could not open a session: ${opened.error.message}`)
     const session = (opened.value as { session: bigint }).session
-    // Records each within the record limit (a larger one is malformed, not oversized), more
-    // of them than the commit limit holds.
-    const record = { refs: [], data: new Uint8Array(recordBytesMax).fill(0x77) }
-    const count = Math.floor(commitBytes / recordBytesMax) + 1
-    const writes = Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
+    // Records each within the record limit (a larger one is malformed, not oversized).
+    const sizes: number[] = []
+    for (let left = commitBytes; left > 0; left -= recordBytesMax) sizes.push(Math.min(left, recordBytesMax))
+    const writes = sizes.map((size, i) => ({
+      oid: BigInt(i + 1),
+      serial: 0n,
+      record: { refs: [], data: new Uint8Array(size).fill(0x77) },
+    }))
     const started = performance.now()
     const answer = await withTimeout(
       'an oversized commit',
