@@ -22,11 +22,11 @@ export const attackTimeoutMs = 60_000
 /**
  * A member's resident memory bound under every attack here, in MiB. Beyond its idle size
  * (105–125 MiB on the build), what readers can make a member hold is bounded by the
- * request gate (src/server/request-gate.ts): 64 MiB of answers not yet written out over
+ * request gate (src/server/request-gate.ts): 32 MiB of answers not yet written out over
  * all connections, plus the answers of the 16 reads running, each a record; each answer
  * exists twice until the collector runs (as read and encoded). An answer carries at most
  * 1 MiB of data (`recordBytesMax`; larger records are read by ranges of that size), and
- * the attacks read such records: 120 + 2 × (64 + 16 × 1) = 280 MiB. What a stranger sends
+ * the attacks read such records: 120 + 2 × (32 + 16 × 1) = 216 MiB. What a stranger sends
  * before authenticating is cut at 64 KiB, and a client's frame past its role's limit at
  * its header (src/server/http-guard.ts). Before the gate 400
  * pipelined 1 MiB loads took a leader to 879 MiB; before the cap, 16 frames of 64 MiB sent
