@@ -5,7 +5,7 @@
  * how many, how big and what each must have achieved (its check).
  */
 import type { QuorumTokens } from '../src/cli/local-quorum.ts'
-import { commitBytesMax } from '../src/protocol/index.ts'
+import { blobStagedBytesMin, commitBytesMax } from '../src/protocol/index.ts'
 import {
   badFrame,
   bigCommits,
@@ -22,8 +22,12 @@ import {
   unreadLoads,
 } from '../test/hostile/attacks.ts'
 
-/** The object the load attacks read, and a larger one for the slow readers. */
-export const largeObjectBytes = 1024 * 1024
+/**
+ * The object the load attacks read: the largest a load answers whole (`blobStagedBytesMin`;
+ * a larger record is staged and read back by ranges of the same size), so each answer is
+ * as large as a member's answers get.
+ */
+export const largeObjectBytes = blobStagedBytesMin
 
 /** How long an attack that repeats goes on, and at most how often it repeats. */
 const attackWindowMs = 10_000
@@ -34,9 +38,8 @@ export interface AttackContext {
   readonly url: string
   readonly peers: readonly string[]
   readonly tokens: QuorumTokens
-  /** An object of `largeObjectBytes`, and one of four times that. */
+  /** An object of `largeObjectBytes`. */
   readonly largeOid: bigint
-  readonly hugeOid: bigint
 }
 
 export interface AttackOutcome {
@@ -146,9 +149,9 @@ export const attacks: readonly Attack[] = [
   },
   {
     name: 'unread-loads',
-    what: '16 read-only connections that pipeline 256 loads of a 4 MiB object each and never read',
-    run: async ({ url, tokens, hugeOid }) => {
-      const { connections } = await unreadLoads(url, tokens.readOnly, hugeOid, 16, 256, attackWindowMs)
+    what: '16 read-only connections that pipeline 256 loads of a 1 MiB object each and never read',
+    run: async ({ url, tokens, largeOid }) => {
+      const { connections } = await unreadLoads(url, tokens.readOnly, largeOid, 16, 256, attackWindowMs)
       return { ok: true, note: `${connections} connections held ${attackWindowMs / 1000} s` }
     },
   },

@@ -228,12 +228,9 @@ async function main(): Promise<number> {
   const peers = [...cluster.urls.values()]
   log(`three members on ${peers.join(', ')}`)
   const setup = await connect({ peers, token: cluster.tokens.readWrite })
-  const [largeOid = 0n, hugeOid = 0n] = await setup.newOids(2)
+  const [largeOid = 0n] = await setup.newOids(1)
   await setup.transact(async (tx) => {
     tx.store(largeOid, new Uint8Array(largeObjectBytes).fill(7))
-  })
-  await setup.transact(async (tx) => {
-    tx.store(hugeOid, new Uint8Array(4 * largeObjectBytes).fill(8))
   })
   await setup.close()
   const victim = new Victim(peers, cluster.tokens.readWrite)
@@ -250,7 +247,6 @@ async function main(): Promise<number> {
         peers,
         tokens: cluster.tokens,
         largeOid,
-        hugeOid,
       }
       log(`${attack.name}: ${attack.what}`)
       // An attack that fails (one of its bounded waits ran out) is a failed row, not the end of the run.

@@ -116,6 +116,7 @@ export {
   raftAppendBytesMax,
   raftUncommittedBytesMax,
   recordBytesMax,
+  requestFrameBytesMax,
   sizeLimits,
   snapshotChunkBytesMax,
   stagedBytesPerSessionMax,

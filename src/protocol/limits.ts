@@ -9,6 +9,7 @@
  * 1.5 MiB) is a one-line change here; the record limit follows it, and the frame limits
  * keep holding appends and answers.
  */
+import type { TokenRole } from './client.ts'
 import { LimitMismatchError } from './errors.ts'
 
 const kib = 1024
@@ -94,6 +95,27 @@ export const stagedBytesTotalMax = 4 * blobBytesMax
 
 /** Uploads one session may hold at once (each a record of one transaction). */
 export const uploadsPerSessionMax = 64
+
+/**
+ * Largest frame a member reads from a client once it has said hello, by the client's role:
+ * a frame whose header announces more is cut before its payload is read
+ * (src/server/http-guard.ts), so a token lets no one make the member receive and buffer
+ * more than the role ever needs. Before the limit, 32 MiB frames from a read-only client
+ * were read whole before the shape check refused them and cost the leader their unmasking
+ * (npm run hostile, frames: the application's p99 4–5 times its quiet one).
+ * - read-only: its requests (loads, `loadRange`, history, scans, status) carry ids and
+ *   counts only; the largest, `transactions` or `loadRange` with every field at its
+ *   largest, is under 200 bytes (test/protocol/limits.test.ts). The envelope alone leaves
+ *   it ample room, and a small write sent with the token by mistake is still answered
+ *   `readOnly`.
+ * - read-write and admin: a largest commit, or upload chunk, with its framing; the admin's
+ *   own requests are small.
+ */
+export const requestFrameBytesMax: Readonly<Record<TokenRole, number>> = {
+  readOnly: frameEnvelopeBytes,
+  readWrite: Math.max(commitBytesMax, uploadChunkBytesMax) + frameEnvelopeBytes,
+  admin: Math.max(commitBytesMax, uploadChunkBytesMax) + frameEnvelopeBytes,
+}
 
 /**
  * Largest frame a client accepts from a member. A member's answers carry at most one record

@@ -20,6 +20,7 @@ import {
   type MemberFrame,
   type OpValues,
   type RevisionData,
+  requestFrameBytesMax,
   type Tid,
   type TokenRole,
   TooOldError,
@@ -47,7 +48,8 @@ export interface ClientLink {
   send(bytes: Uint8Array, onWritten?: () => void): void
   /** Bytes accepted by `send` and not yet written out. */
   bufferedBytes(): number
-  close(): void
+  /** Starts the closing handshake; `tooLarge` says why in the close code (1009, a message too big). */
+  close(tooLarge?: 'tooLarge'): void
   onFrame(handler: (bytes: Uint8Array) => void): void
   onClose(handler: () => void): void
   /** Stop and restart reading frames (back-pressure); a simulated link may leave them out. */
@@ -55,8 +57,12 @@ export interface ClientLink {
   resume?(): void
   /** Drops the connection at once, unsent bytes and all (a client that does not read); optional. */
   terminate?(): void
-  /** The client said hello with a known token: its frames may be as large as the frame limit from now on. */
-  authenticated?(): void
+  /**
+   * The client said hello with a known token: from now on its frames may be `frameBytesMax`
+   * long (its role's, `requestFrameBytesMax`). A larger one is not read: `onTooLarge` ends
+   * the connection. A simulated link, which hands over whole frames, may leave it out.
+   */
+  authenticated?(frameBytesMax: number, onTooLarge: (frameBytes: number) => void): void
   /** Who is on the other end, for logs. */
   readonly remote: string
 }
@@ -229,7 +235,10 @@ export class ClientSession {
       return
     }
     this.#helloTimer.cancel()
-    this.#link.authenticated?.()
+    const frameBytesMax = requestFrameBytesMax[grant.role]
+    this.#link.authenticated?.(frameBytesMax, (frameBytes) =>
+      this.#frameTooLarge(grant.role, frameBytes, frameBytesMax),
+    )
     this.#role = grant.role
     this.#name = name || grant.name
     const stopWatch = member.onStopServing(() => {
@@ -419,6 +428,8 @@ export class ClientSession {
   }
 
   #send(frame: MemberFrame): void {
+    // A read that finishes after its connection was cut is not encoded: its answer goes nowhere.
+    if (this.#closed) return
     this.#sendBytes(encodeFrame(frame))
   }
 
@@ -436,11 +447,32 @@ export class ClientSession {
     this.#link.send(bytes, () => this.#gate.written())
   }
 
-  #goodbye(error: WireError): void {
+  /**
+   * A frame header announced more than the client's role may send: the link has stopped
+   * reading, and the connection ends once the goodbye is written out, without the closing
+   * handshake (which would read on through the frame).
+   */
+  #frameTooLarge(role: TokenRole, frameBytes: number, frameBytesMax: number): void {
+    this.#limitedLog.warn(
+      'clientFrameTooLarge',
+      { remote: this.#link.remote, client: this.#name, role, frameBytes, frameBytesMax },
+      'cut a client whose frame was larger than its role needs, before reading it',
+    )
+    const message =
+      role === 'readOnly'
+        ? `A frame of ${frameBytes} bytes from a read-only client: its requests fit in ${frameBytesMax} bytes, and writes need a read-write token. The member did not read it and closes the connection.`
+        : `A frame of ${frameBytes} bytes: a member reads at most ${frameBytesMax}, a largest commit (commitBytesMax, ${commitBytesMax} bytes) with its framing. The member did not read it and closes the connection; split the transaction.`
+    this.#goodbye({ code: 'protocol', message }, 'cut')
+  }
+
+  /** Says goodbye and closes; `cut` drops the connection once the goodbye is written, reading nothing more. */
+  #goodbye(error: WireError, how: 'close' | 'cut' = 'close'): void {
     if (this.#closed) return
-    this.#link.send(encodeFrame({ type: 'goodbye', error }))
+    const link = this.#link
+    link.send(encodeFrame({ type: 'goodbye', error }), how === 'cut' ? () => link.terminate?.() : undefined)
     this.#cleanUp()
-    this.#link.close()
+    // When cut, the close only bounds how long an unwritten goodbye may hold the connection.
+    link.close(how === 'cut' ? 'tooLarge' : undefined)
   }
 
   #cleanUp(): void {

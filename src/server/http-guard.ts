@@ -153,32 +153,130 @@ export function guardServer(
  */
 export const unauthenticatedBytesMax = 64 * 1024
 
+/** A frame a connection may send after it has authenticated, and what happens to a larger one. */
+export interface FrameLimit {
+  /** Bytes of one message (its frames' payloads together), as its frame headers announce them. */
+  readonly bytesMax: number
+  /**
+   * A header announced `frameBytes`: this must stop reading at once (pause the WebSocket,
+   * whose library would otherwise resume the socket) and end the connection (a goodbye,
+   * then the socket destroyed); the rest of the frame is never read.
+   */
+  readonly onTooLarge: (frameBytes: number) => void
+}
+
+/** What a connection may send from now on; see `capIncoming`. */
+export interface IncomingCap {
+  /**
+   * The connection authenticated. With `limit`, each of its messages is checked against it
+   * from the next frame header on; without one (a peer), the WebSocket server's
+   * `maxPayload` alone bounds its frames, and the socket is no longer watched.
+   */
+  authenticated(limit?: FrameLimit): void
+}
+
 /**
- * Destroys `socket` once it has sent more than `bytesMax` bytes and `authenticated()` has
- * not been called: the frame in progress is never completed. Call once the WebSocket
- * library reads the socket (its listener runs first; this one only counts).
+ * What a connection may make the member read, judged on the raw socket before the
+ * WebSocket library has a frame whole: until `authenticated()`, `bytesMax` bytes in all
+ * (the socket is destroyed past them, the frame in progress never completed); after
+ * `authenticated(limit)`, each message at most `limit.bytesMax`, judged on its frame
+ * header, so the member stops reading at the header that announces more. Call once the
+ * WebSocket library reads the socket (its listener runs first; this one only counts bytes
+ * and reads headers, a few operations per frame).
  */
-export function capUntilAuthenticated(
-  socket: Duplex,
-  bytesMax: number,
-  onCut: (bytes: number) => void,
-): { authenticated(): void } {
+export function capIncoming(socket: Duplex, bytesMax: number, onCut: (bytes: number) => void): IncomingCap {
+  const headers = new FrameHeaders()
   let received = 0
-  let done = false
-  const count = (chunk: Buffer): void => {
-    if (done) return
-    received += chunk.byteLength
-    if (received <= bytesMax) return
-    done = true
-    socket.off('data', count)
-    onCut(received)
-    socket.destroy()
+  let limit: FrameLimit | undefined
+  const watch = (chunk: Buffer): void => {
+    if (limit === undefined) {
+      received += chunk.byteLength
+      if (received > bytesMax) {
+        socket.off('data', watch)
+        onCut(received)
+        socket.destroy()
+        return
+      }
+      // Headers are followed from the first byte: a hello and the frame after it can share a chunk.
+      headers.feed(chunk, Number.POSITIVE_INFINITY)
+      return
+    }
+    const announced = headers.feed(chunk, limit.bytesMax)
+    if (announced === undefined) return
+    socket.off('data', watch)
+    limit.onTooLarge(announced)
   }
-  socket.on('data', count)
+  socket.on('data', watch)
   return {
-    authenticated: () => {
-      done = true
-      socket.off('data', count)
+    authenticated: (frameLimit) => {
+      if (frameLimit === undefined) socket.off('data', watch)
+      else limit = frameLimit
     },
   }
+}
+
+/** Longest WebSocket frame header: 2 bytes, a 64-bit length and a mask key (RFC 6455, 5.2). */
+const frameHeaderBytesMax = 14
+
+/**
+ * Follows the frame headers of a WebSocket byte stream from a client, across chunks,
+ * skipping payloads without looking at them, and adds up each message's length the way
+ * `ws` checks `maxPayload`: data frames (opcode below 8) of one message together.
+ */
+export class FrameHeaders {
+  readonly #header = new Uint8Array(frameHeaderBytesMax)
+  #headerBytes = 0
+  #payloadLeft = 0
+  #messageBytes = 0
+
+  /** Reads `chunk`; returns the length a header announced past `messageBytesMax` (what the message has reached), or undefined. */
+  feed(chunk: Uint8Array, messageBytesMax: number): number | undefined {
+    const header = this.#header
+    let at = 0
+    while (at < chunk.length) {
+      if (this.#payloadLeft > 0) {
+        const skipped = Math.min(this.#payloadLeft, chunk.length - at)
+        this.#payloadLeft -= skipped
+        at += skipped
+        continue
+      }
+      let source = chunk
+      let start = at
+      if (this.#headerBytes === 0 && chunk.length - at >= frameHeaderBytesMax) {
+        // The whole header is in the chunk (nearly always): read it where it is.
+        at += headerLength(chunk[at + 1] ?? 0)
+      } else {
+        header[this.#headerBytes++] = chunk[at++] ?? 0
+        if (this.#headerBytes < 2 || this.#headerBytes < headerLength(header[1] ?? 0)) continue
+        this.#headerBytes = 0
+        source = header
+        start = 0
+      }
+      const first = source[start] ?? 0
+      const payload = payloadLength(source, start)
+      this.#payloadLeft = payload
+      // Control frames (close, ping, pong) sit between fragments and are at most 125 bytes.
+      if ((first & 0x0f) >= 8) continue
+      this.#messageBytes += payload
+      if (this.#messageBytes > messageBytesMax) return this.#messageBytes
+      if ((first & 0x80) !== 0) this.#messageBytes = 0
+    }
+    return undefined
+  }
+}
+
+/** A header's length, from its second byte: the length field's size and the mask key. */
+function headerLength(second: number): number {
+  const length7 = second & 0x7f
+  return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) + ((second & 0x80) !== 0 ? 4 : 0)
+}
+
+/** The payload length of the complete header at `start`; a 64-bit length beyond 2^53 counts as infinite. */
+function payloadLength(bytes: Uint8Array, start: number): number {
+  const length7 = (bytes[start + 1] ?? 0) & 0x7f
+  if (length7 < 126) return length7
+  let length = 0
+  for (let i = 2; i < (length7 === 126 ? 4 : 10); i++) length = length * 0x100 + (bytes[start + i] ?? 0)
+  // Past 2^53 the sum is no longer exact, but it is past any limit all the same.
+  return length > Number.MAX_SAFE_INTEGER ? Number.POSITIVE_INFINITY : length
 }

@@ -23,8 +23,9 @@ import { type ClientLink, ClientSession } from './client-session.ts'
 import type { StatusAuth, TokenGrant } from './config.ts'
 import {
   type ConnectionLimits,
-  capUntilAuthenticated,
+  capIncoming,
   guardServer,
+  type IncomingCap,
   unauthenticatedBytesMax,
 } from './http-guard.ts'
 import { LimitedLog } from './log-limit.ts'
@@ -74,7 +75,7 @@ function wsLink(
   raw: Corkable,
   remote: string,
   log: LimitedLog,
-  cap: { authenticated(): void },
+  cap: IncomingCap,
 ): ClientLink {
   // A socket error (an oversized frame, a reset) closes that one connection, never the member.
   socket.on('error', (error) =>
@@ -89,7 +90,7 @@ function wsLink(
       socket.send(bytes, onWritten === undefined ? undefined : () => onWritten())
     },
     bufferedBytes: () => socket.bufferedAmount,
-    close: () => socket.close(),
+    close: (why) => socket.close(why === 'tooLarge' ? 1009 : undefined),
     onFrame: (handler) =>
       socket.on('message', (data: Buffer, isBinary: boolean) =>
         isBinary ? handler(data) : socket.close(1003),
@@ -98,7 +99,15 @@ function wsLink(
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     terminate: () => socket.terminate(),
-    authenticated: () => cap.authenticated(),
+    authenticated: (bytesMax, onTooLarge) =>
+      cap.authenticated({
+        bytesMax,
+        onTooLarge: (frameBytes) => {
+          // Paused through ws, which would resume the socket itself once its parser drained.
+          socket.pause()
+          onTooLarge(frameBytes)
+        },
+      }),
   }
 }
 
@@ -445,9 +454,10 @@ export async function serveMember(options: MemberHttpOptions): Promise<MemberHtt
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0]
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
-    // Until it authenticates, a connection may send a few KiB: no frame of a stranger's is buffered whole.
+    // Until it authenticates, a connection may send a few KiB: no frame of a stranger's is
+    // buffered whole; after, a client's frames are held to what its role needs.
     const capped = () =>
-      capUntilAuthenticated(socket, unauthenticatedBytesMax, (bytes) =>
+      capIncoming(socket, unauthenticatedBytesMax, (bytes) =>
         limitedLog.warn(
           'unauthenticatedTooLarge',
           { remote, path, bytes },

@@ -18,6 +18,7 @@ export type LimitedLogKind =
   | 'peerSocketFailed'
   | 'unauthenticatedTooLarge'
   | 'clientNotReading'
+  | 'clientFrameTooLarge'
 
 export interface LogLimits {
   /** Lines of one kind written per window; the rest are counted. */

@@ -63,12 +63,15 @@ export const requestLimitDefaults = {
   // A scan reads whole transactions; one per connection, four per member keep the event loop free.
   scansRunningPerConnectionMax: 1,
   scansRunningMax: 4,
-  // Two largest frames' worth per connection; the member's whole budget for read answers,
-  // which with the reads running (above) bounds what readers can make a member hold. At
-  // 128 MiB and 32 reads, slow readers of 4 MiB objects still took a leader to 648 MiB:
+  // Per connection and for the whole member, the budget for read answers not yet written
+  // out, which with the reads running (above) bounds what readers can make a member hold.
+  // At 128 MiB and 32 reads, slow readers of 4 MiB objects still took a leader to 648 MiB:
   // each answer exists twice for a while (as read, and encoded) before the collector runs.
-  responseBytesPerConnectionMax: 32 * 1024 * 1024,
-  responseBytesMax: 64 * 1024 * 1024,
+  // An answer carries at most 1 MiB of data since the 2 MiB commit limit, so 16 and 32
+  // of them: slow readers of 1 MiB objects peaked at 221-233 MiB where 32 and 64 MiB let
+  // them reach 265-283 (npm run hostile -- --only loads,unread-loads, two runs each).
+  responseBytesPerConnectionMax: 16 * 1024 * 1024,
+  responseBytesMax: 32 * 1024 * 1024,
   // A client that reads takes in some answer within a second, even a largest one over a slow link.
   stalledReaderMs: 1_000,
 } as const satisfies RequestLimits

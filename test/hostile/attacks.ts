@@ -22,11 +22,13 @@ export const attackTimeoutMs = 60_000
 /**
  * A member's resident memory bound under every attack here, in MiB. Beyond its idle size
  * (105–125 MiB on the build), what readers can make a member hold is bounded by the
- * request gate (src/server/request-gate.ts): 64 MiB of answers not yet written out over
+ * request gate (src/server/request-gate.ts): 32 MiB of answers not yet written out over
  * all connections, plus the answers of the 16 reads running, each a record; each answer
- * exists twice until the collector runs (as read and encoded). The attacks read records of
- * at most 4 MiB: 120 + 2 × (64 + 16 × 4) = 376 MiB. What a stranger sends before
- * authenticating is cut at 64 KiB (src/server/http-guard.ts). Before the gate 400
+ * exists twice until the collector runs (as read and encoded). An answer carries at most
+ * 1 MiB of data (`recordBytesMax`; larger records are read by ranges of that size), and
+ * the attacks read such records: 120 + 2 × (32 + 16 × 1) = 216 MiB. What a stranger sends
+ * before authenticating is cut at 64 KiB, and a client's frame past its role's limit at
+ * its header (src/server/http-guard.ts). Before the gate 400
  * pipelined 1 MiB loads took a leader to 879 MiB; before the cap, 16 frames of 64 MiB sent
  * before hello took one to 962 MiB.
  */
@@ -169,13 +171,18 @@ function withHead(head: readonly number[], bodyBytes: number, fill: number): Uin
 export interface BadFrameOutcome {
   /** The size of its goodbye (JSON), 0 when it sent none. */
   readonly goodbyeBytes: number
-  /** It cut the connection without a goodbye (before a hello: the frame was past the cap of what a stranger may send). */
+  /**
+   * It cut the connection without a goodbye (before a hello: the frame was past the cap of
+   * what a stranger may send; after, a goodbye can be lost to the reset of a connection cut
+   * while the frame is still being sent).
+   */
   readonly cut: boolean
 }
 
 /**
  * Sends one frame and waits for the member to close: before any hello, or after a hello
- * with `token` when one is given (then the frame reaches the shape check whatever its size).
+ * with `token` when one is given (then a frame within the role's `requestFrameBytesMax`
+ * reaches the shape check, and a larger one is cut at its header with a goodbye).
  */
 export async function badFrame(url: string, frame: Uint8Array, token?: string): Promise<BadFrameOutcome> {
   const client =
@@ -252,8 +259,11 @@ export async function forgedSessions(url: string, token: string, idsMax: number)
 }
 
 /**
- * One commit past the commit limit from a client that does not check it (finding: big
- * commits): two records of half the limit each. Returns the member's answer.
+ * One commit just past the commit limit from a client that does not check it (finding:
+ * big commits): records within the record limit whose data together is the limit, so the
+ * commit with its headers is a few hundred bytes over, and its frame within the limit's
+ * framing (`requestFrameBytesMax`): the member reads it and refuses it, naming the limit.
+ * (A frame past the framing is cut at its header: test/server/quorum.) Returns the answer.
  */
 export async function oversizedCommit(
   url: string,
@@ -266,11 +276,14 @@ export async function oversizedCommit(
     const opened = await client.request({ op: 'openSession', owner })
     if (!opened.ok) throw new Error(`could not open a session: ${opened.error.message}`)
     const session = (opened.value as { session: bigint }).session
-    // Records each within the record limit (a larger one is malformed, not oversized), more
-    // of them than the commit limit holds.
-    const record = { refs: [], data: new Uint8Array(recordBytesMax).fill(0x77) }
-    const count = Math.floor(commitBytes / recordBytesMax) + 1
-    const writes = Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
+    // Records each within the record limit (a larger one is malformed, not oversized).
+    const sizes: number[] = []
+    for (let left = commitBytes; left > 0; left -= recordBytesMax) sizes.push(Math.min(left, recordBytesMax))
+    const writes = sizes.map((size, i) => ({
+      oid: BigInt(i + 1),
+      serial: 0n,
+      record: { refs: [], data: new Uint8Array(size).fill(0x77) },
+    }))
     const started = performance.now()
     const answer = await withTimeout(
       'an oversized commit',

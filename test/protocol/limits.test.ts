@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   appendEntryHeaderBytesMax,
+  type ClientOp,
   type CommitBody,
   checkSizeLimits,
   commitBytesMax,
@@ -16,10 +17,13 @@ import {
   raftAppendBytesMax,
   raftUncommittedBytesMax,
   recordBytesMax,
+  requestFrameBytesMax,
   type SizeLimits,
   sessionOwnerBytes,
   sizeLimits,
+  type TokenRole,
   u64Max,
+  uploadChunkBytesMax,
 } from '../../src/protocol/index.ts'
 import { raftDefaults } from '../../src/raft/index.ts'
 
@@ -178,5 +182,51 @@ describe('size limits', () => {
 
   it('a largest commit fits the frame limit as shipped', () => {
     assert.ok(commitBytesMax + frameEnvelopeBytes <= sizeLimits.memberFrameBytesMax)
+  })
+
+  it("every request of a role, at its largest, fits that role's request frame limit", () => {
+    const id = Number.MAX_SAFE_INTEGER
+    const request = (op: ClientOp): number => encodeFrame({ type: 'request', id, op }).byteLength
+    const largest = (ops: readonly ClientOp[]): number => Math.max(...ops.map(request))
+    // A read-only token's requests carry ids and counts only: every one, each field at its largest.
+    const readOnly = largest([
+      { op: 'load', oid: u64Max, consistency: 'linearizable', minTid: u64Max },
+      { op: 'loadBefore', oid: u64Max, tid: u64Max, minTid: u64Max },
+      { op: 'loadSerial', oid: u64Max, serial: u64Max },
+      {
+        op: 'loadRange',
+        oid: u64Max,
+        serial: u64Max,
+        offset: Number.MAX_SAFE_INTEGER,
+        length: uploadChunkBytesMax,
+      },
+      { op: 'history', oid: u64Max, size: 10_000 },
+      { op: 'lastTransaction', consistency: 'linearizable', minTid: u64Max },
+      { op: 'invalidationsSince', tid: u64Max },
+      { op: 'transactions', fromTid: u64Max, toTid: u64Max, limit: 10_000, newestFirst: true },
+      { op: 'status' },
+      { op: 'packStatus' },
+    ])
+    assert.ok(readOnly < 200, `the largest read-only request is ${readOnly} bytes`)
+    const limits: Readonly<Record<TokenRole, number>> = requestFrameBytesMax
+    assert.ok(readOnly <= limits.readOnly)
+    // A read-write token's largest are a commit (the envelope test above) and an upload chunk.
+    const chunk = request({
+      op: 'command',
+      command: {
+        type: 'uploadChunk',
+        session: u64Max,
+        owner: new Uint8Array(sessionOwnerBytes),
+        seq: Number.MAX_SAFE_INTEGER,
+        lowestUnansweredSeq: Number.MAX_SAFE_INTEGER,
+        upload: u64Max,
+        index: Number.MAX_SAFE_INTEGER,
+        data: new Uint8Array(uploadChunkBytesMax),
+      },
+    })
+    for (const role of ['readWrite', 'admin'] as const) {
+      assert.ok(commitBytesMax + frameEnvelopeBytes <= limits[role], role)
+      assert.ok(chunk <= limits[role], `${role}: an upload chunk request of ${chunk} bytes`)
+    }
   })
 })

@@ -1,14 +1,21 @@
 /**
  * The pieces of the member's HTTP front that need no process: the activity ring the status
- * page draws, the connection budget under an open-files limit, and how a token is read
- * from a request.
+ * page draws, the connection budget under an open-files limit, how a token is read from a
+ * request, and how what a connection sends is capped on the raw socket.
  */
 import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
+import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
 import { Activity, activityBucketMs, activityBucketsMax } from '../../src/server/activity.ts'
 import { requestToken } from '../../src/server/http.ts'
-import { connectionBudget, descriptorsReservedForStore, openFilesLimit } from '../../src/server/http-guard.ts'
+import {
+  capIncoming,
+  connectionBudget,
+  descriptorsReservedForStore,
+  FrameHeaders,
+  openFilesLimit,
+} from '../../src/server/http-guard.ts'
 import type { Clock } from '../../src/server/seams.ts'
 
 function manualClock(startMs: number): Clock & { advance(ms: number): void } {
@@ -100,5 +107,101 @@ describe('the token of an HTTP request', () => {
     assert.equal(requestToken(req('Basic bm9jb2xvbg==')), undefined)
     assert.equal(requestToken(req()), undefined)
     assert.equal(requestToken(req('Digest x')), undefined)
+  })
+})
+
+/** A client's frame as it travels (RFC 6455, 5.2): masked, with the shortest length field; the payload is zeros. */
+function clientFrame(payloadBytes: number, options: { opcode?: number; fin?: boolean } = {}): Uint8Array {
+  const { opcode = 2, fin = true } = options
+  const lengthBytes = payloadBytes < 126 ? 0 : payloadBytes < 0x10000 ? 2 : 8
+  const frame = new Uint8Array(2 + lengthBytes + 4 + payloadBytes)
+  const view = new DataView(frame.buffer)
+  frame[0] = (fin ? 0x80 : 0) | opcode
+  frame[1] = 0x80 | (lengthBytes === 0 ? payloadBytes : lengthBytes === 2 ? 126 : 127)
+  if (lengthBytes === 2) view.setUint16(2, payloadBytes)
+  if (lengthBytes === 8) view.setBigUint64(2, BigInt(payloadBytes))
+  view.setUint32(2 + lengthBytes, 0xa1b2c3d4)
+  return frame
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(parts))
+}
+
+describe('the frame headers of a client stream', () => {
+  test('are followed across chunks of any size, for every length field, and a message past the limit is named at its header', () => {
+    const sizes = [0, 5, 125, 126, 65_535, 65_536, 300_000]
+    const stream = concat(sizes.map((n) => clientFrame(n)))
+    for (const chunkBytes of [1, 7, 4096, stream.length]) {
+      const headers = new FrameHeaders()
+      for (let at = 0; at < stream.length; at += chunkBytes)
+        assert.equal(headers.feed(stream.subarray(at, at + chunkBytes), 300_000), undefined, `${chunkBytes}`)
+    }
+    // The first frame past 65,535 bytes is named on the last byte of its header: its payload is not needed.
+    const before = concat(sizes.slice(0, 5).map((n) => clientFrame(n)))
+    const big = clientFrame(65_536)
+    const headerBytes = 2 + 8 + 4
+    const headers = new FrameHeaders()
+    assert.equal(headers.feed(before, 65_535), undefined)
+    for (let i = 0; i < headerBytes - 1; i++)
+      assert.equal(headers.feed(big.subarray(i, i + 1), 65_535), undefined)
+    assert.equal(headers.feed(big.subarray(headerBytes - 1, headerBytes), 65_535), 65_536)
+  })
+
+  test('count the fragments of one message together, and control frames between them not at all', () => {
+    const message = concat([
+      clientFrame(40_000, { fin: false }),
+      clientFrame(10, { opcode: 0x9 }),
+      clientFrame(40_000, { opcode: 0, fin: true }),
+    ])
+    assert.equal(new FrameHeaders().feed(message, 65_536), 80_000)
+    const headers = new FrameHeaders()
+    assert.equal(headers.feed(message, 80_000), undefined)
+    // The next message starts from nothing.
+    assert.equal(headers.feed(clientFrame(50_000), 80_000), undefined)
+  })
+
+  test('a 64-bit length beyond what a number holds exactly is past any limit', () => {
+    const header = new Uint8Array([0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4])
+    assert.equal(new FrameHeaders().feed(header, Number.MAX_SAFE_INTEGER), Number.POSITIVE_INFINITY)
+  })
+})
+
+describe('what a connection may send', () => {
+  test('before it authenticates, a few KiB in all: past them the socket is destroyed', () => {
+    const socket = new PassThrough()
+    const cuts: number[] = []
+    capIncoming(socket, 1024, (bytes) => cuts.push(bytes))
+    socket.write(clientFrame(1000))
+    assert.deepEqual(cuts, [])
+    socket.write(clientFrame(100))
+    assert.deepEqual(cuts, [1000 + 8 + 100 + 6])
+    assert.ok(socket.destroyed)
+  })
+
+  test("after, each frame at most its role's limit, judged on the header of a frame that came in the hello's chunk", () => {
+    const socket = new PassThrough()
+    const tooLarge: number[] = []
+    // The WebSocket library's listener runs first: it takes the hello and authenticates the connection.
+    let cap: ReturnType<typeof capIncoming> | undefined
+    socket.once('data', () => cap?.authenticated({ bytesMax: 4096, onTooLarge: (n) => tooLarge.push(n) }))
+    cap = capIncoming(socket, 64 * 1024, () => assert.fail('the hello is under the cap'))
+    const hello = clientFrame(200)
+    const header = clientFrame(1_000_000).subarray(0, 14)
+    socket.write(concat([hello, clientFrame(4096), header]))
+    assert.deepEqual(tooLarge, [1_000_000])
+    assert.ok(!socket.destroyed, 'the connection is ended by whoever says goodbye')
+    // The watcher is gone: nothing more is judged.
+    socket.write(clientFrame(2_000_000).subarray(0, 14))
+    assert.deepEqual(tooLarge, [1_000_000])
+  })
+
+  test('a peer, once authenticated, is no longer watched', () => {
+    const socket = new PassThrough()
+    const cap = capIncoming(socket, 1024, () => assert.fail('not after authentication'))
+    socket.write(clientFrame(100))
+    cap.authenticated()
+    socket.write(clientFrame(10_000))
+    assert.ok(!socket.destroyed)
   })
 })

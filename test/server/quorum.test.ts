@@ -4,20 +4,27 @@
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { type NetConnectOpts, connect as netConnect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import WebSocket from 'ws'
 import {
   type ClientCommand,
+  clientProtocolVersions,
+  decodeMemberFrame,
   decodeMsgpack,
+  encodeFrame,
   encodeMsgpack,
   encodePeerFrame,
+  type MemberFrame,
   memberFrameBytesMax,
   type Oid,
   peerNonceBytes,
   peerProtocolVersion,
   type Result,
+  recordBytesMax,
+  requestFrameBytesMax,
   sessionOwnerBytes,
 } from '../../src/protocol/index.ts'
 import { peerMac } from '../../src/server/index.ts'
@@ -246,12 +253,18 @@ describe('a quorum of three member processes', () => {
       }),
       { numRuns: 40 },
     )
-    // Said hello: before it, a connection is cut after a few KiB (the next test).
-    const big = await RawClient.connect(cluster.url(leader), cluster.tokens.readOnly)
-    // The member may reset the connection while the rest of the frame is still being written.
+    // Said hello: before it, a connection is cut after a few KiB (the next test); after it, a
+    // frame past --frame-bytes-max (and past what any role needs) is cut at its header.
+    const big = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
+    // The member resets the connection while the rest of the frame is still being written:
+    // the client may then see the reset (1006) before the member's close (1009, too big).
     big.socket.on('error', () => {})
     big.send(new Uint8Array(memberFrameBytesMax + 1))
-    assert.equal(await big.closed, 1009, 'a frame over --frame-bytes-max closes the connection as too big')
+    const code = await big.closed
+    assert.ok(
+      code === 1009 || code === 1006,
+      `a frame over --frame-bytes-max closes the connection (${code})`,
+    )
 
     const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
     const session = await openSession(client)
@@ -288,7 +301,106 @@ describe('a quorum of three member processes', () => {
     assert.ok(client.welcome, 'a hello is well under the cap')
     client.close()
   })
+
+  test("a client's frame larger than its role needs is cut at its header: the member never waits for the payload", async () => {
+    const cases = [
+      { token: cluster.tokens.readOnly, frameBytes: requestFrameBytesMax.readOnly + 1, names: /read-only/ },
+      {
+        token: cluster.tokens.readWrite,
+        frameBytes: requestFrameBytesMax.readWrite + 1,
+        names: /commitBytesMax/,
+      },
+    ]
+    for (const { token, frameBytes, names } of cases) {
+      // Within --frame-bytes-max: before the role limits, the member waited for it and read it whole.
+      assert.ok(frameBytes < memberFrameBytesMax)
+      const { socket, raw, frames, closed } = await helloOverOwnSocket(cluster.url(leader), token)
+      // The header alone, announcing the frame: not one byte of its payload is ever sent.
+      raw.write(maskedBinaryHeader(frameBytes))
+      const code = await Promise.race([
+        closed,
+        new Promise<string>((resolve) => setTimeout(() => resolve('still open'), headerCutWaitMs).unref()),
+      ])
+      socket.terminate()
+      assert.notEqual(code, 'still open', `${frameBytes} bytes announced: the member waited for the payload`)
+      assert.equal(code, 1009, 'closed as a message too big')
+      const goodbye = frames.find((f) => f.type === 'goodbye')
+      assert.ok(goodbye?.type === 'goodbye', `a goodbye says why (closed ${code})`)
+      assert.equal(goodbye.error.code, 'protocol')
+      assert.match(goodbye.error.message, new RegExp(`A frame of ${frameBytes} bytes`))
+      assert.match(goodbye.error.message, names)
+    }
+    // A frame within the role's limit is read as before: a commit of a largest record.
+    const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
+    const session = await openSession(client)
+    const oids = answerOf(
+      await client.request({
+        op: 'command',
+        command: { type: 'newOids', session, owner, seq: 1, lowestUnansweredSeq: 1, count: 1 },
+      }),
+    ) as { first: bigint }
+    const oid = BigInt(oids.first)
+    const data = new Uint8Array(recordBytesMax).fill(3)
+    assert.ok(data.byteLength > requestFrameBytesMax.readOnly)
+    const command = commitOf(session, 2, oid, 0n, 'after the cut')
+    assert.ok(command.type === 'commit')
+    await commit(client, { ...command, writes: [{ oid, serial: 0n, record: { refs: [], data } }] })
+    client.close()
+  })
 })
+
+/** Far longer than a member takes to answer a header on 127.0.0.1; it only bounds a member that waits. */
+const headerCutWaitMs = 10_000
+
+/**
+ * A WebSocket to `url`/client over a TCP socket of our own, after hello with `token`: the
+ * test writes raw bytes on `raw`, which the WebSocket API cannot (it sends whole frames).
+ */
+async function helloOverOwnSocket(
+  url: string,
+  token: string,
+): Promise<{ socket: WebSocket; raw: Socket; frames: MemberFrame[]; closed: Promise<number> }> {
+  let raw: Socket | undefined
+  const socket = new WebSocket(`${url}/client`, {
+    // ws calls it with the options it would give net.connect itself (host, port…).
+    createConnection: ((options: NetConnectOpts) => {
+      raw = netConnect(options)
+      return raw
+    }) as typeof netConnect,
+  })
+  socket.on('error', () => {})
+  const frames: MemberFrame[] = []
+  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
+  const welcomed = new Promise<void>((resolve) =>
+    socket.on('message', (data: Buffer) => {
+      const decoded = decodeMemberFrame(data)
+      assert.ok(decoded.ok)
+      frames.push(decoded.value)
+      if (decoded.value.type === 'welcome') resolve()
+    }),
+  )
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve())
+    socket.once('error', reject)
+  })
+  socket.send(
+    encodeFrame({ type: 'hello', versions: [...clientProtocolVersions], token, name: 'header test' }),
+  )
+  await welcomed
+  assert.ok(raw !== undefined)
+  return { socket, raw, frames, closed }
+}
+
+/** The header of a masked binary frame announcing `payloadBytes` (RFC 6455, 5.2: a 64-bit length). */
+function maskedBinaryHeader(payloadBytes: number): Uint8Array {
+  const header = new Uint8Array(14)
+  const view = new DataView(header.buffer)
+  header[0] = 0x82
+  header[1] = 0x80 | 127
+  view.setBigUint64(2, BigInt(payloadBytes))
+  view.setUint32(10, 0x12345678)
+  return header
+}
 
 describe('a quorum losing members', () => {
   let cluster: ProcessCluster

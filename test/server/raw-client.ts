@@ -100,8 +100,12 @@ export class RawClient {
     this.send(encodeFrame({ type: 'request', id, op }))
     return Promise.race([
       answer,
+      // A member that ends the connection says why in its goodbye: that is the answer too.
       this.closed.then(
-        (code): Response => ({ ok: false, error: { code: 'internal', message: `closed ${code}` } }),
+        (code): Response => ({
+          ok: false,
+          error: this.goodbye ?? { code: 'internal', message: `closed ${code}` },
+        }),
       ),
     ])
   }
