@@ -17,6 +17,7 @@
  *
  *   npm run hostile                          the whole suite (about four minutes on 2 cores)
  *   npm run hostile -- --only loads,frames   some attacks (names as in the table)
+ *   npm run hostile -- --only loads --prof DIR   the members CPU-profiled (.cpuprofile files in DIR)
  *
  * Every process started is killed and every directory removed on exit, on an error and
  * on Ctrl-C.
@@ -188,10 +189,11 @@ async function measured<T>(
 }
 
 /** Starts three members, retrying when a port picked free was taken before a member bound it. */
-async function startCluster(): Promise<ZeoqCluster> {
+async function startCluster(profileDir: string | undefined): Promise<ZeoqCluster> {
+  const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]
   for (let attempt = 1; ; attempt++) {
     try {
-      return await ZeoqCluster.start({ logFiles: true })
+      return await ZeoqCluster.start({ logFiles: true, nodeArgs })
     } catch (error) {
       if (attempt >= startAttemptsMax) throw error
       log(`starting the quorum failed (${(error as Error).message.split('\n')[0]}); again`)
@@ -211,9 +213,13 @@ const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(d
 // Long because it is the suite's one sequence: start, quiet, each attack and its quiet
 // window, the read-back, and the table; split, its steps would pass a dozen values around.
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, help: { type: 'boolean' } } })
+  const { values } = parseArgs({
+    options: { only: { type: 'string' }, prof: { type: 'string' }, help: { type: 'boolean' } },
+  })
   if (values.help === true) {
-    process.stdout.write(`Usage: npm run hostile [-- --only ${attacks.map((a) => a.name).join(',')}]\n`)
+    process.stdout.write(
+      `Usage: npm run hostile [-- --only ${attacks.map((a) => a.name).join(',')}] [--prof DIR]\n`,
+    )
     return 0
   }
   const only = values.only?.split(',').map((s) => s.trim())
@@ -224,7 +230,7 @@ async function main(): Promise<number> {
   const startedMs = performance.now()
   log(`load average ${loadAverage()}; building dist/ for the members`)
   buildForMembers()
-  const cluster = await startCluster()
+  const cluster = await startCluster(values.prof)
   const peers = [...cluster.urls.values()]
   log(`three members on ${peers.join(', ')}`)
   const setup = await connect({ peers, token: cluster.tokens.readWrite })
@@ -272,7 +278,8 @@ async function main(): Promise<number> {
     victim.send({ type: 'stop' })
     return report(rows, quiet, verified, (performance.now() - startedMs) / 1000)
   } finally {
-    await cluster.stop()
+    // A profiled member writes its profile as it exits, which SIGKILL would not let it do.
+    await cluster.stop(values.prof === undefined ? 'SIGKILL' : 'SIGTERM')
   }
 }
 

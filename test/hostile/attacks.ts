@@ -221,8 +221,10 @@ export interface ForgedOutcome {
 /**
  * A read-write client commits under other clients' session ids (finding: forged
  * sessions). Session ids are the log indexes of their openSession entries, so they are
- * easy to guess: the attacker opens its own session and sends a commit under every id
- * below its own, down to `idsMax` of them, with its own owner secret, one at a time.
+ * easy to guess: the attacker opens its own session and sends a commit, with its own
+ * owner secret, one at a time, under the `idsMax` ids below its own (sessions opened just
+ * before it) and the `idsMax` lowest ids (sessions as old as the cluster: a long-running
+ * application's, thousands of entries back on a busy quorum).
  */
 export async function forgedSessions(url: string, token: string, idsMax: number): Promise<ForgedOutcome> {
   const client = await RawClient.connect(url, token)
@@ -233,7 +235,10 @@ export async function forgedSessions(url: string, token: string, idsMax: number)
     if (!opened.ok) throw new Error(`the attacker could not open a session: ${opened.error.message}`)
     const own = (opened.value as { session: bigint }).session
     const outcome = { notOwned: 0, expired: 0, other: [] as string[] }
-    for (let session = own - 1n; session >= 1n && own - session <= BigInt(idsMax); session--) {
+    const guesses = new Set<bigint>()
+    for (let session = own - 1n; session >= 1n && own - session <= BigInt(idsMax); session--) guesses.add(session)
+    for (let session = 1n; session < own && session <= BigInt(idsMax); session++) guesses.add(session)
+    for (const session of guesses) {
       const answer = await withTimeout(
         'a forged commit',
         client.request(
