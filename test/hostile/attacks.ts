@@ -236,7 +236,8 @@ export async function forgedSessions(url: string, token: string, idsMax: number)
     const own = (opened.value as { session: bigint }).session
     const outcome = { notOwned: 0, expired: 0, other: [] as string[] }
     const guesses = new Set<bigint>()
-    for (let session = own - 1n; session >= 1n && own - session <= BigInt(idsMax); session--) guesses.add(session)
+    for (let session = own - 1n; session >= 1n && own - session <= BigInt(idsMax); session--)
+      guesses.add(session)
     for (let session = 1n; session < own && session <= BigInt(idsMax); session++) guesses.add(session)
     for (const session of guesses) {
       const answer = await withTimeout(
