@@ -196,6 +196,8 @@ const defaults = {
 
 /** Attempts a transaction may ask for: a bound on the retry loop. */
 const attemptsMax = 100
+/** Fresh oids remembered (see Database.#freshOids): 64 Ki of 8-byte ids, about 4 MiB with the set's overhead. */
+const freshOidsMax = 65_536
 /** Times a commit stages its large records again when the store lost them before the commit. */
 const stageAttemptsMax = 3
 /** Times a load starts again when the revision it reads by ranges went away meanwhile. */
@@ -240,6 +242,13 @@ export class Database {
       )
     }),
   )
+  /**
+   * Oids this client allocated (`newOids`) that, as far as the invalidations received
+   * tell, nobody has committed yet: a transaction that writes one knows it has no
+   * revision at its snapshot without asking a member (the commit's serial check still
+   * catches anyone else who wrote it). At most `freshOidsMax`, oldest forgotten first.
+   */
+  readonly #freshOids = new Set<Oid>()
   /** The next upload number of this client's session (uploads are per session; numbers are never reused). */
   #nextUpload = 1n
   #saveTimer: ReturnType<typeof setInterval> | undefined
@@ -294,6 +303,8 @@ export class Database {
       onDisconnect: (url, reason) => this.#events.emit('disconnect', { url, reason }),
       onInvalidate: (invalidation) => this.#onInvalidate(invalidation),
       onCacheDropped: (reason) => {
+        // Invalidations were missed: any of them may have named a fresh oid.
+        this.#freshOids.clear()
         this.#counters.cacheDrops++
         this.#events.emit('cacheDropped', { reason })
       },
@@ -554,6 +565,11 @@ export class Database {
     if (!result.ok || result.code !== 'oids') throw failure('Allocating oids', result)
     const oids: Oid[] = []
     for (let i = 0n; i < BigInt(result.count); i++) oids.push(result.first + i)
+    for (const oid of oids) this.#freshOids.add(oid)
+    for (const oid of this.#freshOids) {
+      if (this.#freshOids.size <= freshOidsMax) break
+      this.#freshOids.delete(oid)
+    }
     return oids
   }
 
@@ -652,6 +668,9 @@ export class Database {
   /** A snapshot read at `tid`: the cache when it holds the revision current then, else a member. */
   async #loadAt(oid: Oid, tid: Tid): Promise<LoadedObject | undefined> {
     this.#checkOpen('load')
+    // Allocated here and committed by nobody up to the invalidations through `tid`: the
+    // snapshot holds no revision of it (a creating transaction needs no round trip).
+    if (this.#freshOids.has(oid)) return undefined
     const hit = this.#cache.lookup(oid, tid)
     if (hit !== undefined) {
       this.#counters.cacheHits++
@@ -757,6 +776,7 @@ export class Database {
 
   #onInvalidate(invalidation: { readonly tid: Tid; readonly oids: readonly Oid[] }): void {
     this.#counters.invalidations++
+    if (this.#freshOids.size > 0) for (const oid of invalidation.oids) this.#freshOids.delete(oid)
     for (const waiter of this.#tidWaiters) if (waiter.tid <= invalidation.tid) waiter.wake()
     this.#events.emit('invalidate', { tid: invalidation.tid, oids: invalidation.oids })
   }

@@ -443,7 +443,7 @@ export class ClientSession {
       return
     }
     // While reads wait for answers to be written out, here or elsewhere, each write wakes them.
-    this.#gate.sending()
+    this.#gate.sending(bytes.byteLength)
     this.#link.send(bytes, () => this.#gate.written())
   }
 
@@ -494,6 +494,11 @@ function requestClass(op: ClientOp): RequestClass {
     case 'memberRemove':
     case 'transferLeader':
       return 'write'
+    case 'lastTransaction':
+    case 'status':
+    case 'memberList':
+    case 'packStatus':
+      return 'small'
     case 'transactions':
     case 'invalidationsSince':
     case 'backup':

@@ -19,15 +19,30 @@
  *   member's byte budget is full and others wait is cut: otherwise four clients that never
  *   read held the whole budget and no other client of the member could read at all;
  * - a connection whose queue is full is no longer read from (back-pressure through TCP), so
- *   a client that pipelines without bound slows itself down instead of growing our memory.
+ *   a client that pipelines without bound slows itself down instead of growing our memory;
+ * - while commits are being made, reads yield to them: at most a few run at once, and their
+ *   answers leave at a bounded rate. A member has one event loop for its Raft log, its
+ *   commits and its reads; four connections pipelining loads of 1 MiB records kept a
+ *   leader's loop busy (320 MiB of answers a second) and each commit waited behind tens of
+ *   milliseconds of read work at every step (npm run hostile, loads: an application's
+ *   commit p50 went from 3 to 160 ms on a quiet machine).
  * Commits are admitted at once: Raft bounds them itself (uncommitted bytes), and holding them
  * back here would only add latency. Work queued for a connection that closed is dropped.
  */
 
 import type { Clock, Timer } from './seams.ts'
 
-/** How a request uses the member: a command for the log, a point read, or a scan over history. */
-export type RequestClass = 'write' | 'read' | 'scan'
+/**
+ * How a request uses the member: a command for the log, a read whose answer is a few bytes
+ * (a TID, a status: admitted at once like a command, so that a linearizable read point never
+ * waits behind other clients' large reads), a point read, or a scan over history.
+ */
+export type RequestClass = 'write' | 'small' | 'read' | 'scan'
+
+/** Whether requests of `kind` wait for the member's room (reads and scans) or start at once. */
+function waitsForRoom(kind: RequestClass): kind is 'read' | 'scan' {
+  return kind === 'read' || kind === 'scan'
+}
 
 export interface RequestLimits {
   /** Requests waiting or running on one connection; at this many the socket is not read from. */
@@ -46,6 +61,14 @@ export interface RequestLimits {
   readonly responseBytesMax: number
   /** A connection with answers unwritten and none written for this long is cut when it holds others back. */
   readonly stalledReaderMs: number
+  /** A commit started within this long ago: reads yield to commits (the two limits below). */
+  readonly writingRecentlyMs: number
+  /** Point reads running at once on the whole member while commits are being made. */
+  readonly readsRunningWhileWritingMax: number
+  /** Bytes of answers a second the member sends while commits are being made, beyond which reads wait. */
+  readonly answerBytesPerSecondWhileWritingMax: number
+  /** What the rate above lets through at once after a quiet while. */
+  readonly answerBytesBurstMax: number
 }
 
 export const requestLimitDefaults = {
@@ -74,6 +97,17 @@ export const requestLimitDefaults = {
   responseBytesMax: 32 * 1024 * 1024,
   // A client that reads takes in some answer within a second, even a largest one over a slow link.
   stalledReaderMs: 1_000,
+  // Two of the leader's ticks: an application that commits every few milliseconds counts as
+  // committing throughout.
+  writingRecentlyMs: 100,
+  // Point reads take a LevelDB round trip (tens of µs for small records): four at once
+  // serve the cache misses of the benchmark's 64 transactions at once many times over.
+  readsRunningWhileWritingMax: 4,
+  // 64 MiB/s of answers costs a member about a fifth of its event loop (about 4 ms of work a
+  // MiB: reading, checking, encoding, writing and collecting it); small answers never come
+  // near it.
+  answerBytesPerSecondWhileWritingMax: 64 * 1024 * 1024,
+  answerBytesBurstMax: 4 * 1024 * 1024,
 } as const satisfies RequestLimits
 
 /** What the gate shares between the connections of one member. */
@@ -85,13 +119,63 @@ export class MemberRequestBudget {
   readonly #held: ConnectionGate[] = []
   #waking = false
   #stallCheck: Timer | undefined
+  #refill: Timer | undefined
   scansRunning = 0
   readsRunning = 0
+  /** When a commit last started here (`writingRecentlyMs`). */
+  #writeStartedAtMs = Number.NEGATIVE_INFINITY
+  /** The answer-rate bucket: bytes that may still be sent while committing (negative: owed), as of `#tokensAtMs`. */
+  #answerTokens: number
+  #tokensAtMs: number
 
   /** Without a clock, stalled readers are never cut (a simulated link drains by itself). */
   constructor(limits: RequestLimits = requestLimitDefaults, clock?: Clock) {
     this.limits = limits
     this.#clock = clock
+    this.#answerTokens = limits.answerBytesBurstMax
+    this.#tokensAtMs = this.nowMs()
+  }
+
+  /** A commit (or another command for the log) starts: reads yield for a while. */
+  writeStarted(): void {
+    if (this.#clock !== undefined) this.#writeStartedAtMs = this.#clock.nowMs()
+  }
+
+  /** `bytes` of an answer are handed to a connection: they count against the answer rate. */
+  answered(bytes: number): void {
+    this.#refillTokens()
+    this.#answerTokens -= bytes
+  }
+
+  #refillTokens(): void {
+    const now = this.nowMs()
+    const rate = this.limits.answerBytesPerSecondWhileWritingMax
+    this.#answerTokens = Math.min(
+      this.limits.answerBytesBurstMax,
+      this.#answerTokens + ((now - this.#tokensAtMs) * rate) / 1000,
+    )
+    this.#tokensAtMs = now
+  }
+
+  /**
+   * Whether reads yield to commits now and none may start: too many run, or the answers sent
+   * lately owe the rate. When the rate is what holds them back, a timer wakes them once it is paid.
+   */
+  #yieldsToWrites(): boolean {
+    const clock = this.#clock
+    if (clock === undefined || clock.nowMs() - this.#writeStartedAtMs >= this.limits.writingRecentlyMs)
+      return false
+    if (this.readsRunning >= this.limits.readsRunningWhileWritingMax) return true
+    this.#refillTokens()
+    if (this.#answerTokens >= 0) return false
+    if (this.#refill === undefined) {
+      const waitMs = Math.ceil((-this.#answerTokens * 1000) / this.limits.answerBytesPerSecondWhileWritingMax)
+      this.#refill = clock.setTimer(Math.max(1, waitMs), () => {
+        this.#refill = undefined
+        this.wake()
+      })
+    }
+    return true
   }
 
   nowMs(): number {
@@ -110,7 +194,7 @@ export class MemberRequestBudget {
     const limits = this.limits
     if (
       kind === 'read'
-        ? this.readsRunning >= limits.readsRunningMax
+        ? this.readsRunning >= limits.readsRunningMax || this.#yieldsToWrites()
         : this.scansRunning >= limits.scansRunningMax
     )
       return false
@@ -205,7 +289,7 @@ export class ConnectionGate {
   readonly #budget: MemberRequestBudget
   readonly #link: GateLink
   readonly #queue: Pending[] = []
-  readonly #running: Record<RequestClass, number> = { write: 0, read: 0, scan: 0 }
+  readonly #running: Record<RequestClass, number> = { write: 0, small: 0, read: 0, scan: 0 }
   #paused = false
   #closed = false
   /** When the connection last had all its answers written out, or had one written. */
@@ -224,7 +308,8 @@ export class ConnectionGate {
 
   /** Requests waiting or running. */
   size(): number {
-    return this.#queue.length + this.#running.write + this.#running.read + this.#running.scan
+    const running = this.#running
+    return this.#queue.length + running.write + running.small + running.read + running.scan
   }
 
   /**
@@ -238,9 +323,13 @@ export class ConnectionGate {
     return true
   }
 
-  /** An answer is about to be handed to the link: a connection with nothing unsent is not stalled. */
-  sending(): void {
+  /**
+   * An answer of `bytes` is about to be handed to the link: a connection with nothing unsent
+   * is not stalled, and the bytes count against the member's answer rate.
+   */
+  sending(bytes: number): void {
     if (this.unsentBytes() === 0) this.#drainedAtMs = this.#budget.nowMs()
+    this.#budget.answered(bytes)
   }
 
   /** An answer was written out: room may have freed here and on the member. */
@@ -298,9 +387,9 @@ export class ConnectionGate {
   /** This connection's turn on the member's room: starts its first held request if there is room. */
   takeTurn(): Turn {
     if (this.#closed) return 'nothing'
-    const at = this.#queue.findIndex((p) => p.kind !== 'write' && this.#connectionAdmits(p.kind))
+    const at = this.#queue.findIndex((p) => waitsForRoom(p.kind) && this.#connectionAdmits(p.kind))
     const pending = this.#queue[at]
-    if (pending === undefined || pending.kind === 'write') return 'nothing'
+    if (pending === undefined || !waitsForRoom(pending.kind)) return 'nothing'
     if (!this.#budget.hasRoom(pending.kind)) return 'noRoom'
     this.#queue.splice(at, 1)
     this.#start(pending)
@@ -309,7 +398,7 @@ export class ConnectionGate {
 
   /** Whether a read or scan waits here (for the member or for this connection's own room). */
   hasHeldRequest(): boolean {
-    return this.#queue.some((p) => p.kind !== 'write')
+    return this.#queue.some((p) => waitsForRoom(p.kind))
   }
 
   /** The connection closed: what waits is dropped; what runs finishes, and its answer goes nowhere. */
@@ -326,7 +415,7 @@ export class ConnectionGate {
 
   /** Whether a request of `kind` may start now: yes, not for this connection, or not for the member. */
   #admit(kind: RequestClass): 'start' | 'connection' | 'member' {
-    if (kind === 'write') return 'start'
+    if (!waitsForRoom(kind)) return 'start'
     if (!this.#connectionAdmits(kind)) return 'connection'
     if (this.#budget.othersHeld(this) || !this.#budget.hasRoom(kind)) return 'member'
     return 'start'
@@ -342,6 +431,7 @@ export class ConnectionGate {
   }
 
   #start(pending: Pending): void {
+    if (pending.kind === 'write') this.#budget.writeStarted()
     this.#running[pending.kind]++
     if (pending.kind === 'scan') this.#budget.scansRunning++
     if (pending.kind === 'read') this.#budget.readsRunning++
@@ -350,7 +440,7 @@ export class ConnectionGate {
       if (pending.kind === 'scan') this.#budget.scansRunning--
       if (pending.kind === 'read') this.#budget.readsRunning--
       // A read or scan that ended freed room on the member: those held back go first.
-      if (pending.kind !== 'write') this.#budget.wake()
+      if (waitsForRoom(pending.kind)) this.#budget.wake()
       this.pump()
     }
     // `start` answers its request itself and never rejects (its errors become error answers).

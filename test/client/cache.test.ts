@@ -109,6 +109,27 @@ describe('client cache: invalidations, snapshots, verification, cache file', () 
     assert.equal(b.stats().cacheMisses, misses + 1)
   })
 
+  it('creating an object this client allocated needs no load, until someone else commits it', async () => {
+    const a = await client()
+    const b = await client()
+    const [mine, other] = await a.newOids(2)
+    assert.ok(mine !== undefined && other !== undefined)
+    const misses = a.stats().cacheMisses
+    const { tid: created } = await a.transact(async (tx) => tx.store(mine, encode('created')))
+    assert.equal(
+      a.stats().cacheMisses,
+      misses,
+      'a fresh oid has no revision: no round trip to learn its serial',
+    )
+    await caughtUp(b, created)
+    assert.equal(await readText(b, mine), 'created')
+    // Another client writes an oid `a` allocated: once `a` holds that invalidation, the oid
+    // is not fresh any more and `a` reads what was written.
+    const { tid } = await b.transact(async (tx) => tx.store(other, encode('written by b')))
+    await caughtUp(a, tid)
+    assert.equal(await readText(a, other), 'written by b')
+  })
+
   it('a transaction keeps reading its snapshot while others commit', async () => {
     const a = await client()
     const b = await client()

@@ -22,6 +22,10 @@ const limits: RequestLimits = {
   responseBytesPerConnectionMax: 100,
   responseBytesMax: 150,
   stalledReaderMs: 1000,
+  writingRecentlyMs: 100,
+  readsRunningWhileWritingMax: 2,
+  answerBytesPerSecondWhileWritingMax: 1000,
+  answerBytesBurstMax: 50,
 }
 
 class FakeLink implements GateLink {
@@ -190,7 +194,7 @@ describe('the request gate of one connection', () => {
     reader.submit('read', 'r1')
     assert.deepEqual(reader.started, [], 'the member budget is full')
     clock.advance(400)
-    slow.gate.sending()
+    slow.gate.sending(10)
     slow.link.unsent = 60
     slow.gate.written()
     clock.advance(limits.stalledReaderMs)
@@ -219,5 +223,59 @@ describe('the request gate of one connection', () => {
       false,
     )
     assert.equal(budget.responseBytes(), 0)
+  })
+
+  test('while commits are being made, reads yield to them: a few at a time, their answers at a bounded rate', async () => {
+    const clock = manualClock()
+    const budget = new MemberRequestBudget(limits, clock)
+    const reader = connection(budget)
+    const other = connection(budget)
+    const writer = connection(budget)
+    // No commit lately: reads run up to the member's limit.
+    reader.submit('read', 'r1')
+    reader.submit('read', 'r2')
+    other.submit('read', 'o1')
+    assert.deepEqual([reader.started, other.started], [['r1', 'r2'], ['o1']])
+    for (const name of ['r1', 'r2']) await reader.finish(name)
+    await other.finish('o1')
+    // A commit starts: at most readsRunningWhileWritingMax (2) reads run at once.
+    writer.submit('write', 'w1')
+    assert.deepEqual(writer.started, ['w1'], 'a commit is admitted at once')
+    reader.submit('read', 'r3')
+    reader.submit('read', 'r4')
+    other.submit('read', 'o2')
+    assert.deepEqual([reader.started.slice(2), other.started.slice(1)], [['r3', 'r4'], []])
+    // Answers beyond the burst owe the rate: no read starts until it is paid.
+    reader.gate.sending(250)
+    await reader.finish('r3')
+    assert.deepEqual(other.started.slice(1), [], 'the answers sent owe 200 bytes: 200 ms at 1,000 bytes/s')
+    clock.advance(99)
+    assert.deepEqual(other.started.slice(1), [])
+    // Still committing at 150 ms: the rate holds; it is paid at 200 ms.
+    writer.submit('write', 'w2')
+    clock.advance(101)
+    assert.deepEqual(other.started.slice(1), ['o2'], 'the rate paid, the waiting read starts')
+    // Once commits stop for writingRecentlyMs, reads run as before, however much was sent.
+    reader.gate.sending(10_000)
+    await reader.finish('r4')
+    await other.finish('o2')
+    clock.advance(limits.writingRecentlyMs)
+    for (const name of ['r5', 'r6']) reader.submit('read', name)
+    other.submit('read', 'o3')
+    assert.deepEqual([reader.started.slice(4), other.started.slice(2)], [['r5', 'r6'], ['o3']])
+  })
+
+  test('a read with a few bytes of answer (a read point, a status) starts at once, however full the member is', () => {
+    const budget = new MemberRequestBudget(limits)
+    const heavy = connection(budget)
+    heavy.link.unsent = 160
+    const app = connection(budget)
+    app.submit('read', 'load')
+    app.submit('small', 'lastTransaction')
+    assert.deepEqual(
+      app.started,
+      ['lastTransaction'],
+      'the load waits for the byte budget; the read point does not',
+    )
   })
 })
