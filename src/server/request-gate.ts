@@ -100,14 +100,17 @@ export const requestLimitDefaults = {
   // Two of the leader's ticks: an application that commits every few milliseconds counts as
   // committing throughout.
   writingRecentlyMs: 100,
-  // Point reads take a LevelDB round trip (tens of µs for small records): four at once
-  // serve the cache misses of the benchmark's 64 transactions at once many times over.
-  readsRunningWhileWritingMax: 4,
+  // Point reads take a LevelDB round trip (tens of µs for small records): two at once
+  // serve the cache misses of the benchmark's 64 transactions at once (about 250 a second)
+  // many times over, and hold the read work a commit can meet at one step to two answers.
+  readsRunningWhileWritingMax: 2,
   // 64 MiB/s of answers costs a member about a fifth of its event loop (about 4 ms of work a
   // MiB: reading, checking, encoding, writing and collecting it); small answers never come
   // near it.
   answerBytesPerSecondWhileWritingMax: 64 * 1024 * 1024,
-  answerBytesBurstMax: 4 * 1024 * 1024,
+  // One largest answer: with 4 MiB and four reads at once, the application's commit p99
+  // under the loads attack was 4.6 times its quiet one (npm run hostile, quiet machine).
+  answerBytesBurstMax: 1024 * 1024,
 } as const satisfies RequestLimits
 
 /** What the gate shares between the connections of one member. */
