@@ -24,6 +24,7 @@ const limits: RequestLimits = {
   stalledReaderMs: 1000,
   writingRecentlyMs: 100,
   readsRunningWhileWritingMax: 2,
+  scansRunningWhileWritingMax: 1,
   answerBytesPerSecondWhileWritingMax: 1000,
   answerBytesBurstMax: 50,
 }
@@ -277,5 +278,19 @@ describe('the request gate of one connection', () => {
       ['lastTransaction'],
       'the load waits for the byte budget; the read point does not',
     )
+  })
+
+  test('while commits are being made, scans run one at a time on the member', () => {
+    const clock = manualClock()
+    const budget = new MemberRequestBudget(limits, clock)
+    const a = connection(budget)
+    const b = connection(budget)
+    a.submit('write', 'w1')
+    a.submit('scan', 'a1')
+    b.submit('scan', 'b1')
+    assert.deepEqual([a.started, b.started], [['w1', 'a1'], []], 'the member allows two, but not while committing')
+    clock.advance(limits.writingRecentlyMs)
+    b.submit('scan', 'b2')
+    assert.deepEqual(b.started, ['b1'], 'commits stopped: the second scan starts')
   })
 })
