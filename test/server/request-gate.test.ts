@@ -288,7 +288,11 @@ describe('the request gate of one connection', () => {
     a.submit('write', 'w1')
     a.submit('scan', 'a1')
     b.submit('scan', 'b1')
-    assert.deepEqual([a.started, b.started], [['w1', 'a1'], []], 'the member allows two, but not while committing')
+    assert.deepEqual(
+      [a.started, b.started],
+      [['w1', 'a1'], []],
+      'the member allows two, but not while committing',
+    )
     clock.advance(limits.writingRecentlyMs)
     b.submit('scan', 'b2')
     assert.deepEqual(b.started, ['b1'], 'commits stopped: the second scan starts')
