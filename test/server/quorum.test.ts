@@ -69,6 +69,18 @@ async function openSession(client: RawClient): Promise<bigint> {
   return BigInt(value.session)
 }
 
+/** A new session on `client`, and one oid allocated under it as its command 1. */
+async function sessionWithOid(client: RawClient): Promise<{ readonly session: bigint; readonly oid: Oid }> {
+  const session = await openSession(client)
+  const oids = answerOf(
+    await client.request({
+      op: 'command',
+      command: { type: 'newOids', session, owner, seq: 1, lowestUnansweredSeq: 1, count: 1 },
+    }),
+  ) as { first: bigint }
+  return { session, oid: BigInt(oids.first) }
+}
+
 async function commit(client: RawClient, command: ClientCommand): Promise<Committed> {
   const result = answerOf(await client.request({ op: 'command', command })) as Committed
   assert.equal(
@@ -132,16 +144,7 @@ describe('a quorum of three member processes', () => {
 
   test('the same session and sequence number committed twice applies once and answers the first result', async () => {
     const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
-    const session = await openSession(client)
-    const oids = answerOf(
-      await client.request({
-        op: 'command',
-        command: { type: 'newOids', session, owner, seq: 1, lowestUnansweredSeq: 1, count: 1 },
-      }),
-    ) as {
-      first: bigint
-    }
-    const oid = BigInt(oids.first)
+    const { session, oid } = await sessionWithOid(client)
     const command = commitOf(session, 2, oid, 0n, 'once')
     const first = await commit(client, command)
     const second = await commit(client, command)
@@ -332,14 +335,7 @@ describe('a quorum of three member processes', () => {
     }
     // A frame within the role's limit is read as before: a commit of a largest record.
     const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
-    const session = await openSession(client)
-    const oids = answerOf(
-      await client.request({
-        op: 'command',
-        command: { type: 'newOids', session, owner, seq: 1, lowestUnansweredSeq: 1, count: 1 },
-      }),
-    ) as { first: bigint }
-    const oid = BigInt(oids.first)
+    const { session, oid } = await sessionWithOid(client)
     const data = new Uint8Array(recordBytesMax).fill(3)
     assert.ok(data.byteLength > requestFrameBytesMax.readOnly)
     const command = commitOf(session, 2, oid, 0n, 'after the cut')

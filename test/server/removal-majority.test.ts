@@ -20,14 +20,28 @@ async function leaderNoticesSilence(cluster: InProcessCluster, leader: number, i
   })
 }
 
-test('a removal that would leave no answering majority is refused, and goes through once it would', async () => {
+/**
+ * Three members in process; `a` and `b` are the two followers, and `b` is cut off until the
+ * leader has noticed. Runs `script`, then stops the cluster.
+ */
+async function withSilentFollower(
+  script: (cluster: InProcessCluster, leader: number, a: number, b: number) => Promise<void>,
+): Promise<void> {
   const cluster = await InProcessCluster.start()
   try {
     const leader = await cluster.waitForLeader()
     const [a, b] = [1, 2, 3].filter((id) => id !== leader) as [number, number]
-    // b is down: removing a would leave {leader, b}, where only the leader answers.
     cluster.isolate(b)
     await leaderNoticesSilence(cluster, leader, b)
+    await script(cluster, leader, a, b)
+  } finally {
+    await cluster.stopAll()
+  }
+}
+
+test('a removal that would leave no answering majority is refused, and goes through once it would', () =>
+  withSilentFollower(async (cluster, leader, a, b) => {
+    // b is down: removing a would leave {leader, b}, where only the leader answers.
     const before = cluster.member(leader).status()
     const error = await cluster.settle(cluster.member(leader).removeMember(a)).then(
       () => undefined,
@@ -46,24 +60,13 @@ test('a removal that would leave no answering majority is refused, and goes thro
       cluster.member(leader).status().voters,
       [leader, b].sort((x, y) => x - y),
     )
-  } finally {
-    await cluster.stopAll()
-  }
-})
+  }))
 
-test('removing the silent member itself is allowed: the voters left all answer', async () => {
-  const cluster = await InProcessCluster.start()
-  try {
-    const leader = await cluster.waitForLeader()
-    const [a, b] = [1, 2, 3].filter((id) => id !== leader) as [number, number]
-    cluster.isolate(b)
-    await leaderNoticesSilence(cluster, leader, b)
+test('removing the silent member itself is allowed: the voters left all answer', () =>
+  withSilentFollower(async (cluster, leader, a, b) => {
     await cluster.settle(cluster.member(leader).removeMember(b))
     assert.deepEqual(
       cluster.member(leader).status().voters,
       [leader, a].sort((x, y) => x - y),
     )
-  } finally {
-    await cluster.stopAll()
-  }
-})
+  }))
