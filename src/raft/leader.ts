@@ -440,6 +440,7 @@ export class Leadership {
     const pr = this.#progress.get(m.from)
     if (pr === undefined) return 'unchanged'
     pr.recentActive = true
+    pr.answered = true
     if (m.reject) {
       let nextProbe = m.hintIndex
       if (m.hintTerm > 0) nextProbe = log.findConflictByTerm(m.hintIndex, m.hintTerm).index
@@ -474,6 +475,7 @@ export class Leadership {
     const pr = this.#progress.get(m.from)
     if (pr === undefined) return
     pr.recentActive = true
+    pr.answered = true
     pr.probeSent = false
     if (pr.state === 'replicate' && pr.inflightFull()) pr.freeFirstInflight()
     // A follower still behind gets an append even if it is empty: in replicate state
@@ -494,6 +496,7 @@ export class Leadership {
         state: pr.state,
         learner: pr.isLearner,
         recentActive: pr.recentActive,
+        answered: pr.answered,
         pendingSnapshot: pr.pendingSnapshot,
       })
     }

@@ -21,6 +21,8 @@ export class Progress {
   probeSent = false
   /** Heard from since the last check-quorum round (Raft dissertation §6.2). */
   recentActive = false
+  /** Has answered this leader at least once (FollowerStatus.answered). */
+  answered = false
   isLearner: boolean
   /** In snapshot state: the index of the snapshot being sent. */
   pendingSnapshot = 0

@@ -260,7 +260,14 @@ export interface FollowerStatus {
   readonly next: number
   readonly state: string
   readonly learner: boolean
+  /**
+   * Heard from since the last check-quorum round. At the start of a leadership every member
+   * counts as heard from (a round's grace), so this alone is no evidence that it answers:
+   * see `answered`.
+   */
   readonly recentActive: boolean
+  /** Has answered this leader at least once (an append, a heartbeat): evidence that it is up. */
+  readonly answered: boolean
   /** In snapshot state: the index of the snapshot on its way. */
   readonly pendingSnapshot: number
 }

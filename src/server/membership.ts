@@ -299,7 +299,10 @@ export class Membership {
       const status = node.status()
       const left = status.voters.filter((voter) => voter !== id)
       if (left.length === status.voters.length || left.length === 0) return undefined
-      const answering = new Set(status.progress.filter((p) => p.recentActive).map((p) => p.id))
+      // Heard from lately, and at least once by this leader: right after an election every
+      // member counts as recently active (check-quorum's grace), dead ones included (system
+      // simulator, registers seed 1865: a new leader removed itself from {1, 2, 3} with 3 dead).
+      const answering = new Set(status.progress.filter((p) => p.recentActive && p.answered).map((p) => p.id))
       answering.add(this.#host.id)
       if (isQuorum(left, (voter) => answering.has(voter))) return undefined
       const silent = left.filter((voter) => !answering.has(voter))
