@@ -439,8 +439,7 @@ export class Leadership {
     const { log } = this.#host
     const pr = this.#progress.get(m.from)
     if (pr === undefined) return 'unchanged'
-    pr.recentActive = true
-    pr.answered = true
+    pr.heardFrom()
     if (m.reject) {
       let nextProbe = m.hintIndex
       if (m.hintTerm > 0) nextProbe = log.findConflictByTerm(m.hintIndex, m.hintTerm).index
@@ -474,8 +473,7 @@ export class Leadership {
   handleHeartbeatResponse(m: HeartbeatResponseMessage): void {
     const pr = this.#progress.get(m.from)
     if (pr === undefined) return
-    pr.recentActive = true
-    pr.answered = true
+    pr.heardFrom()
     pr.probeSent = false
     if (pr.state === 'replicate' && pr.inflightFull()) pr.freeFirstInflight()
     // A follower still behind gets an append even if it is empty: in replicate state

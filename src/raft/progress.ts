@@ -42,6 +42,12 @@ export class Progress {
     this.#inflightMax = inflightMax
   }
 
+  /** An answer came from the follower: it is active this check-quorum round and has answered this leader. */
+  heardFrom(): void {
+    this.recentActive = true
+    this.answered = true
+  }
+
   get inflightCount(): number {
     return this.#inflight.length
   }

@@ -180,19 +180,20 @@ export class ClientSession {
       return
     }
     const { id, op } = frame
-    this.#gate.submit(requestClass(op), () => this.#answer(id, op))
+    const kind = requestClass(op)
+    this.#gate.submit(kind, () => this.#answer(id, op, kind))
   }
 
-  /** Runs one admitted request and answers it; never rejects. */
-  async #answer(id: number, op: ClientOp): Promise<void> {
+  /** Runs one admitted request (of class `kind`) and answers it; never rejects. */
+  async #answer(id: number, op: ClientOp, kind: RequestClass): Promise<void> {
     const started = this.#options.clock.nowMs()
     try {
       const value = await this.#execute(op)
       this.#options.onRequestDone?.(op.op, true, this.#options.clock.nowMs() - started, value)
-      this.#send({ type: 'response', id, ok: true, value })
+      this.#send({ type: 'response', id, ok: true, value }, kind)
     } catch (error) {
       this.#options.onRequestDone?.(op.op, false, this.#options.clock.nowMs() - started)
-      this.#respondError(id, this.#toWireError(error))
+      this.#send({ type: 'response', id, ok: false, error: this.#toWireError(error) }, kind)
       // The member's own data failed its checksum: once the client has its answer (and reads
       // elsewhere), the member stops serving.
       if (error instanceof ZeoqError && error.code === 'corruption')
@@ -427,13 +428,14 @@ export class ClientSession {
     this.#send({ type: 'response', id, ok: false, error })
   }
 
-  #send(frame: MemberFrame): void {
+  /** Sends `frame`; the answer to a request of class `kind` says so (RequestGate's answer rate). */
+  #send(frame: MemberFrame, kind?: RequestClass): void {
     // A read that finishes after its connection was cut is not encoded: its answer goes nowhere.
     if (this.#closed) return
-    this.#sendBytes(encodeFrame(frame))
+    this.#sendBytes(encodeFrame(frame), kind)
   }
 
-  #sendBytes(bytes: Uint8Array): void {
+  #sendBytes(bytes: Uint8Array, kind?: RequestClass): void {
     if (this.#closed) return
     if (this.#link.bufferedBytes() > clientBufferBytesMax) {
       this.#goodbye({
@@ -443,7 +445,7 @@ export class ClientSession {
       return
     }
     // While reads wait for answers to be written out, here or elsewhere, each write wakes them.
-    this.#gate.sending(bytes.byteLength)
+    this.#gate.sending(bytes.byteLength, kind)
     this.#link.send(bytes, () => this.#gate.written())
   }
 

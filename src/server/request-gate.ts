@@ -149,7 +149,7 @@ export class MemberRequestBudget {
     if (this.#clock !== undefined) this.#writeStartedAtMs = this.#clock.nowMs()
   }
 
-  /** `bytes` of an answer are handed to a connection: they count against the answer rate. */
+  /** `bytes` of a read's or a scan's answer are handed to a connection: they count against the answer rate. */
   answered(bytes: number): void {
     this.#refillTokens()
     this.#answerTokens -= bytes
@@ -165,21 +165,17 @@ export class MemberRequestBudget {
     this.#tokensAtMs = now
   }
 
-  /**
-   * Whether reads yield to commits now and none may start: too many run, or the answers sent
-   * lately owe the rate. When the rate is what holds them back, a timer wakes them once it is paid.
-   */
-  #yieldsToWrites(kind: 'read' | 'scan'): boolean {
+  /** Whether a commit started within `writingRecentlyMs`: then reads and scans yield to commits. */
+  #writingRecently(): boolean {
     const clock = this.#clock
-    const limits = this.limits
-    if (clock === undefined || clock.nowMs() - this.#writeStartedAtMs >= limits.writingRecentlyMs)
-      return false
-    if (
-      kind === 'read'
-        ? this.readsRunning >= limits.readsRunningWhileWritingMax
-        : this.scansRunning >= limits.scansRunningWhileWritingMax
-    )
-      return true
+    return clock !== undefined && clock.nowMs() - this.#writeStartedAtMs < this.limits.writingRecentlyMs
+  }
+
+  /**
+   * Whether the answers sent lately owe the rate; if so, a timer wakes the requests held
+   * back once it is paid.
+   */
+  #owesAnswerRate(clock: Clock): boolean {
     this.#refillTokens()
     if (this.#answerTokens >= 0) return false
     if (this.#refill === undefined) {
@@ -206,12 +202,13 @@ export class MemberRequestBudget {
   /** Whether the member's own limits let a request of `kind` start now (the connection's aside). */
   hasRoom(kind: 'read' | 'scan'): boolean {
     const limits = this.limits
-    if (
+    const writing = this.#writingRecently()
+    const [running, runningMax, runningWhileWritingMax] =
       kind === 'read'
-        ? this.readsRunning >= limits.readsRunningMax || this.#yieldsToWrites('read')
-        : this.scansRunning >= limits.scansRunningMax || this.#yieldsToWrites('scan')
-    )
-      return false
+        ? [this.readsRunning, limits.readsRunningMax, limits.readsRunningWhileWritingMax]
+        : [this.scansRunning, limits.scansRunningMax, limits.scansRunningWhileWritingMax]
+    if (running >= (writing ? Math.min(runningMax, runningWhileWritingMax) : runningMax)) return false
+    if (writing && this.#clock !== undefined && this.#owesAnswerRate(this.#clock)) return false
     return this.responseBytes() < limits.responseBytesMax
   }
 
@@ -338,12 +335,14 @@ export class ConnectionGate {
   }
 
   /**
-   * An answer of `bytes` is about to be handed to the link: a connection with nothing unsent
-   * is not stalled, and the bytes count against the member's answer rate.
+   * A frame of `bytes` is about to be handed to the link: a connection with nothing unsent
+   * is not stalled. The answer of a read or scan (`kind`) counts against the member's answer
+   * rate; commit answers and invalidations do not (with many clients, a steady commit rate's
+   * invalidations alone would otherwise use up the rate and hold every read back).
    */
-  sending(bytes: number): void {
+  sending(bytes: number, kind?: RequestClass): void {
     if (this.unsentBytes() === 0) this.#drainedAtMs = this.#budget.nowMs()
-    this.#budget.answered(bytes)
+    if (kind !== undefined && waitsForRoom(kind)) this.#budget.answered(bytes)
   }
 
   /** An answer was written out: room may have freed here and on the member. */

@@ -242,12 +242,14 @@ describe('the request gate of one connection', () => {
     // A commit starts: at most readsRunningWhileWritingMax (2) reads run at once.
     writer.submit('write', 'w1')
     assert.deepEqual(writer.started, ['w1'], 'a commit is admitted at once')
+    // The commit's answer and the invalidations it sends are not read answers: they owe no rate.
+    writer.gate.sending(10_000)
     reader.submit('read', 'r3')
     reader.submit('read', 'r4')
     other.submit('read', 'o2')
     assert.deepEqual([reader.started.slice(2), other.started.slice(1)], [['r3', 'r4'], []])
     // Answers beyond the burst owe the rate: no read starts until it is paid.
-    reader.gate.sending(250)
+    reader.gate.sending(250, 'read')
     await reader.finish('r3')
     assert.deepEqual(other.started.slice(1), [], 'the answers sent owe 200 bytes: 200 ms at 1,000 bytes/s')
     clock.advance(99)
@@ -257,7 +259,7 @@ describe('the request gate of one connection', () => {
     clock.advance(101)
     assert.deepEqual(other.started.slice(1), ['o2'], 'the rate paid, the waiting read starts')
     // Once commits stop for writingRecentlyMs, reads run as before, however much was sent.
-    reader.gate.sending(10_000)
+    reader.gate.sending(10_000, 'read')
     await reader.finish('r4')
     await other.finish('o2')
     clock.advance(limits.writingRecentlyMs)
