@@ -9,6 +9,7 @@ import { blobStagedBytesMin, commitBytesMax } from '../src/protocol/index.ts'
 import {
   badFrame,
   bigCommits,
+  bigUploads,
   connectionFlood,
   forgedSessions,
   type HostileFrameKind,
@@ -73,6 +74,9 @@ const frameSizes: Readonly<Record<HostileFrameKind, number>> = {
   hugeBinary: 32 * 1024 * 1024,
   junk: 32 * 1024,
 }
+
+/** Commits just under the limit one client makes, one after another, before it reconnects. */
+const bigCommitsPerRound = 8
 
 /** A goodbye longer than this echoes the input. */
 const goodbyeBytesMax = 500
@@ -176,17 +180,26 @@ export const attacks: readonly Attack[] = [
   },
   {
     name: 'big-commits',
-    what: 'one commit over the commit limit from a client that does not check, then 8 just under it',
+    what: 'one commit over the commit limit from a client that does not check, then commits just under it, one after another, for 10 s',
     run: async ({ url, peers, tokens }) => {
       // The one over the limit first: it goes to the leader of the attack's start, which
       // the big commits may cost its leadership on a loaded machine.
       const over = await oversizedCommit(url, tokens.readWrite, commitBytesMax)
-      const { committed } = await bigCommits(peers, tokens.readWrite, 8)
+      const rounds = await repeated(() => bigCommits(peers, tokens.readWrite, bigCommitsPerRound))
+      const committed = rounds.reduce((sum, round) => sum + round.committed, 0)
       const refused = !over.ok && /commitBytesMax/.test(over.message)
       return {
-        ok: committed === 8 && refused,
-        note: `${committed} of 8 committed; the one over the limit ${refused ? `refused in ${over.ms.toFixed(0)} ms` : `answered ${over.code}`}`,
+        ok: committed === rounds.length * bigCommitsPerRound && refused,
+        note: `${committed} of ${rounds.length * bigCommitsPerRound} committed; the one over the limit ${refused ? `refused in ${over.ms.toFixed(0)} ms` : `answered ${over.code}`}`,
       }
+    },
+  },
+  {
+    name: 'big-uploads',
+    what: 'a client storing a 16 MiB record again and again for 10 s (staged in upload chunks)',
+    run: async ({ peers, tokens }) => {
+      const stored = await bigUploads(peers, tokens.readWrite, 16 * 1024 * 1024, attackWindowMs)
+      return { ok: stored > 0, note: `${stored} records of 16 MiB stored` }
     },
   },
   {

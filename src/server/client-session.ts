@@ -35,6 +35,7 @@ import { MemberError } from './errors.ts'
 import { LimitedLog } from './log-limit.ts'
 import type { Member } from './member.ts'
 import {
+  bulkRequestBytesMin,
   ConnectionGate,
   MemberRequestBudget,
   type RequestClass,
@@ -180,8 +181,8 @@ export class ClientSession {
       return
     }
     const { id, op } = frame
-    const kind = requestClass(op)
-    this.#gate.submit(kind, () => this.#answer(id, op, kind))
+    const kind = requestClass(op, bytes.byteLength)
+    this.#gate.submit(kind, () => this.#answer(id, op, kind), bytes.byteLength)
   }
 
   /** Runs one admitted request (of class `kind`) and answers it; never rejects. */
@@ -487,11 +488,12 @@ export class ClientSession {
   }
 }
 
-/** How a request uses the member, for admission (request-gate.ts). */
-function requestClass(op: ClientOp): RequestClass {
+/** How a request, of a frame of `frameBytes`, uses the member, for admission (request-gate.ts). */
+function requestClass(op: ClientOp, frameBytes: number): RequestClass {
   switch (op.op) {
-    case 'openSession':
     case 'command':
+      return frameBytes >= bulkRequestBytesMin ? 'bulk' : 'write'
+    case 'openSession':
     case 'memberAdd':
     case 'memberRemove':
     case 'transferLeader':

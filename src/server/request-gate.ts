@@ -27,19 +27,36 @@
  *   milliseconds of read work at every step (npm run hostile, loads: an application's
  *   commit p50 went from 3 to 160 ms on a quiet machine).
  * Commits are admitted at once: Raft bounds them itself (uncommitted bytes), and holding them
- * back here would only add latency. Work queued for a connection that closed is dropped.
+ * back here would only add latency. Bulk writes are the exception: a command of many bytes
+ * (an upload chunk, a commit near its entry limit) costs every member tens of milliseconds
+ * of CPU and disk, and each commit behind it in the one Raft log waits for it. One client
+ * sending them back to back held another's commit p99 at 6 times its quiet one with 250 KB
+ * commits, and kept the leader over its memory bound; at about 6 MB/s and one at a time,
+ * 2.7 times (npm run hostile, big-commits, quiet machine). So bulk writes go one at a time
+ * on the member, and while other commits are being made, at a bounded byte rate; a
+ * connection's queued bulk bytes are bounded too, since they wait here in memory. Work
+ * queued for a connection that closed is dropped.
  */
 
+import { ByteRate } from './byte-rate.ts'
 import type { Clock, Timer } from './seams.ts'
 
 /**
- * How a request uses the member: a command for the log, a read whose answer is a few bytes
- * (a TID, a status: admitted at once like a command, so that a linearizable read point never
- * waits behind other clients' large reads), a point read, or a scan over history.
+ * How a request uses the member: a command for the log, a command of many bytes (`bulk`:
+ * `bulkRequestBytesMin` or more), a read whose answer is a few bytes (a TID, a status:
+ * admitted at once like a command, so that a linearizable read point never waits behind
+ * other clients' large reads), a point read, or a scan over history.
  */
-export type RequestClass = 'write' | 'small' | 'read' | 'scan'
+export type RequestClass = 'write' | 'bulk' | 'small' | 'read' | 'scan'
 
-/** Whether requests of `kind` wait for the member's room (reads and scans) or start at once. */
+/**
+ * A command frame of this many bytes or more is a bulk write. 64 KiB: an application's
+ * ordinary commit is far smaller and never waits; the commits and chunks that cost the
+ * log milliseconds are larger.
+ */
+export const bulkRequestBytesMin = 64 * 1024
+
+/** Whether requests of `kind` wait for the member's room for reads (reads and scans). */
 function waitsForRoom(kind: RequestClass): kind is 'read' | 'scan' {
   return kind === 'read' || kind === 'scan'
 }
@@ -71,6 +88,14 @@ export interface RequestLimits {
   readonly answerBytesPerSecondWhileWritingMax: number
   /** What the rate above lets through at once after a quiet while. */
   readonly answerBytesBurstMax: number
+  /** Bulk writes in the log at once on the whole member (from admission to answer). */
+  readonly bulkRunningMax: number
+  /** Bytes of bulk writes a second the member admits while other commits are being made. */
+  readonly bulkBytesPerSecondWhileWritingMax: number
+  /** What that rate lets through at once after a quiet while. */
+  readonly bulkBytesBurstMax: number
+  /** Bytes of requests queued on one connection (bulk writes wait here); at this many the socket is not read from. */
+  readonly queuedBytesPerConnectionMax: number
 }
 
 export const requestLimitDefaults = {
@@ -116,6 +141,19 @@ export const requestLimitDefaults = {
   // One largest answer: with 4 MiB and four reads at once, the application's commit p99
   // under the loads attack was 4.6 times its quiet one (npm run hostile, quiet machine).
   answerBytesBurstMax: 1024 * 1024,
+  // One at a time: a commit of another client then waits behind one bulk write at most.
+  bulkRunningMax: 1,
+  // A bulk write of 256 KiB costs the three members of a two-core machine about 15 ms of
+  // CPU; 250 KB commits back to back with pauses, at 6.4 and 3.8 MB/s, held another
+  // client's commit p99 at 2.7 and 2.1 times its quiet one (npm run hostile, big-commits,
+  // commits paced by hand). 4 MiB/s, only while others commit: alone, a bulk loader goes
+  // as fast as one write at a time lets it.
+  bulkBytesPerSecondWhileWritingMax: 4 * 1024 * 1024,
+  // One largest bulk write.
+  bulkBytesBurstMax: 256 * 1024,
+  // A few largest commits: enough to keep a connection's next bulk write waiting here
+  // while one runs, and a bound on what a client that pipelines them makes us hold.
+  queuedBytesPerConnectionMax: 8 * 1024 * 1024,
 } as const satisfies RequestLimits
 
 /** What the gate shares between the connections of one member. */
@@ -127,65 +165,58 @@ export class MemberRequestBudget {
   readonly #held: ConnectionGate[] = []
   #waking = false
   #stallCheck: Timer | undefined
-  #refill: Timer | undefined
   scansRunning = 0
   readsRunning = 0
-  /** When a commit last started here (`writingRecentlyMs`). */
+  bulkRunning = 0
+  /** Connections with a bulk write waiting for the member's room, in arrival order. */
+  readonly #bulkHeld: ConnectionGate[] = []
+  #wakingBulk = false
+  /** When a command last started here, and one that is not bulk (`writingRecentlyMs`). */
   #writeStartedAtMs = Number.NEGATIVE_INFINITY
-  /** The answer-rate bucket: bytes that may still be sent while committing (negative: owed), as of `#tokensAtMs`. */
-  #answerTokens: number
-  #tokensAtMs: number
+  #smallWriteStartedAtMs = Number.NEGATIVE_INFINITY
+  /** Answers of reads and scans sent while committing (`answerBytesPerSecondWhileWritingMax`). */
+  readonly #answerRate: ByteRate
+  /** Bulk writes admitted while others commit (`bulkBytesPerSecondWhileWritingMax`). */
+  readonly #bulkRate: ByteRate
 
   /** Without a clock, stalled readers are never cut (a simulated link drains by itself). */
   constructor(limits: RequestLimits = requestLimitDefaults, clock?: Clock) {
     this.limits = limits
     this.#clock = clock
-    this.#answerTokens = limits.answerBytesBurstMax
-    this.#tokensAtMs = this.nowMs()
+    this.#answerRate = new ByteRate(
+      limits.answerBytesPerSecondWhileWritingMax,
+      limits.answerBytesBurstMax,
+      clock,
+    )
+    this.#bulkRate = new ByteRate(limits.bulkBytesPerSecondWhileWritingMax, limits.bulkBytesBurstMax, clock)
   }
 
-  /** A commit (or another command for the log) starts: reads yield for a while. */
-  writeStarted(): void {
-    if (this.#clock !== undefined) this.#writeStartedAtMs = this.#clock.nowMs()
+  /** A command for the log of `kind` starts: reads yield for a while, and bulk writes to other commits. */
+  writeStarted(kind: 'write' | 'bulk', bytes: number): void {
+    if (kind === 'bulk') {
+      this.bulkRunning++
+      this.#bulkRate.charge(bytes)
+    }
+    if (this.#clock === undefined) return
+    this.#writeStartedAtMs = this.#clock.nowMs()
+    if (kind === 'write') this.#smallWriteStartedAtMs = this.#writeStartedAtMs
+  }
+
+  /** A bulk write was answered: the next may start. */
+  bulkDone(): void {
+    this.bulkRunning--
+    this.wakeBulk()
   }
 
   /** `bytes` of a read's or a scan's answer are handed to a connection: they count against the answer rate. */
   answered(bytes: number): void {
-    this.#refillTokens()
-    this.#answerTokens -= bytes
+    this.#answerRate.charge(bytes)
   }
 
-  #refillTokens(): void {
-    const now = this.nowMs()
-    const rate = this.limits.answerBytesPerSecondWhileWritingMax
-    this.#answerTokens = Math.min(
-      this.limits.answerBytesBurstMax,
-      this.#answerTokens + ((now - this.#tokensAtMs) * rate) / 1000,
-    )
-    this.#tokensAtMs = now
-  }
-
-  /** Whether a commit started within `writingRecentlyMs`: then reads and scans yield to commits. */
-  #writingRecently(): boolean {
+  /** Whether a command (of any size, or only one that is not bulk) started within `writingRecentlyMs`. */
+  #startedRecently(atMs: number): boolean {
     const clock = this.#clock
-    return clock !== undefined && clock.nowMs() - this.#writeStartedAtMs < this.limits.writingRecentlyMs
-  }
-
-  /**
-   * Whether the answers sent lately owe the rate; if so, a timer wakes the requests held
-   * back once it is paid.
-   */
-  #owesAnswerRate(clock: Clock): boolean {
-    this.#refillTokens()
-    if (this.#answerTokens >= 0) return false
-    if (this.#refill === undefined) {
-      const waitMs = Math.ceil((-this.#answerTokens * 1000) / this.limits.answerBytesPerSecondWhileWritingMax)
-      this.#refill = clock.setTimer(Math.max(1, waitMs), () => {
-        this.#refill = undefined
-        this.wake()
-      })
-    }
-    return true
+    return clock !== undefined && clock.nowMs() - atMs < this.limits.writingRecentlyMs
   }
 
   nowMs(): number {
@@ -202,14 +233,55 @@ export class MemberRequestBudget {
   /** Whether the member's own limits let a request of `kind` start now (the connection's aside). */
   hasRoom(kind: 'read' | 'scan'): boolean {
     const limits = this.limits
-    const writing = this.#writingRecently()
+    const writing = this.#startedRecently(this.#writeStartedAtMs)
     const [running, runningMax, runningWhileWritingMax] =
       kind === 'read'
         ? [this.readsRunning, limits.readsRunningMax, limits.readsRunningWhileWritingMax]
         : [this.scansRunning, limits.scansRunningMax, limits.scansRunningWhileWritingMax]
     if (running >= (writing ? Math.min(runningMax, runningWhileWritingMax) : runningMax)) return false
-    if (writing && this.#clock !== undefined && this.#owesAnswerRate(this.#clock)) return false
+    if (writing && this.#answerRate.owes(() => this.wake())) return false
     return this.responseBytes() < limits.responseBytesMax
+  }
+
+  /**
+   * Whether a bulk write may start now on the member: fewer than `bulkRunningMax` run, and
+   * while other commits are made, the bulk rate is not owed (its debt wakes the held ones).
+   */
+  bulkHasRoom(): boolean {
+    if (this.bulkRunning >= this.limits.bulkRunningMax) return false
+    return !(this.#startedRecently(this.#smallWriteStartedAtMs) && this.#bulkRate.owes(() => this.wakeBulk()))
+  }
+
+  /** Whether other connections wait for bulk room ahead of `gate`. */
+  othersHeldForBulk(gate: ConnectionGate): boolean {
+    const first = this.#bulkHeld[0]
+    return first !== undefined && first !== gate
+  }
+
+  /** `gate` has a bulk write the member holds back: it waits for its turn. */
+  holdBulk(gate: ConnectionGate): void {
+    if (!this.#bulkHeld.includes(gate)) this.#bulkHeld.push(gate)
+  }
+
+  /** `gate` starts its bulk write itself (it was first, or alone): it no longer waits for a turn. */
+  unholdBulk(gate: ConnectionGate): void {
+    if (this.#bulkHeld[0] === gate) this.#bulkHeld.shift()
+  }
+
+  /** Bulk room may have freed: connections held for it start one bulk write each, in arrival order. */
+  wakeBulk(): void {
+    if (this.#wakingBulk) return
+    this.#wakingBulk = true
+    try {
+      for (let turns = 0; turns < this.#connections.size + this.#bulkHeld.length; turns++) {
+        const first = this.#bulkHeld[0]
+        if (first === undefined || !this.bulkHasRoom()) break
+        this.#bulkHeld.shift()
+        if (first.startBulk() && first.hasHeldBulk()) this.#bulkHeld.push(first)
+      }
+    } finally {
+      this.#wakingBulk = false
+    }
   }
 
   /** Whether other connections wait for the member's room ahead of `gate`. */
@@ -226,7 +298,10 @@ export class MemberRequestBudget {
     this.#connections.delete(gate)
     const at = this.#held.indexOf(gate)
     if (at >= 0) this.#held.splice(at, 1)
+    const bulkAt = this.#bulkHeld.indexOf(gate)
+    if (bulkAt >= 0) this.#bulkHeld.splice(bulkAt, 1)
     this.wake()
+    this.wakeBulk()
   }
 
   /** `gate` has a request the member's limits hold back: it waits for a turn. */
@@ -280,6 +355,8 @@ export class MemberRequestBudget {
 interface Pending {
   readonly kind: RequestClass
   readonly start: () => Promise<void>
+  /** The request's frame, counted against `queuedBytesPerConnectionMax` while it waits. */
+  readonly bytes: number
 }
 
 /** The side of a connection the gate drives. */
@@ -300,7 +377,9 @@ export class ConnectionGate {
   readonly #budget: MemberRequestBudget
   readonly #link: GateLink
   readonly #queue: Pending[] = []
-  readonly #running: Record<RequestClass, number> = { write: 0, small: 0, read: 0, scan: 0 }
+  readonly #running: Record<RequestClass, number> = { write: 0, bulk: 0, small: 0, read: 0, scan: 0 }
+  /** Bytes of the requests in `#queue`. */
+  #queuedBytes = 0
   #paused = false
   #closed = false
   /** When the connection last had all its answers written out, or had one written. */
@@ -320,16 +399,18 @@ export class ConnectionGate {
   /** Requests waiting or running. */
   size(): number {
     const running = this.#running
-    return this.#queue.length + running.write + running.small + running.read + running.scan
+    return this.#queue.length + running.write + running.bulk + running.small + running.read + running.scan
   }
 
   /**
-   * Queues `run`; it starts once its class has room. The caller answers the request from
-   * inside `run`. Returns false (nothing queued) once the connection is closed.
+   * Queues `run`, a request whose frame is `bytes` long; it starts once its class has room.
+   * The caller answers the request from inside `run`. Returns false (nothing queued) once
+   * the connection is closed.
    */
-  submit(kind: RequestClass, run: () => Promise<void>): boolean {
+  submit(kind: RequestClass, run: () => Promise<void>, bytes = 0): boolean {
     if (this.#closed) return false
-    this.#queue.push({ kind, start: run })
+    this.#queue.push({ kind, start: run, bytes })
+    this.#queuedBytes += bytes
     this.pump()
     return true
   }
@@ -384,10 +465,14 @@ export class ConnectionGate {
       // Later requests of the class wait as well: arrival order within a class.
       blocked.add(kind)
       if (verdict === 'member') held = true
+      if (verdict === 'bulk') this.#budget.holdBulk(this)
       i++
     }
     if (held) this.#budget.hold(this)
-    const full = this.size() >= this.#budget.limits.requestsQueuedPerConnectionMax
+    const limits = this.#budget.limits
+    const full =
+      this.size() >= limits.requestsQueuedPerConnectionMax ||
+      this.#queuedBytes >= limits.queuedBytesPerConnectionMax
     if (full && !this.#paused) {
       this.#paused = true
       this.#link.pause?.()
@@ -409,6 +494,22 @@ export class ConnectionGate {
     return 'started'
   }
 
+  /** This connection's turn on the member's bulk room: starts its first bulk write; false when none may start. */
+  startBulk(): boolean {
+    if (this.#closed || this.#running.bulk > 0) return false
+    const at = this.#queue.findIndex((p) => p.kind === 'bulk')
+    const pending = this.#queue[at]
+    if (pending === undefined) return false
+    this.#queue.splice(at, 1)
+    this.#start(pending)
+    return true
+  }
+
+  /** Whether a bulk write waits here. */
+  hasHeldBulk(): boolean {
+    return this.#queue.some((p) => p.kind === 'bulk')
+  }
+
   /** Whether a read or scan waits here (for the member or for this connection's own room). */
   hasHeldRequest(): boolean {
     return this.#queue.some((p) => waitsForRoom(p.kind))
@@ -419,6 +520,7 @@ export class ConnectionGate {
     if (this.#closed) return
     this.#closed = true
     this.#queue.length = 0
+    this.#queuedBytes = 0
     this.#budget.remove(this)
   }
 
@@ -426,8 +528,18 @@ export class ConnectionGate {
     return this.#closed
   }
 
-  /** Whether a request of `kind` may start now: yes, not for this connection, or not for the member. */
-  #admit(kind: RequestClass): 'start' | 'connection' | 'member' {
+  /**
+   * Whether a request of `kind` may start now: yes, not for this connection, not for the
+   * member's room for reads, or not for its room for bulk writes.
+   */
+  #admit(kind: RequestClass): 'start' | 'connection' | 'member' | 'bulk' {
+    if (kind === 'bulk') {
+      // One bulk write of a connection at a time: its next waits its turn behind other connections'.
+      if (this.#running.bulk > 0) return 'connection'
+      if (this.#budget.othersHeldForBulk(this) || !this.#budget.bulkHasRoom()) return 'bulk'
+      this.#budget.unholdBulk(this)
+      return 'start'
+    }
     if (!waitsForRoom(kind)) return 'start'
     if (!this.#connectionAdmits(kind)) return 'connection'
     if (this.#budget.othersHeld(this) || !this.#budget.hasRoom(kind)) return 'member'
@@ -444,7 +556,9 @@ export class ConnectionGate {
   }
 
   #start(pending: Pending): void {
-    if (pending.kind === 'write') this.#budget.writeStarted()
+    this.#queuedBytes -= pending.bytes
+    if (pending.kind === 'write' || pending.kind === 'bulk')
+      this.#budget.writeStarted(pending.kind, pending.bytes)
     this.#running[pending.kind]++
     if (pending.kind === 'scan') this.#budget.scansRunning++
     if (pending.kind === 'read') this.#budget.readsRunning++
@@ -452,8 +566,9 @@ export class ConnectionGate {
       this.#running[pending.kind]--
       if (pending.kind === 'scan') this.#budget.scansRunning--
       if (pending.kind === 'read') this.#budget.readsRunning--
-      // A read or scan that ended freed room on the member: those held back go first.
+      // A read, scan or bulk write that ended freed room on the member: those held back go first.
       if (waitsForRoom(pending.kind)) this.#budget.wake()
+      if (pending.kind === 'bulk') this.#budget.bulkDone()
       this.pump()
     }
     // `start` answers its request itself and never rejects (its errors become error answers).

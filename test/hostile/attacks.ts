@@ -484,3 +484,36 @@ export async function bigCommits(
     await db.close()
   }
 }
+
+/**
+ * Stores one record of `blobBytes` (staged in upload chunks, src/client/blobs.ts) again and
+ * again through the client library until `durationMs` has passed: a bulk loader that keeps
+ * the log full of chunks. Returns how many were stored.
+ */
+export async function bigUploads(
+  peers: readonly string[],
+  token: string,
+  blobBytes: number,
+  durationMs: number,
+): Promise<number> {
+  const db = await connect({ peers, token, timeoutMs: attackTimeoutMs })
+  try {
+    const [oid] = await db.newOids(1)
+    assert.ok(oid !== undefined)
+    const until = performance.now() + durationMs
+    let stored = 0
+    while (performance.now() < until) {
+      const data = new Uint8Array(blobBytes).fill(stored & 0xff)
+      await withTimeout(
+        'a large record',
+        db.transact(async (tx) => {
+          tx.store(oid, data)
+        }),
+      )
+      stored++
+    }
+    return stored
+  } finally {
+    await db.close()
+  }
+}

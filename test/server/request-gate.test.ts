@@ -27,6 +27,10 @@ const limits: RequestLimits = {
   scansRunningWhileWritingMax: 1,
   answerBytesPerSecondWhileWritingMax: 1000,
   answerBytesBurstMax: 50,
+  bulkRunningMax: 1,
+  bulkBytesPerSecondWhileWritingMax: 1000,
+  bulkBytesBurstMax: 100,
+  queuedBytesPerConnectionMax: 250,
 }
 
 class FakeLink implements GateLink {
@@ -83,7 +87,7 @@ function connection(budget: MemberRequestBudget) {
   const gate = new ConnectionGate(budget, link)
   const started: string[] = []
   const finishers = new Map<string, () => void>()
-  const submit = (kind: RequestClass, name: string): void => {
+  const submit = (kind: RequestClass, name: string, bytes = 0): void => {
     gate.submit(
       kind,
       () =>
@@ -91,6 +95,7 @@ function connection(budget: MemberRequestBudget) {
           started.push(name)
           finishers.set(name, resolve)
         }),
+      bytes,
     )
   }
   const finish = async (name: string): Promise<void> => {
@@ -298,5 +303,75 @@ describe('the request gate of one connection', () => {
     clock.advance(limits.writingRecentlyMs)
     b.submit('scan', 'b2')
     assert.deepEqual(b.started, ['b1'], 'commits stopped: the second scan starts')
+  })
+
+  test('bulk writes go one at a time on the member, in turns across connections; other commits never wait for them', async () => {
+    const budget = new MemberRequestBudget(limits)
+    const loader = connection(budget)
+    const other = connection(budget)
+    const app = connection(budget)
+    loader.submit('bulk', 'l1', 100)
+    loader.submit('bulk', 'l2', 100)
+    other.submit('bulk', 'o1', 100)
+    app.submit('write', 'w1')
+    assert.deepEqual([loader.started, other.started, app.started], [['l1'], [], ['w1']])
+    assert.equal(budget.bulkRunning, 1)
+    await loader.finish('l1')
+    // The other connection waited first: it takes the next turn, not the loader's second.
+    assert.deepEqual([loader.started, other.started], [['l1'], ['o1']])
+    await other.finish('o1')
+    assert.deepEqual(loader.started, ['l1', 'l2'])
+  })
+
+  test('while other commits are being made, bulk writes are admitted at a bounded byte rate', async () => {
+    const clock = manualClock()
+    const budget = new MemberRequestBudget(limits, clock)
+    const loader = connection(budget)
+    const app = connection(budget)
+    app.submit('write', 'w1')
+    loader.submit('bulk', 'l1', 100)
+    await loader.finish('l1')
+    loader.submit('bulk', 'l2', 100)
+    assert.deepEqual(loader.started, ['l1', 'l2'], 'the burst (100) was not owed when l2 came')
+    await loader.finish('l2')
+    loader.submit('bulk', 'l3', 100)
+    assert.deepEqual(loader.started, ['l1', 'l2'], 'l2 made it owe 100 bytes: 100 ms at 1,000 bytes/s')
+    app.submit('write', 'w2')
+    clock.advance(99)
+    assert.deepEqual(loader.started, ['l1', 'l2'])
+    clock.advance(1)
+    assert.deepEqual(loader.started, ['l1', 'l2', 'l3'], 'the rate paid, the waiting bulk write starts')
+    await loader.finish('l3')
+    // Once other commits stop for writingRecentlyMs, bulk writes follow each other at once.
+    clock.advance(limits.writingRecentlyMs)
+    for (const name of ['l4', 'l5']) {
+      loader.submit('bulk', name, 100)
+      await loader.finish(name)
+    }
+    assert.deepEqual(loader.started.slice(3), ['l4', 'l5'])
+  })
+
+  test('a connection whose queued bulk bytes reach the bound is no longer read from', async () => {
+    const budget = new MemberRequestBudget(limits)
+    const loader = connection(budget)
+    for (const name of ['l1', 'l2', 'l3']) loader.submit('bulk', name, 100)
+    assert.equal(loader.link.paused, false, 'one runs, 200 bytes wait')
+    loader.submit('bulk', 'l4', 100)
+    assert.equal(loader.link.paused, true, '300 bytes wait: over the 250 bound')
+    await loader.finish('l1')
+    assert.equal(loader.link.paused, false, 'l2 started: 200 bytes wait')
+  })
+
+  test('a closed connection gives up its turn for bulk room', async () => {
+    const budget = new MemberRequestBudget(limits)
+    const a = connection(budget)
+    const b = connection(budget)
+    const c = connection(budget)
+    a.submit('bulk', 'a1', 100)
+    b.submit('bulk', 'b1', 100)
+    c.submit('bulk', 'c1', 100)
+    b.gate.close()
+    await a.finish('a1')
+    assert.deepEqual([b.started, c.started], [[], ['c1']])
   })
 })
