@@ -1,10 +1,15 @@
 /**
  * Keeps the member's listening port from being the way to take it down: a cap on open
- * connections (in total and per remote address), short timeouts for slow request headers
+ * connections (in total and per remote address), a rate of new connections per remote
+ * address, short timeouts for slow request headers
  * and idle HTTP connections, descriptors held back for the store, and EMFILE treated as a
  * pause in accepting rather than a crash. Without these, 1,000 half-finished HTTP requests
  * kept open for 60 s used up a 1,024 open-files limit, LevelDB failed with "Too many open
- * files" and the leader stopped serving for good.
+ * files" and the leader stopped serving for good. And each connection costs the member's
+ * one event loop a handshake, an answer and a close before it is known to be junk: 3,000
+ * junk connections 20 at a time (4,000 a second) held a leader at 70-85% of a core for
+ * 1.7 s, and another client's commit p99 at 2.5-4 times its quiet one (npm run hostile,
+ * junk-logs); the rate closes the excess before any of that.
  */
 import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
@@ -12,6 +17,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { LimitedLog } from './log-limit.ts'
+import { Rate } from './rate.ts'
 import type { Clock } from './seams.ts'
 
 export interface ConnectionLimits {
@@ -25,6 +31,12 @@ export interface ConnectionLimits {
   readonly requestTimeoutMs: number
   /** An HTTP connection with no request in flight is closed after this. */
   readonly idleTimeoutMs: number
+  /**
+   * New connections a second one remote address may open once it has opened
+   * `connectionsPerAddressMax` at once (its burst: as many as it may hold); beyond the rate
+   * they are closed at once.
+   */
+  readonly newConnectionsPerAddressPerSecondMax: number
 }
 
 export const connectionDefaults = {
@@ -35,7 +47,14 @@ export const connectionDefaults = {
   headersTimeoutMs: 5_000,
   requestTimeoutMs: 10_000,
   idleTimeoutMs: 5_000,
+  // Beyond a burst of as many as an address may hold (a fleet's pools reconnecting after
+  // a member restart), a client that keeps opening more than 100 a second is not using
+  // the connections it opens.
+  newConnectionsPerAddressPerSecondMax: 100,
 } as const satisfies ConnectionLimits
+
+/** Remote addresses whose connection rate is remembered; beyond it the rested ones are forgotten. */
+const addressRatesMax = 4_096
 
 /** Descriptors kept out of the connection budget for the store, logs and peers. */
 export const descriptorsReservedForStore = 256
@@ -99,6 +118,18 @@ export function guardServer(
   // Idle HTTP sockets; an upgraded WebSocket clears this timeout (ws does), so peers and clients are not cut.
   server.timeout = limits.idleTimeoutMs
   const byAddress = new Map<string, number>()
+  const rates = new Map<string, Rate>()
+  const rateOf = (address: string): Rate => {
+    let rate = rates.get(address)
+    if (rate === undefined) {
+      if (rates.size >= addressRatesMax) for (const [a, r] of rates) if (r.rested()) rates.delete(a)
+      // Still full (many addresses at once): the oldest is forgotten, and gets a fresh burst.
+      if (rates.size >= addressRatesMax) rates.delete(rates.keys().next().value ?? '')
+      rate = new Rate(limits.newConnectionsPerAddressPerSecondMax, limits.connectionsPerAddressMax, clock)
+      rates.set(address, rate)
+    }
+    return rate
+  }
   let open = 0
   let acceptPausedUntilMs = 0
   // A flood of refused connections costs a few lines per window, not one each.
@@ -111,11 +142,14 @@ export function guardServer(
     else if (open >= limits.connectionsMax) refusal = `${open} connections are open (the cap)`
     else if (fromAddress >= limits.connectionsPerAddressMax)
       refusal = `${fromAddress} connections are open from this address (the cap)`
+    else if (rateOf(address).owes())
+      refusal = `more than ${limits.newConnectionsPerAddressPerSecondMax} new connections a second from this address`
     if (refusal !== undefined) {
       refusals.warn('connectionRefused', { remote: address }, `connection refused: ${refusal}`)
       socket.destroy()
       return
     }
+    rateOf(address).charge(1)
     open++
     byAddress.set(address, fromAddress + 1)
     socket.once('close', () => {

@@ -38,7 +38,7 @@
  * queued for a connection that closed is dropped.
  */
 
-import { ByteRate } from './byte-rate.ts'
+import { Rate } from './rate.ts'
 import type { Clock, Timer } from './seams.ts'
 
 /**
@@ -175,20 +175,16 @@ export class MemberRequestBudget {
   #writeStartedAtMs = Number.NEGATIVE_INFINITY
   #smallWriteStartedAtMs = Number.NEGATIVE_INFINITY
   /** Answers of reads and scans sent while committing (`answerBytesPerSecondWhileWritingMax`). */
-  readonly #answerRate: ByteRate
+  readonly #answerRate: Rate
   /** Bulk writes admitted while others commit (`bulkBytesPerSecondWhileWritingMax`). */
-  readonly #bulkRate: ByteRate
+  readonly #bulkRate: Rate
 
   /** Without a clock, stalled readers are never cut (a simulated link drains by itself). */
   constructor(limits: RequestLimits = requestLimitDefaults, clock?: Clock) {
     this.limits = limits
     this.#clock = clock
-    this.#answerRate = new ByteRate(
-      limits.answerBytesPerSecondWhileWritingMax,
-      limits.answerBytesBurstMax,
-      clock,
-    )
-    this.#bulkRate = new ByteRate(limits.bulkBytesPerSecondWhileWritingMax, limits.bulkBytesBurstMax, clock)
+    this.#answerRate = new Rate(limits.answerBytesPerSecondWhileWritingMax, limits.answerBytesBurstMax, clock)
+    this.#bulkRate = new Rate(limits.bulkBytesPerSecondWhileWritingMax, limits.bulkBytesBurstMax, clock)
   }
 
   /** A command for the log of `kind` starts: reads yield for a while, and bulk writes to other commits. */

@@ -386,17 +386,10 @@ export async function connectionFlood(
 export async function junkFlood(url: string, count: number, concurrency: number): Promise<number> {
   let closed = 0
   const one = async (i: number): Promise<void> => {
-    if (i % 3 === 0) {
-      const socket = new WebSocket(`${url}/peer`)
-      socket.on('error', () => {})
-      // The member speaks first on the peer endpoint (its challenge); junk answers it.
-      socket.once('message', () => socket.send(hostileFrames.junk(64)))
-      await new Promise<void>((resolve) => socket.once('close', () => resolve()))
-    } else if (i % 3 === 1) {
-      await badFrame(url, hostileFrames.junk(64))
-    } else {
-      const client = await RawClient.connect(url, `not a token ${i}`, attacker)
-      await client.closed
+    try {
+      await junkOnce(url, i)
+    } catch {
+      // Refused before the handshake: the member closed it all the same.
     }
     closed++
   }
@@ -406,6 +399,22 @@ export async function junkFlood(url: string, count: number, concurrency: number)
   }
   await withTimeout('a junk flood', Promise.all(Array.from({ length: concurrency }, worker)))
   return closed
+}
+
+/** One connection of `junkFlood`, of kind `i` modulo 3; throws when the connection is refused. */
+async function junkOnce(url: string, i: number): Promise<void> {
+  if (i % 3 === 0) {
+    const socket = new WebSocket(`${url}/peer`)
+    socket.on('error', () => {})
+    // The member speaks first on the peer endpoint (its challenge); junk answers it.
+    socket.once('message', () => socket.send(hostileFrames.junk(64)))
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  } else if (i % 3 === 1) {
+    await badFrame(url, hostileFrames.junk(64))
+  } else {
+    const client = await RawClient.connect(url, `not a token ${i}`, attacker)
+    await client.closed
+  }
 }
 
 /**

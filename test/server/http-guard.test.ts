@@ -4,16 +4,20 @@
  * request, and how what a connection sends is capped on the raw socket.
  */
 import assert from 'node:assert/strict'
-import type { IncomingMessage } from 'node:http'
+import { createServer, type IncomingMessage } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
+import pino from 'pino'
 import { Activity, activityBucketMs, activityBucketsMax } from '../../src/server/activity.ts'
 import { requestToken } from '../../src/server/http.ts'
 import {
   capIncoming,
   connectionBudget,
+  connectionDefaults,
   descriptorsReservedForStore,
   FrameHeaders,
+  guardServer,
   openFilesLimit,
 } from '../../src/server/http-guard.ts'
 import type { Clock } from '../../src/server/seams.ts'
@@ -92,6 +96,56 @@ describe('the connection budget under an open-files limit', () => {
   }, () => {
     const limit = openFilesLimit()
     assert.ok(limit !== undefined && limit > 0)
+  })
+})
+
+describe('new connections from one address', () => {
+  test('beyond a burst of as many as it may hold, come at a bounded rate; the excess is closed at once', async () => {
+    const clock = manualClock(0)
+    const server = createServer()
+    guardServer(
+      server,
+      { ...connectionDefaults, connectionsPerAddressMax: 3, newConnectionsPerAddressPerSecondMax: 2 },
+      clock,
+      pino({ level: 'silent' }),
+    )
+    // Registered after the guard's own listener: sees whether the guard closed the socket.
+    const accepted: boolean[] = []
+    const closed: Promise<void>[] = []
+    server.on('connection', (socket: Socket) => {
+      accepted.push(!socket.destroyed)
+      closed.push(socket.destroyed ? Promise.resolve() : new Promise((r) => socket.once('close', () => r())))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const address = server.address()
+    assert.ok(address !== null && typeof address === 'object')
+    const open = async (): Promise<void> => {
+      const socket = connect(address.port, '127.0.0.1')
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+      // Wait for the server to have seen it, then let go of it and wait for the server to
+      // see that too: the cap on connections open at once is not what this test is about.
+      while (accepted.length < opened + 1) await new Promise((r) => setImmediate(r))
+      socket.destroy()
+      await closed[opened]
+      opened++
+    }
+    let opened = 0
+    try {
+      for (let i = 0; i < 5; i++) await open()
+      assert.deepEqual(
+        accepted,
+        [true, true, true, true, false],
+        'the burst (3) and one more, then the rate is owed',
+      )
+      clock.advance(499)
+      await open()
+      assert.equal(accepted.at(-1), false, 'at 2 a second, the debt of one is paid at 500 ms')
+      clock.advance(1)
+      await open()
+      assert.equal(accepted.at(-1), true)
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })
 
