@@ -48,9 +48,9 @@ export const connectionDefaults = {
   requestTimeoutMs: 10_000,
   idleTimeoutMs: 5_000,
   // Beyond a burst of as many as an address may hold (a fleet's pools reconnecting after
-  // a member restart), a client that keeps opening more than 100 a second is not using
-  // the connections it opens.
-  newConnectionsPerAddressPerSecondMax: 100,
+  // a member restart), a client that keeps opening more than 200 a second is not using
+  // the connections it opens; 200 junk connections cost a member about a tenth of a core.
+  newConnectionsPerAddressPerSecondMax: 200,
 } as const satisfies ConnectionLimits
 
 /** Remote addresses whose connection rate is remembered; beyond it the rested ones are forgotten. */
