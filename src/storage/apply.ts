@@ -130,8 +130,16 @@ export async function executeCommand(ctx: ApplyContext, command: Command): Promi
       return unreachable
     }
   }
-  await expireSessions(ctx, touched)
+  await expireSessions(ctx, touched, touchesUploads(command))
   return result
+}
+
+/** Whether `command` reads or writes staged uploads (and the staged total). */
+function touchesUploads(command: Command): boolean {
+  return (
+    command.type === 'uploadChunk' ||
+    (command.type === 'commit' && (command.staged !== undefined || command.body !== undefined))
+  )
 }
 
 function expiryCutoffTid(ctx: ApplyContext): Tid {
@@ -288,7 +296,11 @@ function expiryScanDue(meta: StoreMeta, clockTid: Tid, options: ResolvedOptions)
  * each with its kept results (at most the window's worth). Scans are throttled to one per `expiryScanIntervalMs` of log time (or the next apply
  * while more are left), recorded in the meta so every replica scans at the same entries.
  */
-async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined): Promise<void> {
+async function expireSessions(
+  ctx: ApplyContext,
+  touched: SessionId | undefined,
+  uploadsTouched: boolean,
+): Promise<void> {
   if (!expiryScanDue(ctx.meta, ctx.meta.clockTid, ctx.options)) return
   const cutoff = expiryCutoffTid(ctx)
   const expired = await ctx.space.keys(
@@ -304,8 +316,12 @@ async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined)
     const entry = await ctx.cache.session(ctx.space, session)
     if (entry !== undefined) deleteSession(ctx, entry)
   }
-  // Uploads idle past their expiry go at the same scans (an upload never outlives its session).
-  const moreUploads = await expireUploads(ctx)
+  // Uploads idle past their expiry go at the same scans (an upload never outlives its
+  // session), but not in an apply whose command staged, took or dropped uploads: the scan
+  // reads uploads and the staged total from disk, which does not hold that command's
+  // writes yet, so it would count a change twice or lose it (the total went below zero).
+  // The next apply scans again (`more`), alone.
+  const moreUploads = uploadsTouched ? true : await expireUploads(ctx)
   const more = expired.length >= ctx.options.sessionExpiryPerApplyMax || moreUploads
   const interval = tidSpanFromMs(expiryScanIntervalMs)
   const later = ctx.meta.clockTid > u64Max - interval ? u64Max : ctx.meta.clockTid + interval
@@ -322,11 +338,7 @@ export function mustApplyAlone(meta: StoreMeta, command: Command, options: Resol
   // write barrier of other commands is batch-safe (pack.ts, packBarrier).
   if (command.type === 'undo' || command.type === 'pack' || command.type === 'packStep') return true
   // Staged uploads are read from disk (uploads.ts): every earlier write must be there.
-  if (
-    command.type === 'uploadChunk' ||
-    (command.type === 'commit' && (command.staged !== undefined || command.body !== undefined))
-  )
-    return true
+  if (touchesUploads(command)) return true
   // Log time as executeCommand will advance it for this command.
   let clockTid = meta.clockTid
   if (command.proposedTid > clockTid) clockTid = command.proposedTid
