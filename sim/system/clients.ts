@@ -154,6 +154,7 @@ export class SimClients {
       random,
       nowMs: () => world.loop.nowMs,
       nextValue: () => this.#nextValue++,
+      bodiedShare: world.bodiedShare,
     }
     while (!this.#stopped && this.#dbs[slot] === db) {
       await runOperation(world.options.workload, ctx)

@@ -47,6 +47,12 @@ export interface SystemOptions {
   readonly lanes: number | undefined
   /** Compaction and snapshot chunking for every member; undefined: drawn from the seed. */
   readonly snapshots: SnapshotPolicy | undefined
+  /**
+   * Share of counter increments that commit with a staged body: each writes a 256 KiB
+   * record, which the state and every snapshot image then carry. Undefined: as the run's
+   * snapshot chunking allows (world.ts, `bodiedShareOf`).
+   */
+  readonly bodiedShare: number | undefined
   /** TEST ONLY: planted bugs. */
   readonly bugs: readonly SystemBugName[]
   readonly trace: boolean
@@ -66,6 +72,7 @@ export const defaultSystemOptions: SystemOptions = {
   livenessBoundMs: 10_000,
   lanes: undefined,
   snapshots: undefined,
+  bodiedShare: undefined,
   bugs: [],
   trace: false,
   eventsMax: 1_500_000,
@@ -83,6 +90,8 @@ export function systemOptions(partial: Partial<SystemOptions>): SystemOptions {
     (!Number.isSafeInteger(options.lanes) || options.lanes < 1 || options.lanes > 64)
   )
     throw new RangeError(`Transactions per client must be an integer from 1 to 64, not ${options.lanes}.`)
+  if (options.bodiedShare !== undefined && !(options.bodiedShare >= 0 && options.bodiedShare <= 1))
+    throw new RangeError(`The share of bodied increments must be from 0 to 1, not ${options.bodiedShare}.`)
   return options
 }
 

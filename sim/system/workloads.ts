@@ -4,7 +4,7 @@
  * a list of numbers) so the checkers can read them.
  */
 import type { Database, Transaction } from '../../src/client/index.ts'
-import type { Oid } from '../../src/protocol/index.ts'
+import { blobStagedBytesMin, type Oid } from '../../src/protocol/index.ts'
 import type { Random } from '../../src/raft/index.ts'
 import { between, chance, pick, streamRandom, systemStream } from '../common/rng.ts'
 import type { History, Mop, Op } from './history.ts'
@@ -22,6 +22,22 @@ const decoder = new TextDecoder()
 
 export function encodeValue(value: number | readonly number[]): Uint8Array {
   return encoder.encode(JSON.stringify(value))
+}
+
+/**
+ * Share of counter increments that store the counter padded to `blobStagedBytesMin`
+ * bytes: the largest record a commit carries inline, so that commit's entry passes
+ * `commitEntryBytesMax` and it travels with its body staged (docs/client.md, "Large
+ * transactions"), under every fault the run draws. JSON ignores the trailing spaces. The
+ * rule for runs that do not say (world.ts, `bodiedShareOf`).
+ */
+export const bodiedIncrementShare = 0.01
+
+/** `value` as `encodeValue` writes it, followed by spaces up to `bytes` in all. */
+function encodePadded(value: number, bytes: number): Uint8Array {
+  const data = new Uint8Array(bytes).fill(0x20)
+  data.set(encodeValue(value))
+  return data
 }
 
 function decodeNumber(data: Uint8Array | undefined): number | undefined {
@@ -96,6 +112,8 @@ export interface ClientContext {
   nowMs(): number
   /** A fresh value for writes and appends: unique over the run. */
   nextValue(): number
+  /** Share of counter increments that commit with a staged body (`bodiedIncrementShare` by default). */
+  readonly bodiedShare: number
 }
 
 function oidOf(ctx: ClientContext, key: number): Oid {
@@ -235,11 +253,14 @@ async function counterOperation(ctx: ClientContext): Promise<void> {
     })
     return
   }
+  // No draw when there are none, so such runs draw as they did before bodies existed.
+  const bodied = ctx.bodiedShare > 0 && chance(random, ctx.bodiedShare)
   const op = history.invoke(ctx.client, ctx.nowMs(), { type: 'incr', key })
   await record(ctx, op, true, async () => {
     const done = await db.transact(
       async (tx) => {
-        tx.store(oid, encodeValue(((await loadNumber(tx, oid)) ?? 0) + 1))
+        const next = ((await loadNumber(tx, oid)) ?? 0) + 1
+        tx.store(oid, bodied ? encodePadded(next, blobStagedBytesMin) : encodeValue(next))
       },
       { attempts: 10, conflictBackoffMsMax: 20 },
     )

@@ -25,7 +25,7 @@ import {
   type Write,
 } from '../protocol/index.ts'
 import { Admin, adminLink, type PackOptions, type PackResult } from './admin.ts'
-import { checkStageable, isStaged, readRanges, stageRecords } from './blobs.ts'
+import { isStaged, needsBody, readRanges, stageCommit } from './blobs.ts'
 import { ObjectCache } from './cache.ts'
 import { readCacheFile, saveCacheFile } from './cache-file.ts'
 import { Cluster } from './cluster.ts'
@@ -398,7 +398,6 @@ export class Database {
       const { reads, writes } = await tx.finish()
       // Large records travel staged, ahead of the commit (blobs.ts); the rest inside it.
       const staged = writes.filter(isStaged)
-      checkStageable(staged)
       const commit: CommitBody = {
         type: 'commit',
         user: options.user ?? '',
@@ -734,11 +733,11 @@ export class Database {
     commit: CommitBody,
     staged: readonly Write[],
   ): Promise<Result> {
-    if (staged.length === 0) return this.#commitFiled(writes, commit)
+    if (staged.length === 0 && !needsBody(commit)) return this.#commitFiled(writes, commit)
     let reason = ''
     for (let attempt = 1; attempt <= stageAttemptsMax; attempt++) {
-      const named = await stageRecords(this.#commands, staged, () => this.#nextUpload++)
-      const result = await this.#commitFiled(writes, { ...commit, staged: named })
+      const sent = await stageCommit(this.#commands, commit, staged, () => this.#nextUpload++)
+      const result = await this.#commitFiled(writes, sent)
       if (result.code !== 'uploadMissing') return result
       reason = result.message
     }

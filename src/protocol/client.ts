@@ -45,9 +45,12 @@ import { memberIdMax, readMemberUrl, readSessionOwner, validateCommand } from '.
  * refused at hello, since it could not send either. Version 3: large records travel in
  * pieces (`uploadChunk` commands, commits with `staged` records, load answers that leave
  * the data out and give `dataBytes`, `loadRange`); a version-2 client would take such an
- * answer for an empty record, so it is refused.
+ * answer for an empty record, so it is refused. Version 4: chunks and ranges are 256 KiB,
+ * and a commit whose entry would pass `commitEntryBytesMax` stages its body (`body`); a
+ * version-3 client would send 1 MiB chunks and commits up to 2 MiB as one entry, which a
+ * member now refuses, so it is refused at hello instead.
  */
-export const clientProtocolVersions: readonly number[] = [3]
+export const clientProtocolVersions: readonly number[] = [4]
 
 export type TokenRole = 'readOnly' | 'readWrite' | 'admin'
 export const tokenRoles: readonly TokenRole[] = ['readOnly', 'readWrite', 'admin']

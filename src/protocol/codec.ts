@@ -3,14 +3,22 @@
  * uint64. Decoding always validates: the result is a typed value or a `ProtocolError`,
  * never an exception.
  */
-import type { Command, CommandLimits, CommitCommand, PackPhase, Result, UploadLimitName } from './commands.ts'
+import type {
+  Command,
+  CommandLimits,
+  CommitCommand,
+  CommitContent,
+  PackPhase,
+  Result,
+  UploadLimitName,
+} from './commands.ts'
 import { defaultCommandLimits, sessionOwnerBytes } from './commands.ts'
 import { ProtocolError } from './errors.ts'
 import { readCount, readList, readOneOf, readString, readU64, validated } from './fields.ts'
 import { u64Max } from './ids.ts'
 import { decodeMsgpack, encodeMsgpack } from './msgpack.ts'
 import type { Validated } from './validate.ts'
-import { validateCommand } from './validate.ts'
+import { validateCommand, validateCommitContent } from './validate.ts'
 
 /**
  * A command's bytes, as a log entry holds them: copied out of the encoder's shared buffer.
@@ -45,6 +53,29 @@ export function commitEntryBytes(commit: CommitBody): number {
   }).byteLength
 }
 
+/**
+ * The bytes a commit stages as its body (`StagedCommitBody`): the msgpack of its reads,
+ * writes and staged records, in that order, `staged` left out when absent. A copy, like
+ * `encodeCommand`'s: the client holds it while its chunks are staged.
+ */
+export function encodeCommitContent(content: CommitContent): Uint8Array {
+  const { reads, writes, staged } = content
+  return new Uint8Array(encodeMsgpack(staged === undefined ? { reads, writes } : { reads, writes, staged }))
+}
+
+/**
+ * A staged commit body back from its bytes, validated as an inline commit's fields are
+ * (`bodyUpload`: the upload it was staged as). Never throws.
+ */
+export function decodeCommitContent(
+  bytes: Uint8Array,
+  limits: CommandLimits,
+  bodyUpload: bigint,
+): Validated<CommitContent> {
+  const decoded = validated(() => decodeMsgpack(bytes))
+  return decoded.ok ? validateCommitContent(decoded.value, limits, bodyUpload) : decoded
+}
+
 /** Bytes of msgpack around the fields a commit bound counts (headers, keys, fixed-width values). */
 const commitFixedBytesMax = 256
 /** One read-current entry at most: a map of two keys with two u64s (30 bytes), rounded up. */
@@ -53,6 +84,8 @@ const readEntryBytesMax = 32
 const writeEntryBytesMax = 80
 /** One staged write without its refs: a map of six keys, three u64s, a count and a 32-byte checksum (about 110 bytes). */
 const stagedEntryBytesMax = 144
+/** A staged body's reference: a map of three keys, a u64, a count and a 32-byte checksum (about 70 bytes). */
+const bodyEntryBytesMax = 96
 /** One ref: a msgpack u64. */
 const refBytesMax = 9
 /** A string of n UTF-16 units takes at most 3n bytes of UTF-8 (a surrogate pair: 4 bytes for 2 units). */
@@ -72,6 +105,7 @@ export function commitEntryBytesAtMost(commit: CommitBody): number {
   for (const write of commit.writes)
     bytes += writeEntryBytesMax + write.record.data.byteLength + refBytesMax * write.record.refs.length
   for (const write of commit.staged ?? []) bytes += stagedEntryBytesMax + refBytesMax * write.refs.length
+  if (commit.body !== undefined) bytes += bodyEntryBytesMax
   return bytes
 }
 

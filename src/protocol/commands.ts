@@ -4,7 +4,7 @@
  * into msgpack bytes, `validateCommand` turns untrusted decoded values back into them.
  */
 import type { Oid, Tid } from './ids.ts'
-import { blobBytesMax, recordBytesMax, uploadChunkBytesMax } from './limits.ts'
+import { blobBytesMax, commitBytesMax, recordBytesMax, uploadChunkBytesMax } from './limits.ts'
 
 /** A session id: issued by the `openSession` command, unique because it is that entry's log index. */
 export type SessionId = bigint
@@ -67,6 +67,32 @@ export interface StagedWrite {
 /** Length of a staged record's checksum: a SHA-256. */
 export const stagedChecksumBytes = 32
 
+/**
+ * What a commit checks and writes: its read-current marks, its records inside the commit
+ * and the records it staged. A commit carries it inline, or, when that would make its
+ * log entry larger than `commitEntryBytesMax`, stages its msgpack as an upload
+ * (`StagedCommitBody`).
+ */
+export interface CommitContent {
+  readonly reads: readonly ReadCurrent[]
+  readonly writes: readonly Write[]
+  /** Left out (not empty) when there are none, so a commit without them encodes as before. */
+  readonly staged?: readonly StagedWrite[]
+}
+
+/**
+ * "My reads, writes and staged records are the msgpack of a `CommitContent`, staged as
+ * upload `upload` of my session": `bodyBytes` in all, in chunks of `uploadChunkBytesMax`
+ * (the last one shorter), `sha256` over the SHA-256 of each chunk as for a staged record.
+ * Apply reads it back, checks and validates it like an inline commit's, and drops the
+ * upload whatever the outcome (docs/storage.md, "Large commits").
+ */
+export interface StagedCommitBody {
+  readonly upload: bigint
+  readonly bodyBytes: number
+  readonly sha256: Uint8Array
+}
+
 /** Fields every client command carries, for exactly-once application (Raft dissertation §6.3). */
 interface SessionFields {
   readonly session: SessionId
@@ -92,16 +118,18 @@ export interface OpenSessionCommand {
   readonly owner: Uint8Array
 }
 
-export interface CommitCommand extends SessionFields {
+export interface CommitCommand extends SessionFields, CommitContent {
   readonly type: 'commit'
   readonly user: string
   readonly description: string
   /** Opaque application metadata (ZODB's `extension`), typically msgpack of a map. */
   readonly extension: Uint8Array
-  readonly reads: readonly ReadCurrent[]
-  readonly writes: readonly Write[]
-  /** Records staged beforehand; left out (not empty) when there are none, so a commit without them encodes as before. */
-  readonly staged?: readonly StagedWrite[]
+  /**
+   * The reads, writes and staged records, staged beforehand: `reads` and `writes` are then
+   * empty and `staged` left out. Left out when absent, so a commit without it encodes as
+   * before.
+   */
+  readonly body?: StagedCommitBody
 }
 
 /**
@@ -248,7 +276,7 @@ export type ResultCode = Result['code']
 
 /** Bounds on a command: checked by validation before the log and again on apply. */
 export interface CommandLimits {
-  /** Largest record data inside a command. @default recordBytesMax of limits.ts (1 MiB: a commit's worth) */
+  /** Largest record data inside a command. @default recordBytesMax of limits.ts (1 MiB: a commit's worth beside its overhead) */
   readonly recordBytesMax: number
   /** Most writes in one commit. @default 10 000 */
   readonly writesMax: number
@@ -264,8 +292,10 @@ export interface CommandLimits {
   readonly newOidsCountMax: number
   /** Largest staged record (`StagedWrite.dataBytes`). @default blobBytesMax of limits.ts */
   readonly blobBytesMax: number
-  /** Largest `uploadChunk` data. @default uploadChunkBytesMax of limits.ts (1 MiB) */
+  /** Largest `uploadChunk` data. @default uploadChunkBytesMax of limits.ts (256 KiB) */
   readonly uploadChunkBytesMax: number
+  /** Largest staged commit body (`StagedCommitBody.bodyBytes`). @default commitBytesMax of limits.ts (2 MiB) */
+  readonly commitBodyBytesMax: number
 }
 
 export const defaultCommandLimits: CommandLimits = {
@@ -278,4 +308,5 @@ export const defaultCommandLimits: CommandLimits = {
   newOidsCountMax: 10_000,
   blobBytesMax,
   uploadChunkBytesMax,
+  commitBodyBytesMax: commitBytesMax,
 }

@@ -7,7 +7,9 @@
  *
  * The commit limit is the one to move: `commitBytesMax` (2 MiB; etcd keeps a request under
  * 1.5 MiB) is a one-line change here; the record limit follows it, and the frame limits
- * keep holding appends and answers.
+ * keep holding appends and answers. No log entry is larger than `commitEntryBytesMax` or
+ * `uploadChunkBytesMax` (256 KiB each) with its few fields: larger commits and records
+ * travel staged, a chunk per entry.
  */
 import type { TokenRole } from './client.ts'
 import { LimitMismatchError } from './errors.ts'
@@ -32,17 +34,37 @@ export const frameEnvelopeBytes = 64 * kib
 export const memberFrameBytesMax = 16 * mib
 
 /**
- * Largest commit, counted as its encoded Raft entry (`commitEntryBytes`); the client
- * refuses a larger commit before sending it (CommitTooLargeError) and a member refuses it
- * on arrival. A follower decodes and syncs an entry whole, and the leader's heartbeats and
- * every later commit wait behind it on the link and in the log: measured on three local
- * members (docs/operations.md, "The commit limit"), 48 MiB caused an election, 64 MiB made
- * every new leader resend it and lose its followers again, and under the hostile suite
- * 8 MiB commits held other clients' p99 at 11–16 times its quiet value. 2 MiB: a few
- * appends' worth, near etcd's 1.5 MiB, since records above `blobStagedBytesMin` travel
- * staged in chunks and never in a commit. To move the commit limit, change this line only.
+ * Largest transaction, counted as the Raft entry its commit would be with everything
+ * inline (`commitEntryBytes`: its reads, its writes small enough to travel inside the
+ * commit, and the names of its staged records); the client refuses a larger one before
+ * sending anything (CommitTooLargeError) and a member refuses it on arrival. A commit above
+ * `commitEntryBytesMax` does not travel as one entry: its body is staged in chunks first
+ * (docs/client.md, "Large transactions"), so what this bounds is the apply of the body,
+ * one LevelDB batch on every member, and the body held whole in memory while it is
+ * checked. Measured on three local members (docs/operations.md, "The commit limit") while
+ * a commit was one entry: 48 MiB caused an election, 64 MiB made every new leader resend
+ * it and lose its followers again, and under the hostile suite 8 MiB commits held other
+ * clients' p99 at 11–16 times its quiet value. 2 MiB: near etcd's 1.5 MiB request limit; a
+ * catalog reindex of thousands of small objects fits. Left at 2 MiB now that bodies are
+ * staged: a bodied commit still applies as one batch (about 20 ms of CPU per MiB on each
+ * member, measured below), and that cost, not the log entry, is what a higher limit would
+ * grow. To move the limit, change this line only.
  */
 export const commitBytesMax = 2 * mib
+
+/**
+ * Largest commit that travels as one log entry; a larger one (up to `commitBytesMax`)
+ * stages its body (its reads, writes and staged-record list) as an upload first, and its
+ * entry only names that upload. Every commit behind a large entry waits for it: measured
+ * on three local members with the hostile suite's big-commits attack (`npm run hostile --
+ * --only big-commits`), a member spends about 20 ms of CPU per MiB of entry (decode,
+ * CRC, batch, fsync, send), a commit just under 2 MiB stalled every commit behind it for
+ * about 40 ms, and a normal client's p99 was 7–12 times its quiet value; with the
+ * attacker's commits at about 1 MB it was 4.4 times, 500 KB 2.6 times, 250 KB 1.7 times.
+ * 256 KiB keeps every entry near the last of these. It also holds a bodied commit's own
+ * entry: its user, description and extension stay in it (under 80 KiB at their largest).
+ */
+export const commitEntryBytesMax = 256 * kib
 
 /**
  * What a commit of one record adds to the record's data: its refs (100,000 refs at 9 bytes
@@ -61,11 +83,14 @@ export const recordBytesMax = Math.min(64 * mib, commitBytesMax - commitOverhead
 
 /**
  * Data of one `uploadChunk` command, and of one `loadRange` answer: a record larger than
- * `blobStagedBytesMin` travels as a sequence of these, each its own log entry (or its own
- * answer), never as one. 1 MiB: one entry is one Raft append (`raftAppendBytesMax`) and
- * a few milliseconds of a follower's sync, so heartbeats never wait long behind it.
+ * `blobStagedBytesMin`, or a commit's body larger than `commitEntryBytesMax`, travels as a
+ * sequence of these, each its own log entry (or its own answer), never as one. 256 KiB,
+ * the size of the largest commit entry (`commitEntryBytesMax`) and for the same reason: a
+ * log entry costs every member about 20 ms of CPU per MiB, and commits behind it wait
+ * (with 1 MiB chunks, another client's commit waited behind each). Blobs stored in 1 MiB
+ * chunks before stay readable: a blob's chunk size is read from its first chunk.
  */
-export const uploadChunkBytesMax = 1 * mib
+export const uploadChunkBytesMax = 256 * kib
 
 /**
  * Records above this travel as an upload (staged chunks, then a commit that names the
@@ -173,6 +198,7 @@ export const snapshotChunkBytesMax = 1 * mib
 export interface SizeLimits {
   readonly recordBytesMax: number
   readonly commitBytesMax: number
+  readonly commitEntryBytesMax: number
   /** A member's own, from `--frame-bytes-max`; the others are the same on every member. */
   readonly memberFrameBytesMax: number
   readonly clientFrameBytesMax: number
@@ -186,6 +212,7 @@ export type SizeLimitName = keyof SizeLimits
 export const sizeLimits: SizeLimits = {
   recordBytesMax,
   commitBytesMax,
+  commitEntryBytesMax,
   memberFrameBytesMax,
   clientFrameBytesMax,
   clientBufferBytesMax,
@@ -208,6 +235,12 @@ export function checkSizeLimits(limits: SizeLimits): void {
     limits.recordBytesMax + commitOverheadBytesMax,
     'commitBytesMax',
     'a commit must hold a largest record with its refs and text',
+  )
+  fits(
+    'commitEntryBytesMax',
+    limits.commitEntryBytesMax,
+    'commitBytesMax',
+    'a commit that travels as one entry must be a commit the limit allows',
   )
   fits(
     'commitBytesMax',

@@ -22,9 +22,11 @@ import { decodeUntrustedMsgpack, encodeMsgpack } from './msgpack.ts'
 
 /**
  * Version 2: the handshake carries the cluster id. Version 3: appends, heartbeats and their
- * rejections carry the leader's message number `seq`.
+ * rejections carry the leader's message number `seq`. Version 4: the log's commands
+ * changed meaning (commits with a staged `body`, 256 KiB upload chunks), so a member of an
+ * older build, which would apply them differently, must not share a log with this one.
  */
-export const peerProtocolVersion = 3
+export const peerProtocolVersion = 4
 
 /**
  * Bytes of a cluster id in the handshake: 16, or 0 from a member that has none yet (a

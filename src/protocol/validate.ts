@@ -7,9 +7,11 @@
 import type {
   Command,
   CommandLimits,
+  CommitContent,
   ObjectRecord,
   ReadCurrent,
   SessionCommand,
+  StagedCommitBody,
   StagedWrite,
   Write,
 } from './commands.ts'
@@ -102,18 +104,26 @@ function readSessionCommand(
         'reads',
         'writes',
         'staged',
+        'body',
       ])
-      const writes = readWrites(fields.writes, limits)
-      const staged = fields.staged === undefined ? undefined : readStagedWrites(fields.staged, writes, limits)
+      const content = readCommitContent(fields, limits)
+      const body = fields.body === undefined ? undefined : readStagedCommitBody(fields.body, 'body', limits)
+      if (
+        body !== undefined &&
+        (content.reads.length > 0 || content.writes.length > 0 || content.staged !== undefined)
+      )
+        throw new ProtocolError(
+          'body',
+          'a commit with a staged body carries no reads, writes or staged inline',
+        )
       return {
         type,
         ...base,
         user: readText(fields.user, 'user', limits),
         description: readText(fields.description, 'description', limits),
         extension: readBytes(fields.extension, 'extension', limits.extensionBytesMax),
-        reads: readList(fields.reads, 'reads', limits.readsMax, readReadCurrent),
-        writes,
-        ...(staged === undefined ? {} : { staged }),
+        ...content,
+        ...(body === undefined ? {} : { body }),
       }
     }
     case 'uploadChunk': {
@@ -147,6 +157,47 @@ function readSessionCommand(
       const unreachable: never = type
       throw new ProtocolError('type', `unknown command type ${describe(unreachable)}`)
     }
+  }
+}
+
+/** A commit's reads, writes and staged records, from its own fields or from its staged body. */
+function readCommitContent(fields: Fields, limits: CommandLimits): CommitContent {
+  const writes = readWrites(fields.writes, limits)
+  const staged = fields.staged === undefined ? undefined : readStagedWrites(fields.staged, writes, limits)
+  return {
+    reads: readList(fields.reads, 'reads', limits.readsMax, readReadCurrent),
+    writes,
+    ...(staged === undefined ? {} : { staged }),
+  }
+}
+
+/**
+ * Checks a decoded staged commit body (the msgpack of `{ reads, writes, staged }`) with
+ * the same rules as an inline commit's fields; `bodyUpload` is the upload it was staged
+ * as, which no staged record of it may name. Never throws.
+ */
+export function validateCommitContent(
+  value: unknown,
+  limits: CommandLimits,
+  bodyUpload: bigint,
+): Validated<CommitContent> {
+  return validated(() => {
+    const fields = readObject(value, '')
+    onlyFields(fields, '', ['reads', 'writes', 'staged'])
+    const content = readCommitContent(fields, limits)
+    const i = content.staged?.findIndex((write) => write.upload === bodyUpload) ?? -1
+    if (i >= 0) throw new ProtocolError(`staged[${i}].upload`, `upload ${bodyUpload} is the commit's body`)
+    return content
+  })
+}
+
+function readStagedCommitBody(value: unknown, path: string, limits: CommandLimits): StagedCommitBody {
+  const fields = readObject(value, path)
+  onlyFields(fields, path, ['upload', 'bodyBytes', 'sha256'])
+  return {
+    upload: readU64(fields.upload, `${path}.upload`),
+    bodyBytes: readCount(fields.bodyBytes, `${path}.bodyBytes`, 1, limits.commitBodyBytesMax),
+    sha256: readChecksum(fields.sha256, `${path}.sha256`),
   }
 }
 
@@ -188,12 +239,7 @@ function readStagedWrites(value: unknown, writes: readonly Write[], limits: Comm
 function readStagedWrite(value: unknown, path: string, limits: CommandLimits): StagedWrite {
   const fields = readObject(value, path)
   onlyFields(fields, path, ['oid', 'serial', 'refs', 'upload', 'dataBytes', 'sha256'])
-  const sha256 = readBytes(fields.sha256, `${path}.sha256`, stagedChecksumBytes)
-  if (sha256.byteLength !== stagedChecksumBytes)
-    throw new ProtocolError(
-      `${path}.sha256`,
-      `expected ${stagedChecksumBytes} bytes, got ${sha256.byteLength}`,
-    )
+  const sha256 = readChecksum(fields.sha256, `${path}.sha256`)
   return {
     oid: readU64(fields.oid, `${path}.oid`),
     serial: readU64(fields.serial, `${path}.serial`),
@@ -202,6 +248,14 @@ function readStagedWrite(value: unknown, path: string, limits: CommandLimits): S
     dataBytes: readCount(fields.dataBytes, `${path}.dataBytes`, 1, limits.blobBytesMax),
     sha256,
   }
+}
+
+/** A staged upload's checksum: exactly `stagedChecksumBytes` bytes. */
+function readChecksum(value: unknown, path: string): Uint8Array {
+  const sha256 = readBytes(value, path, stagedChecksumBytes)
+  if (sha256.byteLength !== stagedChecksumBytes)
+    throw new ProtocolError(path, `expected ${stagedChecksumBytes} bytes, got ${sha256.byteLength}`)
+  return sha256
 }
 
 /** The highest chunk index an upload within `blobBytesMax` can have. */

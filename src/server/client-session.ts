@@ -13,6 +13,8 @@ import {
   clientProtocolVersions,
   commitBytesMax,
   commitEntryBytes,
+  commitEntryBytesAtMost,
+  commitEntryBytesMax,
   decodeClientFrame,
   encodeFrame,
   type Invalidation,
@@ -513,19 +515,24 @@ function requestClass(op: ClientOp, frameBytes: number): RequestClass {
 }
 
 /**
- * A commit larger than `commitBytesMax` is refused before it reaches the log, naming the
- * limit: the client library refuses it before sending, and a client that does not is told
- * the same. Only a commit whose records come near the limit is measured exactly.
+ * A commit whose entry is larger than `commitEntryBytesMax` is refused before it reaches
+ * the log, naming the limit: `commitBytesMax` when the transaction itself is too large,
+ * `commitEntryBytesMax` when it should have staged its body. The client library does
+ * neither, and a client that does is told the same. Only a commit whose bound from
+ * lengths (`commitEntryBytesAtMost`) passes the entry limit is measured exactly.
  */
 function checkCommitSize(commit: Omit<CommitCommand, 'proposedTid'>): void {
-  let dataBytes = 0
-  for (const write of commit.writes) dataBytes += write.record.data.byteLength
-  if (dataBytes < commitBytesMax / 2) return
+  if (commitEntryBytesAtMost(commit) <= commitEntryBytesMax) return
   const sizeBytes = commitEntryBytes(commit)
   if (sizeBytes > commitBytesMax)
     throw new MemberError(
       'protocol',
       `The commit is ${sizeBytes} bytes; the limit (commitBytesMax) is ${commitBytesMax} bytes. Split the transaction into smaller ones.`,
+    )
+  if (sizeBytes > commitEntryBytesMax)
+    throw new MemberError(
+      'protocol',
+      `The commit is ${sizeBytes} bytes; a commit entry is at most ${commitEntryBytesMax} bytes (commitEntryBytesMax). Stage its reads and writes as its body first (the client library does).`,
     )
 }
 

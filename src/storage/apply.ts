@@ -9,16 +9,18 @@ import { timingSafeEqual } from 'node:crypto'
 import type {
   Command,
   CommitCommand,
+  CommitContent,
   NewOidsCommand,
   Oid,
   PackCommand,
   Result,
   SessionCommand,
   SessionId,
+  StagedCommitBody,
   Tid,
   UndoCommand,
 } from '../protocol/index.ts'
-import { decodeResult, encodeResult, tidSpanFromMs, u64Max } from '../protocol/index.ts'
+import { decodeCommitContent, decodeResult, encodeResult, tidSpanFromMs, u64Max } from '../protocol/index.ts'
 import { seal } from './checksum.ts'
 import {
   memberUrlKey,
@@ -33,7 +35,14 @@ import type { Operation } from './records.ts'
 import { revisionOperations, stagedRevisionOperation } from './records.ts'
 import type { Space } from './space.ts'
 import type { StateCache } from './state-cache.ts'
-import { consumeUploads, dropUploads, expireUploads, stageChunk, takeUploads } from './uploads.ts'
+import {
+  consumeUploads,
+  dropUploads,
+  expireUploads,
+  readUploadData,
+  stageChunk,
+  takeUploads,
+} from './uploads.ts'
 import type { SessionEntry, StoreMeta, TransactionMeta } from './values.ts'
 import { encodeMemberUrl, encodeSession, encodeTransaction } from './values.ts'
 
@@ -121,8 +130,16 @@ export async function executeCommand(ctx: ApplyContext, command: Command): Promi
       return unreachable
     }
   }
-  await expireSessions(ctx, touched)
+  await expireSessions(ctx, touched, touchesUploads(command))
   return result
+}
+
+/** Whether `command` reads or writes staged uploads (and the staged total). */
+function touchesUploads(command: Command): boolean {
+  return (
+    command.type === 'uploadChunk' ||
+    (command.type === 'commit' && (command.staged !== undefined || command.body !== undefined))
+  )
 }
 
 function expiryCutoffTid(ctx: ApplyContext): Tid {
@@ -279,7 +296,11 @@ function expiryScanDue(meta: StoreMeta, clockTid: Tid, options: ResolvedOptions)
  * each with its kept results (at most the window's worth). Scans are throttled to one per `expiryScanIntervalMs` of log time (or the next apply
  * while more are left), recorded in the meta so every replica scans at the same entries.
  */
-async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined): Promise<void> {
+async function expireSessions(
+  ctx: ApplyContext,
+  touched: SessionId | undefined,
+  uploadsTouched: boolean,
+): Promise<void> {
   if (!expiryScanDue(ctx.meta, ctx.meta.clockTid, ctx.options)) return
   const cutoff = expiryCutoffTid(ctx)
   const expired = await ctx.space.keys(
@@ -295,8 +316,12 @@ async function expireSessions(ctx: ApplyContext, touched: SessionId | undefined)
     const entry = await ctx.cache.session(ctx.space, session)
     if (entry !== undefined) deleteSession(ctx, entry)
   }
-  // Uploads idle past their expiry go at the same scans (an upload never outlives its session).
-  const moreUploads = await expireUploads(ctx)
+  // Uploads idle past their expiry go at the same scans (an upload never outlives its
+  // session), but not in an apply whose command staged, took or dropped uploads: the scan
+  // reads uploads and the staged total from disk, which does not hold that command's
+  // writes yet, so it would count a change twice or lose it (the total went below zero).
+  // The next apply scans again (`more`), alone.
+  const moreUploads = uploadsTouched ? true : await expireUploads(ctx)
   const more = expired.length >= ctx.options.sessionExpiryPerApplyMax || moreUploads
   const interval = tidSpanFromMs(expiryScanIntervalMs)
   const later = ctx.meta.clockTid > u64Max - interval ? u64Max : ctx.meta.clockTid + interval
@@ -313,8 +338,7 @@ export function mustApplyAlone(meta: StoreMeta, command: Command, options: Resol
   // write barrier of other commands is batch-safe (pack.ts, packBarrier).
   if (command.type === 'undo' || command.type === 'pack' || command.type === 'packStep') return true
   // Staged uploads are read from disk (uploads.ts): every earlier write must be there.
-  if (command.type === 'uploadChunk' || (command.type === 'commit' && command.staged !== undefined))
-    return true
+  if (touchesUploads(command)) return true
   // Log time as executeCommand will advance it for this command.
   let clockTid = meta.clockTid
   if (command.proposedTid > clockTid) clockTid = command.proposedTid
@@ -346,21 +370,94 @@ function nextTid(ctx: ApplyContext, proposedTid: Tid): Tid | undefined {
   return proposedTid > last ? proposedTid : last + 1n
 }
 
-/** A commit; one that fails drops the uploads it names, so a retry stages afresh within the bounds. */
+/**
+ * A commit; one that fails drops the uploads it names, so a retry stages afresh within the
+ * bounds. A staged body is read back first and goes whatever the outcome, in this batch.
+ */
 async function commit(ctx: ApplyContext, command: CommitCommand): Promise<Result> {
-  const result = await checkedCommit(ctx, command)
-  if (!result.ok && command.staged !== undefined)
-    await dropUploads(
-      ctx,
-      command.session,
-      command.staged.map((write) => write.upload),
-    )
+  const bodyUploads = command.body === undefined ? [] : [command.body.upload]
+  const content = command.body === undefined ? command : await stagedBody(ctx, command.session, command.body)
+  const result = 'ok' in content ? content : await checkedCommit(ctx, command, content, bodyUploads)
+  if (!result.ok) {
+    const named = 'ok' in content ? [] : (content.staged ?? []).map((write) => write.upload)
+    if (named.length > 0 || bodyUploads.length > 0)
+      await dropUploads(ctx, command.session, [...named, ...bodyUploads])
+  }
   return result
 }
 
-async function checkedCommit(ctx: ApplyContext, command: CommitCommand): Promise<Result> {
-  const staged = command.staged ?? []
-  for (const write of [...command.writes, ...staged]) {
+/**
+ * A commit's staged body, read back whole and validated as an inline commit's reads,
+ * writes and staged records are; or the failure to record: `uploadMissing` when the
+ * upload is not there whole or its checksum differs, `badCommand` when its bytes are not
+ * a valid body. A body is at most `commitBodyBytesMax`, read a chunk at a time.
+ */
+async function stagedBody(
+  ctx: ApplyContext,
+  session: SessionId,
+  body: StagedCommitBody,
+): Promise<CommitContent | Result> {
+  const named = { upload: body.upload, dataBytes: body.bodyBytes, sha256: body.sha256 }
+  const taken = await takeUploads(ctx, session, [named])
+  if (!Array.isArray(taken)) return taken
+  const [whole] = taken
+  assert.ok(whole !== undefined, 'takeUploads answers each upload it was given')
+  const decoded = decodeCommitContent(await readUploadData(ctx, whole), ctx.options.limits, body.upload)
+  if (!decoded.ok)
+    return {
+      ok: false,
+      code: 'badCommand',
+      message: `The commit's staged body (upload ${body.upload}) is not a valid body: ${decoded.error.message}`,
+    }
+  return decoded.value
+}
+
+/**
+ * Checks and writes a commit whose reads, writes and staged records are `content` (its
+ * own fields, or its staged body); `dropped`: uploads to reclaim whole if it commits.
+ */
+async function checkedCommit(
+  ctx: ApplyContext,
+  command: CommitCommand,
+  content: CommitContent,
+  dropped: readonly bigint[],
+): Promise<Result> {
+  const refused = await refusal(ctx, content)
+  if (refused !== undefined) return refused
+  const staged = content.staged ?? []
+  const taken = staged.length === 0 ? [] : await takeUploads(ctx, command.session, staged)
+  if (!Array.isArray(taken)) return taken
+  const tid = nextTid(ctx, command.proposedTid)
+  if (tid === undefined) return { ok: false, code: 'badCommand', message: 'The TID space is exhausted.' }
+  const oids = [...content.writes, ...staged].map((write) => write.oid)
+  for (const write of content.writes) {
+    ctx.operations.push(...revisionOperations(write.oid, tid, write.record, ctx.options))
+    ctx.barrier.push(write.oid, ...write.record.refs)
+    ctx.cache.noteSerial(write.oid, tid)
+  }
+  // A staged record's revision takes its chunks over where they lie: a header, whatever the size.
+  for (const { write, home, chunkCount } of taken) {
+    ctx.operations.push(
+      stagedRevisionOperation(write.oid, tid, write.refs, write.dataBytes, chunkCount, home),
+    )
+    ctx.barrier.push(write.oid, ...write.refs)
+    ctx.cache.noteSerial(write.oid, tid)
+  }
+  if (taken.length > 0 || dropped.length > 0) await consumeUploads(ctx, command.session, taken, dropped)
+  writeTransaction(ctx, tid, {
+    user: command.user,
+    description: command.description,
+    extension: command.extension,
+    oids,
+    undoOf: undefined,
+  })
+  return { ok: true, code: 'committed', tid, oids }
+}
+
+/** Why `content` cannot commit now: an oid never allocated, or a conflict; undefined when it can. */
+async function refusal(ctx: ApplyContext, content: CommitContent): Promise<Result | undefined> {
+  const staged = content.staged ?? []
+  for (const write of [...content.writes, ...staged]) {
     if (write.oid !== 0n && write.oid >= ctx.meta.nextOid) {
       return {
         ok: false,
@@ -369,7 +466,7 @@ async function checkedCommit(ctx: ApplyContext, command: CommitCommand): Promise
       }
     }
   }
-  for (const write of [...command.writes, ...staged]) {
+  for (const write of [...content.writes, ...staged]) {
     const actual = await ctx.cache.serial(ctx.space, write.oid)
     // Test only: the planted bug lets a stale write through.
     if (actual !== write.serial && ctx.options.bugs.skipConflictCheck !== true) {
@@ -383,7 +480,7 @@ async function checkedCommit(ctx: ApplyContext, command: CommitCommand): Promise
       }
     }
   }
-  for (const read of command.reads) {
+  for (const read of content.reads) {
     const actual = await ctx.cache.serial(ctx.space, read.oid)
     if (actual !== read.serial) {
       return {
@@ -396,33 +493,7 @@ async function checkedCommit(ctx: ApplyContext, command: CommitCommand): Promise
       }
     }
   }
-  const taken = staged.length === 0 ? [] : await takeUploads(ctx, command.session, staged)
-  if (!Array.isArray(taken)) return taken
-  const tid = nextTid(ctx, command.proposedTid)
-  if (tid === undefined) return { ok: false, code: 'badCommand', message: 'The TID space is exhausted.' }
-  const oids = [...command.writes, ...staged].map((write) => write.oid)
-  for (const write of command.writes) {
-    ctx.operations.push(...revisionOperations(write.oid, tid, write.record, ctx.options))
-    ctx.barrier.push(write.oid, ...write.record.refs)
-    ctx.cache.noteSerial(write.oid, tid)
-  }
-  // A staged record's revision takes its chunks over where they lie: a header, whatever the size.
-  for (const { write, home, chunkCount } of taken) {
-    ctx.operations.push(
-      stagedRevisionOperation(write.oid, tid, write.refs, write.dataBytes, chunkCount, home),
-    )
-    ctx.barrier.push(write.oid, ...write.refs)
-    ctx.cache.noteSerial(write.oid, tid)
-  }
-  if (taken.length > 0) await consumeUploads(ctx, command.session, taken)
-  writeTransaction(ctx, tid, {
-    user: command.user,
-    description: command.description,
-    extension: command.extension,
-    oids,
-    undoOf: undefined,
-  })
-  return { ok: true, code: 'committed', tid, oids }
+  return undefined
 }
 
 function writeTransaction(ctx: ApplyContext, tid: Tid, meta: TransactionMeta): void {

@@ -173,9 +173,16 @@ async function otherUploads(
   return { count, stagedBytes }
 }
 
-/** A staged write whose upload is there whole: its chunks' home and count. */
-export interface TakenUpload {
-  readonly write: StagedWrite
+/** What a commit says of an upload it names: a staged record's, or its staged body's. */
+export interface NamedUpload {
+  readonly upload: bigint
+  readonly dataBytes: number
+  readonly sha256: Uint8Array
+}
+
+/** A named upload that is there whole: its chunks' home and count. */
+export interface TakenUpload<T extends NamedUpload = StagedWrite> {
+  readonly write: T
   readonly home: bigint
   readonly chunkCount: number
 }
@@ -187,13 +194,13 @@ export interface TakenUpload {
  * order). Reads the upload entries only, never the data. Returns where the chunks are,
  * or the `uploadMissing` result for the first upload that is not whole.
  */
-export async function takeUploads(
+export async function takeUploads<T extends NamedUpload>(
   ctx: ApplyContext,
   session: SessionId,
-  staged: readonly StagedWrite[],
-): Promise<TakenUpload[] | Result> {
+  staged: readonly T[],
+): Promise<TakenUpload<T>[] | Result> {
   const chunkBytes = ctx.options.limits.uploadChunkBytesMax
-  const taken: TakenUpload[] = []
+  const taken: TakenUpload<T>[] = []
   for (const write of staged) {
     const missing = (message: string): Result => ({
       ok: false,
@@ -225,13 +232,39 @@ export async function takeUploads(
 }
 
 /**
+ * The data of an upload `takeUploads` found whole, read back in one piece: a commit's
+ * staged body, at most `commitBodyBytesMax` (a record's upload is never read whole).
+ */
+export async function readUploadData(
+  ctx: ApplyContext,
+  taken: TakenUpload<NamedUpload>,
+): Promise<Uint8Array> {
+  const data = new Uint8Array(taken.write.dataBytes)
+  let at = 0
+  for (let i = 0; i < taken.chunkCount; i++) {
+    const chunk = await ctx.space.get(uploadChunkKey(taken.home, i))
+    // The upload entry lists the chunk with its size: a chunk not there, or not that size, is damage.
+    if (chunk === undefined || at + chunk.byteLength > data.byteLength)
+      throw new CorruptionError(`upload chunk ${i} at ${taken.home}`, 'missing or longer than its entry says')
+    data.set(chunk, at)
+    at += chunk.byteLength
+  }
+  if (at !== data.byteLength)
+    throw new CorruptionError(`upload at ${taken.home}`, 'its chunks are shorter than its entry says')
+  return data
+}
+
+/**
  * The uploads a commit took over: their entries and expiry keys go, their chunks stay
- * (the revisions own them now), and their bytes leave the staged total.
+ * (the revisions own them now), and their bytes leave the staged total. The uploads in
+ * `dropped` (a staged body, read and done with) go whole, chunks too, in the same update
+ * of the total: it is read from disk, so two updates in one batch would lose one.
  */
 export async function consumeUploads(
   ctx: ApplyContext,
   session: SessionId,
   taken: readonly TakenUpload[],
+  dropped: readonly bigint[],
 ): Promise<void> {
   let total = await stagedTotal(ctx)
   for (const { write } of taken) {
@@ -240,6 +273,10 @@ export async function consumeUploads(
     del(ctx, uploadKey(session, write.upload))
     del(ctx, uploadExpiryKey(entry.activeTid, session, write.upload))
     total -= stagedBytesOf(entry)
+  }
+  for (const upload of dropped) {
+    const entry = await readUpload(ctx, session, upload)
+    if (entry !== undefined) total -= dropUpload(ctx, session, upload, entry)
   }
   writeStagedTotal(ctx, total)
 }

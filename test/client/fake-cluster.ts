@@ -5,11 +5,15 @@
  * decides who leads, which members accept connections, and may intercept requests; every
  * request is recorded so tests can assert what the client sent, and where.
  */
+import { createHash } from 'node:crypto'
 import { type WebSocket, WebSocketServer } from 'ws'
 import {
   type ClientCommand,
   type ClientOp,
+  type CommitCommand,
   decodeClientFrame,
+  decodeCommitContent,
+  defaultCommandLimits,
   encodeFrame,
   type Invalidation,
   type MemberFrame,
@@ -248,6 +252,8 @@ export class FakeCluster {
   intercept: ((member: FakeMember, op: ClientOp) => Interception) | undefined
   /** Answers computed when their request came and held back ('hold'), oldest first. */
   readonly held: (() => void)[] = []
+  /** Staged chunks by `session:upload`, then by index (only commit bodies are faked, not staged records). */
+  readonly uploads = new Map<string, Map<number, Uint8Array>>()
   #nextSession = 1n
 
   static async start(size: number): Promise<FakeCluster> {
@@ -349,10 +355,45 @@ export class FakeCluster {
       case 'newOids':
         return this.store.newOids(command.count)
       case 'commit':
-        return this.#commit(command.writes, command.reads)
+        if (command.staged !== undefined)
+          return { ok: false, code: 'badCommand', message: 'staged is not faked' }
+        return command.body === undefined
+          ? this.#commit(command.writes, command.reads)
+          : this.#commitBody(command)
+      case 'uploadChunk': {
+        const key = `${command.session}:${command.upload}`
+        const chunks = this.uploads.get(key) ?? new Map<number, Uint8Array>()
+        chunks.set(command.index, new Uint8Array(command.data))
+        this.uploads.set(key, chunks)
+        const stagedBytes = [...chunks.values()].reduce((sum, chunk) => sum + chunk.byteLength, 0)
+        return { ok: true, code: 'chunkStaged', upload: command.upload, stagedBytes }
+      }
       default:
         return { ok: false, code: 'badCommand', message: `${command.type} is not faked` }
     }
+  }
+
+  /** A commit with a staged body, checked as the store checks it (size, checksum, validation); the body goes either way. */
+  #commitBody(command: Omit<CommitCommand, 'proposedTid'>): Result {
+    const body = command.body
+    if (body === undefined) throw new Error('a bodied commit has a body')
+    const key = `${command.session}:${body.upload}`
+    const chunks = this.uploads.get(key) ?? new Map<number, Uint8Array>()
+    this.uploads.delete(key)
+    const ordered = [...chunks.keys()].sort((a, b) => a - b).map((i) => chunks.get(i) as Uint8Array)
+    const data = Buffer.concat(ordered)
+    const list = createHash('sha256')
+    for (const chunk of ordered) list.update(createHash('sha256').update(chunk).digest())
+    if (data.byteLength !== body.bodyBytes || !list.digest().equals(body.sha256))
+      return {
+        ok: false,
+        code: 'uploadMissing',
+        upload: body.upload,
+        message: 'the body is not staged whole',
+      }
+    const content = decodeCommitContent(data, defaultCommandLimits, body.upload)
+    if (!content.ok) return { ok: false, code: 'badCommand', message: content.error.message }
+    return this.#commit(content.value.writes, content.value.reads)
   }
 
   /** A commit under the model's rules; on success its invalidation is pushed before any answer, as a member does. */

@@ -444,7 +444,9 @@ export const nearLimitRecords = Math.floor(commitBytesMax / blobStagedBytesMin)
  * The writes of a commit just under the commit limit (finding: big commits). Records above
  * `blobStagedBytesMin` are staged in chunks, not carried in the commit, so it is many
  * records of that size and one filling the rest, to `oids` (`nearLimitRecords` of them).
- * Returns them with the commit's size as its Raft entry.
+ * Returns them with the commit's size as one Raft entry with everything inline, which
+ * `commitBytesMax` bounds; past `commitEntryBytesMax`, the client stages its body in
+ * chunks and the entry itself stays small.
  */
 export function nearLimitWrites(
   oids: readonly bigint[],

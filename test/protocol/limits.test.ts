@@ -52,6 +52,7 @@ describe('size limits', () => {
   it('each relation that does not hold is refused, naming its two limits', () => {
     const cases: readonly [Partial<SizeLimits>, string, string][] = [
       [{ commitBytesMax: recordBytesMax }, 'recordBytesMax', 'commitBytesMax'],
+      [{ commitEntryBytesMax: commitBytesMax + 1 }, 'commitEntryBytesMax', 'commitBytesMax'],
       [{ memberFrameBytesMax: 65_536 }, 'commitBytesMax', 'memberFrameBytesMax'],
       [
         { commitBytesMax: 1024 * 1024, recordBytesMax: 0, memberFrameBytesMax: 2 * 1024 * 1024 },

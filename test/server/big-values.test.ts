@@ -2,7 +2,9 @@
  * Values larger than a commit, end to end on three real members: the client stages them in
  * chunks (each its own log entry), commits the upload, and reads them back by ranges, while
  * a small committer keeps committing. No election may be needed: the leader's term stays.
- * A commit too large without any large record is still refused, naming commitBytesMax.
+ * A transaction of many small objects too large for one log entry stages its body and
+ * commits. A commit too large without any large record is still refused, naming
+ * commitBytesMax.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -84,6 +86,42 @@ describe('values larger than a commit, on three real members', () => {
       after.every((s) => s?.term === termBefore),
       `no election: terms ${after.map((s) => s?.term).join(', ')}, before ${termBefore}`,
     )
+  })
+
+  test('a transaction of about 1.9 MiB of small objects, and one staged record, commits through a staged body', async () => {
+    // 1,950 objects of 1,000 bytes: about 2.06 MB as one commit entry, under commitBytesMax and
+    // eight times commitEntryBytesMax, so it can only travel as a staged body.
+    const small = await db.newOids(1950)
+    const [large = 0n] = await db.newOids(1)
+    const largeValue = value(blobStagedBytesMin * 2 + 17, 3)
+    const { tid } = await db.transact(
+      async (tx) => {
+        small.forEach((oid, i) => {
+          tx.store(oid, value(1000, i))
+        })
+        tx.store(large, largeValue, small.slice(0, 3))
+      },
+      { description: 'many small objects' },
+    )
+    // A fresh client: nothing in its cache, so every object is read from a member.
+    const reader = await connect({ peers: [...cluster.urls.values()], token: cluster.tokens.readOnly })
+    try {
+      const batch = 50
+      for (let at = 0; at < small.length; at += batch) {
+        const loaded = await Promise.all(small.slice(at, at + batch).map((oid) => reader.load(oid)))
+        loaded.forEach((object, j) => {
+          assert.equal(object?.serial, tid, `object ${small[at + j]}`)
+          assert.deepEqual(object?.data, value(1000, at + j), `object ${small[at + j]}`)
+        })
+      }
+      const loadedLarge = await reader.load(large)
+      assert.equal(digest(loadedLarge?.data ?? new Uint8Array(0)), digest(largeValue))
+      assert.deepEqual(loadedLarge?.refs, small.slice(0, 3))
+      const [item] = await reader.history(small[0] ?? 0n, 1)
+      assert.equal(item?.description, 'many small objects')
+    } finally {
+      await reader.close()
+    }
   })
 
   test('a commit over commitBytesMax made of records below the staging size is still refused, naming the limit', async () => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { commitBytesMax, recordBytesMax } from '../../src/protocol/index.ts'
+import { commitBytesMax, commitEntryBytesMax, recordBytesMax } from '../../src/protocol/index.ts'
 import type { TokenGrant } from '../../src/server/index.ts'
 import { InProcessCluster, openSession, request } from './in-process.ts'
 import { commitRequest } from './raw-client.ts'
@@ -97,6 +97,33 @@ test('a commit over commitBytesMax is refused by the member, naming the limit', 
     assert.ok(!answer.ok, 'refused, not proposed')
     assert.equal(answer.error.code, 'protocol')
     assert.match(answer.error.message, /the limit \(commitBytesMax\) is \d+ bytes/)
+    assert.equal(
+      cluster.member(1).status().lastIndex,
+      cluster.member(1).status().commit,
+      'nothing reached the log',
+    )
+  } finally {
+    await cluster.stopAll()
+  }
+})
+
+test('a commit entry over commitEntryBytesMax, within commitBytesMax, is refused naming the entry limit', async () => {
+  const cluster = await InProcessCluster.start({ members: 1 })
+  try {
+    await cluster.waitForLeader()
+    const { link } = openSession(cluster.member(1), cluster.clock, 'rw', tokens)
+    const owner = new Uint8Array(16).fill(3)
+    const opened = await request(cluster, link, { op: 'openSession', owner })
+    assert.ok(opened.ok)
+    const session = (opened.value as { session: bigint }).session
+    // Small records, together past the entry limit: the client library would stage the body.
+    const record = { refs: [], data: new Uint8Array(1024) }
+    const count = Math.ceil(commitEntryBytesMax / 1024) + 1
+    const writes = Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
+    const answer = await request(cluster, link, commitRequest(session, owner, 1, writes))
+    assert.ok(!answer.ok, 'refused, not proposed')
+    assert.equal(answer.error.code, 'protocol')
+    assert.match(answer.error.message, /commitEntryBytesMax/)
     assert.equal(
       cluster.member(1).status().lastIndex,
       cluster.member(1).status().commit,

@@ -12,6 +12,7 @@ import WebSocket from 'ws'
 import {
   type ClientCommand,
   clientProtocolVersions,
+  commitEntryBytesMax,
   decodeMemberFrame,
   decodeMsgpack,
   encodeFrame,
@@ -23,7 +24,6 @@ import {
   peerNonceBytes,
   peerProtocolVersion,
   type Result,
-  recordBytesMax,
   requestFrameBytesMax,
   sessionOwnerBytes,
 } from '../../src/protocol/index.ts'
@@ -333,10 +333,11 @@ describe('a quorum of three member processes', () => {
       assert.match(goodbye.error.message, new RegExp(`A frame of ${frameBytes} bytes`))
       assert.match(goodbye.error.message, names)
     }
-    // A frame within the role's limit is read as before: a commit of a largest record.
+    // A frame within the role's limit is read as before: a commit of a record near the
+    // largest commit entry (a larger one travels with its body staged).
     const client = await RawClient.connect(cluster.url(leader), cluster.tokens.readWrite)
     const { session, oid } = await sessionWithOid(client)
-    const data = new Uint8Array(recordBytesMax).fill(3)
+    const data = new Uint8Array(commitEntryBytesMax - 1024).fill(3)
     assert.ok(data.byteLength > requestFrameBytesMax.readOnly)
     const command = commitOf(session, 2, oid, 0n, 'after the cut')
     assert.ok(command.type === 'commit')
