@@ -108,6 +108,10 @@ export function registerMemberCommands(program: Command): void {
       'open connections accepted from one remote address (ZEOQ_CONNECTIONS_PER_ADDRESS_MAX, default 512)',
     )
     .option(
+      '--bulk-bytes-per-second <n>',
+      'bytes a second of large commands (upload chunks, big commit bodies) admitted while other commits are being made (ZEOQ_BULK_BYTES_PER_SECOND, default 1048576)',
+    )
+    .option(
       '--config <file>',
       'JSON file with any of the settings above (camelCase keys); flags and ZEOQ_* variables win',
     )

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { memberFrameBytesMax, type TokenRole, tokenRoles } from '../protocol/index.ts'
 import type { NodeId } from '../raft/index.ts'
 import { connectionDefaults } from './http-guard.ts'
+import { requestLimitDefaults } from './request-gate.ts'
 
 export class ConfigError extends Error {
   readonly field: string
@@ -48,6 +49,7 @@ export interface RawConfig {
   readonly statusListen?: string
   readonly connectionsMax?: string | number
   readonly connectionsPerAddressMax?: string | number
+  readonly bulkBytesPerSecond?: string | number
 }
 
 export const rawConfigFields = [
@@ -74,6 +76,7 @@ export const rawConfigFields = [
   'statusListen',
   'connectionsMax',
   'connectionsPerAddressMax',
+  'bulkBytesPerSecond',
 ] as const satisfies readonly (keyof RawConfig)[]
 
 export interface TokenGrant {
@@ -118,6 +121,8 @@ export interface MemberConfig {
   /** Open connections accepted, in total and from one address (src/server/http-guard.ts). */
   readonly connectionsMax: number
   readonly connectionsPerAddressMax: number
+  /** Bytes a second of bulk writes admitted while other commits are made (src/server/request-gate.ts). */
+  readonly bulkBytesPerSecond: number
 }
 
 export const statusAuths = ['open', 'token'] as const
@@ -140,6 +145,8 @@ export const configDefaults = {
   statusAuth: 'open',
   connectionsMax: connectionDefaults.connectionsMax,
   connectionsPerAddressMax: connectionDefaults.connectionsPerAddressMax,
+  // Why this rate, and what it costs a bulk loader: src/server/request-gate.ts.
+  bulkBytesPerSecond: requestLimitDefaults.bulkBytesPerSecondWhileWritingMax,
 } as const
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -282,7 +289,10 @@ function hostPort(field: string, text: string): { readonly host: string; readonl
 function statusSettings(
   raw: RawConfig,
   tokens: ReadonlyMap<string, TokenGrant> | undefined,
-): Pick<MemberConfig, 'statusAuth' | 'statusListen' | 'connectionsMax' | 'connectionsPerAddressMax'> {
+): Pick<
+  MemberConfig,
+  'statusAuth' | 'statusListen' | 'connectionsMax' | 'connectionsPerAddressMax' | 'bulkBytesPerSecond'
+> {
   const statusAuth = statusAuths.find((a) => a === (raw.statusAuth ?? configDefaults.statusAuth))
   if (statusAuth === undefined)
     throw new ConfigError('statusAuth', `must be one of ${statusAuths.join(', ')}, got "${raw.statusAuth}"`)
@@ -302,6 +312,12 @@ function statusSettings(
       raw.connectionsPerAddressMax,
       configDefaults.connectionsPerAddressMax,
       1_000_000,
+    ),
+    bulkBytesPerSecond: positiveInt(
+      'bulkBytesPerSecond',
+      raw.bulkBytesPerSecond,
+      configDefaults.bulkBytesPerSecond,
+      Number.MAX_SAFE_INTEGER,
     ),
   }
 }

@@ -58,6 +58,8 @@ export interface MemberHttpOptions {
   /** Serve the HTTP endpoints on an address of their own (the member's port then keeps only the health checks). */
   readonly statusListen: { readonly host: string; readonly port: number } | undefined
   readonly limits: ConnectionLimits
+  /** Bytes a second of bulk writes admitted while other commits are made. @default requestLimitDefaults.bulkBytesPerSecondWhileWritingMax */
+  readonly bulkBytesPerSecond?: number
 }
 
 export interface MemberHttp {
@@ -434,7 +436,14 @@ async function listen(server: Server, host: string, port: number): Promise<numbe
 export async function serveMember(options: MemberHttpOptions): Promise<MemberHttp> {
   const { member, logger } = options
   const sessions = new Set<ClientSession>()
-  const budget = new MemberRequestBudget(requestLimitDefaults, options.clock)
+  const budget = new MemberRequestBudget(
+    {
+      ...requestLimitDefaults,
+      bulkBytesPerSecondWhileWritingMax:
+        options.bulkBytesPerSecond ?? requestLimitDefaults.bulkBytesPerSecondWhileWritingMax,
+    },
+    options.clock,
+  )
   // One limit per member on the lines that junk from outside can repeat.
   const limitedLog = new LimitedLog(logger, options.clock)
   const activity = new Activity(options.clock)

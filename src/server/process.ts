@@ -160,6 +160,7 @@ export async function runMember(
     logger,
     statusAuth: config.statusAuth,
     statusListen: config.statusListen,
+    bulkBytesPerSecond: config.bulkBytesPerSecond,
     limits: {
       ...connectionDefaults,
       connectionsMax: budget.connectionsMax,

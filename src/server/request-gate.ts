@@ -31,8 +31,8 @@
  * (an upload chunk, a commit near its entry limit) costs every member tens of milliseconds
  * of CPU and disk, and each commit behind it in the one Raft log waits for it. One client
  * sending them back to back held another's commit p99 at 6 times its quiet one with 250 KB
- * commits, and kept the leader over its memory bound; at about 6 MB/s and one at a time,
- * 2.7 times (npm run hostile, big-commits, quiet machine). So bulk writes go one at a time
+ * commits, and kept the leader over its memory bound (npm run hostile, big-commits, quiet
+ * machine; the rate below says what pacing them did). So bulk writes go one at a time
  * on the member, and while other commits are being made, at a bounded byte rate; a
  * connection's queued bulk bytes are bounded too, since they wait here in memory. Work
  * queued for a connection that closed is dropped.
@@ -143,12 +143,16 @@ export const requestLimitDefaults = {
   answerBytesBurstMax: 1024 * 1024,
   // One at a time: a commit of another client then waits behind one bulk write at most.
   bulkRunningMax: 1,
-  // A bulk write of 256 KiB costs the three members of a two-core machine about 15 ms of
-  // CPU; 250 KB commits back to back with pauses, at 6.4 and 3.8 MB/s, held another
-  // client's commit p99 at 2.7 and 2.1 times its quiet one (npm run hostile, big-commits,
-  // commits paced by hand). 4 MiB/s, only while others commit: alone, a bulk loader goes
-  // as fast as one write at a time lets it.
-  bulkBytesPerSecondWhileWritingMax: 4 * 1024 * 1024,
+  // What a bulk byte costs is paid on every member at once: the chunk's way through the
+  // log, its apply, and the garbage collections its buffers bring (on three members of a
+  // two-core machine, mark-compact pauses of 5-30 ms on the leader every second or so at
+  // 4 MiB/s). Another client's commit p99, against its quiet one, under a client storing
+  // 2 MiB transactions (staged bodies) back to back / a client storing 16 MiB records
+  // (npm run hostile -- --only big-commits,big-uploads, quiet machine): at 4 MiB/s 5.0-5.6
+  // / 5.9 (busy); at 2 MiB/s 3.6 / 2.1; at 1 MiB/s 1.8 / 1.6. So 1 MiB/s, only while others
+  // commit: alone, a bulk loader goes as fast as one write at a time lets it. A member on
+  // a machine of its own can take more (--bulk-bytes-per-second, docs/operations.md).
+  bulkBytesPerSecondWhileWritingMax: 1024 * 1024,
   // One largest bulk write.
   bulkBytesBurstMax: 256 * 1024,
   // A few largest commits: enough to keep a connection's next bulk write waiting here

@@ -65,6 +65,13 @@ describe('member configuration', () => {
     assert.equal(refusal({ ...good, tickMs: '0' }).field, 'tickMs')
     assert.equal(refusal({ ...good, logLevel: 'loud' }).field, 'logLevel')
     assert.equal(refusal({ ...good, tlsCert: secretFile }).field, 'tlsKey')
+    assert.equal(refusal({ ...good, bulkBytesPerSecond: '0' }).field, 'bulkBytesPerSecond')
+  })
+
+  test('the bulk rate comes from ZEOQ_BULK_BYTES_PER_SECOND or the flag, else its default', () => {
+    assert.equal(resolveConfig(good).bulkBytesPerSecond, 1024 * 1024)
+    const env = configFromEnv({ ZEOQ_BULK_BYTES_PER_SECOND: '8388608' })
+    assert.equal(resolveConfig(mergeConfig(good, env, {})).bulkBytesPerSecond, 8 * 1024 * 1024)
   })
 
   test('zeoq start with a bad configuration exits 2 and names the field', () => {
