@@ -113,8 +113,18 @@ export interface MemberExit {
  * die within a Ready or two, so 2 MiB semi-spaces (4 MiB) hold them as well, for a CPU cost
  * within the benchmark's noise (docs/operations.md, "Memory"; docs/profiles/README.md,
  * "Member memory").
+ *
+ * A member's old generation is small (12-20 MB), and V8 sets its next collection just
+ * above what survived, so under bulk writes or large reads the leader ran a full
+ * mark-compact every few hundred milliseconds, each pausing it 5-30 ms (node --trace-gc:
+ * 17-35 in a 25 s run); those pauses were most of another client's commit p99 under the
+ * hostile suite's loads and big-commits attacks. Starting the old generation at 64 MB
+ * (V8 collects it no earlier) left 0-4 in the same run, and the p99 against quiet went
+ * from 2.2-3.4 to 1.3 (loads) and from 1.7-3.5 to 1.05 (big-commits), for a peak of about
+ * 15 MiB more on the leader. Node refuses this flag in NODE_OPTIONS: it must be given to
+ * node itself (docs/operations.md, "Memory").
  */
-export const memberNodeArgs: readonly string[] = ['--max-semi-space-size=2']
+export const memberNodeArgs: readonly string[] = ['--max-semi-space-size=2', '--initial-old-space-size=64']
 
 export interface LocalQuorumOptions {
   /** Holds the secret, the tokens file and each member's data directory (and log file). */
