@@ -141,7 +141,7 @@ export const attacks: readonly Attack[] = [
   },
   {
     name: 'loads',
-    what: '4 read-only connections, each pipelining 100 loads of a 1 MiB object',
+    what: `4 read-only connections, each pipelining 100 loads of a ${largeObjectBytes / 1024} KiB object`,
     run: async ({ url, tokens, largeOid }) => {
       const rounds = await repeated(() =>
         Promise.all(Array.from({ length: 4 }, () => pipelinedLoads(url, tokens.readOnly, largeOid, 100))),
@@ -153,7 +153,7 @@ export const attacks: readonly Attack[] = [
   },
   {
     name: 'unread-loads',
-    what: '16 read-only connections that pipeline 256 loads of a 1 MiB object each and never read',
+    what: `16 read-only connections that pipeline 256 loads of a ${largeObjectBytes / 1024} KiB object each and never read`,
     run: async ({ url, tokens, largeOid }) => {
       const { connections } = await unreadLoads(url, tokens.readOnly, largeOid, 16, 256, attackWindowMs)
       return { ok: true, note: `${connections} connections held ${attackWindowMs / 1000} s` }
