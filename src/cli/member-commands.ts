@@ -109,7 +109,7 @@ export function registerMemberCommands(program: Command): void {
     )
     .option(
       '--bulk-bytes-per-second <n>',
-      'bytes a second of large commands (upload chunks, big commit bodies) admitted while other commits are being made (ZEOQ_BULK_BYTES_PER_SECOND, default 1048576)',
+      'bytes a second of large commands (upload chunks, big commit bodies) admitted while other connections commit (ZEOQ_BULK_BYTES_PER_SECOND, default 1048576)',
     )
     .option(
       '--config <file>',

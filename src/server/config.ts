@@ -121,7 +121,7 @@ export interface MemberConfig {
   /** Open connections accepted, in total and from one address (src/server/http-guard.ts). */
   readonly connectionsMax: number
   readonly connectionsPerAddressMax: number
-  /** Bytes a second of bulk writes admitted while other commits are made (src/server/request-gate.ts). */
+  /** Bytes a second of bulk writes admitted while other connections commit (src/server/request-gate.ts). */
   readonly bulkBytesPerSecond: number
 }
 

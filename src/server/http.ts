@@ -58,7 +58,7 @@ export interface MemberHttpOptions {
   /** Serve the HTTP endpoints on an address of their own (the member's port then keeps only the health checks). */
   readonly statusListen: { readonly host: string; readonly port: number } | undefined
   readonly limits: ConnectionLimits
-  /** Bytes a second of bulk writes admitted while other commits are made. @default requestLimitDefaults.bulkBytesPerSecondWhileWritingMax */
+  /** Bytes a second of bulk writes admitted while other connections commit. @default requestLimitDefaults.bulkBytesPerSecondWhileWritingMax */
   readonly bulkBytesPerSecond?: number
 }
 

@@ -33,7 +33,7 @@
  * sending them back to back held another's commit p99 at 6 times its quiet one with 250 KB
  * commits, and kept the leader over its memory bound (npm run hostile, big-commits, quiet
  * machine; the rate below says what pacing them did). So bulk writes go one at a time
- * on the member, and while other commits are being made, at a bounded byte rate; a
+ * on the member, and while other connections commit, at a bounded byte rate; a
  * connection's queued bulk bytes are bounded too, since they wait here in memory. Work
  * queued for a connection that closed is dropped.
  */
@@ -90,7 +90,7 @@ export interface RequestLimits {
   readonly answerBytesBurstMax: number
   /** Bulk writes in the log at once on the whole member (from admission to answer). */
   readonly bulkRunningMax: number
-  /** Bytes of bulk writes a second the member admits while other commits are being made. */
+  /** Bytes of bulk writes a second the member admits while other connections commit. */
   readonly bulkBytesPerSecondWhileWritingMax: number
   /** What that rate lets through at once after a quiet while. */
   readonly bulkBytesBurstMax: number
@@ -175,9 +175,15 @@ export class MemberRequestBudget {
   /** Connections with a bulk write waiting for the member's room, in arrival order. */
   readonly #bulkHeld: ConnectionGate[] = []
   #wakingBulk = false
-  /** When a command last started here, and one that is not bulk (`writingRecentlyMs`). */
+  /** When a command last started here (`writingRecentlyMs`). */
   #writeStartedAtMs = Number.NEGATIVE_INFINITY
-  #smallWriteStartedAtMs = Number.NEGATIVE_INFINITY
+  /**
+   * The connection that last started a command that is not bulk, and when; and the latest
+   * such start on any other connection. A bulk write yields to the commits of others only:
+   * a bulk loader's own small commits (the one naming its staged chunks) must not slow it.
+   */
+  #smallWrite: SmallWrite | undefined
+  #smallWriteElsewhere: SmallWrite | undefined
   /** Answers of reads and scans sent while committing (`answerBytesPerSecondWhileWritingMax`). */
   readonly #answerRate: Rate
   /** Bulk writes admitted while others commit (`bulkBytesPerSecondWhileWritingMax`). */
@@ -191,15 +197,25 @@ export class MemberRequestBudget {
     this.#bulkRate = new Rate(limits.bulkBytesPerSecondWhileWritingMax, limits.bulkBytesBurstMax, clock)
   }
 
-  /** A command for the log of `kind` starts: reads yield for a while, and bulk writes to other commits. */
-  writeStarted(kind: 'write' | 'bulk', bytes: number): void {
+  /** A command for the log of `kind` starts on `gate`: reads yield for a while, and other connections' bulk writes. */
+  writeStarted(gate: ConnectionGate, kind: 'write' | 'bulk', bytes: number): void {
     if (kind === 'bulk') {
       this.bulkRunning++
       this.#bulkRate.charge(bytes)
     }
     if (this.#clock === undefined) return
-    this.#writeStartedAtMs = this.#clock.nowMs()
-    if (kind === 'write') this.#smallWriteStartedAtMs = this.#writeStartedAtMs
+    const atMs = this.#clock.nowMs()
+    this.#writeStartedAtMs = atMs
+    if (kind === 'bulk') return
+    if (this.#smallWrite !== undefined && this.#smallWrite.gate !== gate)
+      this.#smallWriteElsewhere = this.#smallWrite
+    this.#smallWrite = { gate, atMs }
+  }
+
+  /** Whether a connection other than `gate` started a command that is not bulk within `writingRecentlyMs`. */
+  #othersWritingRecently(gate: ConnectionGate): boolean {
+    const last = this.#smallWrite?.gate === gate ? this.#smallWriteElsewhere : this.#smallWrite
+    return last !== undefined && this.#startedRecently(last.atMs)
   }
 
   /** A bulk write was answered: the next may start. */
@@ -244,12 +260,13 @@ export class MemberRequestBudget {
   }
 
   /**
-   * Whether a bulk write may start now on the member: fewer than `bulkRunningMax` run, and
-   * while other commits are made, the bulk rate is not owed (its debt wakes the held ones).
+   * Whether a bulk write of `gate` may start now on the member: fewer than
+   * `bulkRunningMax` run, and while other connections commit, the bulk rate is not owed
+   * (its debt wakes the held ones).
    */
-  bulkHasRoom(): boolean {
+  bulkHasRoom(gate: ConnectionGate): boolean {
     if (this.bulkRunning >= this.limits.bulkRunningMax) return false
-    return !(this.#startedRecently(this.#smallWriteStartedAtMs) && this.#bulkRate.owes(() => this.wakeBulk()))
+    return !(this.#othersWritingRecently(gate) && this.#bulkRate.owes(() => this.wakeBulk()))
   }
 
   /** Whether other connections wait for bulk room ahead of `gate`. */
@@ -275,7 +292,7 @@ export class MemberRequestBudget {
     try {
       for (let turns = 0; turns < this.#connections.size + this.#bulkHeld.length; turns++) {
         const first = this.#bulkHeld[0]
-        if (first === undefined || !this.bulkHasRoom()) break
+        if (first === undefined || !this.bulkHasRoom(first)) break
         this.#bulkHeld.shift()
         if (first.startBulk() && first.hasHeldBulk()) this.#bulkHeld.push(first)
       }
@@ -350,6 +367,11 @@ export class MemberRequestBudget {
       if (this.#held.length > 0) this.#watchStalls()
     })
   }
+}
+
+interface SmallWrite {
+  readonly gate: ConnectionGate
+  readonly atMs: number
 }
 
 interface Pending {
@@ -536,7 +558,7 @@ export class ConnectionGate {
     if (kind === 'bulk') {
       // One bulk write of a connection at a time: its next waits its turn behind other connections'.
       if (this.#running.bulk > 0) return 'connection'
-      if (this.#budget.othersHeldForBulk(this) || !this.#budget.bulkHasRoom()) return 'bulk'
+      if (this.#budget.othersHeldForBulk(this) || !this.#budget.bulkHasRoom(this)) return 'bulk'
       this.#budget.unholdBulk(this)
       return 'start'
     }
@@ -558,7 +580,7 @@ export class ConnectionGate {
   #start(pending: Pending): void {
     this.#queuedBytes -= pending.bytes
     if (pending.kind === 'write' || pending.kind === 'bulk')
-      this.#budget.writeStarted(pending.kind, pending.bytes)
+      this.#budget.writeStarted(this, pending.kind, pending.bytes)
     this.#running[pending.kind]++
     if (pending.kind === 'scan') this.#budget.scansRunning++
     if (pending.kind === 'read') this.#budget.readsRunning++

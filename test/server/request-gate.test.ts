@@ -351,6 +351,34 @@ describe('the request gate of one connection', () => {
     assert.deepEqual(loader.started.slice(3), ['l4', 'l5'])
   })
 
+  test("a bulk loader's own small commits do not slow its bulk writes; another connection's do", async () => {
+    const clock = manualClock()
+    const budget = new MemberRequestBudget(limits, clock)
+    const loader = connection(budget)
+    const app = connection(budget)
+    // Chunk, the commit naming it, chunk…: each round owes the rate twice over, yet nothing waits.
+    for (const round of [1, 2, 3]) {
+      loader.submit('bulk', `chunk${round}`, 100)
+      await loader.finish(`chunk${round}`)
+      loader.submit('write', `commit${round}`)
+      await loader.finish(`commit${round}`)
+    }
+    assert.equal(loader.started.length, 6, 'all started at once')
+    app.submit('write', 'w1')
+    loader.submit('bulk', 'chunk4', 100)
+    assert.equal(
+      loader.started.includes('chunk4'),
+      false,
+      'another connection commits: the rate owed holds it',
+    )
+    clock.advance(limits.writingRecentlyMs)
+    await app.finish('w1')
+    loader.submit('write', 'commit4')
+    assert.ok(loader.started.includes('commit4'), 'small commits never wait for bulk room')
+    clock.advance(1000)
+    assert.ok(loader.started.includes('chunk4'), 'the rate paid, the held chunk starts')
+  })
+
   test('a connection whose queued bulk bytes reach the bound is no longer read from', async () => {
     const budget = new MemberRequestBudget(limits)
     const loader = connection(budget)
