@@ -133,13 +133,15 @@ export const uploadsPerSessionMax = 64
  *   largest, is under 200 bytes (test/protocol/limits.test.ts). The envelope alone leaves
  *   it ample room, and a small write sent with the token by mistake is still answered
  *   `readOnly`.
- * - read-write and admin: a largest commit, or upload chunk, with its framing; the admin's
- *   own requests are small.
+ * - read-write and admin: a largest commit entry (`commitEntryBytesMax`: a larger
+ *   transaction's body travels staged), or upload chunk, with its framing; the admin's own
+ *   requests are small. It was a whole `commitBytesMax` (2 MiB) until no commit entry could
+ *   pass 256 KiB.
  */
 export const requestFrameBytesMax: Readonly<Record<TokenRole, number>> = {
   readOnly: frameEnvelopeBytes,
-  readWrite: Math.max(commitBytesMax, uploadChunkBytesMax) + frameEnvelopeBytes,
-  admin: Math.max(commitBytesMax, uploadChunkBytesMax) + frameEnvelopeBytes,
+  readWrite: Math.max(commitEntryBytesMax, uploadChunkBytesMax) + frameEnvelopeBytes,
+  admin: Math.max(commitEntryBytesMax, uploadChunkBytesMax) + frameEnvelopeBytes,
 }
 
 /**

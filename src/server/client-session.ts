@@ -466,7 +466,7 @@ export class ClientSession {
     const message =
       role === 'readOnly'
         ? `A frame of ${frameBytes} bytes from a read-only client: its requests fit in ${frameBytesMax} bytes, and writes need a read-write token. The member did not read it and closes the connection.`
-        : `A frame of ${frameBytes} bytes: a member reads at most ${frameBytesMax}, a largest commit (commitBytesMax, ${commitBytesMax} bytes) with its framing. The member did not read it and closes the connection; split the transaction.`
+        : `A frame of ${frameBytes} bytes: a member reads at most ${frameBytesMax}, a largest commit entry (commitEntryBytesMax, ${commitEntryBytesMax} bytes) with its framing. A larger transaction, up to commitBytesMax (${commitBytesMax} bytes), stages its body first (the client library does). The member did not read it and closes the connection.`
     this.#goodbye({ code: 'protocol', message }, 'cut')
   }
 

@@ -8,6 +8,7 @@ import {
   checkSizeLimits,
   commitBytesMax,
   commitEntryBytes,
+  commitEntryBytesMax,
   commitOverheadBytesMax,
   defaultCommandLimits,
   encodeFrame,
@@ -226,7 +227,7 @@ describe('size limits', () => {
       },
     })
     for (const role of ['readWrite', 'admin'] as const) {
-      assert.ok(commitBytesMax + frameEnvelopeBytes <= limits[role], role)
+      assert.ok(commitEntryBytesMax + frameEnvelopeBytes <= limits[role], role)
       assert.ok(chunk <= limits[role], `${role}: an upload chunk request of ${chunk} bytes`)
     }
   })
