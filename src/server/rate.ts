@@ -18,12 +18,18 @@ export class Rate {
   #tokens: number
   #atMs: number
   #refill: Timer | undefined
+  readonly #paid: (() => void) | undefined
 
-  /** Without a clock no time passes: the rate never refills, so only the burst is ever let through. */
-  constructor(perSecond: number, burst: number, clock: Clock | undefined) {
+  /**
+   * `paid`, when given, runs once a debt `owes` reported is paid (one timer at a time).
+   * Without a clock no time passes: the rate never refills, so only the burst is ever let
+   * through.
+   */
+  constructor(perSecond: number, burst: number, clock: Clock | undefined, paid?: () => void) {
     this.#perSecond = perSecond
     this.#burst = burst
     this.#clock = clock
+    this.#paid = paid
     this.#tokens = burst
     this.#atMs = clock?.nowMs() ?? 0
   }
@@ -41,14 +47,15 @@ export class Rate {
   }
 
   /**
-   * Whether the work charged lately owes the rate; if so, `paid` (when given) runs once the
-   * debt is paid (one timer at a time, however often this is asked).
+   * Whether the work charged lately owes the rate; if so, the constructor's `paid` runs
+   * once the debt is paid (one timer at a time, however often this is asked).
    */
-  owes(paid?: () => void): boolean {
+  owes(): boolean {
     this.#refillTokens()
     // Refills add up in floating point: a debt paid to the last millisecond may show a few ulps owed.
     if (this.#tokens >= -paidRoundingSlack) return false
     const clock = this.#clock
+    const paid = this.#paid
     if (clock !== undefined && paid !== undefined && this.#refill === undefined) {
       const waitMs = Math.ceil((-this.#tokens * 1000) / this.#perSecond)
       this.#refill = clock.setTimer(Math.max(1, waitMs), () => {
@@ -61,7 +68,9 @@ export class Rate {
 
   #refillTokens(): void {
     const now = this.#clock?.nowMs() ?? 0
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#atMs) * this.#perSecond) / 1000)
+    // A wall clock stepped back (NTP) must not put the rate in debt: no time passed, none is owed.
+    const elapsedMs = Math.max(0, now - this.#atMs)
+    this.#tokens = Math.min(this.#burst, this.#tokens + (elapsedMs * this.#perSecond) / 1000)
     this.#atMs = now
   }
 }

@@ -1,3 +1,6 @@
+// Long because the member's budget and a connection's gate are one mechanism: each admits
+// only with the other, and their turns and wake-ups (reads, scans, bulk writes) are read
+// best side by side; the limits with their measured reasons take a fifth of it.
 /**
  * Admission of client requests, so that what one connection asks for is bounded in count,
  * in memory and in event-loop time, and the Raft loop of the member keeps its heartbeats.
@@ -193,15 +196,25 @@ export class MemberRequestBudget {
   constructor(limits: RequestLimits = requestLimitDefaults, clock?: Clock) {
     this.limits = limits
     this.#clock = clock
-    this.#answerRate = new Rate(limits.answerBytesPerSecondWhileWritingMax, limits.answerBytesBurstMax, clock)
-    this.#bulkRate = new Rate(limits.bulkBytesPerSecondWhileWritingMax, limits.bulkBytesBurstMax, clock)
+    this.#answerRate = new Rate(
+      limits.answerBytesPerSecondWhileWritingMax,
+      limits.answerBytesBurstMax,
+      clock,
+      () => this.wake(),
+    )
+    this.#bulkRate = new Rate(limits.bulkBytesPerSecondWhileWritingMax, limits.bulkBytesBurstMax, clock, () =>
+      this.wakeBulk(),
+    )
   }
 
   /** A command for the log of `kind` starts on `gate`: reads yield for a while, and other connections' bulk writes. */
   writeStarted(gate: ConnectionGate, kind: 'write' | 'bulk', bytes: number): void {
     if (kind === 'bulk') {
       this.bulkRunning++
-      this.#bulkRate.charge(bytes)
+      // Only what is admitted under the rate is charged to it: a loader alone would
+      // otherwise run up a debt (100 MiB in 10 s: 90 s owed) that held every bulk write
+      // once anyone else committed.
+      if (this.#othersWritingRecently(gate)) this.#bulkRate.charge(bytes)
     }
     if (this.#clock === undefined) return
     const atMs = this.#clock.nowMs()
@@ -224,9 +237,10 @@ export class MemberRequestBudget {
     this.wakeBulk()
   }
 
-  /** `bytes` of a read's or a scan's answer are handed to a connection: they count against the answer rate. */
+  /** `bytes` of a read's or a scan's answer are handed to a connection: while commits are made, they count against the answer rate. */
   answered(bytes: number): void {
-    this.#answerRate.charge(bytes)
+    // As for bulk writes: answers sent while nobody commits owe nothing later.
+    if (this.#startedRecently(this.#writeStartedAtMs)) this.#answerRate.charge(bytes)
   }
 
   /** Whether a command (of any size, or only one that is not bulk) started within `writingRecentlyMs`. */
@@ -255,7 +269,7 @@ export class MemberRequestBudget {
         ? [this.readsRunning, limits.readsRunningMax, limits.readsRunningWhileWritingMax]
         : [this.scansRunning, limits.scansRunningMax, limits.scansRunningWhileWritingMax]
     if (running >= (writing ? Math.min(runningMax, runningWhileWritingMax) : runningMax)) return false
-    if (writing && this.#answerRate.owes(() => this.wake())) return false
+    if (writing && this.#answerRate.owes()) return false
     return this.responseBytes() < limits.responseBytesMax
   }
 
@@ -266,7 +280,7 @@ export class MemberRequestBudget {
    */
   bulkHasRoom(gate: ConnectionGate): boolean {
     if (this.bulkRunning >= this.limits.bulkRunningMax) return false
-    return !(this.#othersWritingRecently(gate) && this.#bulkRate.owes(() => this.wakeBulk()))
+    return !(this.#othersWritingRecently(gate) && this.#bulkRate.owes())
   }
 
   /** Whether other connections wait for bulk room ahead of `gate`. */

@@ -356,7 +356,7 @@ describe('the request gate of one connection', () => {
     const budget = new MemberRequestBudget(limits, clock)
     const loader = connection(budget)
     const app = connection(budget)
-    // Chunk, the commit naming it, chunk…: each round owes the rate twice over, yet nothing waits.
+    // Chunk, the commit naming it, chunk…: alone, far past the rate, and nothing waits.
     for (const round of [1, 2, 3]) {
       loader.submit('bulk', `chunk${round}`, 100)
       await loader.finish(`chunk${round}`)
@@ -364,19 +364,51 @@ describe('the request gate of one connection', () => {
       await loader.finish(`commit${round}`)
     }
     assert.equal(loader.started.length, 6, 'all started at once')
+    // Another connection commits: from now on bulk writes owe the rate (burst 100, 1,000 bytes/s).
     app.submit('write', 'w1')
-    loader.submit('bulk', 'chunk4', 100)
-    assert.equal(
-      loader.started.includes('chunk4'),
-      false,
-      'another connection commits: the rate owed holds it',
-    )
-    clock.advance(limits.writingRecentlyMs)
-    await app.finish('w1')
+    for (const name of ['chunk4', 'chunk5']) {
+      loader.submit('bulk', name, 100)
+      await loader.finish(name)
+    }
+    loader.submit('bulk', 'chunk6', 100)
+    assert.deepEqual(loader.started.slice(6), ['chunk4', 'chunk5'], 'the burst, then chunk6 owes 100 ms')
     loader.submit('write', 'commit4')
     assert.ok(loader.started.includes('commit4'), 'small commits never wait for bulk room')
-    clock.advance(1000)
-    assert.ok(loader.started.includes('chunk4'), 'the rate paid, the held chunk starts')
+    clock.advance(99)
+    assert.equal(loader.started.includes('chunk6'), false)
+    clock.advance(1)
+    assert.ok(loader.started.includes('chunk6'), 'the rate paid, the held chunk starts')
+  })
+
+  test('a bulk loader that wrote alone is not held for its past once another connection commits', async () => {
+    const clock = manualClock()
+    const budget = new MemberRequestBudget(limits, clock)
+    const loader = connection(budget)
+    const app = connection(budget)
+    // Alone: 2,000 bytes in 200 ms, twice the rate, none waits and none is owed later.
+    for (let i = 0; i < 20; i++) {
+      loader.submit('bulk', `l${i}`, 100)
+      await loader.finish(`l${i}`)
+      clock.advance(10)
+    }
+    app.submit('write', 'w1')
+    loader.submit('bulk', 'next', 100)
+    assert.ok(loader.started.includes('next'), 'the burst is whole: it starts at once')
+  })
+
+  test('answers sent while nobody commits do not hold reads back once a commit comes', async () => {
+    const clock = manualClock()
+    const budget = new MemberRequestBudget(limits, clock)
+    const reader = connection(budget)
+    const app = connection(budget)
+    for (let i = 0; i < 20; i++) {
+      reader.submit('read', `r${i}`)
+      reader.gate.sending(100, 'read')
+      await reader.finish(`r${i}`)
+    }
+    app.submit('write', 'w1')
+    reader.submit('read', 'next')
+    assert.ok(reader.started.includes('next'), '2,000 bytes sent before any commit owe nothing')
   })
 
   test('a connection whose queued bulk bytes reach the bound is no longer read from', async () => {
