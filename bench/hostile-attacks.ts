@@ -5,7 +5,7 @@
  * how many, how big and what each must have achieved (its check).
  */
 import type { QuorumTokens } from '../src/cli/local-quorum.ts'
-import { blobStagedBytesMin, commitBytesMax } from '../src/protocol/index.ts'
+import { blobStagedBytesMin } from '../src/protocol/index.ts'
 import {
   badFrame,
   bigCommits,
@@ -18,6 +18,7 @@ import {
   idleClients,
   junkFlood,
   oversizedCommit,
+  oversizedCommitBytes,
   pipelinedLoads,
   scanFlood,
   unreadLoads,
@@ -180,14 +181,14 @@ export const attacks: readonly Attack[] = [
   },
   {
     name: 'big-commits',
-    what: 'one commit over the commit limit from a client that does not check, then commits just under it, one after another, for 10 s',
+    what: 'one commit entry over its limit from a client that does not stage its body, then transactions just under the commit limit, one after another, for 10 s',
     run: async ({ url, peers, tokens }) => {
       // The one over the limit first: it goes to the leader of the attack's start, which
       // the big commits may cost its leadership on a loaded machine.
-      const over = await oversizedCommit(url, tokens.readWrite, commitBytesMax)
+      const over = await oversizedCommit(url, tokens.readWrite, oversizedCommitBytes)
       const rounds = await repeated(() => bigCommits(peers, tokens.readWrite, bigCommitsPerRound))
       const committed = rounds.reduce((sum, round) => sum + round.committed, 0)
-      const refused = !over.ok && /commitBytesMax/.test(over.message)
+      const refused = !over.ok && /commitEntryBytesMax/.test(over.message)
       return {
         ok: committed === rounds.length * bigCommitsPerRound && refused,
         note: `${committed} of ${rounds.length * bigCommitsPerRound} committed; the one over the limit ${refused ? `refused in ${over.ms.toFixed(0)} ms` : `answered ${over.code}`}`,

@@ -12,6 +12,7 @@ import {
   blobStagedBytesMin,
   commitBytesMax,
   commitEntryBytes,
+  commitEntryBytesMax,
   recordBytesMax,
 } from '../../src/protocol/index.ts'
 import { commitRequest, RawClient } from '../server/raw-client.ts'
@@ -271,6 +272,12 @@ export async function forgedSessions(url: string, token: string, idsMax: number)
  * framing (`requestFrameBytesMax`): the member reads it and refuses it, naming the limit.
  * (A frame past the framing is cut at its header: test/server/quorum.) Returns the answer.
  */
+/**
+ * A commit entry over `commitEntryBytesMax` whose frame a read-write client may still send
+ * (`requestFrameBytesMax`): the member must read it, and refuse it naming the limit.
+ */
+export const oversizedCommitBytes = commitEntryBytesMax + 16 * 1024
+
 export async function oversizedCommit(
   url: string,
   token: string,
