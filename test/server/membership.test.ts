@@ -152,7 +152,13 @@ describe('membership with real processes', { timeout: 120_000 }, () => {
       const status = await cluster.status(follower)
       return status !== undefined && status.applied >= target ? true : undefined
     })
-    assert.match(cluster.log(follower), /installed a snapshot from the leader/)
+    // The member logs the install before it serves the new state, but its output reaches
+    // this process through a pipe, which may be read after the status answer that showed
+    // the follower caught up (CI, a0f27f9: the log ended just before the line): wait for it.
+    const installed = /installed a snapshot from the leader/
+    await waitFor(`member ${follower}'s log to show the snapshot install`, 5_000, async () =>
+      installed.test(cluster.log(follower)) ? true : undefined,
+    )
   })
 
   it('grows 3 → 5: new members join as learners and are promoted once caught up', async () => {
