@@ -71,7 +71,7 @@ export function checkStageable(writes: readonly Write[], bodyBytes = 0): void {
 }
 
 /** Whether `commit` must stage its body: its entry would pass `commitEntryBytesMax`. */
-export function needsBody(commit: CommitBody): boolean {
+function needsBody(commit: CommitBody): boolean {
   // The exact size costs an encoding of the whole commit: taken only near the limit.
   return (
     commitEntryBytesAtMost(commit) > commitEntryBytesMax && commitEntryBytes(commit) > commitEntryBytesMax

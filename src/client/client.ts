@@ -13,6 +13,7 @@ import {
   commitBytesMax,
   commitEntryBytes,
   commitEntryBytesAtMost,
+  commitEntryBytesMax,
   type HistoryItem,
   type LoadBeforeData,
   type MemberStatus,
@@ -25,7 +26,7 @@ import {
   type Write,
 } from '../protocol/index.ts'
 import { Admin, adminLink, type PackOptions, type PackResult } from './admin.ts'
-import { isStaged, needsBody, readRanges, stageCommit } from './blobs.ts'
+import { isStaged, readRanges, stageCommit } from './blobs.ts'
 import { ObjectCache } from './cache.ts'
 import { readCacheFile, saveCacheFile } from './cache-file.ts'
 import { Cluster } from './cluster.ts'
@@ -733,7 +734,10 @@ export class Database {
     commit: CommitBody,
     staged: readonly Write[],
   ): Promise<Result> {
-    if (staged.length === 0 && !needsBody(commit)) return this.#commitFiled(writes, commit)
+    // Plainly small: sent as it is. Otherwise stageCommit measures it exactly, once, and
+    // sends it as it is, names its staged records, or stages its body.
+    if (staged.length === 0 && commitEntryBytesAtMost(commit) <= commitEntryBytesMax)
+      return this.#commitFiled(writes, commit)
     let reason = ''
     for (let attempt = 1; attempt <= stageAttemptsMax; attempt++) {
       const sent = await stageCommit(this.#commands, commit, staged, () => this.#nextUpload++)

@@ -196,7 +196,7 @@ export class ClientSession {
       this.#send({ type: 'response', id, ok: true, value }, kind)
     } catch (error) {
       this.#options.onRequestDone?.(op.op, false, this.#options.clock.nowMs() - started)
-      this.#send({ type: 'response', id, ok: false, error: this.#toWireError(error) }, kind)
+      this.#respondError(id, this.#toWireError(error), kind)
       // The member's own data failed its checksum: once the client has its answer (and reads
       // elsewhere), the member stops serving.
       if (error instanceof ZeoqError && error.code === 'corruption')
@@ -427,8 +427,8 @@ export class ClientSession {
     }
   }
 
-  #respondError(id: number, error: WireError): void {
-    this.#send({ type: 'response', id, ok: false, error })
+  #respondError(id: number, error: WireError, kind?: RequestClass): void {
+    this.#send({ type: 'response', id, ok: false, error }, kind)
   }
 
   /** Sends `frame`; the answer to a request of class `kind` says so (RequestGate's answer rate). */

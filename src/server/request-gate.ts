@@ -243,7 +243,7 @@ export class MemberRequestBudget {
     if (this.#startedRecently(this.#writeStartedAtMs)) this.#answerRate.charge(bytes)
   }
 
-  /** Whether a command (of any size, or only one that is not bulk) started within `writingRecentlyMs`. */
+  /** Whether `atMs`, when a command started, lies within `writingRecentlyMs`. */
   #startedRecently(atMs: number): boolean {
     const clock = this.#clock
     return clock !== undefined && clock.nowMs() - atMs < this.limits.writingRecentlyMs

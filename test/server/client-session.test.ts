@@ -4,7 +4,14 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { commitBytesMax, commitEntryBytesMax, recordBytesMax } from '../../src/protocol/index.ts'
+import {
+  commitBytesMax,
+  commitEntryBytesMax,
+  type ObjectRecord,
+  recordBytesMax,
+  type WireError,
+  type Write,
+} from '../../src/protocol/index.ts'
 import type { TokenGrant } from '../../src/server/index.ts'
 import { InProcessCluster, openSession, request } from './in-process.ts'
 import { commitRequest } from './raw-client.ts'
@@ -80,7 +87,11 @@ describe('client sessions', () => {
   })
 })
 
-test('a commit over commitBytesMax is refused by the member, naming the limit', async () => {
+/**
+ * Sends `writes` as one commit from a client that does not check sizes, to a one-member
+ * cluster; asserts it was refused before reaching the log and returns the refusal.
+ */
+async function refusedCommit(writes: readonly Write[]): Promise<WireError> {
   const cluster = await InProcessCluster.start({ members: 1 })
   try {
     await cluster.waitForLeader()
@@ -89,47 +100,35 @@ test('a commit over commitBytesMax is refused by the member, naming the limit', 
     const opened = await request(cluster, link, { op: 'openSession', owner })
     assert.ok(opened.ok)
     const session = (opened.value as { session: bigint }).session
-    // Records each within the record limit, more of them than a commit holds.
-    const record = { refs: [], data: new Uint8Array(recordBytesMax) }
-    const count = Math.floor(commitBytesMax / recordBytesMax) + 1
-    const writes = Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
     const answer = await request(cluster, link, commitRequest(session, owner, 1, writes))
     assert.ok(!answer.ok, 'refused, not proposed')
-    assert.equal(answer.error.code, 'protocol')
-    assert.match(answer.error.message, /the limit \(commitBytesMax\) is \d+ bytes/)
     assert.equal(
       cluster.member(1).status().lastIndex,
       cluster.member(1).status().commit,
       'nothing reached the log',
     )
+    return answer.error
   } finally {
     await cluster.stopAll()
   }
+}
+
+/** `count` new objects, each with `record`. */
+const newObjects = (count: number, record: ObjectRecord): Write[] =>
+  Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
+
+test('a commit over commitBytesMax is refused by the member, naming the limit', async () => {
+  // Records each within the record limit, more of them than a commit holds.
+  const record = { refs: [], data: new Uint8Array(recordBytesMax) }
+  const error = await refusedCommit(newObjects(Math.floor(commitBytesMax / recordBytesMax) + 1, record))
+  assert.equal(error.code, 'protocol')
+  assert.match(error.message, /the limit \(commitBytesMax\) is \d+ bytes/)
 })
 
 test('a commit entry over commitEntryBytesMax, within commitBytesMax, is refused naming the entry limit', async () => {
-  const cluster = await InProcessCluster.start({ members: 1 })
-  try {
-    await cluster.waitForLeader()
-    const { link } = openSession(cluster.member(1), cluster.clock, 'rw', tokens)
-    const owner = new Uint8Array(16).fill(3)
-    const opened = await request(cluster, link, { op: 'openSession', owner })
-    assert.ok(opened.ok)
-    const session = (opened.value as { session: bigint }).session
-    // Small records, together past the entry limit: the client library would stage the body.
-    const record = { refs: [], data: new Uint8Array(1024) }
-    const count = Math.ceil(commitEntryBytesMax / 1024) + 1
-    const writes = Array.from({ length: count }, (_, i) => ({ oid: BigInt(i + 1), serial: 0n, record }))
-    const answer = await request(cluster, link, commitRequest(session, owner, 1, writes))
-    assert.ok(!answer.ok, 'refused, not proposed')
-    assert.equal(answer.error.code, 'protocol')
-    assert.match(answer.error.message, /commitEntryBytesMax/)
-    assert.equal(
-      cluster.member(1).status().lastIndex,
-      cluster.member(1).status().commit,
-      'nothing reached the log',
-    )
-  } finally {
-    await cluster.stopAll()
-  }
+  // Small records, together past the entry limit: the client library would stage the body.
+  const record = { refs: [], data: new Uint8Array(1024) }
+  const error = await refusedCommit(newObjects(Math.ceil(commitEntryBytesMax / 1024) + 1, record))
+  assert.equal(error.code, 'protocol')
+  assert.match(error.message, /commitEntryBytesMax/)
 })

@@ -5,7 +5,6 @@
  * the inline commit would, and reclaims the body in the same batch whatever the outcome.
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import {
   type Command,
@@ -15,10 +14,16 @@ import {
   encodeMsgpack,
   type Result,
   type StagedWrite,
-  tidFromTimeMs,
 } from '../../src/protocol/index.ts'
 import type { ObjectStore, ObjectStoreOptions } from '../../src/storage/index.ts'
-import { Harness } from './harness.ts'
+import {
+  type Harness,
+  keysUnderTags,
+  patternBytes,
+  stagedChecksumOf,
+  stagingHarness,
+  stagingTid,
+} from './harness.ts'
 
 const chunkBytes = 64
 const options: ObjectStoreOptions = {
@@ -37,27 +42,13 @@ const options: ObjectStoreOptions = {
   uploadsPerSessionMax: 8,
 }
 
-// Log time well past the session expiry span, as it always is outside tests.
-const t = (ms: number): bigint => tidFromTimeMs(1_000_000 + ms)
+const t = stagingTid
 
 const show = (result: Result): string =>
   JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? `${v}` : v))
 
-function bytes(size: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: size }, (_, i) => (i * 7 + seed) & 0xff)
-}
-
-/** SHA-256 over the SHA-256 of each chunk, as the client computes it (blobs.ts, with this chunk size). */
-function checksum(data: Uint8Array): Uint8Array {
-  const list = createHash('sha256')
-  for (let at = 0; at < data.byteLength; at += chunkBytes)
-    list.update(
-      createHash('sha256')
-        .update(data.subarray(at, at + chunkBytes))
-        .digest(),
-    )
-  return list.digest()
-}
+const bytes = patternBytes
+const checksum = (data: Uint8Array): Uint8Array => stagedChecksumOf(data, chunkBytes)
 
 /** Stages `data` as upload `upload`, a chunk per command. */
 async function stage(h: Harness, upload: bigint, data: Uint8Array): Promise<void> {
@@ -97,29 +88,13 @@ async function commitBody(h: Harness, upload: bigint, body: Uint8Array, ms = 200
   return h.apply(bodied(h, upload, body.byteLength, checksum(body), ms))
 }
 
-async function withOids(count: number): Promise<Harness> {
-  const h = await Harness.create(options)
-  const opened = await h.apply({ type: 'openSession', proposedTid: t(0), owner: h.owner })
-  if (opened.code === 'sessionOpened') h.session = opened.session
-  await h.apply({ type: 'newOids', ...h.next(), proposedTid: t(50), count })
-  return h
-}
+const withOids = (count: number): Promise<Harness> => stagingHarness(options, count)
 
 /** Keys under the given tags: by default everything staging leaves (uploads, their expiry index, the total, chunks). */
-async function stagingKeys(
+const stagingKeys = (
   store: ObjectStore,
   tags: readonly number[] = [0x63, 0x77, 0x65, 0x79],
-): Promise<number> {
-  const view = await store.view()
-  try {
-    let count = 0
-    for (const tag of tags)
-      count += (await view.entries({ gte: Uint8Array.of(tag), lt: Uint8Array.of(tag + 1) }, 10_000)).length
-    return count
-  } finally {
-    await view.close()
-  }
-}
+): Promise<number> => keysUnderTags(store, tags)
 
 const inlineWrite = (oid: bigint, data: Uint8Array, serial = 0n) => ({
   oid,

@@ -1,6 +1,7 @@
 /** Helpers shared by the storage tests: a store on a MemoryDisk fed through the codec, like the log would. */
+import { createHash } from 'node:crypto'
 import type { Command, ObjectRecord, Result, SessionId } from '../../src/protocol/index.ts'
-import { encodeCommand, sessionOwnerBytes } from '../../src/protocol/index.ts'
+import { encodeCommand, sessionOwnerBytes, tidFromTimeMs } from '../../src/protocol/index.ts'
 import type { ObjectStoreOptions } from '../../src/storage/index.ts'
 import { MemoryDisk, ObjectStore } from '../../src/storage/index.ts'
 
@@ -90,4 +91,56 @@ export function plain(value: unknown): unknown {
     )
   }
   return value
+}
+
+/**
+ * The staging tests' log time: well past the session expiry span, as it always is outside
+ * tests (expiry scans start there).
+ */
+export function stagingTid(ms: number): bigint {
+  return tidFromTimeMs(1_000_000 + ms)
+}
+
+/** `size` bytes that differ with `seed`. */
+export function patternBytes(size: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length: size }, (_, i) => (i * 7 + seed) & 0xff)
+}
+
+/**
+ * A staged upload's checksum as a client computes it (src/client/blobs.ts), for a chunk
+ * size of the test's own: SHA-256 over the SHA-256 of each chunk, in order. Written out
+ * here rather than imported, so the store is checked against an independent reckoning.
+ */
+export function stagedChecksumOf(data: Uint8Array, chunkBytes: number): Uint8Array {
+  const list = createHash('sha256')
+  for (let at = 0; at < data.byteLength; at += chunkBytes)
+    list.update(
+      createHash('sha256')
+        .update(data.subarray(at, at + chunkBytes))
+        .digest(),
+    )
+  return list.digest()
+}
+
+/** A harness whose session is opened at the staging tests' log time, with `count` oids allocated. */
+export async function stagingHarness(options: ObjectStoreOptions, count: number): Promise<Harness> {
+  const h = await Harness.create(options)
+  // The harness's own session is older than any expiry: open one at the tests' log time.
+  const opened = await h.apply({ type: 'openSession', proposedTid: stagingTid(0), owner: h.owner })
+  if (opened.code === 'sessionOpened') h.session = opened.session
+  await h.apply({ type: 'newOids', ...h.next(), proposedTid: stagingTid(50), count })
+  return h
+}
+
+/** Keys of the store under the given one-byte tags. */
+export async function keysUnderTags(store: ObjectStore, tags: readonly number[]): Promise<number> {
+  const view = await store.view()
+  try {
+    let count = 0
+    for (const tag of tags)
+      count += (await view.entries({ gte: Uint8Array.of(tag), lt: Uint8Array.of(tag + 1) }, 10_000)).length
+    return count
+  } finally {
+    await view.close()
+  }
 }

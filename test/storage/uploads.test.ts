@@ -4,16 +4,18 @@
  * that every bound is reached in a few commands.
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
-import {
-  type Command,
-  defaultCommandLimits,
-  type StagedWrite,
-  tidFromTimeMs,
-} from '../../src/protocol/index.ts'
+import { type Command, defaultCommandLimits, type StagedWrite } from '../../src/protocol/index.ts'
 import type { ObjectStore, ObjectStoreOptions } from '../../src/storage/index.ts'
-import { Harness, ownerSecret } from './harness.ts'
+import {
+  Harness,
+  keysUnderTags,
+  ownerSecret,
+  patternBytes,
+  stagedChecksumOf,
+  stagingHarness,
+  stagingTid,
+} from './harness.ts'
 
 const options: ObjectStoreOptions = {
   limits: { ...defaultCommandLimits, uploadChunkBytesMax: 8, blobBytesMax: 60 },
@@ -26,12 +28,8 @@ const options: ObjectStoreOptions = {
   uploadsPerSessionMax: 3,
 }
 
-// Log time well past the session expiry span, as it always is outside tests (expiry scans start there).
-const t = (ms: number): bigint => tidFromTimeMs(1_000_000 + ms)
-
-function bytes(size: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: size }, (_, i) => (i * 7 + seed) & 0xff)
-}
+const t = stagingTid
+const bytes = patternBytes
 
 function chunk(h: Harness, upload: bigint, index: number, data: Uint8Array, ms = 100): Command {
   return { type: 'uploadChunk', ...h.next(), proposedTid: t(ms), upload, index, data }
@@ -50,17 +48,7 @@ async function stage(h: Harness, upload: bigint, data: Uint8Array, ms = 100): Pr
   }
 }
 
-/** SHA-256 over the SHA-256 of each 8-byte chunk, as the client computes it (blobs.ts, with its chunk size). */
-function checksum(data: Uint8Array): Uint8Array {
-  const list = createHash('sha256')
-  for (let at = 0; at < data.byteLength; at += 8)
-    list.update(
-      createHash('sha256')
-        .update(data.subarray(at, at + 8))
-        .digest(),
-    )
-  return list.digest()
-}
+const checksum = (data: Uint8Array): Uint8Array => stagedChecksumOf(data, 8)
 
 function staged(oid: bigint, upload: bigint, data: Uint8Array, serial = 0n): StagedWrite {
   return {
@@ -87,30 +75,11 @@ function commit(h: Harness, writes: readonly StagedWrite[], ms = 200): Command {
   }
 }
 
-async function withOids(count: number): Promise<Harness> {
-  const h = await Harness.create(options)
-  // A session opened at the tests' log time (the harness's own is older than any expiry).
-  const opened = await h.apply({ type: 'openSession', proposedTid: t(0), owner: h.owner })
-  if (opened.code === 'sessionOpened') h.session = opened.session
-  await h.apply({ type: 'newOids', ...h.next(), proposedTid: t(50), count })
-  return h
-}
+const withOids = (count: number): Promise<Harness> => stagingHarness(options, count)
 
 /** Keys under the given tags: by default the pending uploads' (uploads, their expiry index, the total). */
-async function stagingKeys(
-  store: ObjectStore,
-  tags: readonly number[] = [0x77, 0x65, 0x79],
-): Promise<number> {
-  const view = await store.view()
-  try {
-    let count = 0
-    for (const tag of tags)
-      count += (await view.entries({ gte: Uint8Array.of(tag), lt: Uint8Array.of(tag + 1) }, 10_000)).length
-    return count
-  } finally {
-    await view.close()
-  }
-}
+const stagingKeys = (store: ObjectStore, tags: readonly number[] = [0x77, 0x65, 0x79]): Promise<number> =>
+  keysUnderTags(store, tags)
 
 async function imageOf(store: ObjectStore): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = []
