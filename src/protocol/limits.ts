@@ -35,9 +35,11 @@ export const memberFrameBytesMax = 16 * mib
 
 /**
  * Largest transaction, counted as the Raft entry its commit would be with everything
- * inline (`commitEntryBytes`: its reads, its writes small enough to travel inside the
- * commit, and the names of its staged records); the client refuses a larger one before
- * sending anything (CommitTooLargeError) and a member refuses it on arrival. A commit above
+ * inline (`commitEntryBytes`: its reads and its writes small enough to travel inside the
+ * commit; the client library does not count the names of its staged records); the client
+ * refuses a larger one before sending anything (CommitTooLargeError) and a member refuses
+ * it on arrival (an inline commit by its size, a bodied one by its body's,
+ * `commitBodyBytesMax`). A commit above
  * `commitEntryBytesMax` does not travel as one entry: its body is staged in chunks first
  * (docs/client.md, "Large transactions"), so what this bounds is the apply of the body,
  * one LevelDB batch on every member, and the body held whole in memory while it is
